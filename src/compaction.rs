@@ -1,0 +1,199 @@
+//! Compacting one log: fold the prefix into a snapshot, carry the tail, swap.
+//!
+//! The caller holds the store lock (G5). Steps and their crash behaviour (G2):
+//! 1. cut the log at its last complete line and fold `[0, cut)`;
+//! 2. append malformed lines to the quarantine file and fsync it (a crash
+//!    after this can duplicate quarantine entries, never lose a line);
+//! 3. write the snapshot to an exclusive temp file beside the log, with the
+//!    log's mode, and fsync it (a crash leaves a temp file, removed next run);
+//! 4. take the writers' `flock` on the live file, copy `[cut, EOF)` (the
+//!    tail: torn last line and anything appended meanwhile) unchanged, fsync;
+//! 5. hard-link the live file as the rotated file (a crash leaves a second
+//!    name on the live inode, removed next run);
+//! 6. rename the temp over the log, fsync the directory, release the
+//!    writers' lock. Before the rename the old log is intact; after it the
+//!    new one is complete: there is no instant with a partial log (G1, G2).
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::config::StoreConfig;
+use crate::error::{Error, IoContext, Result};
+use crate::fold::{self, FoldSpec, Range};
+use crate::records::Stats;
+use crate::{fsutil, quarantine, rotation};
+
+fn ms(since: Instant) -> f64 {
+    (since.elapsed().as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// Threads used for the scan.
+pub fn scan_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(4)
+}
+
+/// The file to operate on: the log itself, or the file a symlinked log points
+/// to (the swap happens in the target's directory, so the link stays valid).
+pub fn resolve_log(log: &Path) -> Result<PathBuf> {
+    let meta = fs::symlink_metadata(log).ctx("stat log", log)?;
+    let real = if meta.file_type().is_symlink() {
+        fs::canonicalize(log).ctx("follow symlinked log", log)?
+    } else {
+        log.to_path_buf()
+    };
+    let meta = fs::metadata(&real).ctx("stat log", &real)?;
+    if meta.is_dir() {
+        return Err(Error::BadLog {
+            path: real,
+            msg: "is a directory, not a log file; point the store's `log` at the JSONL file".into(),
+        });
+    }
+    if !meta.is_file() {
+        return Err(Error::BadLog {
+            path: real,
+            msg: "is not a regular file (a device, fifo or socket cannot be compacted)".into(),
+        });
+    }
+    Ok(real)
+}
+
+/// Check that the log's filesystem has room for `need` more bytes.
+fn check_free_space(dir: &Path, need: u64) -> Result<()> {
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+        .map_err(|_| Error::Usage(format!("{} contains a NUL byte", dir.display())))?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c is a valid C string and st a valid out-pointer.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(Error::io(
+            "check free space on",
+            dir,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    let avail = st.f_bavail as u64 * st.f_frsize as u64;
+    if avail < need {
+        return Err(Error::BadLog {
+            path: dir.to_path_buf(),
+            msg: format!(
+                "not enough free space to compact: the new log needs about {} bytes, {} are available; free some space or lower keep_rotated",
+                need, avail
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Compact the store's log. The caller must hold the store lock.
+pub fn compact(store: &StoreConfig) -> Result<Stats> {
+    let t_scan = Instant::now();
+    let log = resolve_log(&store.log)?;
+    let file = File::open(&log).ctx("open log", &log)?;
+    let meta = file.metadata().ctx("stat log", &log)?;
+    let size = meta.len();
+    let cut = fold::find_cut(&file, size).ctx("read log", &log)?;
+    let spec = FoldSpec::for_store(store);
+    let plan = fold::fold(&spec, &file, cut, scan_threads()).ctx("read log", &log)?;
+    let mut stats = Stats {
+        bytes_before: size,
+        bytes_after: size,
+        lines_in: plan.lines_in,
+        lines_out: plan.lines_out(spec.is_keyed()),
+        keys_live: plan.keys_live,
+        deletes_dropped: plan.deletes_dropped,
+        keyless_kept: plan.keyless_kept,
+        quarantined: plan.bad.len() as u64,
+        tail_bytes: size - cut,
+        ..Stats::default()
+    };
+    stats.timings.scan_ms = ms(t_scan);
+
+    let rotate = !spec.is_keyed() && store.rotate_bytes.is_some_and(|limit| size > limit);
+    if plan.is_identity() && !rotate {
+        // The fold changes nothing: leave the log (and its inode) alone.
+        return Ok(stats);
+    }
+    let keep: &[Range] = if rotate { &[] } else { &plan.keep };
+    if rotate {
+        stats.lines_out = 0;
+    }
+    let t_write = Instant::now();
+    let dir = fsutil::parent_dir(&log).to_path_buf();
+    let snapshot_bytes: u64 = keep.iter().map(Range::len).sum();
+    check_free_space(&dir, snapshot_bytes + (size - cut) + (1 << 20))?;
+
+    if !plan.bad.is_empty() {
+        stats.quarantine_file = Some(quarantine::append(&log, &file, &plan.bad, meta.mode())?);
+    }
+
+    let mut tmp = fsutil::temp_beside(&log)?;
+    let tmp_path = tmp.path().to_path_buf();
+    fsutil::copy_mode_and_owner(tmp.as_file(), &tmp_path, &meta)?;
+    {
+        let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+        fold::copy_ranges(&file, keep, &mut w)
+            .and_then(|_| w.flush())
+            .map_err(|e| write_error(&tmp_path, &log, e))?;
+    }
+    crate::failpoint!("after-snapshot-write");
+    tmp.as_file()
+        .sync_data()
+        .map_err(|e| write_error(&tmp_path, &log, e))?;
+    crate::failpoint!("after-snapshot-fsync");
+    stats.timings.write_ms = ms(t_write);
+
+    // The swap, under the writers' lock.
+    let t_swap = Instant::now();
+    file.lock().ctx("take the writers' lock on", &log)?;
+    let now_meta = fs::metadata(&log).ctx("stat log", &log)?;
+    if now_meta.ino() != meta.ino() || now_meta.dev() != meta.dev() {
+        return Err(Error::BadLog {
+            path: log,
+            msg: "was replaced by another program during the run; nothing was changed, run again"
+                .into(),
+        });
+    }
+    let end = file.metadata().ctx("stat log", &log)?.len();
+    let tail = Range { start: cut, end };
+    {
+        let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+        fold::copy_ranges(&file, &[tail], &mut w)
+            .and_then(|_| w.flush())
+            .map_err(|e| write_error(&tmp_path, &log, e))?;
+    }
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| write_error(&tmp_path, &log, e))?;
+    let rotated = rotation::link_rotated(&log)?;
+    crate::failpoint!("after-rotate-link");
+    if let Err(e) = tmp.persist(&log) {
+        let _ = fs::remove_file(&rotated);
+        return Err(Error::io("rename the new log over", &log, e.error));
+    }
+    crate::failpoint!("after-rename");
+    fsutil::fsync_dir(&dir)?;
+    crate::failpoint!("after-dir-fsync");
+    let _ = file.unlock();
+    stats.timings.swap_ms = ms(t_swap);
+
+    stats.tail_bytes = tail.len();
+    stats.bytes_after = snapshot_bytes + tail.len();
+    stats.rewritten = true;
+    stats.rotated = Some(rotated);
+    Ok(stats)
+}
+
+fn write_error(tmp: &Path, log: &Path, e: std::io::Error) -> Error {
+    Error::BadLog {
+        path: tmp.to_path_buf(),
+        msg: format!(
+            "writing the new log failed: {e}; {} is unchanged and the temp file was removed",
+            log.display()
+        ),
+    }
+}

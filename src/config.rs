@@ -1,0 +1,570 @@
+//! The TOML config: stores and their policies.
+//!
+//! Invariants:
+//! - A loaded [`Config`] is fully validated: pointers compile, schedules
+//!   parse, names are unique and usable as directory names, paths are
+//!   absolute (`~` expanded, relative paths taken from the config's folder).
+//! - Every error names the file, the line and the field.
+//! - Edits (`store add` / `store remove`) go through `toml_edit`, so the
+//!   user's comments and layout survive, and the edited text is validated
+//!   before it atomically replaces the file.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil;
+use crate::json::Pointers;
+use crate::schedule::Schedule;
+
+/// One store: a live log plus its policy.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    pub name: String,
+    pub log: PathBuf,
+    /// JSON pointers whose values form the key; empty for append-only stores.
+    pub key: Vec<String>,
+    pub op: Option<String>,
+    pub delete: Vec<String>,
+    pub schedule: Option<Schedule>,
+    pub keep_rotated: usize,
+    pub min_growth: f64,
+    pub rotate_bytes: Option<u64>,
+    pub max_age: Option<Duration>,
+    pub jitter: Option<Duration>,
+}
+
+impl StoreConfig {
+    pub fn is_keyed(&self) -> bool {
+        !self.key.is_empty()
+    }
+}
+
+/// A loaded config file.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub path: PathBuf,
+    pub stores: Vec<StoreConfig>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    store: Vec<RawStore>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    name: String,
+    log: String,
+    #[serde(default)]
+    key: Vec<String>,
+    op: Option<String>,
+    #[serde(default)]
+    delete: Vec<String>,
+    schedule: Option<String>,
+    keep_rotated: Option<usize>,
+    min_growth: Option<f64>,
+    rotate_bytes: Option<u64>,
+    max_age: Option<String>,
+    jitter: Option<String>,
+}
+
+pub const DEFAULT_KEEP_ROTATED: usize = 3;
+
+impl Config {
+    /// Load and validate the config at `path`; a missing file is [`Error::NoConfig`].
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NoConfig {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(e) => return Err(Error::io("read config", path, e)),
+        };
+        Config::parse(path, &text)
+    }
+
+    /// Load, or an empty config if the file does not exist.
+    pub fn load_or_empty(path: &Path) -> Result<Config> {
+        match Config::load(path) {
+            Err(Error::NoConfig { .. }) => Ok(Config {
+                path: path.to_path_buf(),
+                stores: Vec::new(),
+            }),
+            other => other,
+        }
+    }
+
+    /// Parse and validate config text that came from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Config> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let (line, col) = e
+                .span()
+                .map(|s| line_col(text, s.start))
+                .map_or((None, None), |(l, c)| (Some(l), Some(c)));
+            Error::Config {
+                path: path.to_path_buf(),
+                line,
+                col,
+                msg: e.message().trim().to_string(),
+            }
+        })?;
+        let base = fsutil::parent_dir(path);
+        let mut stores = Vec::with_capacity(raw.store.len());
+        for (i, rs) in raw.store.into_iter().enumerate() {
+            let err = |field: &str, msg: String| {
+                let line = field_line(text, i, field);
+                Error::Config {
+                    path: path.to_path_buf(),
+                    line,
+                    col: None,
+                    msg: format!("store #{} `{field}`: {msg}", i + 1),
+                }
+            };
+            stores.push(validate_store(rs, base, &err)?);
+        }
+        for (i, s) in stores.iter().enumerate() {
+            if stores[..i].iter().any(|o| o.name == s.name) {
+                return Err(Error::Config {
+                    path: path.to_path_buf(),
+                    line: field_line(text, i, "name"),
+                    col: None,
+                    msg: format!("store #{} `name`: {:?} is declared twice", i + 1, s.name),
+                });
+            }
+            if let Some(o) = stores[..i].iter().find(|o| o.log == s.log) {
+                return Err(Error::Config {
+                    path: path.to_path_buf(),
+                    line: field_line(text, i, "log"),
+                    col: None,
+                    msg: format!(
+                        "store #{} `log`: {} is already the log of store {:?}; two stores cannot share a log",
+                        i + 1,
+                        s.log.display(),
+                        o.name
+                    ),
+                });
+            }
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            stores,
+        })
+    }
+
+    pub fn store(&self, name: &str) -> Result<&StoreConfig> {
+        self.stores
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| Error::UnknownStore {
+                name: name.to_string(),
+                config: self.path.clone(),
+                known: self.stores.iter().map(|s| s.name.clone()).collect(),
+            })
+    }
+
+    /// The named stores, in the order given; all stores if `names` is empty
+    /// and `all` is set.
+    pub fn select(&self, names: &[String], all: bool) -> Result<Vec<&StoreConfig>> {
+        if names.is_empty() {
+            if all || self.stores.len() == 1 {
+                return Ok(self.stores.iter().collect());
+            }
+            return Err(Error::Usage(if self.stores.is_empty() {
+                format!(
+                    "{} declares no stores: add one with `logkeeper store add NAME --log PATH`",
+                    self.path.display()
+                )
+            } else {
+                format!(
+                    "name the stores to sync or pass --all (stores in {}: {})",
+                    self.path.display(),
+                    self.stores
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }));
+        }
+        names.iter().map(|n| self.store(n)).collect()
+    }
+}
+
+fn validate_store(
+    rs: RawStore,
+    base: &Path,
+    err: &dyn Fn(&str, String) -> Error,
+) -> Result<StoreConfig> {
+    if rs.name.is_empty()
+        || rs.name.starts_with('.')
+        || !rs
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(err(
+            "name",
+            format!(
+                "{:?} is not a valid store name: use letters, digits, '-', '_' and '.', not starting with '.'",
+                rs.name
+            ),
+        ));
+    }
+    if rs.log.trim().is_empty() {
+        return Err(err(
+            "log",
+            "is empty: give the path of the live JSONL log".into(),
+        ));
+    }
+    let log = expand_path(&rs.log, base);
+    if log.file_name().is_none() {
+        return Err(err("log", format!("{:?} does not name a file", rs.log)));
+    }
+    Pointers::new(&rs.key).map_err(|m| err("key", m))?;
+    if let Some(op) = &rs.op {
+        Pointers::new(&[op]).map_err(|m| err("op", m))?;
+        if rs.key.is_empty() {
+            return Err(err(
+                "op",
+                "is set but `key` is empty: an operation only means something for a keyed store"
+                    .into(),
+            ));
+        }
+    }
+    if !rs.delete.is_empty() && rs.op.is_none() {
+        return Err(err(
+            "delete",
+            "is set but `op` is not: say where the operation is (e.g. op = \"/change_type\")"
+                .into(),
+        ));
+    }
+    let schedule = rs
+        .schedule
+        .as_deref()
+        .map(Schedule::parse)
+        .transpose()
+        .map_err(|m| err("schedule", m))?;
+    let min_growth = rs.min_growth.unwrap_or(0.0);
+    if !(min_growth.is_finite() && min_growth >= 0.0) {
+        return Err(err(
+            "min_growth",
+            format!("{min_growth} must be a fraction >= 0 (0.5 means the log grew by 50%)"),
+        ));
+    }
+    if rs.rotate_bytes == Some(0) {
+        return Err(err("rotate_bytes", "must be greater than 0".into()));
+    }
+    let dur = |field: &str, v: Option<String>| -> Result<Option<Duration>> {
+        v.map(|s| parse_duration(&s).map_err(|m| err(field, m)))
+            .transpose()
+    };
+    Ok(StoreConfig {
+        name: rs.name,
+        log,
+        key: rs.key,
+        op: rs.op,
+        delete: rs.delete,
+        schedule,
+        keep_rotated: rs.keep_rotated.unwrap_or(DEFAULT_KEEP_ROTATED),
+        min_growth,
+        rotate_bytes: rs.rotate_bytes,
+        max_age: dur("max_age", rs.max_age)?,
+        jitter: dur("jitter", rs.jitter)?,
+    })
+}
+
+/// Expand `~` and make `p` absolute relative to `base`.
+pub fn expand_path(p: &str, base: &Path) -> PathBuf {
+    let expanded = if p == "~" || p.starts_with("~/") {
+        match std::env::var_os("HOME") {
+            Some(h) => PathBuf::from(h).join(p.trim_start_matches('~').trim_start_matches('/')),
+            None => PathBuf::from(p),
+        }
+    } else {
+        PathBuf::from(p)
+    };
+    if expanded.is_absolute() {
+        expanded
+    } else {
+        base.join(expanded)
+    }
+}
+
+/// Parse durations like `90s`, `30m`, `12h`, `7d`, `2w`.
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. \"90s\", \"30m\", \"12h\", \"7d\")"))?;
+    let secs = match unit.trim() {
+        "s" | "" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        other => {
+            return Err(format!(
+                "{s:?}: unknown unit {other:?} (use s, m, h, d or w)"
+            ));
+        }
+    };
+    Ok(Duration::from_secs(n * secs))
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+/// The line of `field` in the `index`-th `[[store]]` table (or of the table).
+fn field_line(text: &str, index: usize, field: &str) -> Option<usize> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let tables = doc.get("store")?.as_array_of_tables()?;
+    let table = tables.get(index)?;
+    let span = table
+        .key(field)
+        .and_then(|k| k.span())
+        .or_else(|| table.span())?;
+    Some(line_col(text, span.start).0)
+}
+
+/// A new store's fields, as `store add` takes them.
+#[derive(Clone, Debug, Default)]
+pub struct NewStore {
+    pub name: String,
+    pub log: PathBuf,
+    pub key: Vec<String>,
+    pub op: Option<String>,
+    pub delete: Vec<String>,
+    pub schedule: Option<String>,
+    pub keep_rotated: Option<usize>,
+}
+
+/// Add a store to the config file (creating it), keeping its comments.
+pub fn add_store(config_path: &Path, new: &NewStore) -> Result<Config> {
+    let text = read_or_empty(config_path)?;
+    let mut doc: toml_edit::DocumentMut =
+        text.parse()
+            .map_err(|e: toml_edit::TomlError| Error::Config {
+                path: config_path.to_path_buf(),
+                line: e.span().map(|s| line_col(&text, s.start).0),
+                col: None,
+                msg: e.message().trim().to_string(),
+            })?;
+    let current = Config::parse(config_path, &text)?;
+    if current.stores.iter().any(|s| s.name == new.name) {
+        return Err(Error::Usage(format!(
+            "a store named {:?} already exists in {}; remove it first with `logkeeper store remove {}`",
+            new.name,
+            config_path.display(),
+            new.name
+        )));
+    }
+    let mut t = toml_edit::Table::new();
+    t["name"] = toml_edit::value(new.name.as_str());
+    t["log"] = toml_edit::value(new.log.to_string_lossy().as_ref());
+    if !new.key.is_empty() {
+        t["key"] = toml_edit::value(string_array(&new.key));
+    }
+    if let Some(op) = &new.op {
+        t["op"] = toml_edit::value(op.as_str());
+    }
+    if !new.delete.is_empty() {
+        t["delete"] = toml_edit::value(string_array(&new.delete));
+    }
+    if let Some(s) = &new.schedule {
+        t["schedule"] = toml_edit::value(s.as_str());
+    }
+    if let Some(k) = new.keep_rotated {
+        t["keep_rotated"] = toml_edit::value(k as i64);
+    }
+    match doc.get_mut("store") {
+        Some(item) => item
+            .as_array_of_tables_mut()
+            .ok_or_else(|| Error::Config {
+                path: config_path.to_path_buf(),
+                line: None,
+                col: None,
+                msg: "`store` must be an array of tables ([[store]])".into(),
+            })?
+            .push(t),
+        None => {
+            let mut arr = toml_edit::ArrayOfTables::new();
+            arr.push(t);
+            doc.insert("store", toml_edit::Item::ArrayOfTables(arr));
+        }
+    }
+    write_validated(config_path, &doc.to_string())
+}
+
+/// Remove a store from the config file, keeping everything else.
+pub fn remove_store(config_path: &Path, name: &str) -> Result<Config> {
+    let current = Config::load(config_path)?;
+    let index = current
+        .stores
+        .iter()
+        .position(|s| s.name == name)
+        .ok_or_else(|| Error::UnknownStore {
+            name: name.to_string(),
+            config: config_path.to_path_buf(),
+            known: current.stores.iter().map(|s| s.name.clone()).collect(),
+        })?;
+    let text = read_or_empty(config_path)?;
+    let mut doc: toml_edit::DocumentMut = text.parse().expect("validated above");
+    let arr = doc["store"]
+        .as_array_of_tables_mut()
+        .expect("validated above");
+    // Comments above the removed table, up to its last blank line, belong to
+    // what precedes it (a file header, say): hand them to the next table.
+    let prefix = arr
+        .get(index)
+        .and_then(|t| t.decor().prefix())
+        .and_then(|p| p.as_str())
+        .unwrap_or("")
+        .to_string();
+    let header = prefix.rfind("\n\n").map(|i| &prefix[..i + 2]).unwrap_or("");
+    arr.remove(index);
+    let moved = header.to_string();
+    if let Some(next) = arr.get_mut(index) {
+        let own = next
+            .decor()
+            .prefix()
+            .and_then(|p| p.as_str())
+            .unwrap_or("")
+            .to_string();
+        next.decor_mut().set_prefix(format!("{moved}{own}"));
+    } else if !moved.is_empty() {
+        let trailing = doc.trailing().as_str().unwrap_or("").to_string();
+        doc.set_trailing(format!("{moved}{trailing}"));
+    }
+    if doc["store"]
+        .as_array_of_tables()
+        .is_some_and(|a| a.is_empty())
+    {
+        doc.remove("store");
+    }
+    write_validated(config_path, &doc.to_string())
+}
+
+fn string_array(v: &[String]) -> toml_edit::Array {
+    v.iter().map(String::as_str).collect()
+}
+
+fn read_or_empty(path: &Path) -> Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(Error::io("read config", path, e)),
+    }
+}
+
+fn write_validated(path: &Path, text: &str) -> Result<Config> {
+    let config = Config::parse(path, text)?;
+    std::fs::create_dir_all(fsutil::parent_dir(path))
+        .ctx("create directory", fsutil::parent_dir(path))?;
+    fsutil::atomic_write(path, text.as_bytes(), 0o644)?;
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        let text = "# mine\n[[store]]\nname = \"a\"\nlog = \"/tmp/a.jsonl\"\nkey = [\"item\"]\n";
+        let e = Config::parse(Path::new("/c.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("/c.toml:5"), "{e}");
+        assert!(e.contains("`key`") && e.contains("JSON pointer"), "{e}");
+
+        let e = Config::parse(Path::new("/c.toml"), "[[store]]\nname = \"a\"\nlog = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("/c.toml:3"), "{e}");
+
+        let e = Config::parse(
+            Path::new("/c.toml"),
+            "[[store]]\nname = \"a\"\nlog = \"x\"\nsched = \"\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("sched"), "{e}");
+    }
+
+    #[test]
+    fn relative_logs_resolve_against_the_config_folder() {
+        let c = Config::parse(
+            Path::new("/etc/lk/c.toml"),
+            "[[store]]\nname = \"a\"\nlog = \"logs/a.jsonl\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.stores[0].log, Path::new("/etc/lk/logs/a.jsonl"));
+        assert_eq!(c.stores[0].keep_rotated, DEFAULT_KEEP_ROTATED);
+    }
+
+    #[test]
+    fn add_and_remove_keep_comments() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.toml");
+        std::fs::write(
+            &p,
+            "# my stores\n\n[[store]] # first\nname = \"a\" # keep me\nlog = \"/tmp/a\"\n",
+        )
+        .unwrap();
+        add_store(
+            &p,
+            &NewStore {
+                name: "b".into(),
+                log: "/tmp/b".into(),
+                key: vec!["/id".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let t = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            t.contains("# my stores") && t.contains("# keep me") && t.contains("name = \"b\""),
+            "{t}"
+        );
+        remove_store(&p, "a").unwrap();
+        let t = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            t.contains("# my stores") && !t.contains("# keep me") && t.contains("\"b\""),
+            "{t}"
+        );
+        assert!(
+            add_store(
+                &p,
+                &NewStore {
+                    name: "b".into(),
+                    log: "/tmp/c".into(),
+                    ..Default::default()
+                }
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86400)
+        );
+        assert!(parse_duration("7 fortnights").is_err());
+    }
+}

@@ -1,0 +1,142 @@
+//! The built-in example: a realistic keyed event log, like a coordination
+//! daemon's entity log (`SET`/`DEL` of items keyed by type and id), with a few
+//! malformed lines and a torn last line, plus a config and state of its own.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::config::{self, Config, NewStore};
+use crate::error::{IoContext, Result};
+use crate::paths::Paths;
+
+/// What the demo log holds.
+#[derive(Clone, Debug)]
+pub struct DemoLog {
+    pub events: usize,
+    pub keys: usize,
+    pub malformed: usize,
+    pub torn: bool,
+    pub seed: u64,
+}
+
+impl Default for DemoLog {
+    fn default() -> Self {
+        DemoLog {
+            events: 200_000,
+            keys: 20_000,
+            malformed: 3,
+            torn: true,
+            seed: 7,
+        }
+    }
+}
+
+/// A small deterministic PRNG (SplitMix64): the demo must be reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+impl DemoLog {
+    /// Write the log to `path` (replacing it).
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let types = ["Task", "Agent", "Session", "Message"];
+        let words = [
+            "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta",
+        ];
+        let states = ["open", "running", "done", "failed"];
+        let mut rng = Rng(self.seed);
+        let f = std::fs::File::create(path).ctx("create demo log", path)?;
+        let mut w = BufWriter::new(f);
+        let every = (self.events / (self.malformed + 1)).max(1);
+        let mut write = |w: &mut BufWriter<std::fs::File>| -> std::io::Result<()> {
+            for i in 0..self.events {
+                if self.malformed > 0 && i > 0 && i % every == 0 && i / every <= self.malformed {
+                    writeln!(
+                        w,
+                        "{{\"change_type\":\"SET\",\"item_type\":\"Task\",\"item\":{{\"id\":"
+                    )?;
+                }
+                let k = rng.below(self.keys as u64);
+                let t = types[(k % 4) as usize];
+                let created = format!("2026-11-{:02}T{:02}:{:02}:00Z", 1 + i % 28, i % 24, i % 60);
+                if rng.below(100) < 5 {
+                    writeln!(
+                        w,
+                        r#"{{"change_type":"DEL","item_type":"{t}","item":{{"id":"{}-{k:08}"}},"created_at":"{created}"}}"#,
+                        t.to_lowercase()
+                    )?;
+                } else {
+                    let title: Vec<&str> = (0..4).map(|_| words[rng.below(8) as usize]).collect();
+                    writeln!(
+                        w,
+                        r#"{{"change_type":"SET","item_type":"{t}","item":{{"id":"{}-{k:08}","title":"{}","status":"{}","owner":"agent-{}","rev":{i},"note":"caf\u00e9 \u2014 \"quoted\""}},"created_at":"{created}"}}"#,
+                        t.to_lowercase(),
+                        title.join(" "),
+                        states[rng.below(4) as usize],
+                        rng.below(64)
+                    )?;
+                }
+            }
+            if self.torn {
+                write!(w, r#"{{"change_type":"SET","item_type":"Task","ite"#)?;
+            }
+            w.flush()
+        };
+        write(&mut w).ctx("write demo log", path)
+    }
+}
+
+/// The demo's own files inside `dir`.
+pub struct DemoSetup {
+    pub paths: Paths,
+    pub config: Config,
+    pub log: PathBuf,
+}
+
+/// Create the demo store in `dir`: `events.jsonl`, `config.toml` and a
+/// `state/` directory, never touching the user's own config or state.
+pub fn setup(dir: &Path, log: &DemoLog) -> Result<DemoSetup> {
+    std::fs::create_dir_all(dir).ctx("create demo directory", dir)?;
+    let dir = crate::paths::absolute(dir)?;
+    let log_path = dir.join("events.jsonl");
+    let config_path = dir.join("config.toml");
+    let state_dir = dir.join("state");
+    log.write(&log_path)?;
+    let _ = std::fs::remove_file(&config_path);
+    std::fs::write(
+        &config_path,
+        "# logkeeper demo config: one keyed store, written by `logkeeper demo`.\n",
+    )
+    .ctx("write demo config", &config_path)?;
+    let config = config::add_store(
+        &config_path,
+        &NewStore {
+            name: "demo".into(),
+            log: log_path.clone(),
+            key: vec!["/item_type".into(), "/item/id".into()],
+            op: Some("/change_type".into()),
+            delete: vec!["DEL".into()],
+            schedule: Some("*/30 * * * *".into()),
+            keep_rotated: Some(3),
+        },
+    )?;
+    Ok(DemoSetup {
+        paths: Paths {
+            config: config_path,
+            state_dir,
+        },
+        config,
+        log: log_path,
+    })
+}

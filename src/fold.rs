@@ -1,0 +1,625 @@
+//! Folding a log prefix: which lines survive, which are quarantined.
+//!
+//! The fold is two passes over `[0, cut)` of the log, where `cut` is just
+//! after the last `\n`:
+//! 1. scan (in parallel over newline-aligned chunks): classify every line as
+//!    keyed (with its key and whether it deletes), keyless (valid JSON without
+//!    the key: kept in place) or malformed (quarantined); remember for each
+//!    key only the byte range of its last write;
+//! 2. copy the surviving byte ranges, in file order, which is the order of
+//!    each key's last write (G4).
+//!
+//! Invariants:
+//! - Memory grows with live keys (plus keyless and malformed lines), never
+//!   with the log's size: lines are read through a bounded buffer and only
+//!   offsets are kept.
+//! - Surviving lines are copied byte for byte, `\n` included.
+//! - Keys compare by JSON value and type: `"1"` and `1` differ, `"a"` and
+//!   `"\u0061"` are the same.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+
+use crate::config::StoreConfig;
+use crate::json::{Invalid, Kind, Pointers, Scanner, Span, unescape};
+
+/// What to extract from each line.
+#[derive(Debug)]
+pub struct FoldSpec {
+    ptrs: Pointers,
+    key_slots: usize,
+    op_slot: Option<usize>,
+    delete: Vec<Vec<u8>>,
+}
+
+impl FoldSpec {
+    pub fn new(key: &[String], op: Option<&str>, delete: &[String]) -> Result<Self, String> {
+        let mut all: Vec<&str> = key.iter().map(String::as_str).collect();
+        let op_slot = op.map(|o| {
+            all.push(o);
+            all.len() - 1
+        });
+        Ok(FoldSpec {
+            ptrs: Pointers::new(&all)?,
+            key_slots: key.len(),
+            op_slot,
+            delete: delete.iter().map(|d| d.as_bytes().to_vec()).collect(),
+        })
+    }
+
+    pub fn for_store(store: &StoreConfig) -> Self {
+        FoldSpec::new(&store.key, store.op.as_deref(), &store.delete)
+            .expect("validated when the config was loaded")
+    }
+
+    pub fn is_keyed(&self) -> bool {
+        self.key_slots > 0
+    }
+}
+
+/// How one line classifies.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Class {
+    /// Valid and keyed; the key is in [`Classifier::key`].
+    Keyed {
+        delete: bool,
+    },
+    /// Valid JSON without (all of) the key, or any valid line of an
+    /// append-only store.
+    Keyless,
+    Malformed(Invalid),
+}
+
+/// Per-thread scratch for classifying lines.
+pub struct Classifier<'s> {
+    spec: &'s FoldSpec,
+    scanner: Scanner,
+    spans: Vec<Option<Span>>,
+    /// The encoded key of the last [`Class::Keyed`] line.
+    pub key: Vec<u8>,
+}
+
+impl<'s> Classifier<'s> {
+    pub fn new(spec: &'s FoldSpec) -> Self {
+        Classifier {
+            spec,
+            scanner: Scanner::new(),
+            spans: vec![None; spec.ptrs.len()],
+            key: Vec::with_capacity(64),
+        }
+    }
+
+    pub fn classify(&mut self, line: &[u8]) -> Class {
+        if let Err(e) = self.scanner.scan(line, &self.spec.ptrs, &mut self.spans) {
+            return Class::Malformed(e);
+        }
+        if self.spec.key_slots == 0 {
+            return Class::Keyless;
+        }
+        self.key.clear();
+        for span in &self.spans[..self.spec.key_slots] {
+            let Some(s) = span else {
+                return Class::Keyless;
+            };
+            encode_component(line, s, &mut self.key);
+        }
+        let delete = match self.spec.op_slot.and_then(|i| self.spans[i]) {
+            Some(Span {
+                start,
+                end,
+                kind: Kind::String { escaped },
+            }) => {
+                let raw = &line[start..end];
+                if escaped {
+                    let v = unescape(raw);
+                    self.spec.delete.iter().any(|d| *d == v)
+                } else {
+                    self.spec.delete.iter().any(|d| d.as_slice() == raw)
+                }
+            }
+            _ => false,
+        };
+        Class::Keyed { delete }
+    }
+}
+
+/// Append one key component: a type tag, a length, and the value's bytes
+/// (decoded for strings, raw text for anything else).
+fn encode_component(line: &[u8], s: &Span, out: &mut Vec<u8>) {
+    let raw = &line[s.start..s.end];
+    let (tag, owned);
+    let bytes: &[u8] = match s.kind {
+        Kind::String { escaped } => {
+            tag = b's';
+            if escaped {
+                owned = unescape(raw);
+                &owned
+            } else {
+                raw
+            }
+        }
+        Kind::Number => {
+            tag = b'n';
+            raw
+        }
+        Kind::True => {
+            tag = b't';
+            raw
+        }
+        Kind::False => {
+            tag = b'f';
+            raw
+        }
+        Kind::Null => {
+            tag = b'z';
+            raw
+        }
+        Kind::Object => {
+            tag = b'o';
+            raw
+        }
+        Kind::Array => {
+            tag = b'a';
+            raw
+        }
+    };
+    out.push(tag);
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// A line's byte range in the log, `\n` included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Range {
+    pub start: u64,
+    pub end: u64,
+}
+
+impl Range {
+    pub fn len(&self) -> u64 {
+        self.end - self.start
+    }
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+}
+
+/// A line that is not valid JSON.
+#[derive(Clone, Debug)]
+pub struct Bad {
+    pub range: Range,
+    pub reason: Invalid,
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
+    range: Range,
+    tomb: bool,
+}
+
+type KeyMap = HashMap<Box<[u8]>, Entry, foldhash::fast::RandomState>;
+
+#[derive(Default)]
+struct ChunkScan {
+    map: KeyMap,
+    keyless: Vec<Range>,
+    bad: Vec<Bad>,
+    lines: u64,
+    deletes: u64,
+}
+
+/// The result of folding a prefix: what to keep, what to quarantine, figures.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Byte ranges to keep, sorted and non-overlapping.
+    pub keep: Vec<Range>,
+    /// Malformed lines, sorted.
+    pub bad: Vec<Bad>,
+    pub lines_in: u64,
+    pub keys_live: u64,
+    pub keyless_kept: u64,
+    pub deletes_dropped: u64,
+    pub cut: u64,
+}
+
+impl Plan {
+    pub fn kept_bytes(&self) -> u64 {
+        self.keep.iter().map(Range::len).sum()
+    }
+    pub fn lines_out(&self, keyed: bool) -> u64 {
+        if keyed {
+            self.keys_live + self.keyless_kept
+        } else {
+            self.lines_in - self.bad.len() as u64
+        }
+    }
+    /// Whether the fold leaves the prefix exactly as it is.
+    pub fn is_identity(&self) -> bool {
+        self.bad.is_empty() && self.kept_bytes() == self.cut
+    }
+}
+
+/// Read buffer size for both passes: large enough to amortise syscalls,
+/// small enough to keep peak memory flat.
+pub const BUF: usize = 4 << 20;
+
+/// Call `f(offset, line_without_newline)` for each line of `[start, end)`,
+/// which must end just after a `\n`.
+pub fn for_each_line(
+    file: &File,
+    start: u64,
+    end: u64,
+    mut f: impl FnMut(u64, &[u8]),
+) -> io::Result<()> {
+    let mut buf = vec![0u8; BUF.min((end - start) as usize).max(1)];
+    let mut filled = 0usize; // bytes of buf holding data
+    let mut base = start; // file offset of buf[0]
+    let mut pos = start + 0; // next file offset to read
+    while pos < end || filled > 0 {
+        if pos < end && filled < buf.len() {
+            let want = ((end - pos) as usize).min(buf.len() - filled);
+            let n = file.read_at(&mut buf[filled..filled + want], pos)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("the log shrank while being read (expected data at byte {pos})"),
+                ));
+            }
+            filled += n;
+            pos += n as u64;
+        }
+        let mut consumed = 0usize;
+        for nl in memchr::memchr_iter(b'\n', &buf[..filled]) {
+            f(base + consumed as u64, &buf[consumed..nl]);
+            consumed = nl + 1;
+        }
+        if consumed == 0 && filled == buf.len() {
+            // One line longer than the buffer: grow it.
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if consumed == 0 && pos >= end && filled > 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "range does not end with a newline",
+            ));
+        }
+        buf.copy_within(consumed..filled, 0);
+        filled -= consumed;
+        base += consumed as u64;
+    }
+    Ok(())
+}
+
+fn scan_chunk(
+    spec: &FoldSpec,
+    file: &File,
+    start: u64,
+    end: u64,
+    first: bool,
+) -> io::Result<ChunkScan> {
+    let mut out = ChunkScan::default();
+    let mut cls = Classifier::new(spec);
+    let keyed = spec.is_keyed();
+    for_each_line(file, start, end, |off, line| {
+        out.lines += 1;
+        let range = Range {
+            start: off,
+            end: off + line.len() as u64 + 1,
+        };
+        match cls.classify(line) {
+            Class::Malformed(reason) => out.bad.push(Bad { range, reason }),
+            Class::Keyless => {
+                if keyed {
+                    out.keyless.push(range)
+                }
+            }
+            Class::Keyed { delete } => {
+                if delete {
+                    out.deletes += 1;
+                }
+                // The first chunk needs no tombstones: nothing precedes it.
+                if delete && first {
+                    out.map.remove(cls.key.as_slice());
+                } else if let Some(e) = out.map.get_mut(cls.key.as_slice()) {
+                    *e = Entry {
+                        range,
+                        tomb: delete,
+                    };
+                } else {
+                    out.map.insert(
+                        cls.key.as_slice().into(),
+                        Entry {
+                            range,
+                            tomb: delete,
+                        },
+                    );
+                }
+            }
+        }
+    })?;
+    Ok(out)
+}
+
+/// The offset just after the last `\n` in the first `size` bytes of `file`.
+pub fn find_cut(file: &File, size: u64) -> io::Result<u64> {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut end = size;
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        file.read_exact_at(chunk, start)?;
+        if let Some(i) = memchr::memrchr(b'\n', chunk) {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+/// The first offset at or after `at` that starts a line (within `[at, limit]`).
+fn next_line_start(file: &File, at: u64, limit: u64) -> io::Result<u64> {
+    if at == 0 {
+        return Ok(0);
+    }
+    let mut buf = vec![0u8; 64 << 10];
+    let mut pos = at - 1;
+    while pos < limit {
+        let n = ((limit - pos) as usize).min(buf.len());
+        file.read_exact_at(&mut buf[..n], pos)?;
+        if let Some(i) = memchr::memchr(b'\n', &buf[..n]) {
+            return Ok(pos + i as u64 + 1);
+        }
+        pos += n as u64;
+    }
+    Ok(limit)
+}
+
+/// Fold `[0, cut)` of `file`. `cut` must be 0 or just after a `\n`.
+pub fn fold(spec: &FoldSpec, file: &File, cut: u64, threads: usize) -> io::Result<Plan> {
+    // Chunks below a few MiB are not worth a thread.
+    let threads = threads.clamp(1, 16).min((cut / (8 << 20)).max(1) as usize);
+    let mut bounds = vec![0u64];
+    for i in 1..threads {
+        let b = next_line_start(file, cut * i as u64 / threads as u64, cut)?;
+        if b > *bounds.last().unwrap() && b < cut {
+            bounds.push(b);
+        }
+    }
+    bounds.push(cut);
+    let chunks: Vec<ChunkScan> = if bounds.len() == 2 {
+        vec![scan_chunk(spec, file, 0, cut, true)?]
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = bounds
+                .windows(2)
+                .enumerate()
+                .map(|(i, w)| s.spawn(move || scan_chunk(spec, file, w[0], w[1], i == 0)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("scan thread panicked"))
+                .collect::<io::Result<Vec<_>>>()
+        })?
+    };
+    Ok(merge(spec, chunks, cut))
+}
+
+fn merge(spec: &FoldSpec, chunks: Vec<ChunkScan>, cut: u64) -> Plan {
+    let mut plan = Plan {
+        cut,
+        ..Plan::default()
+    };
+    let mut iter = chunks.into_iter();
+    let mut acc = iter.next().unwrap_or_default();
+    acc.map.retain(|_, e| !e.tomb);
+    for c in iter {
+        plan_counts(&mut acc, &c);
+        for (k, e) in c.map {
+            if e.tomb {
+                acc.map.remove(&k);
+            } else {
+                acc.map.insert(k, e);
+            }
+        }
+        acc.keyless.extend(c.keyless);
+        acc.bad.extend(c.bad);
+    }
+    plan.lines_in = acc.lines;
+    plan.deletes_dropped = acc.deletes;
+    plan.bad = acc.bad;
+    if spec.is_keyed() {
+        plan.keys_live = acc.map.len() as u64;
+        plan.keyless_kept = acc.keyless.len() as u64;
+        let mut keep: Vec<Range> = acc.map.into_values().map(|e| e.range).collect();
+        keep.extend(acc.keyless);
+        keep.sort_unstable();
+        plan.keep = coalesce(keep);
+    } else {
+        // Append-only: everything but the malformed lines.
+        let mut at = 0;
+        for b in &plan.bad {
+            if b.range.start > at {
+                plan.keep.push(Range {
+                    start: at,
+                    end: b.range.start,
+                });
+            }
+            at = b.range.end;
+        }
+        if cut > at {
+            plan.keep.push(Range {
+                start: at,
+                end: cut,
+            });
+        }
+    }
+    plan
+}
+
+fn plan_counts(acc: &mut ChunkScan, c: &ChunkScan) {
+    acc.lines += c.lines;
+    acc.deletes += c.deletes;
+}
+
+fn coalesce(sorted: Vec<Range>) -> Vec<Range> {
+    let mut out: Vec<Range> = Vec::with_capacity(sorted.len());
+    for r in sorted {
+        match out.last_mut() {
+            Some(last) if last.end == r.start => last.end = r.end,
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
+/// Copy `ranges` (sorted, non-overlapping) of `src` to `dst`, reading each
+/// byte at most once through a bounded window. Returns the bytes copied.
+pub fn copy_ranges(src: &File, ranges: &[Range], dst: &mut impl Write) -> io::Result<u64> {
+    let mut buf = vec![0u8; BUF];
+    let (mut wstart, mut wend) = (0u64, 0u64); // file span held in buf
+    let mut total = 0;
+    for r in ranges {
+        let mut at = r.start;
+        while at < r.end {
+            if !(wstart <= at && at < wend) {
+                let want = (r.end - at).max(BUF as u64 / 4).min(BUF as u64) as usize;
+                let n = read_full_at(src, &mut buf[..want], at)?;
+                if n == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("the log shrank while being copied (expected data at byte {at})"),
+                    ));
+                }
+                wstart = at;
+                wend = at + n as u64;
+            }
+            let upto = r.end.min(wend);
+            dst.write_all(&buf[(at - wstart) as usize..(upto - wstart) as usize])?;
+            total += upto - at;
+            at = upto;
+        }
+    }
+    Ok(total)
+}
+
+fn read_full_at(f: &File, buf: &mut [u8], mut off: u64) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read_at(&mut buf[n..], off)? {
+            0 => break,
+            k => {
+                n += k;
+                off += k as u64;
+            }
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    fn spec() -> FoldSpec {
+        FoldSpec::new(&["/t".into(), "/id".into()], Some("/op"), &["DEL".into()]).unwrap()
+    }
+
+    fn fold_text(spec: &FoldSpec, text: &str, threads: usize) -> (String, Plan) {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        let cut = find_cut(&f, text.len() as u64).unwrap();
+        let plan = fold(spec, &f, cut, threads).unwrap();
+        let mut out = Vec::new();
+        copy_ranges(&f, &plan.keep, &mut out).unwrap();
+        (String::from_utf8(out).unwrap(), plan)
+    }
+
+    #[test]
+    fn latest_per_key_in_order_of_last_write_and_deletes_drop() {
+        let text = concat!(
+            "{\"t\":\"A\",\"id\":1,\"v\":1}\n",
+            "{\"t\":\"A\",\"id\":2,\"v\":1}\n",
+            "{\"no_key\":true}\n",
+            "{\"t\":\"A\",\"id\":1,\"v\":2}\n",
+            "not json\n",
+            "{\"t\":\"A\",\"id\":\"1\",\"v\":3}\n",
+            "{\"t\":\"A\",\"id\":2,\"op\":\"D\\u0045L\"}\n",
+            "{\"t\":\"A\",\"id\":3,\"v\":1}\n",
+            "{\"t\":\"A\",\"id\":3,\"op\":\"DEL\"}\n",
+            "{\"t\":\"A\",\"id\":3,\"v\":2}\n",
+            "{\"t\":\"A\",\"id\":4,"
+        );
+        let (out, plan) = fold_text(&spec(), text, 1);
+        assert_eq!(
+            out,
+            concat!(
+                "{\"no_key\":true}\n",
+                "{\"t\":\"A\",\"id\":1,\"v\":2}\n",
+                "{\"t\":\"A\",\"id\":\"1\",\"v\":3}\n",
+                "{\"t\":\"A\",\"id\":3,\"v\":2}\n",
+            )
+        );
+        assert_eq!(plan.bad.len(), 1);
+        assert_eq!(
+            plan.bad[0].range.start,
+            text.find("not json").unwrap() as u64
+        );
+        assert_eq!(
+            (
+                plan.keys_live,
+                plan.keyless_kept,
+                plan.deletes_dropped,
+                plan.lines_in
+            ),
+            (3, 1, 2, 10)
+        );
+    }
+
+    #[test]
+    fn parallel_fold_equals_sequential_fold() {
+        let mut text = String::new();
+        for i in 0..200_000u64 {
+            let k = (i * 7919) % 5000;
+            let op = if i % 13 == 0 { "DEL" } else { "SET" };
+            text.push_str(&format!(
+                "{{\"t\":\"T{}\",\"id\":{k},\"op\":\"{op}\",\"i\":{i}}}\n",
+                k % 3
+            ));
+            if i % 50_000 == 7 {
+                text.push_str("{broken\n");
+            }
+        }
+        let (seq, p1) = fold_text(&spec(), &text, 1);
+        let (par, p4) = fold_text(&spec(), &text, 4);
+        assert_eq!(seq, par);
+        assert_eq!(
+            (p1.keys_live, p1.bad.len(), p1.lines_in),
+            (p4.keys_live, p4.bad.len(), p4.lines_in)
+        );
+    }
+
+    #[test]
+    fn append_only_keeps_everything_but_malformed_lines() {
+        let spec = FoldSpec::new(&[], None, &[]).unwrap();
+        let (out, plan) = fold_text(&spec, "{\"a\":1}\n{\"a\":1}\nnope\n[]\n{\"torn", 1);
+        assert_eq!(out, "{\"a\":1}\n{\"a\":1}\n[]\n");
+        assert_eq!(plan.bad.len(), 1);
+        assert_eq!(plan.lines_out(false), 3);
+    }
+
+    #[test]
+    fn lines_longer_than_the_buffer_are_read_whole() {
+        let big = format!(
+            "{{\"t\":\"A\",\"id\":1,\"pad\":\"{}\"}}\n",
+            "x".repeat(BUF * 2 + 3)
+        );
+        let text = format!("{big}{{\"t\":\"A\",\"id\":2}}\n");
+        let (out, plan) = fold_text(&spec(), &text, 1);
+        assert_eq!(out, text);
+        assert_eq!(plan.keys_live, 2);
+    }
+}

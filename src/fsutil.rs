@@ -1,0 +1,157 @@
+//! Durable file primitives shared by every writer of files in logkeeper.
+//!
+//! Invariants:
+//! - A file that a reader may see is only ever replaced whole: written to a
+//!   temp file in the same directory, fsynced, renamed over the target, and
+//!   then the directory is fsynced, so a crash leaves the old or the new file.
+//! - Temp files are created exclusively (`O_EXCL`) with unpredictable names by
+//!   `tempfile`, so a planted symlink is never followed. Their names start with
+//!   `.<target>.lk-tmp.`, which is how [`remove_stale_temps`] finds the ones a
+//!   crashed run left.
+//! - A replaced file keeps the mode (and, where permitted, the owner) of the
+//!   file it replaces; `tempfile` creates 0600 files, so this is explicit.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{IoContext, Result};
+
+/// The prefix of temp files made for `target`.
+pub fn temp_prefix(target: &Path) -> String {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!(".{name}.lk-tmp.")
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Create a temp file beside `target`, exclusively, with an unpredictable name.
+pub fn temp_beside(target: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = parent_dir(target);
+    tempfile::Builder::new()
+        .prefix(&temp_prefix(target))
+        .tempfile_in(dir)
+        .ctx("create temp file in", dir)
+}
+
+/// fsync a directory so that a rename or unlink inside it is durable.
+pub fn fsync_dir(dir: &Path) -> Result<()> {
+    let d = File::open(dir).ctx("open directory", dir)?;
+    d.sync_all().ctx("fsync directory", dir)
+}
+
+/// Give `file` the permission bits (and, where permitted, the owner) of `like`.
+pub fn copy_mode_and_owner(file: &File, path: &Path, like: &fs::Metadata) -> Result<()> {
+    file.set_permissions(fs::Permissions::from_mode(like.mode() & 0o7777))
+        .ctx("set permissions of", path)?;
+    if file.metadata().ctx("stat", path)?.uid() != like.uid()
+        || file.metadata().ctx("stat", path)?.gid() != like.gid()
+    {
+        // Only root may give a file away; a failure here leaves the file owned
+        // by us with the original mode, which is never more readable.
+        let _ = std::os::unix::fs::fchown(file, Some(like.uid()), Some(like.gid()));
+    }
+    Ok(())
+}
+
+/// Atomically replace (or create) `target` with `bytes`.
+///
+/// An existing target's mode is kept; a new one gets `new_mode`.
+pub fn atomic_write(target: &Path, bytes: &[u8], new_mode: u32) -> Result<()> {
+    let mut tmp = temp_beside(target)?;
+    match fs::metadata(target) {
+        Ok(meta) => copy_mode_and_owner(tmp.as_file(), tmp.path(), &meta)?,
+        Err(_) => tmp
+            .as_file()
+            .set_permissions(fs::Permissions::from_mode(new_mode))
+            .ctx("set permissions of", tmp.path())?,
+    }
+    tmp.write_all(bytes).ctx("write", tmp.path())?;
+    tmp.as_file().sync_all().ctx("fsync", tmp.path())?;
+    tmp.persist(target)
+        .map_err(|e| e.error)
+        .ctx("rename temp file over", target)?;
+    fsync_dir(parent_dir(target))
+}
+
+/// Remove the temp files a crashed run left beside `target`. Only call this
+/// while holding the store's lock: a live run's temp file looks the same.
+pub fn remove_stale_temps(target: &Path) -> Result<Vec<PathBuf>> {
+    let dir = parent_dir(target);
+    let prefix = temp_prefix(target);
+    let mut removed = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
+        Err(e) => return Err(crate::Error::io("list directory", dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.ctx("list directory", dir)?;
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let p = entry.path();
+            fs::remove_file(&p).ctx("remove stale temp file", &p)?;
+            removed.push(p);
+        }
+    }
+    if !removed.is_empty() {
+        fsync_dir(dir)?;
+    }
+    Ok(removed)
+}
+
+/// Create `dir` (and parents) and make it private (0700): it holds run
+/// records that name the user's files.
+pub fn ensure_private_dir(dir: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .ctx("create directory", dir)?;
+    let meta = fs::metadata(dir).ctx("stat", dir)?;
+    if meta.mode() & 0o077 != 0 && meta.uid() == unsafe { libc::geteuid() } {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .ctx("set permissions of", dir)?;
+    }
+    Ok(())
+}
+
+/// Open `path` for reading and appending, creating it with `mode` if it does
+/// not exist.
+pub fn open_append(path: &Path, mode: u32) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .mode(mode)
+        .open(path)
+        .ctx("open for appending", path)
+}
+
+/// This machine's host name, for lock holder records.
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: buf is valid for its length; gethostname NUL-terminates on success.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// Whether a process with this pid exists on this machine.
+pub fn pid_alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks for existence and permission.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}

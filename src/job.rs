@@ -1,0 +1,191 @@
+//! The job (`sync`) for one store, steps 1-5 of the contract: lock, recover,
+//! compact, prune, record.
+//!
+//! Invariant: [`sync_store`] always writes a last-run record, whatever
+//! happens, and returns it; it never panics on I/O errors.
+
+use std::time::Instant;
+
+use chrono::Utc;
+
+use crate::compaction;
+use crate::config::StoreConfig;
+use crate::error::Error;
+use crate::fsutil;
+use crate::lock::{StoreLock, Wait};
+use crate::paths::Paths;
+use crate::records::{Outcome, RunRecord, Stats, StoreState};
+use crate::rotation;
+
+/// How a sync was asked for.
+#[derive(Clone, Debug)]
+pub struct SyncOptions {
+    /// What started the run (`manual`, `schedule`, `timer`, `cron`,
+    /// `daemon`, `demo`). Anything but `manual` records a held lock as a skip
+    /// rather than as busy.
+    pub trigger: String,
+    /// Wait for a held lock instead of reporting busy.
+    pub wait: bool,
+    /// Ignore `min_growth`.
+    pub force: bool,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            trigger: "manual".into(),
+            wait: false,
+            force: false,
+        }
+    }
+}
+
+impl SyncOptions {
+    pub fn is_scheduled(&self) -> bool {
+        self.trigger != "manual" && self.trigger != "demo"
+    }
+}
+
+/// What the locked part of a run decided.
+struct Done {
+    outcome: Outcome,
+    reason: Option<String>,
+    stats: Stats,
+    /// Counts as the store's last success (resets the health clock).
+    success: bool,
+    /// Updates the `min_growth` baseline.
+    baseline: bool,
+}
+
+/// Run the job for one store and record it.
+pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> RunRecord {
+    let started_at = Utc::now();
+    let t0 = Instant::now();
+    let wait = if opts.wait { Wait::Yes } else { Wait::No };
+    let result = match StoreLock::acquire(&store.name, &store.log, &opts.trigger, wait) {
+        Ok(lock) => {
+            let lock_ms = t0.elapsed().as_secs_f64() * 1e3;
+            let r = run_locked(paths, store, opts).map(|mut d| {
+                d.stats.timings.lock_ms = lock_ms;
+                d
+            });
+            drop(lock);
+            r
+        }
+        Err(Error::Busy { holder, lock, .. }) => Ok(Done {
+            outcome: if opts.is_scheduled() {
+                Outcome::Skipped
+            } else {
+                Outcome::Busy
+            },
+            reason: Some(format!("busy: {holder} holds {}", lock.display())),
+            stats: Stats::default(),
+            success: false,
+            baseline: false,
+        }),
+        Err(e) => Err(e),
+    };
+    let (outcome, reason, error, stats, success, baseline) = match result {
+        Ok(d) => (d.outcome, d.reason, None, d.stats, d.success, d.baseline),
+        Err(e) => (
+            Outcome::Error,
+            None,
+            Some(e.to_string()),
+            Stats::default(),
+            false,
+            false,
+        ),
+    };
+    let mut rec = RunRecord {
+        store: store.name.clone(),
+        log: store.log.clone(),
+        outcome,
+        trigger: opts.trigger.clone(),
+        started_at,
+        finished_at: Utc::now(),
+        duration_ms: (t0.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+        reason,
+        error,
+        stats,
+        pid: std::process::id(),
+        host: fsutil::hostname(),
+        version: crate::VERSION.to_string(),
+    };
+    let state = StoreState::new(paths.store_state(&store.name));
+    if let Err(e) = state.record(&rec, success, baseline) {
+        tracing::error!("could not record the run of store {:?}: {e}", store.name);
+        let msg = format!("the run record could not be written: {e}");
+        rec.error = Some(match rec.error.take() {
+            Some(prev) => format!("{prev}; {msg}"),
+            None => msg,
+        });
+        rec.outcome = Outcome::Error;
+    }
+    rec
+}
+
+fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::Result<Done> {
+    let mut recovered = Vec::new();
+    let skipped = |reason: String, success: bool| Done {
+        outcome: Outcome::Skipped,
+        reason: Some(reason),
+        stats: Stats::default(),
+        success,
+        baseline: false,
+    };
+    let log = match std::fs::symlink_metadata(&store.log) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(skipped(
+                format!(
+                    "{} does not exist yet: nothing to compact (check the store's `log` if a writer should have created it)",
+                    store.log.display()
+                ),
+                false,
+            ));
+        }
+        _ => compaction::resolve_log(&store.log)?,
+    };
+    // Step 2: what an earlier crashed run left.
+    recovered.extend(fsutil::remove_stale_temps(&log)?);
+    recovered.extend(rotation::remove_live_links(&log)?);
+    for p in &recovered {
+        tracing::warn!("removed {} left by an interrupted run", p.display());
+    }
+
+    if !opts.force && store.min_growth > 0.0 {
+        let state = StoreState::new(paths.store_state(&store.name));
+        if let Some(b) = state.baseline() {
+            let size = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+            let grown = size.saturating_sub(b.bytes_after) as f64 / b.bytes_after.max(1) as f64;
+            if grown < store.min_growth {
+                let mut d = skipped(
+                    format!(
+                        "the log grew {:.0}% since the last compaction, below min_growth {:.0}% (use --force to compact anyway)",
+                        grown * 100.0,
+                        store.min_growth * 100.0
+                    ),
+                    true,
+                );
+                d.stats.bytes_before = size;
+                d.stats.bytes_after = size;
+                d.stats.recovered = recovered;
+                return Ok(d);
+            }
+        }
+    }
+
+    let mut stats = compaction::compact(store)?;
+    stats.recovered = recovered;
+    let t = Instant::now();
+    stats.pruned = rotation::prune(&log, store.keep_rotated, store.max_age)?;
+    stats.timings.prune_ms = (t.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+    crate::failpoint!("before-record");
+    Ok(Done {
+        outcome: Outcome::Ok,
+        reason: (!stats.rewritten)
+            .then(|| "the fold changed nothing; the log was left as it is".to_string()),
+        stats,
+        success: true,
+        baseline: true,
+    })
+}

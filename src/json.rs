@@ -1,0 +1,736 @@
+//! A strict, allocation-free JSON validator that also extracts the values at a
+//! few JSON pointers (RFC 6901) in the same pass.
+//!
+//! Why not serde_json: a line must be fully validated (a line that is not
+//! valid JSON goes to quarantine, G3) but only two or three fields are needed,
+//! and the fold must run near memory speed. This scanner validates RFC 8259
+//! grammar exactly, descends only along the configured pointers, skips
+//! everything else with an explicit stack (so a deeply nested line cannot
+//! overflow the call stack), and records byte spans instead of copying.
+//!
+//! Invariants:
+//! - [`Scanner::scan`] returns `Ok` iff the line is one JSON value with
+//!   optional surrounding whitespace and is valid UTF-8.
+//! - Duplicate object members: the last one wins, as in most JSON readers.
+
+/// What kind of JSON value a span holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A string; `escaped` says whether its raw bytes contain escapes.
+    String {
+        escaped: bool,
+    },
+    Number,
+    True,
+    False,
+    Null,
+    Object,
+    Array,
+}
+
+/// A value's position in the scanned line. For strings the span excludes the
+/// quotes; for everything else it is the value's raw text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+    pub kind: Kind,
+}
+
+/// Why a line is not valid JSON.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invalid {
+    pub reason: &'static str,
+    pub at: usize,
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} at byte {}", self.reason, self.at)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Node {
+    target: Option<usize>,
+    children: Vec<(Vec<u8>, Node)>,
+}
+
+/// A set of JSON pointers compiled into a trie, each with an output slot.
+#[derive(Debug)]
+pub struct Pointers {
+    root: Node,
+    count: usize,
+}
+
+impl Pointers {
+    /// Compile pointers; slot `i` of [`Scanner::scan`]'s output is `ptrs[i]`.
+    pub fn new<S: AsRef<str>>(ptrs: &[S]) -> Result<Self, String> {
+        let mut root = Node::default();
+        for (slot, p) in ptrs.iter().enumerate() {
+            let p = p.as_ref();
+            let mut node = &mut root;
+            if !p.is_empty() {
+                let Some(rest) = p.strip_prefix('/') else {
+                    return Err(format!(
+                        "{p:?} is not a JSON pointer: it must be empty or start with '/' (e.g. \"/item/id\")"
+                    ));
+                };
+                for raw in rest.split('/') {
+                    let token = unescape_pointer_token(raw)
+                        .ok_or_else(|| format!("{p:?}: '~' must be followed by 0 or 1"))?;
+                    let idx = match node.children.iter().position(|(t, _)| *t == token) {
+                        Some(i) => i,
+                        None => {
+                            node.children.push((token, Node::default()));
+                            node.children.len() - 1
+                        }
+                    };
+                    node = &mut node.children[idx].1;
+                }
+            }
+            if node.target.is_some() {
+                return Err(format!("pointer {p:?} is listed twice"));
+            }
+            node.target = Some(slot);
+        }
+        Ok(Pointers {
+            root,
+            count: ptrs.len(),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+fn unescape_pointer_token(raw: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut it = raw.bytes();
+    while let Some(b) = it.next() {
+        if b == b'~' {
+            match it.next() {
+                Some(b'0') => out.push(b'~'),
+                Some(b'1') => out.push(b'/'),
+                _ => return None,
+            }
+        } else {
+            out.push(b);
+        }
+    }
+    Some(out)
+}
+
+/// Reusable scanner state (the skip stack), so scanning allocates nothing per
+/// line once warm.
+#[derive(Default)]
+pub struct Scanner {
+    stack: Vec<bool>,
+}
+
+const OBJ: bool = true;
+const ARR: bool = false;
+
+struct Cursor<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+type R<T> = Result<T, Invalid>;
+
+impl Scanner {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Validate `line` and fill `out[slot]` with the span found at each
+    /// pointer (`None` where the document has no such value).
+    pub fn scan(&mut self, line: &[u8], ptrs: &Pointers, out: &mut [Option<Span>]) -> R<Kind> {
+        debug_assert!(out.len() >= ptrs.len());
+        for o in out.iter_mut() {
+            *o = None;
+        }
+        if let Err(e) = std::str::from_utf8(line) {
+            return Err(Invalid {
+                reason: "invalid UTF-8",
+                at: e.valid_up_to(),
+            });
+        }
+        let mut c = Cursor { b: line, i: 0 };
+        c.ws();
+        if c.i == line.len() {
+            return Err(Invalid {
+                reason: "empty line",
+                at: 0,
+            });
+        }
+        let kind = self.value(&mut c, &ptrs.root, out)?;
+        c.ws();
+        if c.i != line.len() {
+            return Err(Invalid {
+                reason: "trailing characters after the JSON value",
+                at: c.i,
+            });
+        }
+        Ok(kind)
+    }
+
+    /// Validate only.
+    pub fn validate(&mut self, line: &[u8]) -> R<Kind> {
+        static NONE: Pointers = Pointers {
+            root: Node {
+                target: None,
+                children: Vec::new(),
+            },
+            count: 0,
+        };
+        self.scan(line, &NONE, &mut [])
+    }
+
+    fn value(&mut self, c: &mut Cursor, node: &Node, out: &mut [Option<Span>]) -> R<Kind> {
+        c.ws();
+        let start = c.i;
+        let kind = if node.children.is_empty() {
+            self.skip(c)?
+        } else {
+            match c.peek() {
+                Some(b'{') => {
+                    c.i += 1;
+                    c.ws();
+                    if c.peek() == Some(b'}') {
+                        c.i += 1;
+                    } else {
+                        loop {
+                            c.ws();
+                            let (ks, ke, esc) = c.string()?;
+                            c.ws();
+                            c.expect(b':', "expected ':' after an object key")?;
+                            let key = &c.b[ks..ke];
+                            let child = if esc {
+                                let k = unescape(key);
+                                node.children.iter().find(|(t, _)| *t == k)
+                            } else {
+                                node.children.iter().find(|(t, _)| t.as_slice() == key)
+                            };
+                            match child {
+                                Some((_, n)) => {
+                                    self.value(c, n, out)?;
+                                }
+                                None => {
+                                    c.ws();
+                                    self.skip(c)?;
+                                }
+                            }
+                            c.ws();
+                            match c.next() {
+                                Some(b',') => continue,
+                                Some(b'}') => break,
+                                _ => return Err(c.err("expected ',' or '}' in an object")),
+                            }
+                        }
+                    }
+                    Kind::Object
+                }
+                Some(b'[') => {
+                    c.i += 1;
+                    c.ws();
+                    if c.peek() == Some(b']') {
+                        c.i += 1;
+                    } else {
+                        let mut index = 0usize;
+                        let mut digits = itoa_buf();
+                        loop {
+                            let tok = fmt_index(index, &mut digits);
+                            match node.children.iter().find(|(t, _)| t.as_slice() == tok) {
+                                Some((_, n)) => {
+                                    self.value(c, n, out)?;
+                                }
+                                None => {
+                                    c.ws();
+                                    self.skip(c)?;
+                                }
+                            }
+                            index += 1;
+                            c.ws();
+                            match c.next() {
+                                Some(b',') => continue,
+                                Some(b']') => break,
+                                _ => return Err(c.err("expected ',' or ']' in an array")),
+                            }
+                        }
+                    }
+                    Kind::Array
+                }
+                _ => self.skip(c)?,
+            }
+        };
+        if let Some(slot) = node.target {
+            out[slot] = Some(match kind {
+                Kind::String { .. } => Span {
+                    start: start + 1,
+                    end: c.i - 1,
+                    kind,
+                },
+                _ => Span {
+                    start,
+                    end: c.i,
+                    kind,
+                },
+            });
+        }
+        Ok(kind)
+    }
+
+    /// Validate and skip one value without recursion.
+    fn skip(&mut self, c: &mut Cursor) -> R<Kind> {
+        let base = self.stack.len();
+        let mut first: Option<Kind> = None;
+        let result = (|| loop {
+            c.ws();
+            let kind = match c.peek() {
+                Some(b'{') => {
+                    c.i += 1;
+                    c.ws();
+                    if c.peek() == Some(b'}') {
+                        c.i += 1;
+                        Kind::Object
+                    } else {
+                        first.get_or_insert(Kind::Object);
+                        self.stack.push(OBJ);
+                        c.member_key()?;
+                        continue;
+                    }
+                }
+                Some(b'[') => {
+                    c.i += 1;
+                    c.ws();
+                    if c.peek() == Some(b']') {
+                        c.i += 1;
+                        Kind::Array
+                    } else {
+                        first.get_or_insert(Kind::Array);
+                        self.stack.push(ARR);
+                        continue;
+                    }
+                }
+                Some(b'"') => Kind::String {
+                    escaped: c.string()?.2,
+                },
+                Some(b'-' | b'0'..=b'9') => {
+                    c.number()?;
+                    Kind::Number
+                }
+                Some(b't') => c.literal(b"true", Kind::True)?,
+                Some(b'f') => c.literal(b"false", Kind::False)?,
+                Some(b'n') => c.literal(b"null", Kind::Null)?,
+                Some(_) => return Err(c.err("expected a JSON value")),
+                None => return Err(c.err("unexpected end of line")),
+            };
+            let first = *first.get_or_insert(kind);
+            // Close every container this value completes.
+            loop {
+                if self.stack.len() == base {
+                    return Ok(first);
+                }
+                c.ws();
+                let top = self.stack[self.stack.len() - 1];
+                match c.next() {
+                    Some(b',') => {
+                        if top == OBJ {
+                            c.ws();
+                            c.member_key()?;
+                        }
+                        break;
+                    }
+                    Some(b'}') if top == OBJ => {
+                        self.stack.pop();
+                    }
+                    Some(b']') if top == ARR => {
+                        self.stack.pop();
+                    }
+                    _ => {
+                        return Err(c.err(if top == OBJ {
+                            "expected ',' or '}' in an object"
+                        } else {
+                            "expected ',' or ']' in an array"
+                        }));
+                    }
+                }
+            }
+        })();
+        self.stack.truncate(base);
+        result
+    }
+}
+
+fn itoa_buf() -> [u8; 20] {
+    [0; 20]
+}
+
+fn fmt_index(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+#[inline]
+fn has_zero(v: u64) -> u64 {
+    v.wrapping_sub(LO) & !v & HI
+}
+
+impl Cursor<'_> {
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    #[inline]
+    fn next(&mut self) -> Option<u8> {
+        let b = self.peek();
+        self.i += 1;
+        b
+    }
+
+    fn err(&self, reason: &'static str) -> Invalid {
+        Invalid {
+            reason,
+            at: self.i.min(self.b.len()),
+        }
+    }
+
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    fn expect(&mut self, want: u8, reason: &'static str) -> R<()> {
+        if self.peek() == Some(want) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(self.err(reason))
+        }
+    }
+
+    fn member_key(&mut self) -> R<()> {
+        if self.peek() != Some(b'"') {
+            return Err(self.err("expected a string as object key"));
+        }
+        self.string()?;
+        self.ws();
+        self.expect(b':', "expected ':' after an object key")
+    }
+
+    /// Scan a string starting at its opening quote; return the content span
+    /// and whether it contains escapes.
+    #[inline]
+    fn string(&mut self) -> R<(usize, usize, bool)> {
+        if self.peek() != Some(b'"') {
+            return Err(self.err("expected a string"));
+        }
+        self.i += 1;
+        let start = self.i;
+        let mut escaped = false;
+        let b = self.b;
+        loop {
+            // Eight bytes at a time: stop at '"', '\\' or a control byte.
+            while self.i + 8 <= b.len() {
+                let x = u64::from_le_bytes(b[self.i..self.i + 8].try_into().unwrap());
+                let special = x.wrapping_sub(LO * 0x20) & !x & HI
+                    | has_zero(x ^ (LO * b'"' as u64))
+                    | has_zero(x ^ (LO * b'\\' as u64));
+                if special != 0 {
+                    self.i += (special.trailing_zeros() / 8) as usize;
+                    break;
+                }
+                self.i += 8;
+            }
+            match self.peek() {
+                None => return Err(self.err("unterminated string")),
+                Some(b'"') => {
+                    self.i += 1;
+                    return Ok((start, self.i - 1, escaped));
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    self.i += 1;
+                    match self.next() {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {}
+                        Some(b'u') => {
+                            for _ in 0..4 {
+                                match self.next() {
+                                    Some(h) if h.is_ascii_hexdigit() => {}
+                                    _ => {
+                                        self.i -= 1;
+                                        return Err(self.err("invalid \\u escape"));
+                                    }
+                                }
+                            }
+                        }
+                        _ => {
+                            self.i -= 1;
+                            return Err(self.err("invalid escape in a string"));
+                        }
+                    }
+                }
+                Some(c) if c < 0x20 => return Err(self.err("control character in a string")),
+                Some(_) => self.i += 1,
+            }
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let s = self.i;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.i += 1;
+        }
+        self.i - s
+    }
+
+    fn number(&mut self) -> R<()> {
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.i += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return Err(self.err("invalid number")),
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if self.digits() == 0 {
+                return Err(self.err("invalid number: digits expected after '.'"));
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return Err(self.err("invalid number: digits expected in exponent"));
+            }
+        }
+        Ok(())
+    }
+
+    fn literal(&mut self, word: &'static [u8], kind: Kind) -> R<Kind> {
+        if self.b[self.i..].starts_with(word) {
+            self.i += word.len();
+            Ok(kind)
+        } else {
+            Err(self.err("invalid literal"))
+        }
+    }
+}
+
+/// Decode the escapes of a string's raw content (already validated).
+/// Unpaired surrogates are kept as their generalized UTF-8 encoding so two
+/// different raw strings never decode to the same bytes.
+pub fn unescape(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    let hex = |s: &[u8]| -> u32 {
+        s.iter().fold(0, |acc, &h| {
+            acc * 16 + (h as char).to_digit(16).unwrap_or(0)
+        })
+    };
+    while i < raw.len() {
+        let b = raw[i];
+        if b != b'\\' {
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        let e = raw.get(i + 1).copied().unwrap_or(b'\\');
+        i += 2;
+        let ch = match e {
+            b'b' => 0x08,
+            b'f' => 0x0c,
+            b'n' => b'\n' as u32,
+            b'r' => b'\r' as u32,
+            b't' => b'\t' as u32,
+            b'u' if i + 4 <= raw.len() => {
+                let mut cp = hex(&raw[i..i + 4]);
+                i += 4;
+                if (0xD800..0xDC00).contains(&cp)
+                    && raw.get(i) == Some(&b'\\')
+                    && raw.get(i + 1) == Some(&b'u')
+                    && i + 6 <= raw.len()
+                {
+                    let lo = hex(&raw[i + 2..i + 6]);
+                    if (0xDC00..0xE000).contains(&lo) {
+                        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                        i += 6;
+                    }
+                }
+                cp
+            }
+            other => other as u32,
+        };
+        encode_wtf8(ch, &mut out);
+    }
+    out
+}
+
+fn encode_wtf8(cp: u32, out: &mut Vec<u8>) {
+    match cp {
+        0..=0x7F => out.push(cp as u8),
+        0x80..=0x7FF => out.extend_from_slice(&[0xC0 | (cp >> 6) as u8, 0x80 | (cp & 0x3F) as u8]),
+        0x800..=0xFFFF => out.extend_from_slice(&[
+            0xE0 | (cp >> 12) as u8,
+            0x80 | ((cp >> 6) & 0x3F) as u8,
+            0x80 | (cp & 0x3F) as u8,
+        ]),
+        _ => out.extend_from_slice(&[
+            0xF0 | (cp >> 18) as u8,
+            0x80 | ((cp >> 12) & 0x3F) as u8,
+            0x80 | ((cp >> 6) & 0x3F) as u8,
+            0x80 | (cp & 0x3F) as u8,
+        ]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn extract(line: &str, ptrs: &[&str]) -> Result<Vec<Option<String>>, Invalid> {
+        let p = Pointers::new(ptrs).unwrap();
+        let mut out = vec![None; p.len()];
+        Scanner::new().scan(line.as_bytes(), &p, &mut out)?;
+        Ok(out
+            .into_iter()
+            .map(|s| s.map(|s| line[s.start..s.end].to_string()))
+            .collect())
+    }
+
+    #[test]
+    fn extracts_nested_pointers_and_last_duplicate_wins() {
+        let got = extract(
+            r#"{"t":"Task","item":{"id":"a","x":[1,{"y":2}]},"t":"Agent","op":"DEL"}"#,
+            &["/t", "/item/id", "/op", "/item/x/1/y", "/missing"],
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                Some("Agent".into()),
+                Some("a".into()),
+                Some("DEL".into()),
+                Some("2".into()),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn escaped_member_names_match_pointer_tokens() {
+        let got = extract(r#"{"a\/b":1,"\u0069d":"x"}"#, &["/a~1b", "/id"]).unwrap();
+        assert_eq!(got, vec![Some("1".into()), Some("x".into())]);
+    }
+
+    #[test]
+    fn rejects_common_damage() {
+        for bad in [
+            "",
+            "   ",
+            "{\"a\":1",
+            "{\"a\":1}}",
+            "{\"a\" 1}",
+            "[1,]",
+            "{\"a\":tru}",
+            "\u{feff}{}",
+            "{\"a\":\"\t\"}",
+            "01",
+            "1.",
+            "-",
+            "{\"a\":1}{\"b\":2}",
+            "{'a':1}",
+            "\"\\x\"",
+        ] {
+            assert!(
+                Scanner::new().validate(bad.as_bytes()).is_err(),
+                "accepted {bad:?}"
+            );
+        }
+        assert!(Scanner::new().validate(b"{\"a\":\xff}").is_err());
+    }
+
+    #[test]
+    fn deep_nesting_does_not_overflow() {
+        let depth = 1_000_000;
+        let line = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        assert_eq!(Scanner::new().validate(line.as_bytes()), Ok(Kind::Array));
+        let bad = "[".repeat(depth);
+        assert!(Scanner::new().validate(bad.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn unescape_decodes_pairs_and_keeps_lone_surrogates_distinct() {
+        assert_eq!(
+            unescape(br#"caf\u00e9 \ud83d\ude00 \n"#),
+            "café 😀 \n".as_bytes()
+        );
+        assert_ne!(unescape(br"\ud800"), unescape(br"\ud801"));
+    }
+
+    fn json_value() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            Just("null".to_string()),
+            Just("true".to_string()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            (-1000.0f64..1000.0).prop_map(|f| format!("{f:e}")),
+            "[a-z\"\\\\/\u{e9}\u{1F600} ]{0,8}".prop_map(|s| serde_json::to_string(&s).unwrap()),
+        ];
+        leaf.prop_recursive(6, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
+                prop::collection::vec(("[a-z]{1,3}", inner), 0..5).prop_map(|v| {
+                    let m: Vec<String> =
+                        v.into_iter().map(|(k, x)| format!("{k:?} : {x}")).collect();
+                    format!("{{ {} }}", m.join(" ,"))
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_serde_json_on_valid_documents(doc in json_value()) {
+            prop_assert!(serde_json::from_str::<serde_json::Value>(&doc).is_ok());
+            prop_assert!(Scanner::new().validate(doc.as_bytes()).is_ok(), "rejected {}", doc);
+        }
+
+        #[test]
+        fn agrees_with_serde_json_on_damaged_documents(doc in json_value(), cut in any::<prop::sample::Index>(), junk in "[\\[\\]{}\",:a-z0-9 .\\\\-]{0,3}") {
+            let at = cut.index(doc.len() + 1);
+            let at = (0..=at).rev().find(|&i| doc.is_char_boundary(i)).unwrap();
+            let damaged = format!("{}{}{}", &doc[..at], junk, &doc[at..]);
+            let theirs = serde_json::from_str::<serde_json::Value>(&damaged).is_ok();
+            let ours = Scanner::new().validate(damaged.as_bytes()).is_ok();
+            prop_assert_eq!(ours, theirs, "disagree on {}", damaged);
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! Run records: the last-run record, the last success, and a bounded history.
+//!
+//! Layout under the state dir, per store:
+//! `stores/<name>/last-run.json`, `last-success.json`, `compaction.json`
+//! (the log size after the last compaction, the baseline of `min_growth`)
+//! and `history.jsonl`.
+//!
+//! Invariants:
+//! - The JSON files are replaced atomically (temp, fsync, rename, fsync dir);
+//!   a reader sees the previous record or the new one, never a torn one.
+//! - Every run writes a last-run record, whatever its outcome.
+//! - The history keeps at most [`HISTORY_KEEP`] records once trimmed; it is
+//!   appended with O_APPEND and trimmed by atomic rewrite.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{IoContext, Result};
+use crate::fsutil;
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// The job ran to the end (it may have found nothing to change).
+    Ok,
+    /// The job decided not to run (too little growth, no log yet, or a
+    /// scheduled run found a manual one holding the lock).
+    Skipped,
+    /// A manual run found the lock held.
+    Busy,
+    /// The job failed; `error` says why.
+    Error,
+}
+
+impl Outcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Skipped => "skipped",
+            Outcome::Busy => "busy",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+/// Milliseconds spent in each phase of a run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Timings {
+    pub lock_ms: f64,
+    pub scan_ms: f64,
+    pub write_ms: f64,
+    pub swap_ms: f64,
+    pub prune_ms: f64,
+}
+
+/// What a compaction did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Stats {
+    /// Size of the live log when the run started.
+    pub bytes_before: u64,
+    /// Size of the live log when the run ended.
+    pub bytes_after: u64,
+    /// Complete lines read (before the cut).
+    pub lines_in: u64,
+    /// Lines written to the new log's snapshot part.
+    pub lines_out: u64,
+    /// Distinct live keys after the fold (keyed stores).
+    pub keys_live: u64,
+    /// Delete events dropped along with the keys they deleted.
+    pub deletes_dropped: u64,
+    /// Valid lines without the key, kept in place.
+    pub keyless_kept: u64,
+    /// Malformed lines moved to the quarantine file.
+    pub quarantined: u64,
+    pub quarantine_file: Option<PathBuf>,
+    /// Bytes after the cut carried unchanged (torn line and lines appended
+    /// during the run).
+    pub tail_bytes: u64,
+    /// Whether the log was rewritten (false when the fold changed nothing).
+    pub rewritten: bool,
+    /// The pre-compaction file, kept as a rotated file.
+    pub rotated: Option<PathBuf>,
+    /// Rotated files deleted by retention.
+    pub pruned: Vec<PathBuf>,
+    /// Temp files and stale links left by an earlier crashed run, removed.
+    pub recovered: Vec<PathBuf>,
+    pub timings: Timings,
+}
+
+/// The record of one run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub store: String,
+    pub log: PathBuf,
+    pub outcome: Outcome,
+    /// What started the run: manual, schedule, daemon, timer, cron, demo.
+    pub trigger: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub duration_ms: f64,
+    /// Why a run was skipped or busy (e.g. the lock holder).
+    pub reason: Option<String>,
+    /// Why a run failed.
+    pub error: Option<String>,
+    pub stats: Stats,
+    pub pid: u32,
+    pub host: String,
+    pub version: String,
+}
+
+pub const HISTORY_KEEP: usize = 100;
+
+/// The state files of one store.
+#[derive(Clone, Debug)]
+pub struct StoreState {
+    dir: PathBuf,
+}
+
+/// The `min_growth` baseline: the log's size after the last compaction.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Baseline {
+    pub bytes_after: u64,
+    pub at: DateTime<Utc>,
+}
+
+impl StoreState {
+    pub fn new(dir: PathBuf) -> Self {
+        StoreState { dir }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn last_run(&self) -> Option<RunRecord> {
+        read_json(&self.file("last-run.json"))
+    }
+
+    pub fn last_success(&self) -> Option<RunRecord> {
+        read_json(&self.file("last-success.json"))
+    }
+
+    pub fn baseline(&self) -> Option<Baseline> {
+        read_json(&self.file("compaction.json"))
+    }
+
+    /// Record a finished run. `success` marks it as the store's last success
+    /// (the health clock), `baseline` updates the `min_growth` baseline.
+    pub fn record(&self, rec: &RunRecord, success: bool, baseline: bool) -> Result<()> {
+        fsutil::ensure_private_dir(&self.dir)?;
+        let json = serde_json::to_vec_pretty(rec).expect("record serializes");
+        fsutil::atomic_write(&self.file("last-run.json"), &json, 0o600)?;
+        if success {
+            fsutil::atomic_write(&self.file("last-success.json"), &json, 0o600)?;
+        }
+        if baseline {
+            let b = Baseline {
+                bytes_after: rec.stats.bytes_after,
+                at: rec.finished_at,
+            };
+            fsutil::atomic_write(
+                &self.file("compaction.json"),
+                &serde_json::to_vec(&b).expect("baseline serializes"),
+                0o600,
+            )?;
+        }
+        self.append_history(rec)
+    }
+
+    fn append_history(&self, rec: &RunRecord) -> Result<()> {
+        let path = self.file("history.jsonl");
+        let mut line = serde_json::to_vec(rec).expect("record serializes");
+        line.push(b'\n');
+        let mut f = fsutil::open_append(&path, 0o600)?;
+        f.write_all(&line).ctx("append to", &path)?;
+        let len = f.metadata().ctx("stat", &path)?.len();
+        // Trim when the file holds about twice what we keep.
+        if len > (line.len() * HISTORY_KEEP * 2) as u64 {
+            let text = std::fs::read(&path).ctx("read", &path)?;
+            let lines: Vec<&[u8]> = text
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .collect();
+            let keep = &lines[lines.len().saturating_sub(HISTORY_KEEP)..];
+            let mut out = Vec::with_capacity(text.len() / 2);
+            for l in keep {
+                out.extend_from_slice(l);
+                out.push(b'\n');
+            }
+            fsutil::atomic_write(&path, &out, 0o600)?;
+        }
+        Ok(())
+    }
+
+    /// The run history, oldest first.
+    pub fn history(&self) -> Vec<RunRecord> {
+        std::fs::read_to_string(self.file("history.jsonl"))
+            .map(|t| {
+                t.lines()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}

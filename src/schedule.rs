@@ -1,0 +1,117 @@
+//! Store schedules: ordinary 5-field crontab expressions in local time.
+//!
+//! `croner` is used with seconds and years disallowed, so an expression means
+//! exactly what it means to cron: day-of-month and day-of-week OR-ed when both
+//! are restricted, weekday 0 and 7 are Sunday, `@daily`-style shortcuts, and
+//! local-time DST handling like cron's.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Local, TimeZone};
+use croner::Cron;
+use croner::parser::{CronParser, Seconds, Year};
+
+/// A parsed store schedule.
+#[derive(Clone, Debug)]
+pub struct Schedule {
+    expr: String,
+    cron: Cron,
+}
+
+impl Schedule {
+    pub fn parse(expr: &str) -> Result<Self, String> {
+        let trimmed = expr.trim();
+        if !trimmed.starts_with('@') && trimmed.split_whitespace().count() != 5 {
+            return Err(format!(
+                "{expr:?} is not a 5-field crontab expression (minute hour day-of-month month day-of-week, e.g. \"*/30 * * * *\")"
+            ));
+        }
+        let cron = CronParser::builder()
+            .seconds(Seconds::Disallowed)
+            .year(Year::Disallowed)
+            .build()
+            .parse(trimmed)
+            .map_err(|e| format!("{expr:?} is not a valid crontab expression: {e}"))?;
+        Ok(Schedule {
+            expr: trimmed.to_string(),
+            cron,
+        })
+    }
+
+    pub fn expr(&self) -> &str {
+        &self.expr
+    }
+
+    /// The first fire time strictly after `t`.
+    pub fn next_after<Tz: TimeZone>(&self, t: &DateTime<Tz>) -> Option<DateTime<Tz>> {
+        self.cron.find_next_occurrence(t, false).ok()
+    }
+
+    /// The last fire time at or before `t`.
+    pub fn prev_at_or_before<Tz: TimeZone>(&self, t: &DateTime<Tz>) -> Option<DateTime<Tz>> {
+        self.cron.find_previous_occurrence(t, true).ok()
+    }
+
+    /// A human description, e.g. "Every 30 minutes".
+    pub fn describe(&self) -> String {
+        self.cron.describe()
+    }
+
+    /// The next fire time after now, in local time.
+    pub fn next_local(&self) -> Option<DateTime<Local>> {
+        self.next_after(&Local::now())
+    }
+}
+
+impl FromStr for Schedule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Schedule::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{NaiveDate, Utc};
+
+    fn at(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+        Utc.from_utc_datetime(
+            &NaiveDate::from_ymd_opt(y, m, d)
+                .unwrap()
+                .and_hms_opt(h, min, 0)
+                .unwrap(),
+        )
+    }
+
+    #[test]
+    fn day_of_month_or_day_of_week_like_cron() {
+        // 2026-11-23 is a Monday. "0 0 1 * mon": the 1st OR any Monday.
+        let s = Schedule::parse("0 0 1 * mon").unwrap();
+        let next = s.next_after(&at(2026, 11, 23, 12, 0)).unwrap();
+        assert_eq!(next, at(2026, 11, 30, 0, 0));
+        let next = s.next_after(&next).unwrap();
+        assert_eq!(next, at(2026, 12, 1, 0, 0));
+    }
+
+    #[test]
+    fn previous_fire_time_includes_the_instant() {
+        let s = Schedule::parse("*/30 * * * *").unwrap();
+        assert_eq!(
+            s.prev_at_or_before(&at(2026, 11, 23, 12, 30)).unwrap(),
+            at(2026, 11, 23, 12, 30)
+        );
+        assert_eq!(
+            s.prev_at_or_before(&at(2026, 11, 23, 12, 29)).unwrap(),
+            at(2026, 11, 23, 12, 0)
+        );
+    }
+
+    #[test]
+    fn rejects_seconds_fields_and_garbage() {
+        assert!(Schedule::parse("0 */5 * * * *").is_err());
+        assert!(Schedule::parse("every day").is_err());
+        assert!(Schedule::parse("61 * * * *").is_err());
+        assert!(Schedule::parse("@daily").is_ok());
+    }
+}

@@ -1,0 +1,149 @@
+//! Store health for `logkeeper status` (G6).
+//!
+//! A store is:
+//! - `failed` when its last run ended in error (exit 1);
+//! - `never_run` when it has no successful run on record (exit 3);
+//! - `overdue` when it has a schedule and its last success is older than the
+//!   latest scheduled time that is at least [`GRACE`] (plus the store's
+//!   jitter) in the past (exit 3);
+//! - `ok` otherwise.
+//!
+//! Status only reads: it never takes a lock, so it cannot make a concurrent
+//! run report busy.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Local, Utc};
+use serde::Serialize;
+
+use crate::config::StoreConfig;
+use crate::error::{EXIT_FAILED, EXIT_OVERDUE};
+use crate::lock::{self, Holder};
+use crate::paths::Paths;
+use crate::records::{Outcome, RunRecord, StoreState};
+
+/// How long after a scheduled time a run may take to succeed before the
+/// store counts as overdue.
+pub const GRACE: Duration = Duration::from_secs(10 * 60);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    Ok,
+    Failed,
+    Overdue,
+    NeverRun,
+}
+
+impl Health {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Health::Ok => "ok",
+            Health::Failed => "FAILED",
+            Health::Overdue => "OVERDUE",
+            Health::NeverRun => "NEVER RUN",
+        }
+    }
+}
+
+/// Everything `status` says about one store.
+#[derive(Clone, Debug, Serialize)]
+pub struct StoreStatus {
+    pub name: String,
+    pub log: PathBuf,
+    pub schedule: Option<String>,
+    pub schedule_description: Option<String>,
+    pub health: Health,
+    /// Why the store is not healthy (empty when `ok`).
+    pub reasons: Vec<String>,
+    pub last_run: Option<RunRecord>,
+    pub last_success: Option<RunRecord>,
+    /// The run holding the store's lock right now, if any.
+    pub running: Option<Holder>,
+    pub next_run: Option<DateTime<Local>>,
+}
+
+/// Compute one store's status as of `now`.
+pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) -> StoreStatus {
+    let state = StoreState::new(paths.store_state(&store.name));
+    let last_run = state.last_run();
+    let last_success = state.last_success();
+    let mut reasons = Vec::new();
+    let mut health = Health::Ok;
+
+    if let Some(r) = last_run.as_ref().filter(|r| r.outcome == Outcome::Error) {
+        health = Health::Failed;
+        reasons.push(format!(
+            "last run at {} failed: {}",
+            fmt_time(r.finished_at),
+            r.error.as_deref().unwrap_or("unknown error")
+        ));
+    }
+    match (&last_success, &store.schedule) {
+        (None, _) => {
+            if health == Health::Ok {
+                health = Health::NeverRun;
+            }
+            let why = match last_run.as_ref().and_then(|r| r.reason.clone()) {
+                Some(reason) => format!("no successful run yet (last attempt: {reason})"),
+                None => {
+                    "no successful run yet: run `logkeeper sync now` or install the schedule".into()
+                }
+            };
+            reasons.push(why);
+        }
+        (Some(ok), Some(schedule)) => {
+            let grace = GRACE + store.jitter.unwrap_or_default();
+            let horizon = now - chrono::Duration::from_std(grace).unwrap_or_default();
+            if let Some(due) = schedule.prev_at_or_before(&horizon)
+                && ok.finished_at < due.with_timezone(&Utc)
+            {
+                if health == Health::Ok {
+                    health = Health::Overdue;
+                }
+                reasons.push(format!(
+                    "overdue: last success {} is older than the run scheduled at {} ({})",
+                    fmt_time(ok.finished_at),
+                    due.format("%Y-%m-%d %H:%M %Z"),
+                    schedule.expr()
+                ));
+            }
+        }
+        (Some(_), None) => {}
+    }
+
+    StoreStatus {
+        name: store.name.clone(),
+        log: store.log.clone(),
+        schedule: store.schedule.as_ref().map(|s| s.expr().to_string()),
+        schedule_description: store.schedule.as_ref().map(|s| s.describe()),
+        health,
+        reasons,
+        last_run,
+        last_success,
+        running: lock::current_holder(&store.log),
+        next_run: store.schedule.as_ref().and_then(|s| s.next_after(&now)),
+    }
+}
+
+/// The exit code for a set of statuses: 1 if any failed, else 3 if any is
+/// overdue or never ran, else 0.
+pub fn exit_code(statuses: &[StoreStatus]) -> u8 {
+    if statuses.iter().any(|s| s.health == Health::Failed) {
+        EXIT_FAILED
+    } else if statuses
+        .iter()
+        .any(|s| matches!(s.health, Health::Overdue | Health::NeverRun))
+    {
+        EXIT_OVERDUE
+    } else {
+        0
+    }
+}
+
+pub fn fmt_time(t: DateTime<Utc>) -> String {
+    t.with_timezone(&Local)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
