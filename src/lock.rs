@@ -90,12 +90,17 @@ impl StoreLock {
     /// With [`Wait::No`], a held lock is [`Error::Busy`] naming the holder.
     pub fn acquire(store: &str, log: &Path, trigger: &str, wait: Wait) -> Result<StoreLock> {
         let path = lock_path(log);
+        // Never more readable than the log it guards.
+        let mode = std::fs::metadata(log).map_or(0o644, |m| {
+            use std::os::unix::fs::PermissionsExt;
+            m.permissions().mode() & 0o666
+        });
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .mode(0o644)
+            .mode(mode)
             .open(&path)
             .ctx("open lock file", &path)?;
         match file.try_lock() {

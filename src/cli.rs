@@ -1,0 +1,105 @@
+//! Command-line definition and dispatch.
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use logkeeper::error::EXIT_USAGE;
+use logkeeper::paths::Paths;
+
+use crate::cmd;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "logkeeper",
+    version,
+    about = "Keeps append-only JSONL event logs small, durable and observable",
+    after_help = "Exit codes: 0 ok; 1 a run failed (or status found a failed store); 2 usage or config error;\n3 status found a store overdue or never run; 75 busy (another run holds the store's lock)."
+)]
+pub struct Cli {
+    /// Config file [default: $LOGKEEPER_CONFIG, else $XDG_CONFIG_HOME/logkeeper/config.toml]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// State directory [default: $LOGKEEPER_STATE_DIR, else $XDG_STATE_HOME/logkeeper]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Log more to stderr (-v info, -vv debug); or set LOGKEEPER_LOG
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Make a realistic store in DIR (or a temp dir), sync it, show status
+    Demo(cmd::demo::Args),
+    /// Add, list or remove stores in the config file
+    #[command(subcommand)]
+    Store(cmd::store::StoreCmd),
+    /// Run the job now
+    #[command(subcommand)]
+    Sync(cmd::sync::SyncCmd),
+    /// Show each store's last run, last success, health and next run
+    Status(cmd::status::Args),
+    /// Append JSON lines to a store's log by the writer protocol
+    Append(cmd::append::Args),
+    /// Print a store's folded state, one line per live key
+    Replay(cmd::replay::Args),
+}
+
+impl Cli {
+    pub fn paths(&self) -> logkeeper::Result<Paths> {
+        Paths::resolve(self.config.as_deref(), self.state_dir.as_deref())
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOGKEEPER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
+}
+
+/// Run the CLI with `args` (the program name first), returning the exit code.
+pub fn run<I, T>(args: I) -> anyhow::Result<ExitCode>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return Ok(ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 }));
+        }
+    };
+    init_tracing(cli.verbose);
+    let code = match &cli.command {
+        Command::Demo(a) => cmd::demo::run(&cli, a)?,
+        Command::Store(c) => cmd::store::run(&cli, c)?,
+        Command::Sync(c) => cmd::sync::run(&cli, c)?,
+        Command::Status(a) => cmd::status::run(&cli, a)?,
+        Command::Append(a) => cmd::append::run(&cli, a)?,
+        Command::Replay(a) => cmd::replay::run(&cli, a)?,
+    };
+    Ok(ExitCode::from(code))
+}
+
+/// The exit code for an error that reached `main`.
+pub fn exit_code_of(err: &anyhow::Error) -> u8 {
+    err.chain()
+        .find_map(|e| e.downcast_ref::<logkeeper::Error>())
+        .map_or(logkeeper::error::EXIT_FAILED, logkeeper::Error::code)
+}

@@ -1,0 +1,43 @@
+//! `logkeeper append NAME [LINE...]`: append by the writer protocol.
+
+use std::io::Read;
+
+use logkeeper::config::Config;
+use logkeeper::writer::LogWriter;
+
+use crate::cli::Cli;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The store whose log to append to
+    pub name: String,
+    /// JSON values, one per line to append (read from stdin, one per line, if none)
+    pub lines: Vec<String>,
+    /// fdatasync after appending
+    #[arg(long)]
+    pub sync: bool,
+}
+
+pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
+    let paths = cli.paths()?;
+    let config = Config::load(&paths.config)?;
+    let store = config.store(&args.name)?;
+    let lines: Vec<Vec<u8>> = if args.lines.is_empty() {
+        let mut input = Vec::new();
+        std::io::stdin().read_to_end(&mut input)?;
+        let mut v: Vec<Vec<u8>> = input.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+        if v.last().is_some_and(Vec::is_empty) {
+            v.pop();
+        }
+        v
+    } else {
+        args.lines.iter().map(|l| l.as_bytes().to_vec()).collect()
+    };
+    if lines.is_empty() {
+        return Ok(0);
+    }
+    LogWriter::open(&store.log)?
+        .sync_each(args.sync)
+        .append_all(&lines)?;
+    Ok(0)
+}

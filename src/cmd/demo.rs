@@ -1,0 +1,85 @@
+//! `logkeeper demo [DIR]`: the first thing a new user runs.
+
+use std::path::PathBuf;
+
+use chrono::Local;
+use logkeeper::demo::{DemoLog, setup};
+use logkeeper::job::{SyncOptions, sync_store};
+use logkeeper::status::{exit_code, store_status};
+
+use super::human_bytes;
+use crate::cli::Cli;
+use crate::cmd::{status, sync};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Where to create the demo store (default: a new temp directory, kept)
+    pub dir: Option<PathBuf>,
+    /// Events in the generated log
+    #[arg(long, default_value_t = 200_000)]
+    pub events: usize,
+    /// Distinct keys in the generated log
+    #[arg(long, default_value_t = 20_000)]
+    pub keys: usize,
+}
+
+pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<u8> {
+    let dir = match &args.dir {
+        Some(d) => d.clone(),
+        None => tempfile::Builder::new()
+            .prefix("logkeeper-demo-")
+            .tempdir()?
+            .keep(),
+    };
+    let spec = DemoLog {
+        events: args.events,
+        keys: args.keys.max(1),
+        ..DemoLog::default()
+    };
+    let demo = setup(&dir, &spec)?;
+    let before = std::fs::metadata(&demo.log)?.len();
+    println!("logkeeper demo in {}", demo.paths.config.parent().unwrap_or(&dir).display());
+    println!(
+        "  wrote {}: {} events over {} keys, {} ({} malformed lines, a torn last line)",
+        demo.log.display(),
+        spec.events,
+        spec.keys,
+        human_bytes(before),
+        spec.malformed
+    );
+    println!("  config {}", demo.paths.config.display());
+    println!("  state  {}", demo.paths.state_dir.display());
+    let flags = format!(
+        "--config {} --state-dir {}",
+        demo.paths.config.display(),
+        demo.paths.state_dir.display()
+    );
+    println!("\n$ logkeeper {flags} sync now demo --force");
+    let store = demo.config.store("demo")?;
+    let rec = sync_store(
+        &demo.paths,
+        store,
+        &SyncOptions {
+            trigger: "demo".into(),
+            force: true,
+            wait: false,
+        },
+    );
+    sync::print_run(&rec);
+    let after = std::fs::metadata(&demo.log)?.len();
+    println!(
+        "  before {} -> after {} ({:.1}x smaller); the torn last line stays for its writer",
+        human_bytes(before),
+        human_bytes(after),
+        before as f64 / after.max(1) as f64
+    );
+    println!("\n$ logkeeper {flags} status");
+    let st = vec![store_status(&demo.paths, store, Local::now())];
+    print!("{}", status::table(&st));
+    println!("\nTry next:");
+    println!("  logkeeper {flags} replay demo | head -3");
+    println!("  logkeeper {flags} append demo '{{\"change_type\":\"SET\",\"item_type\":\"Task\",\"item\":{{\"id\":\"task-new\"}}}}'");
+    println!("  logkeeper {flags} status --json");
+    let code = sync::exit_code(std::slice::from_ref(&rec));
+    Ok(if code != 0 { code } else { exit_code(&st) })
+}

@@ -1,0 +1,116 @@
+//! `logkeeper status`: each store's health, with the exit codes of G6.
+
+use chrono::Local;
+use logkeeper::config::Config;
+use logkeeper::status::{StoreStatus, exit_code, fmt_time, store_status};
+use serde::Serialize;
+
+use super::{human_ms, summary};
+use crate::cli::Cli;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Stores to report (all if none)
+    pub names: Vec<String>,
+    /// Print one JSON document (fields in the README)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct StatusJson<'a> {
+    config: &'a std::path::Path,
+    state_dir: &'a std::path::Path,
+    generated_at: chrono::DateTime<Local>,
+    stores: &'a [StoreStatus],
+    exit_code: u8,
+}
+
+pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
+    let paths = cli.paths()?;
+    let config = Config::load(&paths.config)?;
+    let stores = config.select(&args.names, true)?;
+    let now = Local::now();
+    let statuses: Vec<StoreStatus> = stores
+        .into_iter()
+        .map(|s| store_status(&paths, s, now))
+        .collect();
+    let code = exit_code(&statuses);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&StatusJson {
+                config: &paths.config,
+                state_dir: &paths.state_dir,
+                generated_at: now,
+                stores: &statuses,
+                exit_code: code,
+            })?
+        );
+    } else {
+        print!("{}", table(&statuses));
+    }
+    Ok(code)
+}
+
+/// The human status table, with each unhealthy store's reasons below it.
+pub fn table(statuses: &[StoreStatus]) -> String {
+    let mut rows = vec![[
+        "STORE".to_string(),
+        "HEALTH".into(),
+        "LAST RUN".into(),
+        "OUTCOME".into(),
+        "TOOK".into(),
+        "LAST SUCCESS".into(),
+        "NEXT RUN".into(),
+    ]];
+    for s in statuses {
+        let (when, outcome, took) = match &s.last_run {
+            Some(r) => (
+                fmt_time(r.finished_at),
+                r.outcome.as_str().to_string(),
+                human_ms(r.duration_ms),
+            ),
+            None => ("-".into(), "-".into(), "-".into()),
+        };
+        rows.push([
+            s.name.clone(),
+            s.health.as_str().into(),
+            when,
+            outcome,
+            took,
+            s.last_success
+                .as_ref()
+                .map_or("-".into(), |r| fmt_time(r.finished_at)),
+            s.next_run
+                .map_or("-".into(), |t| t.format("%Y-%m-%d %H:%M").to_string()),
+        ]);
+    }
+    let widths: Vec<usize> = (0..7)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for (n, row) in rows.iter().enumerate() {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+        if n == 0 {
+            continue;
+        }
+        let s = &statuses[n - 1];
+        if let Some(r) = &s.last_run {
+            out.push_str(&format!("  last run: {}\n", summary(r)));
+        }
+        if let Some(h) = &s.running {
+            out.push_str(&format!("  running now: {h}\n"));
+        }
+        for reason in &s.reasons {
+            out.push_str(&format!("  ! {reason}\n"));
+        }
+    }
+    out
+}

@@ -1,0 +1,280 @@
+//! The one harness every integration test drives logkeeper through: a temp
+//! directory with its own config and state, the real binary, real files.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_logkeeper");
+
+/// A sandbox: config, state and logs under one temp dir.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+    pub fn config(&self) -> PathBuf {
+        self.path("config.toml")
+    }
+    pub fn state(&self) -> PathBuf {
+        self.path("state")
+    }
+
+    /// A command for the real binary, pinned to this sandbox.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.env("LOGKEEPER_CONFIG", self.config())
+            .env("LOGKEEPER_STATE_DIR", self.state())
+            .env_remove("LOGKEEPER_FAILPOINT")
+            .env_remove("LOGKEEPER_LOG")
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Start a fluent run: `env.lk(["sync", "now"]).status(0)`.
+    pub fn lk<I, S>(&self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut c = self.cmd();
+        c.args(args);
+        Run {
+            cmd: c,
+            stdin: None,
+        }
+    }
+
+    /// Declare the standard keyed store (`/item_type` + `/item/id`, op
+    /// `/change_type`, delete `DEL`) on `log`.
+    pub fn keyed_store(&self, name: &str, log: &Path) {
+        self.lk([
+            "store", "add", name, "--log",
+        ])
+        .arg(log)
+        .args([
+            "--key", "/item_type", "--key", "/item/id", "--op", "/change_type", "--delete", "DEL",
+        ])
+        .status(0);
+    }
+
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(self.config(), text).unwrap();
+    }
+}
+
+/// One invocation of the binary, with expectations.
+pub struct Run {
+    cmd: Command,
+    stdin: Option<Vec<u8>>,
+}
+
+/// What a finished run printed.
+pub struct Done {
+    pub out: Output,
+}
+
+impl Run {
+    pub fn arg(mut self, a: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.cmd.arg(a);
+        self
+    }
+    pub fn args<I, S>(mut self, a: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd.args(a);
+        self
+    }
+    pub fn env(mut self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.cmd.env(k, v);
+        self
+    }
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    /// Run to completion, whatever the exit.
+    pub fn output(mut self) -> Done {
+        use std::io::Write;
+        if self.stdin.is_some() {
+            self.cmd.stdin(Stdio::piped());
+        }
+        let mut child = self
+            .cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn logkeeper");
+        if let Some(input) = self.stdin.take() {
+            child.stdin.take().unwrap().write_all(&input).unwrap();
+        }
+        Done {
+            out: child.wait_with_output().unwrap(),
+        }
+    }
+
+    /// Run and require exit code `code`.
+    pub fn status(self, code: i32) -> Done {
+        let d = self.output();
+        assert_eq!(
+            d.out.status.code(),
+            Some(code),
+            "expected exit {code}\n--- stdout:\n{}\n--- stderr:\n{}",
+            d.stdout(),
+            d.stderr()
+        );
+        d
+    }
+
+    pub fn spawn(mut self) -> Child {
+        self.cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn logkeeper")
+    }
+}
+
+impl Done {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.out.stderr).into_owned()
+    }
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.out.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout()))
+    }
+    pub fn stdout_has(self, s: &str) -> Self {
+        assert!(self.stdout().contains(s), "stdout lacks {s:?}:\n{}", self.stdout());
+        self
+    }
+    pub fn stderr_has(self, s: &str) -> Self {
+        assert!(self.stderr().contains(s), "stderr lacks {s:?}:\n{}", self.stderr());
+        self
+    }
+}
+
+/// `../shared`, beside the repository, if present.
+pub fn shared_dir() -> Option<PathBuf> {
+    let p = std::env::var_os("LOGKEEPER_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+    p.join("bench/gen_log.py").exists().then_some(p)
+}
+
+/// Generate a log with `../shared/bench/gen_log.py` when it is there (CI
+/// always has it), else with logkeeper's own demo generator.
+pub fn gen_log(path: &Path, events: usize, keys: usize, malformed: usize, torn: bool) {
+    if let Some(shared) = shared_dir() {
+        let mut c = Command::new("python3");
+        c.arg(shared.join("bench/gen_log.py"))
+            .arg(path)
+            .args(["--events", &events.to_string(), "--keys", &keys.to_string()])
+            .args(["--malformed", &malformed.to_string()]);
+        if torn {
+            c.arg("--torn");
+        }
+        let st = c.status().expect("run gen_log.py");
+        assert!(st.success());
+    } else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have ../shared beside the repository"
+        );
+        logkeeper::demo::DemoLog {
+            events,
+            keys,
+            malformed,
+            torn,
+            seed: 7,
+        }
+        .write(path)
+        .unwrap();
+    }
+}
+
+/// An independent reference fold (serde_json `Value` per line, the way a
+/// user would write it): latest line per (item_type, item.id), `DEL` drops
+/// the key, in the order of each key's last write. Malformed lines and the
+/// torn last line are skipped. Returns the surviving lines.
+pub fn reference_fold(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut latest: HashMap<(String, String), (u64, Vec<u8>)> = HashMap::new();
+    let mut seq = 0u64;
+    let complete = match bytes.iter().rposition(|&b| b == b'\n') {
+        Some(i) => &bytes[..=i],
+        None => &bytes[..0],
+    };
+    for line in complete.split(|&b| b == b'\n') {
+        let Ok(v) = serde_json::from_slice::<Value>(line) else {
+            continue;
+        };
+        let (Some(t), Some(id)) = (v.get("item_type"), v.pointer("/item/id")) else {
+            continue;
+        };
+        let k = (t.to_string(), id.to_string());
+        seq += 1;
+        if v.get("change_type").and_then(Value::as_str) == Some("DEL") {
+            latest.remove(&k);
+        } else {
+            latest.insert(k, (seq, line.to_vec()));
+        }
+    }
+    let mut v: Vec<(u64, Vec<u8>)> = latest.into_values().collect();
+    v.sort();
+    v.into_iter().map(|(_, l)| l).collect()
+}
+
+pub fn fold_file(path: &Path) -> Vec<Vec<u8>> {
+    reference_fold(&std::fs::read(path).unwrap())
+}
+
+/// Files in `dir` whose names start with `prefix`.
+pub fn files_with_prefix(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Rotated files of `log` (`<name>.<timestamp>Z`).
+pub fn rotated(log: &Path) -> Vec<PathBuf> {
+    let name = log.file_name().unwrap().to_string_lossy().into_owned();
+    files_with_prefix(log.parent().unwrap(), &format!("{name}.2"))
+}
+
+/// Temp files left beside `log`.
+pub fn temps(log: &Path) -> Vec<PathBuf> {
+    let name = log.file_name().unwrap().to_string_lossy().into_owned();
+    files_with_prefix(log.parent().unwrap(), &format!(".{name}.lk-tmp."))
+}
+
+pub fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+pub fn set_mode(p: &Path, m: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+}
