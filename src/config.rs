@@ -401,6 +401,14 @@ pub fn add_store(config_path: &Path, new: &NewStore) -> Result<Config> {
             })?
             .push(t),
         None => {
+            // Comments in a file without tables are trailing decor, which
+            // would print after the new table: keep them above it instead.
+            let trailing = doc.trailing().as_str().unwrap_or("").to_string();
+            if !trailing.trim().is_empty() {
+                let sep = if trailing.ends_with("\n\n") { "" } else { "\n" };
+                t.decor_mut().set_prefix(format!("{trailing}{sep}"));
+                doc.set_trailing("");
+            }
             let mut arr = toml_edit::ArrayOfTables::new();
             arr.push(t);
             doc.insert("store", toml_edit::Item::ArrayOfTables(arr));

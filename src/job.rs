@@ -62,15 +62,17 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
     let started_at = Utc::now();
     let t0 = Instant::now();
     let wait = if opts.wait { Wait::Yes } else { Wait::No };
+    // The lock is held until the record is written, so a run's record is
+    // on disk before any other run can start.
+    let mut held = None;
     let result = match StoreLock::acquire(&store.name, &store.log, &opts.trigger, wait) {
         Ok(lock) => {
             let lock_ms = t0.elapsed().as_secs_f64() * 1e3;
-            let r = run_locked(paths, store, opts).map(|mut d| {
+            held = Some(lock);
+            run_locked(paths, store, opts).map(|mut d| {
                 d.stats.timings.lock_ms = lock_ms;
                 d
-            });
-            drop(lock);
-            r
+            })
         }
         Err(Error::Busy { holder, lock, .. }) => Ok(Done {
             outcome: if opts.is_scheduled() {
@@ -121,6 +123,7 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
         });
         rec.outcome = Outcome::Error;
     }
+    drop(held);
     rec
 }
 

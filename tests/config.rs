@@ -1,0 +1,129 @@
+//! Config files, paths and `store add / list / remove` through the CLI.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn config_errors_name_file_line_and_field_and_exit_2() {
+    let env = Env::new();
+    env.write_config(
+        "# stores\n[[store]]\nname = \"a\"\nlog = \"a.jsonl\"\nschedule = \"every day\"\n",
+    );
+    let d = env.lk(["sync", "now", "--all"]).status(2);
+    let msg = d.stderr();
+    assert!(
+        msg.contains(&format!("{}:5", env.config().display())),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("`schedule`") && msg.contains("5-field crontab"),
+        "{msg}"
+    );
+
+    env.write_config("[[store]]\nname = \"a\"\nlog = \"a.jsonl\"\nkeep_rotatd = 2\n");
+    env.lk(["status"])
+        .status(2)
+        .stderr_has("keep_rotatd")
+        .stderr_has(":4");
+}
+
+#[test]
+fn missing_config_says_how_to_create_one() {
+    let env = Env::new();
+    env.lk(["status"]).status(2).stderr_has("store add");
+}
+
+#[test]
+fn store_add_list_remove_keep_the_users_comments() {
+    let env = Env::new();
+    env.write_config("# my logkeeper config\n");
+    env.lk([
+        "store",
+        "add",
+        "a",
+        "--log",
+        "logs/a.jsonl",
+        "--key",
+        "/id",
+        "--schedule",
+        "@daily",
+    ])
+    .status(0);
+    env.lk(["store", "add", "b", "--log", "b.jsonl"]).status(0);
+    env.lk(["store", "add", "b", "--log", "c.jsonl"])
+        .status(2)
+        .stderr_has("already exists");
+    env.lk(["store", "add", "c", "--log", "c.jsonl", "--key", "id"])
+        .status(2)
+        .stderr_has("JSON pointer");
+    let list = env.lk(["store", "list"]).status(0).stdout();
+    assert!(
+        list.contains(&format!("a\t{}", env.path("logs/a.jsonl").display())),
+        "{list}"
+    );
+    assert!(
+        list.contains("b\t") && list.contains("append-only"),
+        "{list}"
+    );
+    env.lk(["store", "remove", "a"]).status(0);
+    env.lk(["store", "remove", "a"]).status(2);
+    let text = std::fs::read_to_string(env.config()).unwrap();
+    assert!(text.starts_with("# my logkeeper config\n"), "{text}");
+    assert!(!text.contains("name = \"a\""));
+}
+
+#[test]
+fn flags_override_environment_paths() {
+    let env = Env::new();
+    let other = env.path("other.toml");
+    env.lk(["--config"])
+        .arg(&other)
+        .args(["store", "add", "x", "--log", "x.jsonl"])
+        .status(0);
+    assert!(other.exists());
+    assert!(!env.config().exists());
+    env.lk(["store", "list"]).status(0).stdout_has("no stores");
+}
+
+#[test]
+fn xdg_dirs_are_used_when_nothing_else_is_set() {
+    let env = Env::new();
+    let mut c = env.cmd();
+    c.env_remove("LOGKEEPER_CONFIG")
+        .env_remove("LOGKEEPER_STATE_DIR")
+        .env("XDG_CONFIG_HOME", env.path("xdgc"))
+        .env("XDG_STATE_HOME", env.path("xdgs"))
+        .args(["store", "add", "x", "--log", "x.jsonl"]);
+    assert!(c.status().unwrap().success());
+    assert!(env.path("xdgc/logkeeper/config.toml").exists());
+    std::fs::write(env.path("x.jsonl"), "{}\n").unwrap();
+    let mut c = env.cmd();
+    c.env_remove("LOGKEEPER_CONFIG")
+        .env_remove("LOGKEEPER_STATE_DIR")
+        .env("XDG_CONFIG_HOME", env.path("xdgc"))
+        .env("XDG_STATE_HOME", env.path("xdgs"))
+        .args(["sync", "now"]);
+    assert!(c.status().unwrap().success());
+    assert!(env.path("xdgs/logkeeper/stores/x/last-run.json").exists());
+}
+
+#[test]
+fn demo_runs_in_its_own_directory_and_exits_0() {
+    let env = Env::new();
+    let dir = env.path("demo");
+    let d = env
+        .lk(["demo"])
+        .arg(&dir)
+        .args(["--events", "20000", "--keys", "2000"])
+        .status(0);
+    let out = d.stdout();
+    assert!(out.contains("demo: ok in"), "{out}");
+    assert!(out.contains("3 quarantined"), "{out}");
+    assert!(out.contains("STORE  HEALTH"), "{out}");
+    assert!(dir.join("state/stores/demo/last-run.json").exists());
+    assert!(
+        !env.config().exists(),
+        "the demo must not touch the user's config"
+    );
+}

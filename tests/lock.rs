@@ -1,0 +1,175 @@
+//! G5 single flight: the `<log>.lock` file, busy exits, waiting, racing runs.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+
+use common::*;
+
+/// Hold `<log>.lock` with flock(1) until the returned child's stdin closes.
+fn hold_lock(lock: &std::path::Path) -> std::process::Child {
+    let mut holder = Command::new("flock")
+        .arg(lock)
+        .args(["-c", "echo locked; read _"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("flock(1) is needed for this test");
+    let mut line = String::new();
+    BufReader::new(holder.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked");
+    holder
+}
+
+#[test]
+fn busy_lock_exits_75_without_waiting_and_records_busy() {
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    gen_log(&log, 2_000, 100, 0, false);
+    env.keyed_store("m", &log);
+    let before = std::fs::read(&log).unwrap();
+    let mut holder = hold_lock(&env.path("events.jsonl.lock"));
+
+    env.lk(["sync", "now", "--force"])
+        .status(75)
+        .stderr_has("busy");
+    // It did not wait for the holder: the holder is still there.
+    assert!(holder.try_wait().unwrap().is_none());
+    assert_eq!(std::fs::read(&log).unwrap(), before);
+    let st = env.lk(["status", "--json"]).output().json();
+    assert_eq!(st["stores"][0]["last_run"]["outcome"], "busy");
+
+    // A scheduled run that finds the lock held records a skip, not a failure.
+    let d = env
+        .lk(["sync", "now", "--trigger", "schedule", "--json"])
+        .status(0)
+        .json();
+    assert_eq!(d["runs"][0]["outcome"], "skipped");
+
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
+    env.lk(["sync", "now", "--force"]).status(0);
+}
+
+#[test]
+fn busy_message_names_the_holder_from_the_lock_file() {
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    gen_log(&log, 2_000, 100, 0, false);
+    env.keyed_store("m", &log);
+    let lockp = env.path("events.jsonl.lock");
+    let mut holder = hold_lock(&lockp);
+    // What a holding logkeeper run writes into the lock file.
+    std::fs::write(
+        &lockp,
+        r#"{"pid":4242,"host":"box","started_at":"2026-11-23T10:00:00Z","trigger":"daemon","version":"0.1.0"}"#,
+    )
+    .unwrap();
+    env.lk(["sync", "now"])
+        .status(75)
+        .stderr_has("pid 4242 on box (daemon run");
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
+}
+
+#[test]
+fn wait_blocks_until_the_holder_releases() {
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    gen_log(&log, 2_000, 100, 0, false);
+    env.keyed_store("m", &log);
+    let mut holder = hold_lock(&env.path("events.jsonl.lock"));
+    let mut waiter = env.lk(["sync", "now", "--force", "--wait", "-v"]).spawn();
+    // The waiter announces that it waits on stderr before blocking.
+    let mut err = BufReader::new(waiter.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("waiting for"), "{line}");
+    assert!(waiter.try_wait().unwrap().is_none());
+    holder.stdin.take().unwrap().write_all(b"\n").unwrap();
+    holder.wait().unwrap();
+    assert_eq!(waiter.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn racing_runs_never_overlap() {
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    gen_log(&log, 100_000, 5_000, 0, false);
+    env.keyed_store("m", &log);
+    // Two wait for the lock (so at least two runs do the work), two do not.
+    let kids: Vec<_> = (0..4)
+        .map(|i| {
+            let run = env.lk(["sync", "now", "--force", "--json"]);
+            if i % 2 == 0 { run.arg("--wait") } else { run }.spawn()
+        })
+        .collect();
+    let mut ok = Vec::new();
+    for k in kids {
+        let out = k.wait_with_output().unwrap();
+        let code = out.status.code().unwrap();
+        assert!(code == 0 || code == 75, "unexpected exit {code}");
+        let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        if d["runs"][0]["outcome"] == "ok" {
+            ok.push(d["runs"][0].clone());
+        }
+    }
+    assert!(ok.len() >= 2, "both waiting runs must succeed");
+    // Runs that held the lock must not overlap: each one's lock acquisition
+    // (started_at + lock_ms) comes after the previous one's finished_at
+    // (the record is written before the lock is released). 1 ms of slack
+    // covers mixing wall and monotonic clocks; a broken lock would overlap
+    // by a whole run (~100 ms here).
+    let t = |r: &serde_json::Value, k: &str| {
+        chrono::DateTime::parse_from_rfc3339(r[k].as_str().unwrap()).unwrap()
+    };
+    let mut spans: Vec<_> = ok
+        .iter()
+        .map(|r| {
+            let lock_us = (r["stats"]["timings"]["lock_ms"].as_f64().unwrap() * 1000.0) as i64;
+            (
+                t(r, "started_at") + chrono::Duration::microseconds(lock_us),
+                t(r, "finished_at"),
+            )
+        })
+        .collect();
+    spans.sort();
+    for w in spans.windows(2) {
+        assert!(
+            w[1].0 + chrono::Duration::milliseconds(1) >= w[0].1,
+            "two runs held the lock at once: {w:?}"
+        );
+    }
+    let history = logkeeper::records::StoreState::new(env.state().join("stores/m")).history();
+    assert_eq!(history.len(), 4, "every run is recorded");
+    assert_eq!(
+        fold_file(&log).len() as u64,
+        ok[0]["stats"]["keys_live"].as_u64().unwrap()
+    );
+}
+
+#[test]
+fn lock_file_is_never_removed_and_holds_only_the_holder_fields() {
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    gen_log(&log, 1_000, 100, 0, false);
+    env.keyed_store("m", &log);
+    env.lk(["sync", "now", "--force"]).status(0);
+    let lockp = env.path("events.jsonl.lock");
+    assert!(lockp.exists());
+    // Released runs leave it empty; the holder record is written while held.
+    assert_eq!(std::fs::read(&lockp).unwrap(), b"");
+    let h = logkeeper::lock::StoreLock::acquire("m", &log, "manual", logkeeper::lock::Wait::No)
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&lockp).unwrap()).unwrap();
+    let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    assert_eq!(keys, ["host", "pid", "started_at", "trigger", "version"]);
+    assert_eq!(v["pid"], std::process::id());
+    env.lk(["sync", "now"]).status(75);
+    drop(h);
+    env.lk(["sync", "now", "--force"]).status(0);
+}

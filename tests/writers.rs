@@ -1,0 +1,141 @@
+//! G1 nothing lost: writers appending by the protocol while compactions run.
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::{Command, Stdio};
+
+use common::*;
+
+#[test]
+fn appenders_lose_nothing_across_ten_compactions() {
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    gen_log(&log, 20_000, 2_000, 0, false);
+    env.keyed_store("m", &log);
+    let per_writer = 300;
+    // Two processes, each running `logkeeper append` once per line.
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let script = format!(
+                r#"for i in $(seq 1 {per_writer}); do "$LK" append m "{{\"change_type\":\"SET\",\"item_type\":\"W{w}\",\"item\":{{\"id\":$i}}}}" || exit 1; done"#
+            );
+            let c = env.cmd();
+            let prog = c.get_program().to_owned();
+            let mut sh = Command::new("bash");
+            sh.arg("-c").arg(script).env("LK", prog);
+            for (k, v) in c.get_envs() {
+                match v {
+                    Some(v) => sh.env(k, v),
+                    None => sh.env_remove(k),
+                };
+            }
+            sh.stdout(Stdio::null()).spawn().unwrap()
+        })
+        .collect();
+    let mut writers = writers;
+    let mut syncs = 0;
+    let mut rewritten = 0;
+    let mut hb = logkeeper::writer::LogWriter::open(&log).unwrap();
+    while syncs < 10 || writers.iter_mut().any(|w| w.try_wait().unwrap().is_none()) {
+        // A repeating key, so that every compaction has something to fold.
+        hb.append(
+            format!(r#"{{"change_type":"SET","item_type":"HB","item":{{"id":0}},"n":{syncs}}}"#)
+                .as_bytes(),
+        )
+        .unwrap();
+        let d = env
+            .lk(["sync", "now", "--force", "--json"])
+            .status(0)
+            .json();
+        if d["runs"][0]["stats"]["rewritten"] == true {
+            rewritten += 1;
+        }
+        syncs += 1;
+    }
+    for mut w in writers {
+        assert!(w.wait().unwrap().success());
+    }
+    assert!(
+        rewritten >= 10,
+        "only {rewritten} compactions rewrote the log"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.ends_with('\n'), "the log ends in a torn line");
+    for l in text.lines() {
+        serde_json::from_str::<serde_json::Value>(l)
+            .unwrap_or_else(|e| panic!("torn line {l:?}: {e}"));
+    }
+    let keys: HashSet<(String, String)> = fold_file(&log)
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_slice(l).unwrap();
+            (v["item_type"].to_string(), v["item"]["id"].to_string())
+        })
+        .collect();
+    for w in 0..2 {
+        for i in 1..=per_writer {
+            assert!(
+                keys.contains(&(format!("\"W{w}\""), i.to_string())),
+                "line {i} of writer {w} was lost"
+            );
+        }
+    }
+}
+
+#[test]
+fn append_rejects_invalid_json_and_writes_nothing() {
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    std::fs::write(&log, "{\"a\":1}\n").unwrap();
+    env.lk(["store", "add", "j", "--log"]).arg(&log).status(0);
+    env.lk(["append", "j", "{\"ok\":1}", "{nope"])
+        .status(2)
+        .stderr_has("line 2 is not a single valid JSON value");
+    env.lk(["append", "j"])
+        .stdin("{\"b\":1}\n\n")
+        .status(2)
+        .stderr_has("empty line");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "{\"a\":1}\n");
+    env.lk(["append", "j"]).stdin("{\"b\":1}\n[2]\n").status(0);
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "{\"a\":1}\n{\"b\":1}\n[2]\n"
+    );
+}
+
+#[test]
+fn append_after_a_torn_line_starts_a_new_line() {
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    std::fs::write(&log, "{\"a\":1}\n{\"a\":").unwrap();
+    env.lk(["store", "add", "j", "--log"]).arg(&log).status(0);
+    env.lk(["append", "j", "{\"b\":2}"]).status(0);
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "{\"a\":1}\n{\"a\":\n{\"b\":2}\n"
+    );
+}
+
+#[test]
+fn library_writer_follows_a_swapped_file() {
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    env.keyed_store("m", &log);
+    let mut w = logkeeper::writer::LogWriter::open(&log).unwrap();
+    let line = |i: u32| {
+        format!(
+            r#"{{"change_type":"SET","item_type":"T","item":{{"id":{}}},"n":{i}}}"#,
+            i % 3
+        )
+    };
+    for i in 0..10 {
+        w.append(line(i).as_bytes()).unwrap();
+    }
+    env.lk(["sync", "now", "--force"]).status(0);
+    // The writer's fd points at the rotated inode now; it must follow the path.
+    w.append(line(10).as_bytes()).unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.ends_with(&format!("{}\n", line(10))), "{text}");
+    assert_eq!(text.lines().count(), 4);
+}
