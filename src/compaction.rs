@@ -2,10 +2,10 @@
 //!
 //! The caller holds the store lock (G5). Steps and their crash behaviour (G2):
 //! 1. cut the log at its last complete line and fold `[0, cut)`;
-//! 2. append malformed lines to the quarantine file and fsync it (a crash
-//!    after this can duplicate quarantine entries, never lose a line);
-//! 3. write the snapshot to an exclusive temp file beside the log, with the
+//! 2. write the snapshot to an exclusive temp file beside the log, with the
 //!    log's mode, and fsync it (a crash leaves a temp file, removed next run);
+//! 3. append malformed lines to the quarantine file and fsync it (a crash
+//!    after this can duplicate quarantine entries, never lose a line);
 //! 4. take the writers' `flock` on the live file, copy `[cut, EOF)` (the
 //!    tail: torn last line and anything appended meanwhile) unchanged, fsync;
 //! 5. hard-link the live file as the rotated file (a crash leaves a second
@@ -76,7 +76,11 @@ fn check_free_space(dir: &Path, need: u64) -> Result<()> {
             std::io::Error::last_os_error(),
         ));
     }
-    let avail = st.f_bavail as u64 * st.f_frsize as u64;
+    #[allow(unused_mut)]
+    let mut avail = st.f_bavail as u64 * st.f_frsize as u64;
+    if crate::fail_io!("free-space").is_err() {
+        avail = 0;
+    }
     if avail < need {
         return Err(Error::BadLog {
             path: dir.to_path_buf(),
@@ -108,6 +112,7 @@ pub fn compact(store: &StoreConfig) -> Result<Stats> {
         deletes_dropped: plan.deletes_dropped,
         keyless_kept: plan.keyless_kept,
         quarantined: plan.bad.len() as u64,
+        salvaged: plan.salvaged,
         tail_bytes: size - cut,
         ..Stats::default()
     };
@@ -127,24 +132,26 @@ pub fn compact(store: &StoreConfig) -> Result<Stats> {
     let snapshot_bytes: u64 = keep.iter().map(Range::len).sum();
     check_free_space(&dir, snapshot_bytes + (size - cut) + (1 << 20))?;
 
-    if !plan.bad.is_empty() {
-        stats.quarantine_file = Some(quarantine::append(&log, &file, &plan.bad, meta.mode())?);
-    }
-
     let mut tmp = fsutil::temp_beside(&log)?;
     let tmp_path = tmp.path().to_path_buf();
     fsutil::copy_mode_and_owner(tmp.as_file(), &tmp_path, &meta)?;
     {
         let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
         fold::copy_ranges(&file, keep, &mut w)
+            .and_then(|_| crate::fail_io!("snapshot-write"))
             .and_then(|_| w.flush())
             .map_err(|e| write_error(&tmp_path, &log, e))?;
     }
     crate::failpoint!("after-snapshot-write");
-    tmp.as_file()
-        .sync_data()
+    crate::fail_io!("snapshot-fsync")
+        .and_then(|_| tmp.as_file().sync_data())
         .map_err(|e| write_error(&tmp_path, &log, e))?;
     crate::failpoint!("after-snapshot-fsync");
+    // Quarantine before the swap (a crash between the two duplicates an
+    // entry; the other order could lose a line), after the snapshot is safe.
+    if !plan.bad.is_empty() {
+        stats.quarantine_file = Some(quarantine::append(&log, &file, &plan.bad, meta.mode())?);
+    }
     stats.timings.write_ms = ms(t_write);
 
     // The swap, under the writers' lock.
@@ -171,9 +178,14 @@ pub fn compact(store: &StoreConfig) -> Result<Stats> {
         .map_err(|e| write_error(&tmp_path, &log, e))?;
     let rotated = rotation::link_rotated(&log)?;
     crate::failpoint!("after-rotate-link");
-    if let Err(e) = tmp.persist(&log) {
+    // On failure the temp file is dropped (and so removed) with the error.
+    let renamed = crate::fail_io!("rename").and_then(|_| tmp.persist(&log).map_err(|e| e.error));
+    if let Err(e) = renamed {
         let _ = fs::remove_file(&rotated);
-        return Err(Error::io("rename the new log over", &log, e.error));
+        return Err(Error::BadLog {
+            path: log.clone(),
+            msg: format!("renaming the new log over it failed: {e}; the log is unchanged"),
+        });
     }
     crate::failpoint!("after-rename");
     fsutil::fsync_dir(&dir)?;

@@ -23,3 +23,37 @@ pub fn hit(name: &str) {
         }
     }
 }
+
+/// `Err(errno)` here if `LOGKEEPER_FAILPOINT` is `NAME:ERRNO` (e.g.
+/// `snapshot-write:ENOSPC`), else `Ok(())`. Tests only; a no-op otherwise.
+#[macro_export]
+macro_rules! fail_io {
+    ($name:literal) => {{
+        #[cfg(feature = "failpoints")]
+        let r = match $crate::failpoint::io_error($name) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        };
+        #[cfg(not(feature = "failpoints"))]
+        let r: std::io::Result<()> = Ok(());
+        r
+    }};
+}
+
+#[cfg(feature = "failpoints")]
+pub fn io_error(name: &str) -> Option<std::io::Error> {
+    let v = std::env::var("LOGKEEPER_FAILPOINT").ok()?;
+    let (point, errno) = v.split_once(':')?;
+    if point != name {
+        return None;
+    }
+    let code = match errno {
+        "ENOSPC" => libc::ENOSPC,
+        "EIO" => libc::EIO,
+        "EFBIG" => libc::EFBIG,
+        "EROFS" => libc::EROFS,
+        "EDQUOT" => libc::EDQUOT,
+        _ => libc::EIO,
+    };
+    Some(std::io::Error::from_raw_os_error(code))
+}

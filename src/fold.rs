@@ -186,9 +186,11 @@ impl Range {
     }
 }
 
-/// A line that is not valid JSON.
+/// A line (or the torn fragment at the start of one) that is not valid JSON.
 #[derive(Clone, Debug)]
 pub struct Bad {
+    /// The bytes that leave the log: a whole line with its `\n`, or a
+    /// fragment without one.
     pub range: Range,
     pub reason: Invalid,
 }
@@ -208,6 +210,7 @@ struct ChunkScan {
     bad: Vec<Bad>,
     lines: u64,
     deletes: u64,
+    salvaged: u64,
 }
 
 /// The result of folding a prefix: what to keep, what to quarantine, figures.
@@ -221,6 +224,9 @@ pub struct Plan {
     pub keys_live: u64,
     pub keyless_kept: u64,
     pub deletes_dropped: u64,
+    /// Malformed lines that ended in a complete event: the event was kept,
+    /// the fragment before it quarantined.
+    pub salvaged: u64,
     pub cut: u64,
 }
 
@@ -232,7 +238,8 @@ impl Plan {
         if keyed {
             self.keys_live + self.keyless_kept
         } else {
-            self.lines_in - self.bad.len() as u64
+            // A salvaged line's fragment is quarantined but its event stays.
+            self.lines_in - (self.bad.len() as u64 - self.salvaged)
         }
     }
     /// Whether the fold leaves the prefix exactly as it is.
@@ -309,7 +316,25 @@ fn scan_chunk(
             start: off,
             end: off + line.len() as u64 + 1,
         };
-        match cls.classify(line) {
+        let mut class = cls.classify(line);
+        let mut range = range;
+        if let Class::Malformed(reason) = &class
+            && let Some(p) = salvage_point(&mut cls, line)
+        {
+            // A torn fragment glued to a complete event: quarantine the
+            // fragment, keep the event (its bytes and the line's `\n`).
+            out.bad.push(Bad {
+                range: Range {
+                    start: off,
+                    end: off + p as u64,
+                },
+                reason: reason.clone(),
+            });
+            out.salvaged += 1;
+            range.start = off + p as u64;
+            class = cls.classify(&line[p..]);
+        }
+        match class {
             Class::Malformed(reason) => out.bad.push(Bad { range, reason }),
             Class::Keyless => {
                 if keyed {
@@ -341,6 +366,20 @@ fn scan_chunk(
         }
     })?;
     Ok(out)
+}
+
+/// How many `{` positions to try when salvaging one line: bounds the work
+/// on a long line of garbage.
+const SALVAGE_TRIES: usize = 32;
+
+/// Where a complete JSON object starts inside a malformed line, if the line
+/// is a torn fragment followed by one (a writer that did not start a new
+/// line after another died mid-write). The longest valid suffix wins.
+fn salvage_point(cls: &mut Classifier, line: &[u8]) -> Option<usize> {
+    memchr::memchr_iter(b'{', line)
+        .filter(|&p| p > 0)
+        .take(SALVAGE_TRIES)
+        .find(|&p| cls.scanner.validate(&line[p..]).is_ok())
 }
 
 /// The offset just after the last `\n` in the first `size` bytes of `file`.
@@ -429,6 +468,7 @@ fn merge(spec: &FoldSpec, chunks: Vec<ChunkScan>, cut: u64) -> Plan {
     }
     plan.lines_in = acc.lines;
     plan.deletes_dropped = acc.deletes;
+    plan.salvaged = acc.salvaged;
     plan.bad = acc.bad;
     if spec.is_keyed() {
         plan.keys_live = acc.map.len() as u64;
@@ -462,6 +502,7 @@ fn merge(spec: &FoldSpec, chunks: Vec<ChunkScan>, cut: u64) -> Plan {
 fn plan_counts(acc: &mut ChunkScan, c: &ChunkScan) {
     acc.lines += c.lines;
     acc.deletes += c.deletes;
+    acc.salvaged += c.salvaged;
 }
 
 fn coalesce(sorted: Vec<Range>) -> Vec<Range> {
@@ -608,6 +649,26 @@ mod tests {
         assert_eq!(out, "{\"a\":1}\n{\"a\":1}\n[]\n");
         assert_eq!(plan.bad.len(), 1);
         assert_eq!(plan.lines_out(false), 3);
+    }
+
+    #[test]
+    fn event_glued_to_a_torn_fragment_is_salvaged() {
+        let text = concat!(
+            "{\"t\":\"A\",\"id\":1,\"v\":1}\n",
+            "{\"t\":\"A\",\"id\":{\"t\":\"A\",\"id\":2,\"v\":2}\n",
+        );
+        let (out, plan) = fold_text(&spec(), text, 1);
+        assert_eq!(
+            out,
+            "{\"t\":\"A\",\"id\":1,\"v\":1}\n{\"t\":\"A\",\"id\":2,\"v\":2}\n"
+        );
+        assert_eq!(plan.salvaged, 1);
+        assert_eq!(plan.bad.len(), 1);
+        let frag = &plan.bad[0].range;
+        assert_eq!(
+            &text[frag.start as usize..frag.end as usize],
+            "{\"t\":\"A\",\"id\":"
+        );
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!
 //! Invariants:
 //! - Entries are appended and fsynced *before* the log is swapped, so a crash
-//!   can duplicate an entry but never lose a line.
+//!   never loses a line; an entry whose source, offset and bytes are already
+//!   in the file (left by a run that died before its swap) is not repeated.
 //! - The file is created with the log's mode, never more readable.
 
 use std::fs::File;
@@ -62,13 +63,33 @@ pub fn path_for(log: &Path) -> PathBuf {
 pub fn append(source: &Path, src: &File, bad: &[Bad], mode: u32) -> Result<PathBuf> {
     let qpath = path_for(source);
     crate::failpoint!("before-quarantine-write");
+    // A run that failed or died after quarantining but before its swap left
+    // these same lines at the same offsets: an entry with the same offset
+    // and bytes already preserves the line, so it is not written again.
+    let existing: std::collections::HashSet<(u64, Vec<u8>)> = if qpath.exists() {
+        read(&qpath)?
+            .into_iter()
+            .filter(|e| e.source == source)
+            .map(|e| (e.offset, e.bytes()))
+            .collect()
+    } else {
+        Default::default()
+    };
     let mut out = Vec::new();
     let now = Utc::now();
     for b in bad {
-        // The range includes the line's `\n`; the entry holds the line only.
-        let mut line = vec![0u8; (b.range.len() - 1) as usize];
+        // The entry holds the line without its `\n` (a salvaged line's
+        // fragment has none).
+        let mut line = vec![0u8; b.range.len() as usize];
         src.read_exact_at(&mut line, b.range.start)
             .ctx("read malformed line from", source)?;
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        if existing.contains(&(b.range.start, line.clone())) {
+            continue;
+        }
+        let line_len = line.len() as u64;
         let (text, b64) = match String::from_utf8(line) {
             Ok(s) => (Some(s), None),
             Err(e) => (
@@ -79,7 +100,7 @@ pub fn append(source: &Path, src: &File, bad: &[Bad], mode: u32) -> Result<PathB
         let entry = Entry {
             source: source.to_path_buf(),
             offset: b.range.start,
-            length: b.range.len() - 1,
+            length: line_len,
             reason: b.reason.to_string(),
             quarantined_at: now,
             line: text,
@@ -89,9 +110,18 @@ pub fn append(source: &Path, src: &File, bad: &[Bad], mode: u32) -> Result<PathB
         out.push(b'\n');
     }
     let mut f = fsutil::open_append(&qpath, mode & 0o666)?;
-    f.write_all(&out).ctx("write quarantine file", &qpath)?;
-    crate::failpoint!("mid-quarantine-write");
-    f.sync_all().ctx("fsync quarantine file", &qpath)?;
+    let len = f.metadata().ctx("stat quarantine file", &qpath)?.len();
+    let written = crate::fail_io!("quarantine-write")
+        .and_then(|_| f.write_all(&out))
+        .and_then(|_| {
+            crate::failpoint!("mid-quarantine-write");
+            f.sync_all()
+        });
+    if let Err(e) = written {
+        // Leave no half-written entry behind.
+        let _ = f.set_len(len);
+        return Err(crate::Error::io("write quarantine file", &qpath, e));
+    }
     Ok(qpath)
 }
 

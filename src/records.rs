@@ -76,8 +76,11 @@ pub struct Stats {
     pub deletes_dropped: u64,
     /// Valid lines without the key, kept in place.
     pub keyless_kept: u64,
-    /// Malformed lines moved to the quarantine file.
+    /// Malformed lines (or torn fragments) moved to the quarantine file.
     pub quarantined: u64,
+    /// Lines that were a torn fragment glued to a complete event: the event
+    /// was kept, the fragment quarantined (also counted in `quarantined`).
+    pub salvaged: u64,
     pub quarantine_file: Option<PathBuf>,
     /// Bytes after the cut carried unchanged (torn line and lines appended
     /// during the run).

@@ -1,0 +1,96 @@
+//! Failing disks: a write error anywhere in a run fails it with a clear
+//! message, leaves the log byte-identical, removes the temp file, and
+//! records the error.
+
+mod common;
+
+use common::*;
+
+fn setup() -> (Env, std::path::PathBuf, Vec<u8>) {
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    gen_log(&log, 30_000, 3_000, 2, true);
+    env.keyed_store("m", &log);
+    let before = std::fs::read(&log).unwrap();
+    (env, log, before)
+}
+
+fn assert_failed_cleanly(env: &Env, log: &std::path::Path, before: &[u8], msg: &str) {
+    assert_eq!(std::fs::read(log).unwrap(), before, "the log changed");
+    assert!(temps(log).is_empty(), "temp files left: {:?}", temps(log));
+    assert!(
+        rotated(log).is_empty(),
+        "a rotated file was left: {:?}",
+        rotated(log)
+    );
+    let st = env.lk(["status", "--json"]).status(1).json();
+    assert_eq!(st["stores"][0]["last_run"]["outcome"], "error");
+    let err = st["stores"][0]["last_run"]["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(err.contains(msg), "recorded error {err:?} lacks {msg:?}");
+    // And the next run, with the disk healthy again, succeeds, quarantining
+    // each malformed line exactly once.
+    env.lk(["sync", "now", "--force"]).status(0);
+    assert_eq!(fold_file(log), reference_fold(before));
+    let q = logkeeper::quarantine::read(&env.path("events.jsonl.quarantine")).unwrap();
+    assert_eq!(q.len(), 2, "quarantine entries: {q:?}");
+}
+
+#[test]
+fn file_size_limit_fails_the_run_with_efbig() {
+    let (env, log, before) = setup();
+    // The snapshot (~700 KB) exceeds a 64 KiB file-size limit (ulimit -f
+    // counts 1024-byte blocks); SIGXFSZ is ignored, so write() gets EFBIG.
+    let mut c = std::process::Command::new("bash");
+    c.arg("-c")
+        .arg(format!("ulimit -f 64; exec {BIN} sync now --force"))
+        .env("LOGKEEPER_CONFIG", env.config())
+        .env("LOGKEEPER_STATE_DIR", env.state());
+    let out = c.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("File too large"), "{stderr}");
+    assert!(stderr.contains("is unchanged"), "{stderr}");
+    assert_failed_cleanly(&env, &log, &before, "File too large");
+}
+
+#[cfg(feature = "failpoints")]
+mod injected {
+    use super::*;
+
+    fn inject(point: &str, msg: &str) {
+        let (env, log, before) = setup();
+        env.lk(["sync", "now", "--force"])
+            .env("LOGKEEPER_FAILPOINT", point)
+            .status(1)
+            .stderr_has(msg);
+        assert_failed_cleanly(&env, &log, &before, msg);
+    }
+
+    #[test]
+    fn enospc_while_writing_the_snapshot() {
+        inject("snapshot-write:ENOSPC", "No space left on device");
+    }
+
+    #[test]
+    fn eio_at_snapshot_fsync() {
+        inject("snapshot-fsync:EIO", "Input/output error");
+    }
+
+    #[test]
+    fn eio_at_rename() {
+        inject("rename:EIO", "Input/output error");
+    }
+
+    #[test]
+    fn enospc_while_writing_the_quarantine_file() {
+        inject("quarantine-write:ENOSPC", "No space left on device");
+    }
+
+    #[test]
+    fn free_space_check_refuses_a_run_that_cannot_fit() {
+        inject("free-space:ENOSPC", "not enough free space");
+    }
+}
