@@ -97,9 +97,10 @@ fn killed_at(point: &str) {
     );
     // The malformed line was quarantined, not dropped.
     let q = logkeeper::quarantine::read(&env.path("events.jsonl.quarantine")).unwrap();
-    assert!(
-        q.iter().any(|e| e.bytes() == b"{not json"),
-        "{point}: malformed line lost"
+    let copies = q.iter().filter(|e| e.bytes() == b"{not json").count();
+    assert_eq!(
+        copies, 1,
+        "{point}: malformed line quarantined {copies} times"
     );
     env.lk(["status"]).status(0);
 }
