@@ -1,0 +1,210 @@
+//! G3 bad input is kept, not dropped: one test per kind of damage, each
+//! checking where every byte went. The README's "Bad input" table documents
+//! the same behaviour.
+
+mod common;
+
+use common::*;
+use logkeeper::quarantine::Entry;
+
+/// Sync a keyed store (`/t` + `/id`, op `/op`, delete `DEL`) over `log`
+/// bytes; return the new log, the quarantine entries and the run record.
+fn compact(bytes: &[u8]) -> (Vec<u8>, Vec<Entry>, serde_json::Value) {
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    std::fs::write(&log, bytes).unwrap();
+    env.lk(["store", "add", "m", "--log"])
+        .arg(&log)
+        .args([
+            "--key", "/t", "--key", "/id", "--op", "/op", "--delete", "DEL",
+        ])
+        .status(0);
+    let rec = env
+        .lk(["sync", "now", "--force", "--json"])
+        .status(0)
+        .json()["runs"][0]
+        .clone();
+    let q = env.path("events.jsonl.quarantine");
+    let entries = if q.exists() {
+        logkeeper::quarantine::read(&q).unwrap()
+    } else {
+        Vec::new()
+    };
+    (std::fs::read(&log).unwrap(), entries, rec)
+}
+
+const A1: &str = r#"{"t":"a","id":1,"v":1}"#;
+const A1B: &str = r#"{"t":"a","id":1,"v":2}"#;
+
+fn lines(ls: &[&[u8]]) -> Vec<u8> {
+    ls.iter()
+        .flat_map(|l| l.iter().copied().chain([b'\n']))
+        .collect()
+}
+
+#[test]
+fn invalid_json_is_quarantined_with_its_offset() {
+    let input = lines(&[A1.as_bytes(), b"{\"t\":\"a\",", A1B.as_bytes()]);
+    let (out, q, rec) = compact(&input);
+    assert_eq!(out, lines(&[A1B.as_bytes()]));
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].bytes(), b"{\"t\":\"a\",");
+    assert_eq!(q[0].offset, A1.len() as u64 + 1);
+    assert_eq!(rec["stats"]["quarantined"], 1);
+}
+
+#[test]
+fn torn_line_glued_to_an_event_keeps_the_event_and_quarantines_the_fragment() {
+    let glued = format!("{{\"t\":\"a\",\"id\"{A1B}");
+    let input = lines(&[A1.as_bytes(), glued.as_bytes()]);
+    let (out, q, rec) = compact(&input);
+    assert_eq!(out, lines(&[A1B.as_bytes()]));
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].bytes(), b"{\"t\":\"a\",\"id\"");
+    assert_eq!(rec["stats"]["salvaged"], 1);
+}
+
+#[test]
+fn invalid_utf8_is_quarantined_byte_exact_as_base64() {
+    let bad: &[u8] = b"{\"t\":\"a\",\"id\":2,\"v\":\"\xff\xfe\"}";
+    let (out, q, _) = compact(&lines(&[A1.as_bytes(), bad]));
+    assert_eq!(out, lines(&[A1.as_bytes()]));
+    assert_eq!(q.len(), 1);
+    assert!(q[0].line.is_none() && q[0].line_base64.is_some());
+    assert_eq!(q[0].bytes(), bad);
+}
+
+#[test]
+fn nul_bytes_are_quarantined() {
+    let bad: &[u8] = b"{\"t\":\"a\",\"id\":2,\"v\":\"\0\"}";
+    let (out, q, _) = compact(&lines(&[bad, b"\0\0\0", A1.as_bytes()]));
+    assert_eq!(out, lines(&[A1.as_bytes()]));
+    assert_eq!(q.len(), 2);
+    assert_eq!(q[0].bytes(), bad);
+    assert_eq!(q[1].bytes(), b"\0\0\0");
+}
+
+#[test]
+fn crlf_lines_are_valid_and_kept_byte_for_byte() {
+    let a = format!("{A1}\r");
+    let b = format!("{A1B}\r");
+    let c = "{\"t\":\"b\",\"id\":1}\r";
+    let (out, q, _) = compact(&lines(&[a.as_bytes(), c.as_bytes(), b.as_bytes()]));
+    assert!(q.is_empty());
+    assert_eq!(out, lines(&[c.as_bytes(), b.as_bytes()]));
+}
+
+#[test]
+fn utf8_bom_is_quarantined_and_the_event_after_it_kept() {
+    let bom = format!("\u{feff}{A1}");
+    let other = r#"{"t":"b","id":1}"#;
+    let (out, q, rec) = compact(&lines(&[bom.as_bytes(), other.as_bytes()]));
+    assert_eq!(out, lines(&[A1.as_bytes(), other.as_bytes()]));
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].bytes(), "\u{feff}".as_bytes());
+    assert_eq!(rec["stats"]["salvaged"], 1);
+    // A BOM alone on a line is quarantined whole.
+    let (out, q, _) = compact(&lines(&["\u{feff}".as_bytes(), other.as_bytes()]));
+    assert_eq!(out, lines(&[other.as_bytes()]));
+    assert_eq!(q[0].bytes(), "\u{feff}".as_bytes());
+}
+
+#[test]
+fn empty_and_whitespace_lines_are_counted_and_quarantined() {
+    let (out, q, rec) = compact(&lines(&[b"", A1.as_bytes(), b"   \t", b"\r"]));
+    assert_eq!(out, lines(&[A1.as_bytes()]));
+    let got: Vec<Vec<u8>> = q.iter().map(Entry::bytes).collect();
+    assert_eq!(got, vec![b"".to_vec(), b"   \t".to_vec(), b"\r".to_vec()]);
+    assert_eq!(rec["stats"]["quarantined"], 3);
+}
+
+#[test]
+fn json_that_is_not_an_object_stays_in_place() {
+    let (out, q, rec) = compact(&lines(&[
+        b"[1,2]",
+        A1.as_bytes(),
+        b"\"text\"",
+        b"42",
+        b"null",
+        A1B.as_bytes(),
+    ]));
+    assert!(q.is_empty());
+    assert_eq!(
+        out,
+        lines(&[b"[1,2]", b"\"text\"", b"42", b"null", A1B.as_bytes()])
+    );
+    assert_eq!(rec["stats"]["keyless_kept"], 4);
+}
+
+#[test]
+fn event_missing_its_key_stays_in_place() {
+    let partial = r#"{"t":"a","v":"no id"}"#;
+    let (out, q, _) = compact(&lines(&[A1.as_bytes(), partial.as_bytes(), A1B.as_bytes()]));
+    assert!(q.is_empty());
+    assert_eq!(out, lines(&[partial.as_bytes(), A1B.as_bytes()]));
+}
+
+#[test]
+fn keys_of_different_json_types_are_different_keys() {
+    let s = r#"{"t":"a","id":"1","v":"string one"}"#;
+    let f = r#"{"t":"a","id":1.0,"v":"float one"}"#;
+    let e = r#"{"t":"a","id":"\u0031","v":"escaped string one"}"#;
+    let (out, _, rec) = compact(&lines(&[
+        A1.as_bytes(),
+        s.as_bytes(),
+        f.as_bytes(),
+        e.as_bytes(),
+    ]));
+    // 1, "1" (== "\u0031") and 1.0 are three keys.
+    assert_eq!(out, lines(&[A1.as_bytes(), f.as_bytes(), e.as_bytes()]));
+    assert_eq!(rec["stats"]["keys_live"], 3);
+}
+
+#[test]
+fn a_64_mib_line_is_folded_like_any_other() {
+    let big = format!(r#"{{"t":"a","id":2,"pad":"{}"}}"#, "x".repeat(64 << 20));
+    let input = lines(&[big.as_bytes(), A1.as_bytes(), A1B.as_bytes()]);
+    let (out, q, rec) = compact(&input);
+    assert!(q.is_empty());
+    assert_eq!(out, lines(&[big.as_bytes(), A1B.as_bytes()]));
+    assert_eq!(rec["stats"]["keys_live"], 2);
+}
+
+#[test]
+fn duplicate_fields_take_the_last_value_for_the_key() {
+    let dup = r#"{"t":"a","id":9,"id":1,"v":"dup"}"#;
+    let (out, _, rec) = compact(&lines(&[A1.as_bytes(), dup.as_bytes()]));
+    assert_eq!(out, lines(&[dup.as_bytes()]));
+    assert_eq!(rec["stats"]["keys_live"], 1);
+}
+
+#[test]
+fn deeply_nested_json_does_not_overflow_the_stack() {
+    let depth = 200_000;
+    let deep = format!(
+        r#"{{"t":"a","id":3,"v":{}0{}}}"#,
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
+    let unbalanced = format!(r#"{{"t":"a","id":4,"v":{}}}"#, "[".repeat(depth));
+    let (out, q, _) = compact(&lines(&[
+        deep.as_bytes(),
+        unbalanced.as_bytes(),
+        A1.as_bytes(),
+    ]));
+    assert_eq!(out, lines(&[deep.as_bytes(), A1.as_bytes()]));
+    assert_eq!(q.len(), 1);
+}
+
+#[test]
+fn torn_last_line_stays_in_the_tail() {
+    let mut input = lines(&[A1.as_bytes(), A1B.as_bytes()]);
+    input.extend_from_slice(b"{\"t\":\"a\",\"i");
+    let (out, q, rec) = compact(&input);
+    assert!(q.is_empty());
+    assert_eq!(
+        out,
+        [lines(&[A1B.as_bytes()]), b"{\"t\":\"a\",\"i".to_vec()].concat()
+    );
+    assert_eq!(rec["stats"]["tail_bytes"], 11);
+}
