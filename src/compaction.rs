@@ -150,7 +150,13 @@ pub fn compact(store: &StoreConfig) -> Result<Stats> {
     // Quarantine before the swap (a crash between the two duplicates an
     // entry; the other order could lose a line), after the snapshot is safe.
     if !plan.bad.is_empty() {
-        stats.quarantine_file = Some(quarantine::append(&log, &file, &plan.bad, meta.mode())?);
+        stats.quarantine_file = Some(quarantine::append(
+            &log,
+            &log,
+            &file,
+            &plan.bad,
+            meta.mode(),
+        )?);
     }
     stats.timings.write_ms = ms(t_write);
 
@@ -197,6 +203,7 @@ pub fn compact(store: &StoreConfig) -> Result<Stats> {
     stats.bytes_after = snapshot_bytes + tail.len();
     stats.rewritten = true;
     stats.rotated = Some(rotated);
+    stats.rotated_bytes = end;
     Ok(stats)
 }
 

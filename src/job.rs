@@ -15,7 +15,7 @@ use crate::fsutil;
 use crate::lock::{StoreLock, Wait};
 use crate::paths::Paths;
 use crate::records::{Outcome, RunRecord, Stats, StoreState};
-use crate::rotation;
+use crate::{rotation, stray};
 
 /// How a sync was asked for.
 #[derive(Clone, Debug)]
@@ -155,6 +155,23 @@ fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::
         tracing::warn!("removed {} left by an interrupted run", p.display());
     }
 
+    // Late writes of a writer that ignores the lock, into the last rotated
+    // file: carry them into the live log before anything else.
+    let state_dir = paths.store_state(&store.name);
+    let mode = std::fs::metadata(&log).map_or(0o644, |m| {
+        use std::os::unix::fs::PermissionsExt;
+        m.permissions().mode()
+    });
+    let (late, mut watches) = stray::carry_all(&log, &stray::load(&state_dir), mode)?;
+    if late.from.is_some() {
+        stray::save(&state_dir, &watches)?;
+    }
+    let with_late = |stats: &mut Stats| {
+        stats.late_lines_carried = late.lines;
+        stats.late_lines_quarantined = late.quarantined;
+        stats.late_lines_from = late.from.clone();
+    };
+
     if !opts.force && store.min_growth > 0.0 {
         let state = StoreState::new(paths.store_state(&store.name));
         if let Some(b) = state.baseline() {
@@ -172,6 +189,7 @@ fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::
                 d.stats.bytes_before = size;
                 d.stats.bytes_after = size;
                 d.stats.recovered = recovered;
+                with_late(&mut d.stats);
                 return Ok(d);
             }
         }
@@ -179,8 +197,19 @@ fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::
 
     let mut stats = compaction::compact(store)?;
     stats.recovered = recovered;
+    with_late(&mut stats);
+    if let Some(rotated) = &stats.rotated {
+        // Watch the file we just rotated for late writes.
+        watches.push(stray::Watch {
+            rotated: rotated.clone(),
+            size: stats.rotated_bytes,
+        });
+    }
     let t = Instant::now();
-    stats.pruned = rotation::prune(&log, store.keep_rotated, store.max_age)?;
+    // The newest rotated file is kept at least until the next run has
+    // checked it for late writes, even with keep_rotated = 0.
+    stats.pruned = rotation::prune(&log, store.keep_rotated.max(1), store.max_age)?;
+    stray::save(&state_dir, &watches)?;
     stats.timings.prune_ms = (t.elapsed().as_secs_f64() * 1e6).round() / 1e3;
     crate::failpoint!("before-record");
     Ok(Done {

@@ -29,6 +29,7 @@ pub mod replay;
 pub mod rotation;
 pub mod schedule;
 pub mod status;
+pub mod stray;
 pub mod writer;
 
 pub use error::{Error, Result};

@@ -58,10 +58,10 @@ pub fn path_for(log: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Copy the malformed lines of `src` (the log at `source`) into the
-/// quarantine file beside it, fsynced. Returns the quarantine file's path.
-pub fn append(source: &Path, src: &File, bad: &[Bad], mode: u32) -> Result<PathBuf> {
-    let qpath = path_for(source);
+/// Copy the malformed lines of `src` (the file at `source`) into the
+/// quarantine file of `log`, fsynced. Returns the quarantine file's path.
+pub fn append(log: &Path, source: &Path, src: &File, bad: &[Bad], mode: u32) -> Result<PathBuf> {
+    let qpath = path_for(log);
     crate::failpoint!("before-quarantine-write");
     // A run that failed or died after quarantining but before its swap left
     // these same lines at the same offsets: an entry with the same offset

@@ -89,10 +89,19 @@ pub struct Stats {
     pub rewritten: bool,
     /// The pre-compaction file, kept as a rotated file.
     pub rotated: Option<PathBuf>,
+    /// The rotated file's size at the swap (the old log's final size).
+    pub rotated_bytes: u64,
     /// Rotated files deleted by retention.
     pub pruned: Vec<PathBuf>,
     /// Temp files and stale links left by an earlier crashed run, removed.
     pub recovered: Vec<PathBuf>,
+    /// Lines a writer that does not take the lock appended to the previous
+    /// rotated file after its swap, carried into the live log by this run.
+    pub late_lines_carried: u64,
+    /// Of those late lines, the malformed ones (quarantined).
+    pub late_lines_quarantined: u64,
+    /// The rotated file they were found in.
+    pub late_lines_from: Option<PathBuf>,
     pub timings: Timings,
 }
 

@@ -57,6 +57,9 @@ pub struct StoreStatus {
     pub health: Health,
     /// Why the store is not healthy (empty when `ok`).
     pub reasons: Vec<String>,
+    /// Things worth knowing that do not make the store unhealthy (lines
+    /// quarantined or carried from a writer that ignores the lock).
+    pub notes: Vec<String>,
     pub last_run: Option<RunRecord>,
     pub last_success: Option<RunRecord>,
     /// The run holding the store's lock right now, if any.
@@ -113,8 +116,31 @@ pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) ->
         (Some(_), None) => {}
     }
 
+    let mut notes = Vec::new();
+    if let Some(r) = &last_run {
+        let s = &r.stats;
+        if s.late_lines_carried + s.late_lines_quarantined > 0 {
+            notes.push(format!(
+                "a writer that does not take the lock appended {} line(s) to {} after it was rotated; they were carried into the live log ({} malformed, quarantined). Make that writer follow the writer protocol.",
+                s.late_lines_carried + s.late_lines_quarantined,
+                s.late_lines_from.as_deref().map_or("the rotated file".into(), |p| p.display().to_string()),
+                s.late_lines_quarantined
+            ));
+        }
+        if s.quarantined > 0 {
+            notes.push(format!(
+                "last run quarantined {} malformed line(s) to {}",
+                s.quarantined,
+                s.quarantine_file
+                    .as_deref()
+                    .map_or("the quarantine file".into(), |p| p.display().to_string())
+            ));
+        }
+    }
+
     StoreStatus {
         name: store.name.clone(),
+        notes,
         log: store.log.clone(),
         schedule: store.schedule.as_ref().map(|s| s.expr().to_string()),
         schedule_description: store.schedule.as_ref().map(|s| s.describe()),

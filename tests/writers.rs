@@ -139,3 +139,58 @@ fn library_writer_follows_a_swapped_file() {
     assert!(text.ends_with(&format!("{}\n", line(10))), "{text}");
     assert_eq!(text.lines().count(), 4);
 }
+
+#[test]
+fn late_writes_of_a_writer_that_ignores_the_lock_are_carried_and_reported() {
+    use std::io::Write;
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    gen_log(&log, 2_000, 100, 0, false);
+    env.keyed_store("m", &log);
+    // A rogue writer: one fd held open, never locked, never re-checked.
+    let mut rogue = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let line =
+        |i: u32| format!(r#"{{"change_type":"SET","item_type":"Rogue","item":{{"id":{i}}}}}"#);
+    writeln!(rogue, "{}", line(0)).unwrap();
+    env.lk(["sync", "now", "--force"]).status(0);
+    // After the swap its writes land in the rotated file...
+    for i in 1..=5 {
+        writeln!(rogue, "{}", line(i)).unwrap();
+    }
+    writeln!(rogue, "{{not json").unwrap();
+    write!(rogue, "{{\"partial").unwrap();
+    // ...and the next run carries the complete ones into the live log.
+    let d = env
+        .lk(["sync", "now", "--force", "--json"])
+        .status(0)
+        .json();
+    let s = &d["runs"][0]["stats"];
+    assert_eq!(s["late_lines_carried"], 5);
+    assert_eq!(s["late_lines_quarantined"], 1);
+    let keys: Vec<String> = fold_file(&log)
+        .iter()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .filter(|l| l.contains("Rogue"))
+        .collect();
+    assert_eq!(keys.len(), 6, "{keys:?}");
+    env.lk(["status"])
+        .status(0)
+        .stdout_has("does not take the lock appended 6 line(s)");
+    let q = logkeeper::quarantine::read(&env.path("events.jsonl.quarantine")).unwrap();
+    assert!(q.iter().any(|e| e.bytes() == b"{not json"));
+    // Once the rogue finishes its line (still in the first rotated file),
+    // the next run carries that too, and only once.
+    writeln!(rogue, "\":1}}").unwrap();
+    let d = env
+        .lk(["sync", "now", "--force", "--json"])
+        .status(0)
+        .json();
+    assert_eq!(d["runs"][0]["stats"]["late_lines_carried"], 1);
+    let d = env
+        .lk(["sync", "now", "--force", "--json"])
+        .status(0)
+        .json();
+    assert_eq!(d["runs"][0]["stats"]["late_lines_carried"], 0);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.matches("{\"partial\":1}\n").count(), 1, "{text}");
+}

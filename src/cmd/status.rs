@@ -111,6 +111,9 @@ pub fn table(statuses: &[StoreStatus]) -> String {
         for reason in &s.reasons {
             out.push_str(&format!("  ! {reason}\n"));
         }
+        for note in &s.notes {
+            out.push_str(&format!("  note: {note}\n"));
+        }
     }
     out
 }
