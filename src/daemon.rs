@@ -30,7 +30,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use chrono::{DateTime, Local, Utc};
+use chrono::{DateTime, Local, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, StoreConfig};
@@ -175,6 +175,7 @@ struct StoreRt {
 
 impl StoreRt {
     fn new(cfg: StoreConfig, now: DateTime<Utc>, state: &StoreState) -> StoreRt {
+        let now = now.trunc_subsecs(0);
         // Catch-up: if the most recent scheduled time passed with no run
         // started since, put the anchor just before it, so it is due now.
         let mut anchor = now;
@@ -403,7 +404,7 @@ async fn main_loop(
     let mut jobs = Jobs::new();
     let stop_signal: &'static str;
     loop {
-        let now = Utc::now();
+        let now = Utc::now().trunc_subsecs(0);
         let wake = tick(&mut d, &mut jobs, now, on_event);
         d.write_info(now);
         let step = wake

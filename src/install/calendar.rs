@@ -78,6 +78,55 @@ impl CronFields {
         !self.dom_star && !self.dow_star
     }
 
+    /// Whether the schedule fires at this local wall-clock time.
+    pub fn matches(&self, t: &chrono::NaiveDateTime) -> bool {
+        use chrono::{Datelike, Timelike};
+        let dom = self.dom.contains(&t.day());
+        let dow = self.dow.contains(&t.weekday().num_days_from_sunday());
+        let day = if self.days_ored() {
+            dom || dow
+        } else {
+            dom && dow
+        };
+        day && self.minute.contains(&t.minute())
+            && self.hour.contains(&t.hour())
+            && self.month.contains(&t.month())
+    }
+
+    /// The first fire time within `days` days after `from` that falls on a
+    /// local wall-clock time a DST change skips or repeats. OS timers run
+    /// such times by their own rules (systemd: a skipped time not at all, a
+    /// repeated one once, the first time), which differ from cron's and the
+    /// daemon's; `schedule install` says so rather than differ silently.
+    pub fn dst_conflict<Tz: chrono::TimeZone>(
+        &self,
+        tz: &Tz,
+        from: chrono::NaiveDate,
+        days: u32,
+    ) -> Option<chrono::NaiveDateTime> {
+        use chrono::{LocalResult, Offset};
+        let offset = |t: chrono::NaiveDateTime| match tz.from_local_datetime(&t) {
+            LocalResult::Single(x) => Some(x.offset().fix()),
+            _ => None,
+        };
+        for d in 0..days {
+            let day = from + chrono::Days::new(u64::from(d));
+            let start = day.and_hms_opt(0, 0, 0)?;
+            let next = (day + chrono::Days::new(1)).and_hms_opt(0, 0, 0)?;
+            if offset(start).is_some() && offset(start) == offset(next) {
+                continue;
+            }
+            for m in 0..(24 * 60) {
+                let t = start + chrono::Duration::minutes(m);
+                if !matches!(tz.from_local_datetime(&t), LocalResult::Single(_)) && self.matches(&t)
+                {
+                    return Some(t);
+                }
+            }
+        }
+        None
+    }
+
     /// The systemd `OnCalendar=` values whose union is this schedule.
     pub fn to_systemd(&self) -> Vec<String> {
         let time = format!(
@@ -239,18 +288,15 @@ fn field(
 }
 
 /// Render a set of values in systemd's calendar syntax: `*` for the whole
-/// range, `start/step` for a progression that runs to the end of the range,
-/// else a list of values and `a..b` ranges.
+/// range, else a list of values and `a..b` ranges.
+///
+/// systemd's own repetition (`00/15`) is not used: systemd 252 skips the
+/// first repetition after a day boundary (`*:00/7` never fires at 00:00),
+/// which the calendar tests caught; explicit lists have no such edge.
 fn systemd_list(set: &BTreeSet<u32>, lo: u32, hi: u32) -> String {
     let v: Vec<u32> = set.iter().copied().collect();
     if v.len() as u32 == hi - lo + 1 {
         return "*".into();
-    }
-    if v.len() >= 3 {
-        let step = v[1] - v[0];
-        if step > 1 && v.windows(2).all(|w| w[1] - w[0] == step) && v[v.len() - 1] + step > hi {
-            return format!("{:02}/{step}", v[0]);
-        }
     }
     ranges(&v)
         .into_iter()
@@ -301,7 +347,7 @@ mod tests {
 
     #[test]
     fn systemd_forms() {
-        assert_eq!(sd("*/15 * * * *"), ["*-*-* *:00/15:00"]);
+        assert_eq!(sd("*/15 * * * *"), ["*-*-* *:00,15,30,45:00"]);
         assert_eq!(sd("30 2 * * mon-fri"), ["Mon..Fri *-*-* 02:30:00"]);
         assert_eq!(sd("@daily"), ["*-*-* 00:00:00"]);
         assert_eq!(sd("0 0 1 * mon"), ["*-*-01 00:00:00", "Mon *-*-* 00:00:00"]);

@@ -77,6 +77,24 @@ pub fn calendar_xml(entries: &[Vec<(&'static str, u32)>]) -> String {
         .join("\n")
 }
 
+/// Parse a rendered agent back and check what launchd needs: a dict with a
+/// Label and ProgramArguments.
+pub fn check_plist(text: &str) -> std::result::Result<plist::Dictionary, String> {
+    let v = plist::Value::from_reader_xml(text.as_bytes())
+        .map_err(|e| format!("not a valid plist: {e}"))?;
+    let d = v.into_dictionary().ok_or("the plist is not a dict")?;
+    if d.get("Label").and_then(|l| l.as_string()).is_none() {
+        return Err("no Label".into());
+    }
+    if d.get("ProgramArguments")
+        .and_then(|a| a.as_array())
+        .is_none_or(|a| a.is_empty())
+    {
+        return Err("no ProgramArguments".into());
+    }
+    Ok(d)
+}
+
 fn existing(ctx: &Context) -> Vec<PathBuf> {
     let p = prefix(ctx);
     let mut v: Vec<PathBuf> = std::fs::read_dir(&ctx.launchd_dir)
@@ -147,6 +165,10 @@ pub fn plan_install(ctx: &Context, config: &Config, mode: Mode) -> Result<Plan> 
                 ));
             }
         }
+    }
+    for f in &files {
+        check_plist(&f.content)
+            .map_err(|m| crate::Error::Usage(format!("rendered {}: {m}", f.path.display())))?;
     }
     let keep: Vec<&PathBuf> = files.iter().map(|f| &f.path).collect();
     let remove: Vec<PathBuf> = existing(ctx)

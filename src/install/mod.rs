@@ -521,6 +521,15 @@ pub(crate) fn scheduled_stores<'a>(
             Some(sch) => {
                 let f = calendar::CronFields::parse(sch.expr())
                     .map_err(|m| Error::Usage(format!("store {:?}: {m}", s.name)))?;
+                let today = chrono::Local::now().date_naive();
+                if let Some(t) = f.dst_conflict(&chrono::Local, today, 400) {
+                    notes.push(format!(
+                        "store {:?}: {:?} fires at {}, a local time that a DST change skips or repeats; an OS timer runs such times by its own rules (systemd: a skipped time not at all, a repeated one once), unlike cron and `logkeeper daemon`; use `--mode daemon` (or a UTC schedule) if that matters",
+                        s.name,
+                        sch.expr(),
+                        t.format("%Y-%m-%d %H:%M")
+                    ));
+                }
                 out.push((s, f));
             }
         }
