@@ -85,7 +85,7 @@ pub enum Event {
         scheduled: DateTime<Local>,
         catch_up: bool,
     },
-    Ran(RunRecord),
+    Ran(Box<RunRecord>),
     BackingOff {
         store: String,
         failures: u32,
@@ -564,7 +564,7 @@ fn finished(
             return;
         }
     };
-    on_event(&Event::Ran(rec.clone()));
+    on_event(&Event::Ran(Box::new(rec.clone())));
     let Some(s) = d.stores.get_mut(&name) else {
         return;
     };

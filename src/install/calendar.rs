@@ -166,7 +166,9 @@ impl CronFields {
         let month = opt(&self.month, 1, 12);
         let dom = opt(&self.dom, 1, 31);
         let dow = opt(&self.dow, 0, 6);
-        let mut variants: Vec<(Option<Vec<u32>>, Option<Vec<u32>>)> = Vec::new();
+        // (day-of-month values, weekday values); None = unrestricted.
+        type Days = (Option<Vec<u32>>, Option<Vec<u32>>);
+        let mut variants: Vec<Days> = Vec::new();
         if self.days_ored() {
             // Either restricting field may still cover its whole range
             // (e.g. `1-31`), which makes the union every day.
