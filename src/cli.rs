@@ -48,6 +48,11 @@ pub enum Command {
     Append(cmd::append::Args),
     /// Print a store's folded state, one line per live key
     Replay(cmd::replay::Args),
+    /// Run every store's schedule until SIGTERM
+    Daemon(cmd::daemon::Args),
+    /// Install, uninstall or show the OS registration of the schedules
+    #[command(subcommand)]
+    Schedule(cmd::schedule::ScheduleCmd),
 }
 
 impl Cli {
@@ -93,6 +98,8 @@ where
         Command::Status(a) => cmd::status::run(&cli, a)?,
         Command::Append(a) => cmd::append::run(&cli, a)?,
         Command::Replay(a) => cmd::replay::run(&cli, a)?,
+        Command::Daemon(a) => cmd::daemon::run(&cli, a)?,
+        Command::Schedule(c) => cmd::schedule::run(&cli, c)?,
     };
     Ok(ExitCode::from(code))
 }

@@ -60,6 +60,10 @@ pub enum Error {
         holder: String,
     },
 
+    /// A daemon already runs for this config (its single-instance lock is held).
+    #[error("a logkeeper daemon already runs for this config ({holder}; lock {})", lock.display())]
+    DaemonRunning { lock: PathBuf, holder: String },
+
     /// A line handed to the writer is not one valid JSON value.
     #[error("line {index} is not a single valid JSON value ({reason}); nothing was written")]
     InvalidLine { index: usize, reason: String },
@@ -94,7 +98,7 @@ impl Error {
             | Error::UnknownStore { .. }
             | Error::Usage(_)
             | Error::InvalidLine { .. } => EXIT_USAGE,
-            Error::Busy { .. } => EXIT_BUSY,
+            Error::Busy { .. } | Error::DaemonRunning { .. } => EXIT_BUSY,
             Error::Io { .. } | Error::BadLog { .. } => EXIT_FAILED,
         }
     }

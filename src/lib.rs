@@ -13,12 +13,14 @@
 
 pub mod compaction;
 pub mod config;
+pub mod daemon;
 pub mod demo;
 pub mod error;
 #[doc(hidden)]
 pub mod failpoint;
 pub mod fold;
 pub mod fsutil;
+pub mod install;
 pub mod job;
 pub mod json;
 pub mod lock;

@@ -43,8 +43,21 @@ impl Schedule {
     }
 
     /// The first fire time strictly after `t`.
+    ///
+    /// croner can answer `t` itself when `t` is the shifted fire time of a
+    /// wall-clock time skipped by a DST change (e.g. 02:00 in a spring-forward
+    /// night maps to 03:00, and asking again from 03:00 yields 03:00); that
+    /// would fire twice, so such an answer is stepped over.
     pub fn next_after<Tz: TimeZone>(&self, t: &DateTime<Tz>) -> Option<DateTime<Tz>> {
-        self.cron.find_next_occurrence(t, false).ok()
+        let mut from = t.clone();
+        for _ in 0..4 {
+            let next = self.cron.find_next_occurrence(&from, false).ok()?;
+            if next > *t {
+                return Some(next);
+            }
+            from = next + chrono::Duration::seconds(1);
+        }
+        None
     }
 
     /// The last fire time at or before `t`.

@@ -65,6 +65,43 @@ pub struct StoreStatus {
     /// The run holding the store's lock right now, if any.
     pub running: Option<Holder>,
     pub next_run: Option<DateTime<Local>>,
+    /// The daemon is holding this store back after repeated failures
+    /// (filled in from the daemon file by [`with_daemon`]).
+    pub backoff: Option<Backoff>,
+}
+
+/// A store the daemon is backing off.
+#[derive(Clone, Debug, Serialize)]
+pub struct Backoff {
+    /// Consecutive failed runs.
+    pub failures: u32,
+    /// No run before this time.
+    pub until: DateTime<Utc>,
+}
+
+/// Add what a running daemon knows: its next run time for the store (which
+/// accounts for jitter and backoff) and the store's backoff.
+pub fn with_daemon(status: &mut StoreStatus, daemon: &crate::daemon::DaemonStatus) {
+    if !daemon.running {
+        return;
+    }
+    let Some(d) = daemon.info.stores.iter().find(|d| d.name == status.name) else {
+        return;
+    };
+    if d.next_run.is_some() {
+        status.next_run = d.next_run;
+    }
+    if let Some(until) = d.backoff_until {
+        status.reasons.push(format!(
+            "the daemon is backing off until {} after {} failures in a row",
+            fmt_time(until),
+            d.failures
+        ));
+        status.backoff = Some(Backoff {
+            failures: d.failures,
+            until,
+        });
+    }
 }
 
 /// Compute one store's status as of `now`.
@@ -150,6 +187,7 @@ pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) ->
         last_success,
         running: lock::current_holder(&store.log),
         next_run: store.schedule.as_ref().and_then(|s| s.next_after(&now)),
+        backoff: None,
     }
 }
 

@@ -1,8 +1,10 @@
 //! One module per subcommand, each with `Args` and `run`; shared printing.
 
 pub mod append;
+pub mod daemon;
 pub mod demo;
 pub mod replay;
+pub mod schedule;
 pub mod status;
 pub mod store;
 pub mod sync;

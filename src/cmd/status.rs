@@ -24,6 +24,10 @@ struct StatusJson<'a> {
     generated_at: chrono::DateTime<Local>,
     stores: &'a [StoreStatus],
     exit_code: u8,
+    /// The daemon for this config (null: none has run or it stopped cleanly).
+    daemon: Option<&'a logkeeper::daemon::DaemonStatus>,
+    /// What `schedule install` registered for this config (null: nothing).
+    schedule_install: Option<&'a logkeeper::install::Registration>,
 }
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
@@ -31,10 +35,28 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     let config = Config::load(&paths.config)?;
     let stores = config.select(&args.names, true)?;
     let now = Local::now();
+    let daemon = logkeeper::daemon::status(&paths);
     let statuses: Vec<StoreStatus> = stores
         .into_iter()
-        .map(|s| store_status(&paths, s, now))
+        .map(|s| {
+            let mut st = store_status(&paths, s, now);
+            if let Some(d) = &daemon {
+                logkeeper::status::with_daemon(&mut st, d);
+            }
+            st
+        })
         .collect();
+    // `crontab -l` only when the registration is a crontab block.
+    let crontab = ["crontab".to_string()];
+    let crontab_cmd = std::env::var("LOGKEEPER_CRONTAB")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| v.split_whitespace().map(String::from).collect::<Vec<_>>());
+    let reg = logkeeper::install::registration(
+        &paths.state_dir,
+        &paths.config,
+        Some(crontab_cmd.as_deref().unwrap_or(&crontab)),
+    );
     let code = exit_code(&statuses);
     if args.json {
         println!(
@@ -45,10 +67,37 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
                 generated_at: now,
                 stores: &statuses,
                 exit_code: code,
+                daemon: daemon.as_ref(),
+                schedule_install: reg.as_ref(),
             })?
         );
     } else {
         print!("{}", table(&statuses));
+        match &daemon {
+            Some(d) if d.running => println!(
+                "daemon: running, pid {} on {} since {}{}",
+                d.info.pid,
+                d.info.host,
+                fmt_time(d.info.started_at),
+                d.info
+                    .config_error
+                    .as_ref()
+                    .map_or(String::new(), |e| format!(
+                        " (its last config reload was refused: {e})"
+                    ))
+            ),
+            Some(d) => println!(
+                "daemon: NOT running (pid {} on {}, started {}, exited without cleaning up)",
+                d.info.pid,
+                d.info.host,
+                fmt_time(d.info.started_at)
+            ),
+            None => println!("daemon: not running"),
+        }
+        match &reg {
+            Some(r) => print!("{}", super::schedule::describe(r)),
+            None => println!("schedule: not installed (`logkeeper schedule install`)"),
+        }
     }
     Ok(code)
 }

@@ -291,3 +291,131 @@ pub fn set_mode(p: &Path, m: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
 }
+
+/// Poll `cond` every 20 ms until it holds; panic with `what` after `timeout`.
+pub fn wait_for(what: &str, timeout: std::time::Duration, mut cond: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !cond() {
+        assert!(
+            t0.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Send signal `sig` to process `pid`.
+pub fn signal(pid: u32, sig: i32) {
+    // SAFETY: plain kill(2) on a child we started.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
+    assert_eq!(rc, 0, "kill({pid}, {sig}) failed");
+}
+
+/// Wait for a child to exit, killing it and panicking after `timeout`.
+pub fn wait_exit(child: &mut Child, timeout: std::time::Duration) -> std::process::ExitStatus {
+    let t0 = std::time::Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if t0.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("process {} did not exit within {timeout:?}", child.id());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A running `logkeeper daemon` whose stderr lines are collected as they
+/// come, so a test can wait for one. Killed on drop if still running.
+pub struct Daemon {
+    pub child: Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Env {
+    /// Start `logkeeper daemon` (plus `extra` args) in this sandbox.
+    pub fn daemon(&self, extra: &[&str]) -> Daemon {
+        let mut child = self.lk(["daemon"]).args(extra).spawn();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Daemon { child, lines }
+    }
+
+    /// The store's last-run record, if any.
+    pub fn last_run(&self, store: &str) -> Option<Value> {
+        let p = self
+            .state()
+            .join("stores")
+            .join(store)
+            .join("last-run.json");
+        serde_json::from_slice(&std::fs::read(p).ok()?).ok()
+    }
+
+    /// The store's run history, oldest first.
+    pub fn history(&self, store: &str) -> Vec<Value> {
+        let p = self
+            .state()
+            .join("stores")
+            .join(store)
+            .join("history.jsonl");
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Daemon {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+    pub fn stderr(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+    /// Wait until a stderr line contains `needle`; returns that line.
+    pub fn wait_line(&self, needle: &str, timeout: std::time::Duration) -> String {
+        let t0 = std::time::Instant::now();
+        loop {
+            if let Some(l) = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+            {
+                return l.clone();
+            }
+            assert!(
+                t0.elapsed() < timeout,
+                "daemon printed no line with {needle:?} within {timeout:?}; stderr so far:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    /// SIGTERM and wait (bounded) for the exit.
+    pub fn stop(&mut self, timeout: std::time::Duration) -> std::process::ExitStatus {
+        signal(self.pid(), libc::SIGTERM);
+        wait_exit(&mut self.child, timeout)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! `logkeeper daemon`: fire each store's schedule until SIGTERM/SIGINT.
+
+use logkeeper::daemon::{DaemonOptions, Event};
+
+use super::{human_ms, summary};
+use crate::cli::Cli;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// After SIGTERM/SIGINT, how long running jobs may take to finish
+    /// (e.g. 30s, 2m); an unfinished job is abandoned safely
+    #[arg(long, default_value = "30s", value_parser = logkeeper::config::parse_duration)]
+    pub stop_timeout: std::time::Duration,
+}
+
+fn say(msg: String) {
+    eprintln!(
+        "{} logkeeper daemon: {msg}",
+        chrono::Local::now().format("%Y-%m-%d %H:%M:%S")
+    );
+}
+
+fn print(e: &Event) {
+    match e {
+        Event::Started {
+            pid,
+            config,
+            stores,
+        } => say(format!(
+            "started (pid {pid}) for {} with {} store(s): {}",
+            config.display(),
+            stores.len(),
+            stores.join(", ")
+        )),
+        Event::Fire {
+            store,
+            scheduled,
+            catch_up,
+        } => say(format!(
+            "store {store}: {} run for {}",
+            if *catch_up { "catch-up" } else { "scheduled" },
+            scheduled.format("%Y-%m-%d %H:%M %Z")
+        )),
+        Event::Ran(r) => say(format!(
+            "store {}: {} in {}: {}",
+            r.store,
+            r.outcome.as_str(),
+            human_ms(r.duration_ms),
+            summary(r)
+        )),
+        Event::BackingOff {
+            store,
+            failures,
+            until,
+        } => say(format!(
+            "store {store}: {failures} failures in a row; backing off until {}",
+            logkeeper::status::fmt_time(*until)
+        )),
+        Event::SkippedForBackoff {
+            store,
+            scheduled,
+            until,
+        } => say(format!(
+            "store {store}: skipped the run for {} (backing off until {})",
+            scheduled.format("%Y-%m-%d %H:%M %Z"),
+            logkeeper::status::fmt_time(*until)
+        )),
+        Event::Reloaded { stores } => say(format!(
+            "config reloaded: {} store(s): {}",
+            stores.len(),
+            stores.join(", ")
+        )),
+        Event::ReloadFailed(err) => {
+            say(format!("config reload refused, keeping the old one: {err}"))
+        }
+        Event::Stopping { signal, running } => say(if running.is_empty() {
+            format!("{signal}: stopping")
+        } else {
+            format!(
+                "{signal}: stopping after the running job(s) of {}",
+                running.join(", ")
+            )
+        }),
+        Event::Abandoned { running } => say(format!(
+            "stop timeout: abandoning the job(s) of {} (the log stays whole; the next run cleans up)",
+            running.join(", ")
+        )),
+        Event::Stopped => say("stopped".into()),
+    }
+}
+
+pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
+    let paths = cli.paths()?;
+    let opts = DaemonOptions {
+        stop_timeout: args.stop_timeout,
+    };
+    logkeeper::daemon::run(&paths, &opts, &print)?;
+    Ok(0)
+}

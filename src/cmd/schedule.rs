@@ -1,0 +1,213 @@
+//! `logkeeper schedule install|uninstall|show`: register the stores'
+//! schedules with systemd, launchd or cron.
+
+use clap::Subcommand;
+use logkeeper::config::Config;
+use logkeeper::install::{self, Backend, Context, Mode, Plan, Registration};
+
+use crate::cli::Cli;
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCmd {
+    /// Render and register the jobs (idempotent)
+    Install(InstallArgs),
+    /// Unregister and remove this config's jobs (idempotent)
+    Uninstall(UninstallArgs),
+    /// Show what is registered for this config and whether it still works
+    Show(ShowArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InstallArgs {
+    /// systemd (Linux default), launchd (macOS default) or cron
+    #[arg(long, value_parser = ["systemd", "launchd", "cron"])]
+    pub backend: Option<String>,
+    /// daemon: one long-running `logkeeper daemon`; timer: one OS timer per
+    /// store [default: daemon, or timer for cron]
+    #[arg(long, value_parser = ["daemon", "timer"])]
+    pub mode: Option<String>,
+    /// Print the files and commands without touching anything
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UninstallArgs {
+    /// The backend to remove from [default: the installed one, else the platform's]
+    #[arg(long, value_parser = ["systemd", "launchd", "cron"])]
+    pub backend: Option<String>,
+    /// Print what would be removed without touching anything
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    /// Print one JSON document (fields in the README)
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(cli: &Cli, cmd: &ScheduleCmd) -> anyhow::Result<u8> {
+    let paths = cli.paths()?;
+    let ctx = Context::from_env(&paths)?;
+    match cmd {
+        ScheduleCmd::Install(a) => {
+            let config = Config::load(&paths.config)?;
+            let backend = match &a.backend {
+                Some(b) => Backend::parse(b)?,
+                None => Backend::default_for_platform(),
+            };
+            let mode = match a.mode.as_deref() {
+                Some("timer") => Mode::Timer,
+                Some(_) => Mode::Daemon,
+                None if backend == Backend::Cron => Mode::Timer,
+                None => Mode::Daemon,
+            };
+            let plan = install::plan_install(&ctx, &config, backend, mode)?;
+            finish(&ctx, &plan, a.dry_run)
+        }
+        ScheduleCmd::Uninstall(a) => {
+            let backend = match &a.backend {
+                Some(b) => Backend::parse(b)?,
+                None => install::read_marker(&ctx)
+                    .map_or_else(Backend::default_for_platform, |m| m.backend),
+            };
+            let plan = install::plan_uninstall(&ctx, backend)?;
+            finish(&ctx, &plan, a.dry_run)
+        }
+        ScheduleCmd::Show(a) => {
+            let reg = install::registration(&paths.state_dir, &paths.config, Some(&ctx.crontab));
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&reg)?);
+            } else {
+                match &reg {
+                    Some(r) => print!("{}", describe(r)),
+                    None => println!(
+                        "no schedule installed for {} (install one with `logkeeper schedule install`)",
+                        paths.config.display()
+                    ),
+                }
+            }
+            Ok(if reg.is_some_and(|r| !r.problems.is_empty()) {
+                1
+            } else {
+                0
+            })
+        }
+    }
+}
+
+/// The human lines for a registration (also used by `status`).
+pub fn describe(r: &Registration) -> String {
+    let mut out = format!(
+        "schedule: {} ({} mode), installed {}, runs {}{}\n",
+        r.backend.as_str(),
+        r.mode.as_str(),
+        logkeeper::status::fmt_time(r.installed_at),
+        r.binary.display(),
+        if r.binary_exists { "" } else { " (MISSING)" }
+    );
+    for f in &r.files {
+        out.push_str(&format!(
+            "  {}{}\n",
+            f.path.display(),
+            if f.exists { "" } else { " (MISSING)" }
+        ));
+    }
+    if let Some(present) = r.crontab_block {
+        out.push_str(&format!(
+            "  crontab block: {}\n",
+            if present { "present" } else { "MISSING" }
+        ));
+    }
+    for p in &r.problems {
+        out.push_str(&format!("  ! {p}\n"));
+    }
+    out
+}
+
+fn finish(ctx: &Context, plan: &Plan, dry_run: bool) -> anyhow::Result<u8> {
+    let verb = if plan.install { "install" } else { "uninstall" };
+    if dry_run {
+        println!(
+            "# dry run: {verb} ({} backend, {} mode) for {}; nothing is changed",
+            plan.backend.as_str(),
+            plan.mode.as_str(),
+            ctx.config.display()
+        );
+        for f in &plan.files {
+            let state = match (&f.current, f.changed()) {
+                (None, _) => "new",
+                (Some(_), true) => "changed",
+                (Some(_), false) => "unchanged",
+            };
+            println!("\n# file {} ({state})", f.path.display());
+            print!("{}", f.content);
+        }
+        for p in &plan.remove {
+            println!("\n# remove {}", p.display());
+        }
+        if let Some(c) = &plan.crontab {
+            match &c.after {
+                Some(after) => {
+                    println!(
+                        "\n# crontab ({})",
+                        if c.before == c.after {
+                            "unchanged"
+                        } else {
+                            "new content"
+                        }
+                    );
+                    print!("{after}");
+                }
+                None => println!("\n# crontab: removed (`crontab -r`)"),
+            }
+        }
+        let cmds: Vec<_> = plan.pre_commands.iter().chain(&plan.commands).collect();
+        if !cmds.is_empty() {
+            println!("\n# commands");
+            for c in cmds {
+                println!("{}", c.display());
+            }
+        }
+        for n in &plan.notes {
+            println!("\n# note: {n}");
+        }
+        return Ok(0);
+    }
+    let changed = plan.changes_anything();
+    install::apply(ctx, plan)?;
+    for f in &plan.files {
+        println!(
+            "{} {}",
+            if f.changed() { "wrote" } else { "unchanged" },
+            f.path.display()
+        );
+    }
+    for p in &plan.remove {
+        println!("removed {}", p.display());
+    }
+    if let Some(c) = &plan.crontab {
+        println!(
+            "crontab: {}",
+            if c.before == c.after {
+                "unchanged"
+            } else if plan.install {
+                "logkeeper block written"
+            } else {
+                "logkeeper block removed"
+            }
+        );
+    }
+    for c in plan.pre_commands.iter().chain(&plan.commands) {
+        println!("ran {}", c.display());
+    }
+    for n in &plan.notes {
+        println!("note: {n}");
+    }
+    if !changed {
+        println!("{verb}: nothing to change");
+    }
+    Ok(0)
+}
