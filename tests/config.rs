@@ -127,3 +127,14 @@ fn demo_runs_in_its_own_directory_and_exits_0() {
         "the demo must not touch the user's config"
     );
 }
+
+#[test]
+fn store_add_expands_a_quoted_tilde() {
+    let env = Env::new();
+    env.lk(["store", "add", "t", "--log", "~/logs/t.jsonl"])
+        .env("HOME", env.path("home"))
+        .status(0);
+    let text = std::fs::read_to_string(env.config()).unwrap();
+    let want = format!("log = \"{}\"", env.path("home/logs/t.jsonl").display());
+    assert!(text.contains(&want), "{text}");
+}

@@ -1,6 +1,6 @@
 //! `logkeeper store add | list | remove`: edit the config file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use logkeeper::config::{self, Config, NewStore};
@@ -51,7 +51,9 @@ pub fn run(cli: &Cli, cmd: &StoreCmd) -> anyhow::Result<u8> {
         StoreCmd::Add(a) => {
             let new = NewStore {
                 name: a.name.clone(),
-                log: absolute(&a.log)?,
+                // `~` reaches us unexpanded when quoted; relative paths are
+                // taken from the current directory, as the user typed them.
+                log: config::expand_path(&a.log.to_string_lossy(), &absolute(Path::new("."))?),
                 key: a.key.clone(),
                 op: a.op.clone(),
                 delete: a.delete.clone(),
