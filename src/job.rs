@@ -80,7 +80,12 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
             } else {
                 Outcome::Busy
             },
-            reason: Some(format!("busy: {holder} holds {}", lock.display())),
+            // A skip needs to say it was the lock; `busy` says so itself.
+            reason: Some(format!(
+                "{}{holder} holds {}",
+                if opts.is_scheduled() { "busy: " } else { "" },
+                lock.display()
+            )),
             stats: Stats::default(),
             success: false,
             baseline: false,
