@@ -162,7 +162,7 @@ pub fn compact(store: &StoreConfig) -> Result<Stats> {
 
     // The swap, under the writers' lock.
     let t_swap = Instant::now();
-    file.lock().ctx("take the writers' lock on", &log)?;
+    lock_writers(&file, &log)?;
     let now_meta = fs::metadata(&log).ctx("stat log", &log)?;
     if now_meta.ino() != meta.ino() || now_meta.dev() != meta.dev() {
         return Err(Error::BadLog {
@@ -205,6 +205,45 @@ pub fn compact(store: &StoreConfig) -> Result<Stats> {
     stats.rotated = Some(rotated);
     stats.rotated_bytes = end;
     Ok(stats)
+}
+
+/// How long the swap waits for writers to release the log's lock. Writers
+/// hold it for one append; a holder past this is hung, and the run gives up
+/// (changing nothing) rather than hang with it.
+pub const WRITER_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn lock_writers(file: &File, log: &Path) -> Result<()> {
+    #[allow(unused_mut)]
+    let mut wait = WRITER_LOCK_WAIT;
+    #[cfg(feature = "failpoints")]
+    if let Some(ms) = std::env::var("LOGKEEPER_WRITER_LOCK_WAIT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        wait = std::time::Duration::from_millis(ms);
+    }
+    let deadline = Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::BadLog {
+                    path: log.to_path_buf(),
+                    msg: format!(
+                        "a writer has held the log's lock for over {:.1}s (hung?); nothing was changed, find it with `fuser {}`",
+                        wait.as_secs_f64(),
+                        log.display()
+                    ),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::io("take the writers' lock on", log, e));
+            }
+        }
+    }
 }
 
 fn write_error(tmp: &Path, log: &Path, e: std::io::Error) -> Error {

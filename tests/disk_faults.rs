@@ -94,3 +94,28 @@ mod injected {
         inject("free-space:ENOSPC", "not enough free space");
     }
 }
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_hung_writer_holding_the_log_lock_fails_the_run_without_changes() {
+    use std::io::{BufRead, BufReader};
+    let (env, log, before) = setup();
+    let mut hung = std::process::Command::new("flock")
+        .arg(&log)
+        .args(["-c", "echo locked; read _"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(hung.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    env.lk(["sync", "now", "--force"])
+        .env("LOGKEEPER_WRITER_LOCK_WAIT_MS", "300")
+        .status(1)
+        .stderr_has("has held the log's lock");
+    drop(hung.stdin.take());
+    hung.wait().unwrap();
+    assert_failed_cleanly(&env, &log, &before, "has held the log's lock");
+}
