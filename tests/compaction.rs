@@ -20,7 +20,11 @@ fn fold_of_new_log_equals_fold_of_old_and_torn_tail_survives() {
     assert_eq!(rec["stats"]["quarantined"], 5);
 
     let after = std::fs::read(&log).unwrap();
-    assert_eq!(reference_fold(&after), reference_fold(&before), "G1: fold changed");
+    assert_eq!(
+        reference_fold(&after),
+        reference_fold(&before),
+        "G1: fold changed"
+    );
     assert!(after.len() < before.len() / 4, "nothing was compacted");
     // The torn last line stays, byte for byte, for its writer.
     let torn = &before[before.iter().rposition(|&b| b == b'\n').unwrap() + 1..];
@@ -53,7 +57,9 @@ fn malformed_lines_are_quarantined_with_their_origin() {
     gen_log(&log, 20_000, 2_000, 5, false);
     let before = std::fs::read(&log).unwrap();
     env.keyed_store("m", &log);
-    env.lk(["sync", "now", "--force"]).status(0).stdout_has("5 quarantined");
+    env.lk(["sync", "now", "--force"])
+        .status(0)
+        .stdout_has("5 quarantined");
 
     let q = logkeeper::quarantine::read(&env.path("events.jsonl.quarantine")).unwrap();
     assert_eq!(q.len(), 5);
@@ -66,7 +72,11 @@ fn malformed_lines_are_quarantined_with_their_origin() {
         assert!(serde_json::from_slice::<serde_json::Value>(line).is_err());
     }
     let after = std::fs::read_to_string(&log).unwrap();
-    assert!(after.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
+    assert!(
+        after
+            .lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+    );
 }
 
 #[test]
@@ -149,8 +159,15 @@ fn min_growth_skips_until_the_log_grew_and_force_ignores_it() {
         .unwrap();
     let d = env.lk(["status", "--json"]).status(0).json();
     assert_eq!(d["stores"][0]["last_run"]["outcome"], "skipped");
-    assert!(d["stores"][0]["last_run"]["reason"].as_str().unwrap().contains("min_growth"));
-    env.lk(["sync", "now", "--force", "--json"]).status(0).json()["runs"][0]["outcome"]
+    assert!(
+        d["stores"][0]["last_run"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("min_growth")
+    );
+    env.lk(["sync", "now", "--force", "--json"])
+        .status(0)
+        .json()["runs"][0]["outcome"]
         .as_str()
         .map(|o| assert_eq!(o, "ok"))
         .unwrap();
@@ -163,10 +180,21 @@ fn append_only_store_keeps_every_valid_line_and_quarantines_the_rest() {
     std::fs::write(&log, "{\"a\":1}\n{\"a\":1}\nnot json\n[1,2]\n{\"torn\":").unwrap();
     env.lk(["store", "add", "j", "--log"]).arg(&log).status(0);
     env.lk(["sync", "now", "--force"]).status(0);
-    assert_eq!(std::fs::read_to_string(&log).unwrap(), "{\"a\":1}\n{\"a\":1}\n[1,2]\n{\"torn\":");
-    assert_eq!(logkeeper::quarantine::read(&env.path("journal.jsonl.quarantine")).unwrap().len(), 1);
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "{\"a\":1}\n{\"a\":1}\n[1,2]\n{\"torn\":"
+    );
+    assert_eq!(
+        logkeeper::quarantine::read(&env.path("journal.jsonl.quarantine"))
+            .unwrap()
+            .len(),
+        1
+    );
     // Nothing to do the second time: the log is left alone.
-    let d = env.lk(["sync", "now", "--force", "--json"]).status(0).json();
+    let d = env
+        .lk(["sync", "now", "--force", "--json"])
+        .status(0)
+        .json();
     assert_eq!(d["runs"][0]["stats"]["rewritten"], false);
 }
 

@@ -38,7 +38,10 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     };
     let demo = setup(&dir, &spec)?;
     let before = std::fs::metadata(&demo.log)?.len();
-    println!("logkeeper demo in {}", demo.paths.config.parent().unwrap_or(&dir).display());
+    println!(
+        "logkeeper demo in {}",
+        demo.paths.config.parent().unwrap_or(&dir).display()
+    );
     println!(
         "  wrote {}: {} events over {} keys, {} ({} malformed lines, a torn last line)",
         demo.log.display(),
@@ -78,7 +81,9 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     print!("{}", status::table(&st));
     println!("\nTry next:");
     println!("  logkeeper {flags} replay demo | head -3");
-    println!("  logkeeper {flags} append demo '{{\"change_type\":\"SET\",\"item_type\":\"Task\",\"item\":{{\"id\":\"task-new\"}}}}'");
+    println!(
+        "  logkeeper {flags} append demo '{{\"change_type\":\"SET\",\"item_type\":\"Task\",\"item\":{{\"id\":\"task-new\"}}}}'"
+    );
     println!("  logkeeper {flags} status --json");
     let code = sync::exit_code(std::slice::from_ref(&rec));
     Ok(if code != 0 { code } else { exit_code(&st) })

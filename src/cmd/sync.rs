@@ -108,6 +108,9 @@ pub fn print_run(r: &RunRecord) {
         println!("  pruned: {}", p.display());
     }
     for p in &s.recovered {
-        println!("  recovered: removed {} left by an interrupted run", p.display());
+        println!(
+            "  recovered: removed {} left by an interrupted run",
+            p.display()
+        );
     }
 }

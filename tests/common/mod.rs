@@ -61,14 +61,19 @@ impl Env {
     /// Declare the standard keyed store (`/item_type` + `/item/id`, op
     /// `/change_type`, delete `DEL`) on `log`.
     pub fn keyed_store(&self, name: &str, log: &Path) {
-        self.lk([
-            "store", "add", name, "--log",
-        ])
-        .arg(log)
-        .args([
-            "--key", "/item_type", "--key", "/item/id", "--op", "/change_type", "--delete", "DEL",
-        ])
-        .status(0);
+        self.lk(["store", "add", name, "--log"])
+            .arg(log)
+            .args([
+                "--key",
+                "/item_type",
+                "--key",
+                "/item/id",
+                "--op",
+                "/change_type",
+                "--delete",
+                "DEL",
+            ])
+            .status(0);
     }
 
     pub fn write_config(&self, text: &str) {
@@ -163,11 +168,19 @@ impl Done {
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout()))
     }
     pub fn stdout_has(self, s: &str) -> Self {
-        assert!(self.stdout().contains(s), "stdout lacks {s:?}:\n{}", self.stdout());
+        assert!(
+            self.stdout().contains(s),
+            "stdout lacks {s:?}:\n{}",
+            self.stdout()
+        );
         self
     }
     pub fn stderr_has(self, s: &str) -> Self {
-        assert!(self.stderr().contains(s), "stderr lacks {s:?}:\n{}", self.stderr());
+        assert!(
+            self.stderr().contains(s),
+            "stderr lacks {s:?}:\n{}",
+            self.stderr()
+        );
         self
     }
 }
