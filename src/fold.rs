@@ -114,7 +114,7 @@ impl<'s> Classifier<'s> {
                 let raw = &line[start..end];
                 if escaped {
                     let v = unescape(raw);
-                    self.spec.delete.iter().any(|d| *d == v)
+                    self.spec.delete.contains(&v)
                 } else {
                     self.spec.delete.iter().any(|d| d.as_slice() == raw)
                 }
@@ -256,7 +256,7 @@ pub fn for_each_line(
     let mut buf = vec![0u8; BUF.min((end - start) as usize).max(1)];
     let mut filled = 0usize; // bytes of buf holding data
     let mut base = start; // file offset of buf[0]
-    let mut pos = start + 0; // next file offset to read
+    let mut pos = start; // next file offset to read
     while pos < end || filled > 0 {
         if pos < end && filled < buf.len() {
             let want = ((end - pos) as usize).min(buf.len() - filled);
@@ -522,7 +522,6 @@ fn read_full_at(f: &File, buf: &mut [u8], mut off: u64) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write as _;
 
     fn spec() -> FoldSpec {
         FoldSpec::new(&["/t".into(), "/id".into()], Some("/op"), &["DEL".into()]).unwrap()
