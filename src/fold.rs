@@ -125,8 +125,9 @@ impl<'s> Classifier<'s> {
     }
 }
 
-/// Append one key component: a type tag, a length, and the value's bytes
-/// (decoded for strings, raw text for anything else).
+/// Append one key component: a type tag, the length as a LEB128 varint, and
+/// the value's bytes (decoded for strings, raw text for anything else). The
+/// encoding is prefix-free, so a tuple of components encodes injectively.
 fn encode_component(line: &[u8], s: &Span, out: &mut Vec<u8>) {
     let raw = &line[s.start..s.end];
     let (tag, owned);
@@ -166,7 +167,12 @@ fn encode_component(line: &[u8], s: &Span, out: &mut Vec<u8>) {
         }
     };
     out.push(tag);
-    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    let mut n = bytes.len();
+    while n >= 0x80 {
+        out.push(n as u8 | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
     out.extend_from_slice(bytes);
 }
 
@@ -193,13 +199,93 @@ pub struct Bad {
     pub reason: Invalid,
 }
 
+/// The last write of a key: its line's range and whether it deletes, in 16
+/// bytes (the flag is the top bit of `end`; no file reaches 2^63 bytes).
 #[derive(Clone, Copy)]
 struct Entry {
-    range: Range,
-    tomb: bool,
+    start: u64,
+    end_tomb: u64,
 }
 
-type KeyMap = HashMap<Box<[u8]>, Entry, foldhash::fast::RandomState>;
+const TOMB: u64 = 1 << 63;
+
+impl Entry {
+    fn new(range: Range, tomb: bool) -> Self {
+        debug_assert!(range.end < TOMB);
+        Entry {
+            start: range.start,
+            end_tomb: range.end | if tomb { TOMB } else { 0 },
+        }
+    }
+    fn range(&self) -> Range {
+        Range {
+            start: self.start,
+            end: self.end_tomb & !TOMB,
+        }
+    }
+    fn tomb(&self) -> bool {
+        self.end_tomb & TOMB != 0
+    }
+}
+
+/// Encoded keys up to this long are stored inside the map's bucket.
+const INLINE_KEY: usize = 30;
+
+/// An encoded key as the map stores it: inline when short, so a lookup
+/// compares against the bucket it already loaded instead of following a
+/// pointer to a separate allocation (a second cache miss per line), and no
+/// allocation is made per key; boxed when longer. Equality and hashing are
+/// those of the bytes, so lookups by `&[u8]` work.
+#[derive(Clone)]
+enum StoredKey {
+    Inline { len: u8, bytes: [u8; INLINE_KEY] },
+    Boxed(Box<[u8]>),
+}
+
+impl StoredKey {
+    fn new(key: &[u8]) -> Self {
+        if key.len() <= INLINE_KEY {
+            let mut bytes = [0u8; INLINE_KEY];
+            bytes[..key.len()].copy_from_slice(key);
+            StoredKey::Inline {
+                len: key.len() as u8,
+                bytes,
+            }
+        } else {
+            StoredKey::Boxed(key.into())
+        }
+    }
+
+    #[inline]
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            StoredKey::Inline { len, bytes } => &bytes[..*len as usize],
+            StoredKey::Boxed(b) => b,
+        }
+    }
+}
+
+impl PartialEq for StoredKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for StoredKey {}
+
+impl std::hash::Hash for StoredKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state)
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for StoredKey {
+    fn borrow(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+type KeyMap = HashMap<StoredKey, Entry, foldhash::fast::RandomState>;
 
 #[derive(Default)]
 struct ChunkScan {
@@ -324,18 +410,10 @@ fn scan_chunk(
                 if delete && first {
                     out.map.remove(cls.key.as_slice());
                 } else if let Some(e) = out.map.get_mut(cls.key.as_slice()) {
-                    *e = Entry {
-                        range,
-                        tomb: delete,
-                    };
+                    *e = Entry::new(range, delete);
                 } else {
-                    out.map.insert(
-                        cls.key.as_slice().into(),
-                        Entry {
-                            range,
-                            tomb: delete,
-                        },
-                    );
+                    out.map
+                        .insert(StoredKey::new(&cls.key), Entry::new(range, delete));
                 }
             }
         }
@@ -414,11 +492,11 @@ fn merge(spec: &FoldSpec, chunks: Vec<ChunkScan>, cut: u64) -> Plan {
     };
     let mut iter = chunks.into_iter();
     let mut acc = iter.next().unwrap_or_default();
-    acc.map.retain(|_, e| !e.tomb);
+    acc.map.retain(|_, e| !e.tomb());
     for c in iter {
         plan_counts(&mut acc, &c);
         for (k, e) in c.map {
-            if e.tomb {
+            if e.tomb() {
                 acc.map.remove(&k);
             } else {
                 acc.map.insert(k, e);
@@ -433,7 +511,7 @@ fn merge(spec: &FoldSpec, chunks: Vec<ChunkScan>, cut: u64) -> Plan {
     if spec.is_keyed() {
         plan.keys_live = acc.map.len() as u64;
         plan.keyless_kept = acc.keyless.len() as u64;
-        let mut keep: Vec<Range> = acc.map.into_values().map(|e| e.range).collect();
+        let mut keep: Vec<Range> = acc.map.into_values().map(|e| e.range()).collect();
         keep.extend(acc.keyless);
         keep.sort_unstable();
         plan.keep = coalesce(keep);
@@ -771,6 +849,76 @@ mod tests {
             (p1.keys_live, p1.bad.len(), p1.lines_in),
             (p4.keys_live, p4.bad.len(), p4.lines_in)
         );
+    }
+
+    #[test]
+    fn long_and_short_keys_fold_alike() {
+        // Keys around the inline limit, and long ones (boxed), with a delete
+        // and a re-set; equal keys must meet whichever way they are stored.
+        let mut text = String::new();
+        let ids: Vec<String> = [0, 1, 20, 21, 22, 23, 24, 40, 200, 5000]
+            .iter()
+            .map(|&n| "x".repeat(n))
+            .collect();
+        for round in 0..3 {
+            for id in &ids {
+                let op = if round == 1 && id.len() % 2 == 0 {
+                    "DEL"
+                } else {
+                    "SET"
+                };
+                text.push_str(&format!(
+                    "{{\"t\":\"A\",\"id\":\"{id}\",\"op\":\"{op}\",\"r\":{round}}}\n"
+                ));
+            }
+        }
+        for threads in [1, 3] {
+            let (out, plan) = fold_text(&spec(), &text, threads);
+            assert_eq!(plan.keys_live, ids.len() as u64);
+            let want: String = text
+                .lines()
+                .skip(2 * ids.len())
+                .map(|l| format!("{l}\n"))
+                .collect();
+            assert_eq!(out, want);
+        }
+        assert_eq!(std::mem::size_of::<StoredKey>(), 32);
+        assert_eq!(std::mem::size_of::<Entry>(), 16);
+    }
+
+    #[test]
+    fn key_encoding_is_injective_across_component_boundaries() {
+        let enc = |parts: &[&str]| {
+            let line = format!(
+                "[{}]",
+                parts
+                    .iter()
+                    .map(|p| format!("{p:?}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            let mut out = Vec::new();
+            let mut at = 1;
+            for p in parts {
+                let start = at + 1;
+                let end = start + p.len();
+                encode_component(
+                    line.as_bytes(),
+                    &Span {
+                        start,
+                        end,
+                        kind: Kind::String { escaped: false },
+                    },
+                    &mut out,
+                );
+                at = end + 2;
+            }
+            out
+        };
+        let long = "y".repeat(300);
+        assert_ne!(enc(&["ab", "c"]), enc(&["a", "bc"]));
+        assert_ne!(enc(&[&long, "c"]), enc(&[&long[..299], "yc"]));
+        assert_eq!(enc(&[&long, "c"]), enc(&[&long, "c"]));
     }
 
     #[test]
