@@ -331,6 +331,11 @@ impl Plan {
 /// small enough to keep peak memory flat.
 pub const BUF: usize = 4 << 20;
 
+/// Read buffer of the scan: small enough that the bytes the kernel just
+/// copied in are still in the core's L2 cache when they are parsed (a 4 MiB
+/// buffer is not); it grows for a line longer than itself.
+pub const SCAN_BUF: usize = 256 << 10;
+
 /// Call `f(offset, line_without_newline)` for each line of `[start, end)`,
 /// which must end just after a `\n`.
 pub fn for_each_line(
@@ -339,7 +344,7 @@ pub fn for_each_line(
     end: u64,
     mut f: impl FnMut(u64, &[u8]),
 ) -> io::Result<()> {
-    let mut buf = vec![0u8; BUF.min((end - start) as usize).max(1)];
+    let mut buf = vec![0u8; SCAN_BUF.min((end - start) as usize).max(1)];
     let mut filled = 0usize; // bytes of buf holding data
     let mut base = start; // file offset of buf[0]
     let mut pos = start; // next file offset to read
