@@ -463,7 +463,17 @@ fn next_line_start(file: &File, at: u64, limit: u64) -> io::Result<u64> {
 /// Fold `[0, cut)` of `file`. `cut` must be 0 or just after a `\n`.
 pub fn fold(spec: &FoldSpec, file: &File, cut: u64, threads: usize) -> io::Result<Plan> {
     // Chunks below a few MiB are not worth a thread.
-    let threads = threads.clamp(1, 16).min((cut / (8 << 20)).max(1) as usize);
+    fold_min_chunk(spec, file, cut, threads, 8 << 20)
+}
+
+fn fold_min_chunk(
+    spec: &FoldSpec,
+    file: &File,
+    cut: u64,
+    threads: usize,
+    min_chunk: u64,
+) -> io::Result<Plan> {
+    let threads = threads.clamp(1, 16).min((cut / min_chunk).max(1) as usize);
     let mut bounds = vec![0u64];
     for i in 1..threads {
         let b = next_line_start(file, cut * i as u64 / threads as u64, cut)?;
@@ -490,34 +500,42 @@ pub fn fold(spec: &FoldSpec, file: &File, cut: u64, threads: usize) -> io::Resul
     Ok(merge(spec, chunks, cut))
 }
 
+/// Combine the chunks' scans. A key's last write is in the last chunk that
+/// has it; an entry of chunk `i` survives unless it deletes or a later chunk
+/// has the key. The chunk maps are read in order and each is freed once
+/// read, and no map grows during the merge, so peak memory stays near the
+/// sum of the chunk maps (inserting every chunk into the first one would
+/// need a second, larger table while both are alive).
 fn merge(spec: &FoldSpec, chunks: Vec<ChunkScan>, cut: u64) -> Plan {
     let mut plan = Plan {
         cut,
         ..Plan::default()
     };
-    let mut iter = chunks.into_iter();
-    let mut acc = iter.next().unwrap_or_default();
-    acc.map.retain(|_, e| !e.tomb());
-    for c in iter {
-        plan_counts(&mut acc, &c);
-        for (k, e) in c.map {
-            if e.tomb() {
-                acc.map.remove(&k);
-            } else {
-                acc.map.insert(k, e);
-            }
-        }
-        acc.keyless.extend(c.keyless);
-        acc.bad.extend(c.bad);
+    let mut maps = Vec::with_capacity(chunks.len());
+    let mut keyless = Vec::new();
+    for c in chunks {
+        plan.lines_in += c.lines;
+        plan.deletes_dropped += c.deletes;
+        plan.bad.extend(c.bad);
+        keyless.extend(c.keyless);
+        maps.push(c.map);
     }
-    plan.lines_in = acc.lines;
-    plan.deletes_dropped = acc.deletes;
-    plan.bad = acc.bad;
     if spec.is_keyed() {
-        plan.keys_live = acc.map.len() as u64;
-        plan.keyless_kept = acc.keyless.len() as u64;
-        let mut keep: Vec<Range> = acc.map.into_values().map(|e| e.range()).collect();
-        keep.extend(acc.keyless);
+        let mut keep: Vec<Range> = Vec::new();
+        for i in 0..maps.len() {
+            let map = std::mem::take(&mut maps[i]);
+            let later = &maps[i + 1..];
+            keep.extend(
+                map.iter()
+                    .filter(|(k, e)| {
+                        !e.tomb() && !later.iter().any(|l| l.contains_key(k.as_slice()))
+                    })
+                    .map(|(_, e)| e.range()),
+            );
+        }
+        plan.keys_live = keep.len() as u64;
+        plan.keyless_kept = keyless.len() as u64;
+        keep.extend(keyless);
         keep.sort_unstable();
         plan.keep = coalesce(keep);
     } else {
@@ -542,20 +560,18 @@ fn merge(spec: &FoldSpec, chunks: Vec<ChunkScan>, cut: u64) -> Plan {
     plan
 }
 
-fn plan_counts(acc: &mut ChunkScan, c: &ChunkScan) {
-    acc.lines += c.lines;
-    acc.deletes += c.deletes;
-}
-
-fn coalesce(sorted: Vec<Range>) -> Vec<Range> {
-    let mut out: Vec<Range> = Vec::with_capacity(sorted.len());
-    for r in sorted {
-        match out.last_mut() {
-            Some(last) if last.end == r.start => last.end = r.end,
-            _ => out.push(r),
+/// Join adjacent ranges, in place.
+fn coalesce(mut sorted: Vec<Range>) -> Vec<Range> {
+    sorted.dedup_by(|next, prev| {
+        if prev.end == next.start {
+            prev.end = next.end;
+            true
+        } else {
+            false
         }
-    }
-    out
+    });
+    sorted.shrink_to_fit();
+    sorted
 }
 
 /// Copy `ranges` (sorted, non-overlapping) of `src` to `dst`, reading each
@@ -848,12 +864,26 @@ mod tests {
             }
         }
         let (seq, p1) = fold_text(&spec(), &text, 1);
-        let (par, p4) = fold_text(&spec(), &text, 4);
-        assert_eq!(seq, par);
-        assert_eq!(
-            (p1.keys_live, p1.bad.len(), p1.lines_in),
-            (p4.keys_live, p4.bad.len(), p4.lines_in)
-        );
+        // fold() gives each thread at least 8 MiB, more than this text: use
+        // small chunks so that 2..16 threads really split it.
+        for threads in [2, 3, 4, 16] {
+            let mut f = tempfile::tempfile().unwrap();
+            f.write_all(text.as_bytes()).unwrap();
+            let cut = text.len() as u64;
+            let plan = fold_min_chunk(&spec(), &f, cut, threads, 1 << 10).unwrap();
+            let mut par = Vec::new();
+            copy_ranges(&f, &plan.keep, &mut par).unwrap();
+            assert!(String::from_utf8(par).unwrap() == seq, "{threads} threads");
+            assert_eq!(
+                (p1.keys_live, p1.bad.len(), p1.lines_in, p1.deletes_dropped),
+                (
+                    plan.keys_live,
+                    plan.bad.len(),
+                    plan.lines_in,
+                    plan.deletes_dropped
+                )
+            );
+        }
     }
 
     #[test]
@@ -924,6 +954,48 @@ mod tests {
         assert_ne!(enc(&["ab", "c"]), enc(&["a", "bc"]));
         assert_ne!(enc(&[&long, "c"]), enc(&[&long[..299], "yc"]));
         assert_eq!(enc(&[&long, "c"]), enc(&[&long, "c"]));
+    }
+
+    #[test]
+    fn a_later_chunk_overrides_and_deletes_across_chunks() {
+        // One line per chunk (min chunk 1 byte): set in one chunk, deleted or
+        // re-set in later ones, keyless and malformed lines in between.
+        let text = concat!(
+            "{\"t\":\"A\",\"id\":1,\"v\":1}\n",
+            "{\"t\":\"A\",\"id\":2,\"v\":1}\n",
+            "{\"t\":\"A\",\"id\":3,\"v\":1}\n",
+            "{\"nokey\":1}\n",
+            "{\"t\":\"A\",\"id\":1,\"op\":\"DEL\"}\n",
+            "oops\n",
+            "{\"t\":\"A\",\"id\":2,\"v\":2}\n",
+            "{\"t\":\"A\",\"id\":3,\"op\":\"DEL\"}\n",
+            "{\"t\":\"A\",\"id\":3,\"v\":3}\n",
+        );
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        for threads in [1, 2, 5, 9, 16] {
+            let plan = fold_min_chunk(&spec(), &f, text.len() as u64, threads, 1).unwrap();
+            let mut out = Vec::new();
+            copy_ranges(&f, &plan.keep, &mut out).unwrap();
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                concat!(
+                    "{\"nokey\":1}\n",
+                    "{\"t\":\"A\",\"id\":2,\"v\":2}\n",
+                    "{\"t\":\"A\",\"id\":3,\"v\":3}\n",
+                ),
+                "{threads} threads"
+            );
+            assert_eq!(
+                (
+                    plan.keys_live,
+                    plan.keyless_kept,
+                    plan.deletes_dropped,
+                    plan.bad.len()
+                ),
+                (2, 1, 2, 1)
+            );
+        }
     }
 
     #[test]
