@@ -794,10 +794,10 @@ mod tests {
     #[test]
     fn utf8_in_strings_is_checked_as_strictly_as_from_utf8() {
         // Every lead byte, every second byte, boundary values for the rest,
-        // inside a string, with room before it for the 8- and 16-byte steps.
-        let edges = [
-            0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xF4, 0xFF,
-        ];
+        // inside a string, placed so that each of the 16-byte step (at the
+        // start of a block and across its end), the 8-byte step and the
+        // bytewise tail meets it.
+        let edges = [0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0];
         let mut sc = Scanner::new();
         for lead in 0x80..=0xFFu8 {
             for b1 in 0..=0xFFu8 {
@@ -807,10 +807,11 @@ mod tests {
                         if content.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\') {
                             continue;
                         }
-                        for pad in [0usize, 9, 17] {
+                        for (pad, trail) in [(0usize, 20usize), (13, 20), (5, 3), (0, 0)] {
                             let mut line = b"[\"".to_vec();
                             line.extend(std::iter::repeat_n(b'a', pad));
                             line.extend_from_slice(&content);
+                            line.extend(std::iter::repeat_n(b'a', trail));
                             line.extend_from_slice(b"\"]");
                             let want = std::str::from_utf8(&line);
                             let got = sc.validate(&line);
