@@ -15,7 +15,7 @@
 //!    new one is complete: there is no instant with a partial log (G1, G2).
 
 use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -135,13 +135,9 @@ pub fn compact(store: &StoreConfig) -> Result<Stats> {
     let mut tmp = fsutil::temp_beside(&log)?;
     let tmp_path = tmp.path().to_path_buf();
     fsutil::copy_mode_and_owner(tmp.as_file(), &tmp_path, &meta)?;
-    {
-        let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-        fold::copy_ranges(&file, keep, &mut w)
-            .and_then(|_| crate::fail_io!("snapshot-write"))
-            .and_then(|_| w.flush())
-            .map_err(|e| write_error(&tmp_path, &log, e))?;
-    }
+    fold::write_ranges_at(&file, keep, tmp.as_file(), scan_threads())
+        .and_then(|_| crate::fail_io!("snapshot-write"))
+        .map_err(|e| write_error(&tmp_path, &log, e))?;
     crate::failpoint!("after-snapshot-write");
     crate::fail_io!("snapshot-fsync")
         .and_then(|_| tmp.as_file().sync_data())
@@ -174,6 +170,10 @@ pub fn compact(store: &StoreConfig) -> Result<Stats> {
     let end = file.metadata().ctx("stat log", &log)?.len();
     let tail = Range { start: cut, end };
     {
+        // The snapshot was written with positioned writes: append after it.
+        tmp.as_file_mut()
+            .seek(SeekFrom::Start(snapshot_bytes))
+            .map_err(|e| write_error(&tmp_path, &log, e))?;
         let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
         fold::copy_ranges(&file, &[tail], &mut w)
             .and_then(|_| w.flush())

@@ -155,12 +155,30 @@ impl Scanner {
         for o in out.iter_mut() {
             *o = None;
         }
-        if let Err(e) = std::str::from_utf8(line) {
+        // UTF-8 is checked inside strings as they are scanned (outside them
+        // the grammar admits only ASCII). A line that fails for any reason
+        // and is not UTF-8 reports that first, as a whole-line check would.
+        let result = self.scan_utf8_in_strings(line, ptrs, out);
+        if result.is_err()
+            && let Err(e) = std::str::from_utf8(line)
+        {
+            for o in out.iter_mut() {
+                *o = None;
+            }
             return Err(Invalid {
                 reason: "invalid UTF-8",
                 at: e.valid_up_to(),
             });
         }
+        result
+    }
+
+    fn scan_utf8_in_strings(
+        &mut self,
+        line: &[u8],
+        ptrs: &Pointers,
+        out: &mut [Option<Span>],
+    ) -> R<Kind> {
         let mut c = Cursor { b: line, i: 0 };
         c.ws();
         if c.i == line.len() {
@@ -393,6 +411,48 @@ fn has_zero(v: u64) -> u64 {
     v.wrapping_sub(LO) & !v & HI
 }
 
+/// The length of the well-formed UTF-8 sequence (Unicode table 3-7: no
+/// overlongs, surrogates or code points past U+10FFFF) that starts `b`,
+/// whose first byte is not ASCII; `None` if it is not well formed.
+#[inline]
+fn utf8_len(b: &[u8]) -> Option<usize> {
+    let cont = |i: usize, lo: u8, hi: u8| b.get(i).is_some_and(|x| (lo..=hi).contains(x));
+    let tail = |from: usize, to: usize| (from..to).all(|i| cont(i, 0x80, 0xBF));
+    let ok = match b[0] {
+        0xC2..=0xDF => return tail(1, 2).then_some(2),
+        0xE0 => cont(1, 0xA0, 0xBF),
+        0xE1..=0xEC | 0xEE..=0xEF => cont(1, 0x80, 0xBF),
+        0xED => cont(1, 0x80, 0x9F),
+        0xF0 => return (cont(1, 0x90, 0xBF) && tail(2, 4)).then_some(4),
+        0xF1..=0xF3 => return (cont(1, 0x80, 0xBF) && tail(2, 4)).then_some(4),
+        0xF4 => return (cont(1, 0x80, 0x8F) && tail(2, 4)).then_some(4),
+        _ => false,
+    };
+    (ok && tail(2, 3)).then_some(3)
+}
+
+/// Bit `k` set where `chunk[k]` is '"', '\\', a control byte (< 0x20) or
+/// not ASCII (>= 0x80).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn special16(chunk: &[u8]) -> u32 {
+    use std::arch::x86_64::*;
+    assert!(chunk.len() >= 16);
+    // SAFETY: SSE2 is part of the x86_64 baseline; the load is unaligned and
+    // reads 16 bytes that the assert above shows are in bounds.
+    unsafe {
+        let v = _mm_loadu_si128(chunk.as_ptr().cast());
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        // Unsigned v < 0x20 exactly when max(v, 0x1f) == 0x1f.
+        let limit = _mm_set1_epi8(0x1f);
+        let control = _mm_cmpeq_epi8(_mm_max_epu8(v, limit), limit);
+        let special = _mm_or_si128(_mm_or_si128(quote, backslash), control);
+        // The movemask of `v` itself is its bytes' top bits: non-ASCII.
+        (_mm_movemask_epi8(special) | _mm_movemask_epi8(v)) as u32
+    }
+}
+
 impl Cursor<'_> {
     #[inline]
     fn peek(&self) -> Option<u8> {
@@ -450,17 +510,30 @@ impl Cursor<'_> {
         let mut escaped = false;
         let b = self.b;
         loop {
-            // Eight bytes at a time: stop at '"', '\\' or a control byte.
-            while self.i + 8 <= b.len() {
-                let x = u64::from_le_bytes(b[self.i..self.i + 8].try_into().unwrap());
-                let special = x.wrapping_sub(LO * 0x20) & !x & HI
-                    | has_zero(x ^ (LO * b'"' as u64))
-                    | has_zero(x ^ (LO * b'\\' as u64));
-                if special != 0 {
-                    self.i += (special.trailing_zeros() / 8) as usize;
-                    break;
+            // Sixteen bytes at a time where SSE2 is (always on x86_64), then
+            // eight: stop at '"', '\\', a control byte or a non-ASCII byte.
+            'find: {
+                #[cfg(target_arch = "x86_64")]
+                while self.i + 16 <= b.len() {
+                    let m = special16(&b[self.i..self.i + 16]);
+                    if m != 0 {
+                        self.i += m.trailing_zeros() as usize;
+                        break 'find;
+                    }
+                    self.i += 16;
                 }
-                self.i += 8;
+                while self.i + 8 <= b.len() {
+                    let x = u64::from_le_bytes(b[self.i..self.i + 8].try_into().unwrap());
+                    let special = x.wrapping_sub(LO * 0x20) & !x & HI
+                        | has_zero(x ^ (LO * b'"' as u64))
+                        | has_zero(x ^ (LO * b'\\' as u64))
+                        | x & HI;
+                    if special != 0 {
+                        self.i += (special.trailing_zeros() / 8) as usize;
+                        break 'find;
+                    }
+                    self.i += 8;
+                }
             }
             match self.peek() {
                 None => return Err(self.err("unterminated string")),
@@ -491,6 +564,10 @@ impl Cursor<'_> {
                     }
                 }
                 Some(c) if c < 0x20 => return Err(self.err("control character in a string")),
+                Some(c) if c >= 0x80 => match utf8_len(&b[self.i..]) {
+                    Some(n) => self.i += n,
+                    None => return Err(self.err("invalid UTF-8")),
+                },
                 Some(_) => self.i += 1,
             }
         }
@@ -678,6 +755,118 @@ mod tests {
     }
 
     #[test]
+    fn strings_of_every_length_and_special_position_scan_alike() {
+        // Exercise the 16- and 8-byte steps and the byte tail: a special
+        // byte at each position of strings of many lengths.
+        for len in 0..40 {
+            let body = "a".repeat(len);
+            let ok = format!("{{\"k\":\"{body}\"}}");
+            assert!(Scanner::new().validate(ok.as_bytes()).is_ok(), "{ok}");
+            for at in 0..len {
+                let mut bytes = body.clone().into_bytes();
+                for (special, valid) in
+                    [(b'\t', false), (0x1f, false), (b'\\', false), (0x7f, true)]
+                {
+                    bytes[at] = special;
+                    let line = [b"{\"k\":\"".as_slice(), &bytes, b"\"}"].concat();
+                    assert_eq!(Scanner::new().validate(&line).is_ok(), valid, "{line:?}");
+                }
+                bytes[at] = b'\\';
+                let line = [
+                    b"{\"k\":\"".as_slice(),
+                    &bytes[..=at],
+                    b"n",
+                    &bytes[at + 1..],
+                    b"\"}",
+                ]
+                .concat();
+                assert!(Scanner::new().validate(&line).is_ok(), "{line:?}");
+                let p = Pointers::new(&["/k"]).unwrap();
+                let mut out = [None];
+                Scanner::new().scan(&line, &p, &mut out).unwrap();
+                let span = out[0].unwrap();
+                assert_eq!((span.start, span.end), (6, line.len() - 2));
+                assert_eq!(span.kind, Kind::String { escaped: true });
+            }
+        }
+    }
+
+    #[test]
+    fn utf8_in_strings_is_checked_as_strictly_as_from_utf8() {
+        // Every lead byte, every second byte, boundary values for the rest,
+        // inside a string, placed so that each of the 16-byte step (at the
+        // start of a block and across its end), the 8-byte step and the
+        // bytewise tail meets it.
+        let edges = [0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0];
+        let mut sc = Scanner::new();
+        for lead in 0x80..=0xFFu8 {
+            for b1 in 0..=0xFFu8 {
+                for &b2 in &edges {
+                    for &b3 in &edges {
+                        let content = [lead, b1, b2, b3];
+                        if content.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\') {
+                            continue;
+                        }
+                        for (pad, trail) in [(0usize, 20usize), (13, 20), (5, 3), (0, 0)] {
+                            let mut line = b"[\"".to_vec();
+                            line.extend(std::iter::repeat_n(b'a', pad));
+                            line.extend_from_slice(&content);
+                            line.extend(std::iter::repeat_n(b'a', trail));
+                            line.extend_from_slice(b"\"]");
+                            let want = std::str::from_utf8(&line);
+                            let got = sc.validate(&line);
+                            assert_eq!(got.is_ok(), want.is_ok(), "{line:x?}");
+                            if let Err(e) = want {
+                                assert_eq!(
+                                    got.unwrap_err(),
+                                    Invalid {
+                                        reason: "invalid UTF-8",
+                                        at: e.valid_up_to()
+                                    }
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_is_reported_first_wherever_it_is() {
+        for line in [
+            &b"{\"a\":1}\xff"[..],
+            b"\xff{}",
+            b"{\"a\":\xc3}",
+            b"{\"a\" 1, \"b\":\"\xed\xa0\x80\"}",
+            b"[\"caf\xc3\xa9\", \xe2\x80]",
+        ] {
+            let e = Scanner::new().validate(line).unwrap_err();
+            let want = std::str::from_utf8(line).unwrap_err().valid_up_to();
+            assert_eq!((e.reason, e.at), ("invalid UTF-8", want), "{line:x?}");
+        }
+        let p = Pointers::new(&["/k"]).unwrap();
+        let mut out = [None];
+        let line = "{\"k\":\"caf\u{e9} \u{2014} \u{1F600}\"}";
+        Scanner::new().scan(line.as_bytes(), &p, &mut out).unwrap();
+        let s = out[0].unwrap();
+        assert_eq!(&line[s.start..s.end], "caf\u{e9} \u{2014} \u{1F600}");
+    }
+
+    #[test]
+    fn numbers_beyond_f64_range_are_valid_json() {
+        // Grammatically valid (RFC 8259 sets no range); serde_json rejects
+        // them, Python's json accepts them. A line is quarantined only when
+        // it is not JSON, so these stay.
+        for ok in ["-1e015432331198419294", "[1e999]", "{\"a\":-1E+400}"] {
+            assert!(
+                Scanner::new().validate(ok.as_bytes()).is_ok(),
+                "rejected {ok}"
+            );
+        }
+    }
+
+    #[test]
     fn deep_nesting_does_not_overflow() {
         let depth = 1_000_000;
         let line = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
@@ -724,11 +913,28 @@ mod tests {
         }
 
         #[test]
+        fn agrees_with_from_utf8_and_serde_json_on_damaged_bytes(doc in json_value(), cut in any::<prop::sample::Index>(), junk in prop::collection::vec(prop_oneof![Just(b'"'), Just(b'\\'), Just(b'{'), 0x80u8..=0xFF, any::<u8>()], 0..4)) {
+            let mut bytes = doc.into_bytes();
+            let at = cut.index(bytes.len() + 1);
+            bytes.splice(at..at, junk);
+            let theirs = std::str::from_utf8(&bytes).is_ok() && match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                Ok(_) => true,
+                Err(e) => e.to_string().starts_with("number out of range"),
+            };
+            prop_assert_eq!(Scanner::new().validate(&bytes).is_ok(), theirs, "disagree on {:x?}", bytes);
+        }
+
+        #[test]
         fn agrees_with_serde_json_on_damaged_documents(doc in json_value(), cut in any::<prop::sample::Index>(), junk in "[\\[\\]{}\",:a-z0-9 .\\\\-]{0,3}") {
             let at = cut.index(doc.len() + 1);
             let at = (0..=at).rev().find(|&i| doc.is_char_boundary(i)).unwrap();
             let damaged = format!("{}{}{}", &doc[..at], junk, &doc[at..]);
-            let theirs = serde_json::from_str::<serde_json::Value>(&damaged).is_ok();
+            let theirs = match serde_json::from_str::<serde_json::Value>(&damaged) {
+                Ok(_) => true,
+                // serde_json refuses numbers beyond f64's range; RFC 8259's
+                // grammar (and Python's json, the reference fold) accepts them.
+                Err(e) => e.to_string().starts_with("number out of range"),
+            };
             let ours = Scanner::new().validate(damaged.as_bytes()).is_ok();
             prop_assert_eq!(ours, theirs, "disagree on {}", damaged);
         }

@@ -1,0 +1,540 @@
+#!/usr/bin/env python3
+"""The logkeeper benchmark (issue 5). Run it through `bash bench/run.sh`.
+
+Modes (one per run; the default is the side-by-side comparison):
+
+  (default)    builds `cargo build --release`, generates the standard workload
+               once (../shared/bench/gen_log.py --events 1500000 --keys 100000,
+               cached in bench-cache/), then for N rounds, alternating which
+               goes first, times `logkeeper sync now --force` and fold_py.py on
+               fresh copies of the same file; checks both produced the same
+               fold; prints medians of wall time, MB/s, peak RSS and the ratio.
+  --scale      logkeeper on the standard log and on a 4x longer log with the
+               same 100k keys: log size x keys -> time, RSS.
+  --keys10m    logkeeper on a log with ~10M live keys: RSS per live key.
+  --status     `logkeeper status` over 20 stores (and an idle `logkeeper
+               daemon`'s RSS and CPU, when the binary has that subcommand).
+  --smoke      tiny log with malformed lines and a torn tail, 1 round, fold
+               check only (for CI; figures are meaningless).
+
+Method: each timed command runs under `/usr/bin/time -v` (peak RSS, "Maximum
+resident set size"); wall time is measured around it with a monotonic clock.
+Before each timed command the input is a fresh copy of the cached log that has
+been written back (`sync`), so both sides read a clean, page-cached file; with
+--drop-caches (root only) the page cache is dropped instead, so both read cold.
+logkeeper's time includes its fsyncs (snapshot, directory); fold_py.py's
+does not include any (it never fsyncs), which favours fold_py.py.
+
+Environment: LOGKEEPER_SHARED (default: ../shared beside the repo) holds
+bench/gen_log.py and bench/fold_py.py; LOGKEEPER_BENCH_CACHE (default:
+bench-cache/ in the repo) holds generated logs and the per-round copies.
+"""
+
+import argparse
+import filecmp
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STD = dict(events=1_500_000, keys=100_000)
+TARGETS = dict(wall_s=0.5, mb_s=800.0, ratio=15.0, rss_mib=64.0)
+BYTES_PER_EVENT = 270  # gen_log.py's average line length, for disk checks
+
+
+def die(msg, code=1):
+    print(f"bench: {msg}", file=sys.stderr)
+    sys.exit(code)
+
+
+def note(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- setup
+
+
+def shared_dir():
+    d = Path(os.environ.get("LOGKEEPER_SHARED", ROOT.parent / "shared")).resolve()
+    for f in ("bench/gen_log.py", "bench/fold_py.py"):
+        if not (d / f).is_file():
+            die(f"{d / f} not found: set LOGKEEPER_SHARED to the folder holding bench/gen_log.py", 2)
+    return d
+
+
+def cache_dir():
+    d = Path(os.environ.get("LOGKEEPER_BENCH_CACHE", ROOT / "bench-cache")).resolve()
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def build(args):
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    if not args.no_build:
+        note("cargo build --release")
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    binary = (ROOT / target / "release" / "logkeeper").resolve()
+    if not binary.is_file():
+        die(f"{binary} not found (build failed, or --no-build without a build)")
+    return binary
+
+
+def free_bytes(path):
+    return shutil.disk_usage(path).free
+
+
+def need_space(path, nbytes, what):
+    free = free_bytes(path)
+    if free < nbytes:
+        die(
+            f"{what} needs about {nbytes / 1e9:.1f} GB free in {path}, "
+            f"only {free / 1e9:.1f} GB are: free space or set LOGKEEPER_BENCH_CACHE"
+        )
+
+
+def gen_log(shared, events, keys, extra=()):
+    """The generated log for these parameters, made once and cached. The file
+    name carries the parameters and a hash of gen_log.py, so a changed
+    generator makes a new file rather than reusing a stale one."""
+    gen = shared / "bench" / "gen_log.py"
+    h = hashlib.sha256(gen.read_bytes()).hexdigest()[:8]
+    tag = "".join(f"_{a.lstrip('-').replace('-', '')}" for a in extra)
+    out = cache_dir() / f"gen-e{events}-k{keys}{tag}-{h}.jsonl"
+    if out.is_file():
+        return out
+    need_space(out.parent, events * BYTES_PER_EVENT * 3, "generating the log (plus the copies a run makes)")
+    note(f"generating {out.name} with gen_log.py --events {events} --keys {keys} {' '.join(extra)} (once; cached)")
+    part = out.with_suffix(".part")
+    t = time.monotonic()
+    subprocess.run(
+        [sys.executable, str(gen), str(part), "--events", str(events), "--keys", str(keys), *extra],
+        check=True,
+    )
+    part.rename(out)
+    note(f"generated {out.stat().st_size / 1e6:.1f} MB in {time.monotonic() - t:.0f} s")
+    return out
+
+
+def settle(args):
+    """Write back dirty pages (our copies), so no writeback of an earlier step
+    runs during a timed command; optionally drop the page cache."""
+    os.sync()
+    if args.drop_caches:
+        try:
+            Path("/proc/sys/vm/drop_caches").write_text("1\n")
+        except OSError as e:
+            die(f"--drop-caches: cannot write /proc/sys/vm/drop_caches ({e}); run as root or without it", 2)
+
+
+def fresh_copy(src, d, args):
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir(parents=True)
+    dst = d / "events.jsonl"
+    shutil.copyfile(src, dst)
+    settle(args)
+    return dst
+
+
+TIME = "/usr/bin/time"
+
+
+def timed(cmd):
+    """Run cmd; return (wall s, peak RSS KiB, exit code, stdout, stderr)."""
+    if os.access(TIME, os.X_OK):
+        t = time.perf_counter()
+        p = subprocess.run([TIME, "-v", *map(str, cmd)], capture_output=True)
+        wall = time.perf_counter() - t
+        err = p.stderr.decode(errors="replace")
+        m = re.findall(r"Maximum resident set size \(kbytes\): (\d+)", err)
+        if not m:
+            die(f"could not read peak RSS from {TIME} -v:\n{err[-2000:]}")
+        # Keep the command's own stderr (time's report starts with "\tCommand being timed").
+        own = err.split("\tCommand being timed")[0]
+        return wall, int(m[-1]), p.returncode, p.stdout.decode(errors="replace"), own
+    # No GNU time: the same figure from wait4's rusage (output through temp
+    # files, so the child is still unreaped when wait4 asks for its rusage).
+    import tempfile
+
+    with tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
+        t = time.perf_counter()
+        p = subprocess.Popen(list(map(str, cmd)), stdout=fo, stderr=fe)
+        _, status, ru = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t
+        p.returncode = os.waitstatus_to_exitcode(status)
+        fo.seek(0)
+        fe.seek(0)
+        return wall, ru.ru_maxrss, p.returncode, fo.read().decode(errors="replace"), fe.read().decode(errors="replace")
+
+
+def lk_config(d, log, n=1, schedule=None):
+    cfg = d / "config.toml"
+    parts = []
+    for i in range(n):
+        name = "bench" if n == 1 else f"store{i:02d}"
+        logp = log if n == 1 else d / f"{name}.jsonl"
+        s = (
+            f'[[store]]\nname = "{name}"\nlog = "{logp}"\n'
+            'key = ["/item_type", "/item/id"]\nop = "/change_type"\ndelete = ["DEL"]\n'
+        )
+        if schedule:
+            s += f'schedule = "{schedule(i)}"\n'
+        parts.append(s)
+    cfg.write_text("\n".join(parts))
+    return cfg
+
+
+def run_logkeeper(binary, d, log):
+    cfg = lk_config(d, log)
+    wall, rss, rc, out, err = timed(
+        [binary, "--config", cfg, "--state-dir", d / "state", "sync", "now", "--force", "--json"]
+    )
+    if rc != 0:
+        die(f"logkeeper exited {rc}:\n{err}{out}")
+    run = json.loads(out)["runs"][0]
+    if run["outcome"] != "ok":
+        die(f"logkeeper run outcome {run['outcome']}: {run.get('error') or run.get('reason')}")
+    return wall, rss, run
+
+
+def run_fold_py(shared, src, out):
+    wall, rss, rc, _, err = timed([sys.executable, shared / "bench" / "fold_py.py", src, out])
+    if rc != 0:
+        die(f"fold_py.py exited {rc}:\n{err}")
+    return wall, rss, err.strip()
+
+
+def check_same_fold(shared, lk_log, py_out, scratch):
+    """fold_py.py of logkeeper's compacted log must equal fold_py.py's output
+    on the original, byte for byte (G1, G4)."""
+    refold = scratch / "fold_of_logkeeper_output.jsonl"
+    subprocess.run(
+        [sys.executable, str(shared / "bench" / "fold_py.py"), str(lk_log), str(refold)],
+        check=True,
+        capture_output=True,
+    )
+    if not filecmp.cmp(refold, py_out, shallow=False):
+        die(
+            f"FOLD MISMATCH: fold_py.py({lk_log}) != fold_py.py(original) ({py_out}); "
+            "files left in place for inspection"
+        )
+
+
+def med(xs):
+    return statistics.median(xs)
+
+
+def load_line():
+    l1, l5, l15 = os.getloadavg()
+    return f"{l1:.2f} {l5:.2f} {l15:.2f} ({os.cpu_count()} CPUs)"
+
+
+def fmt_table(header, rows):
+    w = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(
+        str(c).ljust(w[i]) if i == 0 else str(c).rjust(w[i]) for i, c in enumerate(r)
+    )
+    return "\n".join([line(header), line(["-" * x for x in w]), *map(line, rows)])
+
+
+def yes(b):
+    return "yes" if b else "NO"
+
+
+# ---------------------------------------------------------------- modes
+
+
+def side_by_side(args, shared, binary, log, rounds, check_every_round=True, targets=True):
+    size = log.stat().st_size
+    work = cache_dir() / "work"
+    need_space(cache_dir(), size * 3, "the per-round copies")
+    lk, py, phases, kept = [], [], [], None
+    load_before = load_line()
+    for r in range(rounds):
+        order = ("lk", "py") if r % 2 == 0 else ("py", "lk")
+        dirs = {}
+        for side in order:
+            d = work / f"round{r}-{side}"
+            copy = fresh_copy(log, d, args)
+            dirs[side] = d
+            if side == "lk":
+                wall, rss, run = run_logkeeper(binary, d, copy)
+                lk.append((wall, rss))
+                t = run["stats"]["timings"]
+                phases.append((t["scan_ms"], t["write_ms"], t["swap_ms"], run["stats"]["keys_live"]))
+            else:
+                wall, rss, msg = run_fold_py(shared, copy, d / "fold_py.out")
+                py.append((wall, rss))
+                kept = msg
+        note(
+            f"round {r + 1}/{rounds}: logkeeper {lk[-1][0]:.3f} s {lk[-1][1] / 1024:.1f} MiB, "
+            f"fold_py.py {py[-1][0]:.2f} s {py[-1][1] / 1024:.1f} MiB"
+        )
+        if check_every_round or r == 0:
+            check_same_fold(shared, dirs["lk"] / "events.jsonl", dirs["py"] / "fold_py.out", dirs["lk"])
+        for d in dirs.values():
+            shutil.rmtree(d)
+    shutil.rmtree(work, ignore_errors=True)
+
+    mb = size / 1e6
+    lk_wall, py_wall = med([w for w, _ in lk]), med([w for w, _ in py])
+    lk_rss, py_rss = med([m for _, m in lk]) / 1024, med([m for _, m in py]) / 1024
+    ratio = py_wall / lk_wall
+    rng = lambda xs: f"{min(xs):.3f}-{max(xs):.3f}"
+    print()
+    print(
+        f"logkeeper benchmark: {log.name}, {mb:.1f} MB, {rounds} rounds alternating, "
+        f"{'cold (page cache dropped)' if args.drop_caches else 'page-cached input'}"
+    )
+    print(
+        fmt_table(
+            ["command", "wall s (median)", "wall s (min-max)", "MB/s", "peak RSS MiB"],
+            [
+                ["logkeeper sync now --force", f"{lk_wall:.3f}", rng([w for w, _ in lk]), f"{mb / lk_wall:.0f}", f"{lk_rss:.1f}"],
+                ["fold_py.py", f"{py_wall:.3f}", rng([w for w, _ in py]), f"{mb / py_wall:.0f}", f"{py_rss:.1f}"],
+            ],
+        )
+    )
+    print(f"ratio (fold_py.py / logkeeper, median wall): {ratio:.1f}x")
+    s, w, sw, keys = (med([p[i] for p in phases]) for i in range(4))
+    print(f"logkeeper phases (median ms): scan {s:.0f}, write+fsync {w:.0f}, swap {sw:.1f}; keys live {keys:.0f}; fold_py.py: {kept}")
+    print(f"fold check: fold_py.py(logkeeper output) == fold_py.py(original), byte-identical, "
+          f"{'every round' if check_every_round else 'round 1'}")
+    print(f"load average before: {load_before}; after: {load_line()}")
+    if not targets:
+        return True
+    met = [
+        lk_wall <= TARGETS["wall_s"],
+        mb / lk_wall >= TARGETS["mb_s"],
+        ratio >= TARGETS["ratio"],
+        lk_rss <= TARGETS["rss_mib"],
+    ]
+    print(
+        f"targets: wall <= {TARGETS['wall_s']} s: {yes(met[0])}; >= {TARGETS['mb_s']:.0f} MB/s: {yes(met[1])}; "
+        f"ratio >= {TARGETS['ratio']:.0f}: {yes(met[2])}; peak RSS <= {TARGETS['rss_mib']:.0f} MiB: {yes(met[3])}"
+    )
+    return all(met)
+
+
+def logkeeper_only(args, binary, log, rounds):
+    """Median wall and peak RSS of `sync now --force` on copies of log."""
+    work = cache_dir() / "work"
+    need_space(cache_dir(), log.stat().st_size * 2, "the copies")
+    res = []
+    for r in range(rounds):
+        d = work / f"{log.stem}-{r}"
+        copy = fresh_copy(log, d, args)
+        wall, rss, run = run_logkeeper(binary, d, copy)
+        res.append((wall, rss, run))
+        t = run["stats"]["timings"]
+        note(
+            f"{log.name} round {r + 1}/{rounds}: {wall:.3f} s (scan {t['scan_ms']:.0f} ms, write+fsync "
+            f"{t['write_ms']:.0f} ms, swap {t['swap_ms']:.0f} ms), {rss / 1024:.1f} MiB, "
+            f"keys live {run['stats']['keys_live']}, {run['stats']['bytes_after'] / 1e6:.0f} MB written"
+        )
+        shutil.rmtree(d)
+    shutil.rmtree(work, ignore_errors=True)
+    return (
+        med([w for w, _, _ in res]),
+        med([m for _, m, _ in res]) / 1024,
+        res[0][2]["stats"],
+    )
+
+
+def scale(args, shared, binary):
+    rounds = args.rounds or 3
+    logs = [
+        ("1x", gen_log(shared, STD["events"], STD["keys"])),
+        ("4x", gen_log(shared, 4 * STD["events"], STD["keys"])),
+    ]
+    load_before = load_line()
+    # Interleaved (1x, 4x, 1x, 4x, ...) so a change of load hits both alike.
+    runs = {name: [] for name, _ in logs}
+    for _ in range(rounds):
+        for name, log in logs:
+            runs[name].append(logkeeper_only(args, binary, log, 1))
+    rows, figs = [], {}
+    for name, log in logs:
+        wall = med([w for w, _, _ in runs[name]])
+        rss = med([m for _, m, _ in runs[name]])
+        st = runs[name][0][2]
+        size = log.stat().st_size
+        figs[name] = (wall, rss)
+        rows.append([
+            f"{name}: {size / 1e6:.0f} MB, {st['lines_in']:,} lines",
+            f"{STD['keys']:,} ({st['keys_live']:,} live)",
+            f"{wall:.3f}",
+            f"{size / 1e6 / wall:.0f}",
+            f"{rss:.1f}",
+        ])
+    print()
+    print(f"logkeeper scale: same keys, 4x longer log; {rounds} rounds each, medians, page-cached input")
+    print(fmt_table(["log", "keys", "wall s", "MB/s", "peak RSS MiB"], rows))
+    t = figs["4x"][0] / figs["1x"][0]
+    m = figs["4x"][1] / figs["1x"][1] - 1
+    print(f"4x / 1x: time x{t:.2f} (limit 4.4): {yes(t <= 4.4)}; peak RSS {m * 100:+.1f}% (limit 10%): {yes(abs(m) <= 0.10)}")
+    print(f"load average before: {load_before}; after: {load_line()}")
+
+
+def keys10m(args, shared, binary):
+    # 11M events over 100M possible ids, no deletes: ~10.4M distinct (live) keys
+    # in ~3 GB, instead of the >8 GB that saturating 10M ids would take.
+    events, keys = 11_000_000, 100_000_000
+    log = gen_log(shared, events, keys, ("--del-frac", "0"))
+    base_wall, base_rss, base_st = logkeeper_only(args, binary, gen_log(shared, STD["events"], STD["keys"]), 1)
+    wall, rss, st = logkeeper_only(args, binary, log, args.rounds or 1)
+    live = st["keys_live"]
+    size = log.stat().st_size
+    print()
+    print("logkeeper with ~10M live keys (gen_log.py --events 11000000 --keys 100000000 --del-frac 0)")
+    print(
+        fmt_table(
+            ["log", "keys live", "wall s", "MB/s", "peak RSS MiB"],
+            [
+                [f"{base_st['bytes_before'] / 1e6:.0f} MB", f"{base_st['keys_live']:,}", f"{base_wall:.3f}",
+                 f"{base_st['bytes_before'] / 1e6 / base_wall:.0f}", f"{base_rss:.1f}"],
+                [f"{size / 1e6:.0f} MB", f"{live:,}", f"{wall:.3f}", f"{size / 1e6 / wall:.0f}", f"{rss:.1f}"],
+            ],
+        )
+    )
+    per_key = rss * 1024 * 1024 / live
+    marginal = (rss - base_rss) * 1024 * 1024 / (live - base_st["keys_live"])
+    print(f"memory per live key: {per_key:.0f} bytes of peak RSS per key overall, {marginal:.0f} bytes marginal "
+          f"(over the {base_st['keys_live']:,}-key run)")
+    print(f"load average: {load_line()}")
+
+
+def status_mode(args, shared, binary):
+    n, runs = 20, args.rounds or 20
+    d = cache_dir() / "work" / "status"
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir(parents=True)
+    small = d / "small.jsonl"
+    subprocess.run([sys.executable, str(shared / "bench" / "gen_log.py"), str(small), "--events", "2000", "--keys", "300"],
+                   check=True)
+    for i in range(n):
+        shutil.copyfile(small, d / f"store{i:02d}.jsonl")
+    # Daily schedules about 12 h away: realistic, healthy right after a sync,
+    # and none fires while the daemon is measured.
+    hour = (time.localtime().tm_hour + 12) % 24
+    cfg = lk_config(d, None, n, schedule=lambda i: f"{i * 3} {hour} * * *")
+    base = [binary, "--config", cfg, "--state-dir", d / "state"]
+    p = subprocess.run([*base, "sync", "now", "--all", "--force"], capture_output=True)
+    if p.returncode != 0:
+        die(f"sync now --all exited {p.returncode}:\n{p.stderr.decode()}")
+    print()
+    print(f"logkeeper status over {n} stores (each synced once), {runs} runs each after 2 warm-up runs")
+    rows = []
+    for extra in ([], ["--json"]):
+        cmd = [*map(str, base), "status", *extra]
+        for _ in range(2):
+            subprocess.run(cmd, capture_output=True)
+        ts, codes = [], set()
+        for _ in range(runs):
+            t = time.perf_counter()
+            p = subprocess.run(cmd, capture_output=True)
+            ts.append((time.perf_counter() - t) * 1e3)
+            if p.returncode not in (0, 3):
+                die(f"status exited {p.returncode}:\n{p.stderr.decode()}")
+            codes.add(p.returncode)
+        rows.append([" ".join(["status", *extra]), f"{med(ts):.1f}", f"{max(ts):.1f}", yes(med(ts) < 20),
+                     ",".join(map(str, sorted(codes)))])
+    print(fmt_table(["command", "median ms", "max ms", "< 20 ms", "exit"], rows))
+    daemon_idle(binary, base)
+    print(f"load average: {load_line()}")
+    shutil.rmtree(d)
+
+
+def daemon_idle(binary, base):
+    """Idle `logkeeper daemon`: RSS and CPU time over a quiet window."""
+    has = subprocess.run([binary, "daemon", "--help"], capture_output=True).returncode == 0
+    if not has:
+        # TODO(issue 5, item 4): `logkeeper daemon` is being built on another
+        # branch; this measurement runs as soon as the binary has it.
+        print("idle daemon: not measured: this build has no `daemon` subcommand")
+        return
+    settle_s, window_s = 3.0, 10.0
+    p = subprocess.Popen([*map(str, base), "daemon"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(settle_s)
+        if p.poll() is not None:
+            print(f"idle daemon: exited {p.returncode} during start-up")
+            return
+        t0 = cpu_ticks(p.pid)
+        time.sleep(window_s)
+        t1 = cpu_ticks(p.pid)
+        rss_kib = proc_status(p.pid, "VmRSS")
+        hwm_kib = proc_status(p.pid, "VmHWM")
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    cpu_ms = (t1 - t0) * 1000 / os.sysconf("SC_CLK_TCK")
+    print(
+        f"idle daemon: RSS {rss_kib / 1024:.1f} MiB (peak {hwm_kib / 1024:.1f} MiB; < 10 MiB: {yes(rss_kib < 10 * 1024)}), "
+        f"CPU {cpu_ms:.0f} ms over {window_s:.0f} s idle; exit on SIGTERM: {p.returncode}"
+    )
+
+
+def cpu_ticks(pid):
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(f[11]) + int(f[12])  # utime + stime (fields 14, 15)
+
+
+def proc_status(pid, field):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def smoke(args, shared, binary):
+    log = gen_log(shared, 20_000, 1_000, ("--malformed", "5", "--torn"))
+    side_by_side(args, shared, binary, log, 1, targets=False)
+    print("smoke: ok (figures on a tiny log mean nothing)")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--scale", action="store_true", help="1x vs 4x log length, same keys (~1.6 GB more disk)")
+    mode.add_argument("--keys10m", action="store_true", help="~10M live keys (~3 GB log; slow to generate)")
+    mode.add_argument("--status", action="store_true", help="status over 20 stores; idle daemon")
+    mode.add_argument("--smoke", action="store_true", help="tiny log, 1 round, fold check (CI)")
+    ap.add_argument("--rounds", type=int, help="rounds (default: 5; --scale 3; --keys10m 1; --status 20 runs)")
+    ap.add_argument("--drop-caches", action="store_true",
+                    help="drop the page cache before each timed command (root only; default: page-cached)")
+    ap.add_argument("--no-build", action="store_true", help="use the existing target/release/logkeeper")
+    args = ap.parse_args()
+    if args.rounds is not None and args.rounds < 1:
+        die("--rounds must be at least 1", 2)
+
+    shared = shared_dir()
+    binary = build(args)
+    if args.scale:
+        scale(args, shared, binary)
+    elif args.keys10m:
+        keys10m(args, shared, binary)
+    elif args.status:
+        status_mode(args, shared, binary)
+    elif args.smoke:
+        smoke(args, shared, binary)
+    else:
+        log = gen_log(shared, STD["events"], STD["keys"])
+        side_by_side(args, shared, binary, log, args.rounds or 5)
+
+
+if __name__ == "__main__":
+    main()
