@@ -409,21 +409,8 @@ fn scan_chunk(
         };
         let mut class = cls.classify(line);
         let mut range = range;
-        if let Class::Malformed(reason) = &class
-            && let Some(p) = salvage_point(&mut cls, line)
-        {
-            // A torn fragment glued to a complete event: quarantine the
-            // fragment, keep the event (its bytes and the line's `\n`).
-            out.bad.push(Bad {
-                range: Range {
-                    start: off,
-                    end: off + p as u64,
-                },
-                reason: reason.clone(),
-            });
-            out.salvaged += 1;
-            range.start = off + p as u64;
-            class = cls.classify(&line[p..]);
+        if let Class::Malformed(reason) = &class {
+            (class, range) = salvage(&mut out, &mut cls, off, line, range, reason.clone());
         }
         match class {
             Class::Malformed(reason) => out.bad.push(Bad { range, reason }),
@@ -449,6 +436,40 @@ fn scan_chunk(
         }
     })?;
     Ok(out)
+}
+
+/// The rare path of [`scan_chunk`], kept out of line so the per-line loop
+/// stays tight: if a malformed line is a torn fragment glued to a complete
+/// event, quarantine the fragment and classify the event (its bytes and the
+/// line's `\n`); otherwise the line stays malformed.
+#[cold]
+#[inline(never)]
+fn salvage(
+    out: &mut ChunkScan,
+    cls: &mut Classifier,
+    off: u64,
+    line: &[u8],
+    range: Range,
+    reason: Invalid,
+) -> (Class, Range) {
+    let Some(p) = salvage_point(cls, line) else {
+        return (Class::Malformed(reason), range);
+    };
+    out.bad.push(Bad {
+        range: Range {
+            start: off,
+            end: off + p as u64,
+        },
+        reason,
+    });
+    out.salvaged += 1;
+    (
+        cls.classify(&line[p..]),
+        Range {
+            start: off + p as u64,
+            end: range.end,
+        },
+    )
 }
 
 /// How many `{` positions to try when salvaging one line: bounds the work
