@@ -745,6 +745,8 @@ mod tests {
             "{\"a\":1}{\"b\":2}",
             "{'a':1}",
             "\"\\x\"",
+            // A second exponent after an out-of-range one.
+            "[3.2e705104463515045e2]",
         ] {
             assert!(
                 Scanner::new().validate(bad.as_bytes()).is_err(),
@@ -929,12 +931,13 @@ mod tests {
             let at = cut.index(doc.len() + 1);
             let at = (0..=at).rev().find(|&i| doc.is_char_boundary(i)).unwrap();
             let damaged = format!("{}{}{}", &doc[..at], junk, &doc[at..]);
-            let theirs = match serde_json::from_str::<serde_json::Value>(&damaged) {
-                Ok(_) => true,
-                // serde_json refuses numbers beyond f64's range; RFC 8259's
-                // grammar (and Python's json, the reference fold) accepts them.
-                Err(e) => e.to_string().starts_with("number out of range"),
-            };
+            let theirs = serde_json::from_str::<serde_json::Value>(&damaged);
+            // serde_json refuses numbers beyond f64's range (RFC 8259's
+            // grammar accepts them; `numbers_beyond_f64_range_are_valid_json`
+            // pins ours) and stops there, before reading the rest: it cannot
+            // be the oracle for such a document.
+            prop_assume!(!theirs.as_ref().is_err_and(|e| e.to_string().starts_with("number out of range")));
+            let theirs = theirs.is_ok();
             let ours = Scanner::new().validate(damaged.as_bytes()).is_ok();
             prop_assert_eq!(ours, theirs, "disagree on {}", damaged);
         }
