@@ -18,6 +18,23 @@ pub struct Schedule {
     cron: Cron,
 }
 
+/// Whether the day-of-month and day-of-week fields are AND-ed, as in Vixie
+/// cron: they are OR-ed only when both are restricted, and a field that
+/// starts with `*` (so `*/2` too) counts as unrestricted. croner ORs unless
+/// told otherwise, and counts `*/2` as restricted.
+pub fn days_anded(expr: &str) -> bool {
+    let parts: Vec<&str> = expr.split_whitespace().collect();
+    match parts.as_slice() {
+        [_, _, dom, _, dow] => day_field_unrestricted(dom) || day_field_unrestricted(dow),
+        _ => true, // @shortcuts restrict at most one day field
+    }
+}
+
+/// A day field cron treats as `*`: one that starts with `*` (or is `?`).
+pub fn day_field_unrestricted(field: &str) -> bool {
+    field.starts_with('*') || field == "?"
+}
+
 impl Schedule {
     pub fn parse(expr: &str) -> Result<Self, String> {
         let trimmed = expr.trim();
@@ -29,6 +46,7 @@ impl Schedule {
         let cron = CronParser::builder()
             .seconds(Seconds::Disallowed)
             .year(Year::Disallowed)
+            .dom_and_dow(days_anded(trimmed))
             .build()
             .parse(trimmed)
             .map_err(|e| format!("{expr:?} is not a valid crontab expression: {e}"))?;
@@ -117,6 +135,22 @@ mod tests {
         assert_eq!(
             s.prev_at_or_before(&at(2026, 11, 23, 12, 29)).unwrap(),
             at(2026, 11, 23, 12, 0)
+        );
+    }
+
+    #[test]
+    fn a_stepped_star_day_field_ands_like_vixie_cron() {
+        // "*/2" starts with '*': cron ANDs, so odd days that are Mondays.
+        // 2026-11-23 is a Monday (day 23, odd); next: 2026-12-07 (Monday, 7).
+        let s = Schedule::parse("0 0 */2 * mon").unwrap();
+        let next = s.next_after(&at(2026, 11, 22, 12, 0)).unwrap();
+        assert_eq!(next, at(2026, 11, 23, 0, 0));
+        assert_eq!(s.next_after(&next).unwrap(), at(2026, 12, 7, 0, 0));
+        // Both restricted (no leading '*'): OR.
+        let s = Schedule::parse("0 0 1-31/2 * mon").unwrap();
+        assert_eq!(
+            s.next_after(&at(2026, 11, 23, 12, 0)).unwrap(),
+            at(2026, 11, 25, 0, 0)
         );
     }
 

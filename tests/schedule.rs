@@ -376,6 +376,9 @@ const TABLE: &[&str] = &[
     "0 6 1,15 * mon",
     "0 0 13 * fri",
     "0 4 */2 * *",
+    // A day field starting with '*' counts as unrestricted: cron ANDs.
+    "0 0 */2 * mon",
+    "0 3 * * */2",
     "45 23 L * *",
     "@daily",
     "@hourly",

@@ -8,8 +8,8 @@
 //!   What cannot be expressed exactly (`L`, `W`, `#`, an oversized launchd
 //!   product) is an error that suggests daemon mode; nothing is approximated.
 //! - Day-of-month and day-of-week follow the meaning the schedule module
-//!   gives them (croner's, cron's): when both are restricted (neither is
-//!   `*`/`?`), a day matching either fires. Both renderers express that as
+//!   gives them (Vixie cron's): when both are restricted (neither starts
+//!   with `*`, nor is `?`), a day matching either fires; otherwise both must. Both renderers express that as
 //!   a union of two entries (one restricting the day of month, one the
 //!   weekday), which is exact because a timer fires on the union of its
 //!   `OnCalendar=` lines and launchd on the union of its dicts.
@@ -25,9 +25,10 @@ pub struct CronFields {
     pub month: BTreeSet<u32>,
     /// 0 = Sunday .. 6 = Saturday (7 is folded into 0).
     pub dow: BTreeSet<u32>,
-    /// The day-of-month field was `*` (or `?`): it does not restrict.
+    /// The day-of-month field starts with `*` (or is `?`): cron counts it
+    /// as unrestricted when combining the day fields.
     pub dom_star: bool,
-    /// The day-of-week field was `*` (or `?`).
+    /// The day-of-week field starts with `*` (or is `?`).
     pub dow_star: bool,
 }
 
@@ -60,7 +61,7 @@ impl CronFields {
         if parts.len() != 5 {
             return Err(format!("{expr:?} is not a 5-field crontab expression"));
         }
-        let star = |p: &str| p == "*" || p == "?";
+        let star = crate::schedule::day_field_unrestricted;
         let dow_raw = field(expr, parts[4], 0, 7, Some(&DAYS))?;
         Ok(CronFields {
             minute: field(expr, parts[0], 0, 59, None)?,
@@ -143,10 +144,11 @@ impl CronFields {
         };
         if self.days_ored() {
             vec![with(None, &dom), with(Some(&dow), "*")]
-        } else if !self.dow_star {
-            vec![with(Some(&dow), &dom)]
         } else {
-            vec![with(None, &dom)]
+            // AND: systemd requires the weekday and the date both, exactly
+            // as cron does when a day field starts with `*`.
+            let every_weekday = self.dow.len() == 7;
+            vec![with((!every_weekday).then_some(dow.as_str()), &dom)]
         }
     }
 
@@ -178,10 +180,16 @@ impl CronFields {
                 variants.push((dom.clone(), None));
                 variants.push((None, dow.clone()));
             }
-        } else if !self.dow_star {
-            variants.push((None, dow.clone()));
         } else {
-            variants.push((dom.clone(), None));
+            // AND. launchd ORs Day with Weekday in one dict (like crontab),
+            // so requiring both cannot be expressed.
+            if dom.is_some() && dow.is_some() {
+                return Err(refuse(
+                    expr,
+                    "launchd cannot require both a day of month and a weekday",
+                ));
+            }
+            variants.push((dom.clone(), dow.clone()));
         }
         let mut out = Vec::new();
         for (d, w) in variants {
@@ -377,6 +385,17 @@ mod tests {
             f.to_launchd("*/2 */2 * * *", 300)
                 .unwrap_err()
                 .contains("daemon")
+        );
+        // cron ANDs "*/2" with "mon"; launchd would OR them.
+        let f = CronFields::parse("0 0 */2 * mon").unwrap();
+        assert!(
+            f.to_launchd("0 0 */2 * mon", 500)
+                .unwrap_err()
+                .contains("daemon")
+        );
+        assert_eq!(
+            f.to_systemd(),
+            vec!["Mon *-*-01,03,05,07,09,11,13,15,17,19,21,23,25,27,29,31 00:00:00".to_string()],
         );
     }
 
