@@ -305,6 +305,15 @@ struct Daemon<'a> {
 }
 
 impl Daemon<'_> {
+    /// The stores whose job is running now.
+    fn running(&self) -> Vec<String> {
+        self.stores
+            .values()
+            .filter(|s| s.running)
+            .map(|s| s.cfg.name.clone())
+            .collect()
+    }
+
     fn set_config(&mut self, config: Config, now: DateTime<Utc>) {
         let mut old = std::mem::take(&mut self.stores);
         for s in config.stores {
@@ -441,12 +450,7 @@ async fn main_loop(
         }
     }
 
-    let running: Vec<String> = d
-        .stores
-        .values()
-        .filter(|s| s.running)
-        .map(|s| s.cfg.name.clone())
-        .collect();
+    let running = d.running();
     on_event(&Event::Stopping {
         signal: stop_signal,
         running: running.clone(),
@@ -460,13 +464,9 @@ async fn main_loop(
         .await
         .is_err()
     {
-        let running: Vec<String> = d
-            .stores
-            .values()
-            .filter(|s| s.running)
-            .map(|s| s.cfg.name.clone())
-            .collect();
-        on_event(&Event::Abandoned { running });
+        on_event(&Event::Abandoned {
+            running: d.running(),
+        });
     }
     let _ = std::fs::remove_file(info_path(&paths.state_dir, &paths.config));
     on_event(&Event::Stopped);

@@ -78,11 +78,7 @@ fn install_env(env: &Env) -> Vec<(&'static str, String)> {
 }
 
 fn lk_install<'a>(env: &Env, args: impl IntoIterator<Item = &'a str>) -> Done {
-    let mut r = env.lk(args);
-    for (k, v) in install_env(env) {
-        r = r.env(k, v);
-    }
-    r.status(0)
+    env.lk(args).envs(install_env(env)).status(0)
 }
 
 fn unit_dir(env: &Env) -> PathBuf {
@@ -240,11 +236,10 @@ fn two_configs_get_distinct_names() {
     let b = Env::new();
     two_stores(&a);
     two_stores(&b);
-    let mut r = b.lk(["schedule", "install", "--backend", "systemd"]);
-    for (k, v) in install_env(&a) {
-        r = r.env(k, v); // b installs into a's unit dir
-    }
-    r.status(0);
+    // b installs into a's unit dir.
+    b.lk(["schedule", "install", "--backend", "systemd"])
+        .envs(install_env(&a))
+        .status(0);
     lk_install(&a, ["schedule", "install", "--backend", "systemd"]);
     assert_eq!(
         files_in(&unit_dir(&a)).len(),
@@ -272,9 +267,7 @@ fn status_and_show_report_missing_files_and_a_vanished_binary() {
     ])
     .env("LOGKEEPER_CONFIG", env.config())
     .env("LOGKEEPER_STATE_DIR", env.state());
-    for (k, v) in install_env(&env) {
-        c.env(k, v);
-    }
+    c.envs(install_env(&env));
     assert!(c.status().unwrap().success());
     let st = env.lk(["status", "--json"]).output().json();
     let reg = &st["schedule_install"];
@@ -494,18 +487,17 @@ fn on_calendar_fires_exactly_when_the_cron_expression_does_across_dst() {
         .arg(env.path("x.jsonl"))
         .args(["--schedule", "30 2 * * *"])
         .status(0);
-    let mut r = env.lk([
-        "schedule",
-        "install",
-        "--backend",
-        "systemd",
-        "--mode",
-        "timer",
-        "--dry-run",
-    ]);
-    for (k, v) in install_env(&env) {
-        r = r.env(k, v);
-    }
+    let r = env
+        .lk([
+            "schedule",
+            "install",
+            "--backend",
+            "systemd",
+            "--mode",
+            "timer",
+            "--dry-run",
+        ])
+        .envs(install_env(&env));
     r.env("TZ", "Europe/Berlin")
         .status(0)
         .stdout_has("DST change skips or repeats");
@@ -518,18 +510,17 @@ fn timer_mode_refuses_what_it_cannot_express_and_suggests_daemon_mode() {
         .arg(env.path("x.jsonl"))
         .args(["--schedule", "0 0 L * *"])
         .status(0);
-    let mut r = env.lk([
-        "schedule",
-        "install",
-        "--backend",
-        "systemd",
-        "--mode",
-        "timer",
-        "--dry-run",
-    ]);
-    for (k, v) in install_env(&env) {
-        r = r.env(k, v);
-    }
+    let r = env
+        .lk([
+            "schedule",
+            "install",
+            "--backend",
+            "systemd",
+            "--mode",
+            "timer",
+            "--dry-run",
+        ])
+        .envs(install_env(&env));
     r.status(2).stderr_has("--mode daemon");
     // Daemon mode takes it.
     lk_install(
@@ -542,17 +533,16 @@ fn timer_mode_refuses_what_it_cannot_express_and_suggests_daemon_mode() {
         .arg(env.path("x.jsonl"))
         .args(["--schedule", "*/2 */2 * * mon-fri"])
         .status(0);
-    let mut r = env.lk([
-        "schedule",
-        "install",
-        "--backend",
-        "launchd",
-        "--mode",
-        "timer",
-    ]);
-    for (k, v) in install_env(&env) {
-        r = r.env(k, v);
-    }
+    let r = env
+        .lk([
+            "schedule",
+            "install",
+            "--backend",
+            "launchd",
+            "--mode",
+            "timer",
+        ])
+        .envs(install_env(&env));
     r.status(2).stderr_has("--mode daemon");
 }
 

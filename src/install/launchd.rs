@@ -178,19 +178,14 @@ pub fn plan_install(ctx: &Context, config: &Config, mode: Mode) -> Result<Plan> 
     let domain = format!("gui/{}", ctx.uid);
     let pre_commands = remove
         .iter()
-        .map(|p| {
-            PlannedCommand::may_fail(launchctl(
-                ctx,
-                &["bootout".into(), format!("{domain}/{}", label_of(p))],
-            ))
-        })
+        .map(|p| PlannedCommand::may_fail(launchctl(ctx, &bootout(&domain, p))))
         .collect();
     let mut commands = Vec::new();
     for f in &files {
         // Unload whatever version is loaded (it may not be), then load this one.
         commands.push(PlannedCommand::may_fail(launchctl(
             ctx,
-            &["bootout".into(), format!("{domain}/{}", label_of(&f.path))],
+            &bootout(&domain, &f.path),
         )));
         commands.push(PlannedCommand::must(launchctl(
             ctx,
@@ -214,17 +209,17 @@ pub fn plan_install(ctx: &Context, config: &Config, mode: Mode) -> Result<Plan> 
     })
 }
 
+/// `launchctl` arguments that unload the agent whose plist is `plist`.
+fn bootout(domain: &str, plist: &Path) -> [String; 2] {
+    ["bootout".into(), format!("{domain}/{}", label_of(plist))]
+}
+
 pub fn plan_uninstall(ctx: &Context) -> Result<Plan> {
     let remove = existing(ctx);
     let domain = format!("gui/{}", ctx.uid);
     let pre_commands = remove
         .iter()
-        .map(|p| {
-            PlannedCommand::may_fail(launchctl(
-                ctx,
-                &["bootout".into(), format!("{domain}/{}", label_of(p))],
-            ))
-        })
+        .map(|p| PlannedCommand::may_fail(launchctl(ctx, &bootout(&domain, p))))
         .collect();
     let mode = if remove.iter().any(|p| label_of(p).contains(".sync.")) {
         Mode::Timer
