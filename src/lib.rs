@@ -11,28 +11,27 @@
 //! - [`writer::LogWriter`] appends by the writer protocol;
 //! - [`fold`] folds a log (also what `replay` prints).
 
-pub mod compaction;
 pub mod config;
-pub mod daemon;
 pub mod demo;
 pub mod error;
 #[doc(hidden)]
 pub mod failpoint;
 pub mod fold;
-pub mod fsutil;
-pub mod install;
+pub mod io;
 pub mod job;
-pub mod json;
-pub mod lock;
 pub mod paths;
-pub mod quarantine;
-pub mod records;
 pub mod replay;
-pub mod rotation;
 pub mod schedule;
 pub mod status;
-pub mod stray;
 pub mod writer;
+
+pub use fold::json;
+pub use io::durable as fsutil;
+pub use job::compact as compaction;
+pub use job::late as stray;
+pub use job::record as records;
+pub use job::{lock, quarantine, rotation};
+pub use schedule::{daemon, install};
 
 pub use error::{Error, Result};
 

@@ -1,7 +1,8 @@
 //! The `logkeeper` binary: parse arguments, call the library, print, exit.
 
 mod cli;
-mod cmd;
+
+use cli::cmd;
 
 use std::process::ExitCode;
 

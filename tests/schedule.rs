@@ -3,6 +3,7 @@
 //! logkeeper's own times per `systemd-analyze calendar`; launchd plists parse;
 //! the cron backend edits a real crontab and keeps every other byte.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::path::{Path, PathBuf};

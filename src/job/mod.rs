@@ -4,6 +4,13 @@
 //! Invariant: [`sync_store`] always writes a last-run record, whatever
 //! happens, and returns it; it never panics on I/O errors.
 
+pub mod compact;
+pub mod late;
+pub mod lock;
+pub mod quarantine;
+pub mod record;
+pub mod rotation;
+
 use std::time::Instant;
 
 use chrono::Utc;
@@ -15,7 +22,7 @@ use crate::fsutil;
 use crate::lock::{StoreLock, Wait};
 use crate::paths::Paths;
 use crate::records::{Outcome, RunRecord, Stats, StoreState};
-use crate::{rotation, stray};
+use crate::stray;
 
 /// How a sync was asked for.
 #[derive(Clone, Debug)]

@@ -61,7 +61,7 @@ impl CronFields {
         if parts.len() != 5 {
             return Err(format!("{expr:?} is not a 5-field crontab expression"));
         }
-        let star = crate::schedule::day_field_unrestricted;
+        let star = crate::schedule::expr::day_field_unrestricted;
         let dow_raw = field(expr, parts[4], 0, 7, Some(&DAYS))?;
         Ok(CronFields {
             minute: field(expr, parts[0], 0, 59, None)?,

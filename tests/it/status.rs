@@ -1,10 +1,8 @@
 //! G6 visible: status exit codes and reasons for failed, overdue and
 //! never-run stores.
 
-mod common;
-
+use crate::common::*;
 use chrono::{Duration, Utc};
-use common::*;
 use logkeeper::records::{Outcome, RunRecord, Stats, StoreState};
 
 #[test]

@@ -2,11 +2,9 @@
 //! compaction, a manual run racing the daemon, single instance, reload,
 //! backoff, and what `status` says about it.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const T: Duration = Duration::from_secs(60);
 

@@ -1,9 +1,7 @@
 //! The job on real files: G1 (fold preserved), G3 (bad input kept), G4
 //! (byte-exact, mode kept), rotation, pruning, min_growth.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn fold_of_new_log_equals_fold_of_old_and_torn_tail_survives() {

@@ -2,11 +2,9 @@
 //! cannot be redirected through planted symlinks, and a symlinked log is
 //! compacted where it really lives.
 
-mod common;
-
 use std::os::unix::fs::symlink;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn symlinked_log_is_compacted_in_place_and_the_link_kept() {

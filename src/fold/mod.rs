@@ -17,6 +17,8 @@
 //! - Keys compare by JSON value and type: `"1"` and `1` differ, `"a"` and
 //!   `"\u0061"` are the same.
 
+pub mod json;
+
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Write};

@@ -1,11 +1,9 @@
 //! G5 single flight: the `<log>.lock` file, busy exits, waiting, racing runs.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 
 /// Hold `<log>.lock` with flock(1) until the returned child's stdin closes.
 fn hold_lock(lock: &std::path::Path) -> std::process::Child {

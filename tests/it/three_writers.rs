@@ -3,13 +3,11 @@
 //! word for word, each appending uniquely keyed lines while compactions run.
 //! At the end every line is present exactly once and none is torn.
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 
 /// The Python code block of the README's writer protocol section.
 fn readme_python_recipe() -> String {

@@ -2,9 +2,7 @@
 //! message, leaves the log byte-identical, removes the temp file, and
 //! records the error.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn setup() -> (Env, std::path::PathBuf, Vec<u8>) {
     let env = Env::new();

@@ -8,9 +8,9 @@ use super::{Backend, Context, Mode, Plan, PlannedCommand, PlannedFile, render, s
 use crate::config::Config;
 use crate::error::Result;
 
-pub const DAEMON_SERVICE: &str = include_str!("../../systemd/logkeeper-daemon.service");
-pub const SYNC_SERVICE: &str = include_str!("../../systemd/logkeeper-sync.service");
-pub const SYNC_TIMER: &str = include_str!("../../systemd/logkeeper-sync.timer");
+pub const DAEMON_SERVICE: &str = include_str!("../../../systemd/logkeeper-daemon.service");
+pub const SYNC_SERVICE: &str = include_str!("../../../systemd/logkeeper-sync.service");
+pub const SYNC_TIMER: &str = include_str!("../../../systemd/logkeeper-sync.timer");
 
 /// Quote one word for a unit file's command line or `Environment=`:
 /// double quotes, with `\`, `"`, `%` (specifiers) and `$` (variables) escaped.

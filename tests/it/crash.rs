@@ -3,12 +3,10 @@
 //! itself. Needs the `failpoints` feature (`cargo test --all-features`).
 #![cfg(feature = "failpoints")]
 
-mod common;
-
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
 
-use common::*;
+use crate::common::*;
 
 const POINTS: &[&str] = &[
     "before-quarantine-write",

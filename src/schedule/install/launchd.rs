@@ -8,8 +8,8 @@ use super::{Backend, Context, Mode, Plan, PlannedCommand, PlannedFile, render, s
 use crate::config::Config;
 use crate::error::Result;
 
-pub const DAEMON_PLIST: &str = include_str!("../../launchd/logkeeper-daemon.plist");
-pub const SYNC_PLIST: &str = include_str!("../../launchd/logkeeper-sync.plist");
+pub const DAEMON_PLIST: &str = include_str!("../../../launchd/logkeeper-daemon.plist");
+pub const SYNC_PLIST: &str = include_str!("../../../launchd/logkeeper-sync.plist");
 
 /// More `StartCalendarInterval` entries than this are refused (daemon mode
 /// runs such schedules without enumerating them).

@@ -2,9 +2,7 @@
 //! checking where every byte went. The README's "Bad input" table documents
 //! the same behaviour.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use logkeeper::quarantine::Entry;
 
 /// Sync a keyed store (`/t` + `/id`, op `/op`, delete `DEL`) over `log`

@@ -1,8 +1,6 @@
 //! Config files, paths and `store add / list / remove` through the CLI.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn config_errors_name_file_line_and_field_and_exit_2() {

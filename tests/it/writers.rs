@@ -1,11 +1,9 @@
 //! G1 nothing lost: writers appending by the protocol while compactions run.
 
-mod common;
-
 use std::collections::HashSet;
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn appenders_lose_nothing_across_ten_compactions() {

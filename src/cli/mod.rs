@@ -1,5 +1,7 @@
 //! Command-line definition and dispatch.
 
+pub mod cmd;
+
 use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -8,8 +10,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use logkeeper::error::EXIT_USAGE;
 use logkeeper::paths::Paths;
-
-use crate::cmd;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -5,14 +5,12 @@
 //! CI runs 50 kills on a ~10 MB log; `LOGKEEPER_LONG_TESTS=1` runs 60 kills
 //! on a ~100 MB log. `LOGKEEPER_KILL_SEED` replays a given sequence.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 struct Rng(u64);
 impl Rng {

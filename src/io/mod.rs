@@ -1,0 +1,3 @@
+//! File I/O primitives the job is built on.
+
+pub mod durable;

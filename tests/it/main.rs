@@ -1,0 +1,20 @@
+//! The integration tests, in one binary so they link once. Each module drives
+//! the real `logkeeper` binary or the public library through `common`.
+//!
+//! The calendar tests that set `TZ` for the whole process live in their own
+//! binary (`tests/schedule.rs`), so they cannot leak into these.
+
+mod common;
+
+mod bad_input;
+mod compaction;
+mod config;
+mod crash;
+mod daemon;
+mod disk_faults;
+mod lock;
+mod random_kills;
+mod security;
+mod status;
+mod three_writers;
+mod writers;
