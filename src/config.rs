@@ -15,8 +15,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil;
-use crate::json::Pointers;
+use crate::fold::json::Pointers;
+use crate::io::durable;
 use crate::schedule::Schedule;
 
 /// One store: a live log plus its policy.
@@ -116,7 +116,7 @@ impl Config {
                 msg: e.message().trim().to_string(),
             }
         })?;
-        let base = fsutil::parent_dir(path);
+        let base = durable::parent_dir(path);
         let mut stores = Vec::with_capacity(raw.store.len());
         for (i, rs) in raw.store.into_iter().enumerate() {
             let err = |field: &str, msg: String| {
@@ -480,9 +480,9 @@ fn read_or_empty(path: &Path) -> Result<String> {
 
 fn write_validated(path: &Path, text: &str) -> Result<Config> {
     let config = Config::parse(path, text)?;
-    std::fs::create_dir_all(fsutil::parent_dir(path))
-        .ctx("create directory", fsutil::parent_dir(path))?;
-    fsutil::atomic_write(path, text.as_bytes(), 0o644)?;
+    std::fs::create_dir_all(durable::parent_dir(path))
+        .ctx("create directory", durable::parent_dir(path))?;
+    durable::atomic_write(path, text.as_bytes(), 0o644)?;
     Ok(config)
 }
 

@@ -25,14 +25,6 @@ pub mod schedule;
 pub mod status;
 pub mod writer;
 
-pub use fold::json;
-pub use io::durable as fsutil;
-pub use job::compact as compaction;
-pub use job::late as stray;
-pub use job::record as records;
-pub use job::{lock, quarantine, rotation};
-pub use schedule::{daemon, install};
-
 pub use error::{Error, Result};
 
 /// This build's version, recorded in lock holders and run records.

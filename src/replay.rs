@@ -3,10 +3,10 @@
 use std::fs::File;
 use std::io::Write;
 
-use crate::compaction::{resolve_log, scan_threads};
 use crate::config::StoreConfig;
 use crate::error::{Error, IoContext, Result};
 use crate::fold::{self, FoldSpec, Plan};
+use crate::job::compact::{resolve_log, scan_threads};
 
 /// Write the store's folded state to `out`: for a keyed store one line per
 /// live key (and keyless lines in place), in the order of each key's last

@@ -19,9 +19,9 @@ use serde::Serialize;
 
 use crate::config::StoreConfig;
 use crate::error::{EXIT_FAILED, EXIT_OVERDUE};
-use crate::lock::{self, Holder};
+use crate::job::lock::{self, Holder};
+use crate::job::record::{Outcome, RunRecord, StoreState};
 use crate::paths::Paths;
-use crate::records::{Outcome, RunRecord, StoreState};
 
 /// How long after a scheduled time a run may take to succeed before the
 /// store counts as overdue.
@@ -81,7 +81,7 @@ pub struct Backoff {
 
 /// Add what a running daemon knows: its next run time for the store (which
 /// accounts for jitter and backoff) and the store's backoff.
-pub fn with_daemon(status: &mut StoreStatus, daemon: &crate::daemon::DaemonStatus) {
+pub fn with_daemon(status: &mut StoreStatus, daemon: &crate::schedule::daemon::DaemonStatus) {
     if !daemon.running {
         return;
     }

@@ -18,8 +18,8 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil;
-use crate::json::Scanner;
+use crate::fold::json::Scanner;
+use crate::io::durable;
 
 /// An appender that follows the writer protocol.
 #[derive(Debug)]
@@ -35,7 +35,7 @@ impl LogWriter {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let mode = 0o644;
-        let file = fsutil::open_append(&path, mode)?;
+        let file = durable::open_append(&path, mode)?;
         Ok(LogWriter {
             path,
             file,
@@ -84,7 +84,7 @@ impl LogWriter {
             if !same {
                 // A compaction replaced the file: follow the path.
                 let _ = self.file.unlock();
-                self.file = fsutil::open_append(&self.path, self.mode)?;
+                self.file = durable::open_append(&self.path, self.mode)?;
                 continue;
             }
             buf.clear();

@@ -11,8 +11,8 @@ use std::process::Command;
 
 use chrono::{DateTime, Local, NaiveDateTime, TimeZone, Utc};
 use common::*;
-use logkeeper::install::calendar::CronFields;
 use logkeeper::schedule::Schedule;
+use logkeeper::schedule::install::calendar::CronFields;
 
 /// The real tool, or a skip outside CI (CI installs it; failing there).
 fn tool(name: &str) -> bool {

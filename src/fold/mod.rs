@@ -25,7 +25,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 
 use crate::config::StoreConfig;
-use crate::json::{Invalid, Kind, Pointers, Scanner, Span, unescape};
+use crate::fold::json::{Invalid, Kind, Pointers, Scanner, Span, unescape};
 
 /// What to extract from each line.
 #[derive(Debug)]

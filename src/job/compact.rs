@@ -23,8 +23,9 @@ use std::time::Instant;
 use crate::config::StoreConfig;
 use crate::error::{Error, IoContext, Result};
 use crate::fold::{self, FoldSpec, Range};
-use crate::records::Stats;
-use crate::{fsutil, quarantine, rotation};
+use crate::io::durable;
+use crate::job::record::Stats;
+use crate::job::{quarantine, rotation};
 
 fn ms(since: Instant) -> f64 {
     (since.elapsed().as_secs_f64() * 1e6).round() / 1e3
@@ -128,13 +129,13 @@ pub fn compact(store: &StoreConfig) -> Result<Stats> {
         stats.lines_out = 0;
     }
     let t_write = Instant::now();
-    let dir = fsutil::parent_dir(&log).to_path_buf();
+    let dir = durable::parent_dir(&log).to_path_buf();
     let snapshot_bytes: u64 = keep.iter().map(Range::len).sum();
     check_free_space(&dir, snapshot_bytes + (size - cut) + (1 << 20))?;
 
-    let mut tmp = fsutil::temp_beside(&log)?;
+    let mut tmp = durable::temp_beside(&log)?;
     let tmp_path = tmp.path().to_path_buf();
-    fsutil::copy_mode_and_owner(tmp.as_file(), &tmp_path, &meta)?;
+    durable::copy_mode_and_owner(tmp.as_file(), &tmp_path, &meta)?;
     fold::write_ranges_at(&file, keep, tmp.as_file(), scan_threads())
         .and_then(|_| crate::fail_io!("snapshot-write"))
         .map_err(|e| write_error(&tmp_path, &log, e))?;
@@ -194,7 +195,7 @@ pub fn compact(store: &StoreConfig) -> Result<Stats> {
         });
     }
     crate::failpoint!("after-rename");
-    fsutil::fsync_dir(&dir)?;
+    durable::fsync_dir(&dir)?;
     crate::failpoint!("after-dir-fsync");
     let _ = file.unlock();
     stats.timings.swap_ms = ms(t_swap);

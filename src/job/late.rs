@@ -18,10 +18,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{IoContext, Result};
+use crate::fold::json::Scanner;
 use crate::fold::{Bad, Range};
-use crate::json::Scanner;
+use crate::io::durable;
+use crate::job::quarantine;
 use crate::writer::LogWriter;
-use crate::{fsutil, quarantine};
 
 /// The newest rotated file and its size when it stopped being the live log.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -118,8 +119,8 @@ pub fn load(state_dir: &Path) -> Vec<Watch> {
 /// Save the watches whose files still exist.
 pub fn save(state_dir: &Path, watches: &[Watch]) -> Result<()> {
     let live: Vec<&Watch> = watches.iter().filter(|w| w.rotated.exists()).collect();
-    fsutil::ensure_private_dir(state_dir)?;
-    fsutil::atomic_write(
+    durable::ensure_private_dir(state_dir)?;
+    durable::atomic_write(
         &watch_path(state_dir),
         &serde_json::to_vec(&live).expect("watches serialize"),
         0o600,

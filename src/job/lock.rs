@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil;
+use crate::io::durable;
 
 /// Who holds a store's lock.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,7 +36,7 @@ impl Holder {
     pub fn me(trigger: &str) -> Self {
         Holder {
             pid: std::process::id(),
-            host: fsutil::hostname(),
+            host: durable::hostname(),
             started_at: Utc::now(),
             trigger: trigger.to_string(),
             version: crate::VERSION.to_string(),
@@ -45,7 +45,7 @@ impl Holder {
 
     /// Whether this holder's process is still alive (only decidable on this host).
     pub fn alive(&self) -> Option<bool> {
-        (self.host == fsutil::hostname()).then(|| fsutil::pid_alive(self.pid))
+        (self.host == durable::hostname()).then(|| durable::pid_alive(self.pid))
     }
 }
 

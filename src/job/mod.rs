@@ -15,14 +15,12 @@ use std::time::Instant;
 
 use chrono::Utc;
 
-use crate::compaction;
 use crate::config::StoreConfig;
 use crate::error::Error;
-use crate::fsutil;
-use crate::lock::{StoreLock, Wait};
+use crate::io::durable;
+use crate::job::lock::{StoreLock, Wait};
+use crate::job::record::{Outcome, RunRecord, Stats, StoreState};
 use crate::paths::Paths;
-use crate::records::{Outcome, RunRecord, Stats, StoreState};
-use crate::stray;
 
 /// How a sync was asked for.
 #[derive(Clone, Debug)]
@@ -122,7 +120,7 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
         error,
         stats,
         pid: std::process::id(),
-        host: fsutil::hostname(),
+        host: durable::hostname(),
         version: crate::VERSION.to_string(),
     };
     let state = StoreState::new(paths.store_state(&store.name));
@@ -158,10 +156,10 @@ fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::
                 false,
             ));
         }
-        _ => compaction::resolve_log(&store.log)?,
+        _ => compact::resolve_log(&store.log)?,
     };
     // Step 2: what an earlier crashed run left.
-    recovered.extend(fsutil::remove_stale_temps(&log)?);
+    recovered.extend(durable::remove_stale_temps(&log)?);
     recovered.extend(rotation::remove_live_links(&log)?);
     for p in &recovered {
         tracing::warn!("removed {} left by an interrupted run", p.display());
@@ -174,9 +172,9 @@ fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::
         use std::os::unix::fs::PermissionsExt;
         m.permissions().mode()
     });
-    let (late, mut watches) = stray::carry_all(&log, &stray::load(&state_dir), mode)?;
+    let (late, mut watches) = late::carry_all(&log, &late::load(&state_dir), mode)?;
     if late.from.is_some() {
-        stray::save(&state_dir, &watches)?;
+        late::save(&state_dir, &watches)?;
     }
     let with_late = |stats: &mut Stats| {
         stats.late_lines_carried = late.lines;
@@ -207,12 +205,12 @@ fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::
         }
     }
 
-    let mut stats = compaction::compact(store)?;
+    let mut stats = compact::compact(store)?;
     stats.recovered = recovered;
     with_late(&mut stats);
     if let Some(rotated) = &stats.rotated {
         // Watch the file we just rotated for late writes.
-        watches.push(stray::Watch {
+        watches.push(late::Watch {
             rotated: rotated.clone(),
             size: stats.rotated_bytes,
         });
@@ -221,7 +219,7 @@ fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::
     // The newest rotated file is kept at least until the next run has
     // checked it for late writes, even with keep_rotated = 0.
     stats.pruned = rotation::prune(&log, store.keep_rotated.max(1), store.max_age)?;
-    stray::save(&state_dir, &watches)?;
+    late::save(&state_dir, &watches)?;
     stats.timings.prune_ms = (t.elapsed().as_secs_f64() * 1e6).round() / 1e3;
     crate::failpoint!("before-record");
     Ok(Done {

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{IoContext, Result};
 use crate::fold::Bad;
-use crate::fsutil;
+use crate::io::durable;
 
 /// One quarantined line.
 #[derive(Debug, Serialize, Deserialize)]
@@ -109,7 +109,7 @@ pub fn append(log: &Path, source: &Path, src: &File, bad: &[Bad], mode: u32) -> 
         serde_json::to_writer(&mut out, &entry).expect("entry serializes");
         out.push(b'\n');
     }
-    let mut f = fsutil::open_append(&qpath, mode & 0o666)?;
+    let mut f = durable::open_append(&qpath, mode & 0o666)?;
     let len = f.metadata().ctx("stat quarantine file", &qpath)?.len();
     let written = crate::fail_io!("quarantine-write")
         .and_then(|_| f.write_all(&out))

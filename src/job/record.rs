@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{IoContext, Result};
-use crate::fsutil;
+use crate::io::durable;
 
 /// How a run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,18 +169,18 @@ impl StoreState {
     /// Record a finished run. `success` marks it as the store's last success
     /// (the health clock), `baseline` updates the `min_growth` baseline.
     pub fn record(&self, rec: &RunRecord, success: bool, baseline: bool) -> Result<()> {
-        fsutil::ensure_private_dir(&self.dir)?;
+        durable::ensure_private_dir(&self.dir)?;
         let json = serde_json::to_vec_pretty(rec).expect("record serializes");
-        fsutil::atomic_write(&self.file("last-run.json"), &json, 0o600)?;
+        durable::atomic_write(&self.file("last-run.json"), &json, 0o600)?;
         if success {
-            fsutil::atomic_write(&self.file("last-success.json"), &json, 0o600)?;
+            durable::atomic_write(&self.file("last-success.json"), &json, 0o600)?;
         }
         if baseline {
             let b = Baseline {
                 bytes_after: rec.stats.bytes_after,
                 at: rec.finished_at,
             };
-            fsutil::atomic_write(
+            durable::atomic_write(
                 &self.file("compaction.json"),
                 &serde_json::to_vec(&b).expect("baseline serializes"),
                 0o600,
@@ -193,7 +193,7 @@ impl StoreState {
         let path = self.file("history.jsonl");
         let mut line = serde_json::to_vec(rec).expect("record serializes");
         line.push(b'\n');
-        let mut f = fsutil::open_append(&path, 0o600)?;
+        let mut f = durable::open_append(&path, 0o600)?;
         f.write_all(&line).ctx("append to", &path)?;
         let len = f.metadata().ctx("stat", &path)?.len();
         // Trim when the file holds about twice what we keep.
@@ -209,7 +209,7 @@ impl StoreState {
                 out.extend_from_slice(l);
                 out.push(b'\n');
             }
-            fsutil::atomic_write(&path, &out, 0o600)?;
+            durable::atomic_write(&path, &out, 0o600)?;
         }
         Ok(())
     }

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 use crate::error::{IoContext, Result};
-use crate::fsutil;
+use crate::io::durable;
 
 const STAMP: &str = "%Y%m%dT%H%M%S%.3fZ";
 
@@ -30,7 +30,7 @@ fn file_name(log: &Path) -> String {
 
 /// The rotated name for a file rotated at `at`.
 pub fn rotated_name(log: &Path, at: DateTime<Utc>) -> PathBuf {
-    fsutil::parent_dir(log).join(format!("{}.{}", file_name(log), at.format(STAMP)))
+    durable::parent_dir(log).join(format!("{}.{}", file_name(log), at.format(STAMP)))
 }
 
 /// Parse the rotation time out of a rotated file name, if it is one.
@@ -43,7 +43,7 @@ fn parse_rotated(log_name: &str, candidate: &str) -> Option<DateTime<Utc>> {
 
 /// Rotated files of `log`, newest first.
 pub fn list(log: &Path) -> Result<Vec<(DateTime<Utc>, PathBuf)>> {
-    let dir = fsutil::parent_dir(log);
+    let dir = durable::parent_dir(log);
     let name = file_name(log);
     let mut out = Vec::new();
     for entry in fs::read_dir(dir).ctx("list directory", dir)? {
@@ -108,7 +108,7 @@ pub fn prune(log: &Path, keep: usize, max_age: Option<Duration>) -> Result<Vec<P
         }
     }
     if !pruned.is_empty() {
-        fsutil::fsync_dir(fsutil::parent_dir(log))?;
+        durable::fsync_dir(durable::parent_dir(log))?;
     }
     Ok(pruned)
 }

@@ -35,11 +35,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, StoreConfig};
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil;
-use crate::install::config_id;
+use crate::io::durable;
+use crate::job::record::{Outcome, RunRecord, StoreState};
 use crate::job::{SyncOptions, sync_store};
 use crate::paths::Paths;
-use crate::records::{Outcome, RunRecord, StoreState};
+use crate::schedule::install::config_id;
 
 /// The longest the loop sleeps before re-reading the wall clock and the
 /// config file's mtime.
@@ -158,7 +158,7 @@ pub fn info_path(state_dir: &Path, config: &Path) -> PathBuf {
 pub fn status(paths: &Paths) -> Option<DaemonStatus> {
     let bytes = std::fs::read(info_path(&paths.state_dir, &paths.config)).ok()?;
     let info: DaemonInfo = serde_json::from_slice(&bytes).ok()?;
-    let running = info.host != fsutil::hostname() || fsutil::pid_alive(info.pid);
+    let running = info.host != durable::hostname() || durable::pid_alive(info.pid);
     Some(DaemonStatus { running, info })
 }
 
@@ -256,7 +256,7 @@ fn config_stamp(path: &Path) -> Option<(SystemTime, u64)> {
 
 /// Take the daemon's single-instance lock for this config.
 fn take_lock(paths: &Paths) -> Result<File> {
-    fsutil::ensure_private_dir(&paths.state_dir)?;
+    durable::ensure_private_dir(&paths.state_dir)?;
     let path = lock_path(&paths.state_dir, &paths.config);
     let file = OpenOptions::new()
         .read(true)
@@ -363,7 +363,7 @@ impl Daemon<'_> {
         }
         let path = info_path(&self.paths.state_dir, &self.paths.config);
         let json = serde_json::to_vec_pretty(&info).expect("daemon info serializes");
-        if let Err(e) = fsutil::atomic_write(&path, &json, 0o600) {
+        if let Err(e) = durable::atomic_write(&path, &json, 0o600) {
             tracing::warn!("could not write the daemon file: {e}");
         }
         self.written = Some(info);
@@ -391,7 +391,7 @@ async fn main_loop(
         paths,
         info: DaemonInfo {
             pid: std::process::id(),
-            host: fsutil::hostname(),
+            host: durable::hostname(),
             started_at: now,
             config: paths.config.clone(),
             version: crate::VERSION.to_string(),

@@ -3,7 +3,7 @@
 //! the same behaviour.
 
 use crate::common::*;
-use logkeeper::quarantine::Entry;
+use logkeeper::job::quarantine::Entry;
 
 /// Sync a keyed store (`/t` + `/id`, op `/op`, delete `DEL`) over `log`
 /// bytes; return the new log, the quarantine entries and the run record.
@@ -24,7 +24,7 @@ fn compact(bytes: &[u8]) -> (Vec<u8>, Vec<Entry>, serde_json::Value) {
         .clone();
     let q = env.path("events.jsonl.quarantine");
     let entries = if q.exists() {
-        logkeeper::quarantine::read(&q).unwrap()
+        logkeeper::job::quarantine::read(&q).unwrap()
     } else {
         Vec::new()
     };

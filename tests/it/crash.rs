@@ -94,7 +94,7 @@ fn killed_at(point: &str) {
         "{point}: keep_rotated not enforced after recovery"
     );
     // The malformed line was quarantined, not dropped.
-    let q = logkeeper::quarantine::read(&env.path("events.jsonl.quarantine")).unwrap();
+    let q = logkeeper::job::quarantine::read(&env.path("events.jsonl.quarantine")).unwrap();
     let copies = q.iter().filter(|e| e.bytes() == b"{not json").count();
     assert_eq!(
         copies, 1,

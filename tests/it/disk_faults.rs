@@ -32,7 +32,7 @@ fn assert_failed_cleanly(env: &Env, log: &std::path::Path, before: &[u8], msg: &
     // each malformed line exactly once.
     env.lk(["sync", "now", "--force"]).status(0);
     assert_eq!(fold_file(log), reference_fold(before));
-    let q = logkeeper::quarantine::read(&env.path("events.jsonl.quarantine")).unwrap();
+    let q = logkeeper::job::quarantine::read(&env.path("events.jsonl.quarantine")).unwrap();
     assert_eq!(q.len(), 2, "quarantine entries: {q:?}");
 }
 

@@ -128,7 +128,7 @@ fn rust_cli_and_python_writers_lose_nothing_during_compactions() {
         )
         .unwrap();
         let rec = logkeeper::job::sync_store(&paths, store, &opts);
-        assert_eq!(rec.outcome, logkeeper::records::Outcome::Ok, "{rec:?}");
+        assert_eq!(rec.outcome, logkeeper::job::record::Outcome::Ok, "{rec:?}");
         if rec.stats.rewritten {
             compactions += 1;
             if writers_running {

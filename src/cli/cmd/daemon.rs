@@ -1,6 +1,6 @@
 //! `logkeeper daemon`: fire each store's schedule until SIGTERM/SIGINT.
 
-use logkeeper::daemon::{DaemonOptions, Event};
+use logkeeper::schedule::daemon::{DaemonOptions, Event};
 
 use super::{human_ms, summary};
 use crate::cli::Cli;
@@ -94,6 +94,6 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     let opts = DaemonOptions {
         stop_timeout: args.stop_timeout,
     };
-    logkeeper::daemon::run(&paths, &opts, &print)?;
+    logkeeper::schedule::daemon::run(&paths, &opts, &print)?;
     Ok(0)
 }

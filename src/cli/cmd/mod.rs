@@ -9,7 +9,7 @@ pub mod status;
 pub mod store;
 pub mod sync;
 
-use logkeeper::records::{Outcome, RunRecord};
+use logkeeper::job::record::{Outcome, RunRecord};
 
 /// `1536` → `1.5 KiB`.
 pub fn human_bytes(n: u64) -> String {

@@ -3,7 +3,7 @@
 
 use clap::Subcommand;
 use logkeeper::config::Config;
-use logkeeper::install::{self, Backend, Context, Mode, Plan, Registration};
+use logkeeper::schedule::install::{self, Backend, Context, Mode, Plan, Registration};
 
 use crate::cli::Cli;
 

@@ -25,9 +25,9 @@ struct StatusJson<'a> {
     stores: &'a [StoreStatus],
     exit_code: u8,
     /// The daemon for this config (null: none has run or it stopped cleanly).
-    daemon: Option<&'a logkeeper::daemon::DaemonStatus>,
+    daemon: Option<&'a logkeeper::schedule::daemon::DaemonStatus>,
     /// What `schedule install` registered for this config (null: nothing).
-    schedule_install: Option<&'a logkeeper::install::Registration>,
+    schedule_install: Option<&'a logkeeper::schedule::install::Registration>,
 }
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
@@ -35,7 +35,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     let config = Config::load(&paths.config)?;
     let stores = config.select(&args.names, true)?;
     let now = Local::now();
-    let daemon = logkeeper::daemon::status(&paths);
+    let daemon = logkeeper::schedule::daemon::status(&paths);
     let statuses: Vec<StoreStatus> = stores
         .into_iter()
         .map(|s| {
@@ -52,7 +52,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         .ok()
         .filter(|v| !v.trim().is_empty())
         .map(|v| v.split_whitespace().map(String::from).collect::<Vec<_>>());
-    let reg = logkeeper::install::registration(
+    let reg = logkeeper::schedule::install::registration(
         &paths.state_dir,
         &paths.config,
         Some(crontab_cmd.as_deref().unwrap_or(&crontab)),

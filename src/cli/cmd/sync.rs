@@ -3,8 +3,8 @@
 use clap::Subcommand;
 use logkeeper::config::Config;
 use logkeeper::error::{EXIT_BUSY, EXIT_FAILED};
+use logkeeper::job::record::{Outcome, RunRecord};
 use logkeeper::job::{SyncOptions, sync_store};
-use logkeeper::records::{Outcome, RunRecord};
 use serde::Serialize;
 
 use super::{human_ms, summary};

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil;
+use crate::io::durable;
 use crate::paths::Paths;
 
 /// Which OS scheduler.
@@ -317,8 +317,8 @@ pub fn apply(ctx: &Context, plan: &Plan) -> Result<()> {
     }
     for f in &plan.files {
         if f.changed() {
-            std::fs::create_dir_all(fsutil::parent_dir(&f.path)).ctx("create dir", &f.path)?;
-            fsutil::atomic_write(&f.path, f.content.as_bytes(), 0o644)?;
+            std::fs::create_dir_all(durable::parent_dir(&f.path)).ctx("create dir", &f.path)?;
+            durable::atomic_write(&f.path, f.content.as_bytes(), 0o644)?;
         }
     }
     for p in &plan.remove {
@@ -358,9 +358,9 @@ pub fn apply(ctx: &Context, plan: &Plan) -> Result<()> {
                 && old.fence == m.fence
         });
         if !same {
-            fsutil::ensure_private_dir(&ctx.state_dir)?;
+            durable::ensure_private_dir(&ctx.state_dir)?;
             let json = serde_json::to_vec_pretty(&m).expect("marker serializes");
-            fsutil::atomic_write(&marker, &json, 0o600)?;
+            durable::atomic_write(&marker, &json, 0o600)?;
         }
     } else if read_marker(ctx).is_some_and(|m| m.backend == plan.backend) {
         std::fs::remove_file(&marker).ctx("remove", &marker)?;
