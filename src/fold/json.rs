@@ -907,6 +907,14 @@ mod tests {
         })
     }
 
+    /// Found by the property test below on a random seed: serde_json stops at
+    /// the out-of-range number, ours reads on and finds the second exponent.
+    #[test]
+    fn a_number_with_two_exponents_is_rejected() {
+        let doc = br#"{ "a" : 7.0e19701132462415e2 ,"a" : null ,"a" : null }"#;
+        assert!(Scanner::new().validate(doc).is_err());
+    }
+
     proptest! {
         #[test]
         fn agrees_with_serde_json_on_valid_documents(doc in json_value()) {
@@ -919,10 +927,11 @@ mod tests {
             let mut bytes = doc.into_bytes();
             let at = cut.index(bytes.len() + 1);
             bytes.splice(at..at, junk);
-            let theirs = std::str::from_utf8(&bytes).is_ok() && match serde_json::from_slice::<serde_json::Value>(&bytes) {
-                Ok(_) => true,
-                Err(e) => e.to_string().starts_with("number out of range"),
-            };
+            let parsed = serde_json::from_slice::<serde_json::Value>(&bytes);
+            // serde_json stops at a number beyond f64's range, before it reads
+            // the rest of the document: no verdict (see the sibling test).
+            prop_assume!(!parsed.as_ref().is_err_and(|e| e.to_string().starts_with("number out of range")));
+            let theirs = std::str::from_utf8(&bytes).is_ok() && parsed.is_ok();
             prop_assert_eq!(Scanner::new().validate(&bytes).is_ok(), theirs, "disagree on {:x?}", bytes);
         }
 
