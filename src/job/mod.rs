@@ -11,6 +11,7 @@ pub mod lock;
 pub mod quarantine;
 pub mod record;
 pub mod rotation;
+pub mod segmented;
 
 use std::time::Instant;
 
@@ -71,11 +72,15 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
     // The lock is held until the record is written, so a run's record is
     // on disk before any other run can start.
     let mut held = None;
-    let result = match StoreLock::acquire(&store.name, &store.log, &opts.trigger, wait) {
+    let result = match StoreLock::acquire(&store.name, &store.lock_anchor(), &opts.trigger, wait) {
         Ok(lock) => {
             let lock_ms = t0.elapsed().as_secs_f64() * 1e3;
             held = Some(lock);
-            run_locked(paths, store, opts).map(|mut d| {
+            match &store.segments {
+                Some(policy) => segmented::run(paths, store, policy, opts),
+                None => run_locked(paths, store, opts),
+            }
+            .map(|mut d| {
                 d.stats.timings.lock_ms = lock_ms;
                 d
             })

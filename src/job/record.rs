@@ -103,6 +103,9 @@ pub struct Stats {
     /// The rotated file they were found in.
     pub late_lines_from: Option<PathBuf>,
     pub timings: Timings,
+    /// Segmented stores only: the directory, prunes, health, compaction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segments: Option<crate::job::segmented::SegmentStats>,
 }
 
 /// The record of one run.

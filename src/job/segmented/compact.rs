@@ -1,0 +1,307 @@
+//! Keyed compaction of sealed segments, in the manner of Kafka's log
+//! cleaner.
+//!
+//! The inputs are a prefix of the sealed segments in seq order (each
+//! validated, not open for writing, older than `min_compaction_lag`, and not
+//! waiting for deletion). Their lines are folded together: for each key only
+//! its last write survives, a delete survives as a tombstone until its
+//! segment is older than `delete_retention`, and lines without the key stay
+//! in place. The survivors are written, in their original order and byte
+//! for byte, into groups of consecutive inputs no larger than the largest
+//! input; each group's result takes the name of its first input.
+//!
+//! Replacement of one group `[A, B, C]` (crash reasoning):
+//! 1. the merged bytes go to a temp file beside `A` (mode of `A`, mtime of
+//!    the group's newest input), fsynced;
+//! 2. the state records `B` and `C` as pending deletion *after* `A` has the
+//!    temp file's inode, and the state file is replaced atomically;
+//! 3. the temp file is renamed over `A` (atomic), the directory fsynced;
+//! 4. `B` and `C` are deleted later ([`delete_due`]), once
+//!    `file_delete_delay` has passed and only if `A` still has that inode
+//!    (or a newer merge of it), oldest first with a directory fsync after
+//!    each.
+//!
+//! A crash before 3 leaves the inputs as they were (the temp file is removed
+//! by the next run, the pending entries dropped because `A`'s inode is not
+//! the temp's). After 3, `A` holds every surviving event of `B` and `C`, so
+//! their later deletion loses nothing. What a reader that lists the
+//! directory sees at any instant: the smallest name never changes (the
+//! result keeps the first input's name, deletions go oldest first), every
+//! event that the fold keeps is present at least once, and an event may be
+//! present twice (in `A` and still in `B`/`C`) until the inputs are deleted.
+//! Folding the files in seq order gives the same state at every instant:
+//! a line left in `B` is either also in `A` or an older write of a key
+//! whose latest write is in `C` or later, which a seq-order fold applies
+//! after it. That is why the inputs go oldest first: `C` deleted while `B`
+//! stays would let `B`'s older write win. The delay protects a reader that
+//! read the old `A` before step 3 and opens `B` after it.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, IoContext, Result};
+use crate::fold::{self, Class, Classifier, FoldSpec, Range};
+use crate::io::durable;
+use crate::job::segmented::pattern::Segment;
+use crate::job::segmented::state::{FileId, Pending, SegState};
+
+/// What a compaction did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CompactionStats {
+    /// Segments read.
+    pub inputs: u64,
+    /// Segments written (each under its group's first input's name).
+    pub outputs: Vec<PathBuf>,
+    /// Inputs whose events are now in an output: deleted after the delay.
+    pub replaced: Vec<PathBuf>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub lines_in: u64,
+    pub lines_out: u64,
+    pub keys_live: u64,
+    pub tombstones_kept: u64,
+    pub tombstones_dropped: u64,
+    /// Older writes of a key dropped because a later write supersedes them.
+    pub superseded: u64,
+}
+
+struct Last {
+    file: u32,
+    range: Range,
+    tomb: bool,
+}
+
+fn open_checked(seg: &Segment) -> Result<(File, std::fs::Metadata)> {
+    let f = File::open(&seg.path).ctx("open segment", &seg.path)?;
+    let m = f.metadata().ctx("stat segment", &seg.path)?;
+    if m.ino() != seg.ino || m.len() != seg.size {
+        return Err(Error::Usage(format!(
+            "sealed segment {} changed while it was being compacted (a writer appended to or replaced a file it had rolled away from); nothing was replaced, the next run retries",
+            seg.path.display()
+        )));
+    }
+    Ok((f, m))
+}
+
+/// Compact `inputs` (see the module doc). Updates `state` (clean outputs,
+/// pending inputs) and saves it to `state_dir` before each replacement.
+pub fn compact(
+    inputs: &[Segment],
+    spec: &FoldSpec,
+    delete_retention: Duration,
+    now: SystemTime,
+    state: &mut SegState,
+    state_dir: &Path,
+) -> Result<CompactionStats> {
+    let mut st = CompactionStats {
+        inputs: inputs.len() as u64,
+        ..Default::default()
+    };
+    // Pass 1: the last write of each key, and keyless lines per file.
+    let mut last: HashMap<Vec<u8>, Last> = HashMap::new();
+    let mut keep: Vec<Vec<Range>> = vec![Vec::new(); inputs.len()];
+    let mut cls = Classifier::new(spec);
+    for (i, seg) in inputs.iter().enumerate() {
+        let (file, _) = open_checked(seg)?;
+        st.bytes_in += seg.size;
+        if seg.size == 0 {
+            continue;
+        }
+        let cut = fold::find_cut(&file, seg.size).ctx("read segment", &seg.path)?;
+        if cut != seg.size {
+            return Err(Error::Usage(format!(
+                "sealed segment {} ends in a torn line; it is quarantined and repaired before compaction (the next run retries)",
+                seg.path.display()
+            )));
+        }
+        let keyless = &mut keep[i];
+        fold::for_each_line(&file, 0, cut, |off, line| {
+            st.lines_in += 1;
+            let range = Range {
+                start: off,
+                end: off + line.len() as u64 + 1,
+            };
+            match cls.classify(line) {
+                Class::Keyed { delete } => {
+                    let new = Last {
+                        file: i as u32,
+                        range,
+                        tomb: delete,
+                    };
+                    if let Some(old) = last.get_mut(cls.key.as_slice()) {
+                        *old = new;
+                        st.superseded += 1;
+                    } else {
+                        last.insert(cls.key.clone(), new);
+                    }
+                }
+                // Health keeps malformed lines out of validated inputs; a
+                // line it did not judge is kept in place, like a keyless one.
+                Class::Keyless | Class::Malformed(_) => keyless.push(range),
+            }
+        })
+        .ctx("read segment", &seg.path)?;
+    }
+    for l in last.into_values() {
+        if l.tomb {
+            let age = now
+                .duration_since(inputs[l.file as usize].mtime)
+                .unwrap_or_default();
+            if age > delete_retention {
+                st.tombstones_dropped += 1;
+                continue;
+            }
+            st.tombstones_kept += 1;
+        } else {
+            st.keys_live += 1;
+        }
+        keep[l.file as usize].push(l.range);
+    }
+    for k in &mut keep {
+        k.sort_unstable();
+        st.lines_out += k.len() as u64;
+        k.dedup_by(|next, prev| {
+            if prev.end == next.start {
+                prev.end = next.end;
+                true
+            } else {
+                false
+            }
+        });
+    }
+    let kept: Vec<u64> = keep.iter().map(|k| k.iter().map(Range::len).sum()).collect();
+
+    // Groups of consecutive inputs, each no larger than the largest input.
+    let target = inputs.iter().map(|s| s.size).max().unwrap_or(0).max(1);
+    let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut start = 0;
+    let mut acc = 0u64;
+    for i in 0..inputs.len() {
+        if i > start && acc + kept[i] > target {
+            groups.push(start..i);
+            start = i;
+            acc = 0;
+        }
+        acc += kept[i];
+    }
+    if start < inputs.len() {
+        groups.push(start..inputs.len());
+    }
+
+    // Pass 2: write and replace, group by group in seq order.
+    for g in groups {
+        let first = &inputs[g.start];
+        if g.len() == 1 && kept[g.start] == first.size {
+            // Nothing to drop: already clean.
+            state.clean.insert(first.name.clone(), first.ino);
+            st.bytes_out += first.size;
+            continue;
+        }
+        let (_, first_meta) = open_checked(first)?;
+        let mut tmp = durable::temp_beside(&first.path)?;
+        durable::copy_mode_and_owner(tmp.as_file(), tmp.path(), &first_meta)?;
+        {
+            let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+            for i in g.clone() {
+                let (file, _) = open_checked(&inputs[i])?;
+                st.bytes_out += fold::copy_ranges(&file, &keep[i], &mut w)
+                    .ctx("copy segment", &inputs[i].path)?;
+            }
+            w.flush().ctx("write", &first.path)?;
+        }
+        let newest = inputs[g.clone()].iter().map(|s| s.mtime).max().unwrap_or(now);
+        let f = tmp.as_file();
+        f.set_modified(newest).ctx("set mtime of", tmp.path())?;
+        f.sync_all().ctx("fsync", tmp.path())?;
+        let new = f.metadata().ctx("stat", tmp.path())?;
+        let since = Utc::now();
+        let group_names: Vec<&str> = inputs[g.clone()].iter().map(|s| s.name.as_str()).collect();
+        // Entries waiting on a file of this group now wait on its result,
+        // which holds all of that file's surviving events.
+        for p in &mut state.pending {
+            if group_names.contains(&p.after.0.as_str()) {
+                p.after = (first.name.clone(), new.ino());
+            }
+        }
+        for s in &inputs[g.start + 1..g.end] {
+            state.pending.push(Pending {
+                name: s.name.clone(),
+                ino: s.ino,
+                since,
+                after: (first.name.clone(), new.ino()),
+            });
+            state.clean.remove(&s.name);
+            state.validated.remove(&s.name);
+        }
+        state.clean.insert(first.name.clone(), new.ino());
+        state.validated.insert(
+            first.name.clone(),
+            FileId {
+                ino: new.ino(),
+                size: new.len(),
+            },
+        );
+        state.save(state_dir)?;
+        crate::failpoint!("segment-before-merge-rename");
+        tmp.persist(&first.path)
+            .map_err(|e| e.error)
+            .ctx("rename merged segment over", &first.path)?;
+        durable::fsync_dir(durable::parent_dir(&first.path))?;
+        st.outputs.push(first.path.clone());
+        st.replaced
+            .extend(inputs[g.start + 1..g.end].iter().map(|s| s.path.clone()));
+    }
+    Ok(st)
+}
+
+/// Delete the pending compaction inputs that are due, oldest seq first,
+/// stopping at the first that is not (so a newer input is never deleted
+/// while an older one stays). Entries whose merge never happened, or whose
+/// file is gone or replaced, are dropped without deleting anything.
+pub fn delete_due(
+    dir: &Path,
+    seq_of: &dyn Fn(&str) -> Option<u64>,
+    state: &mut SegState,
+    delay: Duration,
+    now: chrono::DateTime<Utc>,
+) -> Result<Vec<PathBuf>> {
+    let ino_of = |name: &str| std::fs::symlink_metadata(dir.join(name)).ok().map(|m| m.ino());
+    state.pending.retain(|p| {
+        ino_of(&p.name) == Some(p.ino)
+            && match ino_of(&p.after.0) {
+                Some(ino) => ino == p.after.1,
+                // The merged file itself was pruned by retention (oldest
+                // first): the input is older than what is retained now.
+                None => true,
+            }
+    });
+    state
+        .pending
+        .sort_by_key(|p| (seq_of(&p.name).unwrap_or(u64::MAX), p.name.clone()));
+    let delay = chrono::Duration::from_std(delay).unwrap_or_default();
+    let mut deleted = Vec::new();
+    while let Some(p) = state.pending.first() {
+        if p.since + delay > now {
+            break;
+        }
+        let path = dir.join(&p.name);
+        crate::failpoint!("segment-delete-input");
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).ctx("delete compacted segment", &path),
+        }
+        durable::fsync_dir(dir)?;
+        deleted.push(path);
+        state.pending.remove(0);
+    }
+    Ok(deleted)
+}
