@@ -8,6 +8,20 @@ use crate::error::{Error, IoContext, Result};
 use crate::fold::{self, FoldSpec, Plan};
 use crate::job::compact::{resolve_log, scan_threads};
 
+pub use crate::job::segmented::view::Replayed;
+
+/// `replay` of a segmented store: every segment in seq order (see
+/// [`crate::job::segmented::replay`]).
+pub fn replay_segments(store: &StoreConfig, out: &mut impl Write) -> Result<Replayed> {
+    match &store.segments {
+        Some(policy) => crate::job::segmented::replay(store, policy, out),
+        None => Err(Error::Usage(format!(
+            "store {:?} is not a segmented store",
+            store.name
+        ))),
+    }
+}
+
 /// Write the store's folded state to `out`: for a keyed store one line per
 /// live key (and keyless lines in place), in the order of each key's last
 /// write; for an append-only store every valid line. Malformed lines and a

@@ -68,6 +68,10 @@ pub struct StoreStatus {
     /// The daemon is holding this store back after repeated failures
     /// (filled in from the daemon file by [`with_daemon`]).
     pub backoff: Option<Backoff>,
+    /// Segmented stores only: the directory now (files, bytes, oldest and
+    /// newest seq, active segment, bytes since the last compaction).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segments: Option<crate::job::segmented::DirSummary>,
 }
 
 /// A store the daemon is backing off.
@@ -175,7 +179,13 @@ pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) ->
         }
     }
 
+    let segments = store.segments.as_ref().map(|policy| {
+        let (summary, seg_notes) = crate::job::segmented::status_notes(paths, store, policy);
+        notes.extend(seg_notes);
+        summary
+    });
     StoreStatus {
+        segments,
         name: store.name.clone(),
         notes,
         log: store.log.clone(),
@@ -185,7 +195,7 @@ pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) ->
         reasons,
         last_run,
         last_success,
-        running: lock::current_holder(&store.log),
+        running: lock::current_holder(&store.lock_anchor()),
         next_run: store.schedule.as_ref().and_then(|s| s.next_after(&now)),
         backoff: None,
     }

@@ -22,6 +22,12 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     let paths = cli.paths()?;
     let config = Config::load(&paths.config)?;
     let store = config.store(&args.name)?;
+    if store.segments.is_some() {
+        anyhow::bail!(logkeeper::Error::Usage(format!(
+            "store {:?} is a directory of segments its app rotates itself; append through that app (logkeeper never writes to the active segment)",
+            store.name
+        )));
+    }
     let lines: Vec<Vec<u8>> = if args.lines.is_empty() {
         let mut input = Vec::new();
         std::io::stdin().read_to_end(&mut input)?;

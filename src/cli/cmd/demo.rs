@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use chrono::Local;
-use logkeeper::demo::{DemoLog, setup};
+use logkeeper::demo::{DemoFeed, DemoLog, setup, setup_feed};
 use logkeeper::job::{SyncOptions, sync_store};
 use logkeeper::status::{exit_code, store_status};
 
@@ -36,7 +36,9 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         keys: args.keys.max(1),
         ..DemoLog::default()
     };
-    let demo = setup(&dir, &spec)?;
+    let mut demo = setup(&dir, &spec)?;
+    let feed = DemoFeed::default();
+    let feed_dir = setup_feed(&mut demo, &feed)?;
     let before = std::fs::metadata(&demo.log)?.len();
     println!(
         "logkeeper demo in {}",
@@ -76,15 +78,45 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         human_bytes(after),
         before as f64 / after.max(1) as f64
     );
+
+    let feed_bytes: u64 = std::fs::read_dir(&feed_dir)?
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    println!(
+        "\n  wrote {}/: {} segments of {} events the app rotated itself ({}; one malformed line, one torn last line)",
+        feed_dir.display(),
+        feed.segments,
+        feed.events_per_segment,
+        human_bytes(feed_bytes)
+    );
+    println!("\n$ logkeeper {flags} sync now feed");
+    let feed_store = demo.config.store("feed")?;
+    let feed_rec = sync_store(
+        &demo.paths,
+        feed_store,
+        &SyncOptions {
+            trigger: "demo".into(),
+            force: false,
+            wait: false,
+        },
+    );
+    sync::print_run(&feed_rec);
+    let store = demo.config.store("demo")?;
     println!("\n$ logkeeper {flags} status");
-    let st = vec![store_status(&demo.paths, store, Local::now())];
+    let now = Local::now();
+    let st = vec![
+        store_status(&demo.paths, store, now),
+        store_status(&demo.paths, feed_store, now),
+    ];
     print!("{}", status::table(&st));
     println!("\nTry next:");
     println!("  logkeeper {flags} replay demo | head -3");
     println!(
         "  logkeeper {flags} append demo '{{\"change_type\":\"SET\",\"item_type\":\"Task\",\"item\":{{\"id\":\"task-new\"}}}}'"
     );
+    println!("  logkeeper {flags} replay feed | head -3");
     println!("  logkeeper {flags} status --json");
-    let code = sync::exit_code(std::slice::from_ref(&rec));
+    let code = sync::exit_code(&[rec, feed_rec]);
     Ok(if code != 0 { code } else { exit_code(&st) })
 }

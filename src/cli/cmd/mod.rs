@@ -38,6 +38,9 @@ pub fn human_ms(ms: f64) -> String {
 /// What a run did, in one phrase (for `sync` and `status`).
 pub fn summary(r: &RunRecord) -> String {
     let s = &r.stats;
+    if let (Outcome::Ok, Some(seg)) = (r.outcome, &s.segments) {
+        return segments_summary(r, seg);
+    }
     match r.outcome {
         Outcome::Ok if s.rewritten => {
             let mut parts = vec![format!(
@@ -70,4 +73,52 @@ pub fn summary(r: &RunRecord) -> String {
         Outcome::Skipped | Outcome::Busy => r.reason.clone().unwrap_or_default(),
         Outcome::Error => r.error.clone().unwrap_or_default(),
     }
+}
+
+/// What a run of a segmented store did, in one phrase.
+fn segments_summary(r: &RunRecord, seg: &logkeeper::job::segmented::SegmentStats) -> String {
+    let s = &r.stats;
+    let mut parts = Vec::new();
+    if !seg.pruned.is_empty() {
+        let mut reasons: Vec<&str> = seg.pruned.iter().map(|p| p.reason.as_str()).collect();
+        reasons.dedup();
+        parts.push(format!(
+            "pruned {} segment(s) ({}, {}), oldest seq {} -> {}",
+            seg.pruned.len(),
+            reasons.join(", "),
+            human_bytes(seg.pruned.iter().map(|p| p.bytes).sum()),
+            seg.oldest_seq_before.map_or("-".into(), |q| q.to_string()),
+            seg.dir.oldest_seq.map_or("-".into(), |q| q.to_string())
+        ));
+    }
+    if seg.validated > 0 {
+        parts.push(format!(
+            "checked {} sealed segment(s), {} lines, {} quarantined",
+            seg.validated, s.lines_in, s.quarantined
+        ));
+    }
+    if let Some(c) = &seg.compaction {
+        parts.push(format!(
+            "compacted {} segment(s) into {}, {} -> {}, {} keys live, {} tombstones dropped",
+            c.inputs,
+            c.inputs as usize - c.replaced.len(),
+            human_bytes(c.bytes_in),
+            human_bytes(c.bytes_out),
+            c.keys_live,
+            c.tombstones_dropped
+        ));
+    }
+    if parts.is_empty() {
+        parts.push(
+            r.reason
+                .clone()
+                .unwrap_or_else(|| "nothing to change".into()),
+        );
+    }
+    parts.push(format!(
+        "now {} file(s), {}",
+        seg.dir.files,
+        human_bytes(seg.dir.bytes)
+    ));
+    parts.join("; ")
 }

@@ -151,6 +151,27 @@ pub fn table(statuses: &[StoreStatus]) -> String {
             continue;
         }
         let s = &statuses[n - 1];
+        if let Some(d) = &s.segments {
+            out.push_str(&format!(
+                "  segments: {} file(s), {}, seqs {}..{}, active {} ({}), {} since last compaction\n",
+                d.files,
+                super::human_bytes(d.bytes),
+                d.oldest_seq.map_or("-".into(), |q| q.to_string()),
+                d.newest_seq.map_or("-".into(), |q| q.to_string()),
+                d.active
+                    .as_deref()
+                    .and_then(|p| p.file_name())
+                    .map_or("-".into(), |n| n.to_string_lossy().into_owned()),
+                super::human_bytes(d.active_bytes),
+                super::human_bytes(d.bytes_since_compaction)
+            ));
+            if d.pending_delete > 0 {
+                out.push_str(&format!(
+                    "  segments: {} compacted input(s) wait for file_delete_delay before deletion (their events are in merged segments)\n",
+                    d.pending_delete
+                ));
+            }
+        }
         if let Some(r) = &s.last_run {
             out.push_str(&format!("  last run: {}\n", summary(r)));
         }

@@ -104,8 +104,18 @@ pub fn print_run(r: &RunRecord) {
     if let Some(p) = &s.quarantine_file {
         println!("  quarantine: {}", p.display());
     }
-    for p in &s.pruned {
-        println!("  pruned: {}", p.display());
+    match &s.segments {
+        Some(seg) if seg.pruned.len() > 3 => println!(
+            "  pruned: {} .. {} ({} segments, oldest first)",
+            seg.pruned[0].file.display(),
+            seg.pruned[seg.pruned.len() - 1].file.display(),
+            seg.pruned.len()
+        ),
+        _ => {
+            for p in &s.pruned {
+                println!("  pruned: {}", p.display());
+            }
+        }
     }
     for p in &s.recovered {
         println!(

@@ -177,7 +177,10 @@ pub fn compact(
             }
         });
     }
-    let kept: Vec<u64> = keep.iter().map(|k| k.iter().map(Range::len).sum()).collect();
+    let kept: Vec<u64> = keep
+        .iter()
+        .map(|k| k.iter().map(Range::len).sum())
+        .collect();
 
     // Groups of consecutive inputs, each no larger than the largest input.
     let target = inputs.iter().map(|s| s.size).max().unwrap_or(0).max(1);
@@ -217,7 +220,11 @@ pub fn compact(
             }
             w.flush().ctx("write", &first.path)?;
         }
-        let newest = inputs[g.clone()].iter().map(|s| s.mtime).max().unwrap_or(now);
+        let newest = inputs[g.clone()]
+            .iter()
+            .map(|s| s.mtime)
+            .max()
+            .unwrap_or(now);
         let f = tmp.as_file();
         f.set_modified(newest).ctx("set mtime of", tmp.path())?;
         f.sync_all().ctx("fsync", tmp.path())?;
@@ -273,7 +280,11 @@ pub fn delete_due(
     delay: Duration,
     now: chrono::DateTime<Utc>,
 ) -> Result<Vec<PathBuf>> {
-    let ino_of = |name: &str| std::fs::symlink_metadata(dir.join(name)).ok().map(|m| m.ino());
+    let ino_of = |name: &str| {
+        std::fs::symlink_metadata(dir.join(name))
+            .ok()
+            .map(|m| m.ino())
+    };
     state.pending.retain(|p| {
         ino_of(&p.name) == Some(p.ino)
             && match ino_of(&p.after.0) {

@@ -30,7 +30,7 @@ pub mod health;
 pub mod pattern;
 pub mod retention;
 pub mod state;
-mod view;
+pub mod view;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -148,7 +148,8 @@ pub(super) fn run(
         stats.recovered.push(t.clone());
     }
     if !state.journal.pruned.is_empty() {
-        seg.pruned.extend(recover_journal(&state, &StoreState::new(state_dir.clone())));
+        seg.pruned
+            .extend(recover_journal(&state, &StoreState::new(state_dir.clone())));
         state.journal = Default::default();
         dirty_state = true;
     }
@@ -193,13 +194,14 @@ pub(super) fn run(
     let unchecked = sealed[prune_plan.len()..]
         .iter()
         .filter(|s| {
-            !state.is_validated(
-                &s.name,
-                FileId {
-                    ino: s.ino,
-                    size: s.size,
-                },
-            )
+            !state.is_pending(&s.name)
+                && !state.is_validated(
+                    &s.name,
+                    FileId {
+                        ino: s.ino,
+                        size: s.size,
+                    },
+                )
         })
         .count();
     let spec = FoldSpec::for_store(store);
@@ -261,7 +263,7 @@ pub(super) fn run(
             ino: s.ino,
             size: s.size,
         };
-        if state.is_validated(&s.name, id) || open.contains(&s.path) {
+        if state.is_validated(&s.name, id) || open.contains(&s.path) || state.is_pending(&s.name) {
             continue;
         }
         let c = health::check(s, &anchor)?;
@@ -329,9 +331,11 @@ pub(super) fn run(
         stats.timings.write_ms = ms(t);
     }
     let listing = list(pattern, &store.name)?;
-    let reason = if seg.pruned.is_empty() && seg.compaction.is_none() && seg.repaired.is_empty()
-    {
-        format!("checked {} sealed segment(s); nothing to change", seg.validated)
+    let reason = if seg.pruned.is_empty() && seg.compaction.is_none() && seg.repaired.is_empty() {
+        format!(
+            "checked {} sealed segment(s); nothing to change",
+            seg.validated
+        )
     } else {
         String::new()
     };
@@ -363,7 +367,9 @@ fn dirty_ratio(sealed: &[pattern::Segment], state: &SegState) -> (u64, f64) {
 fn recover_journal(state: &SegState, records: &StoreState) -> Vec<Pruned> {
     let j = &state.journal;
     let recorded = records.last_run().is_some_and(|r| {
-        r.pid == j.pid && j.at.is_some_and(|at| r.started_at <= at && at <= r.finished_at)
+        r.pid == j.pid
+            && j.at
+                .is_some_and(|at| r.started_at <= at && at <= r.finished_at)
     });
     if recorded {
         return Vec::new();
@@ -396,4 +402,59 @@ fn finish(
         success: true,
         baseline: false,
     }
+}
+
+/// The directory summary for `status`, and what is worth a note: names
+/// that do not match, duplicate seqs, files left open, compaction inputs
+/// waiting. A directory that cannot be listed is a note, not a failure
+/// (status reports runs; the next run will fail and say why).
+pub fn status_notes(
+    paths: &Paths,
+    store: &StoreConfig,
+    policy: &SegmentPolicy,
+) -> (DirSummary, Vec<String>) {
+    let mut notes = Vec::new();
+    let summary = summary(paths, store, policy).unwrap_or_else(|e| {
+        notes.push(format!("cannot list the segments: {e}"));
+        DirSummary::default()
+    });
+    if !summary.unmatched.is_empty() {
+        notes.push(format!(
+            "{} file(s) in {} do not match {}{{seq}}{} and are left alone: {}",
+            summary.unmatched.len(),
+            policy.pattern.dir.display(),
+            policy.pattern.prefix,
+            policy.pattern.suffix,
+            summary
+                .unmatched
+                .iter()
+                .take(5)
+                .map(|p| file_name(p))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if !summary.duplicate_seqs.is_empty() {
+        notes.push(format!(
+            "seqs are not increasing across files: more than one file name carries seq {:?}; readers cannot order them (rename or remove the extra file)",
+            summary.duplicate_seqs
+        ));
+    }
+    let state = StoreState::new(paths.store_state(&store.name));
+    if let Some(s) = state.last_run().and_then(|r| r.stats.segments) {
+        if !s.open_for_writing.is_empty() {
+            notes.push(format!(
+                "last run left {} sealed segment(s) alone because a process had them open for writing (first: {})",
+                s.open_for_writing.len(),
+                s.open_for_writing[0].display()
+            ));
+        }
+        if !s.repaired.is_empty() {
+            notes.push(format!(
+                "last run repaired {} sealed segment(s) (malformed or torn lines moved to the quarantine file)",
+                s.repaired.len()
+            ));
+        }
+    }
+    (summary, notes)
 }

@@ -240,7 +240,12 @@ mod tests {
     fn listing_orders_by_number_and_reports_strangers() {
         let d = tempfile::tempdir().unwrap();
         let p = Pattern::parse(&d.path().join("e-{seq}.log")).unwrap();
-        for n in ["e-10.log", "e-9.log", "e-00000000000000000009.log", "notes.txt"] {
+        for n in [
+            "e-10.log",
+            "e-9.log",
+            "e-00000000000000000009.log",
+            "notes.txt",
+        ] {
             std::fs::write(d.path().join(n), b"").unwrap();
         }
         std::fs::write(d.path().join(".s.lock"), b"").unwrap();

@@ -72,7 +72,10 @@ pub(super) fn describe(l: &Listing, state: &SegState) -> DirSummary {
 /// The store's directory now, as `status` shows it.
 pub fn summary(paths: &Paths, store: &StoreConfig, policy: &SegmentPolicy) -> Result<DirSummary> {
     let l = list(&policy.pattern, &store.name)?;
-    Ok(describe(&l, &SegState::load(&paths.store_state(&store.name))))
+    Ok(describe(
+        &l,
+        &SegState::load(&paths.store_state(&store.name)),
+    ))
 }
 
 /// What `replay` of a segmented store read.
@@ -90,7 +93,11 @@ pub struct Replayed {
 /// the order of its key's last write; without one, every valid line in seq
 /// order. Malformed lines and torn last lines are left out. A segment that
 /// vanishes between listing and reading (pruned meanwhile) is skipped.
-pub fn replay(store: &StoreConfig, policy: &SegmentPolicy, out: &mut impl Write) -> Result<Replayed> {
+pub fn replay(
+    store: &StoreConfig,
+    policy: &SegmentPolicy,
+    out: &mut impl Write,
+) -> Result<Replayed> {
     let l = list(&policy.pattern, &store.name)?;
     let spec = FoldSpec::for_store(store);
     let mut cls = Classifier::new(&spec);
@@ -146,7 +153,10 @@ pub fn replay(store: &StoreConfig, policy: &SegmentPolicy, out: &mut impl Write)
         let mut i = 0;
         while i < keep.len() {
             let f = keep[i].0;
-            let j = keep[i..].iter().position(|k| k.0 != f).map_or(keep.len(), |p| i + p);
+            let j = keep[i..]
+                .iter()
+                .position(|k| k.0 != f)
+                .map_or(keep.len(), |p| i + p);
             let ranges: Vec<Range> = keep[i..j].iter().map(|k| k.1).collect();
             let file = File::open(&files[f]).map_err(|e| {
                 Error::io(
