@@ -197,6 +197,11 @@ impl StoreState {
         let mut line = serde_json::to_vec(rec).expect("record serializes");
         line.push(b'\n');
         let mut f = durable::open_append(&path, 0o600)?;
+        // A run killed mid-append left a torn line: end it, so this record
+        // starts a line of its own (readers skip the torn one).
+        if !ends_with_newline(&f).ctx("read", &path)? {
+            line.insert(0, b'\n');
+        }
         f.write_all(&line).ctx("append to", &path)?;
         let len = f.metadata().ctx("stat", &path)?.len();
         // Trim when the file holds about twice what we keep.
@@ -227,6 +232,17 @@ impl StoreState {
             })
             .unwrap_or_default()
     }
+}
+
+fn ends_with_newline(f: &std::fs::File) -> std::io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok(true);
+    }
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, len - 1)?;
+    Ok(b[0] == b'\n')
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {

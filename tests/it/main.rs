@@ -15,6 +15,7 @@ mod disk_faults;
 mod lock;
 mod random_kills;
 mod security;
+mod segments;
 mod status;
 mod three_writers;
 mod writers;

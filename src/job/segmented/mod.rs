@@ -148,10 +148,16 @@ pub(super) fn run(
         stats.recovered.push(t.clone());
     }
     if !state.journal.pruned.is_empty() {
+        // Prunes of killed runs stay in the journal, now under this run,
+        // until a run's record names them.
         seg.pruned
             .extend(recover_journal(&state, &StoreState::new(state_dir.clone())));
-        state.journal = Default::default();
-        dirty_state = true;
+        state.journal = state::Journal {
+            pid: std::process::id(),
+            at: Some(Utc::now()),
+            pruned: seg.pruned.clone(),
+        };
+        state.save(&state_dir)?;
     }
     let now = Utc::now();
     let seq_of = |n: &str| pattern.seq_of(n);
@@ -240,7 +246,7 @@ pub(super) fn run(
         state.journal = state::Journal {
             pid: std::process::id(),
             at: Some(Utc::now()),
-            pruned: prune.clone(),
+            pruned: seg.pruned.iter().chain(&prune).cloned().collect(),
         };
         state.save(&state_dir)?;
         retention::execute(dir, &prune)?;
@@ -361,12 +367,17 @@ fn dirty_ratio(sealed: &[pattern::Segment], state: &SegState) -> (u64, f64) {
     (dirty, dirty as f64 / total.max(1) as f64)
 }
 
+const INTERRUPTED: &str = " (by an interrupted run)";
+
 /// The prunes of a run that was killed before its record was written:
 /// those whose file is gone are reported (as this run's record is the first
-/// to see them).
+/// to see them). A journal whose run did write its record is done.
 fn recover_journal(state: &SegState, records: &StoreState) -> Vec<Pruned> {
     let j = &state.journal;
-    let recorded = records.last_run().is_some_and(|r| {
+    // The history is appended after last-run.json is replaced: a run
+    // killed between the two (or mid-append) has no history entry, so the
+    // history decides.
+    let recorded = records.history().iter().rev().take(3).any(|r| {
         r.pid == j.pid
             && j.at
                 .is_some_and(|at| r.started_at <= at && at <= r.finished_at)
@@ -378,7 +389,11 @@ fn recover_journal(state: &SegState, records: &StoreState) -> Vec<Pruned> {
         .iter()
         .filter(|p| !p.file.exists())
         .map(|p| Pruned {
-            reason: format!("{} (by an interrupted run)", p.reason),
+            reason: if p.reason.ends_with(INTERRUPTED) {
+                p.reason.clone()
+            } else {
+                format!("{}{INTERRUPTED}", p.reason)
+            },
             ..p.clone()
         })
         .collect()
