@@ -11,7 +11,7 @@ use crate::cli::Cli;
 #[derive(Debug, Subcommand)]
 pub enum StoreCmd {
     /// Declare a store (creates the config file if needed)
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// List the declared stores
     List,
     /// Remove a store from the config (its log and records are left alone)

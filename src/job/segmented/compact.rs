@@ -187,13 +187,13 @@ pub fn compact(
     let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
     let mut start = 0;
     let mut acc = 0u64;
-    for i in 0..inputs.len() {
-        if i > start && acc + kept[i] > target {
+    for (i, &k) in kept.iter().enumerate() {
+        if i > start && acc + k > target {
             groups.push(start..i);
             start = i;
             acc = 0;
         }
-        acc += kept[i];
+        acc += k;
     }
     if start < inputs.len() {
         groups.push(start..inputs.len());
