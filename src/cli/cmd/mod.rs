@@ -99,13 +99,20 @@ fn segments_summary(r: &RunRecord, seg: &logkeeper::job::segmented::SegmentStats
     }
     if let Some(c) = &seg.compaction {
         parts.push(format!(
-            "compacted {} segment(s) into {}, {} -> {}, {} keys live, {} tombstones dropped",
+            "compacted {} segment(s) into {}, {} -> {}, {} keys live, tombstones {} kept / {} dropped",
             c.inputs,
             c.inputs as usize - c.replaced.len(),
             human_bytes(c.bytes_in),
             human_bytes(c.bytes_out),
             c.keys_live,
+            c.tombstones_kept,
             c.tombstones_dropped
+        ));
+    }
+    if !seg.inputs_deleted.is_empty() {
+        parts.push(format!(
+            "deleted {} compacted input(s) after file_delete_delay",
+            seg.inputs_deleted.len()
         ));
     }
     if parts.is_empty() {
