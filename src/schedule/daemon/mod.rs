@@ -25,38 +25,26 @@
 //!   holds pid, start time and each store's next run and backoff, replaced
 //!   atomically, removed at a clean exit. `status` reads it without locking.
 
+mod file;
+mod store;
+
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Local, SubsecRound, Utc};
-use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, StoreConfig};
-use crate::error::{Error, IoContext, Result};
+use crate::config::Config;
+use crate::error::{Error, Result};
 use crate::io::durable;
 use crate::job::record::{Outcome, RunRecord, StoreState};
 use crate::job::{SyncOptions, sync_store};
 use crate::paths::Paths;
-use crate::schedule::install::config_id;
 
-/// The longest the loop sleeps before re-reading the wall clock and the
-/// config file's mtime.
-pub const MAX_STEP: Duration = Duration::from_secs(10);
-/// Consecutive failures after which a store backs off.
-pub const BACKOFF_AFTER: u32 = 2;
-/// The longest backoff.
-pub const BACKOFF_MAX: Duration = Duration::from_secs(3600);
-
-/// How long a store backs off after `failures` consecutive failures.
-pub fn backoff(failures: u32) -> Duration {
-    if failures < BACKOFF_AFTER {
-        return Duration::ZERO;
-    }
-    let exp = (failures - BACKOFF_AFTER).min(16);
-    (Duration::from_secs(60) * 2u32.pow(exp)).min(BACKOFF_MAX)
-}
+use file::take_lock;
+pub use file::{DaemonInfo, DaemonStatus, DaemonStore, info_path, lock_path, status};
+pub use store::{BACKOFF_AFTER, BACKOFF_MAX, MAX_STEP, backoff};
+use store::{StoreRt, jitter_delay, to_chrono};
 
 #[derive(Clone, Debug)]
 pub struct DaemonOptions {
@@ -110,177 +98,9 @@ pub enum Event {
     Stopped,
 }
 
-/// One store as the daemon sees it (in the daemon file and `status`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DaemonStore {
-    pub name: String,
-    pub schedule: Option<String>,
-    pub next_run: Option<DateTime<Local>>,
-    pub running: bool,
-    /// Consecutive failed runs.
-    pub failures: u32,
-    /// No run before this time (backoff after repeated failures).
-    pub backoff_until: Option<DateTime<Utc>>,
-}
-
-/// The daemon file: who runs, since when, and each store's state.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DaemonInfo {
-    pub pid: u32,
-    pub host: String,
-    pub started_at: DateTime<Utc>,
-    pub config: PathBuf,
-    pub version: String,
-    /// Why the last reload was refused (the old config is kept), if it was.
-    pub config_error: Option<String>,
-    pub stores: Vec<DaemonStore>,
-}
-
-/// What `status` reports about the daemon of a config.
-#[derive(Clone, Debug, Serialize)]
-pub struct DaemonStatus {
-    /// Whether the process is alive (false: it died without cleaning up).
-    pub running: bool,
-    #[serde(flatten)]
-    pub info: DaemonInfo,
-}
-
-pub fn lock_path(state_dir: &Path, config: &Path) -> PathBuf {
-    state_dir.join(format!("daemon-{}.lock", config_id(config)))
-}
-
-pub fn info_path(state_dir: &Path, config: &Path) -> PathBuf {
-    state_dir.join(format!("daemon-{}.json", config_id(config)))
-}
-
-/// The daemon of this config as its file says, with liveness checked by pid
-/// (never by taking the lock). None when no daemon file exists.
-pub fn status(paths: &Paths) -> Option<DaemonStatus> {
-    let bytes = std::fs::read(info_path(&paths.state_dir, &paths.config)).ok()?;
-    let info: DaemonInfo = serde_json::from_slice(&bytes).ok()?;
-    let running = info.host != durable::hostname() || durable::pid_alive(info.pid);
-    Some(DaemonStatus { running, info })
-}
-
-struct StoreRt {
-    cfg: StoreConfig,
-    /// The last scheduled time handled (run, coalesced or skipped).
-    anchor: DateTime<Utc>,
-    /// A due fire: its scheduled time and when to start it (after jitter).
-    pending: Option<(DateTime<Utc>, DateTime<Utc>)>,
-    failures: u32,
-    backoff_until: Option<DateTime<Utc>>,
-    running: bool,
-}
-
-impl StoreRt {
-    fn new(cfg: StoreConfig, now: DateTime<Utc>, state: &StoreState) -> StoreRt {
-        let now = now.trunc_subsecs(0);
-        // Catch-up: if the most recent scheduled time passed with no run
-        // started since, put the anchor just before it, so it is due now.
-        let mut anchor = now;
-        if let Some(prev) = cfg
-            .schedule
-            .as_ref()
-            .and_then(|s| s.prev_at_or_before(&now.with_timezone(&Local)))
-        {
-            let prev = prev.with_timezone(&Utc);
-            let last = state.last_run().map(|r| r.started_at);
-            if last.is_none_or(|l| l < prev) {
-                anchor = prev - chrono::Duration::seconds(1);
-            }
-        }
-        let failures = state
-            .history()
-            .iter()
-            .rev()
-            .take_while(|r| r.outcome == Outcome::Error)
-            .count() as u32;
-        let backoff_until = state
-            .last_run()
-            .filter(|_| failures >= BACKOFF_AFTER)
-            .map(|r| r.finished_at + to_chrono(backoff(failures)))
-            .filter(|t| *t > now);
-        StoreRt {
-            cfg,
-            anchor,
-            pending: None,
-            failures,
-            backoff_until,
-            running: false,
-        }
-    }
-
-    fn next_run(&self) -> Option<DateTime<Utc>> {
-        if let Some((_, at)) = self.pending {
-            return Some(at);
-        }
-        let s = self.cfg.schedule.as_ref()?;
-        let next = s
-            .next_after(&self.anchor.with_timezone(&Local))?
-            .with_timezone(&Utc);
-        match self.backoff_until {
-            Some(b) if b > next => s
-                .next_after(&(b - chrono::Duration::seconds(1)).with_timezone(&Local))
-                .map(|t| t.with_timezone(&Utc)),
-            _ => Some(next),
-        }
-    }
-}
-
-fn to_chrono(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-}
-
-/// A random-enough delay in `[0, max)` (FNV-1a of pid, time and store).
-fn jitter_delay(max: Duration, store: &str) -> Duration {
-    if max.is_zero() {
-        return Duration::ZERO;
-    }
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in format!("{}:{nanos}:{store}", std::process::id()).bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    Duration::from_nanos(h % (max.as_nanos().min(u64::MAX as u128) as u64).max(1))
-}
-
 fn config_stamp(path: &Path) -> Option<(SystemTime, u64)> {
     let m = std::fs::metadata(path).ok()?;
     Some((m.modified().ok()?, m.len()))
-}
-
-/// Take the daemon's single-instance lock for this config.
-fn take_lock(paths: &Paths) -> Result<File> {
-    durable::ensure_private_dir(&paths.state_dir)?;
-    let path = lock_path(&paths.state_dir, &paths.config);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .ctx("open daemon lock", &path)?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => {
-            let holder = match status(paths) {
-                Some(s) => format!(
-                    "pid {} on {} since {}",
-                    s.info.pid,
-                    s.info.host,
-                    s.info.started_at.format("%Y-%m-%d %H:%M:%S UTC")
-                ),
-                None => "another process".into(),
-            };
-            Err(Error::DaemonRunning { lock: path, holder })
-        }
-        Err(TryLockError::Error(e)) => Err(Error::io("lock", &path, e)),
-    }
 }
 
 /// Run the daemon until SIGTERM/SIGINT. Returns Ok after a clean stop.
@@ -588,29 +408,5 @@ fn finished(
             }
         }
         Outcome::Skipped | Outcome::Busy => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_an_hour() {
-        assert_eq!(backoff(0), Duration::ZERO);
-        assert_eq!(backoff(1), Duration::ZERO);
-        assert_eq!(backoff(2), Duration::from_secs(60));
-        assert_eq!(backoff(3), Duration::from_secs(120));
-        assert_eq!(backoff(8), Duration::from_secs(3600));
-        assert_eq!(backoff(100), Duration::from_secs(3600));
-    }
-
-    #[test]
-    fn jitter_stays_below_its_bound() {
-        for i in 0..100 {
-            let j = jitter_delay(Duration::from_secs(10), &format!("s{i}"));
-            assert!(j < Duration::from_secs(10));
-        }
-        assert_eq!(jitter_delay(Duration::ZERO, "x"), Duration::ZERO);
     }
 }
