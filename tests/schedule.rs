@@ -394,7 +394,7 @@ fn check_table(tz: &str, bases: &[&str]) {
             .unwrap()
             .with_timezone(&Utc);
         for expr in TABLE {
-            let fields = match CronFields::parse(expr) {
+            let fields = match CronFields::from_expr(expr) {
                 Ok(f) => f,
                 Err(m) => {
                     assert!(m.contains("--mode daemon"), "{expr}: {m}");
@@ -459,7 +459,7 @@ fn on_calendar_fires_exactly_when_the_cron_expression_does_across_dst() {
     let (mut exact, mut differ) = (0, 0);
     for base in [spring, fall] {
         for expr in TABLE {
-            let Ok(fields) = CronFields::parse(expr) else {
+            let Ok(fields) = CronFields::from_expr(expr) else {
                 continue;
             };
             let conflict = fields.dst_conflict(&Local, base.with_timezone(&Local).date_naive(), 3);

@@ -519,7 +519,7 @@ pub(crate) fn scheduled_stores<'a>(
                 s.name, s.name
             )),
             Some(sch) => {
-                let f = calendar::CronFields::parse(sch.expr())
+                let f = calendar::CronFields::of(sch)
                     .map_err(|m| Error::Usage(format!("store {:?}: {m}", s.name)))?;
                 let today = chrono::Local::now().date_naive();
                 if let Some(t) = f.dst_conflict(&chrono::Local, today, 400) {
