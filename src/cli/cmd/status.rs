@@ -47,16 +47,9 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         })
         .collect();
     // `crontab -l` only when the registration is a crontab block.
-    let crontab = ["crontab".to_string()];
-    let crontab_cmd = std::env::var("LOGKEEPER_CRONTAB")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .map(|v| v.split_whitespace().map(String::from).collect::<Vec<_>>());
-    let reg = logkeeper::schedule::install::registration(
-        &paths.state_dir,
-        &paths.config,
-        Some(crontab_cmd.as_deref().unwrap_or(&crontab)),
-    );
+    let crontab = logkeeper::schedule::install::crontab_command();
+    let reg =
+        logkeeper::schedule::install::registration(&paths.state_dir, &paths.config, Some(&crontab));
     let code = exit_code(&statuses);
     if args.json {
         println!(

@@ -104,11 +104,7 @@ pub(super) fn jitter_delay(max: Duration, store: &str) -> Duration {
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
         .as_nanos();
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in format!("{}:{nanos}:{store}", std::process::id()).bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
+    let h = crate::schedule::fnv1a(format!("{}:{nanos}:{store}", std::process::id()).as_bytes());
     Duration::from_nanos(h % (max.as_nanos().min(u64::MAX as u128) as u64).max(1))
 }
 

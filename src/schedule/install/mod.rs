@@ -107,6 +107,12 @@ pub struct Context {
     pub crontab: Vec<String>,
 }
 
+/// The `crontab` command to run: `LOGKEEPER_CRONTAB` split on whitespace,
+/// else `crontab`. The one reading of that variable.
+pub fn crontab_command() -> Vec<String> {
+    cmd_from_env("LOGKEEPER_CRONTAB", "crontab")
+}
+
 fn cmd_from_env(var: &str, default: &str) -> Vec<String> {
     std::env::var(var)
         .ok()
@@ -143,7 +149,7 @@ impl Context {
             uid: unsafe { libc::getuid() },
             systemctl: cmd_from_env("LOGKEEPER_SYSTEMCTL", "systemctl"),
             launchctl: cmd_from_env("LOGKEEPER_LAUNCHCTL", "launchctl"),
-            crontab: cmd_from_env("LOGKEEPER_CRONTAB", "crontab"),
+            crontab: crontab_command(),
         })
     }
 
@@ -160,11 +166,7 @@ impl Context {
 /// (stable across builds and machines, unlike std's randomised hasher).
 pub fn config_id(config: &Path) -> String {
     use std::os::unix::ffi::OsStrExt;
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in config.as_os_str().as_bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
+    let h = crate::schedule::fnv1a(config.as_os_str().as_bytes());
     format!("{:08x}", (h ^ (h >> 32)) as u32)
 }
 
