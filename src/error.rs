@@ -1,17 +1,20 @@
 //! The library's one error type. Every variant says what failed and on which
-//! file; [`Error::code`] maps it to the exit codes of the product contract
-//! (0 ok, 1 run failed, 2 usage/config, 3 overdue, 75 busy).
+//! file; [`Error::class`] says whose move it is (the caller's input, a busy
+//! lock, or a failure), which the CLI maps to its exit codes.
 
 use std::path::{Path, PathBuf};
 
-/// Exit code: a run failed.
-pub const EXIT_FAILED: u8 = 1;
-/// Exit code: usage or configuration error.
-pub const EXIT_USAGE: u8 = 2;
-/// Exit code: status found a store overdue or never run.
-pub const EXIT_OVERDUE: u8 = 3;
-/// Exit code: the store's lock is held by another run (sysexits EX_TEMPFAIL).
-pub const EXIT_BUSY: u8 = 75;
+/// Whose move an error is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorClass {
+    /// The input is wrong (arguments, config): fix it and retry.
+    Usage,
+    /// Another process holds a lock: retry later (or wait).
+    Busy,
+    /// Something failed while doing the work.
+    Failed,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -90,16 +93,16 @@ fn known_list(known: &[String]) -> String {
 }
 
 impl Error {
-    /// The process exit code this error maps to.
-    pub fn code(&self) -> u8 {
+    /// Whose move this error is.
+    pub fn class(&self) -> ErrorClass {
         match self {
             Error::Config { .. }
             | Error::NoConfig { .. }
             | Error::UnknownStore { .. }
             | Error::Usage(_)
-            | Error::InvalidLine { .. } => EXIT_USAGE,
-            Error::Busy { .. } | Error::DaemonRunning { .. } => EXIT_BUSY,
-            Error::Io { .. } | Error::BadLog { .. } => EXIT_FAILED,
+            | Error::InvalidLine { .. } => ErrorClass::Usage,
+            Error::Busy { .. } | Error::DaemonRunning { .. } => ErrorClass::Busy,
+            Error::Io { .. } | Error::BadLog { .. } => ErrorClass::Failed,
         }
     }
 

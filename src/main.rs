@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("logkeeper: {err:#}");
-            ExitCode::from(cli::exit_code_of(&err))
+            ExitCode::from(cli::exit::of_error(&err))
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Command-line definition and dispatch.
 
 pub mod cmd;
+pub mod exit;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -8,7 +9,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use logkeeper::error::EXIT_USAGE;
 use logkeeper::paths::Paths;
 
 #[derive(Debug, Parser)]
@@ -87,7 +87,11 @@ where
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return Ok(ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 }));
+            return Ok(ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            }));
         }
     };
     init_tracing(cli.verbose);
@@ -102,11 +106,4 @@ where
         Command::Schedule(c) => cmd::schedule::run(&cli, c)?,
     };
     Ok(ExitCode::from(code))
-}
-
-/// The exit code for an error that reached `main`.
-pub fn exit_code_of(err: &anyhow::Error) -> u8 {
-    err.chain()
-        .find_map(|e| e.downcast_ref::<logkeeper::Error>())
-        .map_or(logkeeper::error::EXIT_FAILED, logkeeper::Error::code)
 }

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use chrono::Local;
 use logkeeper::demo::{DemoLog, setup};
 use logkeeper::job::{SyncOptions, sync_store};
-use logkeeper::status::{exit_code, store_status};
+use logkeeper::status::store_status;
 
 use super::human_bytes;
-use crate::cli::Cli;
+use crate::cli::{Cli, exit};
 use crate::cmd::{status, sync};
 
 #[derive(Debug, clap::Args)]
@@ -63,7 +63,7 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         &demo.paths,
         store,
         &SyncOptions {
-            trigger: "demo".into(),
+            trigger: logkeeper::job::Trigger::Demo,
             force: true,
             wait: false,
         },
@@ -85,6 +85,10 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         "  logkeeper {flags} append demo '{{\"change_type\":\"SET\",\"item_type\":\"Task\",\"item\":{{\"id\":\"task-new\"}}}}'"
     );
     println!("  logkeeper {flags} status --json");
-    let code = sync::exit_code(std::slice::from_ref(&rec));
-    Ok(if code != 0 { code } else { exit_code(&st) })
+    let code = exit::of_runs(std::slice::from_ref(&rec));
+    Ok(if code != exit::OK {
+        code
+    } else {
+        exit::of_statuses(&st)
+    })
 }

@@ -2,7 +2,7 @@
 
 use chrono::Local;
 use logkeeper::config::Config;
-use logkeeper::status::{StoreStatus, exit_code, fmt_time, store_status};
+use logkeeper::status::{StoreStatus, fmt_time, store_status};
 use serde::Serialize;
 
 use super::{human_ms, summary};
@@ -50,7 +50,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     let crontab = logkeeper::schedule::install::crontab_command();
     let reg =
         logkeeper::schedule::install::registration(&paths.state_dir, &paths.config, Some(&crontab));
-    let code = exit_code(&statuses);
+    let code = crate::cli::exit::of_statuses(&statuses);
     if args.json {
         println!(
             "{}",

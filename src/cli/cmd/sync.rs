@@ -2,9 +2,8 @@
 
 use clap::Subcommand;
 use logkeeper::config::Config;
-use logkeeper::error::{EXIT_BUSY, EXIT_FAILED};
 use logkeeper::job::record::{Outcome, RunRecord};
-use logkeeper::job::{SyncOptions, sync_store};
+use logkeeper::job::{SyncOptions, Trigger, sync_store};
 use serde::Serialize;
 
 use super::{human_ms, summary};
@@ -33,8 +32,8 @@ pub struct NowArgs {
     #[arg(long)]
     pub json: bool,
     /// What started this run; scheduled triggers record a held lock as a skip
-    #[arg(long, default_value = "manual", value_parser = ["manual", "schedule", "timer", "cron", "daemon"], hide = true)]
-    pub trigger: String,
+    #[arg(long, value_enum, default_value_t = Trigger::Manual, hide = true)]
+    pub trigger: Trigger,
 }
 
 #[derive(Serialize)]
@@ -49,7 +48,7 @@ pub fn run(cli: &Cli, cmd: &SyncCmd) -> anyhow::Result<u8> {
     let config = Config::load(&paths.config)?;
     let stores = config.select(&args.names, args.all)?;
     let opts = SyncOptions {
-        trigger: args.trigger.clone(),
+        trigger: args.trigger,
         wait: args.wait,
         force: args.force,
     };
@@ -61,7 +60,7 @@ pub fn run(cli: &Cli, cmd: &SyncCmd) -> anyhow::Result<u8> {
         }
         runs.push(rec);
     }
-    let code = exit_code(&runs);
+    let code = crate::cli::exit::of_runs(&runs);
     if args.json {
         println!(
             "{}",
@@ -72,17 +71,6 @@ pub fn run(cli: &Cli, cmd: &SyncCmd) -> anyhow::Result<u8> {
         );
     }
     Ok(code)
-}
-
-/// 1 if any run failed, else 75 if any found its store busy, else 0.
-pub fn exit_code(runs: &[RunRecord]) -> u8 {
-    if runs.iter().any(|r| r.outcome == Outcome::Error) {
-        EXIT_FAILED
-    } else if runs.iter().any(|r| r.outcome == Outcome::Busy) {
-        EXIT_BUSY
-    } else {
-        0
-    }
 }
 
 pub fn print_run(r: &RunRecord) {

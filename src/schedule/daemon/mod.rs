@@ -357,7 +357,7 @@ fn tick(
         let store = s.cfg.clone();
         jobs.spawn_blocking(move || {
             let opts = SyncOptions {
-                trigger: "daemon".into(),
+                trigger: crate::job::Trigger::Daemon,
                 wait: false,
                 force: false,
             };

@@ -32,7 +32,7 @@ use crate::io::durable;
 use crate::paths::Paths;
 
 /// Which OS scheduler.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     Systemd,
@@ -59,21 +59,10 @@ impl Backend {
             Backend::Cron
         }
     }
-
-    pub fn parse(s: &str) -> Result<Backend> {
-        match s {
-            "systemd" => Ok(Backend::Systemd),
-            "launchd" => Ok(Backend::Launchd),
-            "cron" => Ok(Backend::Cron),
-            _ => Err(Error::Usage(format!(
-                "unknown backend {s:?}: use systemd, launchd or cron"
-            ))),
-        }
-    }
 }
 
 /// A long-running daemon, or one OS timer per store.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     Daemon,
