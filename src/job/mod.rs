@@ -4,6 +4,7 @@
 //! Invariant: [`sync_store`] always writes a last-run record, whatever
 //! happens, and returns it; it never panics on I/O errors.
 
+pub mod census;
 pub mod compact;
 pub mod late;
 pub mod lock;
