@@ -755,3 +755,19 @@ fn cron_backend_keeps_other_lines_byte_for_byte_and_is_idempotent() {
         "uninstall did not restore the crontab byte for byte"
     );
 }
+
+#[test]
+fn a_crontab_that_cannot_run_is_a_failure_not_a_usage_error() {
+    let env = Env::new();
+    env.lk(["store", "add", "x", "--log"])
+        .arg(env.path("x.jsonl"))
+        .args(["--schedule", "*/30 * * * *"])
+        .status(0);
+    let missing = env.path("no-such-crontab");
+    env.lk(["schedule", "install", "--backend", "cron"])
+        .envs(install_env(&env))
+        .env("LOGKEEPER_CRONTAB", &missing)
+        .status(1)
+        .stderr_has("cannot run")
+        .stderr_has("no-such-crontab");
+}

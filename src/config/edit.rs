@@ -33,12 +33,10 @@ pub fn add_store(config_path: &Path, new: &NewStore) -> Result<Config> {
             })?;
     let current = Config::parse(config_path, &text)?;
     if current.stores.iter().any(|s| s.name == new.name) {
-        return Err(Error::Usage(format!(
-            "a store named {:?} already exists in {}; remove it first with `logkeeper store remove {}`",
-            new.name,
-            config_path.display(),
-            new.name
-        )));
+        return Err(Error::StoreExists {
+            name: new.name.clone(),
+            config: config_path.to_path_buf(),
+        });
     }
     let mut t = toml_edit::Table::new();
     t["name"] = toml_edit::value(new.name.as_str());

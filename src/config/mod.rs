@@ -181,22 +181,16 @@ impl Config {
             if all || self.stores.len() == 1 {
                 return Ok(self.stores.iter().collect());
             }
-            return Err(Error::Usage(if self.stores.is_empty() {
-                format!(
-                    "{} declares no stores: add one with `logkeeper store add NAME --log PATH`",
-                    self.path.display()
-                )
+            return Err(if self.stores.is_empty() {
+                Error::NoStores {
+                    config: self.path.clone(),
+                }
             } else {
-                format!(
-                    "name the stores to sync or pass --all (stores in {}: {})",
-                    self.path.display(),
-                    self.stores
-                        .iter()
-                        .map(|s| s.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            }));
+                Error::NoStoreNamed {
+                    config: self.path.clone(),
+                    known: self.stores.iter().map(|s| s.name.clone()).collect(),
+                }
+            });
         }
         names.iter().map(|n| self.store(n)).collect()
     }
@@ -322,7 +316,9 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
             ));
         }
     };
-    Ok(Duration::from_secs(n * secs))
+    n.checked_mul(secs)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{s:?} is too long a duration"))
 }
 
 pub(super) fn line_col(text: &str, offset: usize) -> (usize, usize) {

@@ -86,4 +86,7 @@ fn durations_parse() {
         Duration::from_secs(7 * 86400)
     );
     assert!(parse_duration("7 fortnights").is_err());
+    // Would overflow u64 seconds: an error, not a panic or a wrap.
+    assert!(parse_duration("18446744073709551615w").is_err());
+    assert!(parse_duration("30500000000000000d").is_err());
 }

@@ -54,9 +54,16 @@ impl FoldSpec {
         })
     }
 
-    pub fn for_store(store: &StoreConfig) -> Self {
-        FoldSpec::new(&store.key, store.op.as_deref(), &store.delete)
-            .expect("validated when the config was loaded")
+    /// The spec of a store. A loaded or built [`StoreConfig`] is already
+    /// validated; one assembled field by field may not be, and gets an
+    /// error rather than a panic.
+    pub fn for_store(store: &StoreConfig) -> crate::Result<Self> {
+        FoldSpec::new(&store.key, store.op.as_deref(), &store.delete).map_err(|msg| {
+            crate::Error::InvalidStore {
+                store: store.name.clone(),
+                msg,
+            }
+        })
     }
 
     pub fn is_keyed(&self) -> bool {

@@ -121,8 +121,9 @@ impl Context {
         let home = std::env::var_os("HOME")
             .filter(|h| !h.is_empty())
             .map(PathBuf::from)
-            .ok_or_else(|| {
-                Error::Usage("HOME is not set: cannot find the user's unit directory".into())
+            .ok_or(Error::NoHome {
+                what: "the user's unit directory",
+                hint: "set HOME",
             })?;
         let xdg_config = std::env::var_os("XDG_CONFIG_HOME")
             .map(PathBuf::from)
@@ -270,21 +271,21 @@ pub fn plan_install(ctx: &Context, config: &Config, backend: Backend, mode: Mode
     if let Some(m) = read_marker(ctx)
         && m.backend != backend
     {
-        return Err(Error::Usage(format!(
-            "the schedule of {} is already installed with {}; run `logkeeper schedule uninstall --backend {}` first",
-            ctx.config.display(),
-            m.backend.as_str(),
-            m.backend.as_str()
-        )));
+        return Err(Error::AlreadyInstalled {
+            config: ctx.config.clone(),
+            installed: m.backend.as_str(),
+        });
     }
     match backend {
         Backend::Systemd => systemd::plan_install(ctx, config, mode),
         Backend::Launchd => launchd::plan_install(ctx, config, mode),
         Backend::Cron => {
             if mode == Mode::Daemon {
-                return Err(Error::Usage(
-                    "the cron backend runs each store's own expression (timer mode); for a daemon use --backend systemd or launchd".into(),
-                ));
+                return Err(Error::ModeUnsupported {
+                    backend: "cron",
+                    mode: "daemon",
+                    hint: "it runs each store's own expression (timer mode); for a daemon use --backend systemd or launchd",
+                });
             }
             cron::plan_install(ctx, config)
         }
@@ -369,18 +370,21 @@ fn run_command(c: &PlannedCommand) -> Result<()> {
         Err(_) => false,
     };
     if !ok && !c.tolerate_failure {
-        let why = match out {
-            Ok(o) => format!(
-                "exited with {}: {}",
-                o.status,
-                String::from_utf8_lossy(&o.stderr).trim()
-            ),
-            Err(e) => e.to_string(),
-        };
-        return Err(Error::Usage(format!(
-            "`{}` failed ({why}); the files are written, register them by hand or fix the cause and run install again",
-            c.display()
-        )));
+        const HINT: &str =
+            "; the files are written, register them by hand or fix the cause and run install again";
+        return Err(match out {
+            Ok(o) => Error::ToolFailed {
+                cmd: c.display(),
+                status: o.status.to_string(),
+                stderr: String::from_utf8_lossy(&o.stderr).trim().to_string(),
+                hint: HINT,
+            },
+            Err(source) => Error::ToolNotRun {
+                cmd: c.display(),
+                hint: HINT,
+                source,
+            },
+        });
     }
     Ok(())
 }
@@ -510,8 +514,10 @@ pub(crate) fn scheduled_stores<'a>(
                 s.name, s.name
             )),
             Some(sch) => {
-                let f = calendar::CronFields::of(sch)
-                    .map_err(|m| Error::Usage(format!("store {:?}: {m}", s.name)))?;
+                let f = calendar::CronFields::of(sch).map_err(|msg| Error::Unschedulable {
+                    store: s.name.clone(),
+                    msg,
+                })?;
                 let today = chrono::Local::now().date_naive();
                 if let Some(t) = f.dst_conflict(&chrono::Local, today, 400) {
                     notes.push(format!(
@@ -526,10 +532,9 @@ pub(crate) fn scheduled_stores<'a>(
         }
     }
     if out.is_empty() {
-        return Err(Error::Usage(format!(
-            "no store in {} has a schedule: add `schedule = \"*/30 * * * *\"` to a store",
-            config.path.display()
-        )));
+        return Err(Error::NothingScheduled {
+            config: config.path.clone(),
+        });
     }
     Ok(out)
 }
