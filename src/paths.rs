@@ -48,7 +48,7 @@ impl Paths {
                 Some(d) => d.join("logkeeper").join("config.toml"),
                 None => project_dirs()
                     .map(|d| d.config_dir().join("config.toml"))
-                    .ok_or_else(|| Error::NoHome {
+                    .ok_or(Error::NoHome {
                         what: "a config directory",
                         hint: "pass --config or set LOGKEEPER_CONFIG",
                     })?,
@@ -67,7 +67,7 @@ impl Paths {
                             .unwrap_or_else(|| d.data_local_dir())
                             .to_path_buf()
                     })
-                    .ok_or_else(|| Error::NoHome {
+                    .ok_or(Error::NoHome {
                         what: "a state directory",
                         hint: "pass --state-dir or set LOGKEEPER_STATE_DIR",
                     })?,
