@@ -2,8 +2,6 @@
 
 mod cli;
 
-use cli::cmd;
-
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

@@ -2,6 +2,7 @@
 
 pub mod cmd;
 pub mod exit;
+pub mod render;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -95,15 +96,18 @@ where
         }
     };
     init_tracing(cli.verbose);
+    // The demo makes its own config and state; every other command gets
+    // the resolved paths.
+    let paths = || cli.paths();
     let code = match &cli.command {
-        Command::Demo(a) => cmd::demo::run(&cli, a)?,
-        Command::Store(c) => cmd::store::run(&cli, c)?,
-        Command::Sync(c) => cmd::sync::run(&cli, c)?,
-        Command::Status(a) => cmd::status::run(&cli, a)?,
-        Command::Append(a) => cmd::append::run(&cli, a)?,
-        Command::Replay(a) => cmd::replay::run(&cli, a)?,
-        Command::Daemon(a) => cmd::daemon::run(&cli, a)?,
-        Command::Schedule(c) => cmd::schedule::run(&cli, c)?,
+        Command::Demo(a) => cmd::demo::run(a)?,
+        Command::Store(c) => cmd::store::run(&paths()?, c)?,
+        Command::Sync(c) => cmd::sync::run(&paths()?, c)?,
+        Command::Status(a) => cmd::status::run(&paths()?, a)?,
+        Command::Append(a) => cmd::append::run(&paths()?, a)?,
+        Command::Replay(a) => cmd::replay::run(&paths()?, a)?,
+        Command::Daemon(a) => cmd::daemon::run(&paths()?, a)?,
+        Command::Schedule(c) => cmd::schedule::run(&paths()?, c)?,
     };
     Ok(ExitCode::from(code))
 }

@@ -2,8 +2,8 @@
 
 use logkeeper::schedule::daemon::{DaemonOptions, Event};
 
-use super::{human_ms, summary};
-use crate::cli::Cli;
+use crate::cli::render::{human_ms, summary};
+use logkeeper::paths::Paths;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -89,11 +89,10 @@ fn print(e: &Event) {
     }
 }
 
-pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
-    let paths = cli.paths()?;
+pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
     let opts = DaemonOptions {
         stop_timeout: args.stop_timeout,
     };
-    logkeeper::schedule::daemon::run(&paths, &opts, &print)?;
+    logkeeper::schedule::daemon::run(paths, &opts, &print)?;
     Ok(0)
 }

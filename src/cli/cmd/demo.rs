@@ -7,9 +7,8 @@ use logkeeper::demo::{DemoLog, setup};
 use logkeeper::job::{SyncOptions, sync_store};
 use logkeeper::status::store_status;
 
-use super::human_bytes;
-use crate::cli::{Cli, exit};
-use crate::cmd::{status, sync};
+use crate::cli::exit;
+use crate::cli::render::{self, human_bytes};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -23,7 +22,7 @@ pub struct Args {
     pub keys: usize,
 }
 
-pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<u8> {
+pub fn run(args: &Args) -> anyhow::Result<u8> {
     let dir = match &args.dir {
         Some(d) => d.clone(),
         None => tempfile::Builder::new()
@@ -68,7 +67,7 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<u8> {
             wait: false,
         },
     );
-    sync::print_run(&rec);
+    render::print_run(&rec);
     let after = std::fs::metadata(&demo.log)?.len();
     println!(
         "  before {} -> after {} ({:.1}x smaller); the torn last line stays for its writer",
@@ -78,7 +77,7 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     );
     println!("\n$ logkeeper {flags} status");
     let st = vec![store_status(&demo.paths, store, Local::now())];
-    print!("{}", status::table(&st));
+    print!("{}", render::table(&st));
     println!("\nTry next:");
     println!("  logkeeper {flags} replay demo | head -3");
     println!(

@@ -3,9 +3,11 @@
 
 use clap::Subcommand;
 use logkeeper::config::Config;
-use logkeeper::schedule::install::{self, Backend, Context, Mode, Plan, Registration};
+use logkeeper::schedule::install::{self, Backend, Context, Mode, Plan};
 
-use crate::cli::Cli;
+use crate::cli::render::describe;
+
+use logkeeper::paths::Paths;
 
 #[derive(Debug, Subcommand)]
 pub enum ScheduleCmd {
@@ -48,9 +50,8 @@ pub struct ShowArgs {
     pub json: bool,
 }
 
-pub fn run(cli: &Cli, cmd: &ScheduleCmd) -> anyhow::Result<u8> {
-    let paths = cli.paths()?;
-    let ctx = Context::from_env(&paths)?;
+pub fn run(paths: &Paths, cmd: &ScheduleCmd) -> anyhow::Result<u8> {
+    let ctx = Context::from_env(paths)?;
     match cmd {
         ScheduleCmd::Install(a) => {
             let config = Config::load(&paths.config)?;
@@ -86,35 +87,6 @@ pub fn run(cli: &Cli, cmd: &ScheduleCmd) -> anyhow::Result<u8> {
             Ok(crate::cli::exit::of_registration(reg.as_ref()))
         }
     }
-}
-
-/// The human lines for a registration (also used by `status`).
-pub fn describe(r: &Registration) -> String {
-    let mut out = format!(
-        "schedule: {} ({} mode), installed {}, runs {}{}\n",
-        r.backend.as_str(),
-        r.mode.as_str(),
-        logkeeper::status::fmt_time(r.installed_at),
-        r.binary.display(),
-        if r.binary_exists { "" } else { " (MISSING)" }
-    );
-    for f in &r.files {
-        out.push_str(&format!(
-            "  {}{}\n",
-            f.path.display(),
-            if f.exists { "" } else { " (MISSING)" }
-        ));
-    }
-    if let Some(present) = r.crontab_block {
-        out.push_str(&format!(
-            "  crontab block: {}\n",
-            if present { "present" } else { "MISSING" }
-        ));
-    }
-    for p in &r.problems {
-        out.push_str(&format!("  ! {p}\n"));
-    }
-    out
 }
 
 fn finish(ctx: &Context, plan: &Plan, dry_run: bool) -> anyhow::Result<u8> {

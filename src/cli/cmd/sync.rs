@@ -2,12 +2,12 @@
 
 use clap::Subcommand;
 use logkeeper::config::Config;
-use logkeeper::job::record::{Outcome, RunRecord};
+use logkeeper::job::record::RunRecord;
 use logkeeper::job::{SyncOptions, Trigger, sync_store};
 use serde::Serialize;
 
-use super::{human_ms, summary};
-use crate::cli::Cli;
+use crate::cli::render::print_run;
+use logkeeper::paths::Paths;
 
 #[derive(Debug, Subcommand)]
 pub enum SyncCmd {
@@ -42,9 +42,8 @@ struct SyncJson<'a> {
     exit_code: u8,
 }
 
-pub fn run(cli: &Cli, cmd: &SyncCmd) -> anyhow::Result<u8> {
+pub fn run(paths: &Paths, cmd: &SyncCmd) -> anyhow::Result<u8> {
     let SyncCmd::Now(args) = cmd;
-    let paths = cli.paths()?;
     let config = Config::load(&paths.config)?;
     let stores = config.select(&args.names, args.all)?;
     let opts = SyncOptions {
@@ -54,7 +53,7 @@ pub fn run(cli: &Cli, cmd: &SyncCmd) -> anyhow::Result<u8> {
     };
     let mut runs = Vec::with_capacity(stores.len());
     for store in stores {
-        let rec = sync_store(&paths, store, &opts);
+        let rec = sync_store(paths, store, &opts);
         if !args.json {
             print_run(&rec);
         }
@@ -71,34 +70,4 @@ pub fn run(cli: &Cli, cmd: &SyncCmd) -> anyhow::Result<u8> {
         );
     }
     Ok(code)
-}
-
-pub fn print_run(r: &RunRecord) {
-    let line = format!(
-        "{}: {} in {}: {}",
-        r.store,
-        r.outcome.as_str(),
-        human_ms(r.duration_ms),
-        summary(r)
-    );
-    match r.outcome {
-        Outcome::Error | Outcome::Busy => eprintln!("logkeeper: {line}"),
-        _ => println!("{line}"),
-    }
-    let s = &r.stats;
-    if let Some(p) = &s.rotated {
-        println!("  rotated: {}", p.display());
-    }
-    if let Some(p) = &s.quarantine_file {
-        println!("  quarantine: {}", p.display());
-    }
-    for p in &s.pruned {
-        println!("  pruned: {}", p.display());
-    }
-    for p in &s.recovered {
-        println!(
-            "  recovered: removed {} left by an interrupted run",
-            p.display()
-        );
-    }
 }
