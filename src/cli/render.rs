@@ -5,7 +5,7 @@
 
 use logkeeper::job::record::{Outcome, RunRecord};
 use logkeeper::schedule::install::Registration;
-use logkeeper::status::{StoreStatus, fmt_time};
+use logkeeper::status::{Health, StoreStatus, fmt_time};
 
 /// `1536` → `1.5 KiB`.
 pub fn human_bytes(n: u64) -> String {
@@ -156,6 +156,12 @@ pub fn table(statuses: &[StoreStatus]) -> String {
         }
         for reason in &s.reasons {
             out.push_str(&format!("  ! {reason}\n"));
+        }
+        if s.health == Health::NeverRun {
+            out.push_str(&format!(
+                "  hint: run `logkeeper sync now {}` or `logkeeper schedule install`\n",
+                s.name
+            ));
         }
         for note in &s.notes {
             out.push_str(&format!("  note: {note}\n"));

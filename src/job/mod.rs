@@ -65,8 +65,11 @@ struct Done {
     baseline: bool,
 }
 
-/// Run the job for one store and record it.
+/// Run the job for one store and record it. Sets SIGXFSZ to ignored
+/// (once, process-wide; [`crate::io::sys::ignore_sigxfsz`]) so a file-size
+/// limit fails the run with EFBIG instead of killing the caller.
 pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> RunRecord {
+    crate::io::sys::ignore_sigxfsz();
     let started_at = Utc::now();
     let t0 = Instant::now();
     let wait = if opts.wait { Wait::Yes } else { Wait::No };
