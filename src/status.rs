@@ -126,9 +126,7 @@ pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) ->
             }
             let why = match last_run.as_ref().and_then(|r| r.reason.clone()) {
                 Some(reason) => format!("no successful run yet (last attempt: {reason})"),
-                None => {
-                    "no successful run yet: sync the store or schedule it".into()
-                }
+                None => "no successful run yet: sync the store or schedule it".into(),
             };
             reasons.push(why);
         }

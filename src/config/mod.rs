@@ -19,7 +19,10 @@ use crate::fold::json::Pointers;
 use crate::io::durable;
 use crate::schedule::Schedule;
 
+mod builder;
 mod edit;
+
+pub use builder::StoreBuilder;
 
 pub use edit::{NewStore, add_store, remove_store};
 
@@ -60,7 +63,7 @@ struct RawConfig {
     store: Vec<RawStore>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawStore {
     name: String,

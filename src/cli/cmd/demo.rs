@@ -57,7 +57,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         demo.paths.state_dir.display()
     );
     println!("\n$ logkeeper {flags} sync now demo --force");
-    let store = demo.config.store("demo")?;
+    let store = &demo.store;
     let rec = sync_store(
         &demo.paths,
         store,
