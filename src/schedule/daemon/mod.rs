@@ -1,7 +1,14 @@
-//! `logkeeper daemon`: one process that fires every store's schedule.
+//! The scheduler: fires every store's schedule from one task.
+//!
+//! [`Daemon::run`] is an `async fn` that runs inside the caller's tokio
+//! runtime (any flavour; it needs the blocking pool and timers) until its
+//! [`DaemonHandle::stop`] is called. It installs no signal handlers: the
+//! `logkeeper daemon` command builds the runtime and maps SIGTERM/SIGINT to
+//! `stop` and SIGHUP to `reload`; a program embedding the scheduler maps
+//! its own shutdown.
 //!
 //! Design:
-//! - One tokio scheduler loop (current-thread runtime) decides what is due;
+//! - One scheduler loop decides what is due;
 //!   each run goes to `spawn_blocking(sync_store)` with trigger `daemon`, so
 //!   compaction never blocks the loop and one slow store never delays another.
 //! - The loop sleeps in bounded steps ([`MAX_STEP`]) and re-reads the wall
@@ -15,11 +22,13 @@
 //! - Backoff: after [`BACKOFF_AFTER`] consecutive failures a store skips its
 //!   fire times until `now + min(1 min * 2^(n-2), 1 h)`; other stores go on.
 //! - A held store lock (a manual run) is recorded by the job as `skipped`.
-//! - SIGTERM/SIGINT: no new runs; running jobs get `stop_timeout` to finish;
-//!   then the daemon exits 0 either way. A job abandoned at exit is safe: the
-//!   swap is atomic (G2) and the kernel releases its lock.
-//! - SIGHUP, or a change of the config file's mtime/size, reloads the config;
-//!   a broken config is reported and the old one kept.
+//! - Stop (SIGTERM/SIGINT in the CLI): no new runs; running jobs get
+//!   `stop_timeout` to finish; then `run` returns Ok either way. A job
+//!   abandoned at exit is safe: the swap is atomic (G2, docs/design.md) and
+//!   the kernel releases its lock.
+//! - Reload (SIGHUP in the CLI), or a change of the config file's
+//!   mtime/size, reloads the config; a broken config is reported and the old
+//!   one kept.
 //! - Liveness: `<state>/daemon-<id>.lock` is flocked for the daemon's life (a
 //!   second daemon for the same config exits 75); `<state>/daemon-<id>.json`
 //!   holds pid, start time and each store's next run and backoff, replaced
@@ -30,12 +39,15 @@ mod store;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Notify, watch};
 
 use chrono::{DateTime, Local, SubsecRound, Utc};
 
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::io::durable;
 use crate::job::record::{Outcome, RunRecord, StoreState};
 use crate::job::{SyncOptions, sync_store};
@@ -48,7 +60,7 @@ use store::{StoreRt, jitter_delay, to_chrono};
 
 #[derive(Clone, Debug)]
 pub struct DaemonOptions {
-    /// How long running jobs may take to finish after SIGTERM/SIGINT.
+    /// How long running jobs may take to finish after a stop.
     pub stop_timeout: Duration,
 }
 
@@ -89,6 +101,8 @@ pub enum Event {
     },
     ReloadFailed(String),
     Stopping {
+        /// Why: the reason given to [`DaemonHandle::stop`] (the CLI passes
+        /// the signal's name).
         signal: &'static str,
         running: Vec<String>,
     },
@@ -103,28 +117,85 @@ fn config_stamp(path: &Path) -> Option<(SystemTime, u64)> {
     Some((m.modified().ok()?, m.len()))
 }
 
-/// Run the daemon until SIGTERM/SIGINT. Returns Ok after a clean stop.
-pub fn run(paths: &Paths, opts: &DaemonOptions, on_event: &(dyn Fn(&Event) + Sync)) -> Result<()> {
-    let config = Config::load(&paths.config)?;
-    let _lock = take_lock(paths)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io("start", "tokio runtime", e))?;
-    let result = rt.block_on(main_loop(paths, config, opts, on_event));
-    // Do not wait for an abandoned job's thread: exiting is safe (G2).
-    rt.shutdown_background();
-    result
+/// The scheduler for one config, ready to run. See the module docs.
+pub struct Daemon {
+    paths: Paths,
+    opts: DaemonOptions,
+    stop: watch::Receiver<Option<&'static str>>,
+    handle: DaemonHandle,
 }
 
-struct Daemon<'a> {
+/// Stops or reloads a [`Daemon`] from anywhere (another task, a signal
+/// handler, another thread). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct DaemonHandle {
+    stop: Arc<watch::Sender<Option<&'static str>>>,
+    reload: Arc<Notify>,
+}
+
+impl DaemonHandle {
+    /// Ask the daemon to stop: no new runs; running jobs get the stop
+    /// timeout. `why` is reported in [`Event::Stopping`]. A stop asked
+    /// before `run` starts makes it stop at once.
+    pub fn stop(&self, why: &'static str) {
+        self.stop.send_replace(Some(why));
+    }
+
+    /// Ask the daemon to re-read its config file now.
+    pub fn reload(&self) {
+        self.reload.notify_one();
+    }
+}
+
+impl Daemon {
+    pub fn new(paths: Paths, opts: DaemonOptions) -> Daemon {
+        let (tx, rx) = watch::channel(None);
+        Daemon {
+            paths,
+            opts,
+            stop: rx,
+            handle: DaemonHandle {
+                stop: Arc::new(tx),
+                reload: Arc::new(Notify::new()),
+            },
+        }
+    }
+
+    /// A handle to stop or reload this daemon once it runs.
+    pub fn handle(&self) -> DaemonHandle {
+        self.handle.clone()
+    }
+
+    /// Load the config, take the daemon lock (a second daemon for the same
+    /// config gets [`crate::Error::DaemonRunning`]), and fire the schedules until
+    /// [`DaemonHandle::stop`]. Returns Ok after a clean stop. Must be
+    /// awaited inside a tokio runtime with timers enabled. Jobs still
+    /// running past the stop timeout are left to finish on the blocking
+    /// pool; dropping the runtime need not wait for them (safe by G2).
+    pub async fn run(mut self, on_event: impl Fn(&Event) + Sync) -> Result<()> {
+        let config = Config::load(&self.paths.config)?;
+        let _lock = take_lock(&self.paths)?;
+        let reload = self.handle.reload.clone();
+        main_loop(
+            &self.paths,
+            config,
+            &self.opts,
+            &mut self.stop,
+            &reload,
+            &on_event,
+        )
+        .await
+    }
+}
+
+struct State<'a> {
     paths: &'a Paths,
     info: DaemonInfo,
     stores: BTreeMap<String, StoreRt>,
     written: Option<DaemonInfo>,
 }
 
-impl Daemon<'_> {
+impl State<'_> {
     /// The stores whose job is running now.
     fn running(&self) -> Vec<String> {
         self.stores
@@ -196,18 +267,12 @@ async fn main_loop(
     paths: &Paths,
     config: Config,
     opts: &DaemonOptions,
+    stop: &mut watch::Receiver<Option<&'static str>>,
+    reload_asked: &Notify,
     on_event: &(dyn Fn(&Event) + Sync),
 ) -> Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let sig = |k: SignalKind, name: &str| {
-        signal(k).map_err(|e| Error::io("install handler for", name, e))
-    };
-    let mut term = sig(SignalKind::terminate(), "SIGTERM")?;
-    let mut int = sig(SignalKind::interrupt(), "SIGINT")?;
-    let mut hup = sig(SignalKind::hangup(), "SIGHUP")?;
-
     let now = Utc::now();
-    let mut d = Daemon {
+    let mut d = State {
         paths,
         info: DaemonInfo {
             pid: std::process::id(),
@@ -233,6 +298,10 @@ async fn main_loop(
     let mut jobs = Jobs::new();
     let stop_signal: &'static str;
     loop {
+        if let Some(why) = *stop.borrow_and_update() {
+            stop_signal = why;
+            break;
+        }
         let now = Utc::now().trunc_subsecs(0);
         let wake = tick(&mut d, &mut jobs, now, on_event);
         d.write_info(now);
@@ -244,9 +313,10 @@ async fn main_loop(
         tokio::select! {
             _ = tokio::time::sleep(step) => {}
             Some(done) = jobs.join_next(), if !jobs.is_empty() => finished(&mut d, done, on_event),
-            _ = term.recv() => { stop_signal = "SIGTERM"; break; }
-            _ = int.recv() => { stop_signal = "SIGINT"; break; }
-            _ = hup.recv() => reload = true,
+            // A stop is seen at the top of the loop; a closed channel (every
+            // handle dropped) cannot stop the daemon any more: keep going.
+            Ok(()) = stop.changed() => {}
+            _ = reload_asked.notified() => reload = true,
         }
         let new_stamp = config_stamp(&paths.config);
         if new_stamp != stamp {
@@ -295,7 +365,7 @@ async fn main_loop(
 
 /// Start what is due; return the earliest time something becomes due.
 fn tick(
-    d: &mut Daemon<'_>,
+    d: &mut State<'_>,
     jobs: &mut Jobs,
     now: DateTime<Utc>,
     on_event: &(dyn Fn(&Event) + Sync),
@@ -369,7 +439,7 @@ fn tick(
 }
 
 fn finished(
-    d: &mut Daemon<'_>,
+    d: &mut State<'_>,
     done: std::result::Result<(String, RunRecord), tokio::task::JoinError>,
     on_event: &(dyn Fn(&Event) + Sync),
 ) {
