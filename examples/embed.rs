@@ -29,7 +29,7 @@ const TASKS: usize = 50;
 /// task is deleted.
 fn event(i: usize) -> String {
     let id = i % TASKS;
-    let op = if i >= EVENTS - TASKS && id % 5 == 0 {
+    let op = if i >= EVENTS - TASKS && id.is_multiple_of(5) {
         "DEL"
     } else {
         "SET"
@@ -63,9 +63,9 @@ fn run() -> Result<(), Box<dyn Error>> {
         state_dir: dir.path().join("state"),
     };
 
-    let writer_log = log.clone();
+    // Opening creates the log, so the first compaction finds it.
+    let mut w = LogWriter::open(&log)?;
     let writer = std::thread::spawn(move || -> logkeeper::Result<()> {
-        let mut w = LogWriter::open(&writer_log)?;
         for i in 0..EVENTS {
             w.append(event(i).as_bytes())?;
         }
@@ -99,7 +99,7 @@ fn run() -> Result<(), Box<dyn Error>> {
     let mut out = Vec::new();
     let plan = replay(&store, &mut out)?;
     let want: String = (EVENTS - TASKS..EVENTS)
-        .filter(|i| i % TASKS % 5 != 0)
+        .filter(|i| !(i % TASKS).is_multiple_of(5))
         .map(|i| event(i) + "\n")
         .collect();
     let got = String::from_utf8(out)?;
