@@ -15,10 +15,10 @@ pub use crate::job::segmented::view::Replayed;
 pub fn replay_segments(store: &StoreConfig, out: &mut impl Write) -> Result<Replayed> {
     match &store.segments {
         Some(policy) => crate::job::segmented::replay(store, policy, out),
-        None => Err(Error::Usage(format!(
-            "store {:?} is not a segmented store",
-            store.name
-        ))),
+        None => Err(Error::WrongStoreKind {
+            store: store.name.clone(),
+            msg: "is not a segmented store (it has a `log`, not `segments`)",
+        }),
     }
 }
 
@@ -31,7 +31,7 @@ pub fn replay(store: &StoreConfig, out: &mut impl Write) -> Result<Plan> {
     let file = File::open(&log).ctx("open log", &log)?;
     let size = file.metadata().ctx("stat log", &log)?.len();
     let cut = fold::find_cut(&file, size).ctx("read log", &log)?;
-    let plan = fold::fold(&FoldSpec::for_store(store), &file, cut, scan_threads())
+    let plan = fold::fold(&FoldSpec::for_store(store)?, &file, cut, scan_threads())
         .ctx("read log", &log)?;
     fold::copy_ranges(&file, &plan.keep, out).map_err(|e| {
         if e.kind() == std::io::ErrorKind::BrokenPipe {

@@ -394,7 +394,7 @@ fn check_table(tz: &str, bases: &[&str]) {
             .unwrap()
             .with_timezone(&Utc);
         for expr in TABLE {
-            let fields = match CronFields::parse(expr) {
+            let fields = match CronFields::from_expr(expr) {
                 Ok(f) => f,
                 Err(m) => {
                     assert!(m.contains("--mode daemon"), "{expr}: {m}");
@@ -459,7 +459,7 @@ fn on_calendar_fires_exactly_when_the_cron_expression_does_across_dst() {
     let (mut exact, mut differ) = (0, 0);
     for base in [spring, fall] {
         for expr in TABLE {
-            let Ok(fields) = CronFields::parse(expr) else {
+            let Ok(fields) = CronFields::from_expr(expr) else {
                 continue;
             };
             let conflict = fields.dst_conflict(&Local, base.with_timezone(&Local).date_naive(), 3);
@@ -754,4 +754,20 @@ fn cron_backend_keeps_other_lines_byte_for_byte_and_is_idempotent() {
         original,
         "uninstall did not restore the crontab byte for byte"
     );
+}
+
+#[test]
+fn a_crontab_that_cannot_run_is_a_failure_not_a_usage_error() {
+    let env = Env::new();
+    env.lk(["store", "add", "x", "--log"])
+        .arg(env.path("x.jsonl"))
+        .args(["--schedule", "*/30 * * * *"])
+        .status(0);
+    let missing = env.path("no-such-crontab");
+    env.lk(["schedule", "install", "--backend", "cron"])
+        .envs(install_env(&env))
+        .env("LOGKEEPER_CRONTAB", &missing)
+        .status(1)
+        .stderr_has("cannot run")
+        .stderr_has("no-such-crontab");
 }

@@ -5,11 +5,10 @@ use std::path::PathBuf;
 use chrono::Local;
 use logkeeper::demo::{DemoFeed, DemoLog, setup, setup_feed};
 use logkeeper::job::{SyncOptions, sync_store};
-use logkeeper::status::{exit_code, store_status};
+use logkeeper::status::store_status;
 
-use super::human_bytes;
-use crate::cli::Cli;
-use crate::cmd::{status, sync};
+use crate::cli::exit;
+use crate::cli::render::{self, human_bytes};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -23,7 +22,7 @@ pub struct Args {
     pub keys: usize,
 }
 
-pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<u8> {
+pub fn run(args: &Args) -> anyhow::Result<u8> {
     let dir = match &args.dir {
         Some(d) => d.clone(),
         None => tempfile::Builder::new()
@@ -36,9 +35,9 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         keys: args.keys.max(1),
         ..DemoLog::default()
     };
-    let mut demo = setup(&dir, &spec)?;
+    let demo = setup(&dir, &spec)?;
     let feed = DemoFeed::default();
-    let feed_dir = setup_feed(&mut demo, &feed)?;
+    let (feed_dir, feed_store) = setup_feed(&demo, &feed)?;
     let before = std::fs::metadata(&demo.log)?.len();
     println!(
         "logkeeper demo in {}",
@@ -60,17 +59,17 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         demo.paths.state_dir.display()
     );
     println!("\n$ logkeeper {flags} sync now demo --force");
-    let store = demo.config.store("demo")?;
+    let store = &demo.store;
     let rec = sync_store(
         &demo.paths,
         store,
         &SyncOptions {
-            trigger: "demo".into(),
+            trigger: logkeeper::job::Trigger::Demo,
             force: true,
             wait: false,
         },
     );
-    sync::print_run(&rec);
+    render::print_run(&rec);
     let after = std::fs::metadata(&demo.log)?.len();
     println!(
         "  before {} -> after {} ({:.1}x smaller); the torn last line stays for its writer",
@@ -91,25 +90,23 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         human_bytes(feed_bytes)
     );
     println!("\n$ logkeeper {flags} sync now feed");
-    let feed_store = demo.config.store("feed")?;
     let feed_rec = sync_store(
         &demo.paths,
-        feed_store,
+        &feed_store,
         &SyncOptions {
-            trigger: "demo".into(),
+            trigger: logkeeper::job::Trigger::Demo,
             force: false,
             wait: false,
         },
     );
-    sync::print_run(&feed_rec);
-    let store = demo.config.store("demo")?;
+    render::print_run(&feed_rec);
     println!("\n$ logkeeper {flags} status");
     let now = Local::now();
     let st = vec![
         store_status(&demo.paths, store, now),
-        store_status(&demo.paths, feed_store, now),
+        store_status(&demo.paths, &feed_store, now),
     ];
-    print!("{}", status::table(&st));
+    print!("{}", render::table(&st));
     println!("\nTry next:");
     println!("  logkeeper {flags} replay demo | head -3");
     println!(
@@ -117,6 +114,10 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     );
     println!("  logkeeper {flags} replay feed | head -3");
     println!("  logkeeper {flags} status --json");
-    let code = sync::exit_code(&[rec, feed_rec]);
-    Ok(if code != 0 { code } else { exit_code(&st) })
+    let code = exit::of_runs(&[rec, feed_rec]);
+    Ok(if code != exit::OK {
+        code
+    } else {
+        exit::of_statuses(&st)
+    })
 }

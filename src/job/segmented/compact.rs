@@ -83,10 +83,10 @@ fn open_checked(seg: &Segment) -> Result<(File, std::fs::Metadata)> {
     let f = File::open(&seg.path).ctx("open segment", &seg.path)?;
     let m = f.metadata().ctx("stat segment", &seg.path)?;
     if m.ino() != seg.ino || m.len() != seg.size {
-        return Err(Error::Usage(format!(
-            "sealed segment {} changed while it was being compacted (a writer appended to or replaced a file it had rolled away from); nothing was replaced, the next run retries",
-            seg.path.display()
-        )));
+        return Err(Error::SegmentChanged {
+            path: seg.path.clone(),
+            what: "changed while it was being compacted (a writer appended to or replaced a file it had rolled away from)",
+        });
     }
     Ok((f, m))
 }
@@ -117,10 +117,10 @@ pub fn compact(
         }
         let cut = fold::find_cut(&file, seg.size).ctx("read segment", &seg.path)?;
         if cut != seg.size {
-            return Err(Error::Usage(format!(
-                "sealed segment {} ends in a torn line; it is quarantined and repaired before compaction (the next run retries)",
-                seg.path.display()
-            )));
+            return Err(Error::SegmentChanged {
+                path: seg.path.clone(),
+                what: "ends in a torn line since it was checked",
+            });
         }
         let keyless = &mut keep[i];
         fold::for_each_line(&file, 0, cut, |off, line| {

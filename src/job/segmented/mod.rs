@@ -210,7 +210,7 @@ pub(super) fn run(
                 )
         })
         .count();
-    let spec = FoldSpec::for_store(store);
+    let spec = FoldSpec::for_store(store)?;
     let (dirty, ratio) = dirty_ratio(&listing.sealed()[prune_plan.len()..], &state);
     seg.dirty_bytes = dirty;
     seg.dirty_ratio = ratio;

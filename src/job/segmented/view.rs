@@ -99,7 +99,7 @@ pub fn replay(
     out: &mut impl Write,
 ) -> Result<Replayed> {
     let l = list(&policy.pattern, &store.name)?;
-    let spec = FoldSpec::for_store(store);
+    let spec = FoldSpec::for_store(store)?;
     let mut cls = Classifier::new(&spec);
     let mut r = Replayed::default();
     let mut files = Vec::new();

@@ -42,6 +42,25 @@ pub fn find_block(text: &str, id: &str) -> Option<(usize, usize)> {
     start.map(|s| (s, text.len()))
 }
 
+/// `cmd arg` could not be run.
+fn not_run(cmd: &[String], arg: &str, source: std::io::Error) -> Error {
+    Error::ToolNotRun {
+        cmd: format!("{} {arg}", cmd.join(" ")),
+        hint: "",
+        source,
+    }
+}
+
+/// `cmd arg` ran and failed.
+fn failed(cmd: &[String], arg: &str, out: &std::process::Output) -> Error {
+    Error::ToolFailed {
+        cmd: format!("{} {arg}", cmd.join(" ")),
+        status: out.status.to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        hint: "",
+    }
+}
+
 /// The crontab as `crontab -l` prints it; None when the user has none.
 pub fn read_crontab(cmd: &[String]) -> Result<Option<String>> {
     let out = Command::new(&cmd[0])
@@ -49,38 +68,28 @@ pub fn read_crontab(cmd: &[String]) -> Result<Option<String>> {
         .arg("-l")
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| Error::Usage(format!("cannot run `{} -l`: {e}", cmd.join(" "))))?;
+        .map_err(|e| not_run(cmd, "-l", e))?;
     if out.status.success() {
         return Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned()));
     }
-    let err = String::from_utf8_lossy(&out.stderr);
-    if err.contains("no crontab") {
+    if String::from_utf8_lossy(&out.stderr).contains("no crontab") {
         return Ok(None);
     }
-    Err(Error::Usage(format!(
-        "`{} -l` failed ({}): {}",
-        cmd.join(" "),
-        out.status,
-        err.trim()
-    )))
+    Err(failed(cmd, "-l", &out))
 }
 
 /// Install `text` as the crontab (`crontab -`), or remove it (`crontab -r`).
 pub fn write_crontab(ctx: &Context, text: Option<&str>) -> Result<()> {
     let cmd = &ctx.crontab;
-    let shown = cmd.join(" ");
     let Some(text) = text else {
         let out = Command::new(&cmd[0])
             .args(&cmd[1..])
             .arg("-r")
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| Error::Usage(format!("cannot run `{shown} -r`: {e}")))?;
+            .map_err(|e| not_run(cmd, "-r", e))?;
         if !out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("no crontab") {
-            return Err(Error::Usage(format!(
-                "`{shown} -r` failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
+            return Err(failed(cmd, "-r", &out));
         }
         return Ok(());
     };
@@ -91,21 +100,15 @@ pub fn write_crontab(ctx: &Context, text: Option<&str>) -> Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| Error::Usage(format!("cannot run `{shown} -`: {e}")))?;
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(text.as_bytes())
-        .map_err(|e| Error::Usage(format!("writing to `{shown} -`: {e}")))?;
-    let out = child
-        .wait_with_output()
-        .map_err(|e| Error::Usage(format!("`{shown} -`: {e}")))?;
+        .map_err(|e| not_run(cmd, "-", e))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(text.as_bytes())
+            .map_err(|e| not_run(cmd, "-", e))?;
+    }
+    let out = child.wait_with_output().map_err(|e| not_run(cmd, "-", e))?;
     if !out.status.success() {
-        return Err(Error::Usage(format!(
-            "`{shown} -` refused the new crontab: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        return Err(failed(cmd, "-", &out));
     }
     Ok(())
 }
