@@ -337,6 +337,7 @@ pub(super) fn run(
         stats.timings.write_ms = ms(t);
     }
     let listing = list(pattern, &store.name)?;
+    crate::failpoint!("before-record");
     let reason = if seg.pruned.is_empty() && seg.compaction.is_none() && seg.repaired.is_empty() {
         format!(
             "checked {} sealed segment(s); nothing to change",

@@ -2,6 +2,7 @@
 //! rotates itself. The kill tests run a real change-feed writer process
 //! (`feed_writer.py`) throughout; the others build the directory by hand.
 
+mod crash;
 mod kills;
 mod policy;
 
@@ -55,7 +56,7 @@ pub fn complete_lines(p: &Path) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn seq_of_line(l: &[u8]) -> u64 {
+pub fn seq_of_line(l: &[u8]) -> u64 {
     let v: Value =
         serde_json::from_slice(l).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(l)));
     v["seq"].as_u64().expect("seq")
