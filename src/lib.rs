@@ -18,6 +18,11 @@
 //! 7. **record** the run atomically: `job/record.rs`; `status.rs` judges it
 //!    (G6).
 //!
+//! A *segmented* store (a directory of `events-<seq>.jsonl` files its app
+//! rotates itself) runs its own steps after the lock, all in
+//! `job/segmented/`: retention of the oldest sealed files, health of new
+//! sealed files, keyed compaction under the first input's name.
+//!
 //! Scheduling is apart from the job: `schedule/expr.rs` (cron expressions),
 //! `schedule/daemon/` (the in-process scheduler), `schedule/install/`
 //! (systemd, launchd, cron registration). The binary (`main.rs`, `cli/`)
