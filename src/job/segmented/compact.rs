@@ -316,3 +316,155 @@ pub fn delete_due(
     }
     Ok(deleted)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::segmented::pattern::{Pattern, list};
+
+    fn spec() -> FoldSpec {
+        FoldSpec::new(&["/k".into()], Some("/op"), &["DEL".into()]).unwrap()
+    }
+
+    /// Segments of the given lines, named by seq 1, 11, 21, ...; the last
+    /// one is the active segment and is left out of the inputs.
+    fn setup(files: &[&[&str]]) -> (tempfile::TempDir, Pattern, Vec<Segment>) {
+        let d = tempfile::tempdir().unwrap();
+        let p = Pattern::parse(&d.path().join("e-{seq}.jsonl")).unwrap();
+        for (i, lines) in files.iter().enumerate() {
+            let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+            std::fs::write(d.path().join(p.name_for(1 + 10 * i as u64)), text).unwrap();
+        }
+        let l = list(&p, "s").unwrap();
+        let inputs = l.sealed().to_vec();
+        (d, p, inputs)
+    }
+
+    #[test]
+    fn latest_write_per_key_survives_under_the_first_name_and_tombstones_age_out() {
+        let (d, p, inputs) = setup(&[
+            &[
+                r#"{"k":1,"v":1,"pad":"a write that a later one supersedes"}"#,
+                r#"{"k":2,"v":1}"#,
+                r#"{"x":"keyless"}"#,
+            ],
+            &[r#"{"k":1,"v":2}"#, r#"{"k":2,"op":"DEL"}"#],
+            &[r#"{"k":3,"v":1}"#],
+        ]);
+        let state_dir = d.path().join("state");
+        let mut st = SegState::default();
+        // Within delete_retention: the tombstone stays.
+        let c = compact(
+            &inputs,
+            &spec(),
+            Duration::from_secs(3600),
+            SystemTime::now(),
+            &mut st,
+            &state_dir,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.keys_live, c.tombstones_kept, c.tombstones_dropped),
+            (1, 1, 0)
+        );
+        assert_eq!(c.outputs, [d.path().join(p.name_for(1))]);
+        let merged = std::fs::read_to_string(d.path().join(p.name_for(1))).unwrap();
+        assert_eq!(
+            merged,
+            "{\"x\":\"keyless\"}\n{\"k\":1,\"v\":2}\n{\"k\":2,\"op\":\"DEL\"}\n"
+        );
+        // The second input waits for deletion behind the merged file.
+        assert_eq!(st.pending.len(), 1);
+        assert_eq!(st.pending[0].name, p.name_for(11));
+        let deleted = delete_due(
+            d.path(),
+            &|n| p.seq_of(n),
+            &mut st,
+            Duration::ZERO,
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(deleted, [d.path().join(p.name_for(11))]);
+
+        // Past delete_retention: the tombstone goes too.
+        let l = list(&p, "s").unwrap();
+        let inputs = l.sealed().to_vec();
+        let later = SystemTime::now() + Duration::from_secs(7200);
+        let c = compact(
+            &inputs,
+            &spec(),
+            Duration::from_secs(3600),
+            later,
+            &mut st,
+            &state_dir,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.keys_live, c.tombstones_kept, c.tombstones_dropped),
+            (1, 0, 1)
+        );
+        let merged = std::fs::read_to_string(d.path().join(p.name_for(1))).unwrap();
+        assert_eq!(merged, "{\"x\":\"keyless\"}\n{\"k\":1,\"v\":2}\n");
+    }
+
+    #[test]
+    fn pending_inputs_go_only_after_their_merge_and_oldest_first() {
+        let (d, p, inputs) = setup(&[
+            &[r#"{"k":1,"v":1}"#],
+            &[r#"{"k":1,"v":2}"#],
+            &[r#"{"k":1,"v":3}"#],
+            &[r#"{"k":9}"#],
+        ]);
+        let mut st = SegState::default();
+        compact(
+            &inputs,
+            &spec(),
+            Duration::ZERO,
+            SystemTime::now(),
+            &mut st,
+            &d.path().join("state"),
+        )
+        .unwrap();
+        assert_eq!(st.pending.len(), 2);
+        // Not due yet: nothing goes.
+        let none = delete_due(
+            d.path(),
+            &|n| p.seq_of(n),
+            &mut st,
+            Duration::from_secs(60),
+            Utc::now(),
+        )
+        .unwrap();
+        assert!(none.is_empty());
+        // A merge that never happened (the first input's inode is not the
+        // merged file's): the entries are dropped, the inputs stay.
+        let mut undone = st.clone();
+        for x in &mut undone.pending {
+            x.after.1 += 1;
+        }
+        assert!(
+            delete_due(
+                d.path(),
+                &|n| p.seq_of(n),
+                &mut undone,
+                Duration::ZERO,
+                Utc::now()
+            )
+            .unwrap()
+            .is_empty()
+        );
+        assert!(undone.pending.is_empty());
+        let gone = delete_due(
+            d.path(),
+            &|n| p.seq_of(n),
+            &mut st,
+            Duration::ZERO,
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(
+            gone,
+            [d.path().join(p.name_for(11)), d.path().join(p.name_for(21))]
+        );
+    }
+}

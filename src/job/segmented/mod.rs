@@ -195,7 +195,8 @@ pub(super) fn run(
         max_bytes: policy.max_bytes,
     };
     let sys_now = SystemTime::now();
-    let prune_plan = retention::plan(&listing, &limits, sys_now, &|_| false);
+    let merged = |s: &pattern::Segment| state.is_pending(&s.name);
+    let prune_plan = retention::plan(&listing, &limits, sys_now, &|_| false, &merged);
     let sealed = listing.sealed();
     let unchecked = sealed[prune_plan.len()..]
         .iter()
@@ -241,7 +242,14 @@ pub(super) fn run(
 
     // Step 3: retention.
     let t_prune = Instant::now();
-    let prune = retention::plan(&listing, &limits, sys_now, &|s| open.contains(&s.path));
+    let merged = |s: &pattern::Segment| state.is_pending(&s.name);
+    let prune = retention::plan(
+        &listing,
+        &limits,
+        sys_now,
+        &|s| open.contains(&s.path),
+        &merged,
+    );
     if !prune.is_empty() {
         state.journal = state::Journal {
             pid: std::process::id(),

@@ -39,19 +39,29 @@ impl Limits {
 }
 
 /// Which oldest sealed segments the limits delete, with the reason of each,
-/// in seq order. `blocked(i)` says the i-th segment may not be touched (open
-/// for writing): the prefix ends before it.
+/// in seq order. `blocked(s)` says the segment may not be touched (open
+/// for writing): the prefix ends before it. `merged(s)` says it is a
+/// compaction input whose events are already in a merged segment (deleted
+/// after `file_delete_delay`): it counts towards neither `keep_files` nor
+/// `max_bytes`, so a compaction never makes retention delete more.
 pub fn plan(
     listing: &Listing,
     limits: &Limits,
     now: SystemTime,
     blocked: &dyn Fn(&Segment) -> bool,
+    merged: &dyn Fn(&Segment) -> bool,
 ) -> Vec<Pruned> {
     let sealed = listing.sealed();
-    let mut total = listing.total_bytes();
+    let mut total: u64 = listing
+        .segments
+        .iter()
+        .filter(|s| !merged(s))
+        .map(|s| s.size)
+        .sum();
+    // Sealed files still retained from each index on, merged inputs aside.
+    let mut left = sealed.iter().filter(|s| !merged(s)).count();
     let mut out = Vec::new();
     for (i, seg) in sealed.iter().enumerate() {
-        let left = sealed.len() - i; // sealed files still retained, this one included
         let reason = if limits.keep_files.is_some_and(|k| left > k) {
             "keep_files"
         } else if limits
@@ -67,7 +77,10 @@ pub fn plan(
         if blocked(seg) {
             break;
         }
-        total -= seg.size;
+        if !merged(seg) {
+            total -= seg.size;
+            left -= 1;
+        }
         out.push(Pruned {
             file: seg.path.clone(),
             seq: seg.seq,
@@ -117,17 +130,27 @@ mod tests {
             keep_files: Some(0),
             ..Default::default()
         };
-        let p = plan(&l, &lim, SystemTime::now(), &|_| false);
+        let p = plan(&l, &lim, SystemTime::now(), &|_| false, &|_| false);
         assert_eq!(p.iter().map(|p| p.seq).collect::<Vec<_>>(), [0, 10, 20, 30]);
         assert_eq!(p[3].next_seq, 40);
         let lim = Limits {
             max_bytes: Some(25),
             ..Default::default()
         };
-        let p = plan(&l, &lim, SystemTime::now(), &|_| false);
+        let p = plan(&l, &lim, SystemTime::now(), &|_| false, &|_| false);
         assert_eq!(p.len(), 3);
         // A file open for writing ends the prefix: no gap.
-        let p = plan(&l, &lim, SystemTime::now(), &|s| s.seq == 10);
+        let p = plan(&l, &lim, SystemTime::now(), &|s| s.seq == 10, &|_| false);
         assert_eq!(p.len(), 1);
+        // Merged inputs waiting for deletion do not count towards the limits.
+        // (sealed 0, 10, 20, 30; 10 and 20 merged: two count, one goes).
+        let lim = Limits {
+            keep_files: Some(1),
+            ..Default::default()
+        };
+        let p = plan(&l, &lim, SystemTime::now(), &|_| false, &|s| {
+            s.seq == 10 || s.seq == 20
+        });
+        assert_eq!(p.iter().map(|p| p.seq).collect::<Vec<_>>(), [0]);
     }
 }

@@ -39,7 +39,11 @@ fn setup(env: &Env) -> (PathBuf, Vec<Vec<Vec<u8>>>) {
         let mut lines = Vec::new();
         let start = seq;
         for _ in 0..20 {
-            let op = if seq.is_multiple_of(6) { "CLOSE" } else { "SET" };
+            let op = if seq.is_multiple_of(6) {
+                "CLOSE"
+            } else {
+                "SET"
+            };
             lines.push(
                 format!(
                     r#"{{"seq":{seq},"op":"{op}","account":"a{}","v":{seq}}}"#,
