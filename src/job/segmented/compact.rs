@@ -2,8 +2,10 @@
 //! cleaner.
 //!
 //! The inputs are a prefix of the sealed segments in seq order (each
-//! validated, not open for writing, older than `min_compaction_lag`, and not
-//! waiting for deletion). Their lines are folded together: for each key only
+//! validated, not open for writing, older than `min_compaction_lag`), taken
+//! only when no earlier merge's inputs still wait for deletion. Starting at
+//! the oldest retained segment is what makes dropping a tombstone safe: no
+//! older write of its key is left anywhere. Their lines are folded together: for each key only
 //! its last write survives, a delete survives as a tombstone until its
 //! segment is older than `delete_retention`, and lines without the key stay
 //! in place. The survivors are written, in their original order and byte

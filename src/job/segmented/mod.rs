@@ -215,7 +215,10 @@ pub(super) fn run(
     let (dirty, ratio) = dirty_ratio(&listing.sealed()[prune_plan.len()..], &state);
     seg.dirty_bytes = dirty;
     seg.dirty_ratio = ratio;
+    // Not while merged inputs wait for deletion: one of them may hold an
+    // older write of a key whose tombstone a new merge would drop.
     let want_compaction = spec.is_keyed()
+        && state.pending.is_empty()
         && dirty > 0
         && (opts.force || ratio >= policy.min_dirty_ratio)
         && sealed[prune_plan.len()..].iter().any(|s| {
