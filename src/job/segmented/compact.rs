@@ -81,6 +81,74 @@ struct Last {
     tomb: bool,
 }
 
+type KeyMap = HashMap<Vec<u8>, Last, foldhash::fast::RandomState>;
+
+/// What scanning a run of inputs found.
+struct Scan {
+    last: KeyMap,
+    /// Per input of the run, its keyless lines.
+    keyless: Vec<Vec<Range>>,
+    lines_in: u64,
+    superseded: u64,
+    bytes_in: u64,
+}
+
+/// Scan `inputs[run]`: each key's last write within the run, keyless lines.
+fn scan(inputs: &[Segment], run: std::ops::Range<usize>, spec: &FoldSpec) -> Result<Scan> {
+    let mut out = Scan {
+        last: KeyMap::default(),
+        keyless: vec![Vec::new(); run.len()],
+        lines_in: 0,
+        superseded: 0,
+        bytes_in: 0,
+    };
+    let mut cls = Classifier::new(spec);
+    for i in run.clone() {
+        let seg = &inputs[i];
+        let (file, _) = open_checked(seg)?;
+        out.bytes_in += seg.size;
+        if seg.size == 0 {
+            continue;
+        }
+        let cut = fold::find_cut(&file, seg.size).ctx("read segment", &seg.path)?;
+        if cut != seg.size {
+            return Err(Error::SegmentChanged {
+                path: seg.path.clone(),
+                what: "ends in a torn line since it was checked",
+            });
+        }
+        let keyless = &mut out.keyless[i - run.start];
+        let (last, lines_in, superseded) = (&mut out.last, &mut out.lines_in, &mut out.superseded);
+        fold::for_each_line(&file, 0, cut, |off, line| {
+            *lines_in += 1;
+            let range = Range {
+                start: off,
+                end: off + line.len() as u64 + 1,
+            };
+            match cls.classify(line) {
+                Class::Keyed { delete } => {
+                    let new = Last {
+                        file: i as u32,
+                        range,
+                        tomb: delete,
+                    };
+                    if let Some(old) = last.get_mut(cls.key.as_slice()) {
+                        *old = new;
+                        *superseded += 1;
+                    } else {
+                        last.insert(cls.key.clone(), new);
+                    }
+                }
+                // Health keeps malformed lines out of validated inputs; a
+                // line it did not judge is kept in place, like a keyless one.
+                Class::Keyless | Class::Malformed(_) => keyless.push(range),
+            }
+        })
+        .ctx("read segment", &seg.path)?;
+    }
+    Ok(out)
+}
+
 fn open_checked(seg: &Segment) -> Result<(File, std::fs::Metadata)> {
     let f = File::open(&seg.path).ctx("open segment", &seg.path)?;
     let m = f.metadata().ctx("stat segment", &seg.path)?;
@@ -107,50 +175,40 @@ pub fn compact(
         inputs: inputs.len() as u64,
         ..Default::default()
     };
-    // Pass 1: the last write of each key, and keyless lines per file.
-    let mut last: HashMap<Vec<u8>, Last> = HashMap::new();
-    let mut keep: Vec<Vec<Range>> = vec![Vec::new(); inputs.len()];
-    let mut cls = Classifier::new(spec);
-    for (i, seg) in inputs.iter().enumerate() {
-        let (file, _) = open_checked(seg)?;
-        st.bytes_in += seg.size;
-        if seg.size == 0 {
+    // Pass 1, in parallel over runs of consecutive inputs: the last write of
+    // each key, and keyless lines per file. A key's last write is in the
+    // last run that has it.
+    let threads = crate::job::compact::scan_threads().min(inputs.len()).max(1);
+    let per = inputs.len().div_ceil(threads);
+    let scans: Vec<Scan> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..inputs.len())
+            .step_by(per.max(1))
+            .map(|start| {
+                let end = (start + per).min(inputs.len());
+                sc.spawn(move || scan(inputs, start..end, spec))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("segment scan thread panicked"))
+            .collect::<Result<Vec<_>>>()
+    })?;
+    let mut last = KeyMap::default();
+    let mut keep: Vec<Vec<Range>> = Vec::with_capacity(inputs.len());
+    for sc in scans {
+        st.bytes_in += sc.bytes_in;
+        st.lines_in += sc.lines_in;
+        st.superseded += sc.superseded;
+        keep.extend(sc.keyless);
+        if last.is_empty() {
+            last = sc.last;
             continue;
         }
-        let cut = fold::find_cut(&file, seg.size).ctx("read segment", &seg.path)?;
-        if cut != seg.size {
-            return Err(Error::SegmentChanged {
-                path: seg.path.clone(),
-                what: "ends in a torn line since it was checked",
-            });
-        }
-        let keyless = &mut keep[i];
-        fold::for_each_line(&file, 0, cut, |off, line| {
-            st.lines_in += 1;
-            let range = Range {
-                start: off,
-                end: off + line.len() as u64 + 1,
-            };
-            match cls.classify(line) {
-                Class::Keyed { delete } => {
-                    let new = Last {
-                        file: i as u32,
-                        range,
-                        tomb: delete,
-                    };
-                    if let Some(old) = last.get_mut(cls.key.as_slice()) {
-                        *old = new;
-                        st.superseded += 1;
-                    } else {
-                        last.insert(cls.key.clone(), new);
-                    }
-                }
-                // Health keeps malformed lines out of validated inputs; a
-                // line it did not judge is kept in place, like a keyless one.
-                Class::Keyless | Class::Malformed(_) => keyless.push(range),
+        for (k, v) in sc.last {
+            if last.insert(k, v).is_some() {
+                st.superseded += 1;
             }
-        })
-        .ctx("read segment", &seg.path)?;
+        }
     }
     for l in last.into_values() {
         if l.tomb {
