@@ -1,6 +1,7 @@
 //! Retention and compaction of a segmented store, run 40 times while a
 //! change-feed writer (a separate process) keeps writing, most runs
-//! SIGKILLed at a random instant. `LOGKEEPER_KILL_SEED` replays a sequence.
+//! SIGKILLed at a random instant. `LOGKEEPER_KILL_SEED` replays a sequence;
+//! `LOGKEEPER_LONG_TESTS=1` makes it 300 runs.
 
 use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
@@ -15,6 +16,14 @@ impl Rng {
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
+    }
+}
+
+fn runs() -> usize {
+    if std::env::var("LOGKEEPER_LONG_TESTS").is_ok_and(|v| v == "1") {
+        300
+    } else {
+        40
     }
 }
 
@@ -147,7 +156,7 @@ fn retention_under_random_kills_keeps_a_gap_free_suffix_and_names_every_prune() 
     seg_store(&env, &dir, "keep_files = 4\n");
     let writer = start_writer(&dir, &ledger, 2 << 10, 0);
 
-    let mid_run = runs_with_kills(&env, &dir, 40, &mut rng, |k| {
+    let mid_run = runs_with_kills(&env, &dir, runs(), &mut rng, |k| {
         // Mid-run (after each kill): the retained segments are a gap-free run
         // starting at the smallest name.
         let oldest = segments(&dir)[0].0;
@@ -201,7 +210,8 @@ fn retention_under_random_kills_keeps_a_gap_free_suffix_and_names_every_prune() 
         "temp files left"
     );
     eprintln!(
-        "segments retention: 41 runs ({mid_run} killed mid-run), {last} events in {files} files written, {} named as pruned",
+        "segments retention: {} runs ({mid_run} killed mid-run), {last} events in {files} files written, {} named as pruned",
+        runs() + 1,
         pruned.len()
     );
 }
@@ -219,7 +229,7 @@ fn compaction_under_random_kills_keeps_the_fold_of_everything_written() {
     );
     let writer = start_writer(&dir, &ledger, 2 << 10, 40);
 
-    let mid_run = runs_with_kills(&env, &dir, 40, &mut rng, |k| {
+    let mid_run = runs_with_kills(&env, &dir, runs(), &mut rng, |k| {
         // Mid-run (after each kill), the directory folds to what was written
         // up to its newest event: duplicates are allowed, stale or missing
         // events are not.
@@ -287,7 +297,8 @@ fn compaction_under_random_kills_keeps_the_fold_of_everything_written() {
         written.len()
     );
     eprintln!(
-        "segments compaction: 41 runs ({mid_run} killed mid-run, {compactions} recorded compactions), {last} events in {files} files written, {} lines left in {} files",
+        "segments compaction: {} runs ({mid_run} killed mid-run, {compactions} recorded compactions), {last} events in {files} files written, {} lines left in {} files",
+        runs() + 1,
         lines.len(),
         segments(&dir).len()
     );
