@@ -34,7 +34,23 @@ pub struct StoreConfig {
     pub rotate_bytes: Option<u64>,
     pub max_age: Option<Duration>,
     pub jitter: Option<Duration>,
+    /// Commands run after the record is written (the global ones unless the
+    /// store sets its own).
+    pub hooks: Hooks,
 }
+
+/// Operations settings (issue 11): `metrics_file`, `on_failure`,
+/// `on_success`, `hook_timeout`. The store's own `on_failure` /
+/// `on_success` override the global ones; an empty string turns one off.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Hooks {
+    pub on_failure: Option<String>,
+    pub on_success: Option<String>,
+    pub timeout: Duration,
+}
+
+/// How long a hook may run before it (and its process group) is killed.
+pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl StoreConfig {
     pub fn is_keyed(&self) -> bool {
@@ -47,6 +63,8 @@ impl StoreConfig {
 pub struct Config {
     pub path: PathBuf,
     pub stores: Vec<StoreConfig>,
+    /// The Prometheus textfile rewritten after every run.
+    pub metrics_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -54,6 +72,11 @@ pub struct Config {
 struct RawConfig {
     #[serde(default)]
     store: Vec<RawStore>,
+    // Operations (issue 11).
+    metrics_file: Option<String>,
+    on_failure: Option<String>,
+    on_success: Option<String>,
+    hook_timeout: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -72,6 +95,8 @@ struct RawStore {
     rotate_bytes: Option<u64>,
     max_age: Option<String>,
     jitter: Option<String>,
+    on_failure: Option<String>,
+    on_success: Option<String>,
 }
 
 pub const DEFAULT_KEEP_ROTATED: usize = 3;
@@ -97,6 +122,7 @@ impl Config {
             Err(Error::NoConfig { .. }) => Ok(Config {
                 path: path.to_path_buf(),
                 stores: Vec::new(),
+                metrics_file: None,
             }),
             other => other,
         }
@@ -117,6 +143,34 @@ impl Config {
             }
         })?;
         let base = durable::parent_dir(path);
+        let global_err = |field: &str, msg: String| Error::Config {
+            path: path.to_path_buf(),
+            line: global_line(text, field),
+            col: None,
+            msg: format!("`{field}`: {msg}"),
+        };
+        let metrics_file = match raw.metrics_file.as_deref() {
+            Some(m) if m.trim().is_empty() => {
+                return Err(global_err(
+                    "metrics_file",
+                    "is empty: give a path ending in .prom in node_exporter's textfile directory"
+                        .into(),
+                ));
+            }
+            Some(m) => Some(expand_path(m, base)),
+            None => None,
+        };
+        let hooks = Hooks {
+            on_failure: raw.on_failure.filter(|c| !c.trim().is_empty()),
+            on_success: raw.on_success.filter(|c| !c.trim().is_empty()),
+            timeout: match raw.hook_timeout {
+                Some(t) => parse_duration(&t).map_err(|m| global_err("hook_timeout", m))?,
+                None => DEFAULT_HOOK_TIMEOUT,
+            },
+        };
+        if hooks.timeout.is_zero() {
+            return Err(global_err("hook_timeout", "must be greater than 0".into()));
+        }
         let mut stores = Vec::with_capacity(raw.store.len());
         for (i, rs) in raw.store.into_iter().enumerate() {
             let err = |field: &str, msg: String| {
@@ -128,7 +182,7 @@ impl Config {
                     msg: format!("store #{} `{field}`: {msg}", i + 1),
                 }
             };
-            stores.push(validate_store(rs, base, &err)?);
+            stores.push(validate_store(rs, base, &hooks, &err)?);
         }
         for (i, s) in stores.iter().enumerate() {
             if stores[..i].iter().any(|o| o.name == s.name) {
@@ -156,6 +210,7 @@ impl Config {
         Ok(Config {
             path: path.to_path_buf(),
             stores,
+            metrics_file,
         })
     }
 
@@ -201,6 +256,7 @@ impl Config {
 fn validate_store(
     rs: RawStore,
     base: &Path,
+    global_hooks: &Hooks,
     err: &dyn Fn(&str, String) -> Error,
 ) -> Result<StoreConfig> {
     if rs.name.is_empty()
@@ -278,7 +334,21 @@ fn validate_store(
         rotate_bytes: rs.rotate_bytes,
         max_age: dur("max_age", rs.max_age)?,
         jitter: dur("jitter", rs.jitter)?,
+        hooks: Hooks {
+            on_failure: own_or(rs.on_failure, &global_hooks.on_failure),
+            on_success: own_or(rs.on_success, &global_hooks.on_success),
+            timeout: global_hooks.timeout,
+        },
     })
+}
+
+/// A store's own hook (an empty one turns the global one off), else the global.
+fn own_or(own: Option<String>, global: &Option<String>) -> Option<String> {
+    match own {
+        Some(c) if c.trim().is_empty() => None,
+        Some(c) => Some(c),
+        None => global.clone(),
+    }
 }
 
 /// Expand `~` and make `p` absolute relative to `base`.
@@ -337,6 +407,13 @@ fn field_line(text: &str, index: usize, field: &str) -> Option<usize> {
         .key(field)
         .and_then(|k| k.span())
         .or_else(|| table.span())?;
+    Some(line_col(text, span.start).0)
+}
+
+/// The line of a top-level `field` (before the first table).
+fn global_line(text: &str, field: &str) -> Option<usize> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let span = doc.as_table().key(field).and_then(|k| k.span())?;
     Some(line_col(text, span.start).0)
 }
 

@@ -1,6 +1,7 @@
 //! Command-line definition and dispatch.
 
 pub mod cmd;
+pub mod progress;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -53,6 +54,10 @@ pub enum Command {
     /// Install, uninstall or show the OS registration of the schedules
     #[command(subcommand)]
     Schedule(cmd::schedule::ScheduleCmd),
+    /// Print a shell completion script (bash, zsh or fish)
+    Completions(cmd::completions::Args),
+    /// Print the man page (roff)
+    Man(cmd::man::Args),
 }
 
 impl Cli {
@@ -100,6 +105,8 @@ where
         Command::Replay(a) => cmd::replay::run(&cli, a)?,
         Command::Daemon(a) => cmd::daemon::run(&cli, a)?,
         Command::Schedule(c) => cmd::schedule::run(&cli, c)?,
+        Command::Completions(a) => cmd::completions::run(a)?,
+        Command::Man(a) => cmd::man::run(a)?,
     };
     Ok(ExitCode::from(code))
 }

@@ -62,12 +62,16 @@ pub fn backoff(failures: u32) -> Duration {
 pub struct DaemonOptions {
     /// How long running jobs may take to finish after SIGTERM/SIGINT.
     pub stop_timeout: Duration,
+    /// The Prometheus textfile to rewrite at start-up and after every run,
+    /// instead of the config's `metrics_file`.
+    pub metrics_file: Option<PathBuf>,
 }
 
 impl Default for DaemonOptions {
     fn default() -> Self {
         DaemonOptions {
             stop_timeout: Duration::from_secs(30),
+            metrics_file: None,
         }
     }
 }
@@ -302,6 +306,8 @@ struct Daemon<'a> {
     info: DaemonInfo,
     stores: BTreeMap<String, StoreRt>,
     written: Option<DaemonInfo>,
+    /// Where the metrics go (the option, else the current config's).
+    metrics: Option<PathBuf>,
 }
 
 impl Daemon<'_> {
@@ -368,6 +374,15 @@ impl Daemon<'_> {
         }
         self.written = Some(info);
     }
+
+    fn write_metrics(&self) {
+        if let Some(path) = &self.metrics {
+            let stores = self.stores.values().map(|s| &s.cfg);
+            if let Err(e) = crate::ops::metrics::write(self.paths, stores, path) {
+                tracing::warn!("could not write the metrics file: {e}");
+            }
+        }
+    }
 }
 
 type Jobs = tokio::task::JoinSet<(String, RunRecord)>;
@@ -400,10 +415,12 @@ async fn main_loop(
         },
         stores: BTreeMap::new(),
         written: None,
+        metrics: opts.metrics_file.clone().or(config.metrics_file.clone()),
     };
     let mut stamp = config_stamp(&paths.config);
     d.set_config(config, now);
     d.write_info(now);
+    d.write_metrics();
     on_event(&Event::Started {
         pid: std::process::id(),
         config: paths.config.clone(),
@@ -437,6 +454,7 @@ async fn main_loop(
             match Config::load(&paths.config) {
                 Ok(c) => {
                     d.info.config_error = None;
+                    d.metrics = opts.metrics_file.clone().or(c.metrics_file.clone());
                     d.set_config(c, Utc::now());
                     on_event(&Event::Reloaded {
                         stores: d.stores.keys().cloned().collect(),
@@ -565,6 +583,9 @@ fn finished(
         }
     };
     on_event(&Event::Ran(Box::new(rec.clone())));
+    // The run's memory was freed, but its threads' arenas keep it.
+    crate::ops::memory::release_free_memory();
+    d.write_metrics();
     let Some(s) = d.stores.get_mut(&name) else {
         return;
     };

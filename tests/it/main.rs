@@ -13,6 +13,7 @@ mod crash;
 mod daemon;
 mod disk_faults;
 mod lock;
+mod metrics;
 mod random_kills;
 mod security;
 mod status;

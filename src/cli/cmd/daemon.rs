@@ -11,6 +11,10 @@ pub struct Args {
     /// (e.g. 30s, 2m); an unfinished job is abandoned safely
     #[arg(long, default_value = "30s", value_parser = logkeeper::config::parse_duration)]
     pub stop_timeout: std::time::Duration,
+    /// Rewrite this Prometheus textfile at start-up and after every run
+    /// [default: the config's `metrics_file`]
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<std::path::PathBuf>,
 }
 
 fn say(msg: String) {
@@ -93,6 +97,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     let paths = cli.paths()?;
     let opts = DaemonOptions {
         stop_timeout: args.stop_timeout,
+        metrics_file: args.metrics_file.clone(),
     };
     logkeeper::schedule::daemon::run(&paths, &opts, &print)?;
     Ok(0)

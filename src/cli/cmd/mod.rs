@@ -1,8 +1,10 @@
 //! One module per subcommand, each with `Args` and `run`; shared printing.
 
 pub mod append;
+pub mod completions;
 pub mod daemon;
 pub mod demo;
+pub mod man;
 pub mod replay;
 pub mod schedule;
 pub mod status;

@@ -5,6 +5,7 @@ use logkeeper::config::Config;
 use logkeeper::error::{EXIT_BUSY, EXIT_FAILED};
 use logkeeper::job::record::{Outcome, RunRecord};
 use logkeeper::job::{SyncOptions, sync_store};
+use logkeeper::ops::metrics;
 use serde::Serialize;
 
 use super::{human_ms, summary};
@@ -32,6 +33,10 @@ pub struct NowArgs {
     /// Print one JSON document (fields in the README)
     #[arg(long)]
     pub json: bool,
+    /// Rewrite this Prometheus textfile after the runs [default: the
+    /// config's `metrics_file`]
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<std::path::PathBuf>,
     /// What started this run; scheduled triggers record a held lock as a skip
     #[arg(long, default_value = "manual", value_parser = ["manual", "schedule", "timer", "cron", "daemon"], hide = true)]
     pub trigger: String,
@@ -53,13 +58,22 @@ pub fn run(cli: &Cli, cmd: &SyncCmd) -> anyhow::Result<u8> {
         wait: args.wait,
         force: args.force,
     };
+    let show_progress = crate::cli::progress::wanted(args.json);
     let mut runs = Vec::with_capacity(stores.len());
     for store in stores {
+        let bar = show_progress.then(|| crate::cli::progress::Bar::start(&store.name));
         let rec = sync_store(&paths, store, &opts);
+        drop(bar);
         if !args.json {
             print_run(&rec);
         }
         runs.push(rec);
+    }
+    if let Some(path) = args.metrics_file.as_ref().or(config.metrics_file.as_ref()) {
+        // The runs stand whatever happens to the metrics file.
+        if let Err(e) = metrics::write(&paths, &config.stores, path) {
+            eprintln!("logkeeper: warning: {e}");
+        }
     }
     let code = exit_code(&runs);
     if args.json {
