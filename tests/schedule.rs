@@ -755,3 +755,23 @@ fn cron_backend_keeps_other_lines_byte_for_byte_and_is_idempotent() {
         "uninstall did not restore the crontab byte for byte"
     );
 }
+
+#[test]
+fn cron_dry_run_without_crontab_prints_the_plan_and_says_cron_is_missing() {
+    let env = Env::new();
+    two_stores(&env);
+    let missing = env.path("no-cron/crontab");
+    let d = env
+        .lk(["schedule", "install", "--backend", "cron", "--dry-run"])
+        .env("LOGKEEPER_CRONTAB", &missing)
+        .status(0);
+    let out = d.stdout();
+    assert!(out.contains("# BEGIN logkeeper"), "{out}");
+    assert!(out.contains("sync now marshal --trigger cron"), "{out}");
+    assert!(out.contains("cron is not installed"), "{out}");
+    // The real install fails, saying the same.
+    env.lk(["schedule", "install", "--backend", "cron"])
+        .env("LOGKEEPER_CRONTAB", &missing)
+        .status(2)
+        .stderr_has("cron is not installed");
+}

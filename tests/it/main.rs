@@ -12,6 +12,7 @@ mod config;
 mod crash;
 mod daemon;
 mod disk_faults;
+mod hooks;
 mod lock;
 mod metrics;
 mod random_kills;

@@ -3,6 +3,7 @@
 //! kept byte for byte; the block is replaced in place or appended.
 
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use super::{Backend, Context, Mode, Plan, render, scheduled_stores, shell_quote};
@@ -42,6 +43,19 @@ pub fn find_block(text: &str, id: &str) -> Option<(usize, usize)> {
     start.map(|s| (s, text.len()))
 }
 
+/// Why a `crontab` command could not start: says so plainly when cron is
+/// not installed.
+fn cannot_run(cmd: &[String], arg: &str, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Error::Usage(format!(
+            "cron is not installed (`{}` was not found): install it (e.g. `apt-get install cron`), or use another backend (--backend systemd)",
+            cmd[0]
+        ))
+    } else {
+        Error::Usage(format!("cannot run `{} {arg}`: {e}", cmd.join(" ")))
+    }
+}
+
 /// The crontab as `crontab -l` prints it; None when the user has none.
 pub fn read_crontab(cmd: &[String]) -> Result<Option<String>> {
     let out = Command::new(&cmd[0])
@@ -49,7 +63,7 @@ pub fn read_crontab(cmd: &[String]) -> Result<Option<String>> {
         .arg("-l")
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| Error::Usage(format!("cannot run `{} -l`: {e}", cmd.join(" "))))?;
+        .map_err(|e| cannot_run(cmd, "-l", e))?;
     if out.status.success() {
         return Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned()));
     }
@@ -75,7 +89,7 @@ pub fn write_crontab(ctx: &Context, text: Option<&str>) -> Result<()> {
             .arg("-r")
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| Error::Usage(format!("cannot run `{shown} -r`: {e}")))?;
+            .map_err(|e| cannot_run(cmd, "-r", e))?;
         if !out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("no crontab") {
             return Err(Error::Usage(format!(
                 "`{shown} -r` failed: {}",
@@ -91,7 +105,7 @@ pub fn write_crontab(ctx: &Context, text: Option<&str>) -> Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| Error::Usage(format!("cannot run `{shown} -`: {e}")))?;
+        .map_err(|e| cannot_run(cmd, "-", e))?;
     child
         .stdin
         .take()
@@ -175,7 +189,15 @@ pub fn splice(current: &str, id: &str, block: Option<&str>) -> String {
 pub fn plan_install(ctx: &Context, config: &Config) -> Result<Plan> {
     let mut notes = Vec::new();
     let bl = block(ctx, config, &mut notes)?;
-    let before = read_crontab(&ctx.crontab)?;
+    // Without cron the plan is still shown (`--dry-run`), with a note; a
+    // real install then fails at `crontab -` with the same words.
+    let before = match read_crontab(&ctx.crontab) {
+        Err(e) if !command_exists(&ctx.crontab[0]) => {
+            notes.push(e.to_string());
+            None
+        }
+        other => other?,
+    };
     let after = splice(before.as_deref().unwrap_or(""), &ctx.id(), Some(&bl));
     Ok(Plan {
         backend: Backend::Cron,
@@ -191,6 +213,15 @@ pub fn plan_install(ctx: &Context, config: &Config) -> Result<Plan> {
         }),
         notes,
     })
+}
+
+/// Whether `cmd` names an existing file, directly or on `PATH`.
+fn command_exists(cmd: &str) -> bool {
+    if cmd.contains('/') {
+        return Path::new(cmd).is_file();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
 }
 
 pub fn plan_uninstall(ctx: &Context) -> Result<Plan> {
