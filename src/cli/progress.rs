@@ -61,31 +61,67 @@ fn draw(store: &str, stop: &AtomicBool) {
         }
         std::thread::sleep(TICK.min(DELAY.saturating_sub(t0.elapsed())));
     }
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    let bar = ProgressBar::hidden();
     bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix} {msg:5} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {elapsed}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
+        ProgressStyle::with_template("{spinner} {prefix} {msg}").expect("valid template"),
     );
     bar.set_prefix(store.to_string());
-    let mut shown = None;
+    let mut target = Some(ProgressDrawTarget::stderr());
+    // The phase on screen, when it was first seen and its bytes then: the
+    // rate is the phase's average since.
+    let mut seen: Option<(Phase, Instant, u64)> = None;
     while !stop.load(Ordering::Relaxed) {
         let (phase, done, total) = progress::snapshot();
-        if shown != Some(phase) {
-            // A new phase starts its own count and rate.
-            bar.reset();
-            bar.set_message(if phase == Phase::Idle {
-                "lock"
-            } else {
-                phase.as_str()
-            });
-            shown = Some(phase);
+        let now = Instant::now();
+        let (_, since, base) = match seen {
+            Some(s) if s.0 == phase => s,
+            _ => *seen.insert((phase, now, done)),
+        };
+        let secs = now.duration_since(since).as_secs_f64();
+        let rate = (secs > 0.05).then(|| (done - base.min(done)) as f64 / secs);
+        bar.set_message(line(phase, done, total, rate));
+        if let Some(t) = target.take() {
+            bar.set_draw_target(t);
         }
-        bar.set_length(total.max(done));
-        bar.set_position(done);
+        bar.tick();
         std::thread::sleep(TICK);
     }
     bar.finish_and_clear();
+}
+
+/// `scan  [=====>    ] 135.2 MiB/303.0 MiB 1.1 GiB/s`
+fn line(phase: Phase, done: u64, total: u64, rate: Option<f64>) -> String {
+    use crate::cli::cmd::human_bytes;
+    const WIDTH: usize = 24;
+    let name = match phase {
+        Phase::Idle => "lock",
+        Phase::Swap => "swap (waiting for writers)",
+        p => p.as_str(),
+    };
+    if total == 0 {
+        return name.to_string();
+    }
+    let filled = ((done.min(total) as f64 / total as f64) * WIDTH as f64) as usize;
+    format!(
+        "{name:5} [{}{}] {}/{} {}",
+        "=".repeat(filled),
+        " ".repeat(WIDTH - filled),
+        human_bytes(done.min(total)),
+        human_bytes(total),
+        rate.map_or(String::new(), |r| format!("{}/s", human_bytes(r as u64)))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_shows_phase_bytes_done_of_total_and_rate() {
+        assert_eq!(
+            line(Phase::Scan, 3 << 20, 12 << 20, Some((400 << 20) as f64)),
+            "scan  [======                  ] 3.0 MiB/12.0 MiB 400.0 MiB/s"
+        );
+        assert_eq!(line(Phase::Write, 1, 0, None), "write");
+    }
 }
