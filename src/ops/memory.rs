@@ -1,10 +1,30 @@
-//! Handing memory freed by a finished run back to the OS.
+//! Handing memory freed by a finished run back to the OS, so a long-running
+//! daemon idles small whatever it compacted before.
 //!
-//! The scan threads allocate from their own glibc arenas; when a run ends
-//! the memory is freed but the arenas keep it, so an idle daemon would hold
-//! the peak of its largest run forever. `malloc_trim(0)` returns the free
-//! pages of every arena (glibc >= 2.8 walks all of them). Elsewhere (musl,
-//! macOS) the allocator returns memory itself and this is a no-op.
+//! Why two calls (glibc): the scan threads allocate from their own arenas.
+//! glibc raises its mmap and trim thresholds dynamically each time a large
+//! block is freed (up to 32 / 64 MiB), after which every thread arena keeps
+//! megabytes of free memory at its top; and `malloc_trim` releases free
+//! chunks inside an arena but trims the top only of the main one.
+//! - [`tune_for_long_running`] (once, at daemon start-up) fixes the mmap
+//!   threshold at glibc's initial 128 KiB, which also stops the dynamic
+//!   raise of the trim threshold: large buffers are then mapped and unmapped
+//!   on their own, and an arena's top is trimmed as soon as it is freed.
+//! - [`release_free_memory`] (after each run) returns the free pages left
+//!   inside every arena.
+//!
+//! Elsewhere (musl, macOS) both are no-ops: those allocators return memory
+//! by themselves.
+
+/// Fix the allocator's thresholds for a process that idles between runs.
+pub fn tune_for_long_running() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; called before the
+    // daemon starts any thread that allocates.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
 
 /// Return freed heap memory to the OS. Cheap when there is nothing to return.
 pub fn release_free_memory() {

@@ -291,6 +291,7 @@ fn take_lock(paths: &Paths) -> Result<File> {
 pub fn run(paths: &Paths, opts: &DaemonOptions, on_event: &(dyn Fn(&Event) + Sync)) -> Result<()> {
     let config = Config::load(&paths.config)?;
     let _lock = take_lock(paths)?;
+    crate::ops::memory::tune_for_long_running();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
