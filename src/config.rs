@@ -19,6 +19,9 @@ use crate::fold::json::Pointers;
 use crate::io::durable;
 use crate::schedule::Schedule;
 
+mod ops;
+pub use ops::{DEFAULT_HOOK_TIMEOUT, Hooks};
+
 /// One store: a live log plus its policy.
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
@@ -38,19 +41,6 @@ pub struct StoreConfig {
     /// store sets its own).
     pub hooks: Hooks,
 }
-
-/// Operations settings (issue 11): `metrics_file`, `on_failure`,
-/// `on_success`, `hook_timeout`. The store's own `on_failure` /
-/// `on_success` override the global ones; an empty string turns one off.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Hooks {
-    pub on_failure: Option<String>,
-    pub on_success: Option<String>,
-    pub timeout: Duration,
-}
-
-/// How long a hook may run before it (and its process group) is killed.
-pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl StoreConfig {
     pub fn is_keyed(&self) -> bool {
@@ -72,7 +62,7 @@ pub struct Config {
 struct RawConfig {
     #[serde(default)]
     store: Vec<RawStore>,
-    // Operations (issue 11).
+    // Operations: metrics and hooks (see `ops`).
     metrics_file: Option<String>,
     on_failure: Option<String>,
     on_success: Option<String>,
@@ -143,34 +133,7 @@ impl Config {
             }
         })?;
         let base = durable::parent_dir(path);
-        let global_err = |field: &str, msg: String| Error::Config {
-            path: path.to_path_buf(),
-            line: global_line(text, field),
-            col: None,
-            msg: format!("`{field}`: {msg}"),
-        };
-        let metrics_file = match raw.metrics_file.as_deref() {
-            Some(m) if m.trim().is_empty() => {
-                return Err(global_err(
-                    "metrics_file",
-                    "is empty: give a path ending in .prom in node_exporter's textfile directory"
-                        .into(),
-                ));
-            }
-            Some(m) => Some(expand_path(m, base)),
-            None => None,
-        };
-        let hooks = Hooks {
-            on_failure: raw.on_failure.filter(|c| !c.trim().is_empty()),
-            on_success: raw.on_success.filter(|c| !c.trim().is_empty()),
-            timeout: match raw.hook_timeout {
-                Some(t) => parse_duration(&t).map_err(|m| global_err("hook_timeout", m))?,
-                None => DEFAULT_HOOK_TIMEOUT,
-            },
-        };
-        if hooks.timeout.is_zero() {
-            return Err(global_err("hook_timeout", "must be greater than 0".into()));
-        }
+        let (metrics_file, hooks) = ops::global(path, text, &raw)?;
         let mut stores = Vec::with_capacity(raw.store.len());
         for (i, rs) in raw.store.into_iter().enumerate() {
             let err = |field: &str, msg: String| {
@@ -334,21 +297,8 @@ fn validate_store(
         rotate_bytes: rs.rotate_bytes,
         max_age: dur("max_age", rs.max_age)?,
         jitter: dur("jitter", rs.jitter)?,
-        hooks: Hooks {
-            on_failure: own_or(rs.on_failure, &global_hooks.on_failure),
-            on_success: own_or(rs.on_success, &global_hooks.on_success),
-            timeout: global_hooks.timeout,
-        },
+        hooks: global_hooks.for_store(rs.on_failure, rs.on_success),
     })
-}
-
-/// A store's own hook (an empty one turns the global one off), else the global.
-fn own_or(own: Option<String>, global: &Option<String>) -> Option<String> {
-    match own {
-        Some(c) if c.trim().is_empty() => None,
-        Some(c) => Some(c),
-        None => global.clone(),
-    }
 }
 
 /// Expand `~` and make `p` absolute relative to `base`.
@@ -391,7 +341,7 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     Ok(Duration::from_secs(n * secs))
 }
 
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
@@ -407,13 +357,6 @@ fn field_line(text: &str, index: usize, field: &str) -> Option<usize> {
         .key(field)
         .and_then(|k| k.span())
         .or_else(|| table.span())?;
-    Some(line_col(text, span.start).0)
-}
-
-/// The line of a top-level `field` (before the first table).
-fn global_line(text: &str, field: &str) -> Option<usize> {
-    let doc = toml_edit::ImDocument::parse(text).ok()?;
-    let span = doc.as_table().key(field).and_then(|k| k.span())?;
     Some(line_col(text, span.start).0)
 }
 
