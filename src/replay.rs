@@ -17,7 +17,7 @@ pub fn replay(store: &StoreConfig, out: &mut impl Write) -> Result<Plan> {
     let file = File::open(&log).ctx("open log", &log)?;
     let size = file.metadata().ctx("stat log", &log)?.len();
     let cut = fold::find_cut(&file, size).ctx("read log", &log)?;
-    let plan = fold::fold(&FoldSpec::for_store(store), &file, cut, scan_threads())
+    let plan = fold::fold(&FoldSpec::for_store(store)?, &file, cut, scan_threads())
         .ctx("read log", &log)?;
     fold::copy_ranges(&file, &plan.keep, out).map_err(|e| {
         if e.kind() == std::io::ErrorKind::BrokenPipe {

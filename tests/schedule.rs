@@ -419,7 +419,7 @@ fn check_table(tz: &str, bases: &[&str]) {
             .unwrap()
             .with_timezone(&Utc);
         for expr in TABLE {
-            let fields = match CronFields::parse(expr) {
+            let fields = match CronFields::from_expr(expr) {
                 Ok(f) => f,
                 Err(m) => {
                     assert!(m.contains("--mode daemon"), "{expr}: {m}");
@@ -484,7 +484,7 @@ fn on_calendar_fires_exactly_when_the_cron_expression_does_across_dst() {
     let (mut exact, mut differ) = (0, 0);
     for base in [spring, fall] {
         for expr in TABLE {
-            let Ok(fields) = CronFields::parse(expr) else {
+            let Ok(fields) = CronFields::from_expr(expr) else {
                 continue;
             };
             let conflict = fields.dst_conflict(&Local, base.with_timezone(&Local).date_naive(), 3);
@@ -797,6 +797,22 @@ fn cron_dry_run_without_crontab_prints_the_plan_and_says_cron_is_missing() {
     // The real install fails, saying the same.
     env.lk(["schedule", "install", "--backend", "cron"])
         .env("LOGKEEPER_CRONTAB", &missing)
-        .status(2)
+        .status(1)
         .stderr_has("cron is not installed");
+}
+
+#[test]
+fn a_crontab_that_cannot_run_is_a_failure_not_a_usage_error() {
+    let env = Env::new();
+    env.lk(["store", "add", "x", "--log"])
+        .arg(env.path("x.jsonl"))
+        .args(["--schedule", "*/30 * * * *"])
+        .status(0);
+    let missing = env.path("no-such-crontab");
+    env.lk(["schedule", "install", "--backend", "cron"])
+        .envs(install_env(&env))
+        .env("LOGKEEPER_CRONTAB", &missing)
+        .status(1)
+        .stderr_has("cannot run")
+        .stderr_has("no-such-crontab");
 }

@@ -91,7 +91,7 @@ fn draw(store: &str, stop: &AtomicBool) {
 
 /// `scan  [=====>    ] 135.2 MiB/303.0 MiB 1.1 GiB/s`
 fn line(phase: Phase, done: u64, total: u64, rate: Option<f64>) -> String {
-    use crate::cli::cmd::human_bytes;
+    use crate::cli::render::human_bytes;
     const WIDTH: usize = 24;
     let name = match phase {
         Phase::Idle => "lock",

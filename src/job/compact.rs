@@ -50,16 +50,10 @@ pub fn resolve_log(log: &Path) -> Result<PathBuf> {
         log.to_path_buf()
     };
     let meta = fs::metadata(&real).ctx("stat log", &real)?;
-    if meta.is_dir() {
-        return Err(Error::BadLog {
-            path: real,
-            msg: "is a directory, not a log file; point the store's `log` at the JSONL file".into(),
-        });
-    }
     if !meta.is_file() {
-        return Err(Error::BadLog {
+        return Err(Error::NotAFile {
             path: real,
-            msg: "is not a regular file (a device, fifo or socket cannot be compacted)".into(),
+            is_dir: meta.is_dir(),
         });
     }
     Ok(real)
@@ -67,8 +61,11 @@ pub fn resolve_log(log: &Path) -> Result<PathBuf> {
 
 /// Check that the log's filesystem has room for `need` more bytes.
 fn check_free_space(dir: &Path, need: u64) -> Result<()> {
-    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
-        .map_err(|_| Error::Usage(format!("{} contains a NUL byte", dir.display())))?;
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).map_err(|_| {
+        Error::NulInPath {
+            path: dir.to_path_buf(),
+        }
+    })?;
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: c is a valid C string and st a valid out-pointer.
     if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
@@ -84,12 +81,10 @@ fn check_free_space(dir: &Path, need: u64) -> Result<()> {
         avail = 0;
     }
     if avail < need {
-        return Err(Error::BadLog {
-            path: dir.to_path_buf(),
-            msg: format!(
-                "not enough free space to compact: the new log needs about {} bytes, {} are available; free some space or lower keep_rotated",
-                need, avail
-            ),
+        return Err(Error::NoSpace {
+            dir: dir.to_path_buf(),
+            need,
+            avail,
         });
     }
     Ok(())
@@ -103,7 +98,7 @@ pub fn compact(store: &StoreConfig) -> Result<Stats> {
     let meta = file.metadata().ctx("stat log", &log)?;
     let size = meta.len();
     let cut = fold::find_cut(&file, size).ctx("read log", &log)?;
-    let spec = FoldSpec::for_store(store);
+    let spec = FoldSpec::for_store(store)?;
     progress::begin(Phase::Scan, cut);
     let plan = fold::fold(&spec, &file, cut, scan_threads()).ctx("read log", &log)?;
     let mut stats = Stats {
@@ -166,11 +161,7 @@ pub fn compact(store: &StoreConfig) -> Result<Stats> {
     lock_writers(&file, &log)?;
     let now_meta = fs::metadata(&log).ctx("stat log", &log)?;
     if now_meta.ino() != meta.ino() || now_meta.dev() != meta.dev() {
-        return Err(Error::BadLog {
-            path: log,
-            msg: "was replaced by another program during the run; nothing was changed, run again"
-                .into(),
-        });
+        return Err(Error::LogReplaced { path: log });
     }
     let end = file.metadata().ctx("stat log", &log)?.len();
     let tail = Range { start: cut, end };
@@ -193,9 +184,9 @@ pub fn compact(store: &StoreConfig) -> Result<Stats> {
     let renamed = crate::fail_io!("rename").and_then(|_| tmp.persist(&log).map_err(|e| e.error));
     if let Err(e) = renamed {
         let _ = fs::remove_file(&rotated);
-        return Err(Error::BadLog {
+        return Err(Error::RenameFailed {
             path: log.clone(),
-            msg: format!("renaming the new log over it failed: {e}; the log is unchanged"),
+            source: e,
         });
     }
     crate::failpoint!("after-rename");
@@ -235,13 +226,9 @@ fn lock_writers(file: &File, log: &Path) -> Result<()> {
                 std::thread::sleep(std::time::Duration::from_millis(2));
             }
             Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(Error::BadLog {
+                return Err(Error::WriterHung {
                     path: log.to_path_buf(),
-                    msg: format!(
-                        "a writer has held the log's lock for over {:.1}s (hung?); nothing was changed, find it with `fuser {}`",
-                        wait.as_secs_f64(),
-                        log.display()
-                    ),
+                    waited: wait,
                 });
             }
             Err(std::fs::TryLockError::Error(e)) => {
@@ -252,11 +239,9 @@ fn lock_writers(file: &File, log: &Path) -> Result<()> {
 }
 
 fn write_error(tmp: &Path, log: &Path, e: std::io::Error) -> Error {
-    Error::BadLog {
-        path: tmp.to_path_buf(),
-        msg: format!(
-            "writing the new log failed: {e}; {} is unchanged and the temp file was removed",
-            log.display()
-        ),
+    Error::WriteFailed {
+        tmp: tmp.to_path_buf(),
+        log: log.to_path_buf(),
+        source: e,
     }
 }

@@ -4,12 +4,16 @@
 //! Invariant: [`sync_store`] always writes a last-run record, whatever
 //! happens, and returns it; it never panics on I/O errors.
 
+pub mod census;
 pub mod compact;
 pub mod late;
 pub mod lock;
 pub mod quarantine;
 pub mod record;
 pub mod rotation;
+mod trigger;
+
+pub use trigger::Trigger;
 
 use std::time::Instant;
 
@@ -26,10 +30,9 @@ use crate::paths::Paths;
 /// How a sync was asked for.
 #[derive(Clone, Debug)]
 pub struct SyncOptions {
-    /// What started the run (`manual`, `schedule`, `timer`, `cron`,
-    /// `daemon`, `demo`). Anything but `manual` records a held lock as a skip
-    /// rather than as busy.
-    pub trigger: String,
+    /// What started the run. A scheduled trigger records a held lock as a
+    /// skip rather than as busy.
+    pub trigger: Trigger,
     /// Wait for a held lock instead of reporting busy.
     pub wait: bool,
     /// Ignore `min_growth`.
@@ -39,7 +42,7 @@ pub struct SyncOptions {
 impl Default for SyncOptions {
     fn default() -> Self {
         SyncOptions {
-            trigger: "manual".into(),
+            trigger: Trigger::Manual,
             wait: false,
             force: false,
         }
@@ -48,7 +51,7 @@ impl Default for SyncOptions {
 
 impl SyncOptions {
     pub fn is_scheduled(&self) -> bool {
-        self.trigger != "manual" && self.trigger != "demo"
+        self.trigger.is_scheduled()
     }
 }
 
@@ -63,15 +66,18 @@ struct Done {
     baseline: bool,
 }
 
-/// Run the job for one store and record it.
+/// Run the job for one store and record it. Sets SIGXFSZ to ignored
+/// (once, process-wide; [`crate::io::sys::ignore_sigxfsz`]) so a file-size
+/// limit fails the run with EFBIG instead of killing the caller.
 pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> RunRecord {
+    crate::io::sys::ignore_sigxfsz();
     let started_at = Utc::now();
     let t0 = Instant::now();
     let wait = if opts.wait { Wait::Yes } else { Wait::No };
     // The lock is held until the record is written, so a run's record is
     // on disk before any other run can start.
     let mut held = None;
-    let result = match StoreLock::acquire(&store.name, &store.log, &opts.trigger, wait) {
+    let result = match StoreLock::acquire(&store.name, &store.log, opts.trigger.as_str(), wait) {
         Ok(lock) => {
             let lock_ms = t0.elapsed().as_secs_f64() * 1e3;
             held = Some(lock);
@@ -113,7 +119,7 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
         store: store.name.clone(),
         log: store.log.clone(),
         outcome,
-        trigger: opts.trigger.clone(),
+        trigger: opts.trigger.as_str().to_string(),
         started_at,
         finished_at: Utc::now(),
         duration_ms: (t0.elapsed().as_secs_f64() * 1e6).round() / 1e3,

@@ -96,12 +96,14 @@ pub fn env(hook: &str, rec: &RunRecord, record_path: &Path) -> Vec<(&'static str
         ("LOGKEEPER_LOG", rec.log.to_string_lossy().into_owned()),
         ("LOGKEEPER_OUTCOME", rec.outcome.as_str().to_string()),
         ("LOGKEEPER_ERROR", rec.error.clone().unwrap_or_default()),
+        // The contract's exit code of a run (PRODUCT.md; the binary's
+        // cli/exit.rs): 1 failed, 0 otherwise (busy runs call no hook).
         (
             "LOGKEEPER_EXIT_CODE",
             if rec.outcome == Outcome::Error {
-                crate::error::EXIT_FAILED
+                "1"
             } else {
-                0
+                "0"
             }
             .to_string(),
         ),

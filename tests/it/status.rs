@@ -14,7 +14,8 @@ fn never_run_store_exits_3() {
     env.lk(["status"])
         .status(3)
         .stdout_has("NEVER RUN")
-        .stdout_has("no successful run yet");
+        .stdout_has("no successful run yet")
+        .stdout_has("run `logkeeper sync now m`");
     env.lk(["sync", "now"]).status(0);
     env.lk(["status"]).status(0).stdout_has("ok");
 }

@@ -43,16 +43,26 @@ pub fn find_block(text: &str, id: &str) -> Option<(usize, usize)> {
     start.map(|s| (s, text.len()))
 }
 
-/// Why a `crontab` command could not start: says so plainly when cron is
-/// not installed.
-fn cannot_run(cmd: &[String], arg: &str, e: std::io::Error) -> Error {
-    if e.kind() == std::io::ErrorKind::NotFound {
-        Error::Usage(format!(
-            "cron is not installed (`{}` was not found): install it (e.g. `apt-get install cron`), or use another backend (--backend systemd)",
-            cmd[0]
-        ))
-    } else {
-        Error::Usage(format!("cannot run `{} {arg}`: {e}", cmd.join(" ")))
+/// `cmd arg` could not be run; says so plainly when cron is not installed.
+fn not_run(cmd: &[String], arg: &str, source: std::io::Error) -> Error {
+    Error::ToolNotRun {
+        cmd: format!("{} {arg}", cmd.join(" ")),
+        hint: if source.kind() == std::io::ErrorKind::NotFound {
+            ": cron is not installed; install it (e.g. `apt-get install cron`), or use another backend (--backend systemd)"
+        } else {
+            ""
+        },
+        source,
+    }
+}
+
+/// `cmd arg` ran and failed.
+fn failed(cmd: &[String], arg: &str, out: &std::process::Output) -> Error {
+    Error::ToolFailed {
+        cmd: format!("{} {arg}", cmd.join(" ")),
+        status: out.status.to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        hint: "",
     }
 }
 
@@ -63,38 +73,28 @@ pub fn read_crontab(cmd: &[String]) -> Result<Option<String>> {
         .arg("-l")
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| cannot_run(cmd, "-l", e))?;
+        .map_err(|e| not_run(cmd, "-l", e))?;
     if out.status.success() {
         return Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned()));
     }
-    let err = String::from_utf8_lossy(&out.stderr);
-    if err.contains("no crontab") {
+    if String::from_utf8_lossy(&out.stderr).contains("no crontab") {
         return Ok(None);
     }
-    Err(Error::Usage(format!(
-        "`{} -l` failed ({}): {}",
-        cmd.join(" "),
-        out.status,
-        err.trim()
-    )))
+    Err(failed(cmd, "-l", &out))
 }
 
 /// Install `text` as the crontab (`crontab -`), or remove it (`crontab -r`).
 pub fn write_crontab(ctx: &Context, text: Option<&str>) -> Result<()> {
     let cmd = &ctx.crontab;
-    let shown = cmd.join(" ");
     let Some(text) = text else {
         let out = Command::new(&cmd[0])
             .args(&cmd[1..])
             .arg("-r")
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| cannot_run(cmd, "-r", e))?;
+            .map_err(|e| not_run(cmd, "-r", e))?;
         if !out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("no crontab") {
-            return Err(Error::Usage(format!(
-                "`{shown} -r` failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
+            return Err(failed(cmd, "-r", &out));
         }
         return Ok(());
     };
@@ -105,21 +105,15 @@ pub fn write_crontab(ctx: &Context, text: Option<&str>) -> Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| cannot_run(cmd, "-", e))?;
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(text.as_bytes())
-        .map_err(|e| Error::Usage(format!("writing to `{shown} -`: {e}")))?;
-    let out = child
-        .wait_with_output()
-        .map_err(|e| Error::Usage(format!("`{shown} -`: {e}")))?;
+        .map_err(|e| not_run(cmd, "-", e))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(text.as_bytes())
+            .map_err(|e| not_run(cmd, "-", e))?;
+    }
+    let out = child.wait_with_output().map_err(|e| not_run(cmd, "-", e))?;
     if !out.status.success() {
-        return Err(Error::Usage(format!(
-            "`{shown} -` refused the new crontab: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        return Err(failed(cmd, "-", &out));
     }
     Ok(())
 }

@@ -1,0 +1,277 @@
+//! The writer census: which processes hold a file open for writing.
+//!
+//! A maintenance job cannot ask an app how it writes; it can look. Before it
+//! touches a log (and after a swap, to know when an old inode is let go),
+//! a run lists every open file descriptor on the machine that refers to one
+//! of the files it cares about and was opened for writing.
+//!
+//! How:
+//! - Linux: `/proc/<pid>/fd/<n>` is stat'ed (it follows to the open file,
+//!   even one already unlinked or renamed) and matched by `(dev, ino)`, so a
+//!   writer is found on the inode it really writes to, whatever name that
+//!   inode has now. The access mode and `O_APPEND` come from
+//!   `/proc/<pid>/fdinfo/<n>` (`flags:` in octal), the program name from
+//!   `/proc/<pid>/comm`.
+//! - macOS has no `/proc`: the census there would use libproc
+//!   (`proc_listpids` + `proc_pidinfo(PROC_PIDLISTFDS)` +
+//!   `proc_pidfdinfo(PROC_PIDFDVNODEPATHINFO)`, what `lsof` does). It is not
+//!   built yet: [`Census::supported`] is false and the run says so.
+//!
+//! Invariants:
+//! - Read-only and best effort: a process that exits mid-walk, or whose
+//!   `/proc` entries this user may not read, never makes the census fail;
+//!   the latter is counted in [`Census::unreadable`] so a report can say
+//!   the census may be incomplete.
+//! - The calling process itself is never listed (a run holds the log open
+//!   for its own reasons).
+//! - A census is a snapshot: a writer may open the file right after it.
+//!   Callers use it to choose a strategy and to report, and must not rely on
+//!   it alone for exclusion (that is what the locks are for).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// One file descriptor open for writing on a watched file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Opener {
+    pub pid: u32,
+    /// The program name (`/proc/<pid>/comm`), e.g. `marshal`.
+    pub program: String,
+    /// Which watched file the descriptor refers to (the name the caller gave
+    /// for that inode, e.g. the live log or a rotated file).
+    pub file: PathBuf,
+    pub fd: u32,
+    /// The open flags that matter to a log, e.g. `O_WRONLY|O_APPEND`.
+    pub flags: String,
+    /// Opened with `O_APPEND`: every write lands at the end of the inode.
+    pub append: bool,
+}
+
+/// Who had the watched files open for writing at one instant.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Census {
+    pub openers: Vec<Opener>,
+    /// Processes whose descriptors could not be read (another user's, or
+    /// restricted by `hidepid`): the census may miss their writers.
+    pub unreadable: u32,
+    /// False where this platform has no census (the list is then empty).
+    pub supported: bool,
+}
+
+impl Census {
+    /// The openers of one watched file.
+    pub fn of<'a>(&'a self, file: &'a Path) -> impl Iterator<Item = &'a Opener> + 'a {
+        self.openers.iter().filter(move |o| o.file == file)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.openers.is_empty()
+    }
+}
+
+/// The census of write-mode descriptors on `files` (each stat'ed now and
+/// matched by inode). Files that do not exist are ignored.
+pub fn take(files: &[&Path]) -> Census {
+    let mut targets = HashMap::new();
+    for f in files {
+        if let Ok(m) = std::fs::metadata(f) {
+            use std::os::unix::fs::MetadataExt;
+            targets
+                .entry((m.dev(), m.ino()))
+                .or_insert_with(|| f.to_path_buf());
+        }
+    }
+    take_inodes(&targets)
+}
+
+/// The census of write-mode descriptors on the given inodes, each reported
+/// under the path it maps to (useful for an inode that no longer has the
+/// name it was known by).
+pub fn take_inodes(targets: &HashMap<(u64, u64), PathBuf>) -> Census {
+    #[cfg(target_os = "linux")]
+    {
+        linux::take(targets)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = targets;
+        Census::default()
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    pub(super) fn take(targets: &HashMap<(u64, u64), PathBuf>) -> Census {
+        let mut census = Census {
+            supported: true,
+            ..Census::default()
+        };
+        if targets.is_empty() {
+            return census;
+        }
+        let me = std::process::id();
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            census.supported = false;
+            return census;
+        };
+        for entry in procs.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if pid == me {
+                continue;
+            }
+            let fd_dir = entry.path().join("fd");
+            let fds = match std::fs::read_dir(&fd_dir) {
+                Ok(fds) => fds,
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    census.unreadable += 1;
+                    continue;
+                }
+                // Exited mid-walk, or a kernel thread.
+                Err(_) => continue,
+            };
+            let mut program = None;
+            for fd in fds.flatten() {
+                // stat (not lstat) follows the magic link to the open file.
+                let Ok(m) = std::fs::metadata(fd.path()) else {
+                    continue;
+                };
+                let Some(file) = targets.get(&(m.dev(), m.ino())) else {
+                    continue;
+                };
+                let Some(n) = fd.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                    continue;
+                };
+                let Some(flags) = fd_flags(pid, n) else {
+                    continue;
+                };
+                let access = flags & libc::O_ACCMODE as u32;
+                if access != libc::O_WRONLY as u32 && access != libc::O_RDWR as u32 {
+                    continue;
+                }
+                let program = program
+                    .get_or_insert_with(|| {
+                        std::fs::read_to_string(entry.path().join("comm"))
+                            .map(|s| s.trim_end().to_string())
+                            .unwrap_or_else(|_| "?".into())
+                    })
+                    .clone();
+                census.openers.push(Opener {
+                    pid,
+                    program,
+                    file: file.clone(),
+                    fd: n,
+                    flags: describe(flags),
+                    append: flags & libc::O_APPEND as u32 != 0,
+                });
+            }
+        }
+        census.openers.sort_by_key(|o| (o.pid, o.fd));
+        census
+    }
+
+    /// The `flags:` line of `/proc/<pid>/fdinfo/<fd>` (octal).
+    fn fd_flags(pid: u32, fd: u32) -> Option<u32> {
+        let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).ok()?;
+        let line = info.lines().find_map(|l| l.strip_prefix("flags:"))?;
+        u32::from_str_radix(line.trim(), 8).ok()
+    }
+
+    fn describe(flags: u32) -> String {
+        let access = flags & libc::O_ACCMODE as u32;
+        let mut parts = vec![if access == libc::O_RDWR as u32 {
+            "O_RDWR"
+        } else {
+            "O_WRONLY"
+        }];
+        for (bit, name) in [
+            (libc::O_APPEND, "O_APPEND"),
+            (libc::O_CREAT, "O_CREAT"),
+            (libc::O_SYNC, "O_SYNC"),
+            (libc::O_DSYNC, "O_DSYNC"),
+        ] {
+            // O_SYNC includes O_DSYNC's bit: name only the stronger one.
+            if flags & bit as u32 == bit as u32
+                && !(name == "O_DSYNC" && flags & libc::O_SYNC as u32 == libc::O_SYNC as u32)
+            {
+                parts.push(name);
+            }
+        }
+        parts.join("|")
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    /// A child shell holds `file` open for appending on fd 3 until its stdin
+    /// closes; the census finds it, with its flags, and not a reader.
+    #[test]
+    fn finds_a_child_appending_and_ignores_a_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("events.jsonl");
+        std::fs::write(&log, b"{}\n").unwrap();
+        let mut writer = Command::new("sh")
+            .arg("-c")
+            .arg("exec 3>>\"$1\"; echo ready; read _")
+            .arg("sh")
+            .arg(&log)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut reader = Command::new("sh")
+            .arg("-c")
+            .arg("exec 4<\"$1\"; echo ready; read _")
+            .arg("sh")
+            .arg(&log)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        for c in [&mut writer, &mut reader] {
+            let mut line = String::new();
+            std::io::BufRead::read_line(
+                &mut std::io::BufReader::new(c.stdout.as_mut().unwrap()),
+                &mut line,
+            )
+            .unwrap();
+            assert_eq!(line.trim(), "ready");
+        }
+        let census = take(&[&log]);
+        let mine: Vec<_> = census.of(&log).collect();
+        assert!(census.supported);
+        assert_eq!(mine.len(), 1, "{census:?}");
+        assert_eq!(mine[0].pid, writer.id());
+        assert_eq!(mine[0].fd, 3);
+        assert!(mine[0].append);
+        assert_eq!(mine[0].flags, "O_WRONLY|O_APPEND");
+        assert_eq!(mine[0].program, "sh");
+
+        // The same inode under a new name (a swap renamed the log away): the
+        // writer is still found on it.
+        let rotated = dir.path().join("events.jsonl.1");
+        std::fs::rename(&log, &rotated).unwrap();
+        let census = take(&[&rotated]);
+        assert_eq!(census.of(&rotated).count(), 1, "{census:?}");
+
+        for mut c in [writer, reader] {
+            c.stdin.take().unwrap().write_all(b"\n").unwrap();
+            c.wait().unwrap();
+        }
+        assert!(take(&[&rotated]).is_empty());
+    }
+}
