@@ -347,6 +347,8 @@ async fn main_loop(
                     d.info.config_error = None;
                     d.metrics = opts.metrics_file.clone().or(c.metrics_file.clone());
                     d.set_config(c, Utc::now());
+                    // Added stores appear (with zeros) before their first run.
+                    d.write_metrics();
                     on_event(&Event::Reloaded {
                         stores: d.stores.keys().cloned().collect(),
                     });
