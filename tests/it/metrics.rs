@@ -9,16 +9,6 @@ use std::time::Duration;
 
 use crate::common::*;
 
-/// Fail (never skip) when a tool CI installs is missing.
-pub fn need(tool: &str, package: &str) {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
-    assert!(
-        found,
-        "{tool} is not installed: `apt-get install {package}` (.ci/run does this)"
-    );
-}
-
 /// node_exporter serving only the textfile collector; killed on drop.
 struct NodeExporter {
     child: Child,

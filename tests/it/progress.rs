@@ -11,7 +11,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use crate::metrics::need;
 
 fn setup(env: &Env) -> std::path::PathBuf {
     let log = env.path("events.jsonl");

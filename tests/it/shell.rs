@@ -3,7 +3,6 @@
 use std::process::{Command, Stdio};
 
 use crate::common::*;
-use crate::metrics::need;
 
 #[test]
 fn bash_completion_of_st_offers_status_and_store() {
