@@ -64,6 +64,10 @@ fn a_hung_hook_is_killed_at_its_timeout_and_the_run_stays_ok() {
     assert_eq!(rec["outcome"], "ok");
     assert_eq!(rec["hook"]["timed_out"], true);
     assert_eq!(rec["hook"]["signal"], libc::SIGKILL);
+    // status reports it as a note, the store stays healthy.
+    env.lk(["status", "a"])
+        .status(0)
+        .stdout_has("hook on_success ran past its timeout");
 }
 
 #[test]

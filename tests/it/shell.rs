@@ -69,3 +69,31 @@ fn man_page_renders_with_man() {
     }
     assert!(text.contains("logkeeper-sync"), "{text}");
 }
+
+#[test]
+fn man_dir_writes_a_page_per_subcommand_that_man_renders() {
+    need("man", "man-db");
+    let env = Env::new();
+    let dir = env.path("man1");
+    env.lk(["man", "--dir"]).arg(&dir).status(0);
+    for page in [
+        "logkeeper.1",
+        "logkeeper-sync.1",
+        "logkeeper-sync-now.1",
+        "logkeeper-daemon.1",
+    ] {
+        assert!(dir.join(page).is_file(), "no {page}");
+    }
+    let out = Command::new("man")
+        .args(["-l", "-P", "cat"])
+        .arg(dir.join("logkeeper-sync-now.1"))
+        .env("MANWIDTH", "80")
+        .env("MAN_DISABLE_SECCOMP", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("--metrics-file"),
+        "{text}"
+    );
+}
