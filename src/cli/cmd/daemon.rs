@@ -98,6 +98,8 @@ fn print(e: &Event) {
 /// Run the scheduler on a current-thread runtime, with SIGTERM/SIGINT as
 /// stop and SIGHUP as reload.
 pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
+    // This process is the daemon: it idles between runs (see ops::memory).
+    logkeeper::ops::memory::tune_for_long_running();
     let daemon = Daemon::new(
         paths.clone(),
         DaemonOptions {

@@ -179,7 +179,6 @@ impl Daemon {
     pub async fn run(mut self, on_event: impl Fn(&Event) + Sync) -> Result<()> {
         let config = Config::load(&self.paths.config)?;
         let _lock = take_lock(&self.paths)?;
-        crate::ops::memory::tune_for_long_running();
         let reload = self.handle.reload.clone();
         main_loop(
             &self.paths,
