@@ -53,7 +53,7 @@ fn lk_cmd(env: &Env, args: &[&str]) -> Command {
 }
 
 #[test]
-fn sync_on_a_terminal_shows_phase_bytes_and_rate() {
+fn sync_on_a_terminal_draws_its_progress_then_clears_it() {
     need("script", "util-linux");
     let env = Env::new();
     let log = setup(&env);
