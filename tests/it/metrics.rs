@@ -312,3 +312,40 @@ fn daemon_writes_metrics_at_start_up_before_any_run() {
     });
     assert!(d.stop(Duration::from_secs(20)).success());
 }
+
+#[test]
+fn a_run_holding_the_lock_shows_as_in_progress() {
+    let env = Env::new();
+    let dir = env.path("textfile");
+    std::fs::create_dir(&dir).unwrap();
+    let prom = dir.join("logkeeper.prom");
+    config(&env, &prom);
+    // A writer holds the log's lock, so the run waits at its swap, holding
+    // the store lock; meanwhile another store's run writes the metrics.
+    let writer = std::fs::File::open(env.path("good.jsonl")).unwrap();
+    writer.lock().unwrap();
+    let mut slow = env.lk(["sync", "now", "good"]).spawn();
+    let lock = env.path("good.jsonl.lock");
+    wait_for(
+        "the run to hold the store lock",
+        Duration::from_secs(20),
+        || std::fs::read_to_string(&lock).is_ok_and(|t| t.contains(&slow.id().to_string())),
+    );
+    env.lk(["sync", "now", "bad"]).status(1);
+    let page = Page(samples(&std::fs::read_to_string(&prom).unwrap()));
+    assert_eq!(
+        page.get("logkeeper_run_in_progress", &[("store", "good")]),
+        1.0
+    );
+    assert_eq!(
+        page.get("logkeeper_run_in_progress", &[("store", "bad")]),
+        0.0
+    );
+    writer.unlock().unwrap();
+    assert!(wait_exit(&mut slow, Duration::from_secs(60)).success());
+    let page = Page(samples(&std::fs::read_to_string(&prom).unwrap()));
+    assert_eq!(
+        page.get("logkeeper_run_in_progress", &[("store", "good")]),
+        0.0
+    );
+}
