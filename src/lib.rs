@@ -47,6 +47,7 @@ pub mod failpoint;
 pub mod fold;
 pub mod io;
 pub mod job;
+pub mod ops;
 pub mod paths;
 pub mod replay;
 pub mod schedule;
