@@ -91,10 +91,6 @@ impl Pattern {
         format!("{}{seq:0SEQ_WIDTH$}{}", self.prefix, self.suffix)
     }
 
-    /// The store's lock file: `<dir>/.<store>.lock`.
-    pub fn lock_file(&self, store: &str) -> PathBuf {
-        self.dir.join(format!(".{store}.lock"))
-    }
 
     /// The path whose `.lock` sibling is the store's lock (what
     /// [`crate::job::lock`] takes): `<dir>/.<store>`.
