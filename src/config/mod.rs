@@ -100,6 +100,7 @@ struct RawStore {
     delete_retention: Option<String>,
     min_dirty_ratio: Option<f64>,
     file_delete_delay: Option<String>,
+    seq: Option<String>,
     #[serde(default)]
     key: Vec<String>,
     op: Option<String>,
@@ -305,6 +306,7 @@ fn validate_store(
             ("delete_retention", rs.delete_retention.is_some()),
             ("min_dirty_ratio", rs.min_dirty_ratio.is_some()),
             ("file_delete_delay", rs.file_delete_delay.is_some()),
+            ("seq", rs.seq.is_some()),
         ] {
             if set {
                 return Err(err(
@@ -395,6 +397,13 @@ fn validate_store(
                 min_dirty_ratio,
                 file_delete_delay: dur("file_delete_delay", rs.file_delete_delay)?
                     .unwrap_or(segmented::DEFAULT_FILE_DELETE_DELAY),
+                seq: match rs.seq {
+                    Some(p) => {
+                        Pointers::new(&[&p]).map_err(|m| err("seq", m))?;
+                        Some(p)
+                    }
+                    None => None,
+                },
             })
         }
     };

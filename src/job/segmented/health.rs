@@ -22,16 +22,32 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{IoContext, Result};
-use crate::fold::json::Invalid;
+use crate::fold::json::{Invalid, Kind, Pointers, Scanner, Span};
 use crate::fold::{self, Bad, FoldSpec, Range};
 use crate::io::durable;
 use crate::job::quarantine;
 use crate::job::segmented::pattern::Segment;
 use crate::job::segmented::state::FileId;
 
+/// An event whose seq breaks the order readers rely on.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SeqProblem {
+    pub file: PathBuf,
+    /// Byte offset of the event's line in the segment.
+    pub offset: u64,
+    pub seq: u64,
+    /// e.g. `is not greater than the previous event's (41)`.
+    pub problem: String,
+}
+
+/// Reported per segment at most.
+const SEQ_PROBLEMS_MAX: usize = 10;
+
 /// What checking one segment found.
 #[derive(Debug, Default)]
 pub struct Checked {
+    /// Events out of seq order (with a `seq` pointer).
+    pub seq_problems: Vec<SeqProblem>,
     pub lines: u64,
     /// Malformed lines and torn bytes quarantined.
     pub quarantined: u64,
@@ -43,8 +59,14 @@ pub struct Checked {
 }
 
 /// Check every line of `seg`; quarantine into `<anchor>.quarantine` and
-/// repair in place if needed.
-pub fn check(seg: &Segment, quarantine_anchor: &Path) -> Result<Checked> {
+/// repair in place if needed. With `seq` (the pointer, and the next
+/// segment's seq), also check that the events' seqs increase within
+/// `[seg.seq, next)`.
+pub fn check(
+    seg: &Segment,
+    quarantine_anchor: &Path,
+    seq: Option<(&Pointers, Option<u64>)>,
+) -> Result<Checked> {
     let file = File::open(&seg.path).ctx("open segment", &seg.path)?;
     let meta = file.metadata().ctx("stat segment", &seg.path)?;
     let size = meta.len();
@@ -66,7 +88,14 @@ pub fn check(seg: &Segment, quarantine_anchor: &Path) -> Result<Checked> {
             },
         });
     }
+    let seq_problems = match seq {
+        Some((ptr, next)) => {
+            check_seqs(&file, cut, seg, ptr, next).ctx("read segment", &seg.path)?
+        }
+        None => Vec::new(),
+    };
     let mut out = Checked {
+        seq_problems,
         lines: plan.lines_in,
         id: FileId {
             ino: meta.ino(),
@@ -107,5 +136,58 @@ pub fn check(seg: &Segment, quarantine_anchor: &Path) -> Result<Checked> {
         ino: new.ino(),
         size: new.len(),
     };
+    Ok(out)
+}
+
+/// The events of `[0, cut)` whose seq (at `ptr`) is not in
+/// `[seg.seq, next)` or not greater than the previous one's. Lines that are
+/// not valid JSON, or have no numeric seq, are health's other business.
+fn check_seqs(
+    file: &File,
+    cut: u64,
+    seg: &Segment,
+    ptr: &Pointers,
+    next: Option<u64>,
+) -> std::io::Result<Vec<SeqProblem>> {
+    let mut sc = Scanner::new();
+    let mut spans = [None];
+    let mut prev: Option<u64> = None;
+    let mut out = Vec::new();
+    fold::for_each_line(file, 0, cut, |off, line| {
+        if out.len() >= SEQ_PROBLEMS_MAX || sc.scan(line, ptr, &mut spans).is_err() {
+            return;
+        }
+        let Some(Span {
+            start,
+            end,
+            kind: Kind::Number,
+        }) = spans[0]
+        else {
+            return;
+        };
+        let Some(v) = std::str::from_utf8(&line[start..end])
+            .ok()
+            .and_then(|t| t.parse::<u64>().ok())
+        else {
+            return;
+        };
+        let problem = if v < seg.seq {
+            Some(format!("is below the seq in its file name ({})", seg.seq))
+        } else if let Some(n) = next.filter(|&n| v >= n) {
+            Some(format!("is at or past the next file's seq ({n})"))
+        } else {
+            prev.filter(|&p| v <= p)
+                .map(|p| format!("is not greater than the previous event's ({p})"))
+        };
+        if let Some(problem) = problem {
+            out.push(SeqProblem {
+                file: seg.path.clone(),
+                offset: off,
+                seq: v,
+                problem,
+            });
+        }
+        prev = Some(v);
+    })?;
     Ok(out)
 }

@@ -78,6 +78,10 @@ pub struct SegmentPolicy {
     /// How long a compaction input whose events are in a merged segment
     /// stays before it is deleted (for readers mid-pass).
     pub file_delete_delay: Duration,
+    /// JSON pointer to each event's seq (optional): health then checks that
+    /// the seqs of a sealed segment increase and lie in
+    /// `[its name's seq, the next name's seq)`.
+    pub seq: Option<String>,
 }
 
 /// What a run of a segmented store did, in the run record
@@ -99,6 +103,9 @@ pub struct SegmentStats {
     /// Sealed segments left alone because a process had them open for
     /// writing.
     pub open_for_writing: Vec<PathBuf>,
+    /// Events whose seq (with `seq` set) is not increasing across the
+    /// checked segments (at most 10 per segment); nothing is changed.
+    pub seq_problems: Vec<health::SeqProblem>,
     /// Bytes of sealed segments not yet compacted, and their share of the
     /// sealed bytes, when the run decided whether to compact.
     pub dirty_bytes: u64,
@@ -275,7 +282,17 @@ pub(super) fn run(
     let t_health = Instant::now();
     let anchor = pattern.quarantine_anchor(&store.name);
     let n_sealed = listing.segments.len().saturating_sub(1);
-    for s in listing.segments[..n_sealed].iter_mut() {
+    let seq_ptr = policy
+        .seq
+        .as_ref()
+        .map(|p| crate::fold::json::Pointers::new(&[p]))
+        .transpose()
+        .map_err(|msg| crate::Error::InvalidStore {
+            store: store.name.clone(),
+            msg,
+        })?;
+    for i in 0..n_sealed {
+        let s = &listing.segments[i];
         let id = FileId {
             ino: s.ino,
             size: s.size,
@@ -283,7 +300,15 @@ pub(super) fn run(
         if state.is_validated(&s.name, id) || open.contains(&s.path) || state.is_pending(&s.name) {
             continue;
         }
-        let c = health::check(s, &anchor)?;
+        // The range a segment's events must lie in ends at the next name
+        // that is not a merged input waiting for deletion.
+        let next = listing.segments[i + 1..]
+            .iter()
+            .find(|n| !state.is_pending(&n.name))
+            .map(|n| n.seq);
+        let c = health::check(s, &anchor, seq_ptr.as_ref().map(|p| (p, next)))?;
+        seg.seq_problems.extend(c.seq_problems.iter().cloned());
+        let s = &mut listing.segments[i];
         seg.validated += 1;
         stats.lines_in += c.lines;
         if c.quarantined > 0 {
@@ -480,6 +505,16 @@ pub fn status_notes(
             notes.push(format!(
                 "last run repaired {} sealed segment(s) (malformed or torn lines moved to the quarantine file)",
                 s.repaired.len()
+            ));
+        }
+        if let Some(p) = s.seq_problems.first() {
+            notes.push(format!(
+                "seqs are not increasing across files: {} event(s) out of order in the segments the last run checked, first in {} at byte {}: seq {} {}",
+                s.seq_problems.len(),
+                p.file.display(),
+                p.offset,
+                p.seq,
+                p.problem
             ));
         }
     }

@@ -91,7 +91,6 @@ impl Pattern {
         format!("{}{seq:0SEQ_WIDTH$}{}", self.prefix, self.suffix)
     }
 
-
     /// The path whose `.lock` sibling is the store's lock (what
     /// [`crate::job::lock`] takes): `<dir>/.<store>`.
     pub fn lock_anchor(&self, store: &str) -> PathBuf {

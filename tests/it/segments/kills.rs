@@ -129,6 +129,28 @@ fn runs_with_kills(
     mid_run
 }
 
+/// Every run record (a torn history line, from a run killed mid-append,
+/// is skipped).
+fn records(env: &Env) -> Vec<Value> {
+    std::fs::read_to_string(env.state().join("stores/feed/history.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect()
+}
+
+/// No run found an event out of seq order (the writer never writes one,
+/// and neither retention nor compaction may make one).
+fn assert_seqs_in_order(env: &Env) {
+    for r in records(env) {
+        let p = &r["stats"]["segments"]["seq_problems"];
+        assert!(
+            p.as_array().is_none_or(|a| a.is_empty()),
+            "a run reported seqs out of order: {p}"
+        );
+    }
+}
+
 /// The pruned ranges `[seq, next_seq)` named by all run records.
 fn pruned_ranges(env: &Env) -> Vec<(u64, u64)> {
     let history = std::fs::read_to_string(env.state().join("stores/feed/history.jsonl")).unwrap();
@@ -153,7 +175,7 @@ fn retention_under_random_kills_keeps_a_gap_free_suffix_and_names_every_prune() 
     let env = Env::new();
     let dir = env.path("feed");
     let ledger = env.path("written.jsonl");
-    seg_store(&env, &dir, "keep_files = 4\n");
+    seg_store(&env, &dir, "keep_files = 4\nseq = \"/seq\"\n");
     let writer = start_writer(&dir, &ledger, 2 << 10, 0);
 
     let mid_run = runs_with_kills(&env, &dir, runs(), &mut rng, |k| {
@@ -199,6 +221,7 @@ fn retention_under_random_kills_keeps_a_gap_free_suffix_and_names_every_prune() 
             "event {s} is neither retained (oldest {oldest}) nor in a pruned segment named by a run record (records name {pruned:?})"
         );
     }
+    assert_seqs_in_order(&env);
     // The ledger is what the writer wrote: all of it accounted for.
     assert_eq!(complete_lines(&ledger).len() as u64, last);
     assert!(
@@ -225,7 +248,7 @@ fn compaction_under_random_kills_keeps_the_fold_of_everything_written() {
     seg_store(
         &env,
         &dir,
-        "key = [\"/account\"]\nop = \"/op\"\ndelete = [\"CLOSE\"]\nmin_dirty_ratio = 0.0\nmin_compaction_lag = \"0s\"\ndelete_retention = \"0s\"\nfile_delete_delay = \"0s\"\n",
+        "seq = \"/seq\"\nkey = [\"/account\"]\nop = \"/op\"\ndelete = [\"CLOSE\"]\nmin_dirty_ratio = 0.0\nmin_compaction_lag = \"0s\"\ndelete_retention = \"0s\"\nfile_delete_delay = \"0s\"\n",
     );
     let writer = start_writer(&dir, &ledger, 2 << 10, 40);
 
@@ -275,6 +298,7 @@ fn compaction_under_random_kills_keeps_the_fold_of_everything_written() {
         1,
         "compaction renamed the oldest segment"
     );
+    assert_seqs_in_order(&env);
     // Compaction really ran and shrank the directory.
     let history = std::fs::read_to_string(env.state().join("stores/feed/history.jsonl")).unwrap();
     let compactions = history

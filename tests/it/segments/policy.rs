@@ -430,3 +430,67 @@ fn replay_without_a_key_prints_every_event_in_seq_order() {
     let want: Vec<u64> = (1..=30).chain(100..110).chain([200]).collect();
     assert_eq!(seqs, want);
 }
+
+#[test]
+fn with_a_seq_pointer_events_out_of_order_are_reported_and_left_alone() {
+    let env = Env::new();
+    let dir = env.path("feed");
+    std::fs::create_dir_all(&dir).unwrap();
+    let seg = |start: u64, seqs: &[u64]| {
+        let text: String = seqs.iter().map(|s| format!("{{\"seq\":{s}}}\n")).collect();
+        let p = dir.join(format!("events-{start:020}.jsonl"));
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    seg(1, &[1, 2, 3]);
+    let overlap = seg(11, &[11, 12, 25]); // 25 belongs past the next name (21)
+    let repeat = seg(21, &[21, 22, 22, 23]);
+    seg(31, &[31]);
+    let before = (
+        std::fs::read(&overlap).unwrap(),
+        std::fs::read(&repeat).unwrap(),
+    );
+    seg_store(&env, &dir, "seq = \"/seq\"");
+    env.lk(["sync", "now", "feed"]).status(0);
+    let problems = last_segments(&env)["seq_problems"].clone();
+    let got: Vec<(String, u64, u64)> = problems
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["file"].as_str().unwrap().to_string(),
+                p["offset"].as_u64().unwrap(),
+                p["seq"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (overlap.to_str().unwrap().to_string(), 22, 25),
+            (repeat.to_str().unwrap().to_string(), 22, 22),
+        ]
+    );
+    assert!(
+        problems[0]["problem"]
+            .as_str()
+            .unwrap()
+            .contains("next file's seq (21)")
+    );
+    assert_eq!(
+        (
+            std::fs::read(&overlap).unwrap(),
+            std::fs::read(&repeat).unwrap()
+        ),
+        before
+    );
+    env.lk(["status", "feed"])
+        .status(0)
+        .stdout_has("seqs are not increasing across files: 2 event(s) out of order");
+    // `seq` is only for segmented stores.
+    env.write_config("[[store]]\nname = \"f\"\nlog = \"a.jsonl\"\nseq = \"/seq\"\n");
+    env.lk(["status"])
+        .status(2)
+        .stderr_has("`seq`: only applies to a segmented store");
+}
