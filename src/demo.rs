@@ -236,6 +236,7 @@ pub fn setup_feed(demo: &DemoSetup, feed: &DemoFeed) -> Result<(PathBuf, StoreCo
             keep_files: Some(feed.keep_files),
             max_age: Some("14d".into()),
             max_bytes: Some("2GiB".into()),
+            seq: Some("/seq".into()),
             ..Default::default()
         },
     )?;

@@ -27,6 +27,7 @@ pub struct NewStore {
     pub min_compaction_lag: Option<String>,
     pub delete_retention: Option<String>,
     pub min_dirty_ratio: Option<f64>,
+    pub seq: Option<String>,
 }
 
 /// Add a store to the config file (creating it), keeping its comments.
@@ -76,6 +77,7 @@ pub fn add_store(config_path: &Path, new: &NewStore) -> Result<Config> {
         ("max_bytes", &new.max_bytes),
         ("min_compaction_lag", &new.min_compaction_lag),
         ("delete_retention", &new.delete_retention),
+        ("seq", &new.seq),
     ] {
         if let Some(v) = v {
             t[field] = toml_edit::value(v.as_str());

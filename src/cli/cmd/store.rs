@@ -55,6 +55,9 @@ pub struct AddArgs {
     /// Segmented, keyed: compact when this share of sealed bytes is new (0-1)
     #[arg(long, value_name = "RATIO", requires = "segments")]
     pub min_dirty_ratio: Option<f64>,
+    /// Segmented: JSON pointer to each event's seq (health reports events out of order)
+    #[arg(long, value_name = "PTR", requires = "segments")]
+    pub seq: Option<String>,
     /// JSON pointer to a key field; repeat for a composite key (none: append-only)
     #[arg(long = "key", value_name = "PTR")]
     pub key: Vec<String>,
@@ -98,6 +101,7 @@ pub fn run(paths: &Paths, cmd: &StoreCmd) -> anyhow::Result<u8> {
                 min_compaction_lag: a.min_compaction_lag.clone(),
                 delete_retention: a.delete_retention.clone(),
                 min_dirty_ratio: a.min_dirty_ratio,
+                seq: a.seq.clone(),
             };
             config::add_store(&paths.config, &new)?;
             println!(

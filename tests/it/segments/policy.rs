@@ -344,6 +344,8 @@ fn store_add_declares_a_segmented_store_with_its_retention() {
         "1h",
         "--min-dirty-ratio",
         "0.3",
+        "--seq",
+        "/seq",
     ])
     .status(0)
     .stdout_has("added segmented store \"feed\"");
@@ -355,6 +357,7 @@ fn store_add_declares_a_segmented_store_with_its_retention() {
         "max_bytes = \"2GiB\"",
         "min_compaction_lag = \"1h\"",
         "min_dirty_ratio = 0.3",
+        "seq = \"/seq\"",
     ] {
         assert!(text.contains(want), "{want} missing from\n{text}");
     }
