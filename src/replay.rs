@@ -27,6 +27,12 @@ pub fn replay_segments(store: &StoreConfig, out: &mut impl Write) -> Result<Repl
 /// write; for an append-only store every valid line. Malformed lines and a
 /// torn last line are left out (the returned plan counts them).
 pub fn replay(store: &StoreConfig, out: &mut impl Write) -> Result<Plan> {
+    if store.segments.is_some() {
+        return Err(Error::WrongStoreKind {
+            store: store.name.clone(),
+            msg: "is a segmented store: replay it with `replay_segments`",
+        });
+    }
     let log = resolve_log(&store.log)?;
     let file = File::open(&log).ctx("open log", &log)?;
     let size = file.metadata().ctx("stat log", &log)?.len();
