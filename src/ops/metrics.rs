@@ -9,7 +9,7 @@
 //!   zeros (and `health="never_run"` 1), so alerts work before a first run.
 //! - The file is replaced atomically (temp in the same directory, fsync,
 //!   rename, directory fsync): node_exporter never reads half a file.
-//! - One line of [`METRICS`] per metric: adding a series is adding a line.
+//! - One line of `METRICS` per metric: adding a series is adding a line.
 
 use std::fmt::Write as _;
 use std::path::Path;

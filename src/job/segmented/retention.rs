@@ -12,7 +12,7 @@
 //!   prefix stops before it, even if older-than-limit files follow.
 //! - The prunes are written to the store's state (the journal) before the
 //!   first unlink; a run killed before its record is written has them named
-//!   by the next run's record ([`super::recover_journal`]).
+//!   by the next run's record.
 //!
 //! `max_age` is judged by a segment's mtime: the time its last (newest)
 //! event was written.
