@@ -222,8 +222,14 @@ fn retention_under_random_kills_keeps_a_gap_free_suffix_and_names_every_prune() 
         );
     }
     assert_seqs_in_order(&env);
-    // The ledger is what the writer wrote: all of it accounted for.
-    assert_eq!(complete_lines(&ledger).len() as u64, last);
+    // The ledger is what the writer wrote: all of it accounted for, and the
+    // retained segments hold its tail byte for byte.
+    let written = complete_lines(&ledger);
+    assert_eq!(written.len() as u64, last);
+    assert!(
+        dir_lines(&dir) == written[(oldest - 1) as usize..],
+        "the retained segments differ from what the writer wrote"
+    );
     assert!(
         std::fs::read_dir(&dir).unwrap().all(|e| !e
             .unwrap()
