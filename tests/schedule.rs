@@ -294,7 +294,21 @@ fn status_and_show_report_missing_files_and_a_vanished_binary() {
     .env("LOGKEEPER_CONFIG", env.config())
     .env("LOGKEEPER_STATE_DIR", env.state());
     c.envs(install_env(&env));
-    assert!(c.status().unwrap().success());
+    // A test thread forking at the moment the copy was written leaves its
+    // child holding the write fd until it execs: ETXTBSY for a moment.
+    let t0 = std::time::Instant::now();
+    let st = loop {
+        match c.status() {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::ExecutableFileBusy
+                    && t0.elapsed() < std::time::Duration::from_secs(10) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break other.unwrap(),
+        }
+    };
+    assert!(st.success());
     let st = env.lk(["status", "--json"]).output().json();
     let reg = &st["schedule_install"];
     assert_eq!(reg["backend"], "systemd");
