@@ -1,30 +1,24 @@
 //! `replay`: the folded state of a live log, without changing anything.
 
-use std::fs::File;
 use std::io::Write;
 
 use crate::config::StoreConfig;
-use crate::error::{Error, IoContext, Result};
-use crate::fold::{self, FoldSpec, Plan};
-use crate::job::compact::{resolve_log, scan_threads};
+use crate::error::{Error, Result};
+use crate::fold::{self, Plan};
+use crate::job::cut::Cut;
 
 /// Write the store's folded state to `out`: for a keyed store one line per
 /// live key (and keyless lines in place), in the order of each key's last
 /// write; for an append-only store every valid line. Malformed lines and a
 /// torn last line are left out (the returned plan counts them).
 pub fn replay(store: &StoreConfig, out: &mut impl Write) -> Result<Plan> {
-    let log = resolve_log(&store.log)?;
-    let file = File::open(&log).ctx("open log", &log)?;
-    let size = file.metadata().ctx("stat log", &log)?.len();
-    let cut = fold::find_cut(&file, size).ctx("read log", &log)?;
-    let plan = fold::fold(&FoldSpec::for_store(store), &file, cut, scan_threads())
-        .ctx("read log", &log)?;
-    fold::copy_ranges(&file, &plan.keep, out).map_err(|e| {
+    let c = Cut::take(store, None)?;
+    fold::copy_ranges(&c.file, &c.plan.keep, out).map_err(|e| {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             Error::io("write to", "stdout", e)
         } else {
-            Error::io("read log", &log, e)
+            Error::io("read log", &c.log, e)
         }
     })?;
-    Ok(plan)
+    Ok(c.plan)
 }

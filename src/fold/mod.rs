@@ -18,6 +18,7 @@
 //!   `"\u0061"` are the same.
 
 pub mod json;
+pub mod segments;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -505,7 +506,7 @@ pub fn find_cut(file: &File, size: u64) -> io::Result<u64> {
 }
 
 /// The first offset at or after `at` that starts a line (within `[at, limit]`).
-fn next_line_start(file: &File, at: u64, limit: u64) -> io::Result<u64> {
+pub fn next_line_start(file: &File, at: u64, limit: u64) -> io::Result<u64> {
     if at == 0 {
         return Ok(0);
     }

@@ -6,18 +6,21 @@
 
 pub mod census;
 pub mod compact;
+pub mod cut;
 pub mod late;
 pub mod lock;
 pub mod quarantine;
 pub mod record;
+pub mod recover;
 pub mod rotation;
+pub mod swap;
 
 use std::time::Instant;
 
 use chrono::Utc;
 
 use crate::config::StoreConfig;
-use crate::error::Error;
+use crate::error::{Error, IoContext};
 use crate::io::durable;
 use crate::job::lock::{StoreLock, Wait};
 use crate::job::record::{Outcome, RunRecord, Stats, StoreState};
@@ -63,24 +66,19 @@ struct Done {
     baseline: bool,
 }
 
-/// Run the job for one store and record it.
-pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> RunRecord {
-    let started_at = Utc::now();
-    let t0 = Instant::now();
-    let wait = if opts.wait { Wait::Yes } else { Wait::No };
-    // The lock is held until the record is written, so a run's record is
-    // on disk before any other run can start.
-    let mut held = None;
-    let result = match StoreLock::acquire(&store.name, &store.log, &opts.trigger, wait) {
-        Ok(lock) => {
-            let lock_ms = t0.elapsed().as_secs_f64() * 1e3;
-            held = Some(lock);
-            run_locked(paths, store, opts).map(|mut d| {
-                d.stats.timings.lock_ms = lock_ms;
-                d
-            })
+impl Done {
+    fn skipped(reason: String, success: bool) -> Done {
+        Done {
+            outcome: Outcome::Skipped,
+            reason: Some(reason),
+            stats: Stats::default(),
+            success,
+            baseline: false,
         }
-        Err(Error::Busy { holder, lock, .. }) => Ok(Done {
+    }
+
+    fn busy(holder: &str, lock: &std::path::Path, opts: &SyncOptions) -> Done {
+        Done {
             outcome: if opts.is_scheduled() {
                 Outcome::Skipped
             } else {
@@ -95,37 +93,62 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
             stats: Stats::default(),
             success: false,
             baseline: false,
-        }),
-        Err(e) => Err(e),
-    };
-    let (outcome, reason, error, stats, success, baseline) = match result {
-        Ok(d) => (d.outcome, d.reason, None, d.stats, d.success, d.baseline),
+        }
+    }
+}
+
+/// Run the job for one store and record it.
+pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> RunRecord {
+    let started_at = Utc::now();
+    let t0 = Instant::now();
+    let wait = if opts.wait { Wait::Yes } else { Wait::No };
+    // The lock is held until the record is written, so a run's record is
+    // on disk before any other run can start.
+    let mut held = None;
+    let result: crate::Result<Done> =
+        match StoreLock::acquire(&store.name, &store.log, &opts.trigger, wait) {
+            Ok(lock) => {
+                let lock_ms = t0.elapsed().as_secs_f64() * 1e3;
+                held = Some(lock);
+                run_locked(paths, store, opts).map(|mut d| {
+                    d.stats.timings.lock_ms = lock_ms;
+                    d
+                })
+            }
+            Err(Error::Busy { holder, lock, .. }) => Ok(Done::busy(&holder, &lock, opts)),
+            Err(e) => Err(e),
+        };
+    let (done, error) = match result {
+        Ok(d) => (d, None),
         Err(e) => (
-            Outcome::Error,
-            None,
-            Some(e.to_string()),
-            Stats::default(),
-            false,
-            false,
+            Done {
+                outcome: Outcome::Error,
+                reason: None,
+                stats: Stats::default(),
+                success: false,
+                baseline: false,
+            },
+            Some(e),
         ),
     };
     let mut rec = RunRecord {
         store: store.name.clone(),
         log: store.log.clone(),
-        outcome,
+        outcome: done.outcome,
         trigger: opts.trigger.clone(),
         started_at,
         finished_at: Utc::now(),
         duration_ms: (t0.elapsed().as_secs_f64() * 1e6).round() / 1e3,
-        reason,
-        error,
-        stats,
+        reason: done.reason,
+        // The record keeps the message; the error itself ends here.
+        error: error.map(|e| e.to_string()),
+        stats: done.stats,
         pid: std::process::id(),
         host: durable::hostname(),
         version: crate::VERSION.to_string(),
     };
     let state = StoreState::new(paths.store_state(&store.name));
-    if let Err(e) = state.record(&rec, success, baseline) {
+    if let Err(e) = state.record(&rec, done.success, done.baseline) {
         tracing::error!("could not record the run of store {:?}: {e}", store.name);
         let msg = format!("the run record could not be written: {e}");
         rec.error = Some(match rec.error.take() {
@@ -138,89 +161,40 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
     rec
 }
 
+/// Steps 2-4 under the store lock: recover, compact (late writes folded in
+/// at their swap point), census and prune, then commit the late-write state.
 fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::Result<Done> {
-    let mut recovered = Vec::new();
-    let skipped = |reason: String, success: bool| Done {
-        outcome: Outcome::Skipped,
-        reason: Some(reason),
-        stats: Stats::default(),
-        success,
-        baseline: false,
-    };
-    let log = match std::fs::symlink_metadata(&store.log) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(skipped(
-                format!(
-                    "{} does not exist yet: nothing to compact (check the store's `log` if a writer should have created it)",
-                    store.log.display()
-                ),
-                false,
-            ));
-        }
-        _ => compact::resolve_log(&store.log)?,
-    };
-    // Step 2: what an earlier crashed run left.
-    recovered.extend(durable::remove_stale_temps(&log)?);
-    recovered.extend(rotation::remove_live_links(&log)?);
-    for p in &recovered {
-        tracing::warn!("removed {} left by an interrupted run", p.display());
+    if let Err(e) = std::fs::symlink_metadata(&store.log)
+        && e.kind() == std::io::ErrorKind::NotFound
+    {
+        return Ok(Done::skipped(
+            format!(
+                "{} does not exist yet: nothing to compact (check the store's `log` if a writer should have created it)",
+                store.log.display()
+            ),
+            false,
+        ));
     }
-
-    // Late writes of a writer that ignores the lock, into the last rotated
-    // file: carry them into the live log before anything else.
+    let log = compact::resolve_log(&store.log)?;
     let state_dir = paths.store_state(&store.name);
-    let mode = std::fs::metadata(&log).map_or(0o644, |m| {
-        use std::os::unix::fs::PermissionsExt;
-        m.permissions().mode()
-    });
-    let (late, mut watches) = late::carry_all(&log, &late::load(&state_dir), mode)?;
-    if late.from.is_some() {
-        late::save(&state_dir, &watches)?;
-    }
-    let with_late = |stats: &mut Stats| {
-        stats.late_lines_carried = late.lines;
-        stats.late_lines_quarantined = late.quarantined;
-        stats.late_lines_from = late.from.clone();
-    };
+    let recovered = recover::recover(&log, &state_dir)?;
+    let live = std::fs::metadata(&log).ctx("stat log", &log)?;
+    let late_state = late::load(&state_dir, &live);
 
-    if !opts.force && store.min_growth > 0.0 {
-        let state = StoreState::new(paths.store_state(&store.name));
-        if let Some(b) = state.baseline() {
-            let size = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
-            let grown = size.saturating_sub(b.bytes_after) as f64 / b.bytes_after.max(1) as f64;
-            if grown < store.min_growth {
-                let mut d = skipped(
-                    format!(
-                        "the log grew {:.0}% since the last compaction, below min_growth {:.0}% (use --force to compact anyway)",
-                        grown * 100.0,
-                        store.min_growth * 100.0
-                    ),
-                    true,
-                );
-                d.stats.bytes_before = size;
-                d.stats.bytes_after = size;
-                d.stats.recovered = recovered;
-                with_late(&mut d.stats);
-                return Ok(d);
-            }
-        }
+    if let Some(mut d) = below_min_growth(paths, store, opts, &live, &late_state) {
+        d.stats.recovered = recovered;
+        d.stats.writers = census::take(&[&log]);
+        return Ok(d);
     }
 
-    let mut stats = compact::compact(store)?;
+    let compacted = compact::compact(store, &state_dir, &late_state)?;
+    let mut stats = compacted.stats;
     stats.recovered = recovered;
-    with_late(&mut stats);
-    if let Some(rotated) = &stats.rotated {
-        // Watch the file we just rotated for late writes.
-        watches.push(late::Watch {
-            rotated: rotated.clone(),
-            size: stats.rotated_bytes,
-        });
-    }
     let t = Instant::now();
-    // The newest rotated file is kept at least until the next run has
-    // checked it for late writes, even with keep_rotated = 0.
-    stats.pruned = rotation::prune(&log, store.keep_rotated.max(1), store.max_age)?;
-    late::save(&state_dir, &watches)?;
+    let state = prune(&log, store, &compacted.state, &mut stats)?;
+    if state != late_state || compacted.state != late_state {
+        late::commit(&state_dir, &state)?;
+    }
     stats.timings.prune_ms = (t.elapsed().as_secs_f64() * 1e6).round() / 1e3;
     crate::failpoint!("before-record");
     Ok(Done {
@@ -231,4 +205,75 @@ fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::
         success: true,
         baseline: true,
     })
+}
+
+/// The `min_growth` check: a skip when the log grew too little since the
+/// last compaction and no late writes wait to be carried.
+fn below_min_growth(
+    paths: &Paths,
+    store: &StoreConfig,
+    opts: &SyncOptions,
+    live: &std::fs::Metadata,
+    late_state: &late::LateWrites,
+) -> Option<Done> {
+    if opts.force || store.min_growth <= 0.0 {
+        return None;
+    }
+    let b = StoreState::new(paths.store_state(&store.name)).baseline()?;
+    let size = live.len();
+    let grown = size.saturating_sub(b.bytes_after) as f64 / b.bytes_after.max(1) as f64;
+    let late_waiting = late_state.watches.iter().any(|w| {
+        std::fs::metadata(&w.rotated).is_ok_and(|m| m.len() > w.carried)
+    });
+    if grown >= store.min_growth || late_waiting {
+        return None;
+    }
+    let mut d = Done::skipped(
+        format!(
+            "the log grew {:.0}% since the last compaction, below min_growth {:.0}% (use --force to compact anyway)",
+            grown * 100.0,
+            store.min_growth * 100.0
+        ),
+        true,
+    );
+    d.stats.bytes_before = size;
+    d.stats.bytes_after = size;
+    Some(d)
+}
+
+/// Step 4: take the writer census of the live log and every rotated file,
+/// prune by retention, never a protected file (this run's, one a writer
+/// holds open, one with uncarried late writes), and drop the watches that
+/// can receive nothing more. Returns the late-write state to commit.
+fn prune(
+    log: &std::path::Path,
+    store: &StoreConfig,
+    state: &late::LateWrites,
+    stats: &mut Stats,
+) -> crate::Result<late::LateWrites> {
+    let rotated: Vec<std::path::PathBuf> =
+        rotation::list(log)?.into_iter().map(|(_, p)| p).collect();
+    let mut files: Vec<&std::path::Path> = vec![log];
+    files.extend(rotated.iter().map(|p| p.as_path()));
+    let census = census::take(&files);
+    let uncarried = |p: &std::path::Path| {
+        state
+            .watches
+            .iter()
+            .any(|w| w.rotated == p && std::fs::metadata(p).is_ok_and(|m| m.len() > w.carried))
+    };
+    let protect = |p: &std::path::Path| {
+        stats.rotated.as_deref() == Some(p) || census.of(p).next().is_some() || uncarried(p)
+    };
+    let pruned = rotation::prune(log, store.keep_rotated, store.max_age, &protect)?;
+    let mut next = state.clone();
+    next.watches.retain(|w| {
+        !pruned.removed.contains(&w.rotated)
+            && w.rotated.exists()
+            && (protect(&w.rotated) || stats.rotated.as_deref() == Some(w.rotated.as_path()))
+    });
+    stats.pruned = pruned.removed;
+    stats.kept_for_late_writes = pruned.kept;
+    stats.writers = census;
+    Ok(next)
 }

@@ -100,8 +100,19 @@ pub struct Stats {
     pub late_lines_carried: u64,
     /// Of those late lines, the malformed ones (quarantined).
     pub late_lines_quarantined: u64,
-    /// The rotated file they were found in.
+    /// The newest rotated file they were found in.
     pub late_lines_from: Option<PathBuf>,
+    /// Rotated files kept although retention would prune them: a writer
+    /// still has them open, or they hold late writes not carried yet.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept_for_late_writes: Vec<PathBuf>,
+    /// Who had the live log or a rotated file open for writing after the
+    /// run (see `census`).
+    pub writers: crate::job::census::Census,
+    /// The filesystem reported no size (0 total blocks), so the free-space
+    /// check was skipped.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub free_space_unchecked: bool,
     pub timings: Timings,
 }
 

@@ -17,4 +17,5 @@ mod random_kills;
 mod security;
 mod status;
 mod three_writers;
+mod writer_classes;
 mod writers;
