@@ -72,6 +72,10 @@ fn check_free_space(dir: &Path, need: u64) -> Result<bool> {
             std::io::Error::last_os_error(),
         ));
     }
+    if crate::fail_io!("statvfs-no-total").is_err() {
+        // What many FUSE filesystems report.
+        (st.f_blocks, st.f_bavail) = (0, 0);
+    }
     if st.f_blocks == 0 {
         tracing::warn!(
             "{} reports 0 total blocks (a FUSE filesystem?): the free-space check was skipped",
@@ -110,6 +114,11 @@ pub fn compact(store: &StoreConfig, state_dir: &Path, state: &LateWrites) -> Res
     let mut c = Cut::take(store, Some(state))?;
     let spec = FoldSpec::for_store(store);
     let late_in_fold = c.late_bytes();
+    // Malformed late lines (quarantined from their rotated file).
+    let late_bad = crate::fold::segments::locate_bad(&c.segments(), &c.plan.bad)
+        .iter()
+        .filter(|(seg, _)| seg.path != c.log)
+        .count() as u64;
     let mut stats = Stats {
         bytes_before: c.size,
         bytes_after: c.size,
@@ -167,7 +176,8 @@ pub fn compact(store: &StoreConfig, state_dir: &Path, state: &LateWrites) -> Res
     let (appended, rotated, next) = swapped?;
     stats.timings.swap_ms = ms(t_swap);
 
-    stats.late_lines_carried = late::count_lines(&c.late)?;
+    stats.late_lines_quarantined = late_bad;
+    stats.late_lines_carried = late::count_lines(&c.late)?.saturating_sub(late_bad);
     stats.late_lines_from = c
         .late
         .iter()

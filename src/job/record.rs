@@ -10,7 +10,9 @@
 //!   a reader sees the previous record or the new one, never a torn one.
 //! - Every run writes a last-run record, whatever its outcome.
 //! - The history keeps at most [`HISTORY_KEEP`] records once trimmed; it is
-//!   appended with O_APPEND and trimmed by atomic rewrite.
+//!   appended with O_APPEND, fdatasync'ed after each append (and its
+//!   directory fsynced when the append created it), and trimmed by atomic
+//!   rewrite.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -205,7 +207,13 @@ impl StoreState {
         let mut line = serde_json::to_vec(rec).expect("record serializes");
         line.push(b'\n');
         let mut f = durable::open_append(&path, 0o600)?;
+        // A new file's name must survive a power loss too.
+        let created = f.metadata().ctx("stat", &path)?.len() == 0;
         f.write_all(&line).ctx("append to", &path)?;
+        f.sync_data().ctx("fsync", &path)?;
+        if created {
+            durable::fsync_dir(durable::parent_dir(&path))?;
+        }
         let len = f.metadata().ctx("stat", &path)?.len();
         // Trim when the file holds about twice what we keep.
         if len > (line.len() * HISTORY_KEEP * 2) as u64 {
