@@ -158,6 +158,7 @@ pub fn compact(store: &StoreConfig, state_dir: &Path, state: &LateWrites) -> Res
     stats.timings.write_ms = ms(t_write);
 
     let t_swap = Instant::now();
+    crate::failpoint!("before-swap-lock");
     swap::lock_and_verify(&c)?;
     let swapped = (|| {
         let appended = swap::append_late_and_tail(&mut c, &mut tmp, snapshot)?;

@@ -12,6 +12,7 @@ mod config;
 mod crash;
 mod daemon;
 mod disk_faults;
+mod late_writes;
 mod lock;
 mod random_kills;
 mod security;
