@@ -34,6 +34,9 @@ pub struct StoreConfig {
     pub rotate_bytes: Option<u64>,
     pub max_age: Option<Duration>,
     pub jitter: Option<Duration>,
+    /// Compact even while a process holds the log open for writing without
+    /// `O_APPEND` (README "Writer classes"); off by default.
+    pub allow_positional_writers: bool,
 }
 
 impl StoreConfig {
@@ -72,6 +75,7 @@ struct RawStore {
     rotate_bytes: Option<u64>,
     max_age: Option<String>,
     jitter: Option<String>,
+    allow_positional_writers: Option<bool>,
 }
 
 pub const DEFAULT_KEEP_ROTATED: usize = 3;
@@ -278,6 +282,7 @@ fn validate_store(
         rotate_bytes: rs.rotate_bytes,
         max_age: dur("max_age", rs.max_age)?,
         jitter: dur("jitter", rs.jitter)?,
+        allow_positional_writers: rs.allow_positional_writers.unwrap_or(false),
     })
 }
 

@@ -187,6 +187,7 @@ fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::
         return Ok(d);
     }
 
+    refuse_unsafe_writers(store, &log)?;
     let compacted = compact::compact(store, &state_dir, &late_state)?;
     let mut stats = compacted.stats;
     stats.recovered = recovered;
@@ -204,6 +205,29 @@ fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::
         stats,
         success: true,
         baseline: true,
+    })
+}
+
+/// The one writer pattern a swap cannot serve: a process with the live log
+/// open for writing *without* `O_APPEND` writes at its own file offset. After
+/// a swap it goes on writing into the rotated file at that offset, which
+/// can be below what was already carried (another writer appended after
+/// it), so its lines would be overwritten or never carried. Detected before
+/// anything is touched; the run fails naming the process.
+fn refuse_unsafe_writers(store: &StoreConfig, log: &std::path::Path) -> crate::Result<()> {
+    if store.allow_positional_writers {
+        return Ok(());
+    }
+    let census = census::take(&[log]);
+    let Some(o) = census.openers.iter().find(|o| !o.append) else {
+        return Ok(());
+    };
+    Err(Error::BadLog {
+        path: log.to_path_buf(),
+        msg: format!(
+            "pid {} ({}) has it open for writing without O_APPEND (fd {}, {}): its writes land at its own file offset, so after a swap they could overwrite lines and be lost; nothing was changed. Make that program open the log with O_APPEND (or use the writer protocol / logkeeper's LogWriter); if it is the only writer and you accept the risk, set `allow_positional_writers = true` on the store",
+            o.pid, o.program, o.fd, o.flags
+        ),
     })
 }
 

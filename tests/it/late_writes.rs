@@ -287,3 +287,31 @@ fn state_temps_are_cleaned_and_a_sizeless_filesystem_still_compacts() {
         "{s}"
     );
 }
+
+/// The pattern a swap cannot serve (a writer without `O_APPEND`, writing at
+/// its own offset) is refused before the log is touched, naming the
+/// process; `allow_positional_writers` lets it through.
+#[test]
+fn a_writer_without_o_append_is_refused_by_pid_before_anything_changes() {
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    gen_log(&log, 500, 50, 0, false);
+    keyed(&env, &log, 1);
+    let before = std::fs::read(&log).unwrap();
+    let ino = std::fs::metadata(&log).unwrap().ino();
+    let _w = OpenOptions::new().write(true).open(&log).unwrap();
+    let d = env.lk(["sync", "now", "--force"]).status(1);
+    assert!(
+        d.stderr().contains(&format!("pid {}", std::process::id()))
+            || d.stdout().contains(&format!("pid {}", std::process::id())),
+        "{}{}",
+        d.stdout(),
+        d.stderr()
+    );
+    assert_eq!(std::fs::read(&log).unwrap(), before);
+    assert_eq!(std::fs::metadata(&log).unwrap().ino(), ino);
+    env.lk(["status"]).status(1).stdout_has("without O_APPEND");
+    let cfg = std::fs::read_to_string(env.config()).unwrap();
+    env.write_config(&format!("{cfg}allow_positional_writers = true\n"));
+    env.lk(["sync", "now", "--force"]).status(0);
+}
