@@ -208,6 +208,52 @@ fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::
     })
 }
 
+/// A rotated file whose only uncarried bytes are a partial line, and that
+/// no process holds open, will never see that line finished: the fragment
+/// (a writer's torn last write) is quarantined (G3) and counted as carried,
+/// so the file can be pruned. An older rotated file gains no new writer
+/// (only an fd opened before its swap reaches it), so a census that shows
+/// none means none will come; this run's file is left for the next run.
+fn quarantine_dead_fragments(
+    log: &std::path::Path,
+    state: &mut late::LateWrites,
+    census: &census::Census,
+    stats: &mut Stats,
+) -> crate::Result<()> {
+    let mode = std::fs::metadata(log).map_or(0o644, |m| {
+        use std::os::unix::fs::PermissionsExt;
+        m.permissions().mode()
+    });
+    for w in state.watches.iter_mut() {
+        if stats.rotated.as_deref() == Some(w.rotated.as_path()) || census.of(&w.rotated).next().is_some() {
+            continue;
+        }
+        let Ok(f) = std::fs::File::open(&w.rotated) else {
+            continue;
+        };
+        let size = f.metadata().ctx("stat", &w.rotated)?.len();
+        if size <= w.carried
+            || crate::fold::find_cut(&f, size).ctx("read", &w.rotated)? > w.carried
+        {
+            continue;
+        }
+        let bad = crate::fold::Bad {
+            range: crate::fold::Range {
+                start: w.carried,
+                end: size,
+            },
+            reason: crate::fold::json::Invalid {
+                reason: "a torn line left in a rotated file by a writer that has exited",
+                at: 0,
+            },
+        };
+        stats.quarantine_file = Some(quarantine::append(log, &w.rotated, &f, &[bad], mode)?);
+        stats.late_lines_quarantined += 1;
+        w.carried = size;
+    }
+    Ok(())
+}
+
 /// The one writer pattern a swap cannot serve: a process with the live log
 /// open for writing *without* `O_APPEND` writes at its own file offset. After
 /// a swap it goes on writing into the rotated file at that offset, which
@@ -280,6 +326,9 @@ fn prune(
     let mut files: Vec<&std::path::Path> = vec![log];
     files.extend(rotated.iter().map(|p| p.as_path()));
     let census = census::take(&files);
+    let mut state = state.clone();
+    quarantine_dead_fragments(log, &mut state, &census, stats)?;
+    let state = &state;
     let uncarried = |p: &std::path::Path| {
         state
             .watches

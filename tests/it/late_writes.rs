@@ -315,3 +315,27 @@ fn a_writer_without_o_append_is_refused_by_pid_before_anything_changes() {
     env.write_config(&format!("{cfg}allow_positional_writers = true\n"));
     env.lk(["sync", "now", "--force"]).status(0);
 }
+
+/// A torn line a writer left in a rotated file before it exited is never
+/// finished: it is quarantined (not lost), and the file can then be pruned.
+#[test]
+fn a_dead_writers_torn_line_in_a_rotated_file_is_quarantined_then_pruned() {
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    gen_log(&log, 500, 50, 0, false);
+    keyed(&env, &log, 0);
+    let mut a = held(&log);
+    let first = sync(&env)["stats"]["rotated"].as_str().unwrap().to_string();
+    writeln!(a, "{}", set("A", 1, "late")).unwrap();
+    write!(a, "{{\"torn").unwrap();
+    drop(a);
+    let mut w = logkeeper::writer::LogWriter::open(&log).unwrap();
+    w.append(set("D", 1, "x").as_bytes()).unwrap();
+    sync(&env);
+    w.append(set("D", 2, "x").as_bytes()).unwrap();
+    let r = sync(&env);
+    assert_eq!(value_of(&log, "A", 1).as_deref(), Some("late"));
+    let q = logkeeper::job::quarantine::read(&env.path("events.jsonl.quarantine")).unwrap();
+    assert!(q.iter().any(|e| e.bytes() == b"{\"torn"), "{q:?}");
+    assert!(!Path::new(&first).exists(), "{r}");
+}
