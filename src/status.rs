@@ -171,7 +171,9 @@ pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) ->
             ));
         }
         for o in s.writers.openers.iter().filter(|o| {
-            o.file != r.log && !same_file(&o.file, &store.log) && s.rotated.as_ref() != Some(&o.file)
+            o.file != r.log
+                && !same_file(&o.file, &store.log)
+                && s.rotated.as_ref() != Some(&o.file)
         }) {
             warnings.push(format!(
                 "pid {} ({}) still writes to the rotated file {} (it keeps its fd across a swap and never reopens): served by the late-write fallback, its lines reach the live log only at the next run, and the file is kept until it lets go. Make it reopen the log when the inode changes, or follow the writer protocol.",

@@ -142,7 +142,11 @@ pub fn compact(store: &StoreConfig, state_dir: &Path, state: &LateWrites) -> Res
             state: state.clone(),
         });
     }
-    let keep: Vec<Range> = if rotate { Vec::new() } else { std::mem::take(&mut c.plan.keep) };
+    let keep: Vec<Range> = if rotate {
+        Vec::new()
+    } else {
+        std::mem::take(&mut c.plan.keep)
+    };
     if rotate {
         stats.lines_out = 0;
     }

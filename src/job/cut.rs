@@ -109,12 +109,17 @@ impl Cut {
             start: 0,
             end: self.swap_point,
         }];
-        v.extend(self.late.iter().filter(|o| o.end > o.watch.carried).map(|o| Segment {
-            file: &o.file,
-            path: &o.watch.rotated,
-            start: o.watch.carried,
-            end: o.end,
-        }));
+        v.extend(
+            self.late
+                .iter()
+                .filter(|o| o.end > o.watch.carried)
+                .map(|o| Segment {
+                    file: &o.file,
+                    path: &o.watch.rotated,
+                    start: o.watch.carried,
+                    end: o.end,
+                }),
+        );
         v.push(Segment {
             file: &self.file,
             path: &self.log,

@@ -101,7 +101,13 @@ pub fn load(state_dir: &Path, live: &std::fs::Metadata) -> LateWrites {
         .and_then(|b| serde_json::from_slice::<StateFile>(&b).ok())
     {
         return match sf.prepared {
-            Some(p) if p.live.as_ref().is_some_and(|g| same_inode(live, g.dev, g.ino)) => p,
+            Some(p)
+                if p.live
+                    .as_ref()
+                    .is_some_and(|g| same_inode(live, g.dev, g.ino)) =>
+            {
+                p
+            }
             _ => sf.committed,
         };
     }
@@ -197,8 +203,8 @@ pub fn carry_at_swap(opened: &mut [Open], dst: &mut impl Write) -> Result<u64> {
             start: o.end,
             end: last,
         };
-        total += fold::copy_ranges(&o.file, &[r], dst)
-            .ctx("copy late writes from", &o.watch.rotated)?;
+        total +=
+            fold::copy_ranges(&o.file, &[r], dst).ctx("copy late writes from", &o.watch.rotated)?;
         o.end = last;
     }
     Ok(total)

@@ -225,15 +225,16 @@ fn quarantine_dead_fragments(
         m.permissions().mode()
     });
     for w in state.watches.iter_mut() {
-        if stats.rotated.as_deref() == Some(w.rotated.as_path()) || census.of(&w.rotated).next().is_some() {
+        if stats.rotated.as_deref() == Some(w.rotated.as_path())
+            || census.of(&w.rotated).next().is_some()
+        {
             continue;
         }
         let Ok(f) = std::fs::File::open(&w.rotated) else {
             continue;
         };
         let size = f.metadata().ctx("stat", &w.rotated)?.len();
-        if size <= w.carried
-            || crate::fold::find_cut(&f, size).ctx("read", &w.rotated)? > w.carried
+        if size <= w.carried || crate::fold::find_cut(&f, size).ctx("read", &w.rotated)? > w.carried
         {
             continue;
         }
@@ -292,9 +293,10 @@ fn below_min_growth(
     let b = StoreState::new(paths.store_state(&store.name)).baseline()?;
     let size = live.len();
     let grown = size.saturating_sub(b.bytes_after) as f64 / b.bytes_after.max(1) as f64;
-    let late_waiting = late_state.watches.iter().any(|w| {
-        std::fs::metadata(&w.rotated).is_ok_and(|m| m.len() > w.carried)
-    });
+    let late_waiting = late_state
+        .watches
+        .iter()
+        .any(|w| std::fs::metadata(&w.rotated).is_ok_and(|m| m.len() > w.carried));
     if grown >= store.min_growth || late_waiting {
         return None;
     }

@@ -117,8 +117,8 @@ fn verify(c: &Cut) -> Result<()> {
         });
     }
     let size = c.file.metadata().ctx("stat log", &c.log)?.len();
-    let same = size >= c.cut
-        && cut::fingerprint(&c.file, c.cut).ctx("read log", &c.log)? == c.fingerprint;
+    let same =
+        size >= c.cut && cut::fingerprint(&c.file, c.cut).ctx("read log", &c.log)? == c.fingerprint;
     if !same {
         return Err(Error::BadLog {
             path: c.log.clone(),

@@ -31,13 +31,23 @@ fn held(log: &Path) -> File {
 fn keyed(env: &Env, log: &Path, keep: u32) {
     env.lk(["store", "add", "m", "--log"])
         .arg(log)
-        .args(["--key", "/item_type", "--key", "/item/id", "--op", "/change_type"])
+        .args([
+            "--key",
+            "/item_type",
+            "--key",
+            "/item/id",
+            "--op",
+            "/change_type",
+        ])
         .args(["--delete", "DEL", "--keep-rotated", &keep.to_string()])
         .status(0);
 }
 
 fn sync(env: &Env) -> Value {
-    env.lk(["sync", "now", "--force", "--json"]).status(0).json()["runs"][0].clone()
+    env.lk(["sync", "now", "--force", "--json"])
+        .status(0)
+        .json()["runs"][0]
+        .clone()
 }
 
 /// Finding 1: a late line (old value, written to the old inode by a writer
@@ -92,7 +102,9 @@ fn a_rotated_file_a_writer_holds_open_is_not_pruned() {
     sync(&env);
     assert_eq!(value_of(&log, "B", 1).as_deref(), Some("after2"));
     assert_eq!(value_of(&log, "B", 2).as_deref(), Some("last"));
-    env.lk(["status"]).status(0).stdout_has("still writes to the rotated file");
+    env.lk(["status"])
+        .status(0)
+        .stdout_has("still writes to the rotated file");
     // Once it lets go and everything is carried, retention applies again.
     drop(b);
     sync(&env);
@@ -113,7 +125,10 @@ fn a_line_written_in_two_calls_across_the_swap_is_kept_whole() {
     let mut c = held(&log);
     write!(c, "{}", set("C", 1, "first")).unwrap();
     let r = sync(&env);
-    assert_eq!(r["stats"]["writers"]["openers"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        r["stats"]["writers"]["openers"].as_array().unwrap().len(),
+        1
+    );
     c.write_all(b"\n").unwrap();
     drop(c);
     let mut c = held(&log);
@@ -134,7 +149,12 @@ fn a_line_written_in_two_calls_across_the_swap_is_kept_whole() {
 #[test]
 fn a_run_killed_right_after_its_swap_still_carries_late_writes_once() {
     use std::os::unix::process::ExitStatusExt;
-    for point in ["after-late-prepare", "after-rename", "after-dir-fsync", "before-record"] {
+    for point in [
+        "after-late-prepare",
+        "after-rename",
+        "after-dir-fsync",
+        "before-record",
+    ] {
         let env = Env::new();
         let log = env.path("events.jsonl");
         gen_log(&log, 500, 50, 0, false);
@@ -172,8 +192,14 @@ fn a_clock_step_back_never_prunes_the_file_just_rotated() {
     std::fs::write(&future, b"{}\n").unwrap();
     let r = sync(&env);
     let mine = r["stats"]["rotated"].as_str().unwrap().to_string();
-    assert!(Path::new(&mine).exists(), "this run's rotated file was pruned: {r}");
-    assert!(!future.exists(), "the older file (stamped in the future) was kept: {r}");
+    assert!(
+        Path::new(&mine).exists(),
+        "this run's rotated file was pruned: {r}"
+    );
+    assert!(
+        !future.exists(),
+        "the older file (stamped in the future) was kept: {r}"
+    );
 }
 
 /// Finding 6: a copytruncate (another tool copies the log and truncates it
@@ -192,9 +218,16 @@ fn copytruncate_during_a_run_fails_it_and_loses_nothing() {
         .env("LOGKEEPER_PAUSE", "before-swap-lock")
         .env("LOGKEEPER_PAUSE_FILE", &flag)
         .spawn();
-    wait_for("the run to pause", Duration::from_secs(20), || flag.exists());
+    wait_for("the run to pause", Duration::from_secs(20), || {
+        flag.exists()
+    });
     std::fs::copy(&log, env.path("events.jsonl.1")).unwrap();
-    OpenOptions::new().write(true).open(&log).unwrap().set_len(0).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
     let mut w = logkeeper::writer::LogWriter::open(&log).unwrap();
     w.append(set("N", 1, "after-truncate").as_bytes()).unwrap();
     std::fs::remove_file(&flag).unwrap();
@@ -227,7 +260,9 @@ fn a_file_moved_over_the_log_before_the_rename_stays_the_log() {
         .env("LOGKEEPER_PAUSE", "after-late-prepare")
         .env("LOGKEEPER_PAUSE_FILE", &flag)
         .spawn();
-    wait_for("the run to pause", Duration::from_secs(20), || flag.exists());
+    wait_for("the run to pause", Duration::from_secs(20), || {
+        flag.exists()
+    });
     let users = env.path("new.jsonl");
     std::fs::write(&users, format!("{}\n", set("U", 1, "users"))).unwrap();
     let ino = std::fs::metadata(&users).unwrap().ino();
@@ -253,7 +288,10 @@ fn a_partial_quarantine_entry_does_not_swallow_the_next_one() {
     held(&log).write_all(b"{broken\n").unwrap();
     sync(&env);
     let entries = logkeeper::job::quarantine::read(&q).unwrap();
-    assert!(entries.iter().any(|e| e.bytes() == b"{broken"), "{entries:?}");
+    assert!(
+        entries.iter().any(|e| e.bytes() == b"{broken"),
+        "{entries:?}"
+    );
 }
 
 /// Finding 10: temp files of the state records left by a killed run are
@@ -283,7 +321,11 @@ fn state_temps_are_cleaned_and_a_sizeless_filesystem_still_compacts() {
     let s = &d["runs"][0]["stats"];
     assert_eq!(s["free_space_unchecked"], true, "{s}");
     assert!(
-        s["recovered"].as_array().unwrap().iter().any(|p| p.as_str() == stale.to_str()),
+        s["recovered"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p.as_str() == stale.to_str()),
         "{s}"
     );
 }

@@ -126,19 +126,33 @@ fn scenario(classes: &[char], keep_rotated: u32, runs: u64, kill: bool) -> Figur
     gen_log(&log, 2_000, 300, 0, false);
     env.lk(["store", "add", "m", "--log"])
         .arg(&log)
-        .args(["--key", "/item_type", "--key", "/item/id", "--op", "/change_type"])
-        .args(["--delete", "DEL", "--keep-rotated", &keep_rotated.to_string()])
+        .args([
+            "--key",
+            "/item_type",
+            "--key",
+            "/item/id",
+            "--op",
+            "/change_type",
+        ])
+        .args([
+            "--delete",
+            "DEL",
+            "--keep-rotated",
+            &keep_rotated.to_string(),
+        ])
         .status(0);
     let mut writers: Vec<Writer> = classes.iter().map(|&c| start(&env, c, &log)).collect();
     // Every writer has written before the first run.
     wait_for("writers to start", Duration::from_secs(20), || {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        writers.iter().all(|w| text.contains(&format!("\"{}\"", w.name)))
+        writers
+            .iter()
+            .all(|w| text.contains(&format!("\"{}\"", w.name)))
     });
     let mut f = Figures::default();
     let mut rng = Rng(0x9e3779b97f4a7c15 ^ keep_rotated as u64 ^ (kill as u64) << 7);
     while f.compactions < runs {
-        if kill && rng.next() % 3 == 0 {
+        if kill && rng.next().is_multiple_of(3) {
             let mut child = env.lk(["sync", "now", "--force", "--wait"]).spawn();
             // The kill instant is the randomised variable under test.
             std::thread::sleep(Duration::from_micros(rng.next() % 40_000));
@@ -150,7 +164,13 @@ fn scenario(classes: &[char], keep_rotated: u32, runs: u64, kill: bool) -> Figur
             continue;
         }
         let d = env.lk(["sync", "now", "--force", "--json"]).output();
-        assert_eq!(d.out.status.code(), Some(0), "a run failed: {} {}", d.stdout(), d.stderr());
+        assert_eq!(
+            d.out.status.code(),
+            Some(0),
+            "a run failed: {} {}",
+            d.stdout(),
+            d.stderr()
+        );
         if d.json()["runs"][0]["stats"]["rewritten"] == true {
             f.compactions += 1;
         }
