@@ -263,4 +263,38 @@ mod tests {
             "{\"k\":2,\"v\":\"late\"}\n{\"k\":1,\"v\":\"new\"}\n"
         );
     }
+
+    /// A kept range that runs across a segment boundary (two adjacent kept
+    /// lines coalesced) maps back to one range in each file.
+    #[test]
+    fn locate_splits_a_range_at_a_segment_boundary() {
+        let (at, af) = file(b"aaaa\nbbbb\n");
+        let (bt, bf) = file(b"cc\n");
+        let segs = [
+            Segment {
+                file: &af,
+                path: at.path(),
+                start: 5,
+                end: 10,
+            },
+            Segment {
+                file: &bf,
+                path: bt.path(),
+                start: 0,
+                end: 3,
+            },
+            Segment {
+                file: &af,
+                path: at.path(),
+                start: 0,
+                end: 5,
+            },
+        ];
+        let got = locate(
+            &segs,
+            &[Range { start: 2, end: 9 }, Range { start: 10, end: 13 }],
+        );
+        let got: Vec<(usize, u64, u64)> = got.iter().map(|(k, r)| (*k, r.start, r.end)).collect();
+        assert_eq!(got, vec![(0, 7, 10), (1, 0, 3), (2, 0, 1), (2, 2, 5)]);
+    }
 }

@@ -40,6 +40,10 @@ func main() {
 		if _, err := f.Write([]byte(ev)); err != nil {
 			panic(err)
 		}
+		// The two writes are separate calls; the pause between them is what
+		// a loaded machine gives a swap to fall in (it makes the race the
+		// test is about likely within a few seconds, not rare).
+		time.Sleep(200 * time.Microsecond)
 		if _, err := f.Write([]byte("\n")); err != nil {
 			panic(err)
 		}
