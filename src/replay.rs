@@ -13,7 +13,7 @@ use crate::job::cut::Cut;
 /// torn last line are left out (the returned plan counts them).
 pub fn replay(store: &StoreConfig, out: &mut impl Write) -> Result<Plan> {
     let c = Cut::take(store, None)?;
-    fold::copy_ranges(&c.file, &c.plan.keep, out).map_err(|e| {
+    fold::copy_ranges_nl(&c.file, &c.plan.keep, &c.plan.newlines, out).map_err(|e| {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             Error::io("write to", "stdout", e)
         } else {

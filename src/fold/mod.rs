@@ -300,6 +300,8 @@ struct ChunkScan {
     lines: u64,
     deletes: u64,
     salvaged: u64,
+    unglued: u64,
+    newlines: Vec<u64>,
 }
 
 /// The result of folding a prefix: what to keep, what to quarantine, figures.
@@ -316,6 +318,12 @@ pub struct Plan {
     /// Malformed lines that ended in a complete event: the event was kept,
     /// the fragment before it quarantined.
     pub salvaged: u64,
+    /// Lines that were two complete events glued together (a writer's `\n`
+    /// was lost): both are kept, each as its own line.
+    pub unglued: u64,
+    /// Offsets (sorted) right after a kept event that was glued to the next
+    /// one: a `\n` is written there ([`copy_ranges_nl`]).
+    pub newlines: Vec<u64>,
     pub cut: u64,
 }
 
@@ -328,12 +336,12 @@ impl Plan {
             self.keys_live + self.keyless_kept
         } else {
             // A salvaged line's fragment is quarantined but its event stays.
-            self.lines_in - (self.bad.len() as u64 - self.salvaged)
+            self.lines_in - (self.bad.len() as u64 - self.salvaged) + self.unglued
         }
     }
     /// Whether the fold leaves the prefix exactly as it is.
     pub fn is_identity(&self) -> bool {
-        self.bad.is_empty() && self.kept_bytes() == self.cut
+        self.bad.is_empty() && self.newlines.is_empty() && self.kept_bytes() == self.cut
     }
 }
 
@@ -413,40 +421,60 @@ fn scan_chunk(
         let mut class = cls.classify(line);
         let mut range = range;
         if let Class::Malformed(reason) = &class {
-            (class, range) = salvage(&mut out, &mut cls, off, line, range, reason.clone());
+            (class, range) = salvage(
+                &mut out,
+                &mut cls,
+                off,
+                line,
+                range,
+                reason.clone(),
+                keyed,
+                first,
+            );
         }
-        match class {
-            Class::Malformed(reason) => out.bad.push(Bad { range, reason }),
-            Class::Keyless => {
-                if keyed {
-                    out.keyless.push(range)
-                }
-            }
-            Class::Keyed { delete } => {
-                if delete {
-                    out.deletes += 1;
-                }
-                // The first chunk needs no tombstones: nothing precedes it.
-                if delete && first {
-                    out.map.remove(cls.key.as_slice());
-                } else if let Some(e) = out.map.get_mut(cls.key.as_slice()) {
-                    *e = Entry::new(range, delete);
-                } else {
-                    out.map
-                        .insert(StoredKey::new(&cls.key), Entry::new(range, delete));
-                }
-            }
-        }
+        record(&mut out, &cls.key, class, range, keyed, first);
     })?;
     Ok(out)
 }
 
+/// Record one classified line (or event) of a chunk.
+#[inline(always)]
+fn record(out: &mut ChunkScan, key: &[u8], class: Class, range: Range, keyed: bool, first: bool) {
+    match class {
+        Class::Malformed(reason) => out.bad.push(Bad { range, reason }),
+        Class::Keyless => {
+            if keyed {
+                out.keyless.push(range)
+            }
+        }
+        Class::Keyed { delete } => {
+            if delete {
+                out.deletes += 1;
+            }
+            // The first chunk needs no tombstones: nothing precedes it.
+            if delete && first {
+                out.map.remove(key);
+            } else if let Some(e) = out.map.get_mut(key) {
+                *e = Entry::new(range, delete);
+            } else {
+                out.map
+                    .insert(StoredKey::new(key), Entry::new(range, delete));
+            }
+        }
+    }
+}
+
 /// The rare path of [`scan_chunk`], kept out of line so the per-line loop
-/// stays tight: if a malformed line is a torn fragment glued to a complete
-/// event, quarantine the fragment and classify the event (its bytes and the
-/// line's `\n`); otherwise the line stays malformed.
+/// stays tight: if a malformed line ends in a complete event glued after
+/// something else, the event (its bytes and the line's `\n`) is classified
+/// and returned. What came before it is, if itself one valid JSON value (two
+/// events glued: a writer's `\n` was lost), recorded as its own event, to be
+/// written with a `\n` inserted after it ([`Plan::newlines`]); otherwise
+/// it is a torn fragment and quarantined. A line with no complete event at
+/// its end stays malformed.
 #[cold]
 #[inline(never)]
+#[allow(clippy::too_many_arguments)]
 fn salvage(
     out: &mut ChunkScan,
     cls: &mut Classifier,
@@ -454,18 +482,30 @@ fn salvage(
     line: &[u8],
     range: Range,
     reason: Invalid,
+    keyed: bool,
+    first: bool,
 ) -> (Class, Range) {
     let Some(p) = salvage_point(cls, line) else {
         return (Class::Malformed(reason), range);
     };
-    out.bad.push(Bad {
-        range: Range {
-            start: off,
-            end: off + p as u64,
-        },
-        reason,
-    });
-    out.salvaged += 1;
+    let head = Range {
+        start: off,
+        end: off + p as u64,
+    };
+    match cls.classify(&line[..p]) {
+        Class::Malformed(_) => {
+            out.bad.push(Bad {
+                range: head,
+                reason,
+            });
+            out.salvaged += 1;
+        }
+        class => {
+            record(out, &cls.key.clone(), class, head, keyed, first);
+            out.newlines.push(head.end);
+            out.unglued += 1;
+        }
+    }
     (
         cls.classify(&line[p..]),
         Range {
@@ -580,6 +620,8 @@ fn merge(spec: &FoldSpec, chunks: Vec<ChunkScan>, cut: u64) -> Plan {
         plan.lines_in += c.lines;
         plan.deletes_dropped += c.deletes;
         plan.salvaged += c.salvaged;
+        plan.unglued += c.unglued;
+        plan.newlines.extend(c.newlines);
         plan.bad.extend(c.bad);
         keyless.extend(c.keyless);
         maps.push(c.map);
@@ -621,7 +663,70 @@ fn merge(spec: &FoldSpec, chunks: Vec<ChunkScan>, cut: u64) -> Plan {
             });
         }
     }
+    // A `\n` is needed only after a glued event that survived.
+    plan.newlines.sort_unstable();
+    let keep = &plan.keep;
+    plan.newlines.retain(|&x| {
+        let i = keep.partition_point(|r| r.end < x);
+        keep.get(i).is_some_and(|r| r.start < x)
+    });
     plan
+}
+
+/// [`copy_ranges`], writing a `\n` at each offset of `newlines` (sorted)
+/// that falls inside or at the end of a range. Returns the bytes written.
+pub fn copy_ranges_nl(
+    src: &File,
+    ranges: &[Range],
+    newlines: &[u64],
+    dst: &mut impl Write,
+) -> io::Result<u64> {
+    if newlines.is_empty() {
+        return copy_ranges(src, ranges, dst);
+    }
+    let mut total = 0;
+    for piece in split_at_newlines(ranges, newlines) {
+        total += copy_ranges(src, &[piece.0], dst)?;
+        if piece.1 {
+            dst.write_all(b"\n")?;
+            total += 1;
+        }
+    }
+    Ok(total)
+}
+
+/// `ranges` cut at each of `newlines` (sorted), each piece with whether a
+/// `\n` follows it.
+pub fn split_at_newlines(ranges: &[Range], newlines: &[u64]) -> Vec<(Range, bool)> {
+    let mut out = Vec::with_capacity(ranges.len() + newlines.len());
+    let mut n = 0;
+    for r in ranges {
+        let mut at = r.start;
+        while n < newlines.len() && newlines[n] <= at {
+            n += 1;
+        }
+        while n < newlines.len() && newlines[n] <= r.end {
+            out.push((
+                Range {
+                    start: at,
+                    end: newlines[n],
+                },
+                true,
+            ));
+            at = newlines[n];
+            n += 1;
+        }
+        if at < r.end {
+            out.push((
+                Range {
+                    start: at,
+                    end: r.end,
+                },
+                false,
+            ));
+        }
+    }
+    out
 }
 
 /// Join adjacent ranges, in place.

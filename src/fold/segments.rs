@@ -128,6 +128,9 @@ fn shift(c: &mut ChunkScan, by: i128) {
     for b in c.bad.iter_mut() {
         b.range = mv(b.range);
     }
+    for x in c.newlines.iter_mut() {
+        *x = (*x as i128 + by) as u64;
+    }
 }
 
 /// Split virtual ranges (sorted) into per-segment file ranges, in order:
@@ -176,30 +179,49 @@ pub fn locate_bad<'a>(segs: &[Segment<'a>], bad: &[Bad]) -> Vec<(Segment<'a>, Ba
 }
 
 /// Write the kept virtual `ranges` of `segs` to `dst` from offset 0, in
-/// order (positioned writes, one thread per run of ranges in one file).
-/// Returns the bytes written.
+/// order (positioned writes, one thread per run of ranges in one file), with
+/// a `\n` after each of `newlines` (see [`Plan::newlines`]). Returns the
+/// bytes written.
 pub fn write_segments(
     segs: &[Segment],
     ranges: &[Range],
+    newlines: &[u64],
     dst: &File,
     threads: usize,
 ) -> io::Result<u64> {
-    if segs.len() == 1 && segs[0].start == 0 {
+    if segs.len() == 1 && segs[0].start == 0 && newlines.is_empty() {
         return super::write_ranges_at(segs[0].file, ranges, dst, threads);
     }
-    let located = locate(segs, ranges);
+    // Pieces in output order: (segment, file range, `\n` after it).
+    let mut pieces: Vec<(usize, Range, bool)> = Vec::new();
+    for (piece, nl) in super::split_at_newlines(ranges, newlines) {
+        let located = locate(segs, std::slice::from_ref(&piece));
+        let last = located.len().saturating_sub(1);
+        pieces.extend(
+            located
+                .into_iter()
+                .enumerate()
+                .map(|(i, (k, r))| (k, r, nl && i == last)),
+        );
+    }
     let mut out_at = 0;
     let mut i = 0;
-    while i < located.len() {
-        let k = located[i].0;
-        let mut j = i;
+    while i < pieces.len() {
+        let k = pieces[i].0;
         let mut group = Vec::new();
-        while j < located.len() && located[j].0 == k {
-            group.push(located[j].1);
-            j += 1;
+        while i < pieces.len() && pieces[i].0 == k {
+            group.push(pieces[i].1);
+            let nl = pieces[i].2;
+            i += 1;
+            if nl {
+                break;
+            }
         }
         out_at += copy_share(segs[k].file, &group, dst, out_at, BUF, READ_GAP)?;
-        i = j;
+        if pieces[i - 1].2 {
+            std::os::unix::fs::FileExt::write_all_at(dst, b"\n", out_at)?;
+            out_at += 1;
+        }
     }
     Ok(out_at)
 }
@@ -257,7 +279,7 @@ mod tests {
         ];
         let plan = fold_segments(&spec, &segs, 4, 1).unwrap();
         let out = tempfile::tempfile().unwrap();
-        let n = write_segments(&segs, &plan.keep, &out, 2).unwrap();
+        let n = write_segments(&segs, &plan.keep, &plan.newlines, &out, 2).unwrap();
         assert_eq!(
             String::from_utf8(read_all(&out, n)).unwrap(),
             "{\"k\":2,\"v\":\"late\"}\n{\"k\":1,\"v\":\"new\"}\n"

@@ -129,6 +129,7 @@ pub fn compact(store: &StoreConfig, state_dir: &Path, state: &LateWrites) -> Res
         keyless_kept: c.plan.keyless_kept,
         quarantined: c.plan.bad.len() as u64,
         salvaged: c.plan.salvaged,
+        unglued: c.plan.unglued,
         tail_bytes: c.size.saturating_sub(c.cut),
         ..Stats::default()
     };
@@ -142,6 +143,9 @@ pub fn compact(store: &StoreConfig, state_dir: &Path, state: &LateWrites) -> Res
             state: state.clone(),
         });
     }
+    if rotate {
+        c.plan.newlines.clear();
+    }
     let keep: Vec<Range> = if rotate {
         Vec::new()
     } else {
@@ -152,7 +156,8 @@ pub fn compact(store: &StoreConfig, state_dir: &Path, state: &LateWrites) -> Res
     }
     let t_write = Instant::now();
     let dir = durable::parent_dir(&c.log).to_path_buf();
-    let snapshot_bytes: u64 = keep.iter().map(Range::len).sum();
+    let snapshot_bytes: u64 =
+        keep.iter().map(Range::len).sum::<u64>() + c.plan.newlines.len() as u64;
     stats.free_space_unchecked =
         !check_free_space(&dir, snapshot_bytes + (c.size - c.cut) + (1 << 20))?;
 

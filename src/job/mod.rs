@@ -1,5 +1,13 @@
-//! The job (`sync`) for one store, steps 1-5 of the contract: lock, recover,
-//! compact, prune, record.
+//! The job (`sync`) for one store, steps 1-5 of the contract: lock, recover
+//! (`recover.rs`), compact (`cut.rs` + `swap.rs`, late writes folded in at
+//! their swap point: `late.rs`), census and prune (`census.rs`,
+//! `rotation.rs`), record (`record.rs`).
+//!
+//! Crash order of the bookkeeping: the late-write state is *prepared* before
+//! the swap's rename (by `compact`) and *committed* after pruning; pruning
+//! never removes a file the prepared state still needs (one with a writer or
+//! uncarried bytes), so a crash anywhere leaves a state that `late::load`
+//! resolves by the live inode.
 //!
 //! Invariant: [`sync_store`] always writes a last-run record, whatever
 //! happens, and returns it; it never panics on I/O errors.

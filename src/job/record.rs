@@ -83,6 +83,10 @@ pub struct Stats {
     /// Lines that were a torn fragment glued to a complete event: the event
     /// was kept, the fragment quarantined (also counted in `quarantined`).
     pub salvaged: u64,
+    /// Lines that were two complete events glued together (a writer's `\n`
+    /// was lost): both kept, each as its own line.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unglued: u64,
     pub quarantine_file: Option<PathBuf>,
     /// Bytes after the cut carried unchanged (torn line and lines appended
     /// during the run).
@@ -116,6 +120,10 @@ pub struct Stats {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub free_space_unchecked: bool,
     pub timings: Timings,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The record of one run.

@@ -53,7 +53,7 @@ pub fn write_snapshot(
 ) -> Result<u64> {
     durable::copy_mode_and_owner(tmp.as_file(), tmp.path(), &c.meta)?;
     let segs = c.segments();
-    let n = segments::write_segments(&segs, keep, tmp.as_file(), threads)
+    let n = segments::write_segments(&segs, keep, &c.plan.newlines, tmp.as_file(), threads)
         .and_then(|n| crate::fail_io!("snapshot-write").map(|_| n))
         .map_err(|e| write_error(tmp.path(), &c.log, e))?;
     crate::failpoint!("after-snapshot-write");

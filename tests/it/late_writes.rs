@@ -385,3 +385,40 @@ fn a_dead_writers_torn_line_in_a_rotated_file_is_quarantined_then_pruned() {
     assert!(q.iter().any(|e| e.bytes() == b"{\"torn"), "{q:?}");
     assert!(!Path::new(&first).exists(), "{r}");
 }
+
+/// Finding 3, second half: two complete events glued together (a writer's
+/// `\n` was lost) are both kept, each as its own line; nothing is
+/// quarantined. `replay` shows the same.
+#[test]
+fn two_glued_complete_events_are_both_kept_as_lines() {
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    std::fs::write(
+        &log,
+        format!(
+            "{}\n{}{}\n{}\n",
+            set("G", 1, "old"),
+            set("G", 1, "glued"),
+            set("G", 2, "glued"),
+            set("G", 3, "after")
+        ),
+    )
+    .unwrap();
+    keyed(&env, &log, 1);
+    let replay = env.lk(["replay", "m"]).status(0).stdout();
+    let r = sync(&env);
+    assert_eq!(r["stats"]["unglued"], 1, "{r}");
+    assert_eq!(r["stats"]["quarantined"], 0, "{r}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text,
+        format!(
+            "{}\n{}\n{}\n",
+            set("G", 1, "glued"),
+            set("G", 2, "glued"),
+            set("G", 3, "after")
+        )
+    );
+    assert_eq!(replay, text);
+    assert!(!env.path("events.jsonl.quarantine").exists());
+}

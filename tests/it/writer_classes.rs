@@ -151,7 +151,13 @@ fn scenario(classes: &[char], keep_rotated: u32, runs: u64, kill: bool) -> Figur
     });
     let mut f = Figures::default();
     let mut rng = Rng(0x9e3779b97f4a7c15 ^ keep_rotated as u64 ^ (kill as u64) << 7);
+    let deadline = Instant::now() + Duration::from_secs(120);
     while f.compactions < runs {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {runs} runs rewrote the log in 120 s: {f:?}",
+            f.compactions
+        );
         if kill && rng.next().is_multiple_of(3) {
             let mut child = env.lk(["sync", "now", "--force", "--wait"]).spawn();
             // The kill instant is the randomised variable under test.
