@@ -5,7 +5,7 @@
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::config::{self, Config, NewStore};
+use crate::config::{self, NewStore, StoreConfig};
 use crate::error::{IoContext, Result};
 use crate::paths::Paths;
 
@@ -100,12 +100,25 @@ impl DemoLog {
 /// The demo's own files inside `dir`.
 pub struct DemoSetup {
     pub paths: Paths,
-    pub config: Config,
+    /// The demo store, built in code.
+    pub store: StoreConfig,
     pub log: PathBuf,
 }
 
-/// Create the demo store in `dir`: `events.jsonl`, `config.toml` and a
-/// `state/` directory, never touching the user's own config or state.
+/// The demo store: a keyed store like a coordination daemon's entity log.
+pub fn demo_store(log: &Path) -> Result<StoreConfig> {
+    StoreConfig::builder("demo", log)
+        .key(["/item_type", "/item/id"])
+        .op("/change_type")
+        .delete(["DEL"])
+        .schedule("*/30 * * * *")
+        .keep_rotated(3)
+        .build()
+}
+
+/// Create the demo store in `dir`: `events.jsonl`, `state/`, and a
+/// `config.toml` declaring the same store for the CLI commands the demo
+/// suggests next, never touching the user's own config or state.
 pub fn setup(dir: &Path, log: &DemoLog) -> Result<DemoSetup> {
     std::fs::create_dir_all(dir).ctx("create demo directory", dir)?;
     let dir = crate::paths::absolute(dir)?;
@@ -119,16 +132,17 @@ pub fn setup(dir: &Path, log: &DemoLog) -> Result<DemoSetup> {
         "# logkeeper demo config: one keyed store, written by `logkeeper demo`.\n",
     )
     .ctx("write demo config", &config_path)?;
-    let config = config::add_store(
+    let store = demo_store(&log_path)?;
+    config::add_store(
         &config_path,
         &NewStore {
-            name: "demo".into(),
-            log: log_path.clone(),
-            key: vec!["/item_type".into(), "/item/id".into()],
-            op: Some("/change_type".into()),
-            delete: vec!["DEL".into()],
-            schedule: Some("*/30 * * * *".into()),
-            keep_rotated: Some(3),
+            name: store.name.clone(),
+            log: store.log.clone(),
+            key: store.key.clone(),
+            op: store.op.clone(),
+            delete: store.delete.clone(),
+            schedule: store.schedule.as_ref().map(|s| s.expr().to_string()),
+            keep_rotated: Some(store.keep_rotated),
         },
     )?;
     Ok(DemoSetup {
@@ -136,7 +150,7 @@ pub fn setup(dir: &Path, log: &DemoLog) -> Result<DemoSetup> {
             config: config_path,
             state_dir,
         },
-        config,
+        store,
         log: log_path,
     })
 }

@@ -1,19 +1,25 @@
 //! The library's one error type. Every variant says what failed and on which
-//! file; [`Error::code`] maps it to the exit codes of the product contract
-//! (0 ok, 1 run failed, 2 usage/config, 3 overdue, 75 busy).
+//! file; [`Error::class`] says whose move it is (the caller's input, a busy
+//! lock, or a failure), which the CLI maps to its exit codes.
 
 use std::path::{Path, PathBuf};
 
-/// Exit code: a run failed.
-pub const EXIT_FAILED: u8 = 1;
-/// Exit code: usage or configuration error.
-pub const EXIT_USAGE: u8 = 2;
-/// Exit code: status found a store overdue or never run.
-pub const EXIT_OVERDUE: u8 = 3;
-/// Exit code: the store's lock is held by another run (sysexits EX_TEMPFAIL).
-pub const EXIT_BUSY: u8 = 75;
+/// Whose move an error is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorClass {
+    /// The input is wrong (arguments, config): fix it and retry.
+    Usage,
+    /// Another process holds a lock: retry later (or wait).
+    Busy,
+    /// Something failed while doing the work.
+    Failed,
+}
 
+/// Everything that can go wrong. Each variant names what failed and on
+/// which file, and keeps the underlying error as its `source()`.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// An I/O operation failed on a named file.
     #[error("{op} {}: {source}", path.display())]
@@ -33,6 +39,10 @@ pub enum Error {
         msg: String,
     },
 
+    /// A store built in code (not loaded from a file) is invalid.
+    #[error("store {store:?}: {msg}")]
+    InvalidStore { store: String, msg: String },
+
     /// No config file where one was expected.
     #[error(
         "no config file at {}: create one with `logkeeper store add NAME --log PATH`, or pass --config",
@@ -48,9 +58,78 @@ pub enum Error {
         known: Vec<String>,
     },
 
-    /// Bad input given on the command line or through the library API.
-    #[error("{0}")]
-    Usage(String),
+    /// Adding a store under a name the config already declares.
+    #[error(
+        "a store named {name:?} already exists in {}; remove it first with `logkeeper store remove {name}`",
+        config.display()
+    )]
+    StoreExists { name: String, config: PathBuf },
+
+    /// The config declares no stores to act on.
+    #[error(
+        "{} declares no stores: add one with `logkeeper store add NAME --log PATH`",
+        config.display()
+    )]
+    NoStores { config: PathBuf },
+
+    /// Several stores and none named (nor all asked for).
+    #[error("name the stores to sync or pass --all (stores in {}: {})", config.display(), known.join(", "))]
+    NoStoreNamed { config: PathBuf, known: Vec<String> },
+
+    /// No home directory to derive a default location from.
+    #[error("cannot find {what} (no home directory): {hint}")]
+    NoHome {
+        what: &'static str,
+        hint: &'static str,
+    },
+
+    /// A system tool (crontab, systemctl, launchctl) could not be run.
+    #[error("cannot run `{cmd}`: {source}{hint}")]
+    ToolNotRun {
+        cmd: String,
+        hint: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A system tool ran and reported failure.
+    #[error("`{cmd}` failed ({status}): {stderr}{hint}")]
+    ToolFailed {
+        cmd: String,
+        status: String,
+        stderr: String,
+        hint: &'static str,
+    },
+
+    /// The schedule is already registered with another backend.
+    #[error(
+        "the schedule of {} is already installed with {installed}; run `logkeeper schedule uninstall --backend {installed}` first",
+        config.display()
+    )]
+    AlreadyInstalled {
+        config: PathBuf,
+        installed: &'static str,
+    },
+
+    /// A backend cannot run in the asked mode.
+    #[error("the {backend} backend cannot run in {mode} mode: {hint}")]
+    ModeUnsupported {
+        backend: &'static str,
+        mode: &'static str,
+        hint: &'static str,
+    },
+
+    /// A store's schedule cannot be registered with the OS scheduler as asked.
+    #[error("store {store:?}: {msg}")]
+    Unschedulable { store: String, msg: String },
+
+    /// No store of the config has a schedule to register.
+    #[error("no store in {} has a schedule: add `schedule = \"*/30 * * * *\"` to a store", config.display())]
+    NothingScheduled { config: PathBuf },
+
+    /// A rendered unit or agent file failed its own check (a bug).
+    #[error("rendered {}: {msg}", path.display())]
+    Render { path: PathBuf, msg: String },
 
     /// The store's single-flight lock is held by another run.
     #[error("store {store:?} is busy: {holder} holds {}", lock.display())]
@@ -68,9 +147,85 @@ pub enum Error {
     #[error("line {index} is not a single valid JSON value ({reason}); nothing was written")]
     InvalidLine { index: usize, reason: String },
 
-    /// The log is not something logkeeper can compact (a directory, a device...).
-    #[error("{}: {msg}", path.display())]
-    BadLog { path: PathBuf, msg: String },
+    /// The log is a directory, device, fifo or socket.
+    #[error("{}: {}", path.display(), if *is_dir {
+        "is a directory, not a log file; point the store's `log` at the JSONL file"
+    } else {
+        "is not a regular file (a device, fifo or socket cannot be compacted)"
+    })]
+    NotAFile { path: PathBuf, is_dir: bool },
+
+    /// A path cannot be passed to the OS (it contains a NUL byte).
+    #[error("{} contains a NUL byte", path.display())]
+    NulInPath { path: PathBuf },
+
+    /// The log's filesystem has no room for the new log.
+    #[error(
+        "{}: not enough free space to compact: the new log needs about {need} bytes, {avail} are available; free some space or lower keep_rotated",
+        dir.display()
+    )]
+    NoSpace { dir: PathBuf, need: u64, avail: u64 },
+
+    /// Another program replaced the log during the run.
+    #[error("{}: was replaced by another program during the run; nothing was changed, run again", path.display())]
+    LogReplaced { path: PathBuf },
+
+    /// Another program truncated or rewrote the log in place during the run
+    /// (logrotate's copytruncate): the bytes that were folded are gone.
+    #[error(
+        "{}: was truncated or rewritten in place by another program during the run (it had {before} bytes, now {now}; logrotate's copytruncate?); nothing was changed: exclude this log from other rotation tools and run again",
+        path.display()
+    )]
+    LogRewritten {
+        path: PathBuf,
+        before: u64,
+        now: u64,
+    },
+
+    /// A process writes to the log in a way no swap can serve safely: at
+    /// its own file offset, without `O_APPEND`.
+    #[error(
+        "{}: pid {pid} ({program}) has it open for writing without O_APPEND (fd {fd}, {flags}): its writes land at its own file offset, so after a swap they could overwrite lines and be lost; nothing was changed. Make that program open the log with O_APPEND (or use the writer protocol / logkeeper's LogWriter); if it is the only writer and you accept the risk, set `allow_positional_writers = true` on the store",
+        path.display()
+    )]
+    UnsafeWriter {
+        path: PathBuf,
+        pid: u32,
+        program: String,
+        fd: u32,
+        flags: String,
+    },
+
+    /// A writer held the log's lock past the swap's bound.
+    #[error(
+        "{}: a writer has held the log's lock for over {:.1}s (hung?); nothing was changed, find it with `fuser {}`",
+        path.display(), waited.as_secs_f64(), path.display()
+    )]
+    WriterHung {
+        path: PathBuf,
+        waited: std::time::Duration,
+    },
+
+    /// Writing the new log failed (ENOSPC, EFBIG, EIO...); the log is
+    /// unchanged and the temp file removed.
+    #[error(
+        "{}: writing the new log failed: {source}; {} is unchanged and the temp file was removed",
+        tmp.display(), log.display()
+    )]
+    WriteFailed {
+        tmp: PathBuf,
+        log: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Renaming the new log over the old one failed; the log is unchanged.
+    #[error("{}: renaming the new log over it failed: {source}; the log is unchanged", path.display())]
+    RenameFailed {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 fn location(line: Option<usize>, col: Option<usize>) -> String {
@@ -90,16 +245,36 @@ fn known_list(known: &[String]) -> String {
 }
 
 impl Error {
-    /// The process exit code this error maps to.
-    pub fn code(&self) -> u8 {
+    /// Whose move this error is.
+    pub fn class(&self) -> ErrorClass {
         match self {
             Error::Config { .. }
+            | Error::InvalidStore { .. }
             | Error::NoConfig { .. }
             | Error::UnknownStore { .. }
-            | Error::Usage(_)
-            | Error::InvalidLine { .. } => EXIT_USAGE,
-            Error::Busy { .. } | Error::DaemonRunning { .. } => EXIT_BUSY,
-            Error::Io { .. } | Error::BadLog { .. } => EXIT_FAILED,
+            | Error::StoreExists { .. }
+            | Error::NoStores { .. }
+            | Error::NoStoreNamed { .. }
+            | Error::NoHome { .. }
+            | Error::AlreadyInstalled { .. }
+            | Error::ModeUnsupported { .. }
+            | Error::Unschedulable { .. }
+            | Error::NothingScheduled { .. }
+            | Error::NulInPath { .. }
+            | Error::InvalidLine { .. } => ErrorClass::Usage,
+            Error::Busy { .. } | Error::DaemonRunning { .. } => ErrorClass::Busy,
+            Error::Io { .. }
+            | Error::ToolNotRun { .. }
+            | Error::ToolFailed { .. }
+            | Error::Render { .. }
+            | Error::NotAFile { .. }
+            | Error::NoSpace { .. }
+            | Error::LogReplaced { .. }
+            | Error::LogRewritten { .. }
+            | Error::UnsafeWriter { .. }
+            | Error::WriterHung { .. }
+            | Error::WriteFailed { .. }
+            | Error::RenameFailed { .. } => ErrorClass::Failed,
         }
     }
 

@@ -2,22 +2,18 @@
 
 mod cli;
 
-use cli::cmd;
-
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    // A file-size limit (ulimit -f) must fail a write with EFBIG, which the
-    // job reports and cleans up after, rather than kill the process.
-    // SAFETY: setting a signal disposition to SIG_IGN at start-up.
-    unsafe {
-        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-    }
+    // A file-size limit (ulimit -f) must fail a write with EFBIG, which is
+    // reported and cleaned up after, rather than kill the process: `sync`
+    // gets this from the library; `append` and the rest from here.
+    logkeeper::io::sys::ignore_sigxfsz();
     match cli::run(std::env::args_os()) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("logkeeper: {err:#}");
-            ExitCode::from(cli::exit_code_of(&err))
+            ExitCode::from(cli::exit::of_error(&err))
         }
     }
 }

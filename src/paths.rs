@@ -39,16 +39,18 @@ pub fn absolute(p: &Path) -> Result<PathBuf> {
 
 impl Paths {
     pub fn resolve(config: Option<&Path>, state_dir: Option<&Path>) -> Result<Paths> {
-        let config = match config.map(Path::to_path_buf).or_else(|| env_path("LOGKEEPER_CONFIG")) {
+        let config = match config
+            .map(Path::to_path_buf)
+            .or_else(|| env_path("LOGKEEPER_CONFIG"))
+        {
             Some(p) => p,
             None => match xdg("XDG_CONFIG_HOME") {
                 Some(d) => d.join("logkeeper").join("config.toml"),
                 None => project_dirs()
                     .map(|d| d.config_dir().join("config.toml"))
-                    .ok_or_else(|| {
-                        Error::Usage(
-                            "cannot find a config directory (no home directory): pass --config or set LOGKEEPER_CONFIG".into(),
-                        )
+                    .ok_or(Error::NoHome {
+                        what: "a config directory",
+                        hint: "pass --config or set LOGKEEPER_CONFIG",
                     })?,
             },
         };
@@ -65,10 +67,9 @@ impl Paths {
                             .unwrap_or_else(|| d.data_local_dir())
                             .to_path_buf()
                     })
-                    .ok_or_else(|| {
-                        Error::Usage(
-                            "cannot find a state directory (no home directory): pass --state-dir or set LOGKEEPER_STATE_DIR".into(),
-                        )
+                    .ok_or(Error::NoHome {
+                        what: "a state directory",
+                        hint: "pass --state-dir or set LOGKEEPER_STATE_DIR",
                     })?,
             },
         };

@@ -1,11 +1,11 @@
 //! Store health for `logkeeper status` (G6).
 //!
 //! A store is:
-//! - `failed` when its last run ended in error (exit 1);
-//! - `never_run` when it has no successful run on record (exit 3);
+//! - `failed` when its last run ended in error;
+//! - `never_run` when it has no successful run on record;
 //! - `overdue` when it has a schedule and its last success is older than the
 //!   latest scheduled time that is at least [`GRACE`] (plus the store's
-//!   jitter) in the past (exit 3);
+//!   jitter) in the past;
 //! - `ok` otherwise.
 //!
 //! Status only reads: it never takes a lock, so it cannot make a concurrent
@@ -18,7 +18,6 @@ use chrono::{DateTime, Local, Utc};
 use serde::Serialize;
 
 use crate::config::StoreConfig;
-use crate::error::{EXIT_FAILED, EXIT_OVERDUE};
 use crate::job::lock::{self, Holder};
 use crate::job::record::{Outcome, RunRecord, StoreState};
 use crate::paths::Paths;
@@ -132,9 +131,7 @@ pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) ->
             }
             let why = match last_run.as_ref().and_then(|r| r.reason.clone()) {
                 Some(reason) => format!("no successful run yet (last attempt: {reason})"),
-                None => {
-                    "no successful run yet: run `logkeeper sync now` or install the schedule".into()
-                }
+                None => "no successful run yet: sync the store or schedule it".into(),
             };
             reasons.push(why);
         }
@@ -204,6 +201,13 @@ pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) ->
                     .map_or("the quarantine file".into(), |p| p.display().to_string())
             ));
         }
+        if let Some(h) = r.hook.as_ref().filter(|h| !h.ok()) {
+            notes.push(format!(
+                "after the last run, hook {} (the run's outcome stands; command: {})",
+                h.describe(),
+                h.command
+            ));
+        }
     }
 
     StoreStatus {
@@ -229,21 +233,6 @@ pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) ->
 
 fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
     std::fs::canonicalize(a).ok() == std::fs::canonicalize(b).ok() && a.exists()
-}
-
-/// The exit code for a set of statuses: 1 if any failed, else 3 if any is
-/// overdue or never ran, else 0.
-pub fn exit_code(statuses: &[StoreStatus]) -> u8 {
-    if statuses.iter().any(|s| s.health == Health::Failed) {
-        EXIT_FAILED
-    } else if statuses
-        .iter()
-        .any(|s| matches!(s.health, Health::Overdue | Health::NeverRun))
-    {
-        EXIT_OVERDUE
-    } else {
-        0
-    }
 }
 
 pub fn fmt_time(t: DateTime<Utc>) -> String {

@@ -154,14 +154,39 @@ fn systemd_units_in_both_modes_pass_systemd_analyze_verify() {
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names.len(), 4, "{names:?}");
-    assert!(names.iter().all(|n| n.contains("-sync-")), "{names:?}");
+    // Two stores, a timer and a service each, plus the OnFailure= template.
+    assert_eq!(names.len(), 5, "{names:?}");
+    let template = names.iter().find(|n| n.ends_with("-failure@.service"));
+    let template = template.unwrap_or_else(|| panic!("no failure template in {names:?}"));
+    assert!(
+        names
+            .iter()
+            .filter(|n| *n != template)
+            .all(|n| n.contains("-sync-")),
+        "{names:?}"
+    );
     verify(&units);
+    // The template verifies as the instance a failure starts.
+    let instance = unit_dir(&env).join(template.replace("@.", "@marshal."));
+    std::fs::copy(unit_dir(&env).join(template), &instance).unwrap();
+    verify(std::slice::from_ref(&instance));
+    std::fs::remove_file(&instance).unwrap();
     for p in &units {
         let t = std::fs::read_to_string(p).unwrap();
-        if p.extension().unwrap() == "service" {
+        if p.to_string_lossy().ends_with("failure@.service") {
+            assert!(t.contains(" status %i\n"), "{t}");
+        } else if p.extension().unwrap() == "service" {
             assert!(t.contains("SuccessExitStatus=75"), "{t}");
             assert!(t.contains("--trigger timer"), "{t}");
+            let store = p.file_stem().unwrap().to_string_lossy();
+            let store = store.rsplit("-sync-").next().unwrap();
+            assert!(
+                t.contains(&format!(
+                    "OnFailure={}",
+                    template.replace("@.", &format!("@{store}."))
+                )),
+                "{t}"
+            );
         } else {
             assert!(t.contains("Persistent=true"), "{t}");
         }
@@ -394,7 +419,7 @@ fn check_table(tz: &str, bases: &[&str]) {
             .unwrap()
             .with_timezone(&Utc);
         for expr in TABLE {
-            let fields = match CronFields::parse(expr) {
+            let fields = match CronFields::from_expr(expr) {
                 Ok(f) => f,
                 Err(m) => {
                     assert!(m.contains("--mode daemon"), "{expr}: {m}");
@@ -459,7 +484,7 @@ fn on_calendar_fires_exactly_when_the_cron_expression_does_across_dst() {
     let (mut exact, mut differ) = (0, 0);
     for base in [spring, fall] {
         for expr in TABLE {
-            let Ok(fields) = CronFields::parse(expr) else {
+            let Ok(fields) = CronFields::from_expr(expr) else {
                 continue;
             };
             let conflict = fields.dst_conflict(&Local, base.with_timezone(&Local).date_naive(), 3);
@@ -754,4 +779,40 @@ fn cron_backend_keeps_other_lines_byte_for_byte_and_is_idempotent() {
         original,
         "uninstall did not restore the crontab byte for byte"
     );
+}
+
+#[test]
+fn cron_dry_run_without_crontab_prints_the_plan_and_says_cron_is_missing() {
+    let env = Env::new();
+    two_stores(&env);
+    let missing = env.path("no-cron/crontab");
+    let d = env
+        .lk(["schedule", "install", "--backend", "cron", "--dry-run"])
+        .env("LOGKEEPER_CRONTAB", &missing)
+        .status(0);
+    let out = d.stdout();
+    assert!(out.contains("# BEGIN logkeeper"), "{out}");
+    assert!(out.contains("sync now marshal --trigger cron"), "{out}");
+    assert!(out.contains("cron is not installed"), "{out}");
+    // The real install fails, saying the same.
+    env.lk(["schedule", "install", "--backend", "cron"])
+        .env("LOGKEEPER_CRONTAB", &missing)
+        .status(1)
+        .stderr_has("cron is not installed");
+}
+
+#[test]
+fn a_crontab_that_cannot_run_is_a_failure_not_a_usage_error() {
+    let env = Env::new();
+    env.lk(["store", "add", "x", "--log"])
+        .arg(env.path("x.jsonl"))
+        .args(["--schedule", "*/30 * * * *"])
+        .status(0);
+    let missing = env.path("no-such-crontab");
+    env.lk(["schedule", "install", "--backend", "cron"])
+        .envs(install_env(&env))
+        .env("LOGKEEPER_CRONTAB", &missing)
+        .status(1)
+        .stderr_has("cannot run")
+        .stderr_has("no-such-crontab");
 }

@@ -1,6 +1,9 @@
 //! Command-line definition and dispatch.
 
 pub mod cmd;
+pub mod exit;
+pub mod progress;
+pub mod render;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -8,7 +11,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use logkeeper::error::EXIT_USAGE;
 use logkeeper::paths::Paths;
 
 #[derive(Debug, Parser)]
@@ -53,6 +55,10 @@ pub enum Command {
     /// Install, uninstall or show the OS registration of the schedules
     #[command(subcommand)]
     Schedule(cmd::schedule::ScheduleCmd),
+    /// Print a shell completion script (bash, zsh or fish)
+    Completions(cmd::completions::Args),
+    /// Print the man page (roff)
+    Man(cmd::man::Args),
 }
 
 impl Cli {
@@ -87,26 +93,28 @@ where
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return Ok(ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 }));
+            return Ok(ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            }));
         }
     };
     init_tracing(cli.verbose);
+    // The demo makes its own config and state; every other command gets
+    // the resolved paths.
+    let paths = || cli.paths();
     let code = match &cli.command {
-        Command::Demo(a) => cmd::demo::run(&cli, a)?,
-        Command::Store(c) => cmd::store::run(&cli, c)?,
-        Command::Sync(c) => cmd::sync::run(&cli, c)?,
-        Command::Status(a) => cmd::status::run(&cli, a)?,
-        Command::Append(a) => cmd::append::run(&cli, a)?,
-        Command::Replay(a) => cmd::replay::run(&cli, a)?,
-        Command::Daemon(a) => cmd::daemon::run(&cli, a)?,
-        Command::Schedule(c) => cmd::schedule::run(&cli, c)?,
+        Command::Demo(a) => cmd::demo::run(a)?,
+        Command::Store(c) => cmd::store::run(&paths()?, c)?,
+        Command::Sync(c) => cmd::sync::run(&paths()?, c)?,
+        Command::Status(a) => cmd::status::run(&paths()?, a)?,
+        Command::Append(a) => cmd::append::run(&paths()?, a)?,
+        Command::Replay(a) => cmd::replay::run(&paths()?, a)?,
+        Command::Daemon(a) => cmd::daemon::run(&paths()?, a)?,
+        Command::Schedule(c) => cmd::schedule::run(&paths()?, c)?,
+        Command::Completions(a) => cmd::completions::run(a)?,
+        Command::Man(a) => cmd::man::run(a)?,
     };
     Ok(ExitCode::from(code))
-}
-
-/// The exit code for an error that reached `main`.
-pub fn exit_code_of(err: &anyhow::Error) -> u8 {
-    err.chain()
-        .find_map(|e| e.downcast_ref::<logkeeper::Error>())
-        .map_or(logkeeper::error::EXIT_FAILED, logkeeper::Error::code)
 }

@@ -22,10 +22,9 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 
-use super::{
-    BUF, Bad, ChunkScan, Entry, FoldSpec, Plan, READ_GAP, Range, copy_share, merge,
-    next_line_start, scan_chunk,
-};
+use super::scan::{ChunkScan, Entry, merge, scan_chunk};
+use super::{Bad, FoldSpec, Plan, Range, next_line_start};
+use crate::io::ranges::{BUF, READ_GAP, copy_share};
 
 /// One piece of the logical stream: `[start, end)` of `file`.
 #[derive(Clone, Copy, Debug)]

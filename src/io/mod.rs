@@ -1,3 +1,5 @@
 //! File I/O primitives the job is built on.
 
 pub mod durable;
+pub mod ranges;
+pub mod sys;

@@ -19,6 +19,7 @@ use crate::job::cut::Cut;
 use crate::job::late::{self, Generation, LateWrites, Watch};
 use crate::job::record::Stats;
 use crate::job::swap;
+use crate::ops::progress::{self, Phase};
 
 fn ms(since: Instant) -> f64 {
     (since.elapsed().as_secs_f64() * 1e6).round() / 1e3
@@ -42,16 +43,10 @@ pub fn resolve_log(log: &Path) -> Result<PathBuf> {
         log.to_path_buf()
     };
     let meta = fs::metadata(&real).ctx("stat log", &real)?;
-    if meta.is_dir() {
-        return Err(Error::BadLog {
-            path: real,
-            msg: "is a directory, not a log file; point the store's `log` at the JSONL file".into(),
-        });
-    }
     if !meta.is_file() {
-        return Err(Error::BadLog {
+        return Err(Error::NotAFile {
             path: real,
-            msg: "is not a regular file (a device, fifo or socket cannot be compacted)".into(),
+            is_dir: meta.is_dir(),
         });
     }
     Ok(real)
@@ -61,8 +56,11 @@ pub fn resolve_log(log: &Path) -> Result<PathBuf> {
 /// false (and checks nothing) where the filesystem reports no size at all
 /// (0 total blocks: many FUSE filesystems).
 fn check_free_space(dir: &Path, need: u64) -> Result<bool> {
-    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
-        .map_err(|_| Error::Usage(format!("{} contains a NUL byte", dir.display())))?;
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).map_err(|_| {
+        Error::NulInPath {
+            path: dir.to_path_buf(),
+        }
+    })?;
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: c is a valid C string and st a valid out-pointer.
     if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
@@ -89,12 +87,10 @@ fn check_free_space(dir: &Path, need: u64) -> Result<bool> {
         avail = 0;
     }
     if avail < need {
-        return Err(Error::BadLog {
-            path: dir.to_path_buf(),
-            msg: format!(
-                "not enough free space to compact: the new log needs about {} bytes, {} are available; free some space or lower keep_rotated",
-                need, avail
-            ),
+        return Err(Error::NoSpace {
+            dir: dir.to_path_buf(),
+            need,
+            avail,
         });
     }
     Ok(true)
@@ -111,8 +107,9 @@ pub struct Compacted {
 /// caller must hold the store lock, and commit the returned state.
 pub fn compact(store: &StoreConfig, state_dir: &Path, state: &LateWrites) -> Result<Compacted> {
     let t_scan = Instant::now();
+    progress::begin(Phase::Scan, fs::metadata(&store.log).map_or(0, |m| m.len()));
     let mut c = Cut::take(store, Some(state))?;
-    let spec = FoldSpec::for_store(store);
+    let spec = FoldSpec::for_store(store)?;
     let late_in_fold = c.late_bytes();
     // Malformed late lines (quarantined from their rotated file).
     let late_bad = crate::fold::segments::locate_bad(&c.segments(), &c.plan.bad)
@@ -161,12 +158,14 @@ pub fn compact(store: &StoreConfig, state_dir: &Path, state: &LateWrites) -> Res
     stats.free_space_unchecked =
         !check_free_space(&dir, snapshot_bytes + (c.size - c.cut) + (1 << 20))?;
 
+    progress::begin(Phase::Write, snapshot_bytes);
     let mut tmp = durable::temp_beside(&c.log)?;
     let snapshot = swap::write_snapshot(&c, &keep, &tmp, scan_threads())?;
     stats.quarantine_file = swap::quarantine_bad(&c)?;
     stats.timings.write_ms = ms(t_write);
 
     let t_swap = Instant::now();
+    progress::begin(Phase::Swap, 0);
     crate::failpoint!("before-swap-lock");
     swap::lock_and_verify(&c)?;
     let swapped = (|| {

@@ -87,7 +87,7 @@ impl Cut {
             plan: Plan::default(),
             fingerprint,
         };
-        let spec = FoldSpec::for_store(store);
+        let spec = FoldSpec::for_store(store)?;
         c.plan = segments::fold_segments(&spec, &c.segments(), scan_threads(), 8 << 20)
             .ctx("read log", &c.log)?;
         Ok(c)

@@ -22,6 +22,9 @@ pub mod record;
 pub mod recover;
 pub mod rotation;
 pub mod swap;
+mod trigger;
+
+pub use trigger::Trigger;
 
 use std::time::Instant;
 
@@ -32,15 +35,15 @@ use crate::error::{Error, IoContext};
 use crate::io::durable;
 use crate::job::lock::{StoreLock, Wait};
 use crate::job::record::{Outcome, RunRecord, Stats, StoreState};
+use crate::ops::hooks;
 use crate::paths::Paths;
 
 /// How a sync was asked for.
 #[derive(Clone, Debug)]
 pub struct SyncOptions {
-    /// What started the run (`manual`, `schedule`, `timer`, `cron`,
-    /// `daemon`, `demo`). Anything but `manual` records a held lock as a skip
-    /// rather than as busy.
-    pub trigger: String,
+    /// What started the run. A scheduled trigger records a held lock as a
+    /// skip rather than as busy.
+    pub trigger: Trigger,
     /// Wait for a held lock instead of reporting busy.
     pub wait: bool,
     /// Ignore `min_growth`.
@@ -50,7 +53,7 @@ pub struct SyncOptions {
 impl Default for SyncOptions {
     fn default() -> Self {
         SyncOptions {
-            trigger: "manual".into(),
+            trigger: Trigger::Manual,
             wait: false,
             force: false,
         }
@@ -59,7 +62,7 @@ impl Default for SyncOptions {
 
 impl SyncOptions {
     pub fn is_scheduled(&self) -> bool {
-        self.trigger != "manual" && self.trigger != "demo"
+        self.trigger.is_scheduled()
     }
 }
 
@@ -105,27 +108,29 @@ impl Done {
     }
 }
 
-/// Run the job for one store and record it.
+/// Run the job for one store and record it. Sets SIGXFSZ to ignored
+/// (once, process-wide; [`crate::io::sys::ignore_sigxfsz`]) so a file-size
+/// limit fails the run with EFBIG instead of killing the caller.
 pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> RunRecord {
+    crate::io::sys::ignore_sigxfsz();
     let started_at = Utc::now();
     let t0 = Instant::now();
     let wait = if opts.wait { Wait::Yes } else { Wait::No };
     // The lock is held until the record is written, so a run's record is
     // on disk before any other run can start.
     let mut held = None;
-    let result: crate::Result<Done> =
-        match StoreLock::acquire(&store.name, &store.log, &opts.trigger, wait) {
-            Ok(lock) => {
-                let lock_ms = t0.elapsed().as_secs_f64() * 1e3;
-                held = Some(lock);
-                run_locked(paths, store, opts).map(|mut d| {
-                    d.stats.timings.lock_ms = lock_ms;
-                    d
-                })
-            }
-            Err(Error::Busy { holder, lock, .. }) => Ok(Done::busy(&holder, &lock, opts)),
-            Err(e) => Err(e),
-        };
+    let result = match StoreLock::acquire(&store.name, &store.log, opts.trigger.as_str(), wait) {
+        Ok(lock) => {
+            let lock_ms = t0.elapsed().as_secs_f64() * 1e3;
+            held = Some(lock);
+            run_locked(paths, store, opts).map(|mut d| {
+                d.stats.timings.lock_ms = lock_ms;
+                d
+            })
+        }
+        Err(Error::Busy { holder, lock, .. }) => Ok(Done::busy(&holder, &lock, opts)),
+        Err(e) => Err(e),
+    };
     let (done, error) = match result {
         Ok(d) => (d, None),
         Err(e) => (
@@ -139,11 +144,12 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
             Some(e),
         ),
     };
+    let (success, baseline) = (done.success, done.baseline);
     let mut rec = RunRecord {
         store: store.name.clone(),
         log: store.log.clone(),
         outcome: done.outcome,
-        trigger: opts.trigger.clone(),
+        trigger: opts.trigger.as_str().to_string(),
         started_at,
         finished_at: Utc::now(),
         duration_ms: (t0.elapsed().as_secs_f64() * 1e6).round() / 1e3,
@@ -154,9 +160,19 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
         pid: std::process::id(),
         host: durable::hostname(),
         version: crate::VERSION.to_string(),
+        run_id: format!(
+            "{}-{}",
+            started_at.format("%Y%m%dT%H%M%S%.3fZ"),
+            std::process::id()
+        ),
+        totals: None,
+        hook: None,
     };
+    crate::ops::progress::end();
     let state = StoreState::new(paths.store_state(&store.name));
-    if let Err(e) = state.record(&rec, done.success, done.baseline) {
+    rec.totals = Some(state.totals().plus(&rec));
+    let written = state.write_last(&rec, success, baseline);
+    if let Err(e) = written {
         tracing::error!("could not record the run of store {:?}: {e}", store.name);
         let msg = format!("the run record could not be written: {e}");
         rec.error = Some(match rec.error.take() {
@@ -164,6 +180,23 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
             None => msg,
         });
         rec.outcome = Outcome::Error;
+        rec.totals = Some(state.totals().plus(&rec));
+    }
+    // The hook runs after the record is written and under the lock, so the
+    // record it points to is this run's; the record is then rewritten with
+    // the hook's result. Neither can change the outcome.
+    if let Some((hook, command)) = hooks::which(&store.hooks, &rec, success) {
+        let env = hooks::env(hook, &rec, &state.last_run_path());
+        rec.hook = Some(hooks::run(hook, command, &env, store.hooks.timeout));
+        if let Err(e) = state.write_last(&rec, success, false) {
+            tracing::warn!("could not record the hook of store {:?}: {e}", store.name);
+        }
+    }
+    if let Err(e) = state.append_history(&rec) {
+        tracing::warn!(
+            "could not append to the history of store {:?}: {e}",
+            store.name
+        );
     }
     drop(held);
     rec
@@ -277,12 +310,12 @@ fn refuse_unsafe_writers(store: &StoreConfig, log: &std::path::Path) -> crate::R
     let Some(o) = census.openers.iter().find(|o| !o.append) else {
         return Ok(());
     };
-    Err(Error::BadLog {
+    Err(Error::UnsafeWriter {
         path: log.to_path_buf(),
-        msg: format!(
-            "pid {} ({}) has it open for writing without O_APPEND (fd {}, {}): its writes land at its own file offset, so after a swap they could overwrite lines and be lost; nothing was changed. Make that program open the log with O_APPEND (or use the writer protocol / logkeeper's LogWriter); if it is the only writer and you accept the risk, set `allow_positional_writers = true` on the store",
-            o.pid, o.program, o.fd, o.flags
-        ),
+        pid: o.pid,
+        program: o.program.clone(),
+        fd: o.fd,
+        flags: o.flags.clone(),
     })
 }
 

@@ -110,22 +110,18 @@ pub fn lock_and_verify(c: &Cut) -> Result<()> {
 fn verify(c: &Cut) -> Result<()> {
     let now = fs::metadata(&c.log).ctx("stat log", &c.log)?;
     if now.ino() != c.meta.ino() || now.dev() != c.meta.dev() {
-        return Err(Error::BadLog {
+        return Err(Error::LogReplaced {
             path: c.log.clone(),
-            msg: "was replaced by another program during the run; nothing was changed, run again"
-                .into(),
         });
     }
     let size = c.file.metadata().ctx("stat log", &c.log)?.len();
     let same =
         size >= c.cut && cut::fingerprint(&c.file, c.cut).ctx("read log", &c.log)? == c.fingerprint;
     if !same {
-        return Err(Error::BadLog {
+        return Err(Error::LogRewritten {
             path: c.log.clone(),
-            msg: format!(
-                "was truncated or rewritten in place by another program during the run (it had {} bytes, now {size}; logrotate's copytruncate?); nothing was changed: exclude this log from other rotation tools and run again",
-                c.size
-            ),
+            before: c.size,
+            now: size,
         });
     }
     Ok(())
@@ -193,10 +189,8 @@ pub fn link_rotated(c: &Cut) -> Result<PathBuf> {
     let m = fs::metadata(&rotated).ctx("stat", &rotated)?;
     if m.ino() != c.meta.ino() || m.dev() != c.meta.dev() {
         let _ = fs::remove_file(&rotated);
-        return Err(Error::BadLog {
+        return Err(Error::LogReplaced {
             path: c.log.clone(),
-            msg: "was replaced by another program during the swap; nothing was changed, run again"
-                .into(),
         });
     }
     crate::failpoint!("after-rotate-link");
@@ -207,18 +201,14 @@ pub fn link_rotated(c: &Cut) -> Result<PathBuf> {
 /// is the inode that was compacted; the directory is fsynced after.
 pub fn exchange(c: &Cut, tmp: tempfile::NamedTempFile, rotated: &Path) -> Result<()> {
     let tmp_path = tmp.path().to_path_buf();
-    let fail = |msg: String| {
+    let failed = |e: std::io::Error| {
         let _ = fs::remove_file(rotated);
-        Error::BadLog {
+        Error::RenameFailed {
             path: c.log.clone(),
-            msg,
+            source: e,
         }
     };
-    if let Err(e) = crate::fail_io!("rename") {
-        return Err(fail(format!(
-            "renaming the new log over it failed: {e}; the log is unchanged"
-        )));
-    }
+    crate::fail_io!("rename").map_err(failed)?;
     match rename_exchange(&tmp_path, &c.log) {
         Ok(true) => {
             let out = fs::metadata(&tmp_path).ctx("stat", &tmp_path)?;
@@ -226,10 +216,10 @@ pub fn exchange(c: &Cut, tmp: tempfile::NamedTempFile, rotated: &Path) -> Result
                 // Someone put another file at the log's name since step 3:
                 // put it back and leave everything as it was.
                 rename_exchange(&tmp_path, &c.log).ctx("undo the swap of", &c.log)?;
-                return Err(fail(
-                    "was replaced by another program during the swap; the swap was undone and nothing was changed, run again"
-                        .into(),
-                ));
+                let _ = fs::remove_file(rotated);
+                return Err(Error::LogReplaced {
+                    path: c.log.clone(),
+                });
             }
             crate::failpoint!("after-rename");
             // The temp name now holds the old inode, which the rotated name
@@ -237,19 +227,10 @@ pub fn exchange(c: &Cut, tmp: tempfile::NamedTempFile, rotated: &Path) -> Result
             drop(tmp);
         }
         Ok(false) => {
-            if let Err(e) = tmp.persist(&c.log) {
-                return Err(fail(format!(
-                    "renaming the new log over it failed: {}; the log is unchanged",
-                    e.error
-                )));
-            }
+            tmp.persist(&c.log).map_err(|e| failed(e.error))?;
             crate::failpoint!("after-rename");
         }
-        Err(e) => {
-            return Err(fail(format!(
-                "renaming the new log over it failed: {e}; the log is unchanged"
-            )));
-        }
+        Err(e) => return Err(failed(e)),
     }
     durable::fsync_dir(durable::parent_dir(&c.log))?;
     crate::failpoint!("after-dir-fsync");
@@ -306,13 +287,9 @@ fn lock_writers(file: &File, log: &Path) -> Result<()> {
                 std::thread::sleep(std::time::Duration::from_millis(2));
             }
             Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(Error::BadLog {
+                return Err(Error::WriterHung {
                     path: log.to_path_buf(),
-                    msg: format!(
-                        "a writer has held the log's lock for over {:.1}s (hung?); nothing was changed, find it with `fuser {}`",
-                        wait.as_secs_f64(),
-                        log.display()
-                    ),
+                    waited: wait,
                 });
             }
             Err(std::fs::TryLockError::Error(e)) => {
@@ -323,11 +300,9 @@ fn lock_writers(file: &File, log: &Path) -> Result<()> {
 }
 
 pub fn write_error(tmp: &Path, log: &Path, e: std::io::Error) -> Error {
-    Error::BadLog {
-        path: tmp.to_path_buf(),
-        msg: format!(
-            "writing the new log failed: {e}; {} is unchanged and the temp file was removed",
-            log.display()
-        ),
+    Error::WriteFailed {
+        tmp: tmp.to_path_buf(),
+        log: log.to_path_buf(),
+        source: e,
     }
 }

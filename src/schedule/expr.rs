@@ -16,13 +16,15 @@ use croner::parser::{CronParser, Seconds, Year};
 pub struct Schedule {
     expr: String,
     cron: Cron,
+    /// Whether the day fields are AND-ed (see [`days_anded`]).
+    days_anded: bool,
 }
 
 /// Whether the day-of-month and day-of-week fields are AND-ed, as in Vixie
 /// cron: they are OR-ed only when both are restricted, and a field that
 /// starts with `*` (so `*/2` too) counts as unrestricted. croner ORs unless
 /// told otherwise, and counts `*/2` as restricted.
-pub fn days_anded(expr: &str) -> bool {
+fn days_anded(expr: &str) -> bool {
     let parts: Vec<&str> = expr.split_whitespace().collect();
     match parts.as_slice() {
         [_, _, dom, _, dow] => day_field_unrestricted(dom) || day_field_unrestricted(dow),
@@ -31,7 +33,7 @@ pub fn days_anded(expr: &str) -> bool {
 }
 
 /// A day field cron treats as `*`: one that starts with `*` (or is `?`).
-pub fn day_field_unrestricted(field: &str) -> bool {
+fn day_field_unrestricted(field: &str) -> bool {
     field.starts_with('*') || field == "?"
 }
 
@@ -43,17 +45,31 @@ impl Schedule {
                 "{expr:?} is not a 5-field crontab expression (minute hour day-of-month month day-of-week, e.g. \"*/30 * * * *\")"
             ));
         }
+        let days_anded = days_anded(trimmed);
         let cron = CronParser::builder()
             .seconds(Seconds::Disallowed)
             .year(Year::Disallowed)
-            .dom_and_dow(days_anded(trimmed))
+            .dom_and_dow(days_anded)
             .build()
             .parse(trimmed)
             .map_err(|e| format!("{expr:?} is not a valid crontab expression: {e}"))?;
         Ok(Schedule {
             expr: trimmed.to_string(),
             cron,
+            days_anded,
         })
+    }
+
+    /// The parsed expression, for conversions to other calendar syntaxes
+    /// (`schedule::install::calendar`), which read its fields.
+    pub(crate) fn cron(&self) -> &Cron {
+        &self.cron
+    }
+
+    /// Whether a day matching either the day-of-month or the day-of-week
+    /// field fires (both restricted), rather than only one matching both.
+    pub fn days_ored(&self) -> bool {
+        !self.days_anded
     }
 
     pub fn expr(&self) -> &str {

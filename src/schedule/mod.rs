@@ -6,3 +6,14 @@ pub mod expr;
 pub mod install;
 
 pub use expr::Schedule;
+
+/// The 64-bit FNV-1a hash: stable across builds and machines (unlike std's
+/// randomised hasher), which the config id in file and unit names needs.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}

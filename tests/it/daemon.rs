@@ -240,3 +240,59 @@ fn repeated_failures_back_off_and_status_says_so() {
     env.lk(["status"]).status(1).stdout_has("backing off until");
     assert_eq!(d.stop(T).code(), Some(0));
 }
+
+/// The scheduler as a library: it runs inside the caller's own runtime,
+/// fires a catch-up run, and returns cleanly when the caller stops it.
+#[test]
+fn embedded_daemon_runs_in_the_callers_runtime_and_stops_on_its_handle() {
+    use logkeeper::schedule::daemon::{Daemon, DaemonOptions, Event, info_path};
+    use std::sync::{Arc, Mutex};
+
+    let env = Env::new();
+    let log = store_with_schedule(&env, 2_000, "0 0 1 1 *");
+    let before = fold_file(&log);
+    let paths = logkeeper::paths::Paths {
+        config: env.config(),
+        state_dir: env.state(),
+    };
+    let daemon = Daemon::new(paths.clone(), DaemonOptions::default());
+    let handle = daemon.handle();
+    let events: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = events.clone();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = rt.block_on(async {
+        let task = tokio::spawn(daemon.run(move |e: &Event| {
+            seen.lock().unwrap().push(match e {
+                Event::Ran(r) => format!("ran {} {}", r.store, r.outcome.as_str()),
+                Event::Stopping { signal, .. } => format!("stopping {signal}"),
+                Event::Stopped => "stopped".into(),
+                _ => "other".into(),
+            });
+        }));
+        let deadline = Instant::now() + T;
+        while !events.lock().unwrap().iter().any(|e| e.starts_with("ran ")) {
+            assert!(
+                Instant::now() < deadline,
+                "no run: {:?}",
+                events.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        handle.stop("caller");
+        task.await.unwrap()
+    });
+    result.unwrap();
+    let events = events.lock().unwrap().clone();
+    assert!(events.contains(&"ran m ok".to_string()), "{events:?}");
+    assert!(
+        events.contains(&"stopping caller".to_string()),
+        "{events:?}"
+    );
+    assert_eq!(events.last().map(String::as_str), Some("stopped"));
+    assert!(!info_path(&paths.state_dir, &paths.config).exists());
+    assert_eq!(env.last_run("m").unwrap()["trigger"], "daemon");
+    assert_eq!(fold_file(&log), before, "G1: fold changed");
+}

@@ -14,7 +14,8 @@ fn never_run_store_exits_3() {
     env.lk(["status"])
         .status(3)
         .stdout_has("NEVER RUN")
-        .stdout_has("no successful run yet");
+        .stdout_has("no successful run yet")
+        .stdout_has("run `logkeeper sync now m`");
     env.lk(["sync", "now"]).status(0);
     env.lk(["status"]).status(0).stdout_has("ok");
 }
@@ -58,6 +59,9 @@ fn record(store: &str, log: &std::path::Path, ago: Duration, outcome: Outcome) -
         pid: 1,
         host: "h".into(),
         version: "0".into(),
+        run_id: "r".into(),
+        totals: None,
+        hook: None,
     }
 }
 

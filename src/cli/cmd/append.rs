@@ -5,7 +5,7 @@ use std::io::Read;
 use logkeeper::config::Config;
 use logkeeper::writer::LogWriter;
 
-use crate::cli::Cli;
+use logkeeper::paths::Paths;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -18,8 +18,7 @@ pub struct Args {
     pub sync: bool,
 }
 
-pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
-    let paths = cli.paths()?;
+pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
     let config = Config::load(&paths.config)?;
     let store = config.store(&args.name)?;
     let lines: Vec<Vec<u8>> = if args.lines.is_empty() {

@@ -1,9 +1,11 @@
 //! `logkeeper daemon`: fire each store's schedule until SIGTERM/SIGINT.
 
-use logkeeper::schedule::daemon::{DaemonOptions, Event};
+use anyhow::Context as _;
+use logkeeper::schedule::daemon::{Daemon, DaemonOptions, Event};
+use tokio::signal::unix::{SignalKind, signal};
 
-use super::{human_ms, summary};
-use crate::cli::Cli;
+use crate::cli::render::{human_ms, summary};
+use logkeeper::paths::Paths;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -11,6 +13,10 @@ pub struct Args {
     /// (e.g. 30s, 2m); an unfinished job is abandoned safely
     #[arg(long, default_value = "30s", value_parser = logkeeper::config::parse_duration)]
     pub stop_timeout: std::time::Duration,
+    /// Rewrite this Prometheus textfile at start-up and after every run
+    /// [default: the config's `metrics_file`]
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<std::path::PathBuf>,
 }
 
 fn say(msg: String) {
@@ -89,11 +95,41 @@ fn print(e: &Event) {
     }
 }
 
-pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
-    let paths = cli.paths()?;
-    let opts = DaemonOptions {
-        stop_timeout: args.stop_timeout,
-    };
-    logkeeper::schedule::daemon::run(&paths, &opts, &print)?;
+/// Run the scheduler on a current-thread runtime, with SIGTERM/SIGINT as
+/// stop and SIGHUP as reload.
+pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
+    // This process is the daemon: it idles between runs (see ops::memory).
+    logkeeper::ops::memory::tune_for_long_running();
+    let daemon = Daemon::new(
+        paths.clone(),
+        DaemonOptions {
+            stop_timeout: args.stop_timeout,
+            metrics_file: args.metrics_file.clone(),
+        },
+    );
+    let handle = daemon.handle();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("start the tokio runtime")?;
+    let result = rt.block_on(async {
+        // Installed before the daemon starts, so no signal is missed.
+        let mut term = signal(SignalKind::terminate()).context("install a SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("install a SIGINT handler")?;
+        let mut hup = signal(SignalKind::hangup()).context("install a SIGHUP handler")?;
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = term.recv() => handle.stop("SIGTERM"),
+                    _ = int.recv() => handle.stop("SIGINT"),
+                    _ = hup.recv() => handle.reload(),
+                }
+            }
+        });
+        daemon.run(print).await.map_err(anyhow::Error::from)
+    });
+    // Do not wait for an abandoned job's thread: exiting is safe (G2).
+    rt.shutdown_background();
+    result?;
     Ok(0)
 }

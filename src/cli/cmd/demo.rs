@@ -5,11 +5,10 @@ use std::path::PathBuf;
 use chrono::Local;
 use logkeeper::demo::{DemoLog, setup};
 use logkeeper::job::{SyncOptions, sync_store};
-use logkeeper::status::{exit_code, store_status};
+use logkeeper::status::store_status;
 
-use super::human_bytes;
-use crate::cli::Cli;
-use crate::cmd::{status, sync};
+use crate::cli::exit;
+use crate::cli::render::{self, human_bytes};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -23,7 +22,7 @@ pub struct Args {
     pub keys: usize,
 }
 
-pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<u8> {
+pub fn run(args: &Args) -> anyhow::Result<u8> {
     let dir = match &args.dir {
         Some(d) => d.clone(),
         None => tempfile::Builder::new()
@@ -58,17 +57,17 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         demo.paths.state_dir.display()
     );
     println!("\n$ logkeeper {flags} sync now demo --force");
-    let store = demo.config.store("demo")?;
+    let store = &demo.store;
     let rec = sync_store(
         &demo.paths,
         store,
         &SyncOptions {
-            trigger: "demo".into(),
+            trigger: logkeeper::job::Trigger::Demo,
             force: true,
             wait: false,
         },
     );
-    sync::print_run(&rec);
+    render::print_run(&rec);
     let after = std::fs::metadata(&demo.log)?.len();
     println!(
         "  before {} -> after {} ({:.1}x smaller); the torn last line stays for its writer",
@@ -78,13 +77,17 @@ pub fn run(_cli: &Cli, args: &Args) -> anyhow::Result<u8> {
     );
     println!("\n$ logkeeper {flags} status");
     let st = vec![store_status(&demo.paths, store, Local::now())];
-    print!("{}", status::table(&st));
+    print!("{}", render::table(&st));
     println!("\nTry next:");
     println!("  logkeeper {flags} replay demo | head -3");
     println!(
         "  logkeeper {flags} append demo '{{\"change_type\":\"SET\",\"item_type\":\"Task\",\"item\":{{\"id\":\"task-new\"}}}}'"
     );
     println!("  logkeeper {flags} status --json");
-    let code = sync::exit_code(std::slice::from_ref(&rec));
-    Ok(if code != 0 { code } else { exit_code(&st) })
+    let code = exit::of_runs(std::slice::from_ref(&rec));
+    Ok(if code != exit::OK {
+        code
+    } else {
+        exit::of_statuses(&st)
+    })
 }

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use logkeeper::config::Config;
 
-use crate::cli::Cli;
+use logkeeper::paths::Paths;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -12,8 +12,7 @@ pub struct Args {
     pub name: String,
 }
 
-pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
-    let paths = cli.paths()?;
+pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
     let config = Config::load(&paths.config)?;
     let store = config.store(&args.name)?;
     let stdout = std::io::stdout();

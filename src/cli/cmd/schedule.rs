@@ -3,9 +3,11 @@
 
 use clap::Subcommand;
 use logkeeper::config::Config;
-use logkeeper::schedule::install::{self, Backend, Context, Mode, Plan, Registration};
+use logkeeper::schedule::install::{self, Backend, Context, Mode, Plan};
 
-use crate::cli::Cli;
+use crate::cli::render::describe;
+
+use logkeeper::paths::Paths;
 
 #[derive(Debug, Subcommand)]
 pub enum ScheduleCmd {
@@ -20,12 +22,12 @@ pub enum ScheduleCmd {
 #[derive(Debug, clap::Args)]
 pub struct InstallArgs {
     /// systemd (Linux default), launchd (macOS default) or cron
-    #[arg(long, value_parser = ["systemd", "launchd", "cron"])]
-    pub backend: Option<String>,
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
     /// daemon: one long-running `logkeeper daemon`; timer: one OS timer per
     /// store [default: daemon, or timer for cron]
-    #[arg(long, value_parser = ["daemon", "timer"])]
-    pub mode: Option<String>,
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
     /// Print the files and commands without touching anything
     #[arg(long)]
     pub dry_run: bool,
@@ -34,8 +36,8 @@ pub struct InstallArgs {
 #[derive(Debug, clap::Args)]
 pub struct UninstallArgs {
     /// The backend to remove from [default: the installed one, else the platform's]
-    #[arg(long, value_parser = ["systemd", "launchd", "cron"])]
-    pub backend: Option<String>,
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
     /// Print what would be removed without touching anything
     #[arg(long)]
     pub dry_run: bool,
@@ -48,19 +50,14 @@ pub struct ShowArgs {
     pub json: bool,
 }
 
-pub fn run(cli: &Cli, cmd: &ScheduleCmd) -> anyhow::Result<u8> {
-    let paths = cli.paths()?;
-    let ctx = Context::from_env(&paths)?;
+pub fn run(paths: &Paths, cmd: &ScheduleCmd) -> anyhow::Result<u8> {
+    let ctx = Context::from_env(paths)?;
     match cmd {
         ScheduleCmd::Install(a) => {
             let config = Config::load(&paths.config)?;
-            let backend = match &a.backend {
-                Some(b) => Backend::parse(b)?,
-                None => Backend::default_for_platform(),
-            };
-            let mode = match a.mode.as_deref() {
-                Some("timer") => Mode::Timer,
-                Some(_) => Mode::Daemon,
+            let backend = a.backend.unwrap_or_else(Backend::default_for_platform);
+            let mode = match a.mode {
+                Some(m) => m,
                 None if backend == Backend::Cron => Mode::Timer,
                 None => Mode::Daemon,
             };
@@ -68,11 +65,9 @@ pub fn run(cli: &Cli, cmd: &ScheduleCmd) -> anyhow::Result<u8> {
             finish(&ctx, &plan, a.dry_run)
         }
         ScheduleCmd::Uninstall(a) => {
-            let backend = match &a.backend {
-                Some(b) => Backend::parse(b)?,
-                None => install::read_marker(&ctx)
-                    .map_or_else(Backend::default_for_platform, |m| m.backend),
-            };
+            let backend = a.backend.unwrap_or_else(|| {
+                install::read_marker(&ctx).map_or_else(Backend::default_for_platform, |m| m.backend)
+            });
             let plan = install::plan_uninstall(&ctx, backend)?;
             finish(&ctx, &plan, a.dry_run)
         }
@@ -89,42 +84,9 @@ pub fn run(cli: &Cli, cmd: &ScheduleCmd) -> anyhow::Result<u8> {
                     ),
                 }
             }
-            Ok(if reg.is_some_and(|r| !r.problems.is_empty()) {
-                1
-            } else {
-                0
-            })
+            Ok(crate::cli::exit::of_registration(reg.as_ref()))
         }
     }
-}
-
-/// The human lines for a registration (also used by `status`).
-pub fn describe(r: &Registration) -> String {
-    let mut out = format!(
-        "schedule: {} ({} mode), installed {}, runs {}{}\n",
-        r.backend.as_str(),
-        r.mode.as_str(),
-        logkeeper::status::fmt_time(r.installed_at),
-        r.binary.display(),
-        if r.binary_exists { "" } else { " (MISSING)" }
-    );
-    for f in &r.files {
-        out.push_str(&format!(
-            "  {}{}\n",
-            f.path.display(),
-            if f.exists { "" } else { " (MISSING)" }
-        ));
-    }
-    if let Some(present) = r.crontab_block {
-        out.push_str(&format!(
-            "  crontab block: {}\n",
-            if present { "present" } else { "MISSING" }
-        ));
-    }
-    for p in &r.problems {
-        out.push_str(&format!("  ! {p}\n"));
-    }
-    out
 }
 
 fn finish(ctx: &Context, plan: &Plan, dry_run: bool) -> anyhow::Result<u8> {

@@ -2,11 +2,11 @@
 
 use chrono::Local;
 use logkeeper::config::Config;
-use logkeeper::status::{StoreStatus, exit_code, fmt_time, store_status};
+use logkeeper::status::{StoreStatus, fmt_time, store_status};
 use serde::Serialize;
 
-use super::{human_ms, summary};
-use crate::cli::Cli;
+use crate::cli::render::table;
+use logkeeper::paths::Paths;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -30,16 +30,15 @@ struct StatusJson<'a> {
     schedule_install: Option<&'a logkeeper::schedule::install::Registration>,
 }
 
-pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
-    let paths = cli.paths()?;
+pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
     let config = Config::load(&paths.config)?;
     let stores = config.select(&args.names, true)?;
     let now = Local::now();
-    let daemon = logkeeper::schedule::daemon::status(&paths);
+    let daemon = logkeeper::schedule::daemon::status(paths);
     let statuses: Vec<StoreStatus> = stores
         .into_iter()
         .map(|s| {
-            let mut st = store_status(&paths, s, now);
+            let mut st = store_status(paths, s, now);
             if let Some(d) = &daemon {
                 logkeeper::status::with_daemon(&mut st, d);
             }
@@ -47,17 +46,10 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
         })
         .collect();
     // `crontab -l` only when the registration is a crontab block.
-    let crontab = ["crontab".to_string()];
-    let crontab_cmd = std::env::var("LOGKEEPER_CRONTAB")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .map(|v| v.split_whitespace().map(String::from).collect::<Vec<_>>());
-    let reg = logkeeper::schedule::install::registration(
-        &paths.state_dir,
-        &paths.config,
-        Some(crontab_cmd.as_deref().unwrap_or(&crontab)),
-    );
-    let code = exit_code(&statuses);
+    let crontab = logkeeper::schedule::install::crontab_command();
+    let reg =
+        logkeeper::schedule::install::registration(&paths.state_dir, &paths.config, Some(&crontab));
+    let code = crate::cli::exit::of_statuses(&statuses);
     if args.json {
         println!(
             "{}",
@@ -95,93 +87,9 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<u8> {
             None => println!("daemon: not running"),
         }
         match &reg {
-            Some(r) => print!("{}", super::schedule::describe(r)),
+            Some(r) => print!("{}", crate::cli::render::describe(r)),
             None => println!("schedule: not installed (`logkeeper schedule install`)"),
         }
     }
     Ok(code)
-}
-
-/// The human status table, with each unhealthy store's reasons below it.
-pub fn table(statuses: &[StoreStatus]) -> String {
-    let mut rows = vec![[
-        "STORE".to_string(),
-        "HEALTH".into(),
-        "LAST RUN".into(),
-        "OUTCOME".into(),
-        "TOOK".into(),
-        "LAST SUCCESS".into(),
-        "NEXT RUN".into(),
-    ]];
-    for s in statuses {
-        let (when, outcome, took) = match &s.last_run {
-            Some(r) => (
-                fmt_time(r.finished_at),
-                r.outcome.as_str().to_string(),
-                human_ms(r.duration_ms),
-            ),
-            None => ("-".into(), "-".into(), "-".into()),
-        };
-        rows.push([
-            s.name.clone(),
-            s.health.as_str().into(),
-            when,
-            outcome,
-            took,
-            s.last_success
-                .as_ref()
-                .map_or("-".into(), |r| fmt_time(r.finished_at)),
-            s.next_run
-                .map_or("-".into(), |t| t.format("%Y-%m-%d %H:%M").to_string()),
-        ]);
-    }
-    let widths: Vec<usize> = (0..7)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for (n, row) in rows.iter().enumerate() {
-        let line: Vec<String> = row
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-        if n == 0 {
-            continue;
-        }
-        let s = &statuses[n - 1];
-        if let Some(r) = &s.last_run {
-            out.push_str(&format!("  last run: {}\n", summary(r)));
-        }
-        if let Some(h) = &s.running {
-            out.push_str(&format!("  running now: {h}\n"));
-        }
-        for reason in &s.reasons {
-            out.push_str(&format!("  ! {reason}\n"));
-        }
-        for w in &s.writers.openers {
-            out.push_str(&format!(
-                "  writer: pid {} ({}) fd {} {} on {}\n",
-                w.pid,
-                w.program,
-                w.fd,
-                w.flags,
-                w.file.display()
-            ));
-        }
-        if s.writers.unreadable > 0 {
-            out.push_str(&format!(
-                "  writer census: {} process(es) could not be inspected (another user's?); it may be incomplete\n",
-                s.writers.unreadable
-            ));
-        }
-        for w in &s.warnings {
-            out.push_str(&format!("  warning: {w}\n"));
-        }
-        for note in &s.notes {
-            out.push_str(&format!("  note: {note}\n"));
-        }
-    }
-    out
 }

@@ -6,7 +6,7 @@ use clap::Subcommand;
 use logkeeper::config::{self, Config, NewStore};
 use logkeeper::paths::absolute;
 
-use crate::cli::Cli;
+use logkeeper::paths::Paths;
 
 #[derive(Debug, Subcommand)]
 pub enum StoreCmd {
@@ -45,8 +45,7 @@ pub struct AddArgs {
     pub keep_rotated: Option<usize>,
 }
 
-pub fn run(cli: &Cli, cmd: &StoreCmd) -> anyhow::Result<u8> {
-    let paths = cli.paths()?;
+pub fn run(paths: &Paths, cmd: &StoreCmd) -> anyhow::Result<u8> {
     match cmd {
         StoreCmd::Add(a) => {
             let new = NewStore {

@@ -16,26 +16,34 @@
 
 use std::collections::BTreeSet;
 
-/// The parsed fields of a 5-field crontab expression, as sets of values.
+use crate::schedule::Schedule;
+
+/// The fields of a parsed store schedule, as sets of values, read from
+/// the one cron parser ([`Schedule`], croner) so the conversions cannot
+/// disagree with the daemon about what an expression means.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CronFields {
     pub minute: BTreeSet<u32>,
     pub hour: BTreeSet<u32>,
     pub dom: BTreeSet<u32>,
     pub month: BTreeSet<u32>,
-    /// 0 = Sunday .. 6 = Saturday (7 is folded into 0).
+    /// 0 = Sunday .. 6 = Saturday (croner folds 7 into 0).
     pub dow: BTreeSet<u32>,
-    /// The day-of-month field starts with `*` (or is `?`): cron counts it
-    /// as unrestricted when combining the day fields.
-    pub dom_star: bool,
-    /// The day-of-week field starts with `*` (or is `?`).
-    pub dow_star: bool,
+    /// Whether the day fields are OR-ed (both restricted), as
+    /// [`Schedule::days_ored`] says.
+    pub days_ored: bool,
 }
 
-const MONTHS: [&str; 12] = [
-    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-];
-const DAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+/// croner's bit for a plain value in a field (its `component::ALL_BIT`; the
+/// module is private). The other bits of a position mark `L`, `W` and `#`.
+const PLAIN: u8 = 1;
+/// croner's `L` bit (`LAST_BIT`): on a position (`5L`) or, for a bare `L`,
+/// enabled for the whole day-of-month field.
+const LAST: u8 = 1 << 6;
+/// croner's special bits: `#1`..`#5` (1 << 1 ..= 1 << 5), `L`, `W` (1 << 7).
+/// The unit tests below fail if croner renumbers them.
+const SPECIAL_BITS: [u8; 7] = [1 << 1, 1 << 2, 1 << 3, 1 << 4, 1 << 5, LAST, 1 << 7];
+
 const SYSTEMD_DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 
 fn refuse(expr: &str, why: &str) -> String {
@@ -45,38 +53,45 @@ fn refuse(expr: &str, why: &str) -> String {
 }
 
 impl CronFields {
-    /// Parse `expr` (5 fields or an `@daily`-style shortcut).
-    pub fn parse(expr: &str) -> Result<CronFields, String> {
-        let e = expr.trim();
-        let expanded = match e.to_ascii_lowercase().as_str() {
-            "@yearly" | "@annually" => "0 0 1 1 *".to_string(),
-            "@monthly" => "0 0 1 * *".to_string(),
-            "@weekly" => "0 0 * * 0".to_string(),
-            "@daily" => "0 0 * * *".to_string(),
-            "@hourly" => "0 * * * *".to_string(),
-            s if s.starts_with('@') => return Err(refuse(expr, "unknown shortcut")),
-            _ => e.to_string(),
-        };
-        let parts: Vec<&str> = expanded.split_whitespace().collect();
-        if parts.len() != 5 {
-            return Err(format!("{expr:?} is not a 5-field crontab expression"));
+    /// The fields of `schedule`; refused when it uses `L`, `W` or `#`,
+    /// which calendar syntaxes cannot express.
+    pub fn of(schedule: &Schedule) -> Result<CronFields, String> {
+        let p = &schedule.cron().pattern;
+        let special = p.days.is_feature_enabled(LAST)
+            || p.days_of_week.is_feature_enabled(LAST)
+            || [&p.days, &p.days_of_week].iter().any(|c| {
+                SPECIAL_BITS
+                    .iter()
+                    .any(|&b| !c.get_set_values(b).is_empty())
+            });
+        if special {
+            return Err(refuse(schedule.expr(), "it uses L, W or #"));
         }
-        let star = crate::schedule::expr::day_field_unrestricted;
-        let dow_raw = field(expr, parts[4], 0, 7, Some(&DAYS))?;
+        let [minute, hour, dom, month, dow] =
+            [&p.minutes, &p.hours, &p.days, &p.months, &p.days_of_week].map(|c| {
+                c.get_set_values(PLAIN)
+                    .into_iter()
+                    .map(u32::from)
+                    .collect::<BTreeSet<u32>>()
+            });
         Ok(CronFields {
-            minute: field(expr, parts[0], 0, 59, None)?,
-            hour: field(expr, parts[1], 0, 23, None)?,
-            dom: field(expr, parts[2], 1, 31, None)?,
-            month: field(expr, parts[3], 1, 12, Some(&MONTHS))?,
-            dow: dow_raw.into_iter().map(|d| d % 7).collect(),
-            dom_star: star(parts[2]),
-            dow_star: star(parts[4]),
+            minute,
+            hour,
+            dom,
+            month,
+            dow: dow.into_iter().map(|d| d % 7).collect(),
+            days_ored: schedule.days_ored(),
         })
+    }
+
+    /// Parse `expr` with the store schedule parser and take its fields.
+    pub fn from_expr(expr: &str) -> Result<CronFields, String> {
+        CronFields::of(&Schedule::parse(expr)?)
     }
 
     /// Whether the day fields are OR-ed (both restricted).
     pub fn days_ored(&self) -> bool {
-        !self.dom_star && !self.dow_star
+        self.days_ored
     }
 
     /// Whether the schedule fires at this local wall-clock time.
@@ -228,75 +243,6 @@ impl CronFields {
     }
 }
 
-/// Parse one field into its set of values.
-fn field(
-    expr: &str,
-    text: &str,
-    lo: u32,
-    hi: u32,
-    names: Option<&[&str]>,
-) -> Result<BTreeSet<u32>, String> {
-    let mut set = BTreeSet::new();
-    let value = |s: &str| -> Result<u32, String> {
-        if let Some(names) = names {
-            let l = s.to_ascii_lowercase();
-            if let Some(i) = names.iter().position(|n| *n == l) {
-                // Months are 1-based, weekdays 0-based.
-                return Ok(if names.len() == 12 {
-                    i as u32 + 1
-                } else {
-                    i as u32
-                });
-            }
-        }
-        let v: u32 = s.parse().map_err(|_| {
-            if s.contains(['L', 'W', '#', 'l', 'w']) {
-                refuse(expr, &format!("{s:?} uses L, W or #"))
-            } else {
-                format!("{expr:?}: {s:?} is not a number or a name")
-            }
-        })?;
-        if v < lo || v > hi {
-            return Err(format!("{expr:?}: {v} is out of range {lo}-{hi}"));
-        }
-        Ok(v)
-    };
-    for part in text.split(',') {
-        let (range, step) = match part.split_once('/') {
-            Some((r, s)) => {
-                let s: u32 = s
-                    .parse()
-                    .ok()
-                    .filter(|&s| s > 0)
-                    .ok_or_else(|| format!("{expr:?}: bad step in {part:?}"))?;
-                (r, Some(s))
-            }
-            None => (part, None),
-        };
-        let (a, b) = if range == "*" || range == "?" {
-            (lo, hi)
-        } else if let Some((a, b)) = range.split_once('-') {
-            (value(a)?, value(b)?)
-        } else {
-            let a = value(range)?;
-            // `5/10` means from 5 to the end in steps of 10 (croner's reading).
-            (a, if step.is_some() { hi } else { a })
-        };
-        if a > b {
-            return Err(refuse(expr, &format!("the range {range:?} wraps around")));
-        }
-        let mut v = a;
-        while v <= b {
-            set.insert(v);
-            v += step.unwrap_or(1);
-        }
-    }
-    if set.is_empty() {
-        return Err(format!("{expr:?}: empty field {text:?}"));
-    }
-    Ok(set)
-}
-
 /// Render a set of values in systemd's calendar syntax: `*` for the whole
 /// range, else a list of values and `a..b` ranges.
 ///
@@ -352,7 +298,7 @@ mod tests {
     use super::*;
 
     fn sd(e: &str) -> Vec<String> {
-        CronFields::parse(e).unwrap().to_systemd()
+        CronFields::from_expr(e).unwrap().to_systemd()
     }
 
     #[test]
@@ -369,25 +315,31 @@ mod tests {
     #[test]
     fn refuses_what_it_cannot_express() {
         assert!(
-            CronFields::parse("0 0 L * *")
+            CronFields::from_expr("0 0 L * *")
                 .unwrap_err()
                 .contains("daemon")
         );
         assert!(
-            CronFields::parse("0 0 * * 5#2")
+            CronFields::from_expr("0 0 * * 5#2")
                 .unwrap_err()
                 .contains("daemon")
         );
-        let f = CronFields::parse("* * * * *").unwrap();
+        for e in ["0 0 15W * *", "0 0 * * 5L", "0 0 L * *"] {
+            assert!(
+                CronFields::from_expr(e).unwrap_err().contains("daemon"),
+                "{e}"
+            );
+        }
+        let f = CronFields::from_expr("* * * * *").unwrap();
         assert_eq!(f.to_launchd("* * * * *", 500).unwrap(), vec![Vec::new()]);
-        let f = CronFields::parse("*/2 */2 * * *").unwrap();
+        let f = CronFields::from_expr("*/2 */2 * * *").unwrap();
         assert!(
             f.to_launchd("*/2 */2 * * *", 300)
                 .unwrap_err()
                 .contains("daemon")
         );
         // cron ANDs "*/2" with "mon"; launchd would OR them.
-        let f = CronFields::parse("0 0 */2 * mon").unwrap();
+        let f = CronFields::from_expr("0 0 */2 * mon").unwrap();
         assert!(
             f.to_launchd("0 0 */2 * mon", 500)
                 .unwrap_err()
@@ -401,7 +353,7 @@ mod tests {
 
     #[test]
     fn launchd_union_for_ored_days() {
-        let f = CronFields::parse("0 6 1,15 * mon").unwrap();
+        let f = CronFields::from_expr("0 6 1,15 * mon").unwrap();
         let e = f.to_launchd("", 500).unwrap();
         assert_eq!(
             e,

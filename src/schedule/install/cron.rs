@@ -3,6 +3,7 @@
 //! kept byte for byte; the block is replaced in place or appended.
 
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use super::{Backend, Context, Mode, Plan, render, scheduled_stores, shell_quote};
@@ -42,6 +43,29 @@ pub fn find_block(text: &str, id: &str) -> Option<(usize, usize)> {
     start.map(|s| (s, text.len()))
 }
 
+/// `cmd arg` could not be run; says so plainly when cron is not installed.
+fn not_run(cmd: &[String], arg: &str, source: std::io::Error) -> Error {
+    Error::ToolNotRun {
+        cmd: format!("{} {arg}", cmd.join(" ")),
+        hint: if source.kind() == std::io::ErrorKind::NotFound {
+            ": cron is not installed; install it (e.g. `apt-get install cron`), or use another backend (--backend systemd)"
+        } else {
+            ""
+        },
+        source,
+    }
+}
+
+/// `cmd arg` ran and failed.
+fn failed(cmd: &[String], arg: &str, out: &std::process::Output) -> Error {
+    Error::ToolFailed {
+        cmd: format!("{} {arg}", cmd.join(" ")),
+        status: out.status.to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        hint: "",
+    }
+}
+
 /// The crontab as `crontab -l` prints it; None when the user has none.
 pub fn read_crontab(cmd: &[String]) -> Result<Option<String>> {
     let out = Command::new(&cmd[0])
@@ -49,38 +73,28 @@ pub fn read_crontab(cmd: &[String]) -> Result<Option<String>> {
         .arg("-l")
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| Error::Usage(format!("cannot run `{} -l`: {e}", cmd.join(" "))))?;
+        .map_err(|e| not_run(cmd, "-l", e))?;
     if out.status.success() {
         return Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned()));
     }
-    let err = String::from_utf8_lossy(&out.stderr);
-    if err.contains("no crontab") {
+    if String::from_utf8_lossy(&out.stderr).contains("no crontab") {
         return Ok(None);
     }
-    Err(Error::Usage(format!(
-        "`{} -l` failed ({}): {}",
-        cmd.join(" "),
-        out.status,
-        err.trim()
-    )))
+    Err(failed(cmd, "-l", &out))
 }
 
 /// Install `text` as the crontab (`crontab -`), or remove it (`crontab -r`).
 pub fn write_crontab(ctx: &Context, text: Option<&str>) -> Result<()> {
     let cmd = &ctx.crontab;
-    let shown = cmd.join(" ");
     let Some(text) = text else {
         let out = Command::new(&cmd[0])
             .args(&cmd[1..])
             .arg("-r")
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| Error::Usage(format!("cannot run `{shown} -r`: {e}")))?;
+            .map_err(|e| not_run(cmd, "-r", e))?;
         if !out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("no crontab") {
-            return Err(Error::Usage(format!(
-                "`{shown} -r` failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
+            return Err(failed(cmd, "-r", &out));
         }
         return Ok(());
     };
@@ -91,21 +105,15 @@ pub fn write_crontab(ctx: &Context, text: Option<&str>) -> Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| Error::Usage(format!("cannot run `{shown} -`: {e}")))?;
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(text.as_bytes())
-        .map_err(|e| Error::Usage(format!("writing to `{shown} -`: {e}")))?;
-    let out = child
-        .wait_with_output()
-        .map_err(|e| Error::Usage(format!("`{shown} -`: {e}")))?;
+        .map_err(|e| not_run(cmd, "-", e))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(text.as_bytes())
+            .map_err(|e| not_run(cmd, "-", e))?;
+    }
+    let out = child.wait_with_output().map_err(|e| not_run(cmd, "-", e))?;
     if !out.status.success() {
-        return Err(Error::Usage(format!(
-            "`{shown} -` refused the new crontab: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        return Err(failed(cmd, "-", &out));
     }
     Ok(())
 }
@@ -175,7 +183,15 @@ pub fn splice(current: &str, id: &str, block: Option<&str>) -> String {
 pub fn plan_install(ctx: &Context, config: &Config) -> Result<Plan> {
     let mut notes = Vec::new();
     let bl = block(ctx, config, &mut notes)?;
-    let before = read_crontab(&ctx.crontab)?;
+    // Without cron the plan is still shown (`--dry-run`), with a note; a
+    // real install then fails at `crontab -` with the same words.
+    let before = match read_crontab(&ctx.crontab) {
+        Err(e) if !command_exists(&ctx.crontab[0]) => {
+            notes.push(e.to_string());
+            None
+        }
+        other => other?,
+    };
     let after = splice(before.as_deref().unwrap_or(""), &ctx.id(), Some(&bl));
     Ok(Plan {
         backend: Backend::Cron,
@@ -191,6 +207,15 @@ pub fn plan_install(ctx: &Context, config: &Config) -> Result<Plan> {
         }),
         notes,
     })
+}
+
+/// Whether `cmd` names an existing file, directly or on `PATH`.
+fn command_exists(cmd: &str) -> bool {
+    if cmd.contains('/') {
+        return Path::new(cmd).is_file();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
 }
 
 pub fn plan_uninstall(ctx: &Context) -> Result<Plan> {

@@ -145,9 +145,12 @@ pub fn plan_install(ctx: &Context, config: &Config, mode: Mode) -> Result<Plan> 
                     .as_ref()
                     .map(|s| s.expr())
                     .unwrap_or_default();
-                let entries = fields
-                    .to_launchd(expr, MAX_ENTRIES)
-                    .map_err(|m| crate::Error::Usage(format!("store {:?}: {m}", store.name)))?;
+                let entries = fields.to_launchd(expr, MAX_ENTRIES).map_err(|msg| {
+                    crate::Error::Unschedulable {
+                        store: store.name.clone(),
+                        msg,
+                    }
+                })?;
                 let label = sync_label(ctx, &store.name);
                 let mut v = vars(ctx, &label);
                 v.push(("STORE", xml(&store.name)));
@@ -167,8 +170,10 @@ pub fn plan_install(ctx: &Context, config: &Config, mode: Mode) -> Result<Plan> 
         }
     }
     for f in &files {
-        check_plist(&f.content)
-            .map_err(|m| crate::Error::Usage(format!("rendered {}: {m}", f.path.display())))?;
+        check_plist(&f.content).map_err(|msg| crate::Error::Render {
+            path: f.path.clone(),
+            msg,
+        })?;
     }
     let keep: Vec<&PathBuf> = files.iter().map(|f| &f.path).collect();
     let remove: Vec<PathBuf> = existing(ctx)

@@ -32,7 +32,7 @@ use crate::io::durable;
 use crate::paths::Paths;
 
 /// Which OS scheduler.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     Systemd,
@@ -59,21 +59,10 @@ impl Backend {
             Backend::Cron
         }
     }
-
-    pub fn parse(s: &str) -> Result<Backend> {
-        match s {
-            "systemd" => Ok(Backend::Systemd),
-            "launchd" => Ok(Backend::Launchd),
-            "cron" => Ok(Backend::Cron),
-            _ => Err(Error::Usage(format!(
-                "unknown backend {s:?}: use systemd, launchd or cron"
-            ))),
-        }
-    }
 }
 
 /// A long-running daemon, or one OS timer per store.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     Daemon,
@@ -107,6 +96,12 @@ pub struct Context {
     pub crontab: Vec<String>,
 }
 
+/// The `crontab` command to run: `LOGKEEPER_CRONTAB` split on whitespace,
+/// else `crontab`. The one reading of that variable.
+pub fn crontab_command() -> Vec<String> {
+    cmd_from_env("LOGKEEPER_CRONTAB", "crontab")
+}
+
 fn cmd_from_env(var: &str, default: &str) -> Vec<String> {
     std::env::var(var)
         .ok()
@@ -126,8 +121,9 @@ impl Context {
         let home = std::env::var_os("HOME")
             .filter(|h| !h.is_empty())
             .map(PathBuf::from)
-            .ok_or_else(|| {
-                Error::Usage("HOME is not set: cannot find the user's unit directory".into())
+            .ok_or(Error::NoHome {
+                what: "the user's unit directory",
+                hint: "set HOME",
             })?;
         let xdg_config = std::env::var_os("XDG_CONFIG_HOME")
             .map(PathBuf::from)
@@ -143,7 +139,7 @@ impl Context {
             uid: unsafe { libc::getuid() },
             systemctl: cmd_from_env("LOGKEEPER_SYSTEMCTL", "systemctl"),
             launchctl: cmd_from_env("LOGKEEPER_LAUNCHCTL", "launchctl"),
-            crontab: cmd_from_env("LOGKEEPER_CRONTAB", "crontab"),
+            crontab: crontab_command(),
         })
     }
 
@@ -160,11 +156,7 @@ impl Context {
 /// (stable across builds and machines, unlike std's randomised hasher).
 pub fn config_id(config: &Path) -> String {
     use std::os::unix::ffi::OsStrExt;
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in config.as_os_str().as_bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
+    let h = crate::schedule::fnv1a(config.as_os_str().as_bytes());
     format!("{:08x}", (h ^ (h >> 32)) as u32)
 }
 
@@ -279,21 +271,21 @@ pub fn plan_install(ctx: &Context, config: &Config, backend: Backend, mode: Mode
     if let Some(m) = read_marker(ctx)
         && m.backend != backend
     {
-        return Err(Error::Usage(format!(
-            "the schedule of {} is already installed with {}; run `logkeeper schedule uninstall --backend {}` first",
-            ctx.config.display(),
-            m.backend.as_str(),
-            m.backend.as_str()
-        )));
+        return Err(Error::AlreadyInstalled {
+            config: ctx.config.clone(),
+            installed: m.backend.as_str(),
+        });
     }
     match backend {
         Backend::Systemd => systemd::plan_install(ctx, config, mode),
         Backend::Launchd => launchd::plan_install(ctx, config, mode),
         Backend::Cron => {
             if mode == Mode::Daemon {
-                return Err(Error::Usage(
-                    "the cron backend runs each store's own expression (timer mode); for a daemon use --backend systemd or launchd".into(),
-                ));
+                return Err(Error::ModeUnsupported {
+                    backend: "cron",
+                    mode: "daemon",
+                    hint: "it runs each store's own expression (timer mode); for a daemon use --backend systemd or launchd",
+                });
             }
             cron::plan_install(ctx, config)
         }
@@ -378,18 +370,21 @@ fn run_command(c: &PlannedCommand) -> Result<()> {
         Err(_) => false,
     };
     if !ok && !c.tolerate_failure {
-        let why = match out {
-            Ok(o) => format!(
-                "exited with {}: {}",
-                o.status,
-                String::from_utf8_lossy(&o.stderr).trim()
-            ),
-            Err(e) => e.to_string(),
-        };
-        return Err(Error::Usage(format!(
-            "`{}` failed ({why}); the files are written, register them by hand or fix the cause and run install again",
-            c.display()
-        )));
+        const HINT: &str =
+            "; the files are written, register them by hand or fix the cause and run install again";
+        return Err(match out {
+            Ok(o) => Error::ToolFailed {
+                cmd: c.display(),
+                status: o.status.to_string(),
+                stderr: String::from_utf8_lossy(&o.stderr).trim().to_string(),
+                hint: HINT,
+            },
+            Err(source) => Error::ToolNotRun {
+                cmd: c.display(),
+                hint: HINT,
+                source,
+            },
+        });
     }
     Ok(())
 }
@@ -519,8 +514,10 @@ pub(crate) fn scheduled_stores<'a>(
                 s.name, s.name
             )),
             Some(sch) => {
-                let f = calendar::CronFields::parse(sch.expr())
-                    .map_err(|m| Error::Usage(format!("store {:?}: {m}", s.name)))?;
+                let f = calendar::CronFields::of(sch).map_err(|msg| Error::Unschedulable {
+                    store: s.name.clone(),
+                    msg,
+                })?;
                 let today = chrono::Local::now().date_naive();
                 if let Some(t) = f.dst_conflict(&chrono::Local, today, 400) {
                     notes.push(format!(
@@ -535,10 +532,9 @@ pub(crate) fn scheduled_stores<'a>(
         }
     }
     if out.is_empty() {
-        return Err(Error::Usage(format!(
-            "no store in {} has a schedule: add `schedule = \"*/30 * * * *\"` to a store",
-            config.path.display()
-        )));
+        return Err(Error::NothingScheduled {
+            config: config.path.clone(),
+        });
     }
     Ok(out)
 }

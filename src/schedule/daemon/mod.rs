@@ -1,7 +1,14 @@
-//! `logkeeper daemon`: one process that fires every store's schedule.
+//! The scheduler: fires every store's schedule from one task.
+//!
+//! [`Daemon::run`] is an `async fn` that runs inside the caller's tokio
+//! runtime (any flavour; it needs the blocking pool and timers) until its
+//! [`DaemonHandle::stop`] is called. It installs no signal handlers: the
+//! `logkeeper daemon` command builds the runtime and maps SIGTERM/SIGINT to
+//! `stop` and SIGHUP to `reload`; a program embedding the scheduler maps
+//! its own shutdown.
 //!
 //! Design:
-//! - One tokio scheduler loop (current-thread runtime) decides what is due;
+//! - One scheduler loop decides what is due;
 //!   each run goes to `spawn_blocking(sync_store)` with trigger `daemon`, so
 //!   compaction never blocks the loop and one slow store never delays another.
 //! - The loop sleeps in bounded steps ([`MAX_STEP`]) and re-reads the wall
@@ -15,59 +22,56 @@
 //! - Backoff: after [`BACKOFF_AFTER`] consecutive failures a store skips its
 //!   fire times until `now + min(1 min * 2^(n-2), 1 h)`; other stores go on.
 //! - A held store lock (a manual run) is recorded by the job as `skipped`.
-//! - SIGTERM/SIGINT: no new runs; running jobs get `stop_timeout` to finish;
-//!   then the daemon exits 0 either way. A job abandoned at exit is safe: the
-//!   swap is atomic (G2) and the kernel releases its lock.
-//! - SIGHUP, or a change of the config file's mtime/size, reloads the config;
-//!   a broken config is reported and the old one kept.
+//! - Stop (SIGTERM/SIGINT in the CLI): no new runs; running jobs get
+//!   `stop_timeout` to finish; then `run` returns Ok either way. A job
+//!   abandoned at exit is safe: the swap is atomic (G2, docs/design.md) and
+//!   the kernel releases its lock.
+//! - Reload (SIGHUP in the CLI), or a change of the config file's
+//!   mtime/size, reloads the config; a broken config is reported and the old
+//!   one kept.
 //! - Liveness: `<state>/daemon-<id>.lock` is flocked for the daemon's life (a
 //!   second daemon for the same config exits 75); `<state>/daemon-<id>.json`
 //!   holds pid, start time and each store's next run and backoff, replaced
 //!   atomically, removed at a clean exit. `status` reads it without locking.
 
+mod file;
+mod store;
+
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use chrono::{DateTime, Local, SubsecRound, Utc};
-use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, watch};
 
-use crate::config::{Config, StoreConfig};
-use crate::error::{Error, IoContext, Result};
+use chrono::{DateTime, Local, SubsecRound, Utc};
+
+use crate::config::Config;
+use crate::error::Result;
 use crate::io::durable;
 use crate::job::record::{Outcome, RunRecord, StoreState};
 use crate::job::{SyncOptions, sync_store};
 use crate::paths::Paths;
-use crate::schedule::install::config_id;
 
-/// The longest the loop sleeps before re-reading the wall clock and the
-/// config file's mtime.
-pub const MAX_STEP: Duration = Duration::from_secs(10);
-/// Consecutive failures after which a store backs off.
-pub const BACKOFF_AFTER: u32 = 2;
-/// The longest backoff.
-pub const BACKOFF_MAX: Duration = Duration::from_secs(3600);
-
-/// How long a store backs off after `failures` consecutive failures.
-pub fn backoff(failures: u32) -> Duration {
-    if failures < BACKOFF_AFTER {
-        return Duration::ZERO;
-    }
-    let exp = (failures - BACKOFF_AFTER).min(16);
-    (Duration::from_secs(60) * 2u32.pow(exp)).min(BACKOFF_MAX)
-}
+use file::take_lock;
+pub use file::{DaemonInfo, DaemonStatus, DaemonStore, info_path, lock_path, status};
+pub use store::{BACKOFF_AFTER, BACKOFF_MAX, MAX_STEP, backoff};
+use store::{StoreRt, jitter_delay, to_chrono};
 
 #[derive(Clone, Debug)]
 pub struct DaemonOptions {
-    /// How long running jobs may take to finish after SIGTERM/SIGINT.
+    /// How long running jobs may take to finish after a stop.
     pub stop_timeout: Duration,
+    /// The Prometheus textfile to rewrite at start-up and after every run,
+    /// instead of the config's `metrics_file`.
+    pub metrics_file: Option<PathBuf>,
 }
 
 impl Default for DaemonOptions {
     fn default() -> Self {
         DaemonOptions {
             stop_timeout: Duration::from_secs(30),
+            metrics_file: None,
         }
     }
 }
@@ -101,6 +105,8 @@ pub enum Event {
     },
     ReloadFailed(String),
     Stopping {
+        /// Why: the reason given to [`DaemonHandle::stop`] (the CLI passes
+        /// the signal's name).
         signal: &'static str,
         running: Vec<String>,
     },
@@ -110,201 +116,92 @@ pub enum Event {
     Stopped,
 }
 
-/// One store as the daemon sees it (in the daemon file and `status`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DaemonStore {
-    pub name: String,
-    pub schedule: Option<String>,
-    pub next_run: Option<DateTime<Local>>,
-    pub running: bool,
-    /// Consecutive failed runs.
-    pub failures: u32,
-    /// No run before this time (backoff after repeated failures).
-    pub backoff_until: Option<DateTime<Utc>>,
-}
-
-/// The daemon file: who runs, since when, and each store's state.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DaemonInfo {
-    pub pid: u32,
-    pub host: String,
-    pub started_at: DateTime<Utc>,
-    pub config: PathBuf,
-    pub version: String,
-    /// Why the last reload was refused (the old config is kept), if it was.
-    pub config_error: Option<String>,
-    pub stores: Vec<DaemonStore>,
-}
-
-/// What `status` reports about the daemon of a config.
-#[derive(Clone, Debug, Serialize)]
-pub struct DaemonStatus {
-    /// Whether the process is alive (false: it died without cleaning up).
-    pub running: bool,
-    #[serde(flatten)]
-    pub info: DaemonInfo,
-}
-
-pub fn lock_path(state_dir: &Path, config: &Path) -> PathBuf {
-    state_dir.join(format!("daemon-{}.lock", config_id(config)))
-}
-
-pub fn info_path(state_dir: &Path, config: &Path) -> PathBuf {
-    state_dir.join(format!("daemon-{}.json", config_id(config)))
-}
-
-/// The daemon of this config as its file says, with liveness checked by pid
-/// (never by taking the lock). None when no daemon file exists.
-pub fn status(paths: &Paths) -> Option<DaemonStatus> {
-    let bytes = std::fs::read(info_path(&paths.state_dir, &paths.config)).ok()?;
-    let info: DaemonInfo = serde_json::from_slice(&bytes).ok()?;
-    let running = info.host != durable::hostname() || durable::pid_alive(info.pid);
-    Some(DaemonStatus { running, info })
-}
-
-struct StoreRt {
-    cfg: StoreConfig,
-    /// The last scheduled time handled (run, coalesced or skipped).
-    anchor: DateTime<Utc>,
-    /// A due fire: its scheduled time and when to start it (after jitter).
-    pending: Option<(DateTime<Utc>, DateTime<Utc>)>,
-    failures: u32,
-    backoff_until: Option<DateTime<Utc>>,
-    running: bool,
-}
-
-impl StoreRt {
-    fn new(cfg: StoreConfig, now: DateTime<Utc>, state: &StoreState) -> StoreRt {
-        let now = now.trunc_subsecs(0);
-        // Catch-up: if the most recent scheduled time passed with no run
-        // started since, put the anchor just before it, so it is due now.
-        let mut anchor = now;
-        if let Some(prev) = cfg
-            .schedule
-            .as_ref()
-            .and_then(|s| s.prev_at_or_before(&now.with_timezone(&Local)))
-        {
-            let prev = prev.with_timezone(&Utc);
-            let last = state.last_run().map(|r| r.started_at);
-            if last.is_none_or(|l| l < prev) {
-                anchor = prev - chrono::Duration::seconds(1);
-            }
-        }
-        let failures = state
-            .history()
-            .iter()
-            .rev()
-            .take_while(|r| r.outcome == Outcome::Error)
-            .count() as u32;
-        let backoff_until = state
-            .last_run()
-            .filter(|_| failures >= BACKOFF_AFTER)
-            .map(|r| r.finished_at + to_chrono(backoff(failures)))
-            .filter(|t| *t > now);
-        StoreRt {
-            cfg,
-            anchor,
-            pending: None,
-            failures,
-            backoff_until,
-            running: false,
-        }
-    }
-
-    fn next_run(&self) -> Option<DateTime<Utc>> {
-        if let Some((_, at)) = self.pending {
-            return Some(at);
-        }
-        let s = self.cfg.schedule.as_ref()?;
-        let next = s
-            .next_after(&self.anchor.with_timezone(&Local))?
-            .with_timezone(&Utc);
-        match self.backoff_until {
-            Some(b) if b > next => s
-                .next_after(&(b - chrono::Duration::seconds(1)).with_timezone(&Local))
-                .map(|t| t.with_timezone(&Utc)),
-            _ => Some(next),
-        }
-    }
-}
-
-fn to_chrono(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-}
-
-/// A random-enough delay in `[0, max)` (FNV-1a of pid, time and store).
-fn jitter_delay(max: Duration, store: &str) -> Duration {
-    if max.is_zero() {
-        return Duration::ZERO;
-    }
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in format!("{}:{nanos}:{store}", std::process::id()).bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    Duration::from_nanos(h % (max.as_nanos().min(u64::MAX as u128) as u64).max(1))
-}
-
 fn config_stamp(path: &Path) -> Option<(SystemTime, u64)> {
     let m = std::fs::metadata(path).ok()?;
     Some((m.modified().ok()?, m.len()))
 }
 
-/// Take the daemon's single-instance lock for this config.
-fn take_lock(paths: &Paths) -> Result<File> {
-    durable::ensure_private_dir(&paths.state_dir)?;
-    let path = lock_path(&paths.state_dir, &paths.config);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .ctx("open daemon lock", &path)?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => {
-            let holder = match status(paths) {
-                Some(s) => format!(
-                    "pid {} on {} since {}",
-                    s.info.pid,
-                    s.info.host,
-                    s.info.started_at.format("%Y-%m-%d %H:%M:%S UTC")
-                ),
-                None => "another process".into(),
-            };
-            Err(Error::DaemonRunning { lock: path, holder })
-        }
-        Err(TryLockError::Error(e)) => Err(Error::io("lock", &path, e)),
+/// The scheduler for one config, ready to run. See the module docs.
+pub struct Daemon {
+    paths: Paths,
+    opts: DaemonOptions,
+    stop: watch::Receiver<Option<&'static str>>,
+    handle: DaemonHandle,
+}
+
+/// Stops or reloads a [`Daemon`] from anywhere (another task, a signal
+/// handler, another thread). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct DaemonHandle {
+    stop: Arc<watch::Sender<Option<&'static str>>>,
+    reload: Arc<Notify>,
+}
+
+impl DaemonHandle {
+    /// Ask the daemon to stop: no new runs; running jobs get the stop
+    /// timeout. `why` is reported in [`Event::Stopping`]. A stop asked
+    /// before `run` starts makes it stop at once.
+    pub fn stop(&self, why: &'static str) {
+        self.stop.send_replace(Some(why));
+    }
+
+    /// Ask the daemon to re-read its config file now.
+    pub fn reload(&self) {
+        self.reload.notify_one();
     }
 }
 
-/// Run the daemon until SIGTERM/SIGINT. Returns Ok after a clean stop.
-pub fn run(paths: &Paths, opts: &DaemonOptions, on_event: &(dyn Fn(&Event) + Sync)) -> Result<()> {
-    let config = Config::load(&paths.config)?;
-    let _lock = take_lock(paths)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io("start", "tokio runtime", e))?;
-    let result = rt.block_on(main_loop(paths, config, opts, on_event));
-    // Do not wait for an abandoned job's thread: exiting is safe (G2).
-    rt.shutdown_background();
-    result
+impl Daemon {
+    pub fn new(paths: Paths, opts: DaemonOptions) -> Daemon {
+        let (tx, rx) = watch::channel(None);
+        Daemon {
+            paths,
+            opts,
+            stop: rx,
+            handle: DaemonHandle {
+                stop: Arc::new(tx),
+                reload: Arc::new(Notify::new()),
+            },
+        }
+    }
+
+    /// A handle to stop or reload this daemon once it runs.
+    pub fn handle(&self) -> DaemonHandle {
+        self.handle.clone()
+    }
+
+    /// Load the config, take the daemon lock (a second daemon for the same
+    /// config gets [`crate::Error::DaemonRunning`]), and fire the schedules until
+    /// [`DaemonHandle::stop`]. Returns Ok after a clean stop. Must be
+    /// awaited inside a tokio runtime with timers enabled. Jobs still
+    /// running past the stop timeout are left to finish on the blocking
+    /// pool; dropping the runtime need not wait for them (safe by G2).
+    pub async fn run(mut self, on_event: impl Fn(&Event) + Sync) -> Result<()> {
+        let config = Config::load(&self.paths.config)?;
+        let _lock = take_lock(&self.paths)?;
+        let reload = self.handle.reload.clone();
+        main_loop(
+            &self.paths,
+            config,
+            &self.opts,
+            &mut self.stop,
+            &reload,
+            &on_event,
+        )
+        .await
+    }
 }
 
-struct Daemon<'a> {
+struct State<'a> {
     paths: &'a Paths,
     info: DaemonInfo,
     stores: BTreeMap<String, StoreRt>,
     written: Option<DaemonInfo>,
+    /// Where the metrics go (the option, else the current config's).
+    metrics: Option<PathBuf>,
 }
 
-impl Daemon<'_> {
+impl State<'_> {
     /// The stores whose job is running now.
     fn running(&self) -> Vec<String> {
         self.stores
@@ -368,6 +265,15 @@ impl Daemon<'_> {
         }
         self.written = Some(info);
     }
+
+    fn write_metrics(&self) {
+        if let Some(path) = &self.metrics {
+            let stores = self.stores.values().map(|s| &s.cfg);
+            if let Err(e) = crate::ops::metrics::write(self.paths, stores, path) {
+                tracing::warn!("could not write the metrics file: {e}");
+            }
+        }
+    }
 }
 
 type Jobs = tokio::task::JoinSet<(String, RunRecord)>;
@@ -376,18 +282,12 @@ async fn main_loop(
     paths: &Paths,
     config: Config,
     opts: &DaemonOptions,
+    stop: &mut watch::Receiver<Option<&'static str>>,
+    reload_asked: &Notify,
     on_event: &(dyn Fn(&Event) + Sync),
 ) -> Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let sig = |k: SignalKind, name: &str| {
-        signal(k).map_err(|e| Error::io("install handler for", name, e))
-    };
-    let mut term = sig(SignalKind::terminate(), "SIGTERM")?;
-    let mut int = sig(SignalKind::interrupt(), "SIGINT")?;
-    let mut hup = sig(SignalKind::hangup(), "SIGHUP")?;
-
     let now = Utc::now();
-    let mut d = Daemon {
+    let mut d = State {
         paths,
         info: DaemonInfo {
             pid: std::process::id(),
@@ -400,10 +300,12 @@ async fn main_loop(
         },
         stores: BTreeMap::new(),
         written: None,
+        metrics: opts.metrics_file.clone().or(config.metrics_file.clone()),
     };
     let mut stamp = config_stamp(&paths.config);
     d.set_config(config, now);
     d.write_info(now);
+    d.write_metrics();
     on_event(&Event::Started {
         pid: std::process::id(),
         config: paths.config.clone(),
@@ -413,6 +315,10 @@ async fn main_loop(
     let mut jobs = Jobs::new();
     let stop_signal: &'static str;
     loop {
+        if let Some(why) = *stop.borrow_and_update() {
+            stop_signal = why;
+            break;
+        }
         let now = Utc::now().trunc_subsecs(0);
         let wake = tick(&mut d, &mut jobs, now, on_event);
         d.write_info(now);
@@ -424,9 +330,10 @@ async fn main_loop(
         tokio::select! {
             _ = tokio::time::sleep(step) => {}
             Some(done) = jobs.join_next(), if !jobs.is_empty() => finished(&mut d, done, on_event),
-            _ = term.recv() => { stop_signal = "SIGTERM"; break; }
-            _ = int.recv() => { stop_signal = "SIGINT"; break; }
-            _ = hup.recv() => reload = true,
+            // A stop is seen at the top of the loop; a closed channel (every
+            // handle dropped) cannot stop the daemon any more: keep going.
+            Ok(()) = stop.changed() => {}
+            _ = reload_asked.notified() => reload = true,
         }
         let new_stamp = config_stamp(&paths.config);
         if new_stamp != stamp {
@@ -437,7 +344,10 @@ async fn main_loop(
             match Config::load(&paths.config) {
                 Ok(c) => {
                     d.info.config_error = None;
+                    d.metrics = opts.metrics_file.clone().or(c.metrics_file.clone());
                     d.set_config(c, Utc::now());
+                    // Added stores appear (with zeros) before their first run.
+                    d.write_metrics();
                     on_event(&Event::Reloaded {
                         stores: d.stores.keys().cloned().collect(),
                     });
@@ -475,7 +385,7 @@ async fn main_loop(
 
 /// Start what is due; return the earliest time something becomes due.
 fn tick(
-    d: &mut Daemon<'_>,
+    d: &mut State<'_>,
     jobs: &mut Jobs,
     now: DateTime<Utc>,
     on_event: &(dyn Fn(&Event) + Sync),
@@ -537,7 +447,7 @@ fn tick(
         let store = s.cfg.clone();
         jobs.spawn_blocking(move || {
             let opts = SyncOptions {
-                trigger: "daemon".into(),
+                trigger: crate::job::Trigger::Daemon,
                 wait: false,
                 force: false,
             };
@@ -549,7 +459,7 @@ fn tick(
 }
 
 fn finished(
-    d: &mut Daemon<'_>,
+    d: &mut State<'_>,
     done: std::result::Result<(String, RunRecord), tokio::task::JoinError>,
     on_event: &(dyn Fn(&Event) + Sync),
 ) {
@@ -565,6 +475,9 @@ fn finished(
         }
     };
     on_event(&Event::Ran(Box::new(rec.clone())));
+    // The run's memory was freed, but its threads' arenas keep it.
+    crate::ops::memory::release_free_memory();
+    d.write_metrics();
     let Some(s) = d.stores.get_mut(&name) else {
         return;
     };
@@ -588,29 +501,5 @@ fn finished(
             }
         }
         Outcome::Skipped | Outcome::Busy => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_an_hour() {
-        assert_eq!(backoff(0), Duration::ZERO);
-        assert_eq!(backoff(1), Duration::ZERO);
-        assert_eq!(backoff(2), Duration::from_secs(60));
-        assert_eq!(backoff(3), Duration::from_secs(120));
-        assert_eq!(backoff(8), Duration::from_secs(3600));
-        assert_eq!(backoff(100), Duration::from_secs(3600));
-    }
-
-    #[test]
-    fn jitter_stays_below_its_bound() {
-        for i in 0..100 {
-            let j = jitter_delay(Duration::from_secs(10), &format!("s{i}"));
-            assert!(j < Duration::from_secs(10));
-        }
-        assert_eq!(jitter_delay(Duration::ZERO, "x"), Duration::ZERO);
     }
 }

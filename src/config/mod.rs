@@ -14,10 +14,18 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::fold::json::Pointers;
 use crate::io::durable;
 use crate::schedule::Schedule;
+
+mod builder;
+mod edit;
+mod ops;
+
+pub use builder::StoreBuilder;
+pub use edit::{NewStore, add_store, remove_store};
+pub use ops::{DEFAULT_HOOK_TIMEOUT, Hooks};
 
 /// One store: a live log plus its policy.
 #[derive(Clone, Debug)]
@@ -37,6 +45,9 @@ pub struct StoreConfig {
     /// Compact even while a process holds the log open for writing without
     /// `O_APPEND` (README "Writer classes"); off by default.
     pub allow_positional_writers: bool,
+    /// Commands run after the record is written (the global ones unless the
+    /// store sets its own).
+    pub hooks: Hooks,
 }
 
 impl StoreConfig {
@@ -50,6 +61,8 @@ impl StoreConfig {
 pub struct Config {
     pub path: PathBuf,
     pub stores: Vec<StoreConfig>,
+    /// The Prometheus textfile rewritten after every run.
+    pub metrics_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -57,9 +70,14 @@ pub struct Config {
 struct RawConfig {
     #[serde(default)]
     store: Vec<RawStore>,
+    // Operations: metrics and hooks (see `ops`).
+    metrics_file: Option<String>,
+    on_failure: Option<String>,
+    on_success: Option<String>,
+    hook_timeout: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawStore {
     name: String,
@@ -76,6 +94,8 @@ struct RawStore {
     max_age: Option<String>,
     jitter: Option<String>,
     allow_positional_writers: Option<bool>,
+    on_failure: Option<String>,
+    on_success: Option<String>,
 }
 
 pub const DEFAULT_KEEP_ROTATED: usize = 3;
@@ -101,6 +121,7 @@ impl Config {
             Err(Error::NoConfig { .. }) => Ok(Config {
                 path: path.to_path_buf(),
                 stores: Vec::new(),
+                metrics_file: None,
             }),
             other => other,
         }
@@ -121,6 +142,7 @@ impl Config {
             }
         })?;
         let base = durable::parent_dir(path);
+        let (metrics_file, hooks) = ops::global(path, text, &raw)?;
         let mut stores = Vec::with_capacity(raw.store.len());
         for (i, rs) in raw.store.into_iter().enumerate() {
             let err = |field: &str, msg: String| {
@@ -132,7 +154,7 @@ impl Config {
                     msg: format!("store #{} `{field}`: {msg}", i + 1),
                 }
             };
-            stores.push(validate_store(rs, base, &err)?);
+            stores.push(validate_store(rs, base, &hooks, &err)?);
         }
         for (i, s) in stores.iter().enumerate() {
             if stores[..i].iter().any(|o| o.name == s.name) {
@@ -160,6 +182,7 @@ impl Config {
         Ok(Config {
             path: path.to_path_buf(),
             stores,
+            metrics_file,
         })
     }
 
@@ -181,22 +204,16 @@ impl Config {
             if all || self.stores.len() == 1 {
                 return Ok(self.stores.iter().collect());
             }
-            return Err(Error::Usage(if self.stores.is_empty() {
-                format!(
-                    "{} declares no stores: add one with `logkeeper store add NAME --log PATH`",
-                    self.path.display()
-                )
+            return Err(if self.stores.is_empty() {
+                Error::NoStores {
+                    config: self.path.clone(),
+                }
             } else {
-                format!(
-                    "name the stores to sync or pass --all (stores in {}: {})",
-                    self.path.display(),
-                    self.stores
-                        .iter()
-                        .map(|s| s.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            }));
+                Error::NoStoreNamed {
+                    config: self.path.clone(),
+                    known: self.stores.iter().map(|s| s.name.clone()).collect(),
+                }
+            });
         }
         names.iter().map(|n| self.store(n)).collect()
     }
@@ -205,6 +222,7 @@ impl Config {
 fn validate_store(
     rs: RawStore,
     base: &Path,
+    global_hooks: &Hooks,
     err: &dyn Fn(&str, String) -> Error,
 ) -> Result<StoreConfig> {
     if rs.name.is_empty()
@@ -283,6 +301,7 @@ fn validate_store(
         max_age: dur("max_age", rs.max_age)?,
         jitter: dur("jitter", rs.jitter)?,
         allow_positional_writers: rs.allow_positional_writers.unwrap_or(false),
+        hooks: global_hooks.for_store(rs.on_failure, rs.on_success),
     })
 }
 
@@ -323,10 +342,12 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
             ));
         }
     };
-    Ok(Duration::from_secs(n * secs))
+    n.checked_mul(secs)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{s:?} is too long a duration"))
 }
 
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(super) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
@@ -345,239 +366,5 @@ fn field_line(text: &str, index: usize, field: &str) -> Option<usize> {
     Some(line_col(text, span.start).0)
 }
 
-/// A new store's fields, as `store add` takes them.
-#[derive(Clone, Debug, Default)]
-pub struct NewStore {
-    pub name: String,
-    pub log: PathBuf,
-    pub key: Vec<String>,
-    pub op: Option<String>,
-    pub delete: Vec<String>,
-    pub schedule: Option<String>,
-    pub keep_rotated: Option<usize>,
-}
-
-/// Add a store to the config file (creating it), keeping its comments.
-pub fn add_store(config_path: &Path, new: &NewStore) -> Result<Config> {
-    let text = read_or_empty(config_path)?;
-    let mut doc: toml_edit::DocumentMut =
-        text.parse()
-            .map_err(|e: toml_edit::TomlError| Error::Config {
-                path: config_path.to_path_buf(),
-                line: e.span().map(|s| line_col(&text, s.start).0),
-                col: None,
-                msg: e.message().trim().to_string(),
-            })?;
-    let current = Config::parse(config_path, &text)?;
-    if current.stores.iter().any(|s| s.name == new.name) {
-        return Err(Error::Usage(format!(
-            "a store named {:?} already exists in {}; remove it first with `logkeeper store remove {}`",
-            new.name,
-            config_path.display(),
-            new.name
-        )));
-    }
-    let mut t = toml_edit::Table::new();
-    t["name"] = toml_edit::value(new.name.as_str());
-    t["log"] = toml_edit::value(new.log.to_string_lossy().as_ref());
-    if !new.key.is_empty() {
-        t["key"] = toml_edit::value(string_array(&new.key));
-    }
-    if let Some(op) = &new.op {
-        t["op"] = toml_edit::value(op.as_str());
-    }
-    if !new.delete.is_empty() {
-        t["delete"] = toml_edit::value(string_array(&new.delete));
-    }
-    if let Some(s) = &new.schedule {
-        t["schedule"] = toml_edit::value(s.as_str());
-    }
-    if let Some(k) = new.keep_rotated {
-        t["keep_rotated"] = toml_edit::value(k as i64);
-    }
-    match doc.get_mut("store") {
-        Some(item) => item
-            .as_array_of_tables_mut()
-            .ok_or_else(|| Error::Config {
-                path: config_path.to_path_buf(),
-                line: None,
-                col: None,
-                msg: "`store` must be an array of tables ([[store]])".into(),
-            })?
-            .push(t),
-        None => {
-            // Comments in a file without tables are trailing decor, which
-            // would print after the new table: keep them above it instead.
-            let trailing = doc.trailing().as_str().unwrap_or("").to_string();
-            if !trailing.trim().is_empty() {
-                let sep = if trailing.ends_with("\n\n") { "" } else { "\n" };
-                t.decor_mut().set_prefix(format!("{trailing}{sep}"));
-                doc.set_trailing("");
-            }
-            let mut arr = toml_edit::ArrayOfTables::new();
-            arr.push(t);
-            doc.insert("store", toml_edit::Item::ArrayOfTables(arr));
-        }
-    }
-    write_validated(config_path, &doc.to_string())
-}
-
-/// Remove a store from the config file, keeping everything else.
-pub fn remove_store(config_path: &Path, name: &str) -> Result<Config> {
-    let current = Config::load(config_path)?;
-    let index = current
-        .stores
-        .iter()
-        .position(|s| s.name == name)
-        .ok_or_else(|| Error::UnknownStore {
-            name: name.to_string(),
-            config: config_path.to_path_buf(),
-            known: current.stores.iter().map(|s| s.name.clone()).collect(),
-        })?;
-    let text = read_or_empty(config_path)?;
-    let mut doc: toml_edit::DocumentMut = text.parse().expect("validated above");
-    let arr = doc["store"]
-        .as_array_of_tables_mut()
-        .expect("validated above");
-    // Comments above the removed table, up to its last blank line, belong to
-    // what precedes it (a file header, say): hand them to the next table.
-    let prefix = arr
-        .get(index)
-        .and_then(|t| t.decor().prefix())
-        .and_then(|p| p.as_str())
-        .unwrap_or("")
-        .to_string();
-    let header = prefix.rfind("\n\n").map(|i| &prefix[..i + 2]).unwrap_or("");
-    arr.remove(index);
-    let moved = header.to_string();
-    if let Some(next) = arr.get_mut(index) {
-        let own = next
-            .decor()
-            .prefix()
-            .and_then(|p| p.as_str())
-            .unwrap_or("")
-            .to_string();
-        next.decor_mut().set_prefix(format!("{moved}{own}"));
-    } else if !moved.is_empty() {
-        let trailing = doc.trailing().as_str().unwrap_or("").to_string();
-        doc.set_trailing(format!("{moved}{trailing}"));
-    }
-    if doc["store"]
-        .as_array_of_tables()
-        .is_some_and(|a| a.is_empty())
-    {
-        doc.remove("store");
-    }
-    write_validated(config_path, &doc.to_string())
-}
-
-fn string_array(v: &[String]) -> toml_edit::Array {
-    v.iter().map(String::as_str).collect()
-}
-
-fn read_or_empty(path: &Path) -> Result<String> {
-    match std::fs::read_to_string(path) {
-        Ok(t) => Ok(t),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-        Err(e) => Err(Error::io("read config", path, e)),
-    }
-}
-
-fn write_validated(path: &Path, text: &str) -> Result<Config> {
-    let config = Config::parse(path, text)?;
-    std::fs::create_dir_all(durable::parent_dir(path))
-        .ctx("create directory", durable::parent_dir(path))?;
-    durable::atomic_write(path, text.as_bytes(), 0o644)?;
-    Ok(config)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn errors_name_file_line_and_field() {
-        let text = "# mine\n[[store]]\nname = \"a\"\nlog = \"/tmp/a.jsonl\"\nkey = [\"item\"]\n";
-        let e = Config::parse(Path::new("/c.toml"), text)
-            .unwrap_err()
-            .to_string();
-        assert!(e.starts_with("/c.toml:5"), "{e}");
-        assert!(e.contains("`key`") && e.contains("JSON pointer"), "{e}");
-
-        let e = Config::parse(Path::new("/c.toml"), "[[store]]\nname = \"a\"\nlog = 3\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.starts_with("/c.toml:3"), "{e}");
-
-        let e = Config::parse(
-            Path::new("/c.toml"),
-            "[[store]]\nname = \"a\"\nlog = \"x\"\nsched = \"\"\n",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("sched"), "{e}");
-    }
-
-    #[test]
-    fn relative_logs_resolve_against_the_config_folder() {
-        let c = Config::parse(
-            Path::new("/etc/lk/c.toml"),
-            "[[store]]\nname = \"a\"\nlog = \"logs/a.jsonl\"\n",
-        )
-        .unwrap();
-        assert_eq!(c.stores[0].log, Path::new("/etc/lk/logs/a.jsonl"));
-        assert_eq!(c.stores[0].keep_rotated, DEFAULT_KEEP_ROTATED);
-    }
-
-    #[test]
-    fn add_and_remove_keep_comments() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("config.toml");
-        std::fs::write(
-            &p,
-            "# my stores\n\n[[store]] # first\nname = \"a\" # keep me\nlog = \"/tmp/a\"\n",
-        )
-        .unwrap();
-        add_store(
-            &p,
-            &NewStore {
-                name: "b".into(),
-                log: "/tmp/b".into(),
-                key: vec!["/id".into()],
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let t = std::fs::read_to_string(&p).unwrap();
-        assert!(
-            t.contains("# my stores") && t.contains("# keep me") && t.contains("name = \"b\""),
-            "{t}"
-        );
-        remove_store(&p, "a").unwrap();
-        let t = std::fs::read_to_string(&p).unwrap();
-        assert!(
-            t.contains("# my stores") && !t.contains("# keep me") && t.contains("\"b\""),
-            "{t}"
-        );
-        assert!(
-            add_store(
-                &p,
-                &NewStore {
-                    name: "b".into(),
-                    log: "/tmp/c".into(),
-                    ..Default::default()
-                }
-            )
-            .is_err()
-        );
-    }
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(
-            parse_duration("7d").unwrap(),
-            Duration::from_secs(7 * 86400)
-        );
-        assert!(parse_duration("7 fortnights").is_err());
-    }
-}
+mod tests;

@@ -1,0 +1,67 @@
+//! The process exit codes of the product contract, decided here and only
+//! here: 0 ok; 1 a run failed, or status found a failed store (or a broken
+//! schedule registration); 2 usage or config error; 3 status found a store
+//! overdue or never run; 75 busy (sysexits EX_TEMPFAIL).
+
+use logkeeper::error::ErrorClass;
+use logkeeper::job::record::{Outcome, RunRecord};
+use logkeeper::schedule::install::Registration;
+use logkeeper::status::{Health, StoreStatus};
+
+pub const OK: u8 = 0;
+/// A run failed; status found a failed store.
+pub const FAILED: u8 = 1;
+/// Usage or configuration error.
+pub const USAGE: u8 = 2;
+/// Status found a store overdue or never run.
+pub const OVERDUE: u8 = 3;
+/// The store's lock (or the daemon's) is held by another process.
+pub const BUSY: u8 = 75;
+
+/// The exit code for an error that reached `main`: by the class of the
+/// library error in its chain, else a failure.
+pub fn of_error(err: &anyhow::Error) -> u8 {
+    err.chain()
+        .find_map(|e| e.downcast_ref::<logkeeper::Error>())
+        .map_or(FAILED, |e| match e.class() {
+            ErrorClass::Usage => USAGE,
+            ErrorClass::Busy => BUSY,
+            _ => FAILED,
+        })
+}
+
+/// For `sync now`: 1 if any run failed, else 75 if any found its store
+/// busy, else 0.
+pub fn of_runs(runs: &[RunRecord]) -> u8 {
+    if runs.iter().any(|r| r.outcome == Outcome::Error) {
+        FAILED
+    } else if runs.iter().any(|r| r.outcome == Outcome::Busy) {
+        BUSY
+    } else {
+        OK
+    }
+}
+
+/// For `status`: 1 if any store failed, else 3 if any is overdue or never
+/// ran, else 0.
+pub fn of_statuses(statuses: &[StoreStatus]) -> u8 {
+    if statuses.iter().any(|s| s.health == Health::Failed) {
+        FAILED
+    } else if statuses
+        .iter()
+        .any(|s| matches!(s.health, Health::Overdue | Health::NeverRun))
+    {
+        OVERDUE
+    } else {
+        OK
+    }
+}
+
+/// For `schedule show`: 1 if the registration has problems.
+pub fn of_registration(reg: Option<&Registration>) -> u8 {
+    if reg.is_some_and(|r| !r.problems.is_empty()) {
+        FAILED
+    } else {
+        OK
+    }
+}

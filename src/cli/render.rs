@@ -1,0 +1,219 @@
+//! How the CLI shows the library's results to a person: byte and time
+//! figures, one-line run summaries, the status table, a schedule
+//! registration. Shared by the commands; `--json` output does not go
+//! through here.
+
+use logkeeper::job::record::{Outcome, RunRecord};
+use logkeeper::schedule::install::Registration;
+use logkeeper::status::{Health, StoreStatus, fmt_time};
+
+/// `1536` → `1.5 KiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+pub fn human_ms(ms: f64) -> String {
+    if ms < 1000.0 {
+        format!("{ms:.0}ms")
+    } else {
+        format!("{:.2}s", ms / 1000.0)
+    }
+}
+
+/// What a run did, in one phrase (for `sync` and `status`).
+pub fn summary(r: &RunRecord) -> String {
+    let s = &r.stats;
+    match r.outcome {
+        Outcome::Ok if s.rewritten => {
+            let mut parts = vec![format!(
+                "{} lines -> {}, {} -> {}",
+                s.lines_in,
+                s.lines_out,
+                human_bytes(s.bytes_before),
+                human_bytes(s.bytes_after)
+            )];
+            if s.keys_live > 0 || s.deletes_dropped > 0 {
+                parts.push(format!(
+                    "{} keys live, {} deletes dropped",
+                    s.keys_live, s.deletes_dropped
+                ));
+            }
+            if s.quarantined > 0 {
+                parts.push(format!("{} quarantined", s.quarantined));
+            }
+            if s.tail_bytes > 0 {
+                parts.push(format!("tail {}", human_bytes(s.tail_bytes)));
+            }
+            parts.join(", ")
+        }
+        Outcome::Ok => format!(
+            "{} lines, {}: {}",
+            s.lines_in,
+            human_bytes(s.bytes_before),
+            r.reason.as_deref().unwrap_or("nothing to change")
+        ),
+        Outcome::Skipped | Outcome::Busy => r.reason.clone().unwrap_or_default(),
+        Outcome::Error => r.error.clone().unwrap_or_default(),
+    }
+}
+
+/// A run as `sync now` prints it: one line, then what it moved aside.
+pub fn print_run(r: &RunRecord) {
+    let line = format!(
+        "{}: {} in {}: {}",
+        r.store,
+        r.outcome.as_str(),
+        human_ms(r.duration_ms),
+        summary(r)
+    );
+    match r.outcome {
+        Outcome::Error | Outcome::Busy => eprintln!("logkeeper: {line}"),
+        _ => println!("{line}"),
+    }
+    let s = &r.stats;
+    if let Some(p) = &s.rotated {
+        println!("  rotated: {}", p.display());
+    }
+    if let Some(p) = &s.quarantine_file {
+        println!("  quarantine: {}", p.display());
+    }
+    for p in &s.pruned {
+        println!("  pruned: {}", p.display());
+    }
+    for p in &s.recovered {
+        println!(
+            "  recovered: removed {} left by an interrupted run",
+            p.display()
+        );
+    }
+}
+
+/// The human status table, with each unhealthy store's reasons below it.
+pub fn table(statuses: &[StoreStatus]) -> String {
+    let mut rows = vec![[
+        "STORE".to_string(),
+        "HEALTH".into(),
+        "LAST RUN".into(),
+        "OUTCOME".into(),
+        "TOOK".into(),
+        "LAST SUCCESS".into(),
+        "NEXT RUN".into(),
+    ]];
+    for s in statuses {
+        let (when, outcome, took) = match &s.last_run {
+            Some(r) => (
+                fmt_time(r.finished_at),
+                r.outcome.as_str().to_string(),
+                human_ms(r.duration_ms),
+            ),
+            None => ("-".into(), "-".into(), "-".into()),
+        };
+        rows.push([
+            s.name.clone(),
+            s.health.as_str().into(),
+            when,
+            outcome,
+            took,
+            s.last_success
+                .as_ref()
+                .map_or("-".into(), |r| fmt_time(r.finished_at)),
+            s.next_run
+                .map_or("-".into(), |t| t.format("%Y-%m-%d %H:%M").to_string()),
+        ]);
+    }
+    let widths: Vec<usize> = (0..7)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for (n, row) in rows.iter().enumerate() {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+        if n == 0 {
+            continue;
+        }
+        let s = &statuses[n - 1];
+        if let Some(r) = &s.last_run {
+            out.push_str(&format!("  last run: {}\n", summary(r)));
+        }
+        if let Some(h) = &s.running {
+            out.push_str(&format!("  running now: {h}\n"));
+        }
+        for reason in &s.reasons {
+            out.push_str(&format!("  ! {reason}\n"));
+        }
+        if s.health == Health::NeverRun {
+            out.push_str(&format!(
+                "  hint: run `logkeeper sync now {}` or `logkeeper schedule install`\n",
+                s.name
+            ));
+        }
+        for w in &s.writers.openers {
+            out.push_str(&format!(
+                "  writer: pid {} ({}) fd {} {} on {}\n",
+                w.pid,
+                w.program,
+                w.fd,
+                w.flags,
+                w.file.display()
+            ));
+        }
+        if s.writers.unreadable > 0 {
+            out.push_str(&format!(
+                "  writer census: {} process(es) could not be inspected (another user's?); it may be incomplete\n",
+                s.writers.unreadable
+            ));
+        }
+        for w in &s.warnings {
+            out.push_str(&format!("  warning: {w}\n"));
+        }
+        for note in &s.notes {
+            out.push_str(&format!("  note: {note}\n"));
+        }
+    }
+    out
+}
+
+/// The human lines for a registration.
+pub fn describe(r: &Registration) -> String {
+    let mut out = format!(
+        "schedule: {} ({} mode), installed {}, runs {}{}\n",
+        r.backend.as_str(),
+        r.mode.as_str(),
+        logkeeper::status::fmt_time(r.installed_at),
+        r.binary.display(),
+        if r.binary_exists { "" } else { " (MISSING)" }
+    );
+    for f in &r.files {
+        out.push_str(&format!(
+            "  {}{}\n",
+            f.path.display(),
+            if f.exists { "" } else { " (MISSING)" }
+        ));
+    }
+    if let Some(present) = r.crontab_block {
+        out.push_str(&format!(
+            "  crontab block: {}\n",
+            if present { "present" } else { "MISSING" }
+        ));
+    }
+    for p in &r.problems {
+        out.push_str(&format!("  ! {p}\n"));
+    }
+    out
+}

@@ -1,0 +1,153 @@
+//! Edits of the config file (`store add` / `store remove`) through
+//! `toml_edit`, so comments and layout survive; the edited text is validated
+//! before it atomically replaces the file.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{Config, line_col};
+use crate::error::{Error, IoContext, Result};
+use crate::io::durable;
+
+/// A new store's fields, as `store add` takes them.
+#[derive(Clone, Debug, Default)]
+pub struct NewStore {
+    pub name: String,
+    pub log: PathBuf,
+    pub key: Vec<String>,
+    pub op: Option<String>,
+    pub delete: Vec<String>,
+    pub schedule: Option<String>,
+    pub keep_rotated: Option<usize>,
+}
+
+/// Add a store to the config file (creating it), keeping its comments.
+pub fn add_store(config_path: &Path, new: &NewStore) -> Result<Config> {
+    let text = read_or_empty(config_path)?;
+    let mut doc: toml_edit::DocumentMut =
+        text.parse()
+            .map_err(|e: toml_edit::TomlError| Error::Config {
+                path: config_path.to_path_buf(),
+                line: e.span().map(|s| line_col(&text, s.start).0),
+                col: None,
+                msg: e.message().trim().to_string(),
+            })?;
+    let current = Config::parse(config_path, &text)?;
+    if current.stores.iter().any(|s| s.name == new.name) {
+        return Err(Error::StoreExists {
+            name: new.name.clone(),
+            config: config_path.to_path_buf(),
+        });
+    }
+    let mut t = toml_edit::Table::new();
+    t["name"] = toml_edit::value(new.name.as_str());
+    t["log"] = toml_edit::value(new.log.to_string_lossy().as_ref());
+    if !new.key.is_empty() {
+        t["key"] = toml_edit::value(string_array(&new.key));
+    }
+    if let Some(op) = &new.op {
+        t["op"] = toml_edit::value(op.as_str());
+    }
+    if !new.delete.is_empty() {
+        t["delete"] = toml_edit::value(string_array(&new.delete));
+    }
+    if let Some(s) = &new.schedule {
+        t["schedule"] = toml_edit::value(s.as_str());
+    }
+    if let Some(k) = new.keep_rotated {
+        t["keep_rotated"] = toml_edit::value(k as i64);
+    }
+    match doc.get_mut("store") {
+        Some(item) => item
+            .as_array_of_tables_mut()
+            .ok_or_else(|| Error::Config {
+                path: config_path.to_path_buf(),
+                line: None,
+                col: None,
+                msg: "`store` must be an array of tables ([[store]])".into(),
+            })?
+            .push(t),
+        None => {
+            // Comments in a file without tables are trailing decor, which
+            // would print after the new table: keep them above it instead.
+            let trailing = doc.trailing().as_str().unwrap_or("").to_string();
+            if !trailing.trim().is_empty() {
+                let sep = if trailing.ends_with("\n\n") { "" } else { "\n" };
+                t.decor_mut().set_prefix(format!("{trailing}{sep}"));
+                doc.set_trailing("");
+            }
+            let mut arr = toml_edit::ArrayOfTables::new();
+            arr.push(t);
+            doc.insert("store", toml_edit::Item::ArrayOfTables(arr));
+        }
+    }
+    write_validated(config_path, &doc.to_string())
+}
+
+/// Remove a store from the config file, keeping everything else.
+pub fn remove_store(config_path: &Path, name: &str) -> Result<Config> {
+    let current = Config::load(config_path)?;
+    let index = current
+        .stores
+        .iter()
+        .position(|s| s.name == name)
+        .ok_or_else(|| Error::UnknownStore {
+            name: name.to_string(),
+            config: config_path.to_path_buf(),
+            known: current.stores.iter().map(|s| s.name.clone()).collect(),
+        })?;
+    let text = read_or_empty(config_path)?;
+    let mut doc: toml_edit::DocumentMut = text.parse().expect("validated above");
+    let arr = doc["store"]
+        .as_array_of_tables_mut()
+        .expect("validated above");
+    // Comments above the removed table, up to its last blank line, belong to
+    // what precedes it (a file header, say): hand them to the next table.
+    let prefix = arr
+        .get(index)
+        .and_then(|t| t.decor().prefix())
+        .and_then(|p| p.as_str())
+        .unwrap_or("")
+        .to_string();
+    let header = prefix.rfind("\n\n").map(|i| &prefix[..i + 2]).unwrap_or("");
+    arr.remove(index);
+    let moved = header.to_string();
+    if let Some(next) = arr.get_mut(index) {
+        let own = next
+            .decor()
+            .prefix()
+            .and_then(|p| p.as_str())
+            .unwrap_or("")
+            .to_string();
+        next.decor_mut().set_prefix(format!("{moved}{own}"));
+    } else if !moved.is_empty() {
+        let trailing = doc.trailing().as_str().unwrap_or("").to_string();
+        doc.set_trailing(format!("{moved}{trailing}"));
+    }
+    if doc["store"]
+        .as_array_of_tables()
+        .is_some_and(|a| a.is_empty())
+    {
+        doc.remove("store");
+    }
+    write_validated(config_path, &doc.to_string())
+}
+
+fn string_array(v: &[String]) -> toml_edit::Array {
+    v.iter().map(String::as_str).collect()
+}
+
+fn read_or_empty(path: &Path) -> Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(Error::io("read config", path, e)),
+    }
+}
+
+fn write_validated(path: &Path, text: &str) -> Result<Config> {
+    let config = Config::parse(path, text)?;
+    std::fs::create_dir_all(durable::parent_dir(path))
+        .ctx("create directory", durable::parent_dir(path))?;
+    durable::atomic_write(path, text.as_bytes(), 0o644)?;
+    Ok(config)
+}

@@ -1,0 +1,254 @@
+//! Fold tests: classification, the parallel scan and merge, and salvage,
+//! checked on real files.
+
+use super::*;
+use crate::fold::classify::encode_component;
+use crate::fold::json::{Kind, Span};
+use crate::fold::scan::{Entry, StoredKey, fold_min_chunk};
+use crate::io::ranges::{BUF, copy_ranges};
+use std::io::Write;
+
+fn spec() -> FoldSpec {
+    FoldSpec::new(&["/t".into(), "/id".into()], Some("/op"), &["DEL".into()]).unwrap()
+}
+
+fn fold_text(spec: &FoldSpec, text: &str, threads: usize) -> (String, Plan) {
+    let mut f = tempfile::tempfile().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    let cut = find_cut(&f, text.len() as u64).unwrap();
+    let plan = fold(spec, &f, cut, threads).unwrap();
+    let mut out = Vec::new();
+    copy_ranges(&f, &plan.keep, &mut out).unwrap();
+    (String::from_utf8(out).unwrap(), plan)
+}
+
+#[test]
+fn latest_per_key_in_order_of_last_write_and_deletes_drop() {
+    let text = concat!(
+        "{\"t\":\"A\",\"id\":1,\"v\":1}\n",
+        "{\"t\":\"A\",\"id\":2,\"v\":1}\n",
+        "{\"no_key\":true}\n",
+        "{\"t\":\"A\",\"id\":1,\"v\":2}\n",
+        "not json\n",
+        "{\"t\":\"A\",\"id\":\"1\",\"v\":3}\n",
+        "{\"t\":\"A\",\"id\":2,\"op\":\"D\\u0045L\"}\n",
+        "{\"t\":\"A\",\"id\":3,\"v\":1}\n",
+        "{\"t\":\"A\",\"id\":3,\"op\":\"DEL\"}\n",
+        "{\"t\":\"A\",\"id\":3,\"v\":2}\n",
+        "{\"t\":\"A\",\"id\":4,"
+    );
+    let (out, plan) = fold_text(&spec(), text, 1);
+    assert_eq!(
+        out,
+        concat!(
+            "{\"no_key\":true}\n",
+            "{\"t\":\"A\",\"id\":1,\"v\":2}\n",
+            "{\"t\":\"A\",\"id\":\"1\",\"v\":3}\n",
+            "{\"t\":\"A\",\"id\":3,\"v\":2}\n",
+        )
+    );
+    assert_eq!(plan.bad.len(), 1);
+    assert_eq!(
+        plan.bad[0].range.start,
+        text.find("not json").unwrap() as u64
+    );
+    assert_eq!(
+        (
+            plan.keys_live,
+            plan.keyless_kept,
+            plan.deletes_dropped,
+            plan.lines_in
+        ),
+        (3, 1, 2, 10)
+    );
+}
+
+#[test]
+fn parallel_fold_equals_sequential_fold() {
+    let mut text = String::new();
+    for i in 0..200_000u64 {
+        let k = (i * 7919) % 5000;
+        let op = if i % 13 == 0 { "DEL" } else { "SET" };
+        text.push_str(&format!(
+            "{{\"t\":\"T{}\",\"id\":{k},\"op\":\"{op}\",\"i\":{i}}}\n",
+            k % 3
+        ));
+        if i % 50_000 == 7 {
+            text.push_str("{broken\n");
+        }
+    }
+    let (seq, p1) = fold_text(&spec(), &text, 1);
+    // fold() gives each thread at least 8 MiB, more than this text: use
+    // small chunks so that 2..16 threads really split it.
+    for threads in [2, 3, 4, 16] {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        let cut = text.len() as u64;
+        let plan = fold_min_chunk(&spec(), &f, cut, threads, 1 << 10).unwrap();
+        let mut par = Vec::new();
+        copy_ranges(&f, &plan.keep, &mut par).unwrap();
+        assert!(String::from_utf8(par).unwrap() == seq, "{threads} threads");
+        assert_eq!(
+            (p1.keys_live, p1.bad.len(), p1.lines_in, p1.deletes_dropped),
+            (
+                plan.keys_live,
+                plan.bad.len(),
+                plan.lines_in,
+                plan.deletes_dropped
+            )
+        );
+    }
+}
+
+#[test]
+fn long_and_short_keys_fold_alike() {
+    // Keys around the inline limit, and long ones (boxed), with a delete
+    // and a re-set; equal keys must meet whichever way they are stored.
+    let mut text = String::new();
+    let ids: Vec<String> = [0, 1, 20, 21, 22, 23, 24, 40, 200, 5000]
+        .iter()
+        .map(|&n| "x".repeat(n))
+        .collect();
+    for round in 0..3 {
+        for id in &ids {
+            let op = if round == 1 && id.len() % 2 == 0 {
+                "DEL"
+            } else {
+                "SET"
+            };
+            text.push_str(&format!(
+                "{{\"t\":\"A\",\"id\":\"{id}\",\"op\":\"{op}\",\"r\":{round}}}\n"
+            ));
+        }
+    }
+    for threads in [1, 3] {
+        let (out, plan) = fold_text(&spec(), &text, threads);
+        assert_eq!(plan.keys_live, ids.len() as u64);
+        let want: String = text
+            .lines()
+            .skip(2 * ids.len())
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(out, want);
+    }
+    assert_eq!(std::mem::size_of::<StoredKey>(), 32);
+    assert_eq!(std::mem::size_of::<Entry>(), 16);
+}
+
+#[test]
+fn key_encoding_is_injective_across_component_boundaries() {
+    let enc = |parts: &[&str]| {
+        let line = format!(
+            "[{}]",
+            parts
+                .iter()
+                .map(|p| format!("{p:?}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let mut out = Vec::new();
+        let mut at = 1;
+        for p in parts {
+            let start = at + 1;
+            let end = start + p.len();
+            encode_component(
+                line.as_bytes(),
+                &Span {
+                    start,
+                    end,
+                    kind: Kind::String { escaped: false },
+                },
+                &mut out,
+            );
+            at = end + 2;
+        }
+        out
+    };
+    let long = "y".repeat(300);
+    assert_ne!(enc(&["ab", "c"]), enc(&["a", "bc"]));
+    assert_ne!(enc(&[&long, "c"]), enc(&[&long[..299], "yc"]));
+    assert_eq!(enc(&[&long, "c"]), enc(&[&long, "c"]));
+}
+
+#[test]
+fn a_later_chunk_overrides_and_deletes_across_chunks() {
+    // One line per chunk (min chunk 1 byte): set in one chunk, deleted or
+    // re-set in later ones, keyless and malformed lines in between.
+    let text = concat!(
+        "{\"t\":\"A\",\"id\":1,\"v\":1}\n",
+        "{\"t\":\"A\",\"id\":2,\"v\":1}\n",
+        "{\"t\":\"A\",\"id\":3,\"v\":1}\n",
+        "{\"nokey\":1}\n",
+        "{\"t\":\"A\",\"id\":1,\"op\":\"DEL\"}\n",
+        "oops\n",
+        "{\"t\":\"A\",\"id\":2,\"v\":2}\n",
+        "{\"t\":\"A\",\"id\":3,\"op\":\"DEL\"}\n",
+        "{\"t\":\"A\",\"id\":3,\"v\":3}\n",
+    );
+    let mut f = tempfile::tempfile().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    for threads in [1, 2, 5, 9, 16] {
+        let plan = fold_min_chunk(&spec(), &f, text.len() as u64, threads, 1).unwrap();
+        let mut out = Vec::new();
+        copy_ranges(&f, &plan.keep, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            concat!(
+                "{\"nokey\":1}\n",
+                "{\"t\":\"A\",\"id\":2,\"v\":2}\n",
+                "{\"t\":\"A\",\"id\":3,\"v\":3}\n",
+            ),
+            "{threads} threads"
+        );
+        assert_eq!(
+            (
+                plan.keys_live,
+                plan.keyless_kept,
+                plan.deletes_dropped,
+                plan.bad.len()
+            ),
+            (2, 1, 2, 1)
+        );
+    }
+}
+
+#[test]
+fn append_only_keeps_everything_but_malformed_lines() {
+    let spec = FoldSpec::new(&[], None, &[]).unwrap();
+    let (out, plan) = fold_text(&spec, "{\"a\":1}\n{\"a\":1}\nnope\n[]\n{\"torn", 1);
+    assert_eq!(out, "{\"a\":1}\n{\"a\":1}\n[]\n");
+    assert_eq!(plan.bad.len(), 1);
+    assert_eq!(plan.lines_out(false), 3);
+}
+
+#[test]
+fn event_glued_to_a_torn_fragment_is_salvaged() {
+    let text = concat!(
+        "{\"t\":\"A\",\"id\":1,\"v\":1}\n",
+        "{\"t\":\"A\",\"id\":{\"t\":\"A\",\"id\":2,\"v\":2}\n",
+    );
+    let (out, plan) = fold_text(&spec(), text, 1);
+    assert_eq!(
+        out,
+        "{\"t\":\"A\",\"id\":1,\"v\":1}\n{\"t\":\"A\",\"id\":2,\"v\":2}\n"
+    );
+    assert_eq!(plan.salvaged, 1);
+    assert_eq!(plan.bad.len(), 1);
+    let frag = &plan.bad[0].range;
+    assert_eq!(
+        &text[frag.start as usize..frag.end as usize],
+        "{\"t\":\"A\",\"id\":"
+    );
+}
+
+#[test]
+fn lines_longer_than_the_buffer_are_read_whole() {
+    let big = format!(
+        "{{\"t\":\"A\",\"id\":1,\"pad\":\"{}\"}}\n",
+        "x".repeat(BUF * 2 + 3)
+    );
+    let text = format!("{big}{{\"t\":\"A\",\"id\":2}}\n");
+    let (out, plan) = fold_text(&spec(), &text, 1);
+    assert_eq!(out, text);
+    assert_eq!(plan.keys_live, 2);
+}

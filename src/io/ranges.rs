@@ -1,0 +1,358 @@
+//! Positioned I/O over byte ranges of a file: copying the surviving ranges
+//! of a log, sequentially or with several threads writing at their own
+//! offsets.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+
+use crate::io::sys::start_writeback;
+
+/// A line's byte range in the log, `\n` included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Range {
+    pub start: u64,
+    pub end: u64,
+}
+
+impl Range {
+    pub fn len(&self) -> u64 {
+        self.end - self.start
+    }
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+}
+
+/// Read buffer size for both passes: large enough to amortise syscalls,
+/// small enough to keep peak memory flat.
+pub const BUF: usize = 4 << 20;
+
+/// Join adjacent ranges, in place.
+pub(crate) fn coalesce(mut sorted: Vec<Range>) -> Vec<Range> {
+    sorted.dedup_by(|next, prev| {
+        if prev.end == next.start {
+            prev.end = next.end;
+            true
+        } else {
+            false
+        }
+    });
+    sorted.shrink_to_fit();
+    sorted
+}
+
+/// Copy `ranges` (sorted, non-overlapping) of `src` to `dst`, reading each
+/// byte at most once through a bounded window. Returns the bytes copied.
+pub fn copy_ranges(src: &File, ranges: &[Range], dst: &mut impl Write) -> io::Result<u64> {
+    let mut buf = vec![0u8; BUF];
+    let (mut wstart, mut wend) = (0u64, 0u64); // file span held in buf
+    let mut total = 0;
+    for r in ranges {
+        let mut at = r.start;
+        while at < r.end {
+            if !(wstart <= at && at < wend) {
+                let want = (r.end - at).max(BUF as u64 / 4).min(BUF as u64) as usize;
+                let n = read_full_at(src, &mut buf[..want], at)?;
+                if n == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("the log shrank while being copied (expected data at byte {at})"),
+                    ));
+                }
+                wstart = at;
+                wend = at + n as u64;
+            }
+            let upto = r.end.min(wend);
+            dst.write_all(&buf[(at - wstart) as usize..(upto - wstart) as usize])?;
+            total += upto - at;
+            at = upto;
+        }
+    }
+    Ok(total)
+}
+
+/// Reads of survivors separated by at most this many bytes are merged into
+/// one read: re-reading a small gap costs less than another syscall, while
+/// long gaps (early in a log, where few lines are any key's last write) are
+/// skipped rather than read again.
+pub const READ_GAP: u64 = 8 << 10;
+
+/// Output staged per thread before each `pwrite`.
+const OUT_BUF: usize = 1 << 20;
+
+/// Start writeback of the output every this many bytes per thread, so the
+/// final fsync has little left to flush (Linux; elsewhere a no-op).
+const WRITEBACK_STEP: u64 = 8 << 20;
+
+/// Write the bytes of `ranges` (sorted, non-overlapping) of `src` to `dst`
+/// from offset 0, in order, with up to `threads` threads, each copying a
+/// contiguous share of the ranges to its own offset with positioned writes.
+/// Only the survivors (and gaps under [`READ_GAP`]) are read. Writeback of
+/// the output is started in steps; the caller still fsyncs `dst`. Returns
+/// the bytes written. `dst`'s file position is not used or moved.
+pub fn write_ranges_at(
+    src: &File,
+    ranges: &[Range],
+    dst: &File,
+    threads: usize,
+) -> io::Result<u64> {
+    write_ranges_at_with(src, ranges, dst, threads, BUF, READ_GAP)
+}
+
+fn write_ranges_at_with(
+    src: &File,
+    ranges: &[Range],
+    dst: &File,
+    threads: usize,
+    buf_size: usize,
+    gap: u64,
+) -> io::Result<u64> {
+    let total: u64 = ranges.iter().map(Range::len).sum();
+    // Below a few MiB a second thread costs more than it saves.
+    let threads = threads
+        .clamp(1, 16)
+        .min((total / (4 << 20)).max(1) as usize);
+    if threads == 1 {
+        return copy_share(src, ranges, dst, 0, buf_size, gap);
+    }
+    // Split by output bytes; each share starts where the previous one ends.
+    let mut shares = Vec::with_capacity(threads);
+    let (mut from, mut acc, mut out_at) = (0usize, 0u64, 0u64);
+    for (i, r) in ranges.iter().enumerate() {
+        acc += r.len();
+        if acc * threads as u64 >= total * (shares.len() as u64 + 1) && shares.len() + 1 < threads {
+            shares.push((&ranges[from..=i], out_at));
+            from = i + 1;
+            out_at = acc;
+        }
+    }
+    shares.push((&ranges[from..], out_at));
+    std::thread::scope(|s| {
+        let handles: Vec<_> = shares
+            .into_iter()
+            .map(|(part, at)| s.spawn(move || copy_share(src, part, dst, at, buf_size, gap)))
+            .collect();
+        let mut written = 0;
+        for h in handles {
+            written += h.join().expect("copy thread panicked")?;
+        }
+        Ok(written)
+    })
+}
+
+/// Copy `ranges` of `src` to `dst` starting at output offset `out_at`.
+pub(crate) fn copy_share(
+    src: &File,
+    ranges: &[Range],
+    dst: &File,
+    mut out_at: u64,
+    buf_size: usize,
+    gap: u64,
+) -> io::Result<u64> {
+    let start_at = out_at;
+    let mut buf = vec![
+        0u8;
+        buf_size
+            .min(ranges.iter().map(Range::len).sum::<u64>() as usize)
+            .max(1)
+    ];
+    let mut out: Vec<u8> = Vec::with_capacity(OUT_BUF.min(buf.len().max(4096)));
+    let mut synced = out_at; // writeback started up to here
+    let flush = |out: &mut Vec<u8>, out_at: &mut u64, synced: &mut u64| -> io::Result<()> {
+        dst.write_all_at(out, *out_at)?;
+        crate::ops::progress::advance(out.len() as u64);
+        *out_at += out.len() as u64;
+        out.clear();
+        if *out_at - *synced >= WRITEBACK_STEP {
+            start_writeback(dst, *synced, *out_at - *synced);
+            *synced = *out_at;
+        }
+        Ok(())
+    };
+    let mut i = 0;
+    while i < ranges.len() {
+        let first = ranges[i];
+        if first.len() > buf.len() as u64 {
+            // A line longer than the buffer: stream it through.
+            flush(&mut out, &mut out_at, &mut synced)?;
+            let mut at = first.start;
+            while at < first.end {
+                let n = ((first.end - at) as usize).min(buf.len());
+                read_exact_log(src, &mut buf[..n], at)?;
+                out.extend_from_slice(&buf[..n]);
+                flush(&mut out, &mut out_at, &mut synced)?;
+                at += n as u64;
+            }
+            i += 1;
+            continue;
+        }
+        // One read covering the following ranges that fit in the buffer and
+        // lie close to each other.
+        let mut j = i + 1;
+        let mut end = first.end;
+        while j < ranges.len()
+            && ranges[j].start - end <= gap
+            && ranges[j].end - first.start <= buf.len() as u64
+        {
+            end = ranges[j].end;
+            j += 1;
+        }
+        let span = &mut buf[..(end - first.start) as usize];
+        read_exact_log(src, span, first.start)?;
+        for r in &ranges[i..j] {
+            let piece = &span[(r.start - first.start) as usize..(r.end - first.start) as usize];
+            if out.len() + piece.len() > out.capacity() {
+                flush(&mut out, &mut out_at, &mut synced)?;
+            }
+            out.extend_from_slice(piece);
+        }
+        i = j;
+    }
+    if !out.is_empty() {
+        flush(&mut out, &mut out_at, &mut synced)?;
+    }
+    Ok(out_at - start_at)
+}
+
+fn read_exact_log(src: &File, buf: &mut [u8], at: u64) -> io::Result<()> {
+    if read_full_at(src, buf, at)? < buf.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("the log shrank while being copied (expected data at byte {at})"),
+        ));
+    }
+    Ok(())
+}
+
+fn read_full_at(f: &File, buf: &mut [u8], mut off: u64) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read_at(&mut buf[n..], off)? {
+            0 => break,
+            k => {
+                n += k;
+                off += k as u64;
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// [`copy_ranges`], writing a `\n` at each offset of `newlines` (sorted)
+/// that falls inside or at the end of a range. Returns the bytes written.
+pub fn copy_ranges_nl(
+    src: &File,
+    ranges: &[Range],
+    newlines: &[u64],
+    dst: &mut impl Write,
+) -> io::Result<u64> {
+    if newlines.is_empty() {
+        return copy_ranges(src, ranges, dst);
+    }
+    let mut total = 0;
+    for piece in split_at_newlines(ranges, newlines) {
+        total += copy_ranges(src, &[piece.0], dst)?;
+        if piece.1 {
+            dst.write_all(b"\n")?;
+            total += 1;
+        }
+    }
+    Ok(total)
+}
+
+/// `ranges` cut at each of `newlines` (sorted), each piece with whether a
+/// `\n` follows it.
+pub fn split_at_newlines(ranges: &[Range], newlines: &[u64]) -> Vec<(Range, bool)> {
+    let mut out = Vec::with_capacity(ranges.len() + newlines.len());
+    let mut n = 0;
+    for r in ranges {
+        let mut at = r.start;
+        while n < newlines.len() && newlines[n] <= at {
+            n += 1;
+        }
+        while n < newlines.len() && newlines[n] <= r.end {
+            out.push((
+                Range {
+                    start: at,
+                    end: newlines[n],
+                },
+                true,
+            ));
+            at = newlines[n];
+            n += 1;
+        }
+        if at < r.end {
+            out.push((
+                Range {
+                    start: at,
+                    end: r.end,
+                },
+                false,
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_ranges_at_equals_plain_concatenation() {
+        // Varied line lengths, some longer than the test buffer, and gaps
+        // both under and over the merge threshold.
+        let mut text = Vec::new();
+        let mut lines = Vec::new();
+        let mut x = 12345u64;
+        for i in 0..3000u64 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let len = if i % 500 == 3 {
+                5000
+            } else {
+                (x >> 33) as usize % 300
+            };
+            let start = text.len() as u64;
+            text.extend(std::iter::repeat_n(b'a' + (i % 26) as u8, len));
+            text.push(b'\n');
+            lines.push(Range {
+                start,
+                end: text.len() as u64,
+            });
+        }
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&text).unwrap();
+        for keep_every in [1usize, 2, 7, 40] {
+            let ranges: Vec<Range> = coalesce(lines.iter().copied().step_by(keep_every).collect());
+            let want: Vec<u8> = ranges
+                .iter()
+                .flat_map(|r| text[r.start as usize..r.end as usize].iter().copied())
+                .collect();
+            for threads in [1, 2, 3, 16] {
+                for (buf, gap) in [(1024, 0), (4096, 512), (BUF, READ_GAP)] {
+                    let out = tempfile::tempfile().unwrap();
+                    let n = write_ranges_at_with(&f, &ranges, &out, threads, buf, gap).unwrap();
+                    let mut got = Vec::new();
+                    std::io::Read::read_to_end(&mut &out, &mut got).unwrap();
+                    assert_eq!(n, want.len() as u64);
+                    assert!(
+                        got == want,
+                        "keep 1/{keep_every}, {threads} threads, buf {buf}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn write_ranges_at_reports_a_log_that_shrank() {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(b"{}\n{}\n").unwrap();
+        let out = tempfile::tempfile().unwrap();
+        let e = write_ranges_at(&f, &[Range { start: 3, end: 10 }], &out, 2).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+    }
+}
