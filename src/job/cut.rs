@@ -30,7 +30,8 @@ pub struct Cut {
     pub size: u64,
     /// Just after its last complete line.
     pub cut: u64,
-    /// Where the late writes fold in (a line start in `[0, cut]`).
+    /// Where the late writes fold in (a line start in `[0, cut]`: the start
+    /// of the line holding the recorded swap point).
     pub swap_point: u64,
     /// Watched rotated files, with their uncarried complete lines.
     pub late: Vec<late::Open>,
@@ -74,7 +75,10 @@ impl Cut {
             .and_then(|s| s.live.as_ref())
             .filter(|g| g.dev == meta.dev() && g.ino == meta.ino())
             .map_or(cut, |g| g.swap_point.min(cut));
-        let swap_point = fold::next_line_start(&file, point, cut).ctx("read log", &log)?;
+        // A swap point inside a line (the new file ended in a dead writer's
+        // torn line, completed after the swap): that line was written after
+        // the swap, so the late writes go before it.
+        let swap_point = fold::find_cut(&file, point).ctx("read log", &log)?;
         let fingerprint = fingerprint(&file, cut).ctx("read log", &log)?;
         let mut c = Cut {
             log,

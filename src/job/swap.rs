@@ -14,7 +14,8 @@
 //! 4. [`append_late_and_tail`]: read the tail's end first, then copy the late
 //!    writes that reached the rotated files meanwhile, then the tail
 //!    `[cut, end)`; if another process holds the live log open for writing
-//!    and the tail ends mid-line, only up to its last `\n` (that writer
+//!    (or the log grew since its size was read) and the tail ends mid-line,
+//!    only up to its last `\n` (that writer
 //!    finishes the line in the old inode, where it is a late write); fsync.
 //! 5. [`link_rotated`]: a hard link of the live inode under the next rotated
 //!    name, checked to be that inode. A crash leaves a second name on the
@@ -151,7 +152,10 @@ pub fn append_late_and_tail(
         // is still writing in two calls (class C), which it will finish in
         // the old inode: then only up to the last `\n`.
         let census = census::take(&[&c.log]);
-        if !census.is_empty() {
+        // A writer that finished the line and closed between the size read
+        // and the census is not in it, but its bytes are: the file grew.
+        let grew = c.file.metadata().ctx("stat log", &c.log)?.len() > size;
+        if !census.is_empty() || grew {
             end = fold::find_cut(&c.file, size)
                 .ctx("read log", &c.log)?
                 .max(c.cut);

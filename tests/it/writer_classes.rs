@@ -216,11 +216,23 @@ fn scenario(classes: &[char], keep_rotated: u32, runs: u64, kill: bool) -> Figur
     for (name, truth) in truths {
         for (key, want) in truth.as_object().unwrap() {
             let got = folded.get(&(name.clone(), key.clone()));
-            match (want.as_i64(), got) {
-                (Some(_), None) => f.missing += 1,
-                (Some(w), Some(&g)) if w != g => f.stale += 1,
-                (None, Some(_)) => f.deleted_alive += 1,
-                _ => {}
+            let wrong = match (want.as_i64(), got) {
+                (Some(_), None) => {
+                    f.missing += 1;
+                    true
+                }
+                (Some(w), Some(&g)) if w != g => {
+                    f.stale += 1;
+                    true
+                }
+                (None, Some(_)) => {
+                    f.deleted_alive += 1;
+                    true
+                }
+                _ => false,
+            };
+            if wrong {
+                explain(&env, &name, key, want, got);
             }
         }
     }
@@ -229,6 +241,28 @@ fn scenario(classes: &[char], keep_rotated: u32, runs: u64, kill: bool) -> Figur
         f.lines, f.compactions, f.kills, f.missing, f.stale, f.deleted_alive, f.duplicated
     );
     f
+}
+
+/// Print where every line of one key is, to diagnose a failure.
+fn explain(env: &Env, name: &str, key: &str, want: &Value, got: Option<&i64>) {
+    eprintln!("writer {name} key {key}: truth {want}, fold {got:?}; its lines:");
+    let needle = format!("\"item_type\":\"{name}\",\"item\":{{\"id\":{key}}}");
+    for p in files_with_prefix(env.dir.path(), "") {
+        let Ok(bytes) = std::fs::read(&p) else {
+            continue;
+        };
+        let mut off = 0;
+        for l in bytes.split(|&b| b == b'\n') {
+            let text = String::from_utf8_lossy(l);
+            if text.contains(&needle) {
+                eprintln!(
+                    "  {}@{off}: {text}",
+                    p.file_name().unwrap().to_string_lossy()
+                );
+            }
+            off += l.len() + 1;
+        }
+    }
 }
 
 fn assert_exact(f: &Figures) {
