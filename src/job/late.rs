@@ -94,31 +94,38 @@ fn same_inode(m: &std::fs::Metadata, dev: u64, ino: u64) -> bool {
 }
 
 /// The state that holds for the live log `live` now: the prepared one if
-/// its swap happened, else the committed one.
-pub fn load(state_dir: &Path, live: &std::fs::Metadata) -> LateWrites {
+/// its swap happened, else the committed one. The flag says a prepared
+/// state was left (by a killed run): the caller commits the resolved state,
+/// so a stale prepared one never outlives the next run (an inode number can
+/// be reused).
+pub fn load(state_dir: &Path, live: &std::fs::Metadata) -> (LateWrites, bool) {
     if let Some(sf) = std::fs::read(state_path(state_dir))
         .ok()
         .and_then(|b| serde_json::from_slice::<StateFile>(&b).ok())
     {
-        return match sf.prepared {
-            Some(p)
-                if p.live
-                    .as_ref()
-                    .is_some_and(|g| same_inode(live, g.dev, g.ino)) =>
-            {
-                p
-            }
+        let left = sf.prepared.is_some();
+        let won = sf
+            .prepared
+            .as_ref()
+            .and_then(|p| p.live.as_ref())
+            .is_some_and(|g| same_inode(live, g.dev, g.ino));
+        let state = match sf.prepared {
+            Some(p) if won => p,
             _ => sf.committed,
         };
+        return (state, left);
     }
     let watches: Vec<Watch> = std::fs::read(legacy_path(state_dir))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
-    LateWrites {
-        live: None,
-        watches,
-    }
+    (
+        LateWrites {
+            live: None,
+            watches,
+        },
+        false,
+    )
 }
 
 /// Write `committed` and `prepared` (atomic replace, fsynced).
@@ -220,4 +227,40 @@ pub fn count_lines(opened: &[Open]) -> Result<u64> {
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(swap_point: u64, m: &std::fs::Metadata) -> LateWrites {
+        LateWrites {
+            live: Some(Generation {
+                dev: m.dev(),
+                ino: m.ino(),
+                swap_point,
+            }),
+            watches: vec![],
+        }
+    }
+
+    /// A killed swap leaves a prepared state: it holds iff the live log is
+    /// the inode it names, and either way it is reported as left over.
+    #[test]
+    fn the_prepared_state_holds_only_if_its_swap_happened() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new) = (dir.path().join("old"), dir.path().join("new"));
+        std::fs::write(&old, b"").unwrap();
+        std::fs::write(&new, b"").unwrap();
+        let (mo, mn) = (
+            std::fs::metadata(&old).unwrap(),
+            std::fs::metadata(&new).unwrap(),
+        );
+        let committed = state(1, &mo);
+        prepare(dir.path(), &committed, &state(2, &mn)).unwrap();
+        assert_eq!(load(dir.path(), &mn), (state(2, &mn), true));
+        assert_eq!(load(dir.path(), &mo), (committed.clone(), true));
+        commit(dir.path(), &committed).unwrap();
+        assert_eq!(load(dir.path(), &mn), (committed, false));
+    }
 }

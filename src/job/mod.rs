@@ -220,7 +220,7 @@ fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::
     let state_dir = paths.store_state(&store.name);
     let recovered = recover::recover(&log, &state_dir)?;
     let live = std::fs::metadata(&log).ctx("stat log", &log)?;
-    let late_state = late::load(&state_dir, &live);
+    let (late_state, leftover) = late::load(&state_dir, &live);
 
     if let Some(mut d) = below_min_growth(paths, store, opts, &live, &late_state) {
         d.stats.recovered = recovered;
@@ -234,7 +234,7 @@ fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::
     stats.recovered = recovered;
     let t = Instant::now();
     let state = prune(&log, store, &compacted.state, &mut stats)?;
-    if state != late_state || compacted.state != late_state {
+    if leftover || state != late_state || compacted.state != late_state {
         late::commit(&state_dir, &state)?;
     }
     stats.timings.prune_ms = (t.elapsed().as_secs_f64() * 1e6).round() / 1e3;
