@@ -22,6 +22,10 @@ Modes (one per run; the default is the side-by-side comparison):
                500 files plus validation and keyed compaction of the sealed
                rest in one timed run (wall, MB/s, peak RSS); then `status`
                and a run with nothing to do, each timed (target < 50 ms).
+  --late-memory  peak RSS of a run that (1) carries a large late-write region
+               (lines appended to a rotated file after its swap, as writer
+               class B does) and (2) deduplicates against a large quarantine
+               file; --late-mb sets the size of each (default 1024).
 
 Method: each timed command runs under `/usr/bin/time -v` (peak RSS, "Maximum
 resident set size"); wall time is measured around it with a monotonic clock.
@@ -646,6 +650,55 @@ def smoke(args, shared, binary):
     print("smoke: ok (figures on a tiny log mean nothing)")
 
 
+def late_memory(args, binary):
+    """Peak RSS while carrying --late-mb MB of late writes, and while
+    quarantining next to a --late-mb MB quarantine file."""
+    mb = args.late_mb
+    d = cache_dir() / "late-memory"
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    need_space(d, 2 * mb * 2**20 + (64 << 20), "the late-memory files")
+    log = d / "events.jsonl"
+    line = lambda i: (
+        '{"change_type":"SET","item_type":"Task","item":{"id":%d},"pad":"%s"}\n' % (i % 1000, "x" * 200)
+    ).encode()
+    log.write_bytes(b"".join(line(i) for i in range(2000)))
+    cfg = lk_config(d, log)
+    lk = [binary, "--config", cfg, "--state-dir", d / "state", "sync", "now", "--force", "--json"]
+    _, _, rc, out, err = timed(lk)
+    if rc != 0:
+        die(f"first run failed: {err}{out}")
+    rotated = json.loads(out)["runs"][0]["stats"]["rotated"]
+    block = b"".join(line(i) for i in range(4096))
+    with open(rotated, "ab") as f:  # what a writer holding the old fd does
+        for _ in range(mb * 2**20 // len(block)):
+            f.write(block)
+    size = os.path.getsize(rotated) >> 20
+    wall, rss, rc, out, err = timed(lk)
+    if rc != 0:
+        die(f"late-write run failed: {err}{out}")
+    carried = json.loads(out)["runs"][0]["stats"]["late_lines_carried"]
+    print(f"late writes: carried {carried} lines ({size} MB) in {wall:.2f} s, peak RSS {rss / 1024:.1f} MiB "
+          f"(target < {TARGETS['rss_mib']:.0f} MiB: {yes(rss / 1024 < TARGETS['rss_mib'])})")
+
+    q = Path(str(log) + ".quarantine")
+    entry = json.dumps({"source": "/elsewhere", "offset": 0, "length": 200, "reason": "bench",
+                        "quarantined_at": "2026-01-01T00:00:00Z", "line": "{" + "y" * 200}).encode() + b"\n"
+    with open(q, "wb") as f:
+        chunk = entry * 4096
+        for _ in range(mb * 2**20 // len(chunk)):
+            f.write(chunk)
+    with open(log, "ab") as f:
+        f.write(b"{not json\n")
+    qsize = os.path.getsize(q) >> 20
+    wall, rss, rc, out, err = timed(lk)
+    if rc != 0:
+        die(f"quarantine run failed: {err}{out}")
+    print(f"quarantine dedup: against a {qsize} MB quarantine file in {wall:.2f} s, peak RSS {rss / 1024:.1f} MiB "
+          f"(target < {TARGETS['rss_mib']:.0f} MiB: {yes(rss / 1024 < TARGETS['rss_mib'])})")
+    shutil.rmtree(d, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = ap.add_mutually_exclusive_group()
@@ -654,6 +707,9 @@ def main():
     mode.add_argument("--status", action="store_true", help="status over 20 stores; idle daemon")
     mode.add_argument("--smoke", action="store_true", help="tiny log, 1 round, fold check (CI)")
     mode.add_argument("--segments", action="store_true", help="segmented store: 2,000 x 1 MiB, retention + compaction")
+    mode.add_argument("--late-memory", action="store_true",
+                      help="peak RSS carrying late writes and deduplicating a quarantine file")
+    ap.add_argument("--late-mb", type=int, default=1024, help="--late-memory: MB of each (default 1024)")
     ap.add_argument("--rounds", type=int, help="rounds (default: 5; --scale 3; --keys10m 1; --status 20 runs)")
     ap.add_argument("--drop-caches", action="store_true",
                     help="drop the page cache before each timed command (root only; default: page-cached)")
@@ -674,6 +730,8 @@ def main():
         smoke(args, shared, binary)
     elif args.segments:
         segments_mode(args, shared, binary)
+    elif args.late_memory:
+        late_memory(args, binary)
     else:
         log = gen_log(shared, STD["events"], STD["keys"])
         side_by_side(args, shared, binary, log, args.rounds or 5)

@@ -170,6 +170,32 @@ pub enum Error {
     #[error("{}: was replaced by another program during the run; nothing was changed, run again", path.display())]
     LogReplaced { path: PathBuf },
 
+    /// Another program truncated or rewrote the log in place during the run
+    /// (logrotate's copytruncate): the bytes that were folded are gone.
+    #[error(
+        "{}: was truncated or rewritten in place by another program during the run (it had {before} bytes, now {now}; logrotate's copytruncate?); nothing was changed: exclude this log from other rotation tools and run again",
+        path.display()
+    )]
+    LogRewritten {
+        path: PathBuf,
+        before: u64,
+        now: u64,
+    },
+
+    /// A process writes to the log in a way no swap can serve safely: at
+    /// its own file offset, without `O_APPEND`.
+    #[error(
+        "{}: pid {pid} ({program}) has it open for writing without O_APPEND (fd {fd}, {flags}): its writes land at its own file offset, so after a swap they could overwrite lines and be lost; nothing was changed. Make that program open the log with O_APPEND (or use the writer protocol / logkeeper's LogWriter); if it is the only writer and you accept the risk, set `allow_positional_writers = true` on the store",
+        path.display()
+    )]
+    UnsafeWriter {
+        path: PathBuf,
+        pid: u32,
+        program: String,
+        fd: u32,
+        flags: String,
+    },
+
     /// A writer held the log's lock past the swap's bound.
     #[error(
         "{}: a writer has held the log's lock for over {:.1}s (hung?); nothing was changed, find it with `fuser {}`",
@@ -254,6 +280,8 @@ impl Error {
             | Error::NotAFile { .. }
             | Error::NoSpace { .. }
             | Error::LogReplaced { .. }
+            | Error::LogRewritten { .. }
+            | Error::UnsafeWriter { .. }
             | Error::WriterHung { .. }
             | Error::WriteFailed { .. }
             | Error::RenameFailed { .. }

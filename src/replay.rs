@@ -1,12 +1,11 @@
 //! `replay`: the folded state of a live log, without changing anything.
 
-use std::fs::File;
 use std::io::Write;
 
 use crate::config::StoreConfig;
-use crate::error::{Error, IoContext, Result};
-use crate::fold::{self, FoldSpec, Plan};
-use crate::job::compact::{resolve_log, scan_threads};
+use crate::error::{Error, Result};
+use crate::fold::{self, Plan};
+use crate::job::cut::Cut;
 
 pub use crate::job::segmented::view::Replayed;
 
@@ -33,18 +32,13 @@ pub fn replay(store: &StoreConfig, out: &mut impl Write) -> Result<Plan> {
             msg: "is a segmented store: replay it with `replay_segments`",
         });
     }
-    let log = resolve_log(&store.log)?;
-    let file = File::open(&log).ctx("open log", &log)?;
-    let size = file.metadata().ctx("stat log", &log)?.len();
-    let cut = fold::find_cut(&file, size).ctx("read log", &log)?;
-    let plan = fold::fold(&FoldSpec::for_store(store)?, &file, cut, scan_threads())
-        .ctx("read log", &log)?;
-    fold::copy_ranges(&file, &plan.keep, out).map_err(|e| {
+    let c = Cut::take(store, None)?;
+    fold::copy_ranges_nl(&c.file, &c.plan.keep, &c.plan.newlines, out).map_err(|e| {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             Error::io("write to", "stdout", e)
         } else {
-            Error::io("read log", &log, e)
+            Error::io("read log", &c.log, e)
         }
     })?;
-    Ok(plan)
+    Ok(c.plan)
 }

@@ -252,6 +252,25 @@ pub fn table(statuses: &[StoreStatus]) -> String {
                 s.name
             ));
         }
+        for w in &s.writers.openers {
+            out.push_str(&format!(
+                "  writer: pid {} ({}) fd {} {} on {}\n",
+                w.pid,
+                w.program,
+                w.fd,
+                w.flags,
+                w.file.display()
+            ));
+        }
+        if s.writers.unreadable > 0 {
+            out.push_str(&format!(
+                "  writer census: {} process(es) could not be inspected (another user's?); it may be incomplete\n",
+                s.writers.unreadable
+            ));
+        }
+        for w in &s.warnings {
+            out.push_str(&format!("  warning: {w}\n"));
+        }
         for note in &s.notes {
             out.push_str(&format!("  note: {note}\n"));
         }

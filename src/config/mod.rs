@@ -47,6 +47,9 @@ pub struct StoreConfig {
     pub rotate_bytes: Option<u64>,
     pub max_age: Option<Duration>,
     pub jitter: Option<Duration>,
+    /// Compact even while a process holds the log open for writing without
+    /// `O_APPEND` (README "Writer classes"); off by default.
+    pub allow_positional_writers: bool,
     /// Commands run after the record is written (the global ones unless the
     /// store sets its own).
     pub hooks: Hooks,
@@ -114,6 +117,7 @@ struct RawStore {
     rotate_bytes: Option<u64>,
     max_age: Option<String>,
     jitter: Option<String>,
+    allow_positional_writers: Option<bool>,
     on_failure: Option<String>,
     on_success: Option<String>,
 }
@@ -315,6 +319,7 @@ fn validate_store(
         rotate_bytes: rs.rotate_bytes,
         max_age: dur("max_age", rs.max_age)?,
         jitter: dur("jitter", rs.jitter)?,
+        allow_positional_writers: rs.allow_positional_writers.unwrap_or(false),
         hooks: global_hooks.for_store(rs.on_failure, rs.on_success),
     })
 }
