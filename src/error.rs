@@ -43,6 +43,15 @@ pub enum Error {
     #[error("store {store:?}: {msg}")]
     InvalidStore { store: String, msg: String },
 
+    /// The config path exists but cannot be read as text (a directory,
+    /// not UTF-8, no permission): a usage error, like a malformed config.
+    #[error("cannot read config {}: {source} (point --config or LOGKEEPER_CONFIG at a TOML file)", path.display())]
+    ConfigUnreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// No config file where one was expected.
     #[error(
         "no config file at {}: create one with `logkeeper store add NAME --log PATH`, or pass --config",
@@ -258,6 +267,7 @@ impl Error {
     pub fn class(&self) -> ErrorClass {
         match self {
             Error::Config { .. }
+            | Error::ConfigUnreadable { .. }
             | Error::InvalidStore { .. }
             | Error::NoConfig { .. }
             | Error::UnknownStore { .. }

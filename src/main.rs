@@ -11,9 +11,27 @@ fn main() -> ExitCode {
     logkeeper::io::sys::ignore_sigxfsz();
     match cli::run(std::env::args_os()) {
         Ok(code) => code,
+        // `logkeeper replay s | head`: the reader has what it wanted.
+        Err(err) if cli::exit::is_broken_pipe(&err) => ExitCode::from(cli::exit::OK),
         Err(err) => {
-            eprintln!("logkeeper: {err:#}");
+            eprintln!("logkeeper: {}", message(&err));
             ExitCode::from(cli::exit::of_error(&err))
         }
     }
+}
+
+/// The error and its causes, `: `-separated, each said once: the library's
+/// errors already include their cause's text, so `{err:#}` would repeat it.
+fn message(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
 }

@@ -30,6 +30,14 @@ pub fn of_error(err: &anyhow::Error) -> u8 {
         })
 }
 
+/// Whether the error is a closed stdout (`| head`): not a failure of ours.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// For `sync now`: 1 if any run failed, else 75 if any found its store
 /// busy, else 0.
 pub fn of_runs(runs: &[RunRecord]) -> u8 {

@@ -134,7 +134,12 @@ impl Config {
                     path: path.to_path_buf(),
                 });
             }
-            Err(e) => return Err(Error::io("read config", path, e)),
+            Err(e) => {
+                return Err(Error::ConfigUnreadable {
+                    path: path.to_path_buf(),
+                    source: e,
+                });
+            }
         };
         Config::parse(path, &text)
     }

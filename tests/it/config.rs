@@ -27,6 +27,62 @@ fn config_errors_name_file_line_and_field_and_exit_2() {
 }
 
 #[test]
+fn unreadable_config_is_a_config_error_said_once() {
+    let env = Env::new();
+    // A directory where the config file should be.
+    std::fs::create_dir_all(env.config()).unwrap();
+    let d = env.lk(["status"]).status(2);
+    let msg = d.stderr();
+    assert!(msg.contains(&env.config().display().to_string()), "{msg}");
+    assert_eq!(msg.matches("Is a directory").count(), 1, "{msg}");
+    std::fs::remove_dir(env.config()).unwrap();
+    // Not UTF-8.
+    std::fs::write(env.config(), b"[[store]]\nname = \"\xff\"\n").unwrap();
+    env.lk(["status"])
+        .status(2)
+        .stderr_has("cannot read config");
+}
+
+#[test]
+fn replay_into_a_closed_pipe_ends_quietly() {
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    let mut text = String::new();
+    for i in 0..20000 {
+        text.push_str(&format!(
+            "{{\"item_type\":\"t\",\"item\":{{\"id\":{i}}},\"change_type\":\"SET\"}}\n"
+        ));
+    }
+    std::fs::write(&log, text).unwrap();
+    env.keyed_store("s", &log);
+    let mut child = env
+        .cmd()
+        .args(["replay", "s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read one line, then close the pipe like `| head -1`.
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut out, &mut first).unwrap();
+    assert!(first.contains("item_type"), "{first}");
+    drop(out);
+    let done = child.wait_with_output().unwrap();
+    assert_eq!(
+        done.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(
+        done.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+}
+
+#[test]
 fn missing_config_says_how_to_create_one() {
     let env = Env::new();
     env.lk(["status"]).status(2).stderr_has("store add");
