@@ -116,11 +116,42 @@ pub fn demo_store(log: &Path) -> Result<StoreConfig> {
         .build()
 }
 
+/// The file that marks a directory as made by `logkeeper demo`.
+pub const DEMO_MARKER: &str = ".logkeeper-demo";
+
+/// Make `dir` the demo's: create it, or accept it if it is empty or an
+/// earlier demo's; anything else is refused.
+fn claim_dir(dir: &Path) -> Result<()> {
+    let marker = dir.join(DEMO_MARKER);
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() && !marker.exists() {
+                return Err(crate::Error::DemoDirInUse {
+                    dir: dir.to_path_buf(),
+                });
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).ctx("create demo directory", dir)?;
+        }
+        Err(e) => return Err(crate::Error::io("list demo directory", dir, e)),
+    }
+    std::fs::write(
+        &marker,
+        "This directory was made by `logkeeper demo`; it may be deleted.\n",
+    )
+    .ctx("write", &marker)
+}
+
 /// Create the demo store in `dir`: `events.jsonl`, `state/`, and a
 /// `config.toml` declaring the same store for the CLI commands the demo
 /// suggests next, never touching the user's own config or state.
+///
+/// Refuses a directory that holds anything but an earlier demo (marked by
+/// [`DEMO_MARKER`]): the demo replaces `events.jsonl` and `config.toml`, and
+/// a user's own files by those names must never be overwritten.
 pub fn setup(dir: &Path, log: &DemoLog) -> Result<DemoSetup> {
-    std::fs::create_dir_all(dir).ctx("create demo directory", dir)?;
+    claim_dir(dir)?;
     let dir = crate::paths::absolute(dir)?;
     let log_path = dir.join("events.jsonl");
     let config_path = dir.join("config.toml");

@@ -52,6 +52,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// `demo DIR` on a directory with files of its own.
+    #[error("{} is not empty and was not made by `logkeeper demo`: the demo would overwrite files there; give a new or empty directory", dir.display())]
+    DemoDirInUse { dir: PathBuf },
+
     /// No config file where one was expected.
     #[error(
         "no config file at {}: create one with `logkeeper store add NAME --log PATH`, or pass --config",
@@ -268,6 +272,7 @@ impl Error {
         match self {
             Error::Config { .. }
             | Error::ConfigUnreadable { .. }
+            | Error::DemoDirInUse { .. }
             | Error::InvalidStore { .. }
             | Error::NoConfig { .. }
             | Error::UnknownStore { .. }

@@ -183,6 +183,34 @@ fn demo_runs_in_its_own_directory_and_exits_0() {
 }
 
 #[test]
+fn demo_refuses_a_directory_with_the_users_files_and_reruns_its_own() {
+    let env = Env::new();
+    let dir = env.path("proj");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("events.jsonl"), b"{\"mine\":1}\n").unwrap();
+    std::fs::write(dir.join("config.toml"), b"# mine\n").unwrap();
+    env.lk(["demo"])
+        .arg(&dir)
+        .args(["--events", "2000", "--keys", "200"])
+        .status(2)
+        .stderr_has("not made by `logkeeper demo`");
+    assert_eq!(
+        std::fs::read(dir.join("events.jsonl")).unwrap(),
+        b"{\"mine\":1}\n"
+    );
+    assert_eq!(std::fs::read(dir.join("config.toml")).unwrap(), b"# mine\n");
+
+    // Its own directory can be used again.
+    let own = env.path("again");
+    for _ in 0..2 {
+        env.lk(["demo"])
+            .arg(&own)
+            .args(["--events", "2000", "--keys", "200"])
+            .status(0);
+    }
+}
+
+#[test]
 fn store_add_expands_a_quoted_tilde() {
     let env = Env::new();
     env.lk(["store", "add", "t", "--log", "~/logs/t.jsonl"])
