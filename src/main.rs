@@ -8,7 +8,7 @@ fn main() -> ExitCode {
     // A file-size limit (ulimit -f) must fail a write with EFBIG, which is
     // reported and cleaned up after, rather than kill the process: `sync`
     // gets this from the library; `append` and the rest from here.
-    logkeeper::io::sys::ignore_sigxfsz();
+    logkeeper::ignore_sigxfsz();
     match cli::run(std::env::args_os()) {
         Ok(code) => code,
         Err(err) => {

@@ -25,7 +25,7 @@ mod tests;
 
 pub use crate::io::ranges::{Range, copy_ranges, write_ranges_at};
 pub use classify::{Class, Classifier};
-pub use scan::{SCAN_BUF, find_cut, fold, for_each_line};
+pub use scan::{find_cut, fold};
 
 use crate::config::StoreConfig;
 use crate::fold::json::{Invalid, Pointers};

@@ -2,8 +2,8 @@
 
 use std::io::Read;
 
+use logkeeper::LogWriter;
 use logkeeper::config::Config;
-use logkeeper::writer::LogWriter;
 
 use logkeeper::paths::Paths;
 

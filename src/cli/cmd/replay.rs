@@ -17,12 +17,12 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
     let store = config.store(&args.name)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    let plan = logkeeper::replay::replay(store, &mut out)?;
+    let found = logkeeper::replay(store, &mut out)?;
     out.flush()?;
-    if !plan.bad.is_empty() {
+    if found.malformed > 0 {
         eprintln!(
             "logkeeper: skipped {} malformed line(s) in {} (a sync moves them to the quarantine file)",
-            plan.bad.len(),
+            found.malformed,
             store.log.display()
         );
     }
