@@ -1,6 +1,7 @@
 //! The library's one error type. Every variant says what failed and on which
 //! file; [`Error::class`] says whose move it is (the caller's input, a busy
-//! lock, or a failure), which the CLI maps to its exit codes.
+//! lock, or a failure), which the CLI maps to its exit codes. Messages do
+//! not name CLI commands or flags: the CLI adds those as hints.
 
 use std::path::{Path, PathBuf};
 
@@ -44,10 +45,7 @@ pub enum Error {
     InvalidStore { store: String, msg: String },
 
     /// No config file where one was expected.
-    #[error(
-        "no config file at {}: create one with `logkeeper store add NAME --log PATH`, or pass --config",
-        path.display()
-    )]
+    #[error("no config file at {}", path.display())]
     NoConfig { path: PathBuf },
 
     /// A store name that the config does not declare.
@@ -59,21 +57,15 @@ pub enum Error {
     },
 
     /// Adding a store under a name the config already declares.
-    #[error(
-        "a store named {name:?} already exists in {}; remove it first with `logkeeper store remove {name}`",
-        config.display()
-    )]
+    #[error("a store named {name:?} already exists in {}", config.display())]
     StoreExists { name: String, config: PathBuf },
 
     /// The config declares no stores to act on.
-    #[error(
-        "{} declares no stores: add one with `logkeeper store add NAME --log PATH`",
-        config.display()
-    )]
+    #[error("{} declares no stores", config.display())]
     NoStores { config: PathBuf },
 
     /// Several stores and none named (nor all asked for).
-    #[error("name the stores to sync or pass --all (stores in {}: {})", config.display(), known.join(", "))]
+    #[error("{} declares several stores and none was named (stores: {})", config.display(), known.join(", "))]
     NoStoreNamed { config: PathBuf, known: Vec<String> },
 
     /// No home directory to derive a default location from.
@@ -103,7 +95,7 @@ pub enum Error {
 
     /// The schedule is already registered with another backend.
     #[error(
-        "the schedule of {} is already installed with {installed}; run `logkeeper schedule uninstall --backend {installed}` first",
+        "the schedule of {} is already installed with {installed}",
         config.display()
     )]
     AlreadyInstalled {

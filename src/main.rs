@@ -13,6 +13,13 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("logkeeper: {err:#}");
+            if let Some(hint) = err
+                .chain()
+                .find_map(|e| e.downcast_ref::<logkeeper::Error>())
+                .and_then(cli::render::hint)
+            {
+                eprintln!("logkeeper: hint: {hint}");
+            }
             ExitCode::from(cli::exit::of_error(&err))
         }
     }
