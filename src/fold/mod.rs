@@ -7,7 +7,7 @@
 //!    the key: kept in place) or malformed (quarantined); remember for each
 //!    key only the byte range of its last write;
 //! 2. copy the surviving byte ranges, in file order, which is the order of
-//!    each key's last write (G4).
+//!    each key's last write (G4; the guarantees are in docs/design.md).
 //!
 //! Invariants:
 //! - Memory grows with live keys (plus keyless and malformed lines), never

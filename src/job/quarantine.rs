@@ -1,5 +1,5 @@
 //! The quarantine file: lines that are not valid JSON, moved out of the log
-//! with their origin (G3).
+//! with their origin (G3 in docs/design.md, which also shows an entry).
 //!
 //! `<log>.quarantine` is itself JSONL, one object per quarantined line:
 //! `{"source", "offset", "length", "reason", "quarantined_at", "line"}` where
