@@ -26,8 +26,11 @@ pub use builder::StoreBuilder;
 
 pub use edit::{NewStore, add_store, remove_store};
 
-/// One store: a live log plus its policy.
+/// One store: a live log plus its policy. Always validated: it comes from
+/// [`Config::load`] or [`StoreConfig::builder`] (it cannot be written as a
+/// struct literal outside this crate); the fields are there to read.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct StoreConfig {
     pub name: String,
     pub log: PathBuf,
