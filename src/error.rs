@@ -123,6 +123,15 @@ pub enum Error {
     #[error("rendered {}: {msg}", path.display())]
     Render { path: PathBuf, msg: String },
 
+    /// A record could not be encoded as JSON (a path in it is not UTF-8).
+    #[error("cannot encode {what} for {} as JSON: {source}", path.display())]
+    Encode {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+
     /// The store's single-flight lock is held by another run.
     #[error("store {store:?} is busy: {holder} holds {}", lock.display())]
     Busy {
@@ -230,6 +239,7 @@ impl Error {
             | Error::InvalidLine { .. } => ErrorClass::Usage,
             Error::Busy { .. } | Error::DaemonRunning { .. } => ErrorClass::Busy,
             Error::Io { .. }
+            | Error::Encode { .. }
             | Error::ToolNotRun { .. }
             | Error::ToolFailed { .. }
             | Error::Render { .. }
@@ -252,6 +262,26 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `value` as JSON (pretty or compact) for the file at `path`. Fails only
+/// on values serde_json cannot encode, such as a path that is not UTF-8.
+pub(crate) fn to_json<T: serde::Serialize>(
+    what: &'static str,
+    path: &Path,
+    value: &T,
+    pretty: bool,
+) -> Result<Vec<u8>> {
+    let r = if pretty {
+        serde_json::to_vec_pretty(value)
+    } else {
+        serde_json::to_vec(value)
+    };
+    r.map_err(|source| Error::Encode {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })
+}
 
 /// Attach an operation and a path to an `io::Result`.
 pub trait IoContext<T> {

@@ -106,7 +106,12 @@ pub fn append(log: &Path, source: &Path, src: &File, bad: &[Bad], mode: u32) -> 
             line: text,
             line_base64: b64,
         };
-        serde_json::to_writer(&mut out, &entry).expect("entry serializes");
+        out.extend(crate::error::to_json(
+            "a quarantine entry",
+            &qpath,
+            &entry,
+            false,
+        )?);
         out.push(b'\n');
     }
     let mut f = durable::open_append(&qpath, mode & 0o666)?;
