@@ -13,7 +13,8 @@ Modes (one per run; the default is the side-by-side comparison):
                same 100k keys: log size x keys -> time, RSS.
   --keys10m    logkeeper on a log with ~10M live keys: RSS per live key.
   --status     `logkeeper status` over 20 stores (and an idle `logkeeper
-               daemon`'s RSS and CPU, when the binary has that subcommand).
+               daemon`'s RSS and CPU, when the binary has that subcommand;
+               then its RSS between runs after it compacted 20 stores).
   --smoke      tiny log with malformed lines and a torn tail, 1 round, fold
                check only (for CI; figures are meaningless).
 
@@ -450,8 +451,51 @@ def status_mode(args, shared, binary):
                      ",".join(map(str, sorted(codes)))])
     print(fmt_table(["command", "median ms", "max ms", "< 20 ms", "exit"], rows))
     daemon_idle(binary, base)
+    daemon_after_runs(shared, binary, d, n)
     print(f"load average: {load_line()}")
     shutil.rmtree(d)
+
+
+def daemon_after_runs(shared, binary, d, n):
+    """A daemon's RSS between runs, after it compacted n stores (one of them
+    a 200k-event log) in its catch-up runs at start-up."""
+    big = d / "big.jsonl"
+    subprocess.run([sys.executable, str(shared / "bench" / "gen_log.py"), str(big), "--events", "200000",
+                    "--keys", "20000"], check=True, capture_output=True)
+    for i in range(n):
+        shutil.copyfile(big if i == 0 else d / "small.jsonl", d / f"store{i:02d}.jsonl")
+    state = d / "state-runs"
+    # Hourly schedules with no run on record: all are due at once (catch-up);
+    # the next fire is up to an hour away.
+    cfg = lk_config(d, None, n, schedule=lambda i: "0 * * * *")
+    base = [binary, "--config", cfg, "--state-dir", state]
+    p = subprocess.Popen([*map(str, base), "daemon"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        records = [state / "stores" / f"store{i:02d}" / "last-run.json" for i in range(n)]
+        while not all(r.exists() for r in records):
+            if time.time() > deadline or p.poll() is not None:
+                print(f"daemon after runs: not measured: {sum(r.exists() for r in records)}/{n} stores ran")
+                return
+            time.sleep(0.2)
+        time.sleep(3.0)  # the last record is written just before the run returns
+        samples = []
+        for _ in range(5):
+            samples.append(proc_status(p.pid, "VmRSS"))
+            time.sleep(1.0)
+        hwm_kib = proc_status(p.pid, "VmHWM")
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    rss = max(samples) / 1024
+    print(
+        f"daemon after compacting {n} stores (one of {big.stat().st_size / 1e6:.0f} MB): RSS between runs "
+        f"{rss:.1f} MiB over 5 s (peak during the runs {hwm_kib / 1024:.1f} MiB; < 10 MiB: {yes(rss < 10)})"
+    )
 
 
 def daemon_idle(binary, base):

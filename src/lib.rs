@@ -16,9 +16,13 @@
 //!    `io/ranges.rs`;
 //! 6. **prune** rotated files: `job/rotation.rs`;
 //! 7. **record** the run atomically: `job/record.rs`; `status.rs` judges it
-//!    (G6).
+//!    (G6);
+//! 8. **hook**: the store's `on_failure` / `on_success` command, then the
+//!    history line: `ops/hooks.rs`. The caller (the `sync` command, the
+//!    daemon) then rewrites the metrics file: `ops/metrics.rs`.
 //!
-//! Scheduling is apart from the job: `schedule/expr.rs` (cron expressions),
+//! Progress counters (`ops/progress.rs`) are advanced by the scan and the
+//! copy for a terminal progress bar. Scheduling is apart from the job: `schedule/expr.rs` (cron expressions),
 //! `schedule/daemon/` (the in-process scheduler), `schedule/install/`
 //! (systemd, launchd, cron registration). The binary (`main.rs`, `cli/`)
 //! only parses arguments, calls this library, prints and maps exit codes.
@@ -74,6 +78,8 @@ mod fold;
 mod io;
 #[doc(hidden)]
 pub mod job;
+#[doc(hidden)]
+pub mod ops;
 #[doc(hidden)]
 pub mod paths;
 mod replay;

@@ -170,6 +170,13 @@ pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) ->
                     .map_or("the quarantine file".into(), |p| p.display().to_string())
             ));
         }
+        if let Some(h) = r.hook.as_ref().filter(|h| !h.ok()) {
+            notes.push(format!(
+                "after the last run, hook {} (the run's outcome stands; command: {})",
+                h.describe(),
+                h.command
+            ));
+        }
     }
 
     StoreStatus {

@@ -154,14 +154,39 @@ fn systemd_units_in_both_modes_pass_systemd_analyze_verify() {
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names.len(), 4, "{names:?}");
-    assert!(names.iter().all(|n| n.contains("-sync-")), "{names:?}");
+    // Two stores, a timer and a service each, plus the OnFailure= template.
+    assert_eq!(names.len(), 5, "{names:?}");
+    let template = names.iter().find(|n| n.ends_with("-failure@.service"));
+    let template = template.unwrap_or_else(|| panic!("no failure template in {names:?}"));
+    assert!(
+        names
+            .iter()
+            .filter(|n| *n != template)
+            .all(|n| n.contains("-sync-")),
+        "{names:?}"
+    );
     verify(&units);
+    // The template verifies as the instance a failure starts.
+    let instance = unit_dir(&env).join(template.replace("@.", "@marshal."));
+    std::fs::copy(unit_dir(&env).join(template), &instance).unwrap();
+    verify(std::slice::from_ref(&instance));
+    std::fs::remove_file(&instance).unwrap();
     for p in &units {
         let t = std::fs::read_to_string(p).unwrap();
-        if p.extension().unwrap() == "service" {
+        if p.to_string_lossy().ends_with("failure@.service") {
+            assert!(t.contains(" status %i\n"), "{t}");
+        } else if p.extension().unwrap() == "service" {
             assert!(t.contains("SuccessExitStatus=75"), "{t}");
             assert!(t.contains("--trigger timer"), "{t}");
+            let store = p.file_stem().unwrap().to_string_lossy();
+            let store = store.rsplit("-sync-").next().unwrap();
+            assert!(
+                t.contains(&format!(
+                    "OnFailure={}",
+                    template.replace("@.", &format!("@{store}."))
+                )),
+                "{t}"
+            );
         } else {
             assert!(t.contains("Persistent=true"), "{t}");
         }
@@ -768,6 +793,26 @@ fn cron_backend_keeps_other_lines_byte_for_byte_and_is_idempotent() {
         original,
         "uninstall did not restore the crontab byte for byte"
     );
+}
+
+#[test]
+fn cron_dry_run_without_crontab_prints_the_plan_and_says_cron_is_missing() {
+    let env = Env::new();
+    two_stores(&env);
+    let missing = env.path("no-cron/crontab");
+    let d = env
+        .lk(["schedule", "install", "--backend", "cron", "--dry-run"])
+        .env("LOGKEEPER_CRONTAB", &missing)
+        .status(0);
+    let out = d.stdout();
+    assert!(out.contains("# BEGIN logkeeper"), "{out}");
+    assert!(out.contains("sync now marshal --trigger cron"), "{out}");
+    assert!(out.contains("cron is not installed"), "{out}");
+    // The real install fails, saying the same.
+    env.lk(["schedule", "install", "--backend", "cron"])
+        .env("LOGKEEPER_CRONTAB", &missing)
+        .status(1)
+        .stderr_has("cron is not installed");
 }
 
 #[test]

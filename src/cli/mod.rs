@@ -2,6 +2,7 @@
 
 pub mod cmd;
 pub mod exit;
+pub mod progress;
 pub mod render;
 
 use std::ffi::OsString;
@@ -54,6 +55,10 @@ pub enum Command {
     /// Install, uninstall or show the OS registration of the schedules
     #[command(subcommand)]
     Schedule(cmd::schedule::ScheduleCmd),
+    /// Print a shell completion script (bash, zsh or fish)
+    Completions(cmd::completions::Args),
+    /// Print the man page (roff)
+    Man(cmd::man::Args),
 }
 
 impl Cli {
@@ -108,6 +113,8 @@ where
         Command::Replay(a) => cmd::replay::run(&paths()?, a)?,
         Command::Daemon(a) => cmd::daemon::run(&paths()?, a)?,
         Command::Schedule(c) => cmd::schedule::run(&paths()?, c)?,
+        Command::Completions(a) => cmd::completions::run(a)?,
+        Command::Man(a) => cmd::man::run(a)?,
     };
     Ok(ExitCode::from(code))
 }

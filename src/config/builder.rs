@@ -108,6 +108,18 @@ impl StoreBuilder {
         self
     }
 
+    /// A shell command run after a failed run (see `ops::hooks`).
+    pub fn on_failure(mut self, command: &str) -> Self {
+        self.raw.on_failure = Some(command.to_string());
+        self
+    }
+
+    /// A shell command run after a successful run (see `ops::hooks`).
+    pub fn on_success(mut self, command: &str) -> Self {
+        self.raw.on_success = Some(command.to_string());
+        self
+    }
+
     /// Validate the fields as the config loader does.
     pub fn build(self) -> Result<StoreConfig> {
         let store = self.raw.name.clone();
@@ -120,7 +132,11 @@ impl StoreBuilder {
         }
         let base =
             std::env::current_dir().map_err(|e| Error::io("find", "current directory", e))?;
-        validate_store(self.raw, &base, &err)
+        let hooks = super::Hooks {
+            timeout: super::DEFAULT_HOOK_TIMEOUT,
+            ..Default::default()
+        };
+        validate_store(self.raw, &base, &hooks, &err)
     }
 }
 

@@ -21,10 +21,11 @@ use crate::schedule::Schedule;
 
 mod builder;
 mod edit;
+mod ops;
 
 pub use builder::StoreBuilder;
-
 pub use edit::{NewStore, add_store, remove_store};
+pub use ops::{DEFAULT_HOOK_TIMEOUT, Hooks};
 
 /// One store: a live log plus its policy. Always validated: it comes from
 /// [`Config::load`] or [`StoreConfig::builder`] (it cannot be written as a
@@ -44,6 +45,9 @@ pub struct StoreConfig {
     pub rotate_bytes: Option<u64>,
     pub max_age: Option<Duration>,
     pub jitter: Option<Duration>,
+    /// Commands run after the record is written (the global ones unless the
+    /// store sets its own).
+    pub hooks: Hooks,
 }
 
 impl StoreConfig {
@@ -57,6 +61,8 @@ impl StoreConfig {
 pub struct Config {
     pub path: PathBuf,
     pub stores: Vec<StoreConfig>,
+    /// The Prometheus textfile rewritten after every run.
+    pub metrics_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -64,6 +70,11 @@ pub struct Config {
 struct RawConfig {
     #[serde(default)]
     store: Vec<RawStore>,
+    // Operations: metrics and hooks (see `ops`).
+    metrics_file: Option<String>,
+    on_failure: Option<String>,
+    on_success: Option<String>,
+    hook_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,6 +93,8 @@ struct RawStore {
     rotate_bytes: Option<u64>,
     max_age: Option<String>,
     jitter: Option<String>,
+    on_failure: Option<String>,
+    on_success: Option<String>,
 }
 
 pub const DEFAULT_KEEP_ROTATED: usize = 3;
@@ -107,6 +120,7 @@ impl Config {
             Err(Error::NoConfig { .. }) => Ok(Config {
                 path: path.to_path_buf(),
                 stores: Vec::new(),
+                metrics_file: None,
             }),
             other => other,
         }
@@ -127,6 +141,7 @@ impl Config {
             }
         })?;
         let base = durable::parent_dir(path);
+        let (metrics_file, hooks) = ops::global(path, text, &raw)?;
         let mut stores = Vec::with_capacity(raw.store.len());
         for (i, rs) in raw.store.into_iter().enumerate() {
             let err = |field: &str, msg: String| {
@@ -138,7 +153,7 @@ impl Config {
                     msg: format!("store #{} `{field}`: {msg}", i + 1),
                 }
             };
-            stores.push(validate_store(rs, base, &err)?);
+            stores.push(validate_store(rs, base, &hooks, &err)?);
         }
         for (i, s) in stores.iter().enumerate() {
             if stores[..i].iter().any(|o| o.name == s.name) {
@@ -166,6 +181,7 @@ impl Config {
         Ok(Config {
             path: path.to_path_buf(),
             stores,
+            metrics_file,
         })
     }
 
@@ -205,6 +221,7 @@ impl Config {
 fn validate_store(
     rs: RawStore,
     base: &Path,
+    global_hooks: &Hooks,
     err: &dyn Fn(&str, String) -> Error,
 ) -> Result<StoreConfig> {
     if rs.name.is_empty()
@@ -282,6 +299,7 @@ fn validate_store(
         rotate_bytes: rs.rotate_bytes,
         max_age: dur("max_age", rs.max_age)?,
         jitter: dur("jitter", rs.jitter)?,
+        hooks: global_hooks.for_store(rs.on_failure, rs.on_success),
     })
 }
 

@@ -137,6 +137,7 @@ pub fn for_each_line(
             }
             filled += n;
             pos += n as u64;
+            crate::ops::progress::advance(n as u64);
         }
         let mut consumed = 0usize;
         for nl in memchr::memchr_iter(b'\n', &buf[..filled]) {

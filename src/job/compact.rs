@@ -26,6 +26,7 @@ use crate::fold::{self, FoldSpec, Range};
 use crate::io::durable;
 use crate::job::record::Stats;
 use crate::job::{quarantine, rotation};
+use crate::ops::progress::{self, Phase};
 
 fn ms(since: Instant) -> f64 {
     (since.elapsed().as_secs_f64() * 1e6).round() / 1e3
@@ -98,6 +99,7 @@ pub fn compact(store: &StoreConfig) -> Result<Stats> {
     let size = meta.len();
     let cut = fold::find_cut(&file, size).ctx("read log", &log)?;
     let spec = FoldSpec::for_store(store)?;
+    progress::begin(Phase::Scan, cut);
     let plan = fold::fold(&spec, &file, cut, scan_threads()).ctx("read log", &log)?;
     let mut stats = Stats {
         bytes_before: size,
@@ -128,6 +130,7 @@ pub fn compact(store: &StoreConfig) -> Result<Stats> {
     let snapshot_bytes: u64 = keep.iter().map(Range::len).sum();
     check_free_space(&dir, snapshot_bytes + (size - cut) + (1 << 20))?;
 
+    progress::begin(Phase::Write, snapshot_bytes);
     let mut tmp = durable::temp_beside(&log)?;
     let tmp_path = tmp.path().to_path_buf();
     durable::copy_mode_and_owner(tmp.as_file(), &tmp_path, &meta)?;
@@ -154,6 +157,7 @@ pub fn compact(store: &StoreConfig) -> Result<Stats> {
 
     // The swap, under the writers' lock.
     let t_swap = Instant::now();
+    progress::begin(Phase::Swap, 0);
     lock_writers(&file, &log)?;
     let now_meta = fs::metadata(&log).ctx("stat log", &log)?;
     if now_meta.ino() != meta.ino() || now_meta.dev() != meta.dev() {

@@ -85,6 +85,23 @@ pub enum Wait {
     Yes,
 }
 
+/// Say what to do when the log's directory is missing, the usual reason
+/// the lock file cannot be created.
+fn missing_dir(log: &Path, e: std::io::Error) -> std::io::Error {
+    let dir = crate::io::durable::parent_dir(log);
+    if e.kind() != std::io::ErrorKind::NotFound || dir.is_dir() {
+        return e;
+    }
+    std::io::Error::new(
+        e.kind(),
+        format!(
+            "the log's directory {} does not exist: create it (mkdir -p {}) or fix the store's `log =` in the config",
+            dir.display(),
+            dir.display()
+        ),
+    )
+}
+
 impl StoreLock {
     /// Take the lock for the store whose live log is `log`.
     ///
@@ -103,6 +120,7 @@ impl StoreLock {
             .truncate(false)
             .mode(mode)
             .open(&path)
+            .map_err(|e| missing_dir(log, e))
             .ctx("open lock file", &path)?;
         match file.try_lock() {
             Ok(()) => {}

@@ -24,6 +24,7 @@ use crate::error::Error;
 use crate::io::durable;
 use crate::job::lock::{StoreLock, Wait};
 use crate::job::record::{Outcome, RunRecord, Stats, StoreState};
+use crate::ops::hooks;
 use crate::paths::Paths;
 
 /// How a sync was asked for.
@@ -128,9 +129,19 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
         pid: std::process::id(),
         host: durable::hostname(),
         version: crate::VERSION.to_string(),
+        run_id: format!(
+            "{}-{}",
+            started_at.format("%Y%m%dT%H%M%S%.3fZ"),
+            std::process::id()
+        ),
+        totals: None,
+        hook: None,
     };
+    crate::ops::progress::end();
     let state = StoreState::new(paths.store_state(&store.name));
-    if let Err(e) = state.record(&rec, success, baseline) {
+    rec.totals = Some(state.totals().plus(&rec));
+    let written = state.write_last(&rec, success, baseline);
+    if let Err(e) = written {
         tracing::error!("could not record the run of store {:?}: {e}", store.name);
         let msg = format!("the run record could not be written: {e}");
         rec.error = Some(match rec.error.take() {
@@ -138,6 +149,23 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
             None => msg,
         });
         rec.outcome = Outcome::Error;
+        rec.totals = Some(state.totals().plus(&rec));
+    }
+    // The hook runs after the record is written and under the lock, so the
+    // record it points to is this run's; the record is then rewritten with
+    // the hook's result. Neither can change the outcome.
+    if let Some((hook, command)) = hooks::which(&store.hooks, &rec, success) {
+        let env = hooks::env(hook, &rec, &state.last_run_path());
+        rec.hook = Some(hooks::run(hook, command, &env, store.hooks.timeout));
+        if let Err(e) = state.write_last(&rec, success, false) {
+            tracing::warn!("could not record the hook of store {:?}: {e}", store.name);
+        }
+    }
+    if let Err(e) = state.append_history(&rec) {
+        tracing::warn!(
+            "could not append to the history of store {:?}: {e}",
+            store.name
+        );
     }
     drop(held);
     rec

@@ -124,6 +124,60 @@ pub struct RunRecord {
     pub pid: u32,
     pub host: String,
     pub version: String,
+    /// Names this run (`<started_at>-<pid>`): hooks get it as
+    /// `LOGKEEPER_RUN_ID`.
+    #[serde(default)]
+    pub run_id: String,
+    /// The store's counters up to and including this run (the metrics'
+    /// `_total` series). Kept in the record so they are replaced in the same
+    /// atomic write and survive restarts; None in records of older versions.
+    #[serde(default)]
+    pub totals: Option<Totals>,
+    /// The `on_failure` / `on_success` hook run after the record was first
+    /// written; the record is then rewritten with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook: Option<crate::ops::hooks::HookRun>,
+}
+
+/// A store's counters since its state began. They only grow (a lost or
+/// unreadable last record restarts them from the history, which Prometheus
+/// sees as a counter reset).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Totals {
+    pub runs_ok: u64,
+    pub runs_skipped: u64,
+    pub runs_busy: u64,
+    pub runs_error: u64,
+    pub quarantined_lines: u64,
+    pub late_lines_carried: u64,
+    pub pruned_files: u64,
+}
+
+impl Totals {
+    /// These totals plus one run.
+    pub fn plus(mut self, rec: &RunRecord) -> Totals {
+        *match rec.outcome {
+            Outcome::Ok => &mut self.runs_ok,
+            Outcome::Skipped => &mut self.runs_skipped,
+            Outcome::Busy => &mut self.runs_busy,
+            Outcome::Error => &mut self.runs_error,
+        } += 1;
+        let s = &rec.stats;
+        self.quarantined_lines += s.quarantined + s.late_lines_quarantined;
+        self.late_lines_carried += s.late_lines_carried;
+        self.pruned_files += s.pruned.len() as u64;
+        self
+    }
+
+    pub fn runs(&self, outcome: Outcome) -> u64 {
+        match outcome {
+            Outcome::Ok => self.runs_ok,
+            Outcome::Skipped => self.runs_skipped,
+            Outcome::Busy => self.runs_busy,
+            Outcome::Error => self.runs_error,
+        }
+    }
 }
 
 pub const HISTORY_KEEP: usize = 100;
@@ -166,9 +220,33 @@ impl StoreState {
         read_json(&self.file("compaction.json"))
     }
 
+    /// The store's counters: those of the last record, else summed from
+    /// the history (state written by an older version).
+    pub fn totals(&self) -> Totals {
+        match self.last_run().and_then(|r| r.totals) {
+            Some(t) => t,
+            None => self
+                .history()
+                .iter()
+                .fold(Totals::default(), |t, r| t.plus(r)),
+        }
+    }
+
+    /// Where the last-run record is (hooks get it as `LOGKEEPER_RECORD`).
+    pub fn last_run_path(&self) -> PathBuf {
+        self.file("last-run.json")
+    }
+
     /// Record a finished run. `success` marks it as the store's last success
     /// (the health clock), `baseline` updates the `min_growth` baseline.
     pub fn record(&self, rec: &RunRecord, success: bool, baseline: bool) -> Result<()> {
+        self.write_last(rec, success, baseline)?;
+        self.append_history(rec)
+    }
+
+    /// [`Self::record`] without the history: the job writes the record,
+    /// runs the hook, rewrites the record with it, then appends the history.
+    pub fn write_last(&self, rec: &RunRecord, success: bool, baseline: bool) -> Result<()> {
         durable::ensure_private_dir(&self.dir)?;
         let last_run = self.file("last-run.json");
         let json = to_json("the run record", &last_run, rec, true)?;
@@ -188,10 +266,10 @@ impl StoreState {
                 0o600,
             )?;
         }
-        self.append_history(rec)
+        Ok(())
     }
 
-    fn append_history(&self, rec: &RunRecord) -> Result<()> {
+    pub fn append_history(&self, rec: &RunRecord) -> Result<()> {
         let path = self.file("history.jsonl");
         let mut line = to_json("the run record", &path, rec, false)?;
         line.push(b'\n');

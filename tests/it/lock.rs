@@ -176,3 +176,21 @@ fn lock_file_is_never_removed_and_holds_only_the_holder_fields() {
     drop(h);
     env.lk(["sync", "now", "--force"]).status(0);
 }
+
+#[test]
+fn missing_log_directory_is_named_with_what_to_do() {
+    let env = Env::new();
+    env.write_config("[[store]]\nname = \"a\"\nlog = \"nowhere/events.jsonl\"\n");
+    let d = env.lk(["sync", "now", "a"]).status(1);
+    let err = d.stderr();
+    assert!(
+        err.contains(&format!(
+            "the log's directory {} does not exist",
+            env.path("nowhere").display()
+        )) && err.contains("fix the store's `log =`"),
+        "{err}"
+    );
+    env.lk(["status", "a"])
+        .status(1)
+        .stdout_has("does not exist");
+}

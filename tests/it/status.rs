@@ -59,6 +59,9 @@ fn record(store: &str, log: &std::path::Path, ago: Duration, outcome: Outcome) -
         pid: 1,
         host: "h".into(),
         version: "0".into(),
+        run_id: "r".into(),
+        totals: None,
+        hook: None,
     }
 }
 

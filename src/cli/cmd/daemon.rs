@@ -13,6 +13,10 @@ pub struct Args {
     /// (e.g. 30s, 2m); an unfinished job is abandoned safely
     #[arg(long, default_value = "30s", value_parser = logkeeper::config::parse_duration)]
     pub stop_timeout: std::time::Duration,
+    /// Rewrite this Prometheus textfile at start-up and after every run
+    /// [default: the config's `metrics_file`]
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<std::path::PathBuf>,
 }
 
 fn say(msg: String) {
@@ -94,10 +98,13 @@ fn print(e: &Event) {
 /// Run the scheduler on a current-thread runtime, with SIGTERM/SIGINT as
 /// stop and SIGHUP as reload.
 pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
+    // This process is the daemon: it idles between runs (see ops::memory).
+    logkeeper::ops::memory::tune_for_long_running();
     let daemon = Daemon::new(
         paths.clone(),
         DaemonOptions {
             stop_timeout: args.stop_timeout,
+            metrics_file: args.metrics_file.clone(),
         },
     );
     let handle = daemon.handle();

@@ -2,8 +2,10 @@
 //! takes the resolved [`logkeeper::paths::Paths`] (never the whole `Cli`).
 
 pub mod append;
+pub mod completions;
 pub mod daemon;
 pub mod demo;
+pub mod man;
 pub mod replay;
 pub mod schedule;
 pub mod status;

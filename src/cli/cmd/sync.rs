@@ -4,6 +4,7 @@ use clap::Subcommand;
 use logkeeper::config::Config;
 use logkeeper::job::record::RunRecord;
 use logkeeper::job::{SyncOptions, Trigger, sync_store};
+use logkeeper::ops::metrics;
 use serde::Serialize;
 
 use crate::cli::render::print_run;
@@ -31,6 +32,10 @@ pub struct NowArgs {
     /// Print one JSON document (fields in the README)
     #[arg(long)]
     pub json: bool,
+    /// Rewrite this Prometheus textfile after the runs [default: the
+    /// config's `metrics_file`]
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<std::path::PathBuf>,
     /// What started this run; scheduled triggers record a held lock as a skip
     #[arg(long, value_enum, default_value_t = Trigger::Manual, hide = true)]
     pub trigger: Trigger,
@@ -51,13 +56,22 @@ pub fn run(paths: &Paths, cmd: &SyncCmd) -> anyhow::Result<u8> {
         wait: args.wait,
         force: args.force,
     };
+    let show_progress = crate::cli::progress::wanted(args.json);
     let mut runs = Vec::with_capacity(stores.len());
     for store in stores {
+        let bar = show_progress.then(|| crate::cli::progress::Bar::start(&store.name));
         let rec = sync_store(paths, store, &opts);
+        drop(bar);
         if !args.json {
             print_run(&rec);
         }
         runs.push(rec);
+    }
+    if let Some(path) = args.metrics_file.as_ref().or(config.metrics_file.as_ref()) {
+        // The runs stand whatever happens to the metrics file.
+        if let Err(e) = metrics::write(paths, &config.stores, path) {
+            eprintln!("logkeeper: warning: {e}");
+        }
     }
     let code = crate::cli::exit::of_runs(&runs);
     if args.json {

@@ -62,12 +62,16 @@ use store::{StoreRt, jitter_delay, to_chrono};
 pub struct DaemonOptions {
     /// How long running jobs may take to finish after a stop.
     pub stop_timeout: Duration,
+    /// The Prometheus textfile to rewrite at start-up and after every run,
+    /// instead of the config's `metrics_file`.
+    pub metrics_file: Option<PathBuf>,
 }
 
 impl Default for DaemonOptions {
     fn default() -> Self {
         DaemonOptions {
             stop_timeout: Duration::from_secs(30),
+            metrics_file: None,
         }
     }
 }
@@ -193,6 +197,8 @@ struct State<'a> {
     info: DaemonInfo,
     stores: BTreeMap<String, StoreRt>,
     written: Option<DaemonInfo>,
+    /// Where the metrics go (the option, else the current config's).
+    metrics: Option<PathBuf>,
 }
 
 impl State<'_> {
@@ -260,6 +266,15 @@ impl State<'_> {
         }
         self.written = Some(info);
     }
+
+    fn write_metrics(&self) {
+        if let Some(path) = &self.metrics {
+            let stores = self.stores.values().map(|s| &s.cfg);
+            if let Err(e) = crate::ops::metrics::write(self.paths, stores, path) {
+                tracing::warn!("could not write the metrics file: {e}");
+            }
+        }
+    }
 }
 
 type Jobs = tokio::task::JoinSet<(String, RunRecord)>;
@@ -286,10 +301,12 @@ async fn main_loop(
         },
         stores: BTreeMap::new(),
         written: None,
+        metrics: opts.metrics_file.clone().or(config.metrics_file.clone()),
     };
     let mut stamp = config_stamp(&paths.config);
     d.set_config(config, now);
     d.write_info(now);
+    d.write_metrics();
     on_event(&Event::Started {
         pid: std::process::id(),
         config: paths.config.clone(),
@@ -328,7 +345,10 @@ async fn main_loop(
             match Config::load(&paths.config) {
                 Ok(c) => {
                     d.info.config_error = None;
+                    d.metrics = opts.metrics_file.clone().or(c.metrics_file.clone());
                     d.set_config(c, Utc::now());
+                    // Added stores appear (with zeros) before their first run.
+                    d.write_metrics();
                     on_event(&Event::Reloaded {
                         stores: d.stores.keys().cloned().collect(),
                     });
@@ -456,6 +476,9 @@ fn finished(
         }
     };
     on_event(&Event::Ran(Box::new(rec.clone())));
+    // The run's memory was freed, but its threads' arenas keep it.
+    crate::ops::memory::release_free_memory();
+    d.write_metrics();
     let Some(s) = d.stores.get_mut(&name) else {
         return;
     };

@@ -3,6 +3,7 @@
 //! kept byte for byte; the block is replaced in place or appended.
 
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use super::{Backend, Context, Mode, Plan, render, scheduled_stores, shell_quote};
@@ -42,11 +43,15 @@ pub fn find_block(text: &str, id: &str) -> Option<(usize, usize)> {
     start.map(|s| (s, text.len()))
 }
 
-/// `cmd arg` could not be run.
+/// `cmd arg` could not be run; says so plainly when cron is not installed.
 fn not_run(cmd: &[String], arg: &str, source: std::io::Error) -> Error {
     Error::ToolNotRun {
         cmd: format!("{} {arg}", cmd.join(" ")),
-        hint: "",
+        hint: if source.kind() == std::io::ErrorKind::NotFound {
+            ": cron is not installed; install it (e.g. `apt-get install cron`), or use another backend (--backend systemd)"
+        } else {
+            ""
+        },
         source,
     }
 }
@@ -178,7 +183,15 @@ pub fn splice(current: &str, id: &str, block: Option<&str>) -> String {
 pub fn plan_install(ctx: &Context, config: &Config) -> Result<Plan> {
     let mut notes = Vec::new();
     let bl = block(ctx, config, &mut notes)?;
-    let before = read_crontab(&ctx.crontab)?;
+    // Without cron the plan is still shown (`--dry-run`), with a note; a
+    // real install then fails at `crontab -` with the same words.
+    let before = match read_crontab(&ctx.crontab) {
+        Err(e) if !command_exists(&ctx.crontab[0]) => {
+            notes.push(e.to_string());
+            None
+        }
+        other => other?,
+    };
     let after = splice(before.as_deref().unwrap_or(""), &ctx.id(), Some(&bl));
     Ok(Plan {
         backend: Backend::Cron,
@@ -194,6 +207,15 @@ pub fn plan_install(ctx: &Context, config: &Config) -> Result<Plan> {
         }),
         notes,
     })
+}
+
+/// Whether `cmd` names an existing file, directly or on `PATH`.
+fn command_exists(cmd: &str) -> bool {
+    if cmd.contains('/') {
+        return Path::new(cmd).is_file();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
 }
 
 pub fn plan_uninstall(ctx: &Context) -> Result<Plan> {

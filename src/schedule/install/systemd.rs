@@ -11,6 +11,7 @@ use crate::error::Result;
 pub const DAEMON_SERVICE: &str = include_str!("../../../systemd/logkeeper-daemon.service");
 pub const SYNC_SERVICE: &str = include_str!("../../../systemd/logkeeper-sync.service");
 pub const SYNC_TIMER: &str = include_str!("../../../systemd/logkeeper-sync.timer");
+pub const FAILURE_SERVICE: &str = include_str!("../../../systemd/logkeeper-failure@.service");
 
 /// Quote one word for a unit file's command line or `Environment=`:
 /// double quotes, with `\`, `"`, `%` (specifiers) and `$` (variables) escaped.
@@ -49,6 +50,12 @@ pub fn daemon_unit(ctx: &Context) -> String {
 
 pub fn sync_unit(ctx: &Context, store: &str, ext: &str) -> String {
     format!("{}sync-{store}.{ext}", prefix(ctx))
+}
+
+/// The `OnFailure=` template of timer mode (instance: the store's name,
+/// whose characters are all valid in a unit instance).
+pub fn failure_template(ctx: &Context) -> String {
+    format!("{}failure@.service", prefix(ctx))
 }
 
 fn common_vars(ctx: &Context) -> Vec<(&'static str, String)> {
@@ -121,6 +128,13 @@ pub fn plan_install(ctx: &Context, config: &Config, mode: Mode) -> Result<Plan> 
             enable.push(name);
         }
         Mode::Timer => {
+            let template = failure_template(ctx);
+            let mut vars = base.clone();
+            vars.push(("UNIT", template.clone()));
+            files.push(PlannedFile::new(
+                ctx.systemd_dir.join(&template),
+                rendered(FAILURE_SERVICE, &vars),
+            ));
             for (store, fields) in scheduled_stores(config, &mut notes)? {
                 let service = sync_unit(ctx, &store.name, "service");
                 let timer = sync_unit(ctx, &store.name, "timer");
@@ -133,6 +147,10 @@ pub fn plan_install(ctx: &Context, config: &Config, mode: Mode) -> Result<Plan> 
                 vars.push(("STORE", store.name.clone()));
                 vars.push(("EXPR", expr.replace('%', "%%")));
                 vars.push(("SERVICE", service.clone()));
+                vars.push((
+                    "FAILURE_UNIT",
+                    template.replace("@.", &format!("@{}.", store.name)),
+                ));
                 vars.push((
                     "ON_CALENDAR",
                     fields

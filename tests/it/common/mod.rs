@@ -427,3 +427,14 @@ impl Drop for Daemon {
         }
     }
 }
+
+/// Fail (never skip) when a system tool the tests drive is missing; `.ci/run`
+/// installs `package`.
+pub fn need(tool: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
+    assert!(
+        found,
+        "{tool} is not installed: `apt-get install {package}` (.ci/run does this)"
+    );
+}

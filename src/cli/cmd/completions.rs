@@ -1,0 +1,28 @@
+//! `logkeeper completions SHELL`: print a completion script (clap_complete).
+
+use clap::CommandFactory;
+use clap_complete::Shell;
+
+use crate::cli::Cli;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The shell to complete for
+    #[arg(value_parser = ["bash", "zsh", "fish"])]
+    pub shell: String,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<u8> {
+    let shell = match args.shell.as_str() {
+        "bash" => Shell::Bash,
+        "zsh" => Shell::Zsh,
+        _ => Shell::Fish,
+    };
+    clap_complete::generate(
+        shell,
+        &mut Cli::command(),
+        "logkeeper",
+        &mut std::io::stdout(),
+    );
+    Ok(0)
+}
