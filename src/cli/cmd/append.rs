@@ -1,5 +1,6 @@
 //! `logkeeper append NAME [LINE...]`: append by the writer protocol.
 
+use crate::cli::exit;
 use std::io::Read;
 
 use logkeeper::LogWriter;
@@ -33,10 +34,10 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
         args.lines.iter().map(|l| l.as_bytes().to_vec()).collect()
     };
     if lines.is_empty() {
-        return Ok(0);
+        return Ok(exit::OK);
     }
     LogWriter::open(&store.log)?
         .sync_each(args.sync)
         .append_all(&lines)?;
-    Ok(0)
+    Ok(exit::OK)
 }

@@ -1,5 +1,6 @@
 //! `logkeeper completions SHELL`: print a completion script (clap_complete).
 
+use crate::cli::exit;
 use clap::CommandFactory;
 use clap_complete::Shell;
 
@@ -24,5 +25,5 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         "logkeeper",
         &mut std::io::stdout(),
     );
-    Ok(0)
+    Ok(exit::OK)
 }

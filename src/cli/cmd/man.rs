@@ -3,6 +3,7 @@
 //! (`logkeeper.1`, `logkeeper-sync-now.1`, ...), which the main page's
 //! SUBCOMMANDS section refers to.
 
+use crate::cli::exit;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -32,5 +33,5 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
             std::io::Write::write_all(&mut std::io::stdout(), &out)?;
         }
     }
-    Ok(0)
+    Ok(exit::OK)
 }

@@ -1,5 +1,6 @@
 //! `logkeeper replay NAME`: print the folded state.
 
+use crate::cli::exit;
 use std::io::Write;
 
 use logkeeper::config::Config;
@@ -26,5 +27,5 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
             store.log.display()
         );
     }
-    Ok(0)
+    Ok(exit::OK)
 }

@@ -1,6 +1,7 @@
 //! `logkeeper schedule install|uninstall|show`: register the stores'
 //! schedules with systemd, launchd or cron.
 
+use crate::cli::exit;
 use clap::Subcommand;
 use logkeeper::config::Config;
 use logkeeper::schedule::install::{self, Backend, Context, Mode, Plan};
@@ -136,7 +137,7 @@ fn finish(ctx: &Context, plan: &Plan, dry_run: bool) -> anyhow::Result<u8> {
         for n in &plan.notes {
             println!("\n# note: {n}");
         }
-        return Ok(0);
+        return Ok(exit::OK);
     }
     let changed = plan.changes_anything();
     install::apply(ctx, plan)?;
@@ -171,5 +172,5 @@ fn finish(ctx: &Context, plan: &Plan, dry_run: bool) -> anyhow::Result<u8> {
     if !changed {
         println!("{verb}: nothing to change");
     }
-    Ok(0)
+    Ok(exit::OK)
 }

@@ -1,5 +1,6 @@
 //! `logkeeper store add | list | remove`: edit the config file.
 
+use crate::cli::exit;
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
@@ -90,5 +91,5 @@ pub fn run(paths: &Paths, cmd: &StoreCmd) -> anyhow::Result<u8> {
             println!("removed store {name:?} from {}", paths.config.display());
         }
     }
-    Ok(0)
+    Ok(exit::OK)
 }
