@@ -1,12 +1,12 @@
 //! `logkeeper append NAME [LINE...]`: append by the writer protocol.
 
-use crate::cli::exit;
 use std::io::Read;
 
 use logkeeper::LogWriter;
+use logkeeper::Paths;
 use logkeeper::config::Config;
 
-use logkeeper::paths::Paths;
+use crate::cli::exit;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -1,10 +1,10 @@
 //! `logkeeper completions SHELL`: print a completion script (clap_complete).
 
-use crate::cli::exit;
 use clap::CommandFactory;
 use clap_complete::Shell;
 
 use crate::cli::Cli;
+use crate::cli::exit;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

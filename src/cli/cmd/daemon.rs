@@ -1,12 +1,12 @@
 //! `logkeeper daemon`: fire each store's schedule until SIGTERM/SIGINT.
 
-use crate::cli::exit;
 use anyhow::Context as _;
+use logkeeper::Paths;
 use logkeeper::schedule::daemon::{Daemon, DaemonOptions, Event};
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::cli::exit;
 use crate::cli::render::{human_ms, summary};
-use logkeeper::paths::Paths;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -3,13 +3,13 @@
 //! (`logkeeper.1`, `logkeeper-sync-now.1`, ...), which the main page's
 //! SUBCOMMANDS section refers to.
 
-use crate::cli::exit;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::CommandFactory;
 
 use crate::cli::Cli;
+use crate::cli::exit;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -1,11 +1,11 @@
 //! `logkeeper replay NAME`: print the folded state.
 
-use crate::cli::exit;
 use std::io::Write;
 
+use logkeeper::Paths;
 use logkeeper::config::Config;
 
-use logkeeper::paths::Paths;
+use crate::cli::exit;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -1,14 +1,13 @@
 //! `logkeeper schedule install|uninstall|show`: register the stores'
 //! schedules with systemd, launchd or cron.
 
-use crate::cli::exit;
 use clap::Subcommand;
+use logkeeper::Paths;
 use logkeeper::config::Config;
 use logkeeper::schedule::install::{self, Backend, Context, Mode, Plan};
 
+use crate::cli::exit;
 use crate::cli::render::describe;
-
-use logkeeper::paths::Paths;
 
 #[derive(Debug, Subcommand)]
 pub enum ScheduleCmd {

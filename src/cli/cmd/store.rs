@@ -1,13 +1,13 @@
 //! `logkeeper store add | list | remove`: edit the config file.
 
-use crate::cli::exit;
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
+use logkeeper::Paths;
 use logkeeper::config::{self, Config, NewStore};
 use logkeeper::paths::absolute;
 
-use logkeeper::paths::Paths;
+use crate::cli::exit;
 
 #[derive(Debug, Subcommand)]
 pub enum StoreCmd {
