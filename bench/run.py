@@ -17,6 +17,15 @@ Modes (one per run; the default is the side-by-side comparison):
                then its RSS between runs after it compacted 20 stores).
   --smoke      tiny log with malformed lines and a torn tail, 1 round, fold
                check only (for CI; figures are meaningless).
+  --segments   a segmented store: 2,000 segments of 1 MiB (the standard log
+               cut at line ends and cycled, seq-numbered names), retention to
+               500 files plus validation and keyed compaction of the sealed
+               rest in one timed run (wall, MB/s, peak RSS); then `status`
+               and a run with nothing to do, each timed (target < 50 ms).
+  --late-memory  peak RSS of a run that (1) carries a large late-write region
+               (lines appended to a rotated file after its swap, as writer
+               class B does) and (2) deduplicates against a large quarantine
+               file; --late-mb sets the size of each (default 1024).
 
 Method: each timed command runs under `/usr/bin/time -v` (peak RSS, "Maximum
 resident set size"); wall time is measured around it with a monotonic clock.
@@ -544,10 +553,150 @@ def proc_status(pid, field):
     return 0
 
 
+def make_segments(src, d, count, seg_bytes):
+    """`count` segments of about `seg_bytes` each, cut at line ends from
+    `src` (cycled), named by the 20-digit seq of their first line."""
+    d.mkdir(parents=True)
+    seq = 1
+    with open(src, "rb") as f:
+        for _ in range(count):
+            chunk = f.read(seg_bytes)
+            if len(chunk) < seg_bytes:
+                f.seek(0)
+                chunk = f.read(seg_bytes)
+            rest = f.readline()  # up to the line's end
+            chunk += rest
+            if not chunk.endswith(b"\n"):
+                chunk = chunk[: chunk.rfind(b"\n") + 1]
+            (d / f"events-{seq:020d}.jsonl").write_bytes(chunk)
+            seq += chunk.count(b"\n")
+
+
+def segments_mode(args, shared, binary):
+    count, seg_bytes, keep = 2000, 1 << 20, 500
+    src = gen_log(shared, STD["events"], STD["keys"])
+    base_dir = cache_dir() / "work" / "segments"
+    if base_dir.exists():
+        shutil.rmtree(base_dir)
+    need_space(cache_dir(), count * seg_bytes * 2, "the segmented store")
+    d = base_dir / "feed"
+    t = time.monotonic()
+    make_segments(src, d, count, seg_bytes)
+    total = sum(p.stat().st_size for p in d.iterdir())
+    note(f"made {count} segments, {total / 2**20:.0f} MiB, in {time.monotonic() - t:.1f} s")
+    cfg = base_dir / "config.toml"
+    cfg.write_text(
+        f'[[store]]\nname = "feed"\nsegments = "{d}/events-{{seq}}.jsonl"\n'
+        f'keep_files = {keep}\nkey = ["/item_type", "/item/id"]\nop = "/change_type"\ndelete = ["DEL"]\n'
+    )
+    base = [binary, "--config", cfg, "--state-dir", base_dir / "state"]
+    settle(args)
+    wall, rss, rc, out, err = timed([*base, "sync", "now", "feed", "--json"])
+    if rc != 0:
+        die(f"logkeeper exited {rc}:\n{err}{out}")
+    run = json.loads(out)["runs"][0]
+    if run["outcome"] != "ok":
+        die(f"run outcome {run['outcome']}: {run.get('error') or run.get('reason')}")
+    seg = run["stats"]["segments"]
+    c = seg["compaction"] or {}
+    pruned = len(seg["pruned"])
+    checked_mb = c.get("bytes_in", 0) / 1e6
+    print()
+    print(f"segmented store: {count} segments of 1 MiB ({total / 2**20:.0f} MiB), keep_files = {keep}, keyed")
+    print(
+        f"  one run: pruned {pruned} segments, checked {seg['validated']} sealed segments "
+        f"and compacted {c.get('inputs', 0)} ({checked_mb:.0f} MB) into {len(c.get('outputs', []))} "
+        f"({c.get('bytes_out', 0) / 1e6:.1f} MB, {c.get('keys_live', 0):,} keys live)"
+    )
+    t = run["stats"]["timings"]
+    print(
+        f"  wall {wall:.2f} s ({total / 1e6 / wall:.0f} MB/s over the directory, "
+        f"{2 * checked_mb / wall:.0f} MB/s over the bytes read: each sealed byte is read to validate and to fold), "
+        f"peak RSS {rss / 1024:.1f} MiB"
+    )
+    print(f"  phases: prune {t['prune_ms']:.0f} ms (one directory fsync per unlink), "
+          f"validate {t['scan_ms']:.0f} ms, compact {t['write_ms']:.0f} ms")
+    runs = args.rounds or 20
+    rows = []
+    for name, cmd in (
+        ("status feed", [*base, "status", "feed"]),
+        ("status feed --json", [*base, "status", "feed", "--json"]),
+        ("sync now feed (nothing to do)", [*base, "sync", "now", "feed"]),
+    ):
+        for _ in range(2):
+            subprocess.run(list(map(str, cmd)), capture_output=True)
+        ts = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            p = subprocess.run(list(map(str, cmd)), capture_output=True)
+            ts.append((time.perf_counter() - t0) * 1e3)
+            if p.returncode != 0:
+                die(f"{name} exited {p.returncode}:\n{p.stderr.decode()}")
+        rows.append([name, f"{med(ts):.1f}", f"{max(ts):.1f}", yes(med(ts) < 50)])
+    files = sum(1 for p in d.iterdir() if p.name.startswith("events-"))
+    print(f"  then {files} segment files ({seg['dir']['pending_delete']} compacted inputs waiting for file_delete_delay); "
+          f"{runs} runs each after 2 warm-up runs:")
+    print("\n".join("  " + l for l in fmt_table(["command", "median ms", "max ms", "< 50 ms"], rows).splitlines()))
+    last = json.loads((base_dir / "state" / "stores" / "feed" / "last-run.json").read_text())
+    print(f"  the no-op run read no segment: validated {last['stats']['segments']['validated']}, "
+          f"reason {last['reason']!r}")
+    print(f"load average: {load_line()}")
+    shutil.rmtree(base_dir)
+
+
 def smoke(args, shared, binary):
     log = gen_log(shared, 20_000, 1_000, ("--malformed", "5", "--torn"))
     side_by_side(args, shared, binary, log, 1, targets=False)
     print("smoke: ok (figures on a tiny log mean nothing)")
+
+
+def late_memory(args, binary):
+    """Peak RSS while carrying --late-mb MB of late writes, and while
+    quarantining next to a --late-mb MB quarantine file."""
+    mb = args.late_mb
+    d = cache_dir() / "late-memory"
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    need_space(d, 2 * mb * 2**20 + (64 << 20), "the late-memory files")
+    log = d / "events.jsonl"
+    line = lambda i: (
+        '{"change_type":"SET","item_type":"Task","item":{"id":%d},"pad":"%s"}\n' % (i % 1000, "x" * 200)
+    ).encode()
+    log.write_bytes(b"".join(line(i) for i in range(2000)))
+    cfg = lk_config(d, log)
+    lk = [binary, "--config", cfg, "--state-dir", d / "state", "sync", "now", "--force", "--json"]
+    _, _, rc, out, err = timed(lk)
+    if rc != 0:
+        die(f"first run failed: {err}{out}")
+    rotated = json.loads(out)["runs"][0]["stats"]["rotated"]
+    block = b"".join(line(i) for i in range(4096))
+    with open(rotated, "ab") as f:  # what a writer holding the old fd does
+        for _ in range(mb * 2**20 // len(block)):
+            f.write(block)
+    size = os.path.getsize(rotated) >> 20
+    wall, rss, rc, out, err = timed(lk)
+    if rc != 0:
+        die(f"late-write run failed: {err}{out}")
+    carried = json.loads(out)["runs"][0]["stats"]["late_lines_carried"]
+    print(f"late writes: carried {carried} lines ({size} MB) in {wall:.2f} s, peak RSS {rss / 1024:.1f} MiB "
+          f"(target < {TARGETS['rss_mib']:.0f} MiB: {yes(rss / 1024 < TARGETS['rss_mib'])})")
+
+    q = Path(str(log) + ".quarantine")
+    entry = json.dumps({"source": "/elsewhere", "offset": 0, "length": 200, "reason": "bench",
+                        "quarantined_at": "2026-01-01T00:00:00Z", "line": "{" + "y" * 200}).encode() + b"\n"
+    with open(q, "wb") as f:
+        chunk = entry * 4096
+        for _ in range(mb * 2**20 // len(chunk)):
+            f.write(chunk)
+    with open(log, "ab") as f:
+        f.write(b"{not json\n")
+    qsize = os.path.getsize(q) >> 20
+    wall, rss, rc, out, err = timed(lk)
+    if rc != 0:
+        die(f"quarantine run failed: {err}{out}")
+    print(f"quarantine dedup: against a {qsize} MB quarantine file in {wall:.2f} s, peak RSS {rss / 1024:.1f} MiB "
+          f"(target < {TARGETS['rss_mib']:.0f} MiB: {yes(rss / 1024 < TARGETS['rss_mib'])})")
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def main():
@@ -557,6 +706,10 @@ def main():
     mode.add_argument("--keys10m", action="store_true", help="~10M live keys (~3 GB log; slow to generate)")
     mode.add_argument("--status", action="store_true", help="status over 20 stores; idle daemon")
     mode.add_argument("--smoke", action="store_true", help="tiny log, 1 round, fold check (CI)")
+    mode.add_argument("--segments", action="store_true", help="segmented store: 2,000 x 1 MiB, retention + compaction")
+    mode.add_argument("--late-memory", action="store_true",
+                      help="peak RSS carrying late writes and deduplicating a quarantine file")
+    ap.add_argument("--late-mb", type=int, default=1024, help="--late-memory: MB of each (default 1024)")
     ap.add_argument("--rounds", type=int, help="rounds (default: 5; --scale 3; --keys10m 1; --status 20 runs)")
     ap.add_argument("--drop-caches", action="store_true",
                     help="drop the page cache before each timed command (root only; default: page-cached)")
@@ -575,6 +728,10 @@ def main():
         status_mode(args, shared, binary)
     elif args.smoke:
         smoke(args, shared, binary)
+    elif args.segments:
+        segments_mode(args, shared, binary)
+    elif args.late_memory:
+        late_memory(args, binary)
     else:
         log = gen_log(shared, STD["events"], STD["keys"])
         side_by_side(args, shared, binary, log, args.rounds or 5)

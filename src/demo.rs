@@ -143,6 +143,7 @@ pub fn setup(dir: &Path, log: &DemoLog) -> Result<DemoSetup> {
             delete: store.delete.clone(),
             schedule: store.schedule.as_ref().map(|s| s.expr().to_string()),
             keep_rotated: Some(store.keep_rotated),
+            ..Default::default()
         },
     )?;
     Ok(DemoSetup {
@@ -153,4 +154,91 @@ pub fn setup(dir: &Path, log: &DemoLog) -> Result<DemoSetup> {
         store,
         log: log_path,
     })
+}
+
+/// The demo's segmented store: an account change feed the app rotates
+/// itself, `feed/events-<20-digit seq>.jsonl`.
+#[derive(Clone, Debug)]
+pub struct DemoFeed {
+    pub segments: u64,
+    pub events_per_segment: u64,
+    pub accounts: u64,
+    /// Newest sealed segments the store keeps.
+    pub keep_files: usize,
+}
+
+impl Default for DemoFeed {
+    fn default() -> Self {
+        DemoFeed {
+            segments: 30,
+            events_per_segment: 2_000,
+            accounts: 3_000,
+            keep_files: 20,
+        }
+    }
+}
+
+impl DemoFeed {
+    /// Write the segments into `dir` as the app would: seq-numbered events,
+    /// a new file every `events_per_segment`, named by its first seq. One
+    /// sealed segment has a malformed line, another a torn last line (the
+    /// writer crashed and rolled to a new file on restart).
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).ctx("create demo feed directory", dir)?;
+        let mut rng = Rng(11);
+        let mut seq = 1u64;
+        for n in 0..self.segments {
+            let path = dir.join(format!("events-{seq:020}.jsonl"));
+            let f = std::fs::File::create(&path).ctx("create demo segment", &path)?;
+            let mut w = BufWriter::new(f);
+            let mut write = |w: &mut BufWriter<std::fs::File>| -> std::io::Result<()> {
+                for i in 0..self.events_per_segment {
+                    let a = rng.below(self.accounts);
+                    if n == self.segments - 5 && i == 7 {
+                        writeln!(w, r#"{{"seq":{seq},"op":"SET","account":"#)?;
+                    } else if rng.below(100) < 3 {
+                        writeln!(w, r#"{{"seq":{seq},"op":"CLOSE","account":"acct-{a:05}"}}"#)?;
+                    } else {
+                        writeln!(
+                            w,
+                            r#"{{"seq":{seq},"op":"SET","account":"acct-{a:05}","balance":{},"currency":"EUR"}}"#,
+                            rng.below(1_000_000)
+                        )?;
+                    }
+                    seq += 1;
+                }
+                if n == self.segments - 3 {
+                    write!(w, r#"{{"seq":{seq},"op":"SET","acc"#)?;
+                }
+                w.flush()
+            };
+            write(&mut w).ctx("write demo segment", &path)?;
+        }
+        Ok(())
+    }
+}
+
+/// Add the segmented store `feed` to the demo's config, its segments in
+/// `<dir>/feed/`; returns that directory and the store.
+pub fn setup_feed(demo: &DemoSetup, feed: &DemoFeed) -> Result<(PathBuf, StoreConfig)> {
+    let dir = crate::io::durable::parent_dir(&demo.paths.config).join("feed");
+    let _ = std::fs::remove_dir_all(&dir);
+    feed.write(&dir)?;
+    let config = config::add_store(
+        &demo.paths.config,
+        &NewStore {
+            name: "feed".into(),
+            segments: Some(dir.join("events-{seq}.jsonl")),
+            key: vec!["/account".into()],
+            op: Some("/op".into()),
+            delete: vec!["CLOSE".into()],
+            schedule: Some("*/30 * * * *".into()),
+            keep_files: Some(feed.keep_files),
+            max_age: Some("14d".into()),
+            max_bytes: Some("2GiB".into()),
+            seq: Some("/seq".into()),
+            ..Default::default()
+        },
+    )?;
+    Ok((dir, config.store("feed")?.clone()))
 }

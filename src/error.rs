@@ -171,6 +171,32 @@ pub enum Error {
     #[error("{}: was replaced by another program during the run; nothing was changed, run again", path.display())]
     LogReplaced { path: PathBuf },
 
+    /// Another program truncated or rewrote the log in place during the run
+    /// (logrotate's copytruncate): the bytes that were folded are gone.
+    #[error(
+        "{}: was truncated or rewritten in place by another program during the run (it had {before} bytes, now {now}; logrotate's copytruncate?); nothing was changed: exclude this log from other rotation tools and run again",
+        path.display()
+    )]
+    LogRewritten {
+        path: PathBuf,
+        before: u64,
+        now: u64,
+    },
+
+    /// A process writes to the log in a way no swap can serve safely: at
+    /// its own file offset, without `O_APPEND`.
+    #[error(
+        "{}: pid {pid} ({program}) has it open for writing without O_APPEND (fd {fd}, {flags}): its writes land at its own file offset, so after a swap they could overwrite lines and be lost; nothing was changed. Make that program open the log with O_APPEND (or use the writer protocol / logkeeper's LogWriter); if it is the only writer and you accept the risk, set `allow_positional_writers = true` on the store",
+        path.display()
+    )]
+    UnsafeWriter {
+        path: PathBuf,
+        pid: u32,
+        program: String,
+        fd: u32,
+        flags: String,
+    },
+
     /// A writer held the log's lock past the swap's bound.
     #[error(
         "{}: a writer has held the log's lock for over {:.1}s (hung?); nothing was changed, find it with `fuser {}`",
@@ -193,6 +219,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+
+    /// A sealed segment changed while a run compacted it (its writer
+    /// appended to a file it had rolled away from); nothing was replaced.
+    #[error("sealed segment {}: {what}; nothing was replaced, the next run retries", path.display())]
+    SegmentChanged { path: PathBuf, what: &'static str },
+
+    /// An operation for one kind of store asked of the other kind.
+    #[error("store {store:?}: {msg}")]
+    WrongStoreKind { store: String, msg: &'static str },
 
     /// Renaming the new log over the old one failed; the log is unchanged.
     #[error("{}: renaming the new log over it failed: {source}; the log is unchanged", path.display())]
@@ -236,7 +271,8 @@ impl Error {
             | Error::Unschedulable { .. }
             | Error::NothingScheduled { .. }
             | Error::NulInPath { .. }
-            | Error::InvalidLine { .. } => ErrorClass::Usage,
+            | Error::InvalidLine { .. }
+            | Error::WrongStoreKind { .. } => ErrorClass::Usage,
             Error::Busy { .. } | Error::DaemonRunning { .. } => ErrorClass::Busy,
             Error::Io { .. }
             | Error::Encode { .. }
@@ -246,9 +282,12 @@ impl Error {
             | Error::NotAFile { .. }
             | Error::NoSpace { .. }
             | Error::LogReplaced { .. }
+            | Error::LogRewritten { .. }
+            | Error::UnsafeWriter { .. }
             | Error::WriterHung { .. }
             | Error::WriteFailed { .. }
-            | Error::RenameFailed { .. } => ErrorClass::Failed,
+            | Error::RenameFailed { .. }
+            | Error::SegmentChanged { .. } => ErrorClass::Failed,
         }
     }
 

@@ -15,8 +15,21 @@ macro_rules! failpoint {
     };
 }
 
+/// A failpoint kills the run (`LOGKEEPER_FAILPOINT=name`) or pauses it
+/// (`LOGKEEPER_PAUSE=name`: the run creates the file `LOGKEEPER_PAUSE_FILE`
+/// and waits, up to 60 s, until the test removes it), so a test can act
+/// between two steps.
 #[cfg(feature = "failpoints")]
 pub fn hit(name: &str) {
+    if std::env::var("LOGKEEPER_PAUSE").is_ok_and(|v| v == name)
+        && let Some(flag) = std::env::var_os("LOGKEEPER_PAUSE_FILE")
+    {
+        let _ = std::fs::write(&flag, b"");
+        let t0 = std::time::Instant::now();
+        while std::path::Path::new(&flag).exists() && t0.elapsed().as_secs() < 60 {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
     if std::env::var("LOGKEEPER_FAILPOINT").is_ok_and(|v| v == name) {
         // SAFETY: raising a signal on ourselves.
         unsafe {

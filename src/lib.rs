@@ -21,8 +21,14 @@
 //!    history line: `ops/hooks.rs`. The caller (the `sync` command, the
 //!    daemon) then rewrites the metrics file: `ops/metrics.rs`.
 //!
+//! A *segmented* store (a directory of `events-<seq>.jsonl` files its app
+//! rotates itself) runs its own steps after the lock, all in
+//! `job/segmented/`: retention of the oldest sealed files, health of new
+//! sealed files, keyed compaction under the first input's name.
+//!
 //! Progress counters (`ops/progress.rs`) are advanced by the scan and the
-//! copy for a terminal progress bar. Scheduling is apart from the job: `schedule/expr.rs` (cron expressions),
+//! copy for a terminal progress bar. Scheduling is apart from the job:
+//! `schedule/expr.rs` (cron expressions),
 //! `schedule/daemon/` (the in-process scheduler), `schedule/install/`
 //! (systemd, launchd, cron registration). The binary (`main.rs`, `cli/`)
 //! only parses arguments, calls this library, prints and maps exit codes.
@@ -96,7 +102,7 @@ pub use io::sys::ignore_sigxfsz;
 pub use job::record::{Outcome, RunRecord, Stats, Timings};
 pub use job::{SyncOptions, Trigger, sync_store};
 pub use paths::Paths;
-pub use replay::{Replayed, replay};
+pub use replay::{Replayed, SegmentsReplayed, replay, replay_segments};
 pub use schedule::Schedule;
 pub use schedule::daemon::{Daemon, DaemonHandle, DaemonOptions, Event as DaemonEvent};
 pub use status::{Health, StoreStatus, store_status};

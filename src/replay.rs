@@ -1,37 +1,51 @@
 //! `replay`: the folded state of a live log, without changing anything.
 
-use std::fs::File;
 use std::io::Write;
 
 use crate::config::StoreConfig;
-use crate::error::{Error, IoContext, Result};
-use crate::fold::{self, FoldSpec};
-use crate::job::compact::{resolve_log, scan_threads};
+use crate::error::{Error, Result};
+use crate::fold;
+use crate::job::cut::Cut;
+
+pub use crate::job::segmented::view::Replayed as SegmentsReplayed;
+
+/// `replay` of a segmented store: every segment in seq order (see
+/// [`crate::job::segmented::replay`]).
+pub fn replay_segments(store: &StoreConfig, out: &mut impl Write) -> Result<SegmentsReplayed> {
+    match &store.segments {
+        Some(policy) => crate::job::segmented::replay(store, policy, out),
+        None => Err(Error::WrongStoreKind {
+            store: store.name.clone(),
+            msg: "is not a segmented store (it has a `log`, not `segments`)",
+        }),
+    }
+}
 
 /// Write the store's folded state to `out`: for a keyed store one line per
 /// live key (and keyless lines in place), in the order of each key's last
 /// write; for an append-only store every valid line. Malformed lines and a
 /// torn last line are left out (the returned figures count them).
 pub fn replay(store: &StoreConfig, out: &mut impl Write) -> Result<Replayed> {
-    let log = resolve_log(&store.log)?;
-    let file = File::open(&log).ctx("open log", &log)?;
-    let size = file.metadata().ctx("stat log", &log)?.len();
-    let cut = fold::find_cut(&file, size).ctx("read log", &log)?;
-    let plan = fold::fold(&FoldSpec::for_store(store)?, &file, cut, scan_threads())
-        .ctx("read log", &log)?;
-    fold::copy_ranges(&file, &plan.keep, out).map_err(|e| {
+    if store.segments.is_some() {
+        return Err(Error::WrongStoreKind {
+            store: store.name.clone(),
+            msg: "is a segmented store: replay it with `replay_segments`",
+        });
+    }
+    let c = Cut::take(store, None)?;
+    fold::copy_ranges_nl(&c.file, &c.plan.keep, &c.plan.newlines, out).map_err(|e| {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             Error::io("write to", "stdout", e)
         } else {
-            Error::io("read log", &log, e)
+            Error::io("read log", &c.log, e)
         }
     })?;
     Ok(Replayed {
-        lines_in: plan.lines_in,
-        keys_live: plan.keys_live,
-        keyless_kept: plan.keyless_kept,
-        malformed: plan.bad.len() as u64,
-        torn_bytes: size - cut,
+        lines_in: c.plan.lines_in,
+        keys_live: c.plan.keys_live,
+        keyless_kept: c.plan.keyless_kept,
+        malformed: c.plan.bad.len() as u64,
+        torn_bytes: c.size - c.cut,
     })
 }
 

@@ -59,6 +59,11 @@ pub struct StoreStatus {
     /// Things worth knowing that do not make the store unhealthy (lines
     /// quarantined or carried from a writer that ignores the lock).
     pub notes: Vec<String>,
+    /// Writer patterns served only by a fallback (see README "Writer
+    /// classes"); they do not make the store unhealthy.
+    pub warnings: Vec<String>,
+    /// Who had the log or a rotated file open for writing at the last run.
+    pub writers: crate::job::census::Census,
     pub last_run: Option<RunRecord>,
     pub last_success: Option<RunRecord>,
     /// The run holding the store's lock right now, if any.
@@ -67,6 +72,10 @@ pub struct StoreStatus {
     /// The daemon is holding this store back after repeated failures
     /// (filled in from the daemon file by [`with_daemon`]).
     pub backoff: Option<Backoff>,
+    /// Segmented stores only: the directory now (files, bytes, oldest and
+    /// newest seq, active segment, bytes since the last compaction).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segments: Option<crate::job::segmented::DirSummary>,
 }
 
 /// A store the daemon is backing off.
@@ -151,15 +160,41 @@ pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) ->
     }
 
     let mut notes = Vec::new();
+    let mut warnings = Vec::new();
     if let Some(r) = &last_run {
         let s = &r.stats;
         if s.late_lines_carried + s.late_lines_quarantined > 0 {
             notes.push(format!(
-                "a writer that does not take the lock appended {} line(s) to {} after it was rotated; they were carried into the live log ({} malformed, quarantined). Make that writer follow the writer protocol.",
+                "late writes: a writer that does not take the lock appended {} line(s) to {} after it was rotated; they were folded into the live log at the swap point ({} malformed, quarantined). Make that writer follow the writer protocol.",
                 s.late_lines_carried + s.late_lines_quarantined,
                 s.late_lines_from.as_deref().map_or("the rotated file".into(), |p| p.display().to_string()),
                 s.late_lines_quarantined
             ));
+        }
+        for o in s.writers.openers.iter().filter(|o| {
+            o.file != r.log
+                && !same_file(&o.file, &store.log)
+                && s.rotated.as_ref() != Some(&o.file)
+        }) {
+            warnings.push(format!(
+                "pid {} ({}) still writes to the rotated file {} (it keeps its fd across a swap and never reopens): served by the late-write fallback, its lines reach the live log only at the next run, and the file is kept until it lets go. Make it reopen the log when the inode changes, or follow the writer protocol.",
+                o.pid,
+                o.program,
+                o.file.display()
+            ));
+        }
+        if !s.kept_for_late_writes.is_empty() {
+            notes.push(format!(
+                "kept beyond keep_rotated for late writes (a writer holds them open, or lines not carried yet): {}",
+                s.kept_for_late_writes
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if s.free_space_unchecked {
+            notes.push("the log's filesystem reports no size (0 total blocks), so the free-space check was skipped".into());
         }
         if s.quarantined > 0 {
             notes.push(format!(
@@ -179,9 +214,20 @@ pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) ->
         }
     }
 
+    let segments = store.segments.as_ref().map(|policy| {
+        let (summary, seg_notes) = crate::job::segmented::status_notes(paths, store, policy);
+        notes.extend(seg_notes);
+        summary
+    });
     StoreStatus {
+        segments,
         name: store.name.clone(),
         notes,
+        warnings,
+        writers: last_run
+            .as_ref()
+            .map(|r| r.stats.writers.clone())
+            .unwrap_or_default(),
         log: store.log.clone(),
         schedule: store.schedule.as_ref().map(|s| s.expr().to_string()),
         schedule_description: store.schedule.as_ref().map(|s| s.describe()),
@@ -189,10 +235,14 @@ pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) ->
         reasons,
         last_run,
         last_success,
-        running: lock::current_holder(&store.log),
+        running: lock::current_holder(&store.lock_anchor()),
         next_run: store.schedule.as_ref().and_then(|s| s.next_after(&now)),
         backoff: None,
     }
+}
+
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    std::fs::canonicalize(a).ok() == std::fs::canonicalize(b).ok() && a.exists()
 }
 
 pub fn fmt_time(t: DateTime<Utc>) -> String {

@@ -68,12 +68,6 @@ impl LogWriter {
         self.append_batch(&refs)
     }
 
-    /// Append lines that the caller has already validated (crate-internal:
-    /// carrying late writes).
-    pub(crate) fn append_raw(&mut self, lines: &[&[u8]]) -> Result<()> {
-        self.append_batch(lines)
-    }
-
     fn append_batch(&mut self, lines: &[&[u8]]) -> Result<()> {
         let mut buf = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum::<usize>() + 1);
         loop {

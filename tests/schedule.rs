@@ -294,21 +294,21 @@ fn status_and_show_report_missing_files_and_a_vanished_binary() {
     .env("LOGKEEPER_CONFIG", env.config())
     .env("LOGKEEPER_STATE_DIR", env.state());
     c.envs(install_env(&env));
-    // Exec of a just-written binary can fail with ETXTBSY while another test
-    // thread's fork still holds the copy's write fd; that passes, so retry.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let status = loop {
+    // A test thread forking at the moment the copy was written leaves its
+    // child holding the write fd until it execs: ETXTBSY for a moment.
+    let t0 = std::time::Instant::now();
+    let st = loop {
         match c.status() {
             Err(e)
                 if e.kind() == std::io::ErrorKind::ExecutableFileBusy
-                    && std::time::Instant::now() < deadline =>
+                    && t0.elapsed() < std::time::Duration::from_secs(10) =>
             {
-                std::thread::yield_now();
+                std::thread::sleep(std::time::Duration::from_millis(20));
             }
             other => break other.unwrap(),
         }
     };
-    assert!(status.success());
+    assert!(st.success());
     let st = env.lk(["status", "--json"]).output().json();
     let reg = &st["schedule_install"];
     assert_eq!(reg["backend"], "systemd");

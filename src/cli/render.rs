@@ -34,6 +34,9 @@ pub fn human_ms(ms: f64) -> String {
 /// What a run did, in one phrase (for `sync` and `status`).
 pub fn summary(r: &RunRecord) -> String {
     let s = &r.stats;
+    if let (Outcome::Ok, Some(seg)) = (r.outcome, &s.segments) {
+        return segments_summary(r, seg);
+    }
     match r.outcome {
         Outcome::Ok if s.rewritten => {
             let mut parts = vec![format!(
@@ -68,6 +71,61 @@ pub fn summary(r: &RunRecord) -> String {
     }
 }
 
+/// What a run of a segmented store did, in one phrase.
+fn segments_summary(r: &RunRecord, seg: &logkeeper::job::segmented::SegmentStats) -> String {
+    let s = &r.stats;
+    let mut parts = Vec::new();
+    if !seg.pruned.is_empty() {
+        let mut reasons: Vec<&str> = seg.pruned.iter().map(|p| p.reason.as_str()).collect();
+        reasons.dedup();
+        parts.push(format!(
+            "pruned {} segment(s) ({}, {}), oldest seq {} -> {}",
+            seg.pruned.len(),
+            reasons.join(", "),
+            human_bytes(seg.pruned.iter().map(|p| p.bytes).sum()),
+            seg.oldest_seq_before.map_or("-".into(), |q| q.to_string()),
+            seg.dir.oldest_seq.map_or("-".into(), |q| q.to_string())
+        ));
+    }
+    if seg.validated > 0 {
+        parts.push(format!(
+            "checked {} sealed segment(s), {} lines, {} quarantined",
+            seg.validated, s.lines_in, s.quarantined
+        ));
+    }
+    if let Some(c) = &seg.compaction {
+        parts.push(format!(
+            "compacted {} segment(s) into {}, {} -> {}, {} keys live, tombstones {} kept / {} dropped",
+            c.inputs,
+            c.inputs as usize - c.replaced.len(),
+            human_bytes(c.bytes_in),
+            human_bytes(c.bytes_out),
+            c.keys_live,
+            c.tombstones_kept,
+            c.tombstones_dropped
+        ));
+    }
+    if !seg.inputs_deleted.is_empty() {
+        parts.push(format!(
+            "deleted {} compacted input(s) after file_delete_delay",
+            seg.inputs_deleted.len()
+        ));
+    }
+    if parts.is_empty() {
+        parts.push(
+            r.reason
+                .clone()
+                .unwrap_or_else(|| "nothing to change".into()),
+        );
+    }
+    parts.push(format!(
+        "now {} file(s), {}",
+        seg.dir.files,
+        human_bytes(seg.dir.bytes)
+    ));
+    parts.join("; ")
+}
+
 /// A run as `sync now` prints it: one line, then what it moved aside.
 pub fn print_run(r: &RunRecord) {
     let line = format!(
@@ -88,8 +146,18 @@ pub fn print_run(r: &RunRecord) {
     if let Some(p) = &s.quarantine_file {
         println!("  quarantine: {}", p.display());
     }
-    for p in &s.pruned {
-        println!("  pruned: {}", p.display());
+    match &s.segments {
+        Some(seg) if seg.pruned.len() > 3 => println!(
+            "  pruned: {} .. {} ({} segments, oldest first)",
+            seg.pruned[0].file.display(),
+            seg.pruned[seg.pruned.len() - 1].file.display(),
+            seg.pruned.len()
+        ),
+        _ => {
+            for p in &s.pruned {
+                println!("  pruned: {}", p.display());
+            }
+        }
     }
     for p in &s.recovered {
         println!(
@@ -148,6 +216,27 @@ pub fn table(statuses: &[StoreStatus]) -> String {
             continue;
         }
         let s = &statuses[n - 1];
+        if let Some(d) = &s.segments {
+            out.push_str(&format!(
+                "  segments: {} file(s), {}, seqs {}..{}, active {} ({}), {} since last compaction\n",
+                d.files,
+                human_bytes(d.bytes),
+                d.oldest_seq.map_or("-".into(), |q| q.to_string()),
+                d.newest_seq.map_or("-".into(), |q| q.to_string()),
+                d.active
+                    .as_deref()
+                    .and_then(|p| p.file_name())
+                    .map_or("-".into(), |n| n.to_string_lossy().into_owned()),
+                human_bytes(d.active_bytes),
+                human_bytes(d.bytes_since_compaction)
+            ));
+            if d.pending_delete > 0 {
+                out.push_str(&format!(
+                    "  segments: {} compacted input(s) wait for file_delete_delay before deletion (their events are in merged segments)\n",
+                    d.pending_delete
+                ));
+            }
+        }
         if let Some(r) = &s.last_run {
             out.push_str(&format!("  last run: {}\n", summary(r)));
         }
@@ -162,6 +251,25 @@ pub fn table(statuses: &[StoreStatus]) -> String {
                 "  hint: run `logkeeper sync now {}` or `logkeeper schedule install`\n",
                 s.name
             ));
+        }
+        for w in &s.writers.openers {
+            out.push_str(&format!(
+                "  writer: pid {} ({}) fd {} {} on {}\n",
+                w.pid,
+                w.program,
+                w.fd,
+                w.flags,
+                w.file.display()
+            ));
+        }
+        if s.writers.unreadable > 0 {
+            out.push_str(&format!(
+                "  writer census: {} process(es) could not be inspected (another user's?); it may be incomplete\n",
+                s.writers.unreadable
+            ));
+        }
+        for w in &s.warnings {
+            out.push_str(&format!("  warning: {w}\n"));
         }
         for note in &s.notes {
             out.push_str(&format!("  note: {note}\n"));

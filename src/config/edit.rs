@@ -18,6 +18,16 @@ pub struct NewStore {
     pub delete: Vec<String>,
     pub schedule: Option<String>,
     pub keep_rotated: Option<usize>,
+    /// A segmented store: this pattern is written as `segments` instead of
+    /// `log`, with the retention and compaction settings below.
+    pub segments: Option<PathBuf>,
+    pub keep_files: Option<usize>,
+    pub max_age: Option<String>,
+    pub max_bytes: Option<String>,
+    pub min_compaction_lag: Option<String>,
+    pub delete_retention: Option<String>,
+    pub min_dirty_ratio: Option<f64>,
+    pub seq: Option<String>,
 }
 
 /// Add a store to the config file (creating it), keeping its comments.
@@ -33,7 +43,10 @@ pub fn add_store(config_path: &Path, new: &NewStore) -> Result<Config> {
     }
     let mut t = toml_edit::Table::new();
     t["name"] = toml_edit::value(new.name.as_str());
-    t["log"] = toml_edit::value(new.log.to_string_lossy().as_ref());
+    match &new.segments {
+        Some(p) => t["segments"] = toml_edit::value(p.to_string_lossy().as_ref()),
+        None => t["log"] = toml_edit::value(new.log.to_string_lossy().as_ref()),
+    }
     if !new.key.is_empty() {
         t["key"] = toml_edit::value(string_array(&new.key));
     }
@@ -48,6 +61,23 @@ pub fn add_store(config_path: &Path, new: &NewStore) -> Result<Config> {
     }
     if let Some(k) = new.keep_rotated {
         t["keep_rotated"] = toml_edit::value(k as i64);
+    }
+    if let Some(k) = new.keep_files {
+        t["keep_files"] = toml_edit::value(k as i64);
+    }
+    for (field, v) in [
+        ("max_age", &new.max_age),
+        ("max_bytes", &new.max_bytes),
+        ("min_compaction_lag", &new.min_compaction_lag),
+        ("delete_retention", &new.delete_retention),
+        ("seq", &new.seq),
+    ] {
+        if let Some(v) = v {
+            t[field] = toml_edit::value(v.as_str());
+        }
+    }
+    if let Some(r) = new.min_dirty_ratio {
+        t["min_dirty_ratio"] = toml_edit::value(r);
     }
     match doc.get_mut("store") {
         Some(item) => item

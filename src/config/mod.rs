@@ -17,15 +17,18 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::fold::json::Pointers;
 use crate::io::durable;
+use crate::job::segmented::SegmentPolicy;
 use crate::schedule::Schedule;
 
 mod builder;
 mod edit;
 mod ops;
+mod segments;
 
 pub use builder::StoreBuilder;
 pub use edit::{NewStore, add_store, remove_store};
 pub use ops::{DEFAULT_HOOK_TIMEOUT, Hooks};
+pub use segments::parse_bytes;
 
 /// One store: a live log plus its policy. Always validated: it comes from
 /// [`Config::load`] or [`StoreConfig::builder`] (it cannot be written as a
@@ -34,6 +37,8 @@ pub use ops::{DEFAULT_HOOK_TIMEOUT, Hooks};
 #[non_exhaustive]
 pub struct StoreConfig {
     pub name: String,
+    /// The live log; for a segmented store, its `segments` pattern (a path
+    /// with `{seq}` in the file name, never opened as a file).
     pub log: PathBuf,
     /// JSON pointers whose values form the key; empty for append-only stores.
     pub key: Vec<String>,
@@ -45,14 +50,28 @@ pub struct StoreConfig {
     pub rotate_bytes: Option<u64>,
     pub max_age: Option<Duration>,
     pub jitter: Option<Duration>,
+    /// Compact even while a process holds the log open for writing without
+    /// `O_APPEND` (README "Writer classes"); off by default.
+    pub allow_positional_writers: bool,
     /// Commands run after the record is written (the global ones unless the
     /// store sets its own).
     pub hooks: Hooks,
+    /// Set for a segmented store (`segments = ...` instead of `log`).
+    pub segments: Option<SegmentPolicy>,
 }
 
 impl StoreConfig {
     pub fn is_keyed(&self) -> bool {
         !self.key.is_empty()
+    }
+
+    /// The path whose `.lock` sibling is the store's lock: the log itself,
+    /// or `<dir>/.<name>` for a segmented store (lock `<dir>/.<name>.lock`).
+    pub fn lock_anchor(&self) -> PathBuf {
+        match &self.segments {
+            Some(p) => p.pattern.lock_anchor(&self.name),
+            None => self.log.clone(),
+        }
     }
 }
 
@@ -81,7 +100,15 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawStore {
     name: String,
-    log: String,
+    log: Option<String>,
+    segments: Option<String>,
+    keep_files: Option<usize>,
+    max_bytes: Option<segments::RawBytes>,
+    min_compaction_lag: Option<String>,
+    delete_retention: Option<String>,
+    min_dirty_ratio: Option<f64>,
+    file_delete_delay: Option<String>,
+    seq: Option<String>,
     #[serde(default)]
     key: Vec<String>,
     op: Option<String>,
@@ -93,6 +120,7 @@ struct RawStore {
     rotate_bytes: Option<u64>,
     max_age: Option<String>,
     jitter: Option<String>,
+    allow_positional_writers: Option<bool>,
     on_failure: Option<String>,
     on_success: Option<String>,
 }
@@ -239,16 +267,7 @@ fn validate_store(
             ),
         ));
     }
-    if rs.log.trim().is_empty() {
-        return Err(err(
-            "log",
-            "is empty: give the path of the live JSONL log".into(),
-        ));
-    }
-    let log = expand_path(&rs.log, base);
-    if log.file_name().is_none() {
-        return Err(err("log", format!("{:?} does not name a file", rs.log)));
-    }
+    let (log, segments) = segments::kind(&rs, base, err)?;
     Pointers::new(&rs.key).map_err(|m| err("key", m))?;
     if let Some(op) = &rs.op {
         Pointers::new(&[op]).map_err(|m| err("op", m))?;
@@ -287,7 +306,11 @@ fn validate_store(
         v.map(|s| parse_duration(&s).map_err(|m| err(field, m)))
             .transpose()
     };
+    let segments = segments
+        .map(|pattern| segments::policy(pattern, &rs, err))
+        .transpose()?;
     Ok(StoreConfig {
+        segments,
         name: rs.name,
         log,
         key: rs.key,
@@ -299,6 +322,7 @@ fn validate_store(
         rotate_bytes: rs.rotate_bytes,
         max_age: dur("max_age", rs.max_age)?,
         jitter: dur("jitter", rs.jitter)?,
+        allow_positional_writers: rs.allow_positional_writers.unwrap_or(false),
         hooks: global_hooks.for_store(rs.on_failure, rs.on_success),
     })
 }

@@ -20,12 +20,15 @@
 mod classify;
 pub mod json;
 mod scan;
+pub mod segments;
 #[cfg(test)]
 mod tests;
 
-pub use crate::io::ranges::{Range, copy_ranges, write_ranges_at};
+pub use crate::io::ranges::{
+    Range, copy_ranges, copy_ranges_nl, split_at_newlines, write_ranges_at,
+};
 pub use classify::{Class, Classifier};
-pub use scan::{find_cut, fold};
+pub use scan::{find_cut, fold, for_each_line, next_line_start};
 
 use crate::config::StoreConfig;
 use crate::fold::json::{Invalid, Pointers};
@@ -94,6 +97,12 @@ pub struct Plan {
     /// Malformed lines that ended in a complete event: the event was kept,
     /// the fragment before it quarantined.
     pub salvaged: u64,
+    /// Lines that were two complete events glued together (a writer's `\n`
+    /// was lost): both are kept, each as its own line.
+    pub unglued: u64,
+    /// Offsets (sorted) right after a kept event that was glued to the next
+    /// one: a `\n` is written there ([`copy_ranges_nl`]).
+    pub newlines: Vec<u64>,
     pub cut: u64,
 }
 
@@ -106,11 +115,11 @@ impl Plan {
             self.keys_live + self.keyless_kept
         } else {
             // A salvaged line's fragment is quarantined but its event stays.
-            self.lines_in - (self.bad.len() as u64 - self.salvaged)
+            self.lines_in - (self.bad.len() as u64 - self.salvaged) + self.unglued
         }
     }
     /// Whether the fold leaves the prefix exactly as it is.
     pub fn is_identity(&self) -> bool {
-        self.bad.is_empty() && self.kept_bytes() == self.cut
+        self.bad.is_empty() && self.newlines.is_empty() && self.kept_bytes() == self.cut
     }
 }

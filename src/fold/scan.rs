@@ -13,7 +13,7 @@ use crate::io::ranges::coalesce;
 /// The last write of a key: its line's range and whether it deletes, in 16
 /// bytes (the flag is the top bit of `end`; no file reaches 2^63 bytes).
 #[derive(Clone, Copy)]
-pub(super) struct Entry {
+pub(crate) struct Entry {
     start: u64,
     end_tomb: u64,
 }
@@ -21,20 +21,20 @@ pub(super) struct Entry {
 const TOMB: u64 = 1 << 63;
 
 impl Entry {
-    fn new(range: Range, tomb: bool) -> Self {
+    pub(super) fn new(range: Range, tomb: bool) -> Self {
         debug_assert!(range.end < TOMB);
         Entry {
             start: range.start,
             end_tomb: range.end | if tomb { TOMB } else { 0 },
         }
     }
-    fn range(&self) -> Range {
+    pub(super) fn range(&self) -> Range {
         Range {
             start: self.start,
             end: self.end_tomb & !TOMB,
         }
     }
-    fn tomb(&self) -> bool {
+    pub(super) fn tomb(&self) -> bool {
         self.end_tomb & TOMB != 0
     }
 }
@@ -99,13 +99,15 @@ impl std::borrow::Borrow<[u8]> for StoredKey {
 type KeyMap = HashMap<StoredKey, Entry, foldhash::fast::RandomState>;
 
 #[derive(Default)]
-struct ChunkScan {
-    map: KeyMap,
-    keyless: Vec<Range>,
-    bad: Vec<Bad>,
+pub(super) struct ChunkScan {
+    pub(super) map: KeyMap,
+    pub(super) keyless: Vec<Range>,
+    pub(super) bad: Vec<Bad>,
     lines: u64,
     deletes: u64,
     salvaged: u64,
+    unglued: u64,
+    pub(super) newlines: Vec<u64>,
 }
 
 /// Read buffer of the scan: small enough that the bytes the kernel just
@@ -162,7 +164,7 @@ pub fn for_each_line(
     Ok(())
 }
 
-fn scan_chunk(
+pub(super) fn scan_chunk(
     spec: &FoldSpec,
     file: &File,
     start: u64,
@@ -181,40 +183,60 @@ fn scan_chunk(
         let mut class = cls.classify(line);
         let mut range = range;
         if let Class::Malformed(reason) = &class {
-            (class, range) = salvage(&mut out, &mut cls, off, line, range, reason.clone());
+            (class, range) = salvage(
+                &mut out,
+                &mut cls,
+                off,
+                line,
+                range,
+                reason.clone(),
+                keyed,
+                first,
+            );
         }
-        match class {
-            Class::Malformed(reason) => out.bad.push(Bad { range, reason }),
-            Class::Keyless => {
-                if keyed {
-                    out.keyless.push(range)
-                }
-            }
-            Class::Keyed { delete } => {
-                if delete {
-                    out.deletes += 1;
-                }
-                // The first chunk needs no tombstones: nothing precedes it.
-                if delete && first {
-                    out.map.remove(cls.key.as_slice());
-                } else if let Some(e) = out.map.get_mut(cls.key.as_slice()) {
-                    *e = Entry::new(range, delete);
-                } else {
-                    out.map
-                        .insert(StoredKey::new(&cls.key), Entry::new(range, delete));
-                }
-            }
-        }
+        record(&mut out, &cls.key, class, range, keyed, first);
     })?;
     Ok(out)
 }
 
+/// Record one classified line (or event) of a chunk.
+#[inline(always)]
+fn record(out: &mut ChunkScan, key: &[u8], class: Class, range: Range, keyed: bool, first: bool) {
+    match class {
+        Class::Malformed(reason) => out.bad.push(Bad { range, reason }),
+        Class::Keyless => {
+            if keyed {
+                out.keyless.push(range)
+            }
+        }
+        Class::Keyed { delete } => {
+            if delete {
+                out.deletes += 1;
+            }
+            // The first chunk needs no tombstones: nothing precedes it.
+            if delete && first {
+                out.map.remove(key);
+            } else if let Some(e) = out.map.get_mut(key) {
+                *e = Entry::new(range, delete);
+            } else {
+                out.map
+                    .insert(StoredKey::new(key), Entry::new(range, delete));
+            }
+        }
+    }
+}
+
 /// The rare path of [`scan_chunk`], kept out of line so the per-line loop
-/// stays tight: if a malformed line is a torn fragment glued to a complete
-/// event, quarantine the fragment and classify the event (its bytes and the
-/// line's `\n`); otherwise the line stays malformed.
+/// stays tight: if a malformed line ends in a complete event glued after
+/// something else, the event (its bytes and the line's `\n`) is classified
+/// and returned. What came before it is, if itself one valid JSON value (two
+/// events glued: a writer's `\n` was lost), recorded as its own event, to be
+/// written with a `\n` inserted after it ([`Plan::newlines`]); otherwise
+/// it is a torn fragment and quarantined. A line with no complete event at
+/// its end stays malformed.
 #[cold]
 #[inline(never)]
+#[allow(clippy::too_many_arguments)]
 fn salvage(
     out: &mut ChunkScan,
     cls: &mut Classifier,
@@ -222,18 +244,30 @@ fn salvage(
     line: &[u8],
     range: Range,
     reason: Invalid,
+    keyed: bool,
+    first: bool,
 ) -> (Class, Range) {
     let Some(p) = salvage_point(cls, line) else {
         return (Class::Malformed(reason), range);
     };
-    out.bad.push(Bad {
-        range: Range {
-            start: off,
-            end: off + p as u64,
-        },
-        reason,
-    });
-    out.salvaged += 1;
+    let head = Range {
+        start: off,
+        end: off + p as u64,
+    };
+    match cls.classify(&line[..p]) {
+        Class::Malformed(_) => {
+            out.bad.push(Bad {
+                range: head,
+                reason,
+            });
+            out.salvaged += 1;
+        }
+        class => {
+            record(out, &cls.key.clone(), class, head, keyed, first);
+            out.newlines.push(head.end);
+            out.unglued += 1;
+        }
+    }
     (
         cls.classify(&line[p..]),
         Range {
@@ -274,7 +308,7 @@ pub fn find_cut(file: &File, size: u64) -> io::Result<u64> {
 }
 
 /// The first offset at or after `at` that starts a line (within `[at, limit]`).
-fn next_line_start(file: &File, at: u64, limit: u64) -> io::Result<u64> {
+pub fn next_line_start(file: &File, at: u64, limit: u64) -> io::Result<u64> {
     if at == 0 {
         return Ok(0);
     }
@@ -337,7 +371,7 @@ pub(super) fn fold_min_chunk(
 /// read, and no map grows during the merge, so peak memory stays near the
 /// sum of the chunk maps (inserting every chunk into the first one would
 /// need a second, larger table while both are alive).
-fn merge(spec: &FoldSpec, chunks: Vec<ChunkScan>, cut: u64) -> Plan {
+pub(super) fn merge(spec: &FoldSpec, chunks: Vec<ChunkScan>, cut: u64) -> Plan {
     let mut plan = Plan {
         cut,
         ..Plan::default()
@@ -348,6 +382,8 @@ fn merge(spec: &FoldSpec, chunks: Vec<ChunkScan>, cut: u64) -> Plan {
         plan.lines_in += c.lines;
         plan.deletes_dropped += c.deletes;
         plan.salvaged += c.salvaged;
+        plan.unglued += c.unglued;
+        plan.newlines.extend(c.newlines);
         plan.bad.extend(c.bad);
         keyless.extend(c.keyless);
         maps.push(c.map);
@@ -389,5 +425,12 @@ fn merge(spec: &FoldSpec, chunks: Vec<ChunkScan>, cut: u64) -> Plan {
             });
         }
     }
+    // A `\n` is needed only after a glued event that survived.
+    plan.newlines.sort_unstable();
+    let keep = &plan.keep;
+    plan.newlines.retain(|&x| {
+        let i = keep.partition_point(|r| r.end < x);
+        keep.get(i).is_some_and(|r| r.start < x)
+    });
     plan
 }

@@ -142,7 +142,7 @@ fn write_ranges_at_with(
 }
 
 /// Copy `ranges` of `src` to `dst` starting at output offset `out_at`.
-fn copy_share(
+pub(crate) fn copy_share(
     src: &File,
     ranges: &[Range],
     dst: &File,
@@ -237,6 +237,62 @@ fn read_full_at(f: &File, buf: &mut [u8], mut off: u64) -> io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+/// [`copy_ranges`], writing a `\n` at each offset of `newlines` (sorted)
+/// that falls inside or at the end of a range. Returns the bytes written.
+pub fn copy_ranges_nl(
+    src: &File,
+    ranges: &[Range],
+    newlines: &[u64],
+    dst: &mut impl Write,
+) -> io::Result<u64> {
+    if newlines.is_empty() {
+        return copy_ranges(src, ranges, dst);
+    }
+    let mut total = 0;
+    for piece in split_at_newlines(ranges, newlines) {
+        total += copy_ranges(src, &[piece.0], dst)?;
+        if piece.1 {
+            dst.write_all(b"\n")?;
+            total += 1;
+        }
+    }
+    Ok(total)
+}
+
+/// `ranges` cut at each of `newlines` (sorted), each piece with whether a
+/// `\n` follows it.
+pub fn split_at_newlines(ranges: &[Range], newlines: &[u64]) -> Vec<(Range, bool)> {
+    let mut out = Vec::with_capacity(ranges.len() + newlines.len());
+    let mut n = 0;
+    for r in ranges {
+        let mut at = r.start;
+        while n < newlines.len() && newlines[n] <= at {
+            n += 1;
+        }
+        while n < newlines.len() && newlines[n] <= r.end {
+            out.push((
+                Range {
+                    start: at,
+                    end: newlines[n],
+                },
+                true,
+            ));
+            at = newlines[n];
+            n += 1;
+        }
+        if at < r.end {
+            out.push((
+                Range {
+                    start: at,
+                    end: r.end,
+                },
+                false,
+            ));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

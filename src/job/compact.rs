@@ -1,31 +1,24 @@
-//! Compacting one log: fold the prefix into a snapshot, carry the tail, swap.
+//! Compacting one log: cut and fold (`cut.rs`), then the swap's steps
+//! (`swap.rs`, where each step's crash reasoning is stated), in order.
 //!
-//! The caller holds the store lock (G5). Steps and their crash behaviour (G2):
-//! 1. cut the log at its last complete line and fold `[0, cut)`;
-//! 2. write the snapshot to an exclusive temp file beside the log, with the
-//!    log's mode, and fsync it (a crash leaves a temp file, removed next run);
-//! 3. append malformed lines to the quarantine file and fsync it (a crash
-//!    after this can duplicate quarantine entries, never lose a line);
-//! 4. take the writers' `flock` on the live file, copy `[cut, EOF)` (the
-//!    tail: torn last line and anything appended meanwhile) unchanged, fsync;
-//! 5. hard-link the live file as the rotated file (a crash leaves a second
-//!    name on the live inode, removed next run);
-//! 6. rename the temp over the log, fsync the directory, release the
-//!    writers' lock. Before the rename the old log is intact; after it the
-//!    new one is complete: there is no instant with a partial log (G1, G2).
+//! The caller holds the store lock (G5). Late writes recorded in the
+//! store's [`LateWrites`] are folded in at the swap point and the state that
+//! the swap makes true is prepared durably before the rename (see
+//! `late.rs`); the caller commits it.
 
-use std::fs::{self, File};
-use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::config::StoreConfig;
 use crate::error::{Error, IoContext, Result};
-use crate::fold::{self, FoldSpec, Range};
+use crate::fold::{FoldSpec, Range};
 use crate::io::durable;
+use crate::job::cut::Cut;
+use crate::job::late::{self, Generation, LateWrites, Watch};
 use crate::job::record::Stats;
-use crate::job::{quarantine, rotation};
+use crate::job::swap;
 use crate::ops::progress::{self, Phase};
 
 fn ms(since: Instant) -> f64 {
@@ -59,8 +52,10 @@ pub fn resolve_log(log: &Path) -> Result<PathBuf> {
     Ok(real)
 }
 
-/// Check that the log's filesystem has room for `need` more bytes.
-fn check_free_space(dir: &Path, need: u64) -> Result<()> {
+/// Check that the log's filesystem has room for `need` more bytes. Returns
+/// false (and checks nothing) where the filesystem reports no size at all
+/// (0 total blocks: many FUSE filesystems).
+fn check_free_space(dir: &Path, need: u64) -> Result<bool> {
     let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).map_err(|_| {
         Error::NulInPath {
             path: dir.to_path_buf(),
@@ -75,6 +70,17 @@ fn check_free_space(dir: &Path, need: u64) -> Result<()> {
             std::io::Error::last_os_error(),
         ));
     }
+    if crate::fail_io!("statvfs-no-total").is_err() {
+        // What many FUSE filesystems report.
+        (st.f_blocks, st.f_bavail) = (0, 0);
+    }
+    if st.f_blocks == 0 {
+        tracing::warn!(
+            "{} reports 0 total blocks (a FUSE filesystem?): the free-space check was skipped",
+            dir.display()
+        );
+        return Ok(false);
+    }
     #[allow(unused_mut)]
     let mut avail = st.f_bavail as u64 * st.f_frsize as u64;
     if crate::fail_io!("free-space").is_err() {
@@ -87,161 +93,144 @@ fn check_free_space(dir: &Path, need: u64) -> Result<()> {
             avail,
         });
     }
-    Ok(())
+    Ok(true)
 }
 
-/// Compact the store's log. The caller must hold the store lock.
-pub fn compact(store: &StoreConfig) -> Result<Stats> {
+/// What a compaction did, and the late-write state it made true.
+pub struct Compacted {
+    pub stats: Stats,
+    /// The state to commit (unchanged when the log was left as it was).
+    pub state: LateWrites,
+}
+
+/// Compact the store's log, folding in the late writes of `state`. The
+/// caller must hold the store lock, and commit the returned state.
+pub fn compact(store: &StoreConfig, state_dir: &Path, state: &LateWrites) -> Result<Compacted> {
     let t_scan = Instant::now();
-    let log = resolve_log(&store.log)?;
-    let file = File::open(&log).ctx("open log", &log)?;
-    let meta = file.metadata().ctx("stat log", &log)?;
-    let size = meta.len();
-    let cut = fold::find_cut(&file, size).ctx("read log", &log)?;
+    progress::begin(Phase::Scan, fs::metadata(&store.log).map_or(0, |m| m.len()));
+    let mut c = Cut::take(store, Some(state))?;
     let spec = FoldSpec::for_store(store)?;
-    progress::begin(Phase::Scan, cut);
-    let plan = fold::fold(&spec, &file, cut, scan_threads()).ctx("read log", &log)?;
+    let late_in_fold = c.late_bytes();
+    // Malformed late lines (quarantined from their rotated file).
+    let late_bad = crate::fold::segments::locate_bad(&c.segments(), &c.plan.bad)
+        .iter()
+        .filter(|(seg, _)| seg.path != c.log)
+        .count() as u64;
     let mut stats = Stats {
-        bytes_before: size,
-        bytes_after: size,
-        lines_in: plan.lines_in,
-        lines_out: plan.lines_out(spec.is_keyed()),
-        keys_live: plan.keys_live,
-        deletes_dropped: plan.deletes_dropped,
-        keyless_kept: plan.keyless_kept,
-        quarantined: plan.bad.len() as u64,
-        salvaged: plan.salvaged,
-        tail_bytes: size - cut,
+        bytes_before: c.size,
+        bytes_after: c.size,
+        lines_in: c.plan.lines_in,
+        lines_out: c.plan.lines_out(spec.is_keyed()),
+        keys_live: c.plan.keys_live,
+        deletes_dropped: c.plan.deletes_dropped,
+        keyless_kept: c.plan.keyless_kept,
+        quarantined: c.plan.bad.len() as u64,
+        salvaged: c.plan.salvaged,
+        unglued: c.plan.unglued,
+        tail_bytes: c.size.saturating_sub(c.cut),
         ..Stats::default()
     };
     stats.timings.scan_ms = ms(t_scan);
 
-    let rotate = !spec.is_keyed() && store.rotate_bytes.is_some_and(|limit| size > limit);
-    if plan.is_identity() && !rotate {
+    let rotate = !spec.is_keyed() && store.rotate_bytes.is_some_and(|limit| c.size > limit);
+    if c.plan.is_identity() && late_in_fold == 0 && !rotate {
         // The fold changes nothing: leave the log (and its inode) alone.
-        return Ok(stats);
+        return Ok(Compacted {
+            stats,
+            state: state.clone(),
+        });
     }
-    let keep: &[Range] = if rotate { &[] } else { &plan.keep };
+    if rotate {
+        c.plan.newlines.clear();
+    }
+    let keep: Vec<Range> = if rotate {
+        Vec::new()
+    } else {
+        std::mem::take(&mut c.plan.keep)
+    };
     if rotate {
         stats.lines_out = 0;
     }
     let t_write = Instant::now();
-    let dir = durable::parent_dir(&log).to_path_buf();
-    let snapshot_bytes: u64 = keep.iter().map(Range::len).sum();
-    check_free_space(&dir, snapshot_bytes + (size - cut) + (1 << 20))?;
+    let dir = durable::parent_dir(&c.log).to_path_buf();
+    let snapshot_bytes: u64 =
+        keep.iter().map(Range::len).sum::<u64>() + c.plan.newlines.len() as u64;
+    stats.free_space_unchecked =
+        !check_free_space(&dir, snapshot_bytes + (c.size - c.cut) + (1 << 20))?;
 
     progress::begin(Phase::Write, snapshot_bytes);
-    let mut tmp = durable::temp_beside(&log)?;
-    let tmp_path = tmp.path().to_path_buf();
-    durable::copy_mode_and_owner(tmp.as_file(), &tmp_path, &meta)?;
-    fold::write_ranges_at(&file, keep, tmp.as_file(), scan_threads())
-        .and_then(|_| crate::fail_io!("snapshot-write"))
-        .map_err(|e| write_error(&tmp_path, &log, e))?;
-    crate::failpoint!("after-snapshot-write");
-    crate::fail_io!("snapshot-fsync")
-        .and_then(|_| tmp.as_file().sync_data())
-        .map_err(|e| write_error(&tmp_path, &log, e))?;
-    crate::failpoint!("after-snapshot-fsync");
-    // Quarantine before the swap (a crash between the two duplicates an
-    // entry; the other order could lose a line), after the snapshot is safe.
-    if !plan.bad.is_empty() {
-        stats.quarantine_file = Some(quarantine::append(
-            &log,
-            &log,
-            &file,
-            &plan.bad,
-            meta.mode(),
-        )?);
-    }
+    let mut tmp = durable::temp_beside(&c.log)?;
+    let snapshot = swap::write_snapshot(&c, &keep, &tmp, scan_threads())?;
+    stats.quarantine_file = swap::quarantine_bad(&c)?;
     stats.timings.write_ms = ms(t_write);
 
-    // The swap, under the writers' lock.
     let t_swap = Instant::now();
     progress::begin(Phase::Swap, 0);
-    lock_writers(&file, &log)?;
-    let now_meta = fs::metadata(&log).ctx("stat log", &log)?;
-    if now_meta.ino() != meta.ino() || now_meta.dev() != meta.dev() {
-        return Err(Error::LogReplaced { path: log });
-    }
-    let end = file.metadata().ctx("stat log", &log)?.len();
-    let tail = Range { start: cut, end };
-    {
-        // The snapshot was written with positioned writes: append after it.
-        tmp.as_file_mut()
-            .seek(SeekFrom::Start(snapshot_bytes))
-            .map_err(|e| write_error(&tmp_path, &log, e))?;
-        let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-        fold::copy_ranges(&file, &[tail], &mut w)
-            .and_then(|_| w.flush())
-            .map_err(|e| write_error(&tmp_path, &log, e))?;
-    }
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| write_error(&tmp_path, &log, e))?;
-    let rotated = rotation::link_rotated(&log)?;
-    crate::failpoint!("after-rotate-link");
-    // On failure the temp file is dropped (and so removed) with the error.
-    let renamed = crate::fail_io!("rename").and_then(|_| tmp.persist(&log).map_err(|e| e.error));
-    if let Err(e) = renamed {
-        let _ = fs::remove_file(&rotated);
-        return Err(Error::RenameFailed {
-            path: log.clone(),
-            source: e,
-        });
-    }
-    crate::failpoint!("after-rename");
-    durable::fsync_dir(&dir)?;
-    crate::failpoint!("after-dir-fsync");
-    let _ = file.unlock();
+    crate::failpoint!("before-swap-lock");
+    swap::lock_and_verify(&c)?;
+    let swapped = (|| {
+        let appended = swap::append_late_and_tail(&mut c, &mut tmp, snapshot)?;
+        let rotated = swap::link_rotated(&c)?;
+        let new = tmp.as_file().metadata().ctx("stat", tmp.path())?;
+        let next = next_state(&c, &rotated, appended.tail.end, &new, appended.len);
+        if let Err(e) = late::prepare(state_dir, state, &next) {
+            let _ = fs::remove_file(&rotated);
+            return Err(e);
+        }
+        crate::failpoint!("after-late-prepare");
+        swap::exchange(&c, tmp, &rotated)?;
+        Ok((appended, rotated, next))
+    })();
+    let _ = c.file.unlock();
+    let (appended, rotated, next) = swapped?;
     stats.timings.swap_ms = ms(t_swap);
 
-    stats.tail_bytes = tail.len();
-    stats.bytes_after = snapshot_bytes + tail.len();
+    stats.late_lines_quarantined = late_bad;
+    stats.late_lines_carried = late::count_lines(&c.late)?.saturating_sub(late_bad);
+    stats.late_lines_from = c
+        .late
+        .iter()
+        .rev()
+        .find(|o| o.end > o.watch.carried)
+        .map(|o| o.watch.rotated.clone());
+    stats.tail_bytes = appended.tail.len();
+    stats.bytes_after = appended.len;
     stats.rewritten = true;
     stats.rotated = Some(rotated);
-    stats.rotated_bytes = end;
-    Ok(stats)
+    stats.rotated_bytes = appended.tail.end;
+    Ok(Compacted { stats, state: next })
 }
 
-/// How long the swap waits for writers to release the log's lock. Writers
-/// hold it for one append; a holder past this is hung, and the run gives up
-/// (changing nothing) rather than hang with it.
-pub const WRITER_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
-
-fn lock_writers(file: &File, log: &Path) -> Result<()> {
-    #[allow(unused_mut)]
-    let mut wait = WRITER_LOCK_WAIT;
-    #[cfg(feature = "failpoints")]
-    if let Some(ms) = std::env::var("LOGKEEPER_WRITER_LOCK_WAIT_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        wait = std::time::Duration::from_millis(ms);
-    }
-    let deadline = Instant::now() + wait;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(()),
-            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(2));
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(Error::WriterHung {
-                    path: log.to_path_buf(),
-                    waited: wait,
-                });
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(Error::io("take the writers' lock on", log, e));
-            }
-        }
-    }
-}
-
-fn write_error(tmp: &Path, log: &Path, e: std::io::Error) -> Error {
-    Error::WriteFailed {
-        tmp: tmp.to_path_buf(),
-        log: log.to_path_buf(),
-        source: e,
+/// The late-write state once the swap is done: every watched file carried
+/// as far as this run read it, plus the file rotated now, watched from
+/// where its tail copy ended; late writes now fold in at the new file's end.
+fn next_state(
+    c: &Cut,
+    rotated: &Path,
+    copied_to: u64,
+    new: &fs::Metadata,
+    new_len: u64,
+) -> LateWrites {
+    let mut watches: Vec<Watch> = c
+        .late
+        .iter()
+        .map(|o| Watch {
+            carried: o.end,
+            ..o.watch.clone()
+        })
+        .collect();
+    watches.push(Watch {
+        rotated: rotated.to_path_buf(),
+        carried: copied_to,
+        dev: c.meta.dev(),
+        ino: c.meta.ino(),
+    });
+    LateWrites {
+        live: Some(Generation {
+            dev: new.dev(),
+            ino: new.ino(),
+            swap_point: new_len,
+        }),
+        watches,
     }
 }

@@ -1,145 +1,266 @@
-//! Bytes a non-cooperating writer appended to the old log after a swap.
+//! Late writes: bytes a writer appended to the old inode after a swap.
 //!
-//! A writer that keeps an fd open and never takes the `flock` goes on
-//! appending to the old inode after a compaction renamed the new log over
-//! it. That inode is the newest rotated file, so those bytes are not lost:
-//! each run records the rotated file's size at the swap, and the next run
-//! compares. Complete lines written past that size are carried into the live
-//! log by the writer protocol (malformed ones go to quarantine), and the run
-//! record and `status` report it.
+//! After a rename-swap, a writer that keeps its fd (class A until it
+//! notices, class B for ever, class C for the event in flight) goes on
+//! appending to the old inode, which is now a rotated file. Those lines are
+//! older than anything that writer later appends to the new live log, and
+//! newer than what it wrote before the swap. So they belong at the *swap
+//! point*: the offset `P` of the live log where that swap's new file ended.
+//! Each compaction folds the logical stream
+//! `live[0, P) ++ R₁[c₁, e₁) ++ … ++ Rₙ[cₙ, eₙ) ++ live[P, cut)`
+//! (oldest rotated file first; `cᵢ` how far `Rᵢ` was carried, `eᵢ` its last
+//! complete line when the run looked). Under the writers' lock, just before
+//! the swap, each `Rᵢ`'s complete lines written since are copied between the
+//! snapshot and the tail ([`carry_at_swap`]). Every writer only moves
+//! forward through generations (old inode → new one), so each writer's lines
+//! keep its write order.
 //!
-//! Invariant: the checked size only moves forward past lines that were
-//! carried, so a line is carried at most once, and never dropped.
+//! State: `<state>/stores/<name>/late-writes.json` holds the *committed*
+//! [`LateWrites`] and, during a swap, the *prepared* one, which names the new
+//! live file's inode. Crash reasoning (G2):
+//! - the prepared state is written and fsynced (atomic replace) *before* the
+//!   rename; after the rename and the directory fsync the run commits it;
+//! - on load, the prepared state wins iff the live log is the inode it
+//!   names (the swap happened), else the committed one (it did not); so the
+//!   carried offsets advance exactly when the carried lines became durable in
+//!   the live log: no line is carried twice, none is dropped.
+//!
+//! The old `rotated-watch.json` (a list of `{rotated, size}`) is still read
+//! when no `late-writes.json` exists.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{IoContext, Result};
-use crate::fold::json::Scanner;
-use crate::fold::{Bad, Range};
+use crate::fold::{self, Range};
 use crate::io::durable;
-use crate::job::quarantine;
-use crate::writer::LogWriter;
 
-/// The newest rotated file and its size when it stopped being the live log.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// One rotated file that may receive late writes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Watch {
     pub rotated: PathBuf,
-    pub size: u64,
+    /// How far its bytes are in the live log (folded or copied). Bytes past
+    /// this are late writes not carried yet.
+    #[serde(alias = "size")]
+    pub carried: u64,
+    /// The inode, so a file replaced under the same name is not mistaken
+    /// for it (0: unknown, from the old watch file).
+    #[serde(default)]
+    pub dev: u64,
+    #[serde(default)]
+    pub ino: u64,
 }
 
-/// What [`carry`] found.
-#[derive(Clone, Debug, Default)]
-pub struct Carried {
-    pub lines: u64,
-    pub quarantined: u64,
-    pub from: Option<PathBuf>,
-    /// The watch to keep (the rotated file's new checked size).
-    pub watch: Option<Watch>,
+/// The live log generation the late writes are placed into.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Generation {
+    pub dev: u64,
+    pub ino: u64,
+    /// The new file's length at its swap: late writes fold in here.
+    pub swap_point: u64,
 }
 
-/// Carry complete lines appended to `watch.rotated` after the swap into the
-/// live log at `log`.
-pub fn carry(log: &Path, watch: &Watch, mode: u32) -> Result<Carried> {
-    let mut out = Carried {
-        watch: Some(watch.clone()),
-        ..Carried::default()
-    };
-    let Ok(f) = File::open(&watch.rotated) else {
-        return Ok(out); // pruned or moved away: nothing to watch
-    };
-    let size = f.metadata().ctx("stat", &watch.rotated)?.len();
-    if size <= watch.size {
-        return Ok(out);
-    }
-    let mut buf = vec![0u8; (size - watch.size) as usize];
-    f.read_exact_at(&mut buf, watch.size)
-        .ctx("read late writes in", &watch.rotated)?;
-    // Only complete lines; a partial one waits for the next run.
-    let Some(last_nl) = memchr::memrchr(b'\n', &buf) else {
-        return Ok(out);
-    };
-    let mut good: Vec<&[u8]> = Vec::new();
-    let mut bad = Vec::new();
-    let mut scanner = Scanner::new();
-    let mut at = 0usize;
-    for line in buf[..last_nl].split(|&b| b == b'\n') {
-        let start = watch.size + at as u64;
-        if let Err(reason) = scanner.validate(line) {
-            bad.push(Bad {
-                range: Range {
-                    start,
-                    end: start + line.len() as u64 + 1,
-                },
-                reason,
-            });
-        } else {
-            good.push(line);
-        }
-        at += line.len() + 1;
-    }
-    if !bad.is_empty() {
-        quarantine::append(log, &watch.rotated, &f, &bad, mode)?;
-    }
-    if !good.is_empty() {
-        LogWriter::open(log)?.append_raw(&good)?;
-    }
-    tracing::warn!(
-        "{} line(s) were appended to {} after it was rotated (a writer that does not take the lock); carried into {}",
-        good.len() + bad.len(),
-        watch.rotated.display(),
-        log.display()
-    );
-    out.lines = good.len() as u64;
-    out.quarantined = bad.len() as u64;
-    out.from = Some(watch.rotated.clone());
-    out.watch = Some(Watch {
-        rotated: watch.rotated.clone(),
-        size: watch.size + last_nl as u64 + 1,
-    });
-    Ok(out)
+/// The late-write bookkeeping of one store.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LateWrites {
+    pub live: Option<Generation>,
+    /// Oldest rotation first.
+    pub watches: Vec<Watch>,
 }
 
-/// Where a store's watches are kept.
-pub fn watch_path(state_dir: &Path) -> PathBuf {
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct StateFile {
+    committed: LateWrites,
+    #[serde(default)]
+    prepared: Option<LateWrites>,
+}
+
+/// Where a store's late-write state is kept.
+pub fn state_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("late-writes.json")
+}
+
+/// The file name used before `late-writes.json` (read for compatibility).
+pub fn legacy_path(state_dir: &Path) -> PathBuf {
     state_dir.join("rotated-watch.json")
 }
 
-/// The rotated files being watched, with their checked sizes.
-pub fn load(state_dir: &Path) -> Vec<Watch> {
-    std::fs::read(watch_path(state_dir))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
+fn same_inode(m: &std::fs::Metadata, dev: u64, ino: u64) -> bool {
+    m.dev() == dev && m.ino() == ino
 }
 
-/// Save the watches whose files still exist.
-pub fn save(state_dir: &Path, watches: &[Watch]) -> Result<()> {
-    let live: Vec<&Watch> = watches.iter().filter(|w| w.rotated.exists()).collect();
+/// The state that holds for the live log `live` now: the prepared one if
+/// its swap happened, else the committed one. The flag says a prepared
+/// state was left (by a killed run): the caller commits the resolved state,
+/// so a stale prepared one never outlives the next run (an inode number can
+/// be reused).
+pub fn load(state_dir: &Path, live: &std::fs::Metadata) -> (LateWrites, bool) {
+    if let Some(sf) = std::fs::read(state_path(state_dir))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<StateFile>(&b).ok())
+    {
+        let left = sf.prepared.is_some();
+        let won = sf
+            .prepared
+            .as_ref()
+            .and_then(|p| p.live.as_ref())
+            .is_some_and(|g| same_inode(live, g.dev, g.ino));
+        let state = match sf.prepared {
+            Some(p) if won => p,
+            _ => sf.committed,
+        };
+        return (state, left);
+    }
+    let watches: Vec<Watch> = std::fs::read(legacy_path(state_dir))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    (
+        LateWrites {
+            live: None,
+            watches,
+        },
+        false,
+    )
+}
+
+/// Write `committed` and `prepared` (atomic replace, fsynced).
+fn write(state_dir: &Path, committed: &LateWrites, prepared: Option<&LateWrites>) -> Result<()> {
     durable::ensure_private_dir(state_dir)?;
+    let sf = serde_json::json!({ "committed": committed, "prepared": prepared });
     durable::atomic_write(
-        &watch_path(state_dir),
-        &serde_json::to_vec(&live).expect("watches serialize"),
+        &state_path(state_dir),
+        &serde_json::to_vec_pretty(&sf).expect("late writes serialize"),
         0o600,
     )
 }
 
-/// Carry late writes from every watched rotated file; returns the totals
-/// and the updated watches.
-pub fn carry_all(log: &Path, watches: &[Watch], mode: u32) -> Result<(Carried, Vec<Watch>)> {
-    let mut total = Carried::default();
-    let mut kept = Vec::with_capacity(watches.len());
-    for w in watches {
-        let c = carry(log, w, mode)?;
-        total.lines += c.lines;
-        total.quarantined += c.quarantined;
-        if c.from.is_some() {
-            total.from = c.from;
+/// Record the state a swap is about to make true, before the rename.
+pub fn prepare(state_dir: &Path, committed: &LateWrites, next: &LateWrites) -> Result<()> {
+    crate::fail_io!("late-prepare").ctx("write", state_path(state_dir))?;
+    write(state_dir, committed, Some(next))
+}
+
+/// Make `state` the committed one (after a swap, or after pruning).
+pub fn commit(state_dir: &Path, state: &LateWrites) -> Result<()> {
+    write(state_dir, state, None)
+}
+
+/// A watched rotated file opened for this run, with the complete lines not
+/// carried yet: `[carried, end)`.
+pub struct Open {
+    pub watch: Watch,
+    pub file: File,
+    /// Just after its last complete line when the run looked.
+    pub end: u64,
+}
+
+/// Open the watched files that still exist (and are the inode watched),
+/// and find their uncarried complete lines. Call after the live log's size
+/// was read: a writer that wrote to the live log before that had finished
+/// with its rotated file, so all its late lines are before `end`.
+pub fn open_watched(state: &LateWrites) -> Result<Vec<Open>> {
+    let mut out = Vec::new();
+    for w in &state.watches {
+        let Ok(file) = File::open(&w.rotated) else {
+            continue; // pruned or moved away by someone else
+        };
+        let meta = file.metadata().ctx("stat", &w.rotated)?;
+        if w.ino != 0 && !same_inode(&meta, w.dev, w.ino) {
+            continue;
         }
-        kept.extend(c.watch);
+        let size = meta.len();
+        let end = if size > w.carried {
+            fold::find_cut(&file, size).ctx("read late writes in", &w.rotated)?
+        } else {
+            w.carried
+        };
+        let mut watch = w.clone();
+        (watch.dev, watch.ino) = (meta.dev(), meta.ino());
+        out.push(Open {
+            watch,
+            file,
+            end: end.max(w.carried),
+        });
     }
-    Ok((total, kept))
+    Ok(out)
+}
+
+/// Copy the complete lines appended to each watched file since it was
+/// opened for the fold (`[o.end, last \n)`) to `dst`, in order, streaming.
+/// Called under the writers' lock after the live log's tail end was read,
+/// for the same reason as [`open_watched`]. Returns the bytes copied and
+/// advances each `o.end`.
+pub fn carry_at_swap(opened: &mut [Open], dst: &mut impl Write) -> Result<u64> {
+    let mut total = 0;
+    for o in opened.iter_mut() {
+        let size = o.file.metadata().ctx("stat", &o.watch.rotated)?.len();
+        if size <= o.end {
+            continue;
+        }
+        let last = fold::find_cut(&o.file, size).ctx("read late writes in", &o.watch.rotated)?;
+        if last <= o.end {
+            continue;
+        }
+        let r = Range {
+            start: o.end,
+            end: last,
+        };
+        total +=
+            fold::copy_ranges(&o.file, &[r], dst).ctx("copy late writes from", &o.watch.rotated)?;
+        o.end = last;
+    }
+    Ok(total)
+}
+
+/// Lines carried, for the record.
+pub fn count_lines(opened: &[Open]) -> Result<u64> {
+    let mut n = 0;
+    for o in opened {
+        if o.end > o.watch.carried {
+            fold::for_each_line(&o.file, o.watch.carried, o.end, |_, _| n += 1)
+                .ctx("read late writes in", &o.watch.rotated)?;
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(swap_point: u64, m: &std::fs::Metadata) -> LateWrites {
+        LateWrites {
+            live: Some(Generation {
+                dev: m.dev(),
+                ino: m.ino(),
+                swap_point,
+            }),
+            watches: vec![],
+        }
+    }
+
+    /// A killed swap leaves a prepared state: it holds iff the live log is
+    /// the inode it names, and either way it is reported as left over.
+    #[test]
+    fn the_prepared_state_holds_only_if_its_swap_happened() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new) = (dir.path().join("old"), dir.path().join("new"));
+        std::fs::write(&old, b"").unwrap();
+        std::fs::write(&new, b"").unwrap();
+        let (mo, mn) = (
+            std::fs::metadata(&old).unwrap(),
+            std::fs::metadata(&new).unwrap(),
+        );
+        let committed = state(1, &mo);
+        prepare(dir.path(), &committed, &state(2, &mn)).unwrap();
+        assert_eq!(load(dir.path(), &mn), (state(2, &mn), true));
+        assert_eq!(load(dir.path(), &mo), (committed.clone(), true));
+        commit(dir.path(), &committed).unwrap();
+        assert_eq!(load(dir.path(), &mn), (committed, false));
+    }
 }

@@ -1,16 +1,28 @@
-//! The job (`sync`) for one store, steps 1-5 of the contract: lock, recover,
-//! compact, prune, record.
+//! The job (`sync`) for one store, steps 1-5 of the contract: lock, recover
+//! (`recover.rs`), compact (`cut.rs` + `swap.rs`, late writes folded in at
+//! their swap point: `late.rs`), census and prune (`census.rs`,
+//! `rotation.rs`), record (`record.rs`).
+//!
+//! Crash order of the bookkeeping: the late-write state is *prepared* before
+//! the swap's rename (by `compact`) and *committed* after pruning; pruning
+//! never removes a file the prepared state still needs (one with a writer or
+//! uncarried bytes), so a crash anywhere leaves a state that `late::load`
+//! resolves by the live inode.
 //!
 //! Invariant: [`sync_store`] always writes a last-run record, whatever
 //! happens, and returns it; it never panics on I/O errors.
 
 pub mod census;
 pub mod compact;
+pub mod cut;
 pub mod late;
 pub mod lock;
 pub mod quarantine;
 pub mod record;
+pub mod recover;
 pub mod rotation;
+pub mod segmented;
+pub mod swap;
 mod trigger;
 
 pub use trigger::Trigger;
@@ -20,7 +32,7 @@ use std::time::Instant;
 use chrono::Utc;
 
 use crate::config::StoreConfig;
-use crate::error::Error;
+use crate::error::{Error, IoContext};
 use crate::io::durable;
 use crate::job::lock::{StoreLock, Wait};
 use crate::job::record::{Outcome, RunRecord, Stats, StoreState};
@@ -66,27 +78,19 @@ struct Done {
     baseline: bool,
 }
 
-/// Run the job for one store and record it. Sets SIGXFSZ to ignored
-/// (once, process-wide; [`crate::io::sys::ignore_sigxfsz`]) so a file-size
-/// limit fails the run with EFBIG instead of killing the caller.
-pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> RunRecord {
-    crate::io::sys::ignore_sigxfsz();
-    let started_at = Utc::now();
-    let t0 = Instant::now();
-    let wait = if opts.wait { Wait::Yes } else { Wait::No };
-    // The lock is held until the record is written, so a run's record is
-    // on disk before any other run can start.
-    let mut held = None;
-    let result = match StoreLock::acquire(&store.name, &store.log, opts.trigger.as_str(), wait) {
-        Ok(lock) => {
-            let lock_ms = t0.elapsed().as_secs_f64() * 1e3;
-            held = Some(lock);
-            run_locked(paths, store, opts).map(|mut d| {
-                d.stats.timings.lock_ms = lock_ms;
-                d
-            })
+impl Done {
+    fn skipped(reason: String, success: bool) -> Done {
+        Done {
+            outcome: Outcome::Skipped,
+            reason: Some(reason),
+            stats: Stats::default(),
+            success,
+            baseline: false,
         }
-        Err(Error::Busy { holder, lock, .. }) => Ok(Done {
+    }
+
+    fn busy(holder: &str, lock: &std::path::Path, opts: &SyncOptions) -> Done {
+        Done {
             outcome: if opts.is_scheduled() {
                 Outcome::Skipped
             } else {
@@ -101,31 +105,68 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
             stats: Stats::default(),
             success: false,
             baseline: false,
-        }),
+        }
+    }
+}
+
+/// Run the job for one store and record it. Sets SIGXFSZ to ignored
+/// (once, process-wide; [`crate::io::sys::ignore_sigxfsz`]) so a file-size
+/// limit fails the run with EFBIG instead of killing the caller.
+pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> RunRecord {
+    crate::io::sys::ignore_sigxfsz();
+    let started_at = Utc::now();
+    let t0 = Instant::now();
+    let wait = if opts.wait { Wait::Yes } else { Wait::No };
+    // The lock is held until the record is written, so a run's record is
+    // on disk before any other run can start.
+    let mut held = None;
+    let result = match StoreLock::acquire(
+        &store.name,
+        &store.lock_anchor(),
+        opts.trigger.as_str(),
+        wait,
+    ) {
+        Ok(lock) => {
+            let lock_ms = t0.elapsed().as_secs_f64() * 1e3;
+            held = Some(lock);
+            match &store.segments {
+                Some(policy) => segmented::run(paths, store, policy, opts),
+                None => run_locked(paths, store, opts),
+            }
+            .map(|mut d| {
+                d.stats.timings.lock_ms = lock_ms;
+                d
+            })
+        }
+        Err(Error::Busy { holder, lock, .. }) => Ok(Done::busy(&holder, &lock, opts)),
         Err(e) => Err(e),
     };
-    let (outcome, reason, error, stats, success, baseline) = match result {
-        Ok(d) => (d.outcome, d.reason, None, d.stats, d.success, d.baseline),
+    let (done, error) = match result {
+        Ok(d) => (d, None),
         Err(e) => (
-            Outcome::Error,
-            None,
-            Some(e.to_string()),
-            Stats::default(),
-            false,
-            false,
+            Done {
+                outcome: Outcome::Error,
+                reason: None,
+                stats: Stats::default(),
+                success: false,
+                baseline: false,
+            },
+            Some(e),
         ),
     };
+    let (success, baseline) = (done.success, done.baseline);
     let mut rec = RunRecord {
         store: store.name.clone(),
         log: store.log.clone(),
-        outcome,
+        outcome: done.outcome,
         trigger: opts.trigger.as_str().to_string(),
         started_at,
         finished_at: Utc::now(),
         duration_ms: (t0.elapsed().as_secs_f64() * 1e6).round() / 1e3,
-        reason,
-        error,
-        stats,
+        reason: done.reason,
+        // The record keeps the message; the error itself ends here.
+        error: error.map(|e| e.to_string()),
+        stats: done.stats,
         pid: std::process::id(),
         host: durable::hostname(),
         version: crate::VERSION.to_string(),
@@ -171,89 +212,41 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
     rec
 }
 
+/// Steps 2-4 under the store lock: recover, compact (late writes folded in
+/// at their swap point), census and prune, then commit the late-write state.
 fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::Result<Done> {
-    let mut recovered = Vec::new();
-    let skipped = |reason: String, success: bool| Done {
-        outcome: Outcome::Skipped,
-        reason: Some(reason),
-        stats: Stats::default(),
-        success,
-        baseline: false,
-    };
-    let log = match std::fs::symlink_metadata(&store.log) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(skipped(
-                format!(
-                    "{} does not exist yet: nothing to compact (check the store's `log` if a writer should have created it)",
-                    store.log.display()
-                ),
-                false,
-            ));
-        }
-        _ => compact::resolve_log(&store.log)?,
-    };
-    // Step 2: what an earlier crashed run left.
-    recovered.extend(durable::remove_stale_temps(&log)?);
-    recovered.extend(rotation::remove_live_links(&log)?);
-    for p in &recovered {
-        tracing::warn!("removed {} left by an interrupted run", p.display());
+    if let Err(e) = std::fs::symlink_metadata(&store.log)
+        && e.kind() == std::io::ErrorKind::NotFound
+    {
+        return Ok(Done::skipped(
+            format!(
+                "{} does not exist yet: nothing to compact (check the store's `log` if a writer should have created it)",
+                store.log.display()
+            ),
+            false,
+        ));
     }
-
-    // Late writes of a writer that ignores the lock, into the last rotated
-    // file: carry them into the live log before anything else.
+    let log = compact::resolve_log(&store.log)?;
     let state_dir = paths.store_state(&store.name);
-    let mode = std::fs::metadata(&log).map_or(0o644, |m| {
-        use std::os::unix::fs::PermissionsExt;
-        m.permissions().mode()
-    });
-    let (late, mut watches) = late::carry_all(&log, &late::load(&state_dir), mode)?;
-    if late.from.is_some() {
-        late::save(&state_dir, &watches)?;
-    }
-    let with_late = |stats: &mut Stats| {
-        stats.late_lines_carried = late.lines;
-        stats.late_lines_quarantined = late.quarantined;
-        stats.late_lines_from = late.from.clone();
-    };
+    let recovered = recover::recover(&log, &state_dir)?;
+    let live = std::fs::metadata(&log).ctx("stat log", &log)?;
+    let (late_state, leftover) = late::load(&state_dir, &live);
 
-    if !opts.force && store.min_growth > 0.0 {
-        let state = StoreState::new(paths.store_state(&store.name));
-        if let Some(b) = state.baseline() {
-            let size = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
-            let grown = size.saturating_sub(b.bytes_after) as f64 / b.bytes_after.max(1) as f64;
-            if grown < store.min_growth {
-                let mut d = skipped(
-                    format!(
-                        "the log grew {:.0}% since the last compaction, below min_growth {:.0}% (use --force to compact anyway)",
-                        grown * 100.0,
-                        store.min_growth * 100.0
-                    ),
-                    true,
-                );
-                d.stats.bytes_before = size;
-                d.stats.bytes_after = size;
-                d.stats.recovered = recovered;
-                with_late(&mut d.stats);
-                return Ok(d);
-            }
-        }
+    if let Some(mut d) = below_min_growth(paths, store, opts, &live, &late_state) {
+        d.stats.recovered = recovered;
+        d.stats.writers = census::take(&[&log]);
+        return Ok(d);
     }
 
-    let mut stats = compact::compact(store)?;
+    refuse_unsafe_writers(store, &log)?;
+    let compacted = compact::compact(store, &state_dir, &late_state)?;
+    let mut stats = compacted.stats;
     stats.recovered = recovered;
-    with_late(&mut stats);
-    if let Some(rotated) = &stats.rotated {
-        // Watch the file we just rotated for late writes.
-        watches.push(late::Watch {
-            rotated: rotated.clone(),
-            size: stats.rotated_bytes,
-        });
-    }
     let t = Instant::now();
-    // The newest rotated file is kept at least until the next run has
-    // checked it for late writes, even with keep_rotated = 0.
-    stats.pruned = rotation::prune(&log, store.keep_rotated.max(1), store.max_age)?;
-    late::save(&state_dir, &watches)?;
+    let state = prune(&log, store, &compacted.state, &mut stats)?;
+    if leftover || state != late_state || compacted.state != late_state {
+        late::commit(&state_dir, &state)?;
+    }
     stats.timings.prune_ms = (t.elapsed().as_secs_f64() * 1e6).round() / 1e3;
     crate::failpoint!("before-record");
     Ok(Done {
@@ -264,4 +257,149 @@ fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::
         success: true,
         baseline: true,
     })
+}
+
+/// A rotated file whose only uncarried bytes are a partial line, and that
+/// no process holds open, will never see that line finished: the fragment
+/// (a writer's torn last write) is quarantined (G3) and counted as carried,
+/// so the file can be pruned. An older rotated file gains no new writer
+/// (only an fd opened before its swap reaches it), so a census that shows
+/// none means none will come; this run's file is left for the next run.
+fn quarantine_dead_fragments(
+    log: &std::path::Path,
+    state: &mut late::LateWrites,
+    census: &census::Census,
+    stats: &mut Stats,
+) -> crate::Result<()> {
+    let mode = std::fs::metadata(log).map_or(0o644, |m| {
+        use std::os::unix::fs::PermissionsExt;
+        m.permissions().mode()
+    });
+    for w in state.watches.iter_mut() {
+        if stats.rotated.as_deref() == Some(w.rotated.as_path())
+            || census.of(&w.rotated).next().is_some()
+        {
+            continue;
+        }
+        let Ok(f) = std::fs::File::open(&w.rotated) else {
+            continue;
+        };
+        let size = f.metadata().ctx("stat", &w.rotated)?.len();
+        if size <= w.carried || crate::fold::find_cut(&f, size).ctx("read", &w.rotated)? > w.carried
+        {
+            continue;
+        }
+        let bad = crate::fold::Bad {
+            range: crate::fold::Range {
+                start: w.carried,
+                end: size,
+            },
+            reason: crate::fold::json::Invalid {
+                reason: "a torn line left in a rotated file by a writer that has exited",
+                at: 0,
+            },
+        };
+        stats.quarantine_file = Some(quarantine::append(log, &w.rotated, &f, &[bad], mode)?);
+        stats.late_lines_quarantined += 1;
+        w.carried = size;
+    }
+    Ok(())
+}
+
+/// The one writer pattern a swap cannot serve: a process with the live log
+/// open for writing *without* `O_APPEND` writes at its own file offset. After
+/// a swap it goes on writing into the rotated file at that offset, which
+/// can be below what was already carried (another writer appended after
+/// it), so its lines would be overwritten or never carried. Detected before
+/// anything is touched; the run fails naming the process.
+fn refuse_unsafe_writers(store: &StoreConfig, log: &std::path::Path) -> crate::Result<()> {
+    if store.allow_positional_writers {
+        return Ok(());
+    }
+    let census = census::take(&[log]);
+    let Some(o) = census.openers.iter().find(|o| !o.append) else {
+        return Ok(());
+    };
+    Err(Error::UnsafeWriter {
+        path: log.to_path_buf(),
+        pid: o.pid,
+        program: o.program.clone(),
+        fd: o.fd,
+        flags: o.flags.clone(),
+    })
+}
+
+/// The `min_growth` check: a skip when the log grew too little since the
+/// last compaction and no late writes wait to be carried.
+fn below_min_growth(
+    paths: &Paths,
+    store: &StoreConfig,
+    opts: &SyncOptions,
+    live: &std::fs::Metadata,
+    late_state: &late::LateWrites,
+) -> Option<Done> {
+    if opts.force || store.min_growth <= 0.0 {
+        return None;
+    }
+    let b = StoreState::new(paths.store_state(&store.name)).baseline()?;
+    let size = live.len();
+    let grown = size.saturating_sub(b.bytes_after) as f64 / b.bytes_after.max(1) as f64;
+    let late_waiting = late_state
+        .watches
+        .iter()
+        .any(|w| std::fs::metadata(&w.rotated).is_ok_and(|m| m.len() > w.carried));
+    if grown >= store.min_growth || late_waiting {
+        return None;
+    }
+    let mut d = Done::skipped(
+        format!(
+            "the log grew {:.0}% since the last compaction, below min_growth {:.0}% (use --force to compact anyway)",
+            grown * 100.0,
+            store.min_growth * 100.0
+        ),
+        true,
+    );
+    d.stats.bytes_before = size;
+    d.stats.bytes_after = size;
+    Some(d)
+}
+
+/// Step 4: take the writer census of the live log and every rotated file,
+/// prune by retention, never a protected file (this run's, one a writer
+/// holds open, one with uncarried late writes), and drop the watches that
+/// can receive nothing more. Returns the late-write state to commit.
+fn prune(
+    log: &std::path::Path,
+    store: &StoreConfig,
+    state: &late::LateWrites,
+    stats: &mut Stats,
+) -> crate::Result<late::LateWrites> {
+    let rotated: Vec<std::path::PathBuf> =
+        rotation::list(log)?.into_iter().map(|(_, p)| p).collect();
+    let mut files: Vec<&std::path::Path> = vec![log];
+    files.extend(rotated.iter().map(|p| p.as_path()));
+    let census = census::take(&files);
+    let mut state = state.clone();
+    quarantine_dead_fragments(log, &mut state, &census, stats)?;
+    let state = &state;
+    let uncarried = |p: &std::path::Path| {
+        state
+            .watches
+            .iter()
+            .any(|w| w.rotated == p && std::fs::metadata(p).is_ok_and(|m| m.len() > w.carried))
+    };
+    let protect = |p: &std::path::Path| {
+        stats.rotated.as_deref() == Some(p) || census.of(p).next().is_some() || uncarried(p)
+    };
+    let pruned = rotation::prune(log, store.keep_rotated, store.max_age, &protect)?;
+    let mut next = state.clone();
+    next.watches.retain(|w| {
+        !pruned.removed.contains(&w.rotated)
+            && w.rotated.exists()
+            && (protect(&w.rotated) || stats.rotated.as_deref() == Some(w.rotated.as_path()))
+    });
+    stats.pruned = pruned.removed;
+    stats.kept_for_late_writes = pruned.kept;
+    stats.writers = census;
+    Ok(next)
 }

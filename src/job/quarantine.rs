@@ -66,15 +66,7 @@ pub fn append(log: &Path, source: &Path, src: &File, bad: &[Bad], mode: u32) -> 
     // A run that failed or died after quarantining but before its swap left
     // these same lines at the same offsets: an entry with the same offset
     // and bytes already preserves the line, so it is not written again.
-    let existing: std::collections::HashSet<(u64, Vec<u8>)> = if qpath.exists() {
-        read(&qpath)?
-            .into_iter()
-            .filter(|e| e.source == source)
-            .map(|e| (e.offset, e.bytes()))
-            .collect()
-    } else {
-        Default::default()
-    };
+    let existing = already_quarantined(&qpath, source, bad)?;
     let mut out = Vec::new();
     let now = Utc::now();
     for b in bad {
@@ -116,6 +108,16 @@ pub fn append(log: &Path, source: &Path, src: &File, bad: &[Bad], mode: u32) -> 
     }
     let mut f = durable::open_append(&qpath, mode & 0o666)?;
     let len = f.metadata().ctx("stat quarantine file", &qpath)?.len();
+    if len > 0 && !out.is_empty() {
+        // A run killed mid-write left a partial entry: start on a new line
+        // so the next entry is not glued onto it.
+        let mut last = [0u8; 1];
+        f.read_exact_at(&mut last, len - 1)
+            .ctx("read quarantine file", &qpath)?;
+        if last[0] != b'\n' {
+            out.insert(0, b'\n');
+        }
+    }
     let written = crate::fail_io!("quarantine-write")
         .and_then(|_| f.write_all(&out))
         .and_then(|_| {
@@ -128,6 +130,42 @@ pub fn append(log: &Path, source: &Path, src: &File, bad: &[Bad], mode: u32) -> 
         return Err(crate::Error::io("write quarantine file", &qpath, e));
     }
     Ok(qpath)
+}
+
+/// The entries of `qpath` from `source` at the offsets of `bad`, as
+/// `(offset, bytes)`. The file is streamed line by line, and only entries
+/// at those offsets are kept, so memory grows with `bad`, not with the
+/// quarantine file.
+fn already_quarantined(
+    qpath: &Path,
+    source: &Path,
+    bad: &[Bad],
+) -> Result<std::collections::HashSet<(u64, Vec<u8>)>> {
+    use std::io::BufRead;
+    let mut found = std::collections::HashSet::new();
+    let f = match File::open(qpath) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+        Err(e) => return Err(crate::Error::io("read quarantine file", qpath, e)),
+    };
+    let offsets: std::collections::HashSet<u64> = bad.iter().map(|b| b.range.start).collect();
+    let mut r = std::io::BufReader::with_capacity(1 << 16, f);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if r.read_until(b'\n', &mut line)
+            .ctx("read quarantine file", qpath)?
+            == 0
+        {
+            return Ok(found);
+        }
+        let Some(e) = serde_json::from_slice::<Entry>(line.trim_ascii_end()).ok() else {
+            continue;
+        };
+        if e.source == source && offsets.contains(&e.offset) {
+            found.insert((e.offset, e.bytes()));
+        }
+    }
 }
 
 /// Read every entry of a quarantine file.

@@ -10,7 +10,9 @@
 //!   a reader sees the previous record or the new one, never a torn one.
 //! - Every run writes a last-run record, whatever its outcome.
 //! - The history keeps at most [`HISTORY_KEEP`] records once trimmed; it is
-//!   appended with O_APPEND and trimmed by atomic rewrite.
+//!   appended with O_APPEND, fdatasync'ed after each append (and its
+//!   directory fsynced when the append created it), and trimmed by atomic
+//!   rewrite.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -81,6 +83,10 @@ pub struct Stats {
     /// Lines that were a torn fragment glued to a complete event: the event
     /// was kept, the fragment quarantined (also counted in `quarantined`).
     pub salvaged: u64,
+    /// Lines that were two complete events glued together (a writer's `\n`
+    /// was lost): both kept, each as its own line.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unglued: u64,
     pub quarantine_file: Option<PathBuf>,
     /// Bytes after the cut carried unchanged (torn line and lines appended
     /// during the run).
@@ -100,9 +106,27 @@ pub struct Stats {
     pub late_lines_carried: u64,
     /// Of those late lines, the malformed ones (quarantined).
     pub late_lines_quarantined: u64,
-    /// The rotated file they were found in.
+    /// The newest rotated file they were found in.
     pub late_lines_from: Option<PathBuf>,
+    /// Rotated files kept although retention would prune them: a writer
+    /// still has them open, or they hold late writes not carried yet.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept_for_late_writes: Vec<PathBuf>,
+    /// Who had the live log or a rotated file open for writing after the
+    /// run (see `census`).
+    pub writers: crate::job::census::Census,
+    /// The filesystem reported no size (0 total blocks), so the free-space
+    /// check was skipped.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub free_space_unchecked: bool,
     pub timings: Timings,
+    /// Segmented stores only: the directory, prunes, health, compaction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segments: Option<crate::job::segmented::SegmentStats>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The record of one run.
@@ -274,7 +298,18 @@ impl StoreState {
         let mut line = to_json("the run record", &path, rec, false)?;
         line.push(b'\n');
         let mut f = durable::open_append(&path, 0o600)?;
+        // A new file's name must survive a power loss too.
+        let created = f.metadata().ctx("stat", &path)?.len() == 0;
+        // A run killed mid-append left a torn line: end it, so this record
+        // starts a line of its own (readers skip the torn one).
+        if !ends_with_newline(&f).ctx("read", &path)? {
+            line.insert(0, b'\n');
+        }
         f.write_all(&line).ctx("append to", &path)?;
+        f.sync_data().ctx("fsync", &path)?;
+        if created {
+            durable::fsync_dir(durable::parent_dir(&path))?;
+        }
         let len = f.metadata().ctx("stat", &path)?.len();
         // Trim when the file holds about twice what we keep.
         if len > (line.len() * HISTORY_KEEP * 2) as u64 {
@@ -304,6 +339,17 @@ impl StoreState {
             })
             .unwrap_or_default()
     }
+}
+
+fn ends_with_newline(f: &std::fs::File) -> std::io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok(true);
+    }
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, len - 1)?;
+    Ok(b[0] == b'\n')
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {

@@ -5,6 +5,11 @@
 //! - A rotated file is named `<log file name>.<UTC timestamp>`, e.g.
 //!   `events.jsonl.20261123T104950.123Z`; only names of exactly that form are
 //!   ever pruned, so the lock and quarantine files are never touched.
+//! - The names are a sequence: a new name's stamp is later than every
+//!   existing one's, even after the clock steps back, so name order is
+//!   rotation order and pruning by it never takes the newest file.
+//! - A protected file (this run's, one a writer holds open, one with late
+//!   writes not carried yet) is never pruned.
 //! - The rotated file is a hard link to the old log's inode, made while the
 //!   writers' lock is held, so it holds the old log's exact bytes and mode.
 //! - A crash between linking and the swap leaves a rotated name on the live
@@ -59,6 +64,11 @@ pub fn list(log: &Path) -> Result<Vec<(DateTime<Utc>, PathBuf)>> {
 /// Hard-link the live log under a fresh rotated name and return that name.
 pub fn link_rotated(log: &Path) -> Result<PathBuf> {
     let mut at = Utc::now();
+    if let Some((newest, _)) = list(log)?.first()
+        && *newest >= at
+    {
+        at = *newest + chrono::Duration::milliseconds(1);
+    }
     loop {
         let target = rotated_name(log, at);
         match fs::hard_link(log, &target) {
@@ -90,27 +100,43 @@ pub fn remove_live_links(log: &Path) -> Result<Vec<PathBuf>> {
     Ok(removed)
 }
 
+/// What [`prune`] did.
+#[derive(Debug, Default)]
+pub struct Pruned {
+    pub removed: Vec<PathBuf>,
+    /// Files retention would have removed but `protect` kept.
+    pub kept: Vec<PathBuf>,
+}
+
 /// Delete rotated files beyond the newest `keep`, and any older than
-/// `max_age`. Returns what was deleted.
-pub fn prune(log: &Path, keep: usize, max_age: Option<Duration>) -> Result<Vec<PathBuf>> {
+/// `max_age`, except those `protect` names.
+pub fn prune(
+    log: &Path,
+    keep: usize,
+    max_age: Option<Duration>,
+    protect: &dyn Fn(&Path) -> bool,
+) -> Result<Pruned> {
     let now: DateTime<Utc> = SystemTime::now().into();
-    let mut pruned = Vec::new();
+    let mut out = Pruned::default();
+    let pruned = &mut out.removed;
     for (i, (at, path)) in list(log)?.into_iter().enumerate() {
         let too_old = max_age.is_some_and(|age| {
             now.signed_duration_since(at)
                 .to_std()
                 .is_ok_and(|d| d > age)
         });
-        if i >= keep || too_old {
+        if (i >= keep || too_old) && protect(&path) {
+            out.kept.push(path);
+        } else if i >= keep || too_old {
             crate::failpoint!("mid-prune");
             fs::remove_file(&path).ctx("prune rotated file", &path)?;
             pruned.push(path);
         }
     }
-    if !pruned.is_empty() {
+    if !out.removed.is_empty() {
         durable::fsync_dir(durable::parent_dir(log))?;
     }
-    Ok(pruned)
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -170,7 +170,10 @@ pub fn view(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) -> StoreVi
             Some(r) if r.totals.is_some() => r.totals.clone().unwrap_or_default(),
             _ => state.totals(),
         },
-        log_bytes: std::fs::metadata(&store.log).map_or(0, |m| m.len()),
+        log_bytes: match &status.segments {
+            Some(dir) => dir.bytes,
+            None => std::fs::metadata(&store.log).map_or(0, |m| m.len()),
+        },
         keys_live,
         schedule_interval,
         status,

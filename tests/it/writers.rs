@@ -173,7 +173,8 @@ fn late_writes_of_a_writer_that_ignores_the_lock_are_carried_and_reported() {
     assert_eq!(keys.len(), 6, "{keys:?}");
     env.lk(["status"])
         .status(0)
-        .stdout_has("does not take the lock appended 6 line(s)");
+        .stdout_has("does not take the lock appended 6 line(s)")
+        .stdout_has("at the swap point");
     let q = logkeeper::job::quarantine::read(&env.path("events.jsonl.quarantine")).unwrap();
     assert!(q.iter().any(|e| e.bytes() == b"{not json"));
     // Once the rogue finishes its line (still in the first rotated file),

@@ -22,6 +22,12 @@ pub struct Args {
 pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
     let config = Config::load(&paths.config)?;
     let store = config.store(&args.name)?;
+    if store.segments.is_some() {
+        anyhow::bail!(logkeeper::Error::WrongStoreKind {
+            store: store.name.clone(),
+            msg: "is a directory of segments its app rotates itself; append through that app (logkeeper never writes to the active segment)",
+        });
+    }
     let lines: Vec<Vec<u8>> = if args.lines.is_empty() {
         let mut input = Vec::new();
         std::io::stdin().read_to_end(&mut input)?;

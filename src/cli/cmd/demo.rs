@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use chrono::Local;
-use logkeeper::demo::{DemoLog, setup};
+use logkeeper::demo::{DemoFeed, DemoLog, setup, setup_feed};
 use logkeeper::job::{SyncOptions, sync_store};
 use logkeeper::status::store_status;
 
@@ -36,6 +36,8 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         ..DemoLog::default()
     };
     let demo = setup(&dir, &spec)?;
+    let feed = DemoFeed::default();
+    let (feed_dir, feed_store) = setup_feed(&demo, &feed)?;
     let before = std::fs::metadata(&demo.log)?.len();
     println!(
         "logkeeper demo in {}",
@@ -75,16 +77,44 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         human_bytes(after),
         before as f64 / after.max(1) as f64
     );
+
+    let feed_bytes: u64 = std::fs::read_dir(&feed_dir)?
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    println!(
+        "\n  wrote {}/: {} segments of {} events the app rotated itself ({}; one malformed line, one torn last line)",
+        feed_dir.display(),
+        feed.segments,
+        feed.events_per_segment,
+        human_bytes(feed_bytes)
+    );
+    println!("\n$ logkeeper {flags} sync now feed");
+    let feed_rec = sync_store(
+        &demo.paths,
+        &feed_store,
+        &SyncOptions {
+            trigger: logkeeper::job::Trigger::Demo,
+            force: false,
+            wait: false,
+        },
+    );
+    render::print_run(&feed_rec);
     println!("\n$ logkeeper {flags} status");
-    let st = vec![store_status(&demo.paths, store, Local::now())];
+    let now = Local::now();
+    let st = vec![
+        store_status(&demo.paths, store, now),
+        store_status(&demo.paths, &feed_store, now),
+    ];
     print!("{}", render::table(&st));
     println!("\nTry next:");
     println!("  logkeeper {flags} replay demo | head -3");
     println!(
         "  logkeeper {flags} append demo '{{\"change_type\":\"SET\",\"item_type\":\"Task\",\"item\":{{\"id\":\"task-new\"}}}}'"
     );
+    println!("  logkeeper {flags} replay feed | head -3");
     println!("  logkeeper {flags} status --json");
-    let code = exit::of_runs(std::slice::from_ref(&rec));
+    let code = exit::of_runs(&[rec, feed_rec]);
     Ok(if code != exit::OK {
         code
     } else {

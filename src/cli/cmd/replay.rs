@@ -18,6 +18,17 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
     let store = config.store(&args.name)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    if store.segments.is_some() {
+        let r = logkeeper::replay_segments(store, &mut out)?;
+        out.flush()?;
+        if r.malformed > 0 {
+            eprintln!(
+                "logkeeper: skipped {} malformed line(s) in {} segment(s) (a sync moves those of sealed segments to the quarantine file)",
+                r.malformed, r.files
+            );
+        }
+        return Ok(exit::OK);
+    }
     let found = logkeeper::replay(store, &mut out)?;
     out.flush()?;
     if found.malformed > 0 {

@@ -12,7 +12,7 @@ use crate::cli::exit;
 #[derive(Debug, Subcommand)]
 pub enum StoreCmd {
     /// Declare a store (creates the config file if needed)
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// List the declared stores
     List,
     /// Remove a store from the config (its log and records are left alone)
@@ -27,8 +27,38 @@ pub struct AddArgs {
     /// The store's name (letters, digits, '-', '_', '.')
     pub name: String,
     /// The live JSONL log
-    #[arg(long, value_name = "PATH")]
-    pub log: PathBuf,
+    #[arg(
+        long,
+        value_name = "PATH",
+        required_unless_present = "segments",
+        conflicts_with = "segments"
+    )]
+    pub log: Option<PathBuf>,
+    /// A directory of segments the app rotates itself, e.g.
+    /// "dir/events-{seq}.jsonl" ({seq}: the start seq in each name)
+    #[arg(long, value_name = "PATTERN")]
+    pub segments: Option<PathBuf>,
+    /// Segmented: newest sealed segments to keep (the active one always stays)
+    #[arg(long, value_name = "N", requires = "segments")]
+    pub keep_files: Option<usize>,
+    /// Prune rotated files (or sealed segments) older than this, e.g. "14d"
+    #[arg(long, value_name = "DURATION")]
+    pub max_age: Option<String>,
+    /// Segmented: total size to keep the segments under, e.g. "2GiB"
+    #[arg(long, value_name = "SIZE", requires = "segments")]
+    pub max_bytes: Option<String>,
+    /// Segmented, keyed: compact sealed segments only once this old, e.g. "1h"
+    #[arg(long, value_name = "DURATION", requires = "segments")]
+    pub min_compaction_lag: Option<String>,
+    /// Segmented, keyed: keep tombstones this long, e.g. "1d"
+    #[arg(long, value_name = "DURATION", requires = "segments")]
+    pub delete_retention: Option<String>,
+    /// Segmented, keyed: compact when this share of sealed bytes is new (0-1)
+    #[arg(long, value_name = "RATIO", requires = "segments")]
+    pub min_dirty_ratio: Option<f64>,
+    /// Segmented: JSON pointer to each event's seq (health reports events out of order)
+    #[arg(long, value_name = "PTR", requires = "segments")]
+    pub seq: Option<String>,
     /// JSON pointer to a key field; repeat for a composite key (none: append-only)
     #[arg(long = "key", value_name = "PTR")]
     pub key: Vec<String>,
@@ -49,20 +79,39 @@ pub struct AddArgs {
 pub fn run(paths: &Paths, cmd: &StoreCmd) -> anyhow::Result<u8> {
     match cmd {
         StoreCmd::Add(a) => {
+            // `~` reaches us unexpanded when quoted; relative paths are
+            // taken from the current directory, as the user typed them.
+            let cwd = absolute(Path::new("."))?;
+            let expand = |p: &Option<PathBuf>| {
+                p.as_ref()
+                    .map(|p| config::expand_path(&p.to_string_lossy(), &cwd))
+            };
+            let segments = expand(&a.segments);
             let new = NewStore {
                 name: a.name.clone(),
-                // `~` reaches us unexpanded when quoted; relative paths are
-                // taken from the current directory, as the user typed them.
-                log: config::expand_path(&a.log.to_string_lossy(), &absolute(Path::new("."))?),
+                log: expand(&a.log).or(segments.clone()).unwrap_or_default(),
                 key: a.key.clone(),
                 op: a.op.clone(),
                 delete: a.delete.clone(),
                 schedule: a.schedule.clone(),
                 keep_rotated: a.keep_rotated,
+                segments,
+                keep_files: a.keep_files,
+                max_age: a.max_age.clone(),
+                max_bytes: a.max_bytes.clone(),
+                min_compaction_lag: a.min_compaction_lag.clone(),
+                delete_retention: a.delete_retention.clone(),
+                min_dirty_ratio: a.min_dirty_ratio,
+                seq: a.seq.clone(),
             };
             config::add_store(&paths.config, &new)?;
             println!(
-                "added store {:?} ({}) to {}",
+                "added {}store {:?} ({}) to {}",
+                if new.segments.is_some() {
+                    "segmented "
+                } else {
+                    ""
+                },
                 a.name,
                 new.log.display(),
                 paths.config.display()
@@ -74,6 +123,11 @@ pub fn run(paths: &Paths, cmd: &StoreCmd) -> anyhow::Result<u8> {
                 println!("no stores in {}", paths.config.display());
             }
             for s in &config.stores {
+                let kind = if s.segments.is_some() {
+                    "segments "
+                } else {
+                    ""
+                };
                 let key = if s.key.is_empty() {
                     "append-only".to_string()
                 } else {
@@ -83,7 +137,7 @@ pub fn run(paths: &Paths, cmd: &StoreCmd) -> anyhow::Result<u8> {
                     .schedule
                     .as_ref()
                     .map_or("no schedule".into(), |c| format!("schedule {:?}", c.expr()));
-                println!("{}\t{}\t{key}\t{schedule}", s.name, s.log.display());
+                println!("{}\t{kind}{}\t{key}\t{schedule}", s.name, s.log.display());
             }
         }
         StoreCmd::Remove { name } => {

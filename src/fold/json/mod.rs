@@ -58,6 +58,20 @@ impl std::fmt::Display for Invalid {
 struct Node {
     target: Option<usize>,
     children: Vec<(Vec<u8>, Node)>,
+    /// Every output slot at or below this node: a duplicate member replaces
+    /// the whole earlier value (last wins), so they are cleared first.
+    below: Vec<usize>,
+}
+
+impl Node {
+    fn fill_below(&mut self) -> Vec<usize> {
+        let mut v: Vec<usize> = self.target.into_iter().collect();
+        for (_, c) in &mut self.children {
+            v.extend(c.fill_below());
+        }
+        self.below = v.clone();
+        v
+    }
 }
 
 /// A set of JSON pointers compiled into a trie, each with an output slot.
@@ -98,6 +112,7 @@ impl Pointers {
             }
             node.target = Some(slot);
         }
+        root.fill_below();
         Ok(Pointers {
             root,
             count: ptrs.len(),
@@ -199,6 +214,7 @@ impl Scanner {
             root: Node {
                 target: None,
                 children: Vec::new(),
+                below: Vec::new(),
             },
             count: 0,
         };
@@ -232,6 +248,9 @@ impl Scanner {
                             };
                             match child {
                                 Some((_, n)) => {
+                                    for &s in &n.below {
+                                        out[s] = None;
+                                    }
                                     self.value(c, n, out)?;
                                 }
                                 None => {

@@ -33,6 +33,18 @@ fn extracts_nested_pointers_and_last_duplicate_wins() {
     );
 }
 
+/// `{"item":{"id":1},"item":{"name":"x"}}` is `{"item":{"name":"x"}}`
+/// by last-wins: the earlier member's `/item/id` must not survive.
+#[test]
+fn a_duplicate_member_replaces_the_whole_earlier_value() {
+    let got = extract(
+        r#"{"item":{"id":1,"k":"a"},"item":{"k":"b"}}"#,
+        &["/item/id", "/item/k"],
+    )
+    .unwrap();
+    assert_eq!(got, vec![None, Some("b".into())]);
+}
+
 #[test]
 fn escaped_member_names_match_pointer_tokens() {
     let got = extract(r#"{"a\/b":1,"\u0069d":"x"}"#, &["/a~1b", "/id"]).unwrap();

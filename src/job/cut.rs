@@ -1,0 +1,141 @@
+//! The prelude shared by compaction and `replay`: open the live log, cut it
+//! at its last complete line, lay out the logical stream (with late writes
+//! at the swap point, see [`late`](crate::job::late)) and fold it.
+//!
+//! Read-only: nothing here changes a file, so a crash at any point of it
+//! changes nothing (G2).
+//!
+//! Invariant: the live log's size is read *before* the watched rotated
+//! files' ends, so every late line of a writer that had already moved on to
+//! the live log is inside the fold (see `late::open_watched`).
+
+use std::fs::{File, Metadata};
+use std::hash::Hasher;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::PathBuf;
+
+use crate::config::StoreConfig;
+use crate::error::{IoContext, Result};
+use crate::fold::segments::{self, Segment};
+use crate::fold::{self, FoldSpec, Plan};
+use crate::job::compact::{resolve_log, scan_threads};
+use crate::job::late::{self, LateWrites};
+
+/// A cut and folded live log.
+pub struct Cut {
+    pub log: PathBuf,
+    pub file: File,
+    pub meta: Metadata,
+    /// The live log's size when it was cut.
+    pub size: u64,
+    /// Just after its last complete line.
+    pub cut: u64,
+    /// Where the late writes fold in (a line start in `[0, cut]`: the start
+    /// of the line holding the recorded swap point).
+    pub swap_point: u64,
+    /// Watched rotated files, with their uncarried complete lines.
+    pub late: Vec<late::Open>,
+    pub plan: Plan,
+    /// A fingerprint of the bytes before the cut (see [`fingerprint`]).
+    pub fingerprint: u64,
+}
+
+/// Bytes hashed at each end of the prefix by [`fingerprint`].
+const PRINT: u64 = 64 << 10;
+
+/// A hash of the first and last 64 KiB before `cut`, with `cut` itself: a
+/// truncation (copytruncate) or a rewrite of the prefix changes it, while
+/// appends after the cut do not.
+pub fn fingerprint(file: &File, cut: u64) -> std::io::Result<u64> {
+    let mut h = std::hash::DefaultHasher::new();
+    h.write_u64(cut);
+    let mut buf = vec![0u8; PRINT.min(cut) as usize];
+    file.read_exact_at(&mut buf, 0)?;
+    h.write(&buf);
+    let n = buf.len() as u64;
+    file.read_exact_at(&mut buf, cut - n)?;
+    h.write(&buf);
+    Ok(h.finish())
+}
+
+impl Cut {
+    /// Open, cut and fold the store's live log; with `state`, the late
+    /// writes it records are folded in at the swap point.
+    pub fn take(store: &StoreConfig, state: Option<&LateWrites>) -> Result<Cut> {
+        let log = resolve_log(&store.log)?;
+        let file = File::open(&log).ctx("open log", &log)?;
+        let meta = file.metadata().ctx("stat log", &log)?;
+        let size = meta.len();
+        let cut = fold::find_cut(&file, size).ctx("read log", &log)?;
+        let late = match state {
+            Some(s) => late::open_watched(s)?,
+            None => Vec::new(),
+        };
+        let point = state
+            .and_then(|s| s.live.as_ref())
+            .filter(|g| g.dev == meta.dev() && g.ino == meta.ino())
+            .map_or(cut, |g| g.swap_point.min(cut));
+        // A swap point inside a line (the new file ended in a dead writer's
+        // torn line, completed after the swap): that line was written after
+        // the swap, so the late writes go before it.
+        let swap_point = fold::find_cut(&file, point).ctx("read log", &log)?;
+        let fingerprint = fingerprint(&file, cut).ctx("read log", &log)?;
+        let mut c = Cut {
+            log,
+            file,
+            meta,
+            size,
+            cut,
+            swap_point,
+            late,
+            plan: Plan::default(),
+            fingerprint,
+        };
+        let spec = FoldSpec::for_store(store)?;
+        c.plan = segments::fold_segments(&spec, &c.segments(), scan_threads(), 8 << 20)
+            .ctx("read log", &c.log)?;
+        Ok(c)
+    }
+
+    /// The logical stream: `live[0, P) ++ late… ++ live[P, cut)`.
+    pub fn segments(&self) -> Vec<Segment<'_>> {
+        if self.late_bytes() == 0 {
+            return vec![Segment {
+                file: &self.file,
+                path: &self.log,
+                start: 0,
+                end: self.cut,
+            }];
+        }
+        let mut v = vec![Segment {
+            file: &self.file,
+            path: &self.log,
+            start: 0,
+            end: self.swap_point,
+        }];
+        v.extend(
+            self.late
+                .iter()
+                .filter(|o| o.end > o.watch.carried)
+                .map(|o| Segment {
+                    file: &o.file,
+                    path: &o.watch.rotated,
+                    start: o.watch.carried,
+                    end: o.end,
+                }),
+        );
+        v.push(Segment {
+            file: &self.file,
+            path: &self.log,
+            start: self.swap_point,
+            end: self.cut,
+        });
+        v.retain(|s| !s.is_empty());
+        v
+    }
+
+    /// Bytes of late writes inside the fold.
+    pub fn late_bytes(&self) -> u64 {
+        self.late.iter().map(|o| o.end - o.watch.carried).sum()
+    }
+}

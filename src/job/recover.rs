@@ -1,0 +1,48 @@
+//! Step 2 of the job: clean up what an earlier run left when it was killed.
+//!
+//! - temp files beside the log (`.<log>.lk-tmp.*`): an unfinished snapshot,
+//!   or, after an exchange, a second name of the old log whose rotated name
+//!   keeps it;
+//! - temp files of the store's state records (`.last-run.json.lk-tmp.*`,
+//!   `.late-writes.json.lk-tmp.*`, …) in `<state>/stores/<name>/`;
+//! - rotated names that point at the live inode (a run killed between
+//!   linking and swapping).
+//!
+//! Only temp-prefixed names and rotated links to the live inode are
+//! removed, never a file with data found nowhere else; the caller holds the
+//! store lock, so no live run owns them. The late-write state needs no
+//! repair: `late::load` picks the prepared or the committed state by the
+//! live log's inode.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::Result;
+use crate::io::durable;
+use crate::job::rotation;
+
+/// Remove the leftovers; returns what was removed.
+pub fn recover(log: &Path, state_dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut recovered = durable::remove_stale_temps(log)?;
+    recovered.extend(rotation::remove_live_links(log)?);
+    if let Ok(entries) = std::fs::read_dir(state_dir) {
+        let mut any = false;
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') && name.contains(".lk-tmp.") {
+                let p = e.path();
+                std::fs::remove_file(&p)
+                    .map_err(|err| crate::Error::io("remove stale temp file", &p, err))?;
+                recovered.push(p);
+                any = true;
+            }
+        }
+        if any {
+            durable::fsync_dir(state_dir)?;
+        }
+    }
+    for p in &recovered {
+        tracing::warn!("removed {} left by an interrupted run", p.display());
+    }
+    Ok(recovered)
+}

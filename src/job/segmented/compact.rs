@@ -1,0 +1,530 @@
+//! Keyed compaction of sealed segments, in the manner of Kafka's log
+//! cleaner.
+//!
+//! The inputs are a prefix of the sealed segments in seq order (each
+//! validated, not open for writing, older than `min_compaction_lag`), taken
+//! only when no earlier merge's inputs still wait for deletion. Starting at
+//! the oldest retained segment is what makes dropping a tombstone safe: no
+//! older write of its key is left anywhere. Their lines are folded together: for each key only
+//! its last write survives, a delete survives as a tombstone until its
+//! segment is older than `delete_retention`, and lines without the key stay
+//! in place. The survivors are written, in their original order and byte
+//! for byte, into groups of consecutive inputs no larger than the largest
+//! input; each group's result takes the name of its first input.
+//!
+//! Replacement of one group `[A, B, C]` (crash reasoning):
+//! 1. the merged bytes go to a temp file beside `A` (mode of `A`, mtime of
+//!    the group's newest input), fsynced;
+//! 2. the state records `B` and `C` as pending deletion *after* `A` has the
+//!    temp file's inode, and the state file is replaced atomically;
+//! 3. the temp file is renamed over `A` (atomic), the directory fsynced;
+//! 4. `B` and `C` are deleted later ([`delete_due`]), once
+//!    `file_delete_delay` has passed and only if `A` still has that inode
+//!    (or a newer merge of it), oldest first with a directory fsync after
+//!    each.
+//!
+//! A crash before 3 leaves the inputs as they were (the temp file is removed
+//! by the next run, the pending entries dropped because `A`'s inode is not
+//! the temp's). After 3, `A` holds every surviving event of `B` and `C`, so
+//! their later deletion loses nothing. What a reader that lists the
+//! directory sees at any instant: the smallest name never changes (the
+//! result keeps the first input's name, deletions go oldest first), every
+//! event that the fold keeps is present at least once, and an event may be
+//! present twice (in `A` and still in `B`/`C`) until the inputs are deleted.
+//! Folding the files in seq order gives the same state at every instant:
+//! a line left in `B` is either also in `A` or an older write of a key
+//! whose latest write is in `C` or later, which a seq-order fold applies
+//! after it. That is why the inputs go oldest first: `C` deleted while `B`
+//! stays would let `B`'s older write win. The delay protects a reader that
+//! read the old `A` before step 3 and opens `B` after it.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, IoContext, Result};
+use crate::fold::{self, Class, Classifier, FoldSpec, Range};
+use crate::io::durable;
+use crate::job::segmented::pattern::Segment;
+use crate::job::segmented::state::{FileId, Pending, SegState};
+
+/// What a compaction did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CompactionStats {
+    /// Segments read.
+    pub inputs: u64,
+    /// Segments written (each under its group's first input's name).
+    pub outputs: Vec<PathBuf>,
+    /// Inputs whose events are now in an output: deleted after the delay.
+    pub replaced: Vec<PathBuf>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub lines_in: u64,
+    pub lines_out: u64,
+    pub keys_live: u64,
+    pub tombstones_kept: u64,
+    pub tombstones_dropped: u64,
+    /// Older writes of a key dropped because a later write supersedes them.
+    pub superseded: u64,
+}
+
+struct Last {
+    file: u32,
+    range: Range,
+    tomb: bool,
+}
+
+type KeyMap = HashMap<Vec<u8>, Last, foldhash::fast::RandomState>;
+
+/// What scanning a run of inputs found.
+struct Scan {
+    last: KeyMap,
+    /// Per input of the run, its keyless lines.
+    keyless: Vec<Vec<Range>>,
+    lines_in: u64,
+    superseded: u64,
+    bytes_in: u64,
+}
+
+/// Scan `inputs[run]`: each key's last write within the run, keyless lines.
+fn scan(inputs: &[Segment], run: std::ops::Range<usize>, spec: &FoldSpec) -> Result<Scan> {
+    let mut out = Scan {
+        last: KeyMap::default(),
+        keyless: vec![Vec::new(); run.len()],
+        lines_in: 0,
+        superseded: 0,
+        bytes_in: 0,
+    };
+    let mut cls = Classifier::new(spec);
+    for i in run.clone() {
+        let seg = &inputs[i];
+        let (file, _) = open_checked(seg)?;
+        out.bytes_in += seg.size;
+        if seg.size == 0 {
+            continue;
+        }
+        let cut = fold::find_cut(&file, seg.size).ctx("read segment", &seg.path)?;
+        if cut != seg.size {
+            return Err(Error::SegmentChanged {
+                path: seg.path.clone(),
+                what: "ends in a torn line since it was checked",
+            });
+        }
+        let keyless = &mut out.keyless[i - run.start];
+        let (last, lines_in, superseded) = (&mut out.last, &mut out.lines_in, &mut out.superseded);
+        fold::for_each_line(&file, 0, cut, |off, line| {
+            *lines_in += 1;
+            let range = Range {
+                start: off,
+                end: off + line.len() as u64 + 1,
+            };
+            match cls.classify(line) {
+                Class::Keyed { delete } => {
+                    let new = Last {
+                        file: i as u32,
+                        range,
+                        tomb: delete,
+                    };
+                    if let Some(old) = last.get_mut(cls.key.as_slice()) {
+                        *old = new;
+                        *superseded += 1;
+                    } else {
+                        last.insert(cls.key.clone(), new);
+                    }
+                }
+                // Health keeps malformed lines out of validated inputs; a
+                // line it did not judge is kept in place, like a keyless one.
+                Class::Keyless | Class::Malformed(_) => keyless.push(range),
+            }
+        })
+        .ctx("read segment", &seg.path)?;
+    }
+    Ok(out)
+}
+
+fn open_checked(seg: &Segment) -> Result<(File, std::fs::Metadata)> {
+    let f = File::open(&seg.path).ctx("open segment", &seg.path)?;
+    let m = f.metadata().ctx("stat segment", &seg.path)?;
+    if m.ino() != seg.ino || m.len() != seg.size {
+        return Err(Error::SegmentChanged {
+            path: seg.path.clone(),
+            what: "changed while it was being compacted (a writer appended to or replaced a file it had rolled away from)",
+        });
+    }
+    Ok((f, m))
+}
+
+/// Compact `inputs` (see the module doc). Updates `state` (clean outputs,
+/// pending inputs) and saves it to `state_dir` before each replacement.
+pub fn compact(
+    inputs: &[Segment],
+    spec: &FoldSpec,
+    delete_retention: Duration,
+    now: SystemTime,
+    state: &mut SegState,
+    state_dir: &Path,
+) -> Result<CompactionStats> {
+    let mut st = CompactionStats {
+        inputs: inputs.len() as u64,
+        ..Default::default()
+    };
+    // Pass 1, in parallel over runs of consecutive inputs: the last write of
+    // each key, and keyless lines per file. A key's last write is in the
+    // last run that has it.
+    let threads = crate::job::compact::scan_threads().min(inputs.len()).max(1);
+    let per = inputs.len().div_ceil(threads);
+    let scans: Vec<Scan> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..inputs.len())
+            .step_by(per.max(1))
+            .map(|start| {
+                let end = (start + per).min(inputs.len());
+                sc.spawn(move || scan(inputs, start..end, spec))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("segment scan thread panicked"))
+            .collect::<Result<Vec<_>>>()
+    })?;
+    let mut last = KeyMap::default();
+    let mut keep: Vec<Vec<Range>> = Vec::with_capacity(inputs.len());
+    for sc in scans {
+        st.bytes_in += sc.bytes_in;
+        st.lines_in += sc.lines_in;
+        st.superseded += sc.superseded;
+        keep.extend(sc.keyless);
+        if last.is_empty() {
+            last = sc.last;
+            continue;
+        }
+        for (k, v) in sc.last {
+            if last.insert(k, v).is_some() {
+                st.superseded += 1;
+            }
+        }
+    }
+    for l in last.into_values() {
+        if l.tomb {
+            let age = now
+                .duration_since(inputs[l.file as usize].mtime)
+                .unwrap_or_default();
+            if age > delete_retention {
+                st.tombstones_dropped += 1;
+                continue;
+            }
+            st.tombstones_kept += 1;
+        } else {
+            st.keys_live += 1;
+        }
+        keep[l.file as usize].push(l.range);
+    }
+    for k in &mut keep {
+        k.sort_unstable();
+        st.lines_out += k.len() as u64;
+        k.dedup_by(|next, prev| {
+            if prev.end == next.start {
+                prev.end = next.end;
+                true
+            } else {
+                false
+            }
+        });
+    }
+    let kept: Vec<u64> = keep
+        .iter()
+        .map(|k| k.iter().map(Range::len).sum())
+        .collect();
+
+    // Groups of consecutive inputs, each no larger than the largest input.
+    let target = inputs.iter().map(|s| s.size).max().unwrap_or(0).max(1);
+    let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut start = 0;
+    let mut acc = 0u64;
+    for (i, &k) in kept.iter().enumerate() {
+        if i > start && acc + k > target {
+            groups.push(start..i);
+            start = i;
+            acc = 0;
+        }
+        acc += k;
+    }
+    if start < inputs.len() {
+        groups.push(start..inputs.len());
+    }
+
+    // Pass 2: write and replace, group by group in seq order.
+    for g in groups {
+        let first = &inputs[g.start];
+        if g.len() == 1 && kept[g.start] == first.size {
+            // Nothing to drop: already clean.
+            state.clean.insert(first.name.clone(), first.ino);
+            st.bytes_out += first.size;
+            continue;
+        }
+        let (_, first_meta) = open_checked(first)?;
+        let mut tmp = durable::temp_beside(&first.path)?;
+        durable::copy_mode_and_owner(tmp.as_file(), tmp.path(), &first_meta)?;
+        {
+            let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+            for i in g.clone() {
+                let (file, _) = open_checked(&inputs[i])?;
+                st.bytes_out += fold::copy_ranges(&file, &keep[i], &mut w)
+                    .ctx("copy segment", &inputs[i].path)?;
+            }
+            w.flush().ctx("write", &first.path)?;
+        }
+        let newest = inputs[g.clone()]
+            .iter()
+            .map(|s| s.mtime)
+            .max()
+            .unwrap_or(now);
+        let f = tmp.as_file();
+        f.set_modified(newest).ctx("set mtime of", tmp.path())?;
+        f.sync_all().ctx("fsync", tmp.path())?;
+        let new = f.metadata().ctx("stat", tmp.path())?;
+        let since = Utc::now();
+        let group_names: Vec<&str> = inputs[g.clone()].iter().map(|s| s.name.as_str()).collect();
+        // Entries waiting on a file of this group now wait on its result,
+        // which holds all of that file's surviving events.
+        for p in &mut state.pending {
+            if group_names.contains(&p.after.0.as_str()) {
+                p.after = (first.name.clone(), new.ino());
+            }
+        }
+        for s in &inputs[g.start + 1..g.end] {
+            state.pending.push(Pending {
+                name: s.name.clone(),
+                ino: s.ino,
+                since,
+                after: (first.name.clone(), new.ino()),
+            });
+            state.clean.remove(&s.name);
+            state.validated.remove(&s.name);
+        }
+        state.clean.insert(first.name.clone(), new.ino());
+        state.validated.insert(
+            first.name.clone(),
+            FileId {
+                ino: new.ino(),
+                size: new.len(),
+            },
+        );
+        state.save(state_dir)?;
+        crate::failpoint!("segment-before-merge-rename");
+        tmp.persist(&first.path)
+            .map_err(|e| e.error)
+            .ctx("rename merged segment over", &first.path)?;
+        durable::fsync_dir(durable::parent_dir(&first.path))?;
+        st.outputs.push(first.path.clone());
+        st.replaced
+            .extend(inputs[g.start + 1..g.end].iter().map(|s| s.path.clone()));
+    }
+    Ok(st)
+}
+
+/// Delete the pending compaction inputs that are due, oldest seq first,
+/// stopping at the first that is not (so a newer input is never deleted
+/// while an older one stays). Entries whose merge never happened, or whose
+/// file is gone or replaced, are dropped without deleting anything.
+pub fn delete_due(
+    dir: &Path,
+    seq_of: &dyn Fn(&str) -> Option<u64>,
+    state: &mut SegState,
+    delay: Duration,
+    now: chrono::DateTime<Utc>,
+) -> Result<Vec<PathBuf>> {
+    let ino_of = |name: &str| {
+        std::fs::symlink_metadata(dir.join(name))
+            .ok()
+            .map(|m| m.ino())
+    };
+    state.pending.retain(|p| {
+        ino_of(&p.name) == Some(p.ino)
+            && match ino_of(&p.after.0) {
+                Some(ino) => ino == p.after.1,
+                // The merged file itself was pruned by retention (oldest
+                // first): the input is older than what is retained now.
+                None => true,
+            }
+    });
+    state
+        .pending
+        .sort_by_key(|p| (seq_of(&p.name).unwrap_or(u64::MAX), p.name.clone()));
+    let delay = chrono::Duration::from_std(delay).unwrap_or_default();
+    let mut deleted = Vec::new();
+    while let Some(p) = state.pending.first() {
+        if p.since + delay > now {
+            break;
+        }
+        let path = dir.join(&p.name);
+        crate::failpoint!("segment-delete-input");
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).ctx("delete compacted segment", &path),
+        }
+        durable::fsync_dir(dir)?;
+        deleted.push(path);
+        state.pending.remove(0);
+    }
+    Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::segmented::pattern::{Pattern, list};
+
+    fn spec() -> FoldSpec {
+        FoldSpec::new(&["/k".into()], Some("/op"), &["DEL".into()]).unwrap()
+    }
+
+    /// Segments of the given lines, named by seq 1, 11, 21, ...; the last
+    /// one is the active segment and is left out of the inputs.
+    fn setup(files: &[&[&str]]) -> (tempfile::TempDir, Pattern, Vec<Segment>) {
+        let d = tempfile::tempdir().unwrap();
+        let p = Pattern::parse(&d.path().join("e-{seq}.jsonl")).unwrap();
+        for (i, lines) in files.iter().enumerate() {
+            let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+            std::fs::write(d.path().join(p.name_for(1 + 10 * i as u64)), text).unwrap();
+        }
+        let l = list(&p, "s").unwrap();
+        let inputs = l.sealed().to_vec();
+        (d, p, inputs)
+    }
+
+    #[test]
+    fn latest_write_per_key_survives_under_the_first_name_and_tombstones_age_out() {
+        let (d, p, inputs) = setup(&[
+            &[
+                r#"{"k":1,"v":1,"pad":"a write that a later one supersedes"}"#,
+                r#"{"k":2,"v":1}"#,
+                r#"{"x":"keyless"}"#,
+            ],
+            &[r#"{"k":1,"v":2}"#, r#"{"k":2,"op":"DEL"}"#],
+            &[r#"{"k":3,"v":1}"#],
+        ]);
+        let state_dir = d.path().join("state");
+        let mut st = SegState::default();
+        // Within delete_retention: the tombstone stays.
+        let c = compact(
+            &inputs,
+            &spec(),
+            Duration::from_secs(3600),
+            SystemTime::now(),
+            &mut st,
+            &state_dir,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.keys_live, c.tombstones_kept, c.tombstones_dropped),
+            (1, 1, 0)
+        );
+        assert_eq!(c.outputs, [d.path().join(p.name_for(1))]);
+        let merged = std::fs::read_to_string(d.path().join(p.name_for(1))).unwrap();
+        assert_eq!(
+            merged,
+            "{\"x\":\"keyless\"}\n{\"k\":1,\"v\":2}\n{\"k\":2,\"op\":\"DEL\"}\n"
+        );
+        // The second input waits for deletion behind the merged file.
+        assert_eq!(st.pending.len(), 1);
+        assert_eq!(st.pending[0].name, p.name_for(11));
+        let deleted = delete_due(
+            d.path(),
+            &|n| p.seq_of(n),
+            &mut st,
+            Duration::ZERO,
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(deleted, [d.path().join(p.name_for(11))]);
+
+        // Past delete_retention: the tombstone goes too.
+        let l = list(&p, "s").unwrap();
+        let inputs = l.sealed().to_vec();
+        let later = SystemTime::now() + Duration::from_secs(7200);
+        let c = compact(
+            &inputs,
+            &spec(),
+            Duration::from_secs(3600),
+            later,
+            &mut st,
+            &state_dir,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.keys_live, c.tombstones_kept, c.tombstones_dropped),
+            (1, 0, 1)
+        );
+        let merged = std::fs::read_to_string(d.path().join(p.name_for(1))).unwrap();
+        assert_eq!(merged, "{\"x\":\"keyless\"}\n{\"k\":1,\"v\":2}\n");
+    }
+
+    #[test]
+    fn pending_inputs_go_only_after_their_merge_and_oldest_first() {
+        let (d, p, inputs) = setup(&[
+            &[r#"{"k":1,"v":1}"#],
+            &[r#"{"k":1,"v":2}"#],
+            &[r#"{"k":1,"v":3}"#],
+            &[r#"{"k":9}"#],
+        ]);
+        let mut st = SegState::default();
+        compact(
+            &inputs,
+            &spec(),
+            Duration::ZERO,
+            SystemTime::now(),
+            &mut st,
+            &d.path().join("state"),
+        )
+        .unwrap();
+        assert_eq!(st.pending.len(), 2);
+        // Not due yet: nothing goes.
+        let none = delete_due(
+            d.path(),
+            &|n| p.seq_of(n),
+            &mut st,
+            Duration::from_secs(60),
+            Utc::now(),
+        )
+        .unwrap();
+        assert!(none.is_empty());
+        // A merge that never happened (the first input's inode is not the
+        // merged file's): the entries are dropped, the inputs stay.
+        let mut undone = st.clone();
+        for x in &mut undone.pending {
+            x.after.1 += 1;
+        }
+        assert!(
+            delete_due(
+                d.path(),
+                &|n| p.seq_of(n),
+                &mut undone,
+                Duration::ZERO,
+                Utc::now()
+            )
+            .unwrap()
+            .is_empty()
+        );
+        assert!(undone.pending.is_empty());
+        let gone = delete_due(
+            d.path(),
+            &|n| p.seq_of(n),
+            &mut st,
+            Duration::ZERO,
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(
+            gone,
+            [d.path().join(p.name_for(11)), d.path().join(p.name_for(21))]
+        );
+    }
+}

@@ -1,0 +1,193 @@
+//! Health of sealed segments: every line checked once, malformed lines and
+//! a torn last line moved to the quarantine file, the segment repaired.
+//!
+//! Invariants:
+//! - Only sealed segments that the census does not show open for writing
+//!   are read or repaired; the active segment never is.
+//! - Repair order: the malformed bytes are appended to the quarantine file
+//!   (with their origin: segment path, byte offset) and fsynced first; then
+//!   the segment's remaining lines are written to a temp file beside it
+//!   with its mode and mtime, fsynced, renamed over the segment's own name,
+//!   and the directory fsynced. A crash before the rename leaves the segment
+//!   as it was and the next run finds the same lines at the same offsets,
+//!   which the quarantine does not repeat; a crash after it leaves the
+//!   repaired segment. Either way every byte is in the segment or the
+//!   quarantine, never both once the run completes, never neither.
+//! - Surviving lines are copied byte for byte, in order; the name (and so
+//!   the seq readers sort by) does not change.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{IoContext, Result};
+use crate::fold::json::{Invalid, Kind, Pointers, Scanner, Span};
+use crate::fold::{self, Bad, FoldSpec, Range};
+use crate::io::durable;
+use crate::job::quarantine;
+use crate::job::segmented::pattern::Segment;
+use crate::job::segmented::state::FileId;
+
+/// An event whose seq breaks the order readers rely on.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SeqProblem {
+    pub file: PathBuf,
+    /// Byte offset of the event's line in the segment.
+    pub offset: u64,
+    pub seq: u64,
+    /// e.g. `is not greater than the previous event's (41)`.
+    pub problem: String,
+}
+
+/// Reported per segment at most.
+const SEQ_PROBLEMS_MAX: usize = 10;
+
+/// What checking one segment found.
+#[derive(Debug, Default)]
+pub struct Checked {
+    /// Events out of seq order (with a `seq` pointer).
+    pub seq_problems: Vec<SeqProblem>,
+    pub lines: u64,
+    /// Malformed lines and torn bytes quarantined.
+    pub quarantined: u64,
+    pub quarantine_file: Option<PathBuf>,
+    /// The segment was rewritten without them.
+    pub repaired: bool,
+    /// The segment's identity after the check.
+    pub id: FileId,
+}
+
+/// Check every line of `seg`; quarantine into `<anchor>.quarantine` and
+/// repair in place if needed. With `seq` (the pointer, and the next
+/// segment's seq), also check that the events' seqs increase within
+/// `[seg.seq, next)`.
+pub fn check(
+    seg: &Segment,
+    quarantine_anchor: &Path,
+    seq: Option<(&Pointers, Option<u64>)>,
+) -> Result<Checked> {
+    let file = File::open(&seg.path).ctx("open segment", &seg.path)?;
+    let meta = file.metadata().ctx("stat segment", &seg.path)?;
+    let size = meta.len();
+    let cut = fold::find_cut(&file, size).ctx("read segment", &seg.path)?;
+    let spec = FoldSpec::new(&[], None, &[]).expect("no pointers");
+    let plan = fold::fold(&spec, &file, cut, 1).ctx("read segment", &seg.path)?;
+    let mut bad = plan.bad.clone();
+    if cut < size {
+        // A sealed segment's writer has moved on: a torn last line will
+        // never be completed.
+        bad.push(Bad {
+            range: Range {
+                start: cut,
+                end: size,
+            },
+            reason: Invalid {
+                reason: "torn last line of a sealed segment",
+                at: (size - cut) as usize,
+            },
+        });
+    }
+    let seq_problems = match seq {
+        Some((ptr, next)) => {
+            check_seqs(&file, cut, seg, ptr, next).ctx("read segment", &seg.path)?
+        }
+        None => Vec::new(),
+    };
+    let mut out = Checked {
+        seq_problems,
+        lines: plan.lines_in,
+        id: FileId {
+            ino: meta.ino(),
+            size,
+        },
+        ..Checked::default()
+    };
+    if bad.is_empty() {
+        return Ok(out);
+    }
+    let mode = meta.mode();
+    out.quarantine_file = Some(quarantine::append(
+        quarantine_anchor,
+        &seg.path,
+        &file,
+        &bad,
+        mode,
+    )?);
+    out.quarantined = bad.len() as u64;
+    crate::failpoint!("segment-before-repair");
+    let mut tmp = durable::temp_beside(&seg.path)?;
+    durable::copy_mode_and_owner(tmp.as_file(), tmp.path(), &meta)?;
+    {
+        let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+        fold::copy_ranges(&file, &plan.keep, &mut w).ctx("copy segment", &seg.path)?;
+        w.flush().ctx("write", &seg.path)?;
+    }
+    let f = tmp.as_file();
+    f.set_modified(seg.mtime).ctx("set mtime of", tmp.path())?;
+    f.sync_all().ctx("fsync", tmp.path())?;
+    let new = f.metadata().ctx("stat", tmp.path())?;
+    tmp.persist(&seg.path)
+        .map_err(|e| e.error)
+        .ctx("rename repaired segment over", &seg.path)?;
+    durable::fsync_dir(durable::parent_dir(&seg.path))?;
+    out.repaired = true;
+    out.id = FileId {
+        ino: new.ino(),
+        size: new.len(),
+    };
+    Ok(out)
+}
+
+/// The events of `[0, cut)` whose seq (at `ptr`) is not in
+/// `[seg.seq, next)` or not greater than the previous one's. Lines that are
+/// not valid JSON, or have no numeric seq, are health's other business.
+fn check_seqs(
+    file: &File,
+    cut: u64,
+    seg: &Segment,
+    ptr: &Pointers,
+    next: Option<u64>,
+) -> std::io::Result<Vec<SeqProblem>> {
+    let mut sc = Scanner::new();
+    let mut spans = [None];
+    let mut prev: Option<u64> = None;
+    let mut out = Vec::new();
+    fold::for_each_line(file, 0, cut, |off, line| {
+        if out.len() >= SEQ_PROBLEMS_MAX || sc.scan(line, ptr, &mut spans).is_err() {
+            return;
+        }
+        let Some(Span {
+            start,
+            end,
+            kind: Kind::Number,
+        }) = spans[0]
+        else {
+            return;
+        };
+        let Some(v) = std::str::from_utf8(&line[start..end])
+            .ok()
+            .and_then(|t| t.parse::<u64>().ok())
+        else {
+            return;
+        };
+        let problem = if v < seg.seq {
+            Some(format!("is below the seq in its file name ({})", seg.seq))
+        } else if let Some(n) = next.filter(|&n| v >= n) {
+            Some(format!("is at or past the next file's seq ({n})"))
+        } else {
+            prev.filter(|&p| v <= p)
+                .map(|p| format!("is not greater than the previous event's ({p})"))
+        };
+        if let Some(problem) = problem {
+            out.push(SeqProblem {
+                file: seg.path.clone(),
+                offset: off,
+                seq: v,
+                problem,
+            });
+        }
+        prev = Some(v);
+    })?;
+    Ok(out)
+}

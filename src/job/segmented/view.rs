@@ -1,0 +1,173 @@
+//! Read-only views of a segmented store: the directory summary that
+//! `status` and run records show, and `replay`.
+//!
+//! Neither takes the lock nor writes anything. A summary lists the
+//! directory and stats each segment (no segment is read), so `status`
+//! stays fast however large the store is.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::StoreConfig;
+use crate::error::{Error, IoContext, Result};
+use crate::fold::{self, Class, Classifier, FoldSpec, Range};
+use crate::job::segmented::SegmentPolicy;
+use crate::job::segmented::pattern::{Listing, list};
+use crate::job::segmented::state::SegState;
+use crate::paths::Paths;
+
+/// A segmented store's directory at one instant.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DirSummary {
+    /// Segment files (names matching the pattern).
+    pub files: u64,
+    /// Their total size.
+    pub bytes: u64,
+    /// The smallest seq in a name: the oldest retained event.
+    pub oldest_seq: Option<u64>,
+    /// The seq in the active segment's name.
+    pub newest_seq: Option<u64>,
+    /// The active segment (the newest by seq; never touched).
+    pub active: Option<PathBuf>,
+    pub active_bytes: u64,
+    /// Bytes in segments that no compaction has produced or found clean
+    /// (the active one included).
+    pub bytes_since_compaction: u64,
+    pub last_compaction: Option<DateTime<Utc>>,
+    /// Compaction inputs waiting to be deleted (their events are already
+    /// in a merged segment).
+    pub pending_delete: u64,
+    /// Files in the directory that do not match the pattern (never touched).
+    pub unmatched: Vec<PathBuf>,
+    /// Seqs carried by more than one name: readers cannot order those files.
+    pub duplicate_seqs: Vec<u64>,
+}
+
+pub(super) fn describe(l: &Listing, state: &SegState) -> DirSummary {
+    DirSummary {
+        files: l.segments.len() as u64,
+        bytes: l.total_bytes(),
+        oldest_seq: l.segments.first().map(|s| s.seq),
+        newest_seq: l.active().map(|s| s.seq),
+        active: l.active().map(|s| s.path.clone()),
+        active_bytes: l.active().map_or(0, |s| s.size),
+        bytes_since_compaction: l
+            .segments
+            .iter()
+            .filter(|s| !state.is_clean(&s.name, s.ino) && !state.is_pending(&s.name))
+            .map(|s| s.size)
+            .sum(),
+        last_compaction: state.last_compaction,
+        pending_delete: state.pending.len() as u64,
+        unmatched: l.unmatched.clone(),
+        duplicate_seqs: l.duplicate_seqs.clone(),
+    }
+}
+
+/// The store's directory now, as `status` shows it.
+pub fn summary(paths: &Paths, store: &StoreConfig, policy: &SegmentPolicy) -> Result<DirSummary> {
+    let l = list(&policy.pattern, &store.name)?;
+    Ok(describe(
+        &l,
+        &SegState::load(&paths.store_state(&store.name)),
+    ))
+}
+
+/// What `replay` of a segmented store read.
+#[derive(Debug, Default)]
+pub struct Replayed {
+    pub files: u64,
+    pub lines: u64,
+    pub malformed: u64,
+    /// Torn last lines left out (the active segment's may still complete).
+    pub torn: u64,
+}
+
+/// Write the store's state to `out`: with a key, the latest line per key
+/// (a delete removes the key) over all segments in seq order, each line in
+/// the order of its key's last write; without one, every valid line in seq
+/// order. Malformed lines and torn last lines are left out. A segment that
+/// vanishes between listing and reading (pruned meanwhile) is skipped.
+pub fn replay(
+    store: &StoreConfig,
+    policy: &SegmentPolicy,
+    out: &mut impl Write,
+) -> Result<Replayed> {
+    let l = list(&policy.pattern, &store.name)?;
+    let spec = FoldSpec::for_store(store)?;
+    let mut cls = Classifier::new(&spec);
+    let mut r = Replayed::default();
+    let mut files = Vec::new();
+    // Keyed: (file index, range) of each key's last write.
+    let mut last: std::collections::HashMap<Vec<u8>, (usize, Range, bool)> = Default::default();
+    let mut keyless: Vec<(usize, Range)> = Vec::new();
+    let out_err = |e: std::io::Error| Error::io("write to", "stdout", e);
+    for seg in &l.segments {
+        let file = match File::open(&seg.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io("open segment", &seg.path, e)),
+        };
+        let size = file.metadata().ctx("stat segment", &seg.path)?.len();
+        let cut = fold::find_cut(&file, size).ctx("read segment", &seg.path)?;
+        r.files += 1;
+        r.torn += u64::from(cut < size);
+        let idx = files.len();
+        let mut plain = Vec::new();
+        fold::for_each_line(&file, 0, cut, |off, line| {
+            r.lines += 1;
+            let range = Range {
+                start: off,
+                end: off + line.len() as u64 + 1,
+            };
+            match cls.classify(line) {
+                Class::Malformed(_) => r.malformed += 1,
+                Class::Keyed { delete } => {
+                    last.insert(cls.key.clone(), (idx, range, delete));
+                }
+                Class::Keyless if spec.is_keyed() => keyless.push((idx, range)),
+                Class::Keyless => plain.push(range),
+            }
+        })
+        .ctx("read segment", &seg.path)?;
+        if !spec.is_keyed() {
+            fold::copy_ranges(&file, &plain, out).map_err(out_err)?;
+        }
+        // Reopened for the copy: a store may hold more segments than a
+        // process may keep open.
+        files.push(seg.path.clone());
+    }
+    if spec.is_keyed() {
+        let mut keep: Vec<(usize, Range)> = last
+            .into_values()
+            .filter(|(_, _, tomb)| !tomb)
+            .map(|(i, range, _)| (i, range))
+            .chain(keyless)
+            .collect();
+        keep.sort_unstable();
+        let mut i = 0;
+        while i < keep.len() {
+            let f = keep[i].0;
+            let j = keep[i..]
+                .iter()
+                .position(|k| k.0 != f)
+                .map_or(keep.len(), |p| i + p);
+            let ranges: Vec<Range> = keep[i..j].iter().map(|k| k.1).collect();
+            let file = File::open(&files[f]).map_err(|e| {
+                Error::io(
+                    "reopen segment (pruned or compacted during the replay? run it again)",
+                    &files[f],
+                    e,
+                )
+            })?;
+            fold::copy_ranges(&file, &ranges, out).map_err(out_err)?;
+            i = j;
+        }
+    }
+    Ok(r)
+}

@@ -1,0 +1,312 @@
+//! The swap: the steps that turn a folded [`Cut`] into the new live log,
+//! one function per step, in this crash order (G1, G2):
+//!
+//! 1. [`write_snapshot`]: the fold's survivors into an exclusive temp file
+//!    beside the log, with the log's mode; fsync. A crash leaves a temp
+//!    file, removed by the next run.
+//! 2. [`quarantine_bad`]: malformed lines appended to the quarantine file,
+//!    fsynced, *before* the swap (a crash after it may repeat an entry, which
+//!    the quarantine skips; the other order could lose a line).
+//! 3. [`lock_and_verify`]: take the writers' `flock` on the live inode; check
+//!    the path still names that inode and that the inode still holds the
+//!    folded bytes (size ≥ cut, same fingerprint), so a copytruncate or a
+//!    `mv` by another tool fails the run with nothing changed.
+//! 4. [`append_late_and_tail`]: read the tail's end first, then copy the late
+//!    writes that reached the rotated files meanwhile, then the tail
+//!    `[cut, end)`; if another process holds the live log open for writing
+//!    (or the log grew since its size was read) and the tail ends mid-line,
+//!    only up to its last `\n` (that writer
+//!    finishes the line in the old inode, where it is a late write); fsync.
+//! 5. [`link_rotated`]: a hard link of the live inode under the next rotated
+//!    name, checked to be that inode. A crash leaves a second name on the
+//!    live inode, removed next run.
+//! 6. (caller) the late-write state that this swap makes true is *prepared*
+//!    durably, naming the new file's inode.
+//! 7. [`exchange`]: `renameat2(RENAME_EXCHANGE)` of the temp file and the
+//!    log, then a check that the name the temp file had now holds the inode
+//!    that was compacted; on a mismatch (someone replaced the log since step
+//!    3) the exchange is undone and the run fails. Then fsync the directory.
+//!    Before the exchange the old log is intact, after it the new one is
+//!    complete. Where `RENAME_EXCHANGE` is not supported (macOS, some
+//!    filesystems) a plain rename is used after the step-3 check.
+//! 8. (caller) commit the late-write state; release the writers' lock.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::error::{Error, IoContext, Result};
+use crate::fold::segments::{self, Segment};
+use crate::fold::{self, Range};
+use crate::io::durable;
+use crate::job::census;
+use crate::job::cut::{self, Cut};
+use crate::job::{late, quarantine, rotation};
+
+/// Step 1. Returns the snapshot's length.
+pub fn write_snapshot(
+    c: &Cut,
+    keep: &[Range],
+    tmp: &tempfile::NamedTempFile,
+    threads: usize,
+) -> Result<u64> {
+    durable::copy_mode_and_owner(tmp.as_file(), tmp.path(), &c.meta)?;
+    let segs = c.segments();
+    let n = segments::write_segments(&segs, keep, &c.plan.newlines, tmp.as_file(), threads)
+        .and_then(|n| crate::fail_io!("snapshot-write").map(|_| n))
+        .map_err(|e| write_error(tmp.path(), &c.log, e))?;
+    crate::failpoint!("after-snapshot-write");
+    crate::fail_io!("snapshot-fsync")
+        .and_then(|_| tmp.as_file().sync_data())
+        .map_err(|e| write_error(tmp.path(), &c.log, e))?;
+    crate::failpoint!("after-snapshot-fsync");
+    Ok(n)
+}
+
+/// Step 2. Returns the quarantine file, if anything was quarantined.
+pub fn quarantine_bad(c: &Cut) -> Result<Option<PathBuf>> {
+    if c.plan.bad.is_empty() {
+        return Ok(None);
+    }
+    let segs = c.segments();
+    let located = segments::locate_bad(&segs, &c.plan.bad);
+    let mut qfile = None;
+    // Group by source file, keeping order.
+    let mut i = 0;
+    while i < located.len() {
+        let seg: Segment = located[i].0;
+        let mut bad = Vec::new();
+        while i < located.len() && located[i].0.path == seg.path {
+            bad.push(located[i].1.clone());
+            i += 1;
+        }
+        qfile = Some(quarantine::append(
+            &c.log,
+            seg.path,
+            seg.file,
+            &bad,
+            c.meta.mode(),
+        )?);
+    }
+    Ok(qfile)
+}
+
+/// How long the swap waits for writers to release the log's lock. Writers
+/// hold it for one append; a holder past this is hung, and the run gives up
+/// (changing nothing) rather than hang with it.
+pub const WRITER_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Step 3. On success the writers' lock is held on `c.file`.
+pub fn lock_and_verify(c: &Cut) -> Result<()> {
+    lock_writers(&c.file, &c.log)?;
+    let verified = verify(c);
+    if verified.is_err() {
+        let _ = c.file.unlock();
+    }
+    verified
+}
+
+fn verify(c: &Cut) -> Result<()> {
+    let now = fs::metadata(&c.log).ctx("stat log", &c.log)?;
+    if now.ino() != c.meta.ino() || now.dev() != c.meta.dev() {
+        return Err(Error::LogReplaced {
+            path: c.log.clone(),
+        });
+    }
+    let size = c.file.metadata().ctx("stat log", &c.log)?.len();
+    let same =
+        size >= c.cut && cut::fingerprint(&c.file, c.cut).ctx("read log", &c.log)? == c.fingerprint;
+    if !same {
+        return Err(Error::LogRewritten {
+            path: c.log.clone(),
+            before: c.size,
+            now: size,
+        });
+    }
+    Ok(())
+}
+
+/// What step 4 copied.
+pub struct Appended {
+    /// `[cut, end)` of the live log copied after the late writes.
+    pub tail: Range,
+    pub late_bytes: u64,
+    /// The new file's length.
+    pub len: u64,
+}
+
+/// Step 4 (writers' lock held). `snapshot` is the snapshot's length.
+pub fn append_late_and_tail(
+    c: &mut Cut,
+    tmp: &mut tempfile::NamedTempFile,
+    snapshot: u64,
+) -> Result<Appended> {
+    let tmp_path = tmp.path().to_path_buf();
+    // The tail's end first: see `late::carry_at_swap`.
+    let size = c.file.metadata().ctx("stat log", &c.log)?.len();
+    let mut end = size;
+    if size > c.cut && !ends_in_newline(&c.file, size).ctx("read log", &c.log)? {
+        // A torn tail: a dead writer's (kept, G3), or a line a live writer
+        // is still writing in two calls (class C), which it will finish in
+        // the old inode: then only up to the last `\n`.
+        let census = census::take(&[&c.log]);
+        // A writer that finished the line and closed between the size read
+        // and the census is not in it, but its bytes are: the file grew.
+        let grew = c.file.metadata().ctx("stat log", &c.log)?.len() > size;
+        if !census.is_empty() || grew {
+            end = fold::find_cut(&c.file, size)
+                .ctx("read log", &c.log)?
+                .max(c.cut);
+        }
+    }
+    tmp.as_file_mut()
+        .seek(SeekFrom::Start(snapshot))
+        .map_err(|e| write_error(&tmp_path, &c.log, e))?;
+    let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+    let late_bytes = late::carry_at_swap(&mut c.late, &mut w)?;
+    let tail = Range { start: c.cut, end };
+    fold::copy_ranges(&c.file, &[tail], &mut w)
+        .and_then(|_| w.flush())
+        .map_err(|e| write_error(&tmp_path, &c.log, e))?;
+    drop(w);
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| write_error(&tmp_path, &c.log, e))?;
+    Ok(Appended {
+        tail,
+        late_bytes,
+        len: snapshot + late_bytes + tail.len(),
+    })
+}
+
+fn ends_in_newline(f: &File, size: u64) -> std::io::Result<bool> {
+    let mut b = [0u8; 1];
+    std::os::unix::fs::FileExt::read_exact_at(f, &mut b, size - 1)?;
+    Ok(b[0] == b'\n')
+}
+
+/// Step 5: the rotated name for the live inode, checked to be that inode.
+pub fn link_rotated(c: &Cut) -> Result<PathBuf> {
+    let rotated = rotation::link_rotated(&c.log)?;
+    let m = fs::metadata(&rotated).ctx("stat", &rotated)?;
+    if m.ino() != c.meta.ino() || m.dev() != c.meta.dev() {
+        let _ = fs::remove_file(&rotated);
+        return Err(Error::LogReplaced {
+            path: c.log.clone(),
+        });
+    }
+    crate::failpoint!("after-rotate-link");
+    Ok(rotated)
+}
+
+/// Step 7: put the new file at the log's name and check that what came out
+/// is the inode that was compacted; the directory is fsynced after.
+pub fn exchange(c: &Cut, tmp: tempfile::NamedTempFile, rotated: &Path) -> Result<()> {
+    let tmp_path = tmp.path().to_path_buf();
+    let failed = |e: std::io::Error| {
+        let _ = fs::remove_file(rotated);
+        Error::RenameFailed {
+            path: c.log.clone(),
+            source: e,
+        }
+    };
+    crate::fail_io!("rename").map_err(failed)?;
+    match rename_exchange(&tmp_path, &c.log) {
+        Ok(true) => {
+            let out = fs::metadata(&tmp_path).ctx("stat", &tmp_path)?;
+            if out.ino() != c.meta.ino() || out.dev() != c.meta.dev() {
+                // Someone put another file at the log's name since step 3:
+                // put it back and leave everything as it was.
+                rename_exchange(&tmp_path, &c.log).ctx("undo the swap of", &c.log)?;
+                let _ = fs::remove_file(rotated);
+                return Err(Error::LogReplaced {
+                    path: c.log.clone(),
+                });
+            }
+            crate::failpoint!("after-rename");
+            // The temp name now holds the old inode, which the rotated name
+            // keeps: dropping `tmp` removes only that extra name.
+            drop(tmp);
+        }
+        Ok(false) => {
+            tmp.persist(&c.log).map_err(|e| failed(e.error))?;
+            crate::failpoint!("after-rename");
+        }
+        Err(e) => return Err(failed(e)),
+    }
+    durable::fsync_dir(durable::parent_dir(&c.log))?;
+    crate::failpoint!("after-dir-fsync");
+    Ok(())
+}
+
+/// Atomically exchange two names. `Ok(false)` where the system or the
+/// filesystem does not support it.
+#[cfg(target_os = "linux")]
+fn rename_exchange(a: &Path, b: &Path) -> std::io::Result<bool> {
+    use std::ffi::CString;
+    let ca = CString::new(a.as_os_str().as_encoded_bytes())?;
+    let cb = CString::new(b.as_os_str().as_encoded_bytes())?;
+    // SAFETY: valid C strings; renameat2 does not keep the pointers.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => Ok(false),
+        _ => Err(e),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn rename_exchange(_a: &Path, _b: &Path) -> std::io::Result<bool> {
+    Ok(false)
+}
+
+fn lock_writers(file: &File, log: &Path) -> Result<()> {
+    #[allow(unused_mut)]
+    let mut wait = WRITER_LOCK_WAIT;
+    #[cfg(feature = "failpoints")]
+    if let Some(ms) = std::env::var("LOGKEEPER_WRITER_LOCK_WAIT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        wait = std::time::Duration::from_millis(ms);
+    }
+    let deadline = Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::WriterHung {
+                    path: log.to_path_buf(),
+                    waited: wait,
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::io("take the writers' lock on", log, e));
+            }
+        }
+    }
+}
+
+pub fn write_error(tmp: &Path, log: &Path, e: std::io::Error) -> Error {
+    Error::WriteFailed {
+        tmp: tmp.to_path_buf(),
+        log: log.to_path_buf(),
+        source: e,
+    }
+}
