@@ -1,6 +1,6 @@
 //! The prelude shared by compaction and `replay`: open the live log, cut it
 //! at its last complete line, lay out the logical stream (with late writes
-//! at the swap point, see [`late`](crate::job::late)) and fold it.
+//! at the swap point, see [`late`]) and fold it.
 //!
 //! Read-only: nothing here changes a file, so a crash at any point of it
 //! changes nothing (G2).

@@ -7,7 +7,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Local, TimeZone};
+use chrono::{DateTime, Local, SubsecRound, TimeZone};
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 
@@ -37,6 +37,31 @@ fn day_field_unrestricted(field: &str) -> bool {
     field.starts_with('*') || field == "?"
 }
 
+/// A step (`*/70`) larger than its field's range parses, but fires only at
+/// the field's first value: refuse it rather than describe it wrongly.
+fn check_steps(expr: &str, trimmed: &str) -> Result<(), String> {
+    const FIELDS: [(&str, u32); 5] = [
+        ("minute", 59),
+        ("hour", 23),
+        ("day-of-month", 31),
+        ("month", 12),
+        ("day-of-week", 7),
+    ];
+    for (field, (name, max)) in trimmed.split_whitespace().zip(FIELDS) {
+        for part in field.split(',') {
+            if let Some((_, step)) = part.split_once('/')
+                && let Ok(n) = step.parse::<u32>()
+                && (n == 0 || n > max)
+            {
+                return Err(format!(
+                    "{expr:?}: step /{n} in the {name} field is outside 1-{max}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Schedule {
     pub fn parse(expr: &str) -> Result<Self, String> {
         let trimmed = expr.trim();
@@ -44,6 +69,9 @@ impl Schedule {
             return Err(format!(
                 "{expr:?} is not a 5-field crontab expression (minute hour day-of-month month day-of-week, e.g. \"*/30 * * * *\")"
             ));
+        }
+        if !trimmed.starts_with('@') {
+            check_steps(expr, trimmed)?;
         }
         let days_anded = days_anded(trimmed);
         let cron = CronParser::builder()
@@ -53,11 +81,19 @@ impl Schedule {
             .build()
             .parse(trimmed)
             .map_err(|e| format!("{expr:?} is not a valid crontab expression: {e}"))?;
-        Ok(Schedule {
+        let schedule = Schedule {
             expr: trimmed.to_string(),
             cron,
             days_anded,
-        })
+        };
+        // `0 0 30 2 *` parses but never fires: a store with it would never
+        // be run by the daemon nor judged overdue by `status`.
+        if schedule.next_after(&chrono::Utc::now()).is_none() {
+            return Err(format!(
+                "{expr:?} never fires (no date matches its day and month fields)"
+            ));
+        }
+        Ok(schedule)
     }
 
     /// The parsed expression, for conversions to other calendar syntaxes
@@ -82,10 +118,15 @@ impl Schedule {
     /// wall-clock time skipped by a DST change (e.g. 02:00 in a spring-forward
     /// night maps to 03:00, and asking again from 03:00 yields 03:00); that
     /// would fire twice, so such an answer is stepped over.
+    ///
+    /// Fire times are whole seconds: croner carries the sub-second part of
+    /// its argument into its answer, which would make a run that finished at
+    /// 05:00:00.4 look earlier than "the 05:00 run" asked for at .6.
     pub fn next_after<Tz: TimeZone>(&self, t: &DateTime<Tz>) -> Option<DateTime<Tz>> {
         let mut from = t.clone();
         for _ in 0..4 {
             let next = self.cron.find_next_occurrence(&from, false).ok()?;
+            let next = next.trunc_subsecs(0);
             if next > *t {
                 return Some(next);
             }
@@ -96,7 +137,11 @@ impl Schedule {
 
     /// The last fire time at or before `t`.
     pub fn prev_at_or_before<Tz: TimeZone>(&self, t: &DateTime<Tz>) -> Option<DateTime<Tz>> {
-        self.cron.find_previous_occurrence(t, true).ok()
+        let t = t.clone().trunc_subsecs(0);
+        self.cron
+            .find_previous_occurrence(&t, true)
+            .ok()
+            .map(|p| p.trunc_subsecs(0))
     }
 
     /// A human description, e.g. "Every 30 minutes".
@@ -168,6 +213,34 @@ mod tests {
             s.next_after(&at(2026, 11, 23, 12, 0)).unwrap(),
             at(2026, 11, 25, 0, 0)
         );
+    }
+
+    #[test]
+    fn fire_times_are_whole_seconds_whatever_the_instant_asked_at() {
+        let s = Schedule::parse("*/30 * * * *").unwrap();
+        let asked = at(2026, 11, 23, 12, 13) + chrono::Duration::milliseconds(2643);
+        assert_eq!(s.prev_at_or_before(&asked).unwrap(), at(2026, 11, 23, 12, 0));
+        assert_eq!(s.next_after(&asked).unwrap(), at(2026, 11, 23, 12, 30));
+        // A run that finished half a second after the fire time counts as
+        // at or after it, whenever status asks.
+        let finished = at(2026, 11, 23, 12, 0) + chrono::Duration::milliseconds(60);
+        for ms in [0, 296, 643, 999] {
+            let now = at(2026, 11, 23, 12, 13) + chrono::Duration::milliseconds(ms);
+            assert!(finished >= s.prev_at_or_before(&now).unwrap(), "{ms}");
+        }
+    }
+
+    #[test]
+    fn schedules_that_never_fire_or_step_past_their_field_are_refused() {
+        for expr in ["0 0 30 2 *", "0 0 31 4 *"] {
+            let e = Schedule::parse(expr).unwrap_err();
+            assert!(e.contains("never fires"), "{expr}: {e}");
+        }
+        let e = Schedule::parse("*/70 * * * *").unwrap_err();
+        assert!(e.contains("minute field"), "{e}");
+        assert!(Schedule::parse("*/0 * * * *").is_err());
+        assert!(Schedule::parse("0 0 29 2 *").is_ok());
+        assert!(Schedule::parse("*/59 */23 */31 */12 */7").is_ok());
     }
 
     #[test]
