@@ -219,7 +219,10 @@ mod tests {
     fn fire_times_are_whole_seconds_whatever_the_instant_asked_at() {
         let s = Schedule::parse("*/30 * * * *").unwrap();
         let asked = at(2026, 11, 23, 12, 13) + chrono::Duration::milliseconds(2643);
-        assert_eq!(s.prev_at_or_before(&asked).unwrap(), at(2026, 11, 23, 12, 0));
+        assert_eq!(
+            s.prev_at_or_before(&asked).unwrap(),
+            at(2026, 11, 23, 12, 0)
+        );
         assert_eq!(s.next_after(&asked).unwrap(), at(2026, 11, 23, 12, 30));
         // A run that finished half a second after the fire time counts as
         // at or after it, whenever status asks.
