@@ -3,7 +3,7 @@
 //! The program keeps a task journal: one thread appends events by the
 //! writer protocol while the main thread compacts the log on its own
 //! schedule (every few milliseconds here; a real program would use minutes,
-//! or run [`logkeeper::schedule::daemon::Daemon`] in its tokio runtime).
+//! or run [`logkeeper::Daemon`] in its tokio runtime).
 //! At the end it replays the log and checks the state is exactly the latest
 //! event of each live task, in the order of their last writes, and exits 1
 //! if not.
@@ -14,12 +14,7 @@ use std::error::Error;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use logkeeper::config::StoreConfig;
-use logkeeper::job::record::Outcome;
-use logkeeper::job::{SyncOptions, sync_store};
-use logkeeper::paths::Paths;
-use logkeeper::replay::replay;
-use logkeeper::writer::LogWriter;
+use logkeeper::{LogWriter, Outcome, Paths, StoreConfig, SyncOptions, replay, sync_store};
 
 /// Events the writer appends, over this many task ids.
 const EVENTS: usize = 20_000;
@@ -97,7 +92,7 @@ fn run() -> Result<(), Box<dyn Error>> {
 
     // The folded state: each live task's last event, in last-write order.
     let mut out = Vec::new();
-    let plan = replay(&store, &mut out)?;
+    let found = replay(&store, &mut out)?;
     let want: String = (EVENTS - TASKS..EVENTS)
         .filter(|i| !(i % TASKS).is_multiple_of(5))
         .map(|i| event(i) + "\n")
@@ -112,9 +107,9 @@ fn run() -> Result<(), Box<dyn Error>> {
     let size = std::fs::metadata(&log)?.len();
     println!(
         "embed: {EVENTS} events over {TASKS} tasks, {runs} compactions ({rewritten} rewrote the log), {} live tasks, log now {size} bytes",
-        plan.keys_live
+        found.keys_live
     );
-    if rewritten == 0 || plan.keys_live != (TASKS - TASKS / 5) as u64 {
+    if rewritten == 0 || found.keys_live != (TASKS - TASKS / 5) as u64 {
         return Err("expected at least one rewrite and 40 live tasks".into());
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! The library's one error type. Every variant says what failed and on which
 //! file; [`Error::class`] says whose move it is (the caller's input, a busy
-//! lock, or a failure), which the CLI maps to its exit codes.
+//! lock, or a failure), which the CLI maps to its exit codes. Messages do
+//! not name CLI commands or flags: the CLI adds those as hints.
 
 use std::path::{Path, PathBuf};
 
@@ -57,10 +58,7 @@ pub enum Error {
     DemoDirInUse { dir: PathBuf },
 
     /// No config file where one was expected.
-    #[error(
-        "no config file at {}: create one with `logkeeper store add NAME --log PATH`, or pass --config",
-        path.display()
-    )]
+    #[error("no config file at {}", path.display())]
     NoConfig { path: PathBuf },
 
     /// A store name that the config does not declare.
@@ -72,21 +70,15 @@ pub enum Error {
     },
 
     /// Adding a store under a name the config already declares.
-    #[error(
-        "a store named {name:?} already exists in {}; remove it first with `logkeeper store remove {name}`",
-        config.display()
-    )]
+    #[error("a store named {name:?} already exists in {}", config.display())]
     StoreExists { name: String, config: PathBuf },
 
     /// The config declares no stores to act on.
-    #[error(
-        "{} declares no stores: add one with `logkeeper store add NAME --log PATH`",
-        config.display()
-    )]
+    #[error("{} declares no stores", config.display())]
     NoStores { config: PathBuf },
 
     /// Several stores and none named (nor all asked for).
-    #[error("name the stores to sync or pass --all (stores in {}: {})", config.display(), known.join(", "))]
+    #[error("{} declares several stores and none was named (stores: {})", config.display(), known.join(", "))]
     NoStoreNamed { config: PathBuf, known: Vec<String> },
 
     /// No home directory to derive a default location from.
@@ -116,7 +108,7 @@ pub enum Error {
 
     /// The schedule is already registered with another backend.
     #[error(
-        "the schedule of {} is already installed with {installed}; run `logkeeper schedule uninstall --backend {installed}` first",
+        "the schedule of {} is already installed with {installed}",
         config.display()
     )]
     AlreadyInstalled {
@@ -143,6 +135,15 @@ pub enum Error {
     /// A rendered unit or agent file failed its own check (a bug).
     #[error("rendered {}: {msg}", path.display())]
     Render { path: PathBuf, msg: String },
+
+    /// A record could not be encoded as JSON (a path in it is not UTF-8).
+    #[error("cannot encode {what} for {} as JSON: {source}", path.display())]
+    Encode {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
 
     /// The store's single-flight lock is held by another run.
     #[error("store {store:?} is busy: {holder} holds {}", lock.display())]
@@ -289,6 +290,7 @@ impl Error {
             | Error::WrongStoreKind { .. } => ErrorClass::Usage,
             Error::Busy { .. } | Error::DaemonRunning { .. } => ErrorClass::Busy,
             Error::Io { .. }
+            | Error::Encode { .. }
             | Error::ToolNotRun { .. }
             | Error::ToolFailed { .. }
             | Error::Render { .. }
@@ -314,6 +316,26 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `value` as JSON (pretty or compact) for the file at `path`. Fails only
+/// on values serde_json cannot encode, such as a path that is not UTF-8.
+pub(crate) fn to_json<T: serde::Serialize>(
+    what: &'static str,
+    path: &Path,
+    value: &T,
+    pretty: bool,
+) -> Result<Vec<u8>> {
+    let r = if pretty {
+        serde_json::to_vec_pretty(value)
+    } else {
+        serde_json::to_vec(value)
+    };
+    r.map_err(|source| Error::Encode {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })
+}
 
 /// Attach an operation and a path to an `io::Result`.
 pub trait IoContext<T> {

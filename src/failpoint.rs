@@ -6,6 +6,7 @@
 //! destructors, no cleanup.
 
 /// Die here if `LOGKEEPER_FAILPOINT` names this point (tests only).
+#[doc(hidden)]
 #[macro_export]
 macro_rules! failpoint {
     ($name:literal) => {
@@ -39,6 +40,7 @@ pub fn hit(name: &str) {
 
 /// `Err(errno)` here if `LOGKEEPER_FAILPOINT` is `NAME:ERRNO` (e.g.
 /// `snapshot-write:ENOSPC`), else `Ok(())`. Tests only; a no-op otherwise.
+#[doc(hidden)]
 #[macro_export]
 macro_rules! fail_io {
     ($name:literal) => {{

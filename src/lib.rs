@@ -16,14 +16,19 @@
 //!    `io/ranges.rs`;
 //! 6. **prune** rotated files: `job/rotation.rs`;
 //! 7. **record** the run atomically: `job/record.rs`; `status.rs` judges it
-//!    (G6).
+//!    (G6);
+//! 8. **hook**: the store's `on_failure` / `on_success` command, then the
+//!    history line: `ops/hooks.rs`. The caller (the `sync` command, the
+//!    daemon) then rewrites the metrics file: `ops/metrics.rs`.
 //!
 //! A *segmented* store (a directory of `events-<seq>.jsonl` files its app
 //! rotates itself) runs its own steps after the lock, all in
 //! `job/segmented/`: retention of the oldest sealed files, health of new
 //! sealed files, keyed compaction under the first input's name.
 //!
-//! Scheduling is apart from the job: `schedule/expr.rs` (cron expressions),
+//! Progress counters (`ops/progress.rs`) are advanced by the scan and the
+//! copy for a terminal progress bar. Scheduling is apart from the job:
+//! `schedule/expr.rs` (cron expressions),
 //! `schedule/daemon/` (the in-process scheduler), `schedule/install/`
 //! (systemd, launchd, cron registration). The binary (`main.rs`, `cli/`)
 //! only parses arguments, calls this library, prints and maps exit codes.
@@ -31,30 +36,77 @@
 //! The guarantees G1-G6 that comments cite, the file formats and the crash
 //! reasoning per step are in `docs/design.md` in the repository.
 //!
-//! Entry points: [`config::Config`] loads stores, or
-//! [`config::StoreConfig::builder`] builds one in code; [`paths::Paths`]
-//! says where state lives; [`job::sync_store`] runs the job;
-//! [`status::store_status`] reports health; [`writer::LogWriter`] appends by
-//! the writer protocol; [`replay::replay`] prints the folded state;
-//! [`schedule::daemon::Daemon`] runs every store's schedule inside your
-//! tokio runtime.
+//! # Using it from Rust
+//!
+//! - [`StoreConfig::builder`] builds a validated store in code (or
+//!   [`Config::load`] reads the TOML config the CLI uses);
+//! - [`Paths`] says where run records go;
+//! - [`sync_store`] runs the job once and returns its [`RunRecord`] (also
+//!   written to disk); [`SyncOptions`] says what started it ([`Trigger`]);
+//! - [`LogWriter`] appends events by the writer protocol, safe during a run;
+//! - [`replay`] writes the folded state (each key's last event);
+//! - [`store_status`] judges a store's health from its records;
+//! - [`Daemon`] fires every store's schedule inside your tokio runtime until
+//!   its [`DaemonHandle`] stops it.
+//!
+//! Errors are one [`Error`] enum; [`Error::class`] says whose move it is.
+//! `examples/embed.rs` is a complete program: it builds a store, writes
+//! events from one thread while compacting from another, and replays.
+//!
+//! ```no_run
+//! # fn main() -> logkeeper::Result<()> {
+//! use logkeeper::{LogWriter, Paths, StoreConfig, SyncOptions, sync_store};
+//! let store = StoreConfig::builder("tasks", "/var/lib/app/tasks.jsonl")
+//!     .key(["/id"])
+//!     .build()?;
+//! let paths = Paths {
+//!     config: "/etc/app/logkeeper.toml".into(),
+//!     state_dir: "/var/lib/app/logkeeper".into(),
+//! };
+//! LogWriter::open(&store.log)?.append(br#"{"id":1,"title":"write docs"}"#)?;
+//! let record = sync_store(&paths, &store, &SyncOptions::default());
+//! println!("{}: {:?}", record.store, record.outcome);
+//! # Ok(())
+//! # }
+//! ```
 
+// The modules are not API. The binary and the integration tests reach
+// into some of them (`#[doc(hidden)]`); an embedder uses the re-exports
+// below, which are the semver surface.
+#[doc(hidden)]
 pub mod config;
+#[doc(hidden)]
 pub mod demo;
-pub mod error;
+mod error;
 #[doc(hidden)]
 pub mod failpoint;
-pub mod fold;
-pub mod io;
+mod fold;
+mod io;
+#[doc(hidden)]
 pub mod job;
+#[doc(hidden)]
 pub mod ops;
+#[doc(hidden)]
 pub mod paths;
-pub mod replay;
+mod replay;
+#[doc(hidden)]
 pub mod schedule;
+#[doc(hidden)]
 pub mod status;
+#[doc(hidden)]
 pub mod writer;
 
-pub use error::{Error, Result};
+pub use config::{Config, StoreBuilder, StoreConfig};
+pub use error::{Error, ErrorClass, Result};
+pub use io::sys::ignore_sigxfsz;
+pub use job::record::{Outcome, RunRecord, Stats, Timings};
+pub use job::{SyncOptions, Trigger, sync_store};
+pub use paths::Paths;
+pub use replay::{Replayed, SegmentsReplayed, replay, replay_segments};
+pub use schedule::Schedule;
+pub use schedule::daemon::{Daemon, DaemonHandle, DaemonOptions, Event as DaemonEvent};
+pub use status::{Health, StoreStatus, store_status};
+pub use writer::LogWriter;
 
 /// This build's version, recorded in lock holders and run records.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -4,14 +4,14 @@ use std::io::Write;
 
 use crate::config::StoreConfig;
 use crate::error::{Error, Result};
-use crate::fold::{self, Plan};
+use crate::fold;
 use crate::job::cut::Cut;
 
-pub use crate::job::segmented::view::Replayed;
+pub use crate::job::segmented::view::Replayed as SegmentsReplayed;
 
 /// `replay` of a segmented store: every segment in seq order (see
 /// [`crate::job::segmented::replay`]).
-pub fn replay_segments(store: &StoreConfig, out: &mut impl Write) -> Result<Replayed> {
+pub fn replay_segments(store: &StoreConfig, out: &mut impl Write) -> Result<SegmentsReplayed> {
     match &store.segments {
         Some(policy) => crate::job::segmented::replay(store, policy, out),
         None => Err(Error::WrongStoreKind {
@@ -24,8 +24,8 @@ pub fn replay_segments(store: &StoreConfig, out: &mut impl Write) -> Result<Repl
 /// Write the store's folded state to `out`: for a keyed store one line per
 /// live key (and keyless lines in place), in the order of each key's last
 /// write; for an append-only store every valid line. Malformed lines and a
-/// torn last line are left out (the returned plan counts them).
-pub fn replay(store: &StoreConfig, out: &mut impl Write) -> Result<Plan> {
+/// torn last line are left out (the returned figures count them).
+pub fn replay(store: &StoreConfig, out: &mut impl Write) -> Result<Replayed> {
     if store.segments.is_some() {
         return Err(Error::WrongStoreKind {
             store: store.name.clone(),
@@ -40,5 +40,27 @@ pub fn replay(store: &StoreConfig, out: &mut impl Write) -> Result<Plan> {
             Error::io("read log", &c.log, e)
         }
     })?;
-    Ok(c.plan)
+    Ok(Replayed {
+        lines_in: c.plan.lines_in,
+        keys_live: c.plan.keys_live,
+        keyless_kept: c.plan.keyless_kept,
+        malformed: c.plan.bad.len() as u64,
+        torn_bytes: c.size - c.cut,
+    })
+}
+
+/// What [`replay`] found in the log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Replayed {
+    /// Complete lines read.
+    pub lines_in: u64,
+    /// Keys whose last event is live (keyed stores).
+    pub keys_live: u64,
+    /// Valid lines without the key, kept in place (keyed stores).
+    pub keyless_kept: u64,
+    /// Lines (or torn fragments) that are not valid JSON: left out.
+    pub malformed: u64,
+    /// Bytes after the last `\n` (a torn last line): left out.
+    pub torn_bytes: u64,
 }

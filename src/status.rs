@@ -1,4 +1,4 @@
-//! Store health for `logkeeper status` (G6).
+//! Store health for `logkeeper status` (G6 in docs/design.md).
 //!
 //! A store is:
 //! - `failed` when its last run ended in error;

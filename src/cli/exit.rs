@@ -3,7 +3,7 @@
 //! schedule registration); 2 usage or config error; 3 status found a store
 //! overdue or never run; 75 busy (sysexits EX_TEMPFAIL).
 
-use logkeeper::error::ErrorClass;
+use logkeeper::ErrorClass;
 use logkeeper::job::record::{Outcome, RunRecord};
 use logkeeper::schedule::install::Registration;
 use logkeeper::status::{Health, StoreStatus};

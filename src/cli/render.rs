@@ -306,3 +306,23 @@ pub fn describe(r: &Registration) -> String {
     }
     out
 }
+
+/// What to do about a library error, in the CLI's words (commands and
+/// flags), printed after the error itself; None when the error says enough.
+pub fn hint(err: &logkeeper::Error) -> Option<String> {
+    use logkeeper::Error;
+    Some(match err {
+        Error::NoConfig { .. } => {
+            "create one with `logkeeper store add NAME --log PATH`, or pass --config".into()
+        }
+        Error::StoreExists { name, .. } => {
+            format!("remove it first with `logkeeper store remove {name}`")
+        }
+        Error::NoStores { .. } => "add one with `logkeeper store add NAME --log PATH`".into(),
+        Error::NoStoreNamed { .. } => "name the stores to act on, or pass --all".into(),
+        Error::AlreadyInstalled { installed, .. } => {
+            format!("run `logkeeper schedule uninstall --backend {installed}` first")
+        }
+        _ => return None,
+    })
+}

@@ -4,7 +4,7 @@
 //!
 //! ```no_run
 //! # fn main() -> logkeeper::Result<()> {
-//! use logkeeper::config::StoreConfig;
+//! use logkeeper::StoreConfig;
 //! let store = StoreConfig::builder("marshal", "/var/lib/marshal/events.jsonl")
 //!     .key(["/item_type", "/item/id"])
 //!     .op("/change_type")

@@ -33,14 +33,7 @@ pub struct NewStore {
 /// Add a store to the config file (creating it), keeping its comments.
 pub fn add_store(config_path: &Path, new: &NewStore) -> Result<Config> {
     let text = read_or_empty(config_path)?;
-    let mut doc: toml_edit::DocumentMut =
-        text.parse()
-            .map_err(|e: toml_edit::TomlError| Error::Config {
-                path: config_path.to_path_buf(),
-                line: e.span().map(|s| line_col(&text, s.start).0),
-                col: None,
-                msg: e.message().trim().to_string(),
-            })?;
+    let mut doc = edit_doc(config_path, &text)?;
     let current = Config::parse(config_path, &text)?;
     if current.stores.iter().any(|s| s.name == new.name) {
         return Err(Error::StoreExists {
@@ -115,7 +108,17 @@ pub fn add_store(config_path: &Path, new: &NewStore) -> Result<Config> {
 
 /// Remove a store from the config file, keeping everything else.
 pub fn remove_store(config_path: &Path, name: &str) -> Result<Config> {
-    let current = Config::load(config_path)?;
+    // One read: the text validated is the text edited.
+    let text = match std::fs::read_to_string(config_path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::NoConfig {
+                path: config_path.to_path_buf(),
+            });
+        }
+        Err(e) => return Err(Error::io("read config", config_path, e)),
+    };
+    let current = Config::parse(config_path, &text)?;
     let index = current
         .stores
         .iter()
@@ -125,11 +128,19 @@ pub fn remove_store(config_path: &Path, name: &str) -> Result<Config> {
             config: config_path.to_path_buf(),
             known: current.stores.iter().map(|s| s.name.clone()).collect(),
         })?;
-    let text = read_or_empty(config_path)?;
-    let mut doc: toml_edit::DocumentMut = text.parse().expect("validated above");
-    let arr = doc["store"]
-        .as_array_of_tables_mut()
-        .expect("validated above");
+    let mut doc = edit_doc(config_path, &text)?;
+    let Some(arr) = doc
+        .get_mut("store")
+        .and_then(toml_edit::Item::as_array_of_tables_mut)
+    else {
+        // Config::parse found the store, so `store` is an array of tables.
+        return Err(Error::Config {
+            path: config_path.to_path_buf(),
+            line: None,
+            col: None,
+            msg: "`store` is not an array of tables".into(),
+        });
+    };
     // Comments above the removed table, up to its last blank line, belong to
     // what precedes it (a file header, say): hand them to the next table.
     let prefix = arr
@@ -160,6 +171,17 @@ pub fn remove_store(config_path: &Path, name: &str) -> Result<Config> {
         doc.remove("store");
     }
     write_validated(config_path, &doc.to_string())
+}
+
+/// `text` as an editable document.
+fn edit_doc(path: &Path, text: &str) -> Result<toml_edit::DocumentMut> {
+    text.parse()
+        .map_err(|e: toml_edit::TomlError| Error::Config {
+            path: path.to_path_buf(),
+            line: e.span().map(|s| line_col(text, s.start).0),
+            col: None,
+            msg: e.message().trim().to_string(),
+        })
 }
 
 fn string_array(v: &[String]) -> toml_edit::Array {

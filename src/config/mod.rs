@@ -30,8 +30,11 @@ pub use edit::{NewStore, add_store, remove_store};
 pub use ops::{DEFAULT_HOOK_TIMEOUT, Hooks};
 pub use segments::parse_bytes;
 
-/// One store: a live log plus its policy.
+/// One store: a live log plus its policy. Always validated: it comes from
+/// [`Config::load`] or [`StoreConfig::builder`] (it cannot be written as a
+/// struct literal outside this crate); the fields are there to read.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct StoreConfig {
     pub name: String,
     /// The live log; for a segmented store, its `segments` pattern (a path

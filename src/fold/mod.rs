@@ -7,7 +7,7 @@
 //!    the key: kept in place) or malformed (quarantined); remember for each
 //!    key only the byte range of its last write;
 //! 2. copy the surviving byte ranges, in file order, which is the order of
-//!    each key's last write (G4).
+//!    each key's last write (G4; the guarantees are in docs/design.md).
 //!
 //! Invariants:
 //! - Memory grows with live keys (plus keyless and malformed lines), never
@@ -28,7 +28,7 @@ pub use crate::io::ranges::{
     Range, copy_ranges, copy_ranges_nl, split_at_newlines, write_ranges_at,
 };
 pub use classify::{Class, Classifier};
-pub use scan::{SCAN_BUF, find_cut, fold, for_each_line, next_line_start};
+pub use scan::{find_cut, fold, for_each_line, next_line_start};
 
 use crate::config::StoreConfig;
 use crate::fold::json::{Invalid, Pointers};

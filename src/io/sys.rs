@@ -39,3 +39,34 @@ pub fn ignore_sigxfsz() {
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sync_store_makes_a_file_size_limit_an_error_not_a_signal() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("events.jsonl");
+        std::fs::write(&log, "{\"id\":1}\n{\"id\":1}\n").unwrap();
+        let store = crate::StoreConfig::builder("s", &log)
+            .key(["/id"])
+            .build()
+            .unwrap();
+        let paths = crate::Paths {
+            config: dir.path().join("config.toml"),
+            state_dir: dir.path().join("state"),
+        };
+        let rec = crate::sync_store(&paths, &store, &crate::SyncOptions::default());
+        assert_eq!(rec.outcome, crate::Outcome::Ok, "{rec:?}");
+        // No other unit test touches SIGXFSZ: only sync_store can have set it.
+        // SAFETY: querying (not changing) a disposition into a zeroed struct.
+        let old = unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            assert_eq!(
+                libc::sigaction(libc::SIGXFSZ, std::ptr::null(), &mut old),
+                0
+            );
+            old
+        };
+        assert_eq!(old.sa_sigaction, libc::SIG_IGN);
+    }
+}

@@ -1,4 +1,5 @@
-//! The per-store single-flight lock (G5).
+//! The per-store single-flight lock (G5; guarantees and the holder format
+//! are in docs/design.md).
 //!
 //! Invariants:
 //! - The lock is the file `<log>.lock` beside the log. It is never unlinked:

@@ -1,5 +1,5 @@
 //! The quarantine file: lines that are not valid JSON, moved out of the log
-//! with their origin (G3).
+//! with their origin (G3 in docs/design.md, which also shows an entry).
 //!
 //! `<log>.quarantine` is itself JSONL, one object per quarantined line:
 //! `{"source", "offset", "length", "reason", "quarantined_at", "line"}` where
@@ -98,7 +98,12 @@ pub fn append(log: &Path, source: &Path, src: &File, bad: &[Bad], mode: u32) -> 
             line: text,
             line_base64: b64,
         };
-        serde_json::to_writer(&mut out, &entry).expect("entry serializes");
+        out.extend(crate::error::to_json(
+            "a quarantine entry",
+            &qpath,
+            &entry,
+            false,
+        )?);
         out.push(b'\n');
     }
     let mut f = durable::open_append(&qpath, mode & 0o666)?;

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{IoContext, Result};
+use crate::error::{IoContext, Result, to_json};
 use crate::io::durable;
 
 /// How a run ended.
@@ -272,8 +272,9 @@ impl StoreState {
     /// runs the hook, rewrites the record with it, then appends the history.
     pub fn write_last(&self, rec: &RunRecord, success: bool, baseline: bool) -> Result<()> {
         durable::ensure_private_dir(&self.dir)?;
-        let json = serde_json::to_vec_pretty(rec).expect("record serializes");
-        durable::atomic_write(&self.file("last-run.json"), &json, 0o600)?;
+        let last_run = self.file("last-run.json");
+        let json = to_json("the run record", &last_run, rec, true)?;
+        durable::atomic_write(&last_run, &json, 0o600)?;
         if success {
             durable::atomic_write(&self.file("last-success.json"), &json, 0o600)?;
         }
@@ -282,9 +283,10 @@ impl StoreState {
                 bytes_after: rec.stats.bytes_after,
                 at: rec.finished_at,
             };
+            let path = self.file("compaction.json");
             durable::atomic_write(
-                &self.file("compaction.json"),
-                &serde_json::to_vec(&b).expect("baseline serializes"),
+                &path,
+                &to_json("the compaction baseline", &path, &b, false)?,
                 0o600,
             )?;
         }
@@ -293,7 +295,7 @@ impl StoreState {
 
     pub fn append_history(&self, rec: &RunRecord) -> Result<()> {
         let path = self.file("history.jsonl");
-        let mut line = serde_json::to_vec(rec).expect("record serializes");
+        let mut line = to_json("the run record", &path, rec, false)?;
         line.push(b'\n');
         let mut f = durable::open_append(&path, 0o600)?;
         // A new file's name must survive a power loss too.

@@ -245,13 +245,13 @@ fn repeated_failures_back_off_and_status_says_so() {
 /// fires a catch-up run, and returns cleanly when the caller stops it.
 #[test]
 fn embedded_daemon_runs_in_the_callers_runtime_and_stops_on_its_handle() {
-    use logkeeper::schedule::daemon::{Daemon, DaemonOptions, Event, info_path};
+    use logkeeper::{Daemon, DaemonEvent as Event, DaemonOptions, Paths};
     use std::sync::{Arc, Mutex};
 
     let env = Env::new();
     let log = store_with_schedule(&env, 2_000, "0 0 1 1 *");
     let before = fold_file(&log);
-    let paths = logkeeper::paths::Paths {
+    let paths = Paths {
         config: env.config(),
         state_dir: env.state(),
     };
@@ -292,7 +292,11 @@ fn embedded_daemon_runs_in_the_callers_runtime_and_stops_on_its_handle() {
         "{events:?}"
     );
     assert_eq!(events.last().map(String::as_str), Some("stopped"));
-    assert!(!info_path(&paths.state_dir, &paths.config).exists());
+    // The daemon file is removed at a clean stop.
+    let files = files_with_prefix(&env.state(), "daemon-");
+    let ext = |p: &std::path::PathBuf, e: &str| p.extension().is_some_and(|x| x == e);
+    assert!(files.iter().any(|p| ext(p, "lock")), "{files:?}");
+    assert!(!files.iter().any(|p| ext(p, "json")), "{files:?}");
     assert_eq!(env.last_run("m").unwrap()["trigger"], "daemon");
     assert_eq!(fold_file(&log), before, "G1: fold changed");
 }

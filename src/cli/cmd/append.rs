@@ -2,10 +2,11 @@
 
 use std::io::Read;
 
+use logkeeper::LogWriter;
+use logkeeper::Paths;
 use logkeeper::config::Config;
-use logkeeper::writer::LogWriter;
 
-use logkeeper::paths::Paths;
+use crate::cli::exit;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -39,10 +40,10 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
         args.lines.iter().map(|l| l.as_bytes().to_vec()).collect()
     };
     if lines.is_empty() {
-        return Ok(0);
+        return Ok(exit::OK);
     }
     LogWriter::open(&store.log)?
         .sync_each(args.sync)
         .append_all(&lines)?;
-    Ok(0)
+    Ok(exit::OK)
 }

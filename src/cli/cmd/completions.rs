@@ -4,6 +4,7 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 
 use crate::cli::Cli;
+use crate::cli::exit;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -24,5 +25,5 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         "logkeeper",
         &mut std::io::stdout(),
     );
-    Ok(0)
+    Ok(exit::OK)
 }

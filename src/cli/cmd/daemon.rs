@@ -1,11 +1,12 @@
 //! `logkeeper daemon`: fire each store's schedule until SIGTERM/SIGINT.
 
 use anyhow::Context as _;
+use logkeeper::Paths;
 use logkeeper::schedule::daemon::{Daemon, DaemonOptions, Event};
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::cli::exit;
 use crate::cli::render::{human_ms, summary};
-use logkeeper::paths::Paths;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -131,5 +132,5 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
     // Do not wait for an abandoned job's thread: exiting is safe (G2).
     rt.shutdown_background();
     result?;
-    Ok(0)
+    Ok(exit::OK)
 }

@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::CommandFactory;
 
 use crate::cli::Cli;
+use crate::cli::exit;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -32,5 +33,5 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
             std::io::Write::write_all(&mut std::io::stdout(), &out)?;
         }
     }
-    Ok(0)
+    Ok(exit::OK)
 }

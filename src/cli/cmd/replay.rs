@@ -2,9 +2,10 @@
 
 use std::io::Write;
 
+use logkeeper::Paths;
 use logkeeper::config::Config;
 
-use logkeeper::paths::Paths;
+use crate::cli::exit;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -18,7 +19,7 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     if store.segments.is_some() {
-        let r = logkeeper::replay::replay_segments(store, &mut out)?;
+        let r = logkeeper::replay_segments(store, &mut out)?;
         out.flush()?;
         if r.malformed > 0 {
             eprintln!(
@@ -26,16 +27,16 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
                 r.malformed, r.files
             );
         }
-        return Ok(0);
+        return Ok(exit::OK);
     }
-    let plan = logkeeper::replay::replay(store, &mut out)?;
+    let found = logkeeper::replay(store, &mut out)?;
     out.flush()?;
-    if !plan.bad.is_empty() {
+    if found.malformed > 0 {
         eprintln!(
             "logkeeper: skipped {} malformed line(s) in {} (a sync moves them to the quarantine file)",
-            plan.bad.len(),
+            found.malformed,
             store.log.display()
         );
     }
-    Ok(0)
+    Ok(exit::OK)
 }

@@ -2,12 +2,12 @@
 //! schedules with systemd, launchd or cron.
 
 use clap::Subcommand;
+use logkeeper::Paths;
 use logkeeper::config::Config;
 use logkeeper::schedule::install::{self, Backend, Context, Mode, Plan};
 
+use crate::cli::exit;
 use crate::cli::render::describe;
-
-use logkeeper::paths::Paths;
 
 #[derive(Debug, Subcommand)]
 pub enum ScheduleCmd {
@@ -136,7 +136,7 @@ fn finish(ctx: &Context, plan: &Plan, dry_run: bool) -> anyhow::Result<u8> {
         for n in &plan.notes {
             println!("\n# note: {n}");
         }
-        return Ok(0);
+        return Ok(exit::OK);
     }
     let changed = plan.changes_anything();
     install::apply(ctx, plan)?;
@@ -171,5 +171,5 @@ fn finish(ctx: &Context, plan: &Plan, dry_run: bool) -> anyhow::Result<u8> {
     if !changed {
         println!("{verb}: nothing to change");
     }
-    Ok(0)
+    Ok(exit::OK)
 }

@@ -1,12 +1,12 @@
 //! `logkeeper status`: each store's health, with the exit codes of G6.
 
 use chrono::Local;
+use logkeeper::Paths;
 use logkeeper::config::Config;
 use logkeeper::status::{StoreStatus, fmt_time, store_status};
 use serde::Serialize;
 
 use crate::cli::render::table;
-use logkeeper::paths::Paths;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

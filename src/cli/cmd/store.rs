@@ -3,10 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
+use logkeeper::Paths;
 use logkeeper::config::{self, Config, NewStore};
 use logkeeper::paths::absolute;
 
-use logkeeper::paths::Paths;
+use crate::cli::exit;
 
 #[derive(Debug, Subcommand)]
 pub enum StoreCmd {
@@ -144,5 +145,5 @@ pub fn run(paths: &Paths, cmd: &StoreCmd) -> anyhow::Result<u8> {
             println!("removed store {name:?} from {}", paths.config.display());
         }
     }
-    Ok(0)
+    Ok(exit::OK)
 }

@@ -1,6 +1,7 @@
 //! `logkeeper sync now`: run the job for the named stores.
 
 use clap::Subcommand;
+use logkeeper::Paths;
 use logkeeper::config::Config;
 use logkeeper::job::record::RunRecord;
 use logkeeper::job::{SyncOptions, Trigger, sync_store};
@@ -8,7 +9,6 @@ use logkeeper::ops::metrics;
 use serde::Serialize;
 
 use crate::cli::render::print_run;
-use logkeeper::paths::Paths;
 
 #[derive(Debug, Subcommand)]
 pub enum SyncCmd {

@@ -122,10 +122,6 @@ impl Pointers {
     pub fn len(&self) -> usize {
         self.count
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
 }
 
 fn unescape_pointer_token(raw: &str) -> Option<Vec<u8>> {

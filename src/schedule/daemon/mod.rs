@@ -259,8 +259,9 @@ impl State<'_> {
             return;
         }
         let path = info_path(&self.paths.state_dir, &self.paths.config);
-        let json = serde_json::to_vec_pretty(&info).expect("daemon info serializes");
-        if let Err(e) = durable::atomic_write(&path, &json, 0o600) {
+        let written = crate::error::to_json("the daemon file", &path, &info, true)
+            .and_then(|json| durable::atomic_write(&path, &json, 0o600));
+        if let Err(e) = written {
             tracing::warn!("could not write the daemon file: {e}");
         }
         self.written = Some(info);

@@ -351,7 +351,7 @@ pub fn apply(ctx: &Context, plan: &Plan) -> Result<()> {
         });
         if !same {
             durable::ensure_private_dir(&ctx.state_dir)?;
-            let json = serde_json::to_vec_pretty(&m).expect("marker serializes");
+            let json = crate::error::to_json("the schedule marker", &marker, &m, true)?;
             durable::atomic_write(&marker, &json, 0o600)?;
         }
     } else if read_marker(ctx).is_some_and(|m| m.backend == plan.backend) {
