@@ -180,6 +180,7 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
     };
     crate::ops::progress::end();
     let state = StoreState::new(paths.store_state(&store.name));
+    let records_lock = lock_records(&state, &store.name);
     rec.totals = Some(state.totals().plus(&rec));
     let written = state.write_last(&rec, success, baseline);
     if let Err(e) = written {
@@ -192,24 +193,43 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
         rec.outcome = Outcome::Error;
         rec.totals = Some(state.totals().plus(&rec));
     }
-    // The hook runs after the record is written and under the lock, so the
-    // record it points to is this run's; the record is then rewritten with
-    // the hook's result. Neither can change the outcome.
-    if let Some((hook, command)) = hooks::which(&store.hooks, &rec, success) {
-        let env = hooks::env(hook, &rec, &state.last_run_path());
-        rec.hook = Some(hooks::run(hook, command, &env, store.hooks.timeout));
-        if let Err(e) = state.write_last(&rec, success, false) {
-            tracing::warn!("could not record the hook of store {:?}: {e}", store.name);
+    drop(records_lock);
+    // The hook runs after the record is written and under the store lock,
+    // so the record it points to is this run's; the record is then
+    // rewritten with the hook's result, unless a run that found the store
+    // busy meanwhile recorded itself (its record, and its counters, stay).
+    // Neither can change the outcome.
+    let records_lock = match hooks::which(&store.hooks, &rec, success) {
+        Some((hook, command)) => {
+            let env = hooks::env(hook, &rec, &state.last_run_path());
+            rec.hook = Some(hooks::run(hook, command, &env, store.hooks.timeout));
+            let records_lock = lock_records(&state, &store.name);
+            let still_ours = state.last_run().is_some_and(|r| r.run_id == rec.run_id);
+            if still_ours && let Err(e) = state.write_last(&rec, success, false) {
+                tracing::warn!("could not record the hook of store {:?}: {e}", store.name);
+            }
+            records_lock
         }
-    }
+        None => lock_records(&state, &store.name),
+    };
     if let Err(e) = state.append_history(&rec) {
         tracing::warn!(
             "could not append to the history of store {:?}: {e}",
             store.name
         );
     }
+    drop(records_lock);
     drop(held);
     rec
+}
+
+/// The records lock, or none if it cannot be had (the records are still
+/// written: a lost counter increment is better than a lost record).
+fn lock_records(state: &StoreState, store: &str) -> Option<record::RecordsLock> {
+    state
+        .lock_records()
+        .inspect_err(|e| tracing::warn!("store {store:?}: {e}"))
+        .ok()
 }
 
 /// Steps 2-4 under the store lock: recover, compact (late writes folded in

@@ -212,6 +212,12 @@ pub struct StoreState {
     dir: PathBuf,
 }
 
+/// Held while a run reads and writes its store's records; see
+/// [`StoreState::lock_records`].
+pub struct RecordsLock {
+    _file: std::fs::File,
+}
+
 /// The `min_growth` baseline: the log's size after the last compaction.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Baseline {
@@ -254,6 +260,24 @@ impl StoreState {
                 .iter()
                 .fold(Totals::default(), |t, r| t.plus(r)),
         }
+    }
+
+    /// Serialise the read-modify-write of this store's records across
+    /// processes (`records.lock`, an `flock`, released by the kernel if the
+    /// holder dies). A run that finds the store busy records that without
+    /// the store lock, so without this it could read the counters, lose a
+    /// race with the lock holder's write, and make a counter go backwards.
+    pub fn lock_records(&self) -> Result<RecordsLock> {
+        durable::ensure_private_dir(&self.dir)?;
+        let path = self.file("records.lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .ctx("open", &path)?;
+        f.lock().ctx("lock", &path)?;
+        Ok(RecordsLock { _file: f })
     }
 
     /// Where the last-run record is (hooks get it as `LOGKEEPER_RECORD`).

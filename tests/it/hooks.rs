@@ -91,3 +91,43 @@ fn a_failing_hook_does_not_change_the_outcome() {
     assert!(env.last_run("b").unwrap().get("hook").is_none());
     env.lk(["status", "a"]).status(0);
 }
+
+/// A run that finds the store busy while the holder's hook runs records
+/// itself; the holder's rewrite (with the hook's result) must not put back
+/// its older record and counters over it.
+#[test]
+fn a_busy_run_recorded_during_a_hook_is_not_overwritten_and_counters_never_go_back() {
+    let env = Env::new();
+    gen_log(&env.path("a.jsonl"), 200, 20, 0, false);
+    let started = env.path("hook-started");
+    let release = env.path("hook-release");
+    env.write_config(&format!(
+        "on_success = \"touch '{}'; while [ ! -e '{}' ]; do sleep 0.02; done\"\n\n[[store]]\nname = \"a\"\nlog = \"a.jsonl\"\n",
+        started.display(),
+        release.display()
+    ));
+    let mut first = env.lk(["sync", "now", "a", "--force"]).spawn();
+    wait_for("the hook to start", Duration::from_secs(20), || {
+        started.exists()
+    });
+    let holder_run = env.last_run("a").unwrap()["run_id"].clone();
+    env.lk(["sync", "now", "a"]).status(75);
+    let busy = env.last_run("a").unwrap();
+    assert_eq!(busy["outcome"], "busy");
+    assert_eq!(busy["totals"]["runs_busy"], 1, "{busy}");
+    std::fs::write(&release, b"").unwrap();
+    assert!(wait_exit(&mut first, Duration::from_secs(20)).success());
+
+    let last = env.last_run("a").unwrap();
+    assert_eq!(
+        last["run_id"], busy["run_id"],
+        "the busy record was overwritten"
+    );
+    assert_eq!(last["totals"]["runs_busy"], 1, "{last}");
+    assert_eq!(last["totals"]["runs_ok"], 1, "{last}");
+    // Both runs are in the history, the holder's with its hook.
+    let history = env.history("a");
+    assert_eq!(history.len(), 2);
+    let holder = history.iter().find(|r| r["run_id"] == holder_run).unwrap();
+    assert_eq!(holder["hook"]["exit_code"], 0, "{holder}");
+}
