@@ -95,7 +95,7 @@ fn missing_dir(log: &Path, e: std::io::Error) -> std::io::Error {
     std::io::Error::new(
         e.kind(),
         format!(
-            "the log's directory {} does not exist: create it (mkdir -p {}) or fix the store's `log =` in the config",
+            "the log's directory {} does not exist: create it (mkdir -p {}) or fix the store's path (`log =` or `segments =`) in the config",
             dir.display(),
             dir.display()
         ),

@@ -122,7 +122,7 @@ fn b(x: bool) -> f64 {
 const METRICS: &[Metric] = &[
     gauge("logkeeper_last_run_timestamp_seconds", "When the store's last run finished (Unix time; 0 if it never ran).", |v, _| ts(last(v))),
     gauge("logkeeper_last_success_timestamp_seconds", "When the store's last successful run finished (Unix time; 0 if none).", |v, _| ts(v.status.last_success.as_ref())),
-    gauge("logkeeper_last_run_duration_seconds", "How long the store's last run took.", |v, _| last(v).map_or(0.0, |r| r.duration_ms / 1e3)),
+    gauge("logkeeper_last_run_duration_seconds", "How long the store's last run took.", |v, _| last(v).map_or(0.0, |r| (r.duration_ms * 1e3).round() / 1e6)),
     labelled(gauge("logkeeper_last_run_outcome", "1 for the outcome of the store's last run, 0 for the others.", |v, l| b(last(v).is_some_and(|r| r.outcome == outcome(l)))), "outcome", OUTCOMES),
     labelled(gauge("logkeeper_health", "1 for the store's health as `logkeeper status` reports it, 0 for the others.", |v, l| b(health(v.status.health) == l)), "health", HEALTHS),
     gauge("logkeeper_last_run_before_bytes", "Size of the live log when the last run started.", |v, _| last(v).map_or(0.0, |r| r.stats.bytes_before as f64)),

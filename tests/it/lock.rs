@@ -187,7 +187,7 @@ fn missing_log_directory_is_named_with_what_to_do() {
         err.contains(&format!(
             "the log's directory {} does not exist",
             env.path("nowhere").display()
-        )) && err.contains("fix the store's `log =`"),
+        )) && err.contains("fix the store's path (`log =`"),
         "{err}"
     );
     env.lk(["status", "a"])
