@@ -14,22 +14,6 @@ use common::*;
 use logkeeper::schedule::Schedule;
 use logkeeper::schedule::install::calendar::CronFields;
 
-/// The real tool, or a skip outside CI (CI installs it; failing there).
-fn tool(name: &str) -> bool {
-    let ok = Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have {name} (.ci/run installs it)"
-        );
-        eprintln!("skipping: {name} is not installed");
-    }
-    ok
-}
-
 /// A recording stand-in for systemctl/launchctl (their user managers do not
 /// run in a container): appends its arguments to `calls.log`.
 fn recorder(env: &Env) -> String {
@@ -111,9 +95,7 @@ fn verify(units: &[PathBuf]) {
 
 #[test]
 fn systemd_units_in_both_modes_pass_systemd_analyze_verify() {
-    if !tool("systemd-analyze") {
-        return;
-    }
+    need("systemd-analyze", "systemd");
     let env = Env::new();
     two_stores(&env);
     let d = lk_install(&env, ["schedule", "install", "--backend", "systemd"]);
@@ -468,18 +450,14 @@ static TZ_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[test]
 fn on_calendar_fires_exactly_when_the_cron_expression_does_utc() {
-    if !tool("systemd-analyze") {
-        return;
-    }
+    need("systemd-analyze", "systemd");
     let _g = TZ_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     check_table("UTC", &["2026-11-23T11:07:00Z", "2027-02-27T23:59:30Z"]);
 }
 
 #[test]
 fn on_calendar_fires_exactly_when_the_cron_expression_does_across_dst() {
-    if !tool("systemd-analyze") {
-        return;
-    }
+    need("systemd-analyze", "systemd");
     let _g = TZ_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     // Summer and winter time, away from the changes: exact.
     check_table(
@@ -716,9 +694,7 @@ fn set_crontab_of_nobody(bytes: Option<&[u8]>) {
 
 #[test]
 fn cron_backend_keeps_other_lines_byte_for_byte_and_is_idempotent() {
-    if !tool("crontab") {
-        return;
-    }
+    need("crontab", "cron");
     // SAFETY-free isolation: a real crontab, but of user `nobody` (as root),
     // restored byte for byte afterwards.
     let saved = crontab_of_nobody();

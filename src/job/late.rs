@@ -130,13 +130,25 @@ pub fn load(state_dir: &Path, live: &std::fs::Metadata) -> (LateWrites, bool) {
 
 /// Write `committed` and `prepared` (atomic replace, fsynced).
 fn write(state_dir: &Path, committed: &LateWrites, prepared: Option<&LateWrites>) -> Result<()> {
+    #[derive(Serialize)]
+    struct StateFile<'a> {
+        committed: &'a LateWrites,
+        prepared: Option<&'a LateWrites>,
+    }
     durable::ensure_private_dir(state_dir)?;
-    let sf = serde_json::json!({ "committed": committed, "prepared": prepared });
-    durable::atomic_write(
-        &state_path(state_dir),
-        &serde_json::to_vec_pretty(&sf).expect("late writes serialize"),
-        0o600,
-    )
+    let path = state_path(state_dir);
+    // A rotated file's name that is not UTF-8 cannot be said in JSON: an
+    // error for this run, not a panic.
+    let json = serde_json::to_vec_pretty(&StateFile {
+        committed,
+        prepared,
+    })
+    .map_err(|source| crate::Error::Encode {
+        what: "the late-write state",
+        path: path.clone(),
+        source,
+    })?;
+    durable::atomic_write(&path, &json, 0o600)
 }
 
 /// Record the state a swap is about to make true, before the rename.
