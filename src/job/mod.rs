@@ -120,12 +120,17 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
     // The lock is held until the record is written, so a run's record is
     // on disk before any other run can start.
     let mut held = None;
-    let result = match StoreLock::acquire(
-        &store.name,
-        &store.lock_anchor(),
-        opts.trigger.as_str(),
-        wait,
-    ) {
+    // A state dir that cannot be made would fail the record at the end:
+    // find out before the log is touched, so such a run changes nothing.
+    let state_ready = durable::ensure_private_dir(&paths.store_state(&store.name));
+    let result = match state_ready.and_then(|()| {
+        StoreLock::acquire(
+            &store.name,
+            &store.lock_anchor(),
+            opts.trigger.as_str(),
+            wait,
+        )
+    }) {
         Ok(lock) => {
             let lock_ms = t0.elapsed().as_secs_f64() * 1e3;
             held = Some(lock);

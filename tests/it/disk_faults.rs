@@ -117,3 +117,26 @@ fn a_hung_writer_holding_the_log_lock_fails_the_run_without_changes() {
     hung.wait().unwrap();
     assert_failed_cleanly(&env, &log, &before, "has held the log's lock");
 }
+
+/// A state dir that cannot be created (here: a path under a regular file)
+/// fails the run before the log is touched, and says which directory.
+#[test]
+fn an_unusable_state_dir_fails_the_run_before_the_log_is_touched() {
+    let (env, log, before) = setup();
+    let blocker = env.path("not-a-dir");
+    std::fs::write(&blocker, b"").unwrap();
+    let state = blocker.join("state");
+    let d = env
+        .lk(["sync", "now", "--force"])
+        .arg("--state-dir")
+        .arg(&state)
+        .status(1);
+    assert!(
+        d.stderr().contains(&state.display().to_string()),
+        "{}",
+        d.stderr()
+    );
+    assert_eq!(std::fs::read(&log).unwrap(), before, "the log changed");
+    assert!(rotated(&log).is_empty(), "rotated: {:?}", rotated(&log));
+    assert!(temps(&log).is_empty());
+}
