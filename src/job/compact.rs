@@ -132,7 +132,14 @@ pub fn compact(store: &StoreConfig, state_dir: &Path, state: &LateWrites) -> Res
     };
     stats.timings.scan_ms = ms(t_scan);
 
-    let rotate = !spec.is_keyed() && store.rotate_bytes.is_some_and(|limit| c.size > limit);
+    // A rotated file of an append-only store is its archive, read before
+    // the live log: everything the old inode holds (tail and late writes
+    // included) stays there, and the new log starts empty. Late writes of an
+    // earlier rewrite that this fold would place in the new log wait one
+    // run (this run rewrites without rotating), so none is dropped.
+    let rotate = !spec.is_keyed()
+        && late_in_fold == 0
+        && store.rotate_bytes.is_some_and(|limit| c.size > limit);
     if c.plan.is_identity() && late_in_fold == 0 && !rotate {
         // The fold changes nothing: leave the log (and its inode) alone.
         return Ok(Compacted {
@@ -169,10 +176,21 @@ pub fn compact(store: &StoreConfig, state_dir: &Path, state: &LateWrites) -> Res
     crate::failpoint!("before-swap-lock");
     swap::lock_and_verify(&c)?;
     let swapped = (|| {
-        let appended = swap::append_late_and_tail(&mut c, &mut tmp, snapshot)?;
+        let appended = if rotate {
+            swap::Appended {
+                tail: Range {
+                    start: c.cut,
+                    end: c.cut,
+                },
+                late_bytes: 0,
+                len: snapshot,
+            }
+        } else {
+            swap::append_late_and_tail(&mut c, &mut tmp, snapshot)?
+        };
         let rotated = swap::link_rotated(&c)?;
         let new = tmp.as_file().metadata().ctx("stat", tmp.path())?;
-        let next = next_state(&c, &rotated, appended.tail.end, &new, appended.len);
+        let next = next_state(&c, &rotated, !rotate, appended.tail.end, &new, appended.len);
         if let Err(e) = late::prepare(state_dir, state, &next) {
             let _ = fs::remove_file(&rotated);
             return Err(e);
@@ -202,11 +220,13 @@ pub fn compact(store: &StoreConfig, state_dir: &Path, state: &LateWrites) -> Res
 }
 
 /// The late-write state once the swap is done: every watched file carried
-/// as far as this run read it, plus the file rotated now, watched from
-/// where its tail copy ended; late writes now fold in at the new file's end.
+/// as far as this run read it, plus the file rotated now (unless it is an
+/// archive, which keeps its late writes), watched from where its tail copy
+/// ended; late writes now fold in at the new file's end.
 fn next_state(
     c: &Cut,
     rotated: &Path,
+    watch_rotated: bool,
     copied_to: u64,
     new: &fs::Metadata,
     new_len: u64,
@@ -219,12 +239,14 @@ fn next_state(
             ..o.watch.clone()
         })
         .collect();
-    watches.push(Watch {
-        rotated: rotated.to_path_buf(),
-        carried: copied_to,
-        dev: c.meta.dev(),
-        ino: c.meta.ino(),
-    });
+    if watch_rotated {
+        watches.push(Watch {
+            rotated: rotated.to_path_buf(),
+            carried: copied_to,
+            dev: c.meta.dev(),
+            ino: c.meta.ino(),
+        });
+    }
     LateWrites {
         live: Some(Generation {
             dev: new.dev(),
