@@ -83,6 +83,18 @@ fn init_tracing(verbose: u8) {
         .try_init();
 }
 
+/// Like any Unix filter, a command whose reader went away (`status | head`)
+/// ends quietly, killed by SIGPIPE, instead of panicking in `println!` (Rust
+/// ignores SIGPIPE by default). Not the daemon: a closed stderr pipe must
+/// never kill the scheduler. A run is crash-safe at any instant (G2), and
+/// commands print only after their runs are recorded.
+fn restore_default_sigpipe() {
+    // SAFETY: setting a signal disposition to SIG_DFL.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// Run the CLI with `args` (the program name first), returning the exit code.
 pub fn run<I, T>(args: I) -> anyhow::Result<ExitCode>
 where
@@ -101,6 +113,9 @@ where
         }
     };
     init_tracing(cli.verbose);
+    if !matches!(cli.command, Command::Daemon(_)) {
+        restore_default_sigpipe();
+    }
     // The demo makes its own config and state; every other command gets
     // the resolved paths.
     let paths = || cli.paths();

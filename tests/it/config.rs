@@ -69,17 +69,40 @@ fn replay_into_a_closed_pipe_ends_quietly() {
     assert!(first.contains("item_type"), "{first}");
     drop(out);
     let done = child.wait_with_output().unwrap();
-    assert_eq!(
-        done.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&done.stderr)
-    );
+    assert_quiet_end(&done);
+}
+
+/// Exit 0, or killed by SIGPIPE as Unix filters are, and nothing on stderr.
+fn assert_quiet_end(done: &std::process::Output) {
+    use std::os::unix::process::ExitStatusExt;
+    let stderr = String::from_utf8_lossy(&done.stderr);
     assert!(
-        done.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&done.stderr)
+        done.status.code() == Some(0) || done.status.signal() == Some(libc::SIGPIPE),
+        "{:?}: {stderr}",
+        done.status
     );
+    assert!(done.stderr.is_empty(), "{stderr}");
+}
+
+#[test]
+fn status_and_store_list_into_a_closed_pipe_end_quietly() {
+    let env = Env::new();
+    for i in 0..3 {
+        env.keyed_store(&format!("s{i}"), &env.path(&format!("s{i}.jsonl")));
+    }
+    for args in [&["status"][..], &["store", "list"], &["status", "--json"]] {
+        let mut child = env
+            .cmd()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader is gone before the command prints anything.
+        drop(child.stdout.take());
+        let done = child.wait_with_output().unwrap();
+        assert_quiet_end(&done);
+    }
 }
 
 #[test]
