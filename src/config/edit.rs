@@ -28,6 +28,14 @@ pub struct NewStore {
     pub delete_retention: Option<String>,
     pub min_dirty_ratio: Option<f64>,
     pub seq: Option<String>,
+    /// Single-file stores: compact only past this growth (`min_growth`).
+    pub min_growth: Option<f64>,
+    /// Append-only single-file stores: rotate past this size.
+    pub rotate_bytes: Option<u64>,
+    /// A random delay before scheduled runs, e.g. "5m".
+    pub jitter: Option<String>,
+    /// Segmented stores: how long merged inputs wait before deletion.
+    pub file_delete_delay: Option<String>,
 }
 
 /// Add a store to the config file (creating it), keeping its comments.
@@ -71,6 +79,8 @@ pub fn add_store(config_path: &Path, new: &NewStore) -> Result<Config> {
         ("min_compaction_lag", &new.min_compaction_lag),
         ("delete_retention", &new.delete_retention),
         ("seq", &new.seq),
+        ("jitter", &new.jitter),
+        ("file_delete_delay", &new.file_delete_delay),
     ] {
         if let Some(v) = v {
             t[field] = toml_edit::value(v.as_str());
@@ -78,6 +88,19 @@ pub fn add_store(config_path: &Path, new: &NewStore) -> Result<Config> {
     }
     if let Some(r) = new.min_dirty_ratio {
         t["min_dirty_ratio"] = toml_edit::value(r);
+    }
+    if let Some(g) = new.min_growth {
+        t["min_growth"] = toml_edit::value(g);
+    }
+    if let Some(b) = new.rotate_bytes {
+        // TOML integers are i64; a larger limit is refused, not wrapped.
+        let b = i64::try_from(b).map_err(|_| Error::Config {
+            path: config_path.to_path_buf(),
+            line: None,
+            col: None,
+            msg: format!("`rotate_bytes`: {b} is too large"),
+        })?;
+        t["rotate_bytes"] = toml_edit::value(b);
     }
     match doc.get_mut("store") {
         Some(item) => item

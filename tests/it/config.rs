@@ -243,3 +243,39 @@ fn store_add_expands_a_quoted_tilde() {
     let want = format!("log = \"{}\"", env.path("home/logs/t.jsonl").display());
     assert!(text.contains(&want), "{text}");
 }
+
+#[test]
+fn store_add_takes_min_growth_rotate_bytes_jitter_and_file_delete_delay() {
+    let env = Env::new();
+    env.lk(["store", "add", "a", "--log"])
+        .arg(env.path("a.jsonl"))
+        .args([
+            "--min-growth",
+            "0.5",
+            "--rotate-bytes",
+            "1000",
+            "--jitter",
+            "5m",
+        ])
+        .status(0);
+    env.lk(["store", "add", "f", "--segments"])
+        .arg(env.path("f/events-{seq}.jsonl"))
+        .args(["--file-delete-delay", "10s"])
+        .status(0);
+    let text = std::fs::read_to_string(env.config()).unwrap();
+    for line in [
+        "min_growth = 0.5",
+        "rotate_bytes = 1000",
+        "jitter = \"5m\"",
+        "file_delete_delay = \"10s\"",
+    ] {
+        assert!(text.contains(line), "{line} not in:\n{text}");
+    }
+    // A bad value is refused and the file left as it was.
+    env.lk(["store", "add", "b", "--log"])
+        .arg(env.path("b.jsonl"))
+        .args(["--jitter", "5x"])
+        .status(2)
+        .stderr_has("jitter");
+    assert_eq!(std::fs::read_to_string(env.config()).unwrap(), text);
+}

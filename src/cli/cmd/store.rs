@@ -74,6 +74,20 @@ pub struct AddArgs {
     /// Rotated pre-compaction files to keep
     #[arg(long, value_name = "N")]
     pub keep_rotated: Option<usize>,
+    /// Compact only when the log grew by this fraction since the last
+    /// compaction (0.5 = 50%; `sync now --force` ignores it)
+    #[arg(long, value_name = "RATIO", conflicts_with = "segments")]
+    pub min_growth: Option<f64>,
+    /// Append-only stores: once the log is larger, move it aside as a
+    /// rotated file and start an empty one
+    #[arg(long, value_name = "BYTES", conflicts_with = "segments")]
+    pub rotate_bytes: Option<u64>,
+    /// A random delay before each scheduled run, e.g. "5m"
+    #[arg(long, value_name = "DURATION")]
+    pub jitter: Option<String>,
+    /// Segmented: how long merged inputs wait before they are deleted, e.g. "60s"
+    #[arg(long, value_name = "DURATION", requires = "segments")]
+    pub file_delete_delay: Option<String>,
 }
 
 pub fn run(paths: &Paths, cmd: &StoreCmd) -> anyhow::Result<u8> {
@@ -103,6 +117,10 @@ pub fn run(paths: &Paths, cmd: &StoreCmd) -> anyhow::Result<u8> {
                 delete_retention: a.delete_retention.clone(),
                 min_dirty_ratio: a.min_dirty_ratio,
                 seq: a.seq.clone(),
+                min_growth: a.min_growth,
+                rotate_bytes: a.rotate_bytes,
+                jitter: a.jitter.clone(),
+                file_delete_delay: a.file_delete_delay.clone(),
             };
             config::add_store(&paths.config, &new)?;
             println!(
