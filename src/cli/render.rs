@@ -218,7 +218,7 @@ pub fn table(statuses: &[StoreStatus]) -> String {
         let s = &statuses[n - 1];
         if let Some(d) = &s.segments {
             out.push_str(&format!(
-                "  segments: {} file(s), {}, seqs {}..{}, active {} ({}), {} since last compaction\n",
+                "  segments: {} file(s), {}, seqs {}..{}, active {} ({}){}\n",
                 d.files,
                 human_bytes(d.bytes),
                 d.oldest_seq.map_or("-".into(), |q| q.to_string()),
@@ -228,7 +228,11 @@ pub fn table(statuses: &[StoreStatus]) -> String {
                     .and_then(|p| p.file_name())
                     .map_or("-".into(), |n| n.to_string_lossy().into_owned()),
                 human_bytes(d.active_bytes),
-                human_bytes(d.bytes_since_compaction)
+                // Only a store that compacts (with a key) has a "since".
+                d.last_compaction.map_or(String::new(), |_| format!(
+                    ", {} since last compaction",
+                    human_bytes(d.bytes_since_compaction)
+                ))
             ));
             if d.pending_delete > 0 {
                 out.push_str(&format!(
