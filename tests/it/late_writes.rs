@@ -29,18 +29,7 @@ fn held(log: &Path) -> File {
 }
 
 fn keyed(env: &Env, log: &Path, keep: u32) {
-    env.lk(["store", "add", "m", "--log"])
-        .arg(log)
-        .args([
-            "--key",
-            "/item_type",
-            "--key",
-            "/item/id",
-            "--op",
-            "/change_type",
-        ])
-        .args(["--delete", "DEL", "--keep-rotated", &keep.to_string()])
-        .status(0);
+    env.keyed_store_with("m", log, &["--keep-rotated", &keep.to_string()]);
 }
 
 fn sync(env: &Env) -> Value {

@@ -124,23 +124,7 @@ fn scenario(classes: &[char], keep_rotated: u32, runs: u64, kill: bool) -> Figur
     let env = Env::new();
     let log = env.path("events.jsonl");
     gen_log(&log, 2_000, 300, 0, false);
-    env.lk(["store", "add", "m", "--log"])
-        .arg(&log)
-        .args([
-            "--key",
-            "/item_type",
-            "--key",
-            "/item/id",
-            "--op",
-            "/change_type",
-        ])
-        .args([
-            "--delete",
-            "DEL",
-            "--keep-rotated",
-            &keep_rotated.to_string(),
-        ])
-        .status(0);
+    env.keyed_store_with("m", &log, &["--keep-rotated", &keep_rotated.to_string()]);
     let mut writers: Vec<Writer> = classes.iter().map(|&c| start(&env, c, &log)).collect();
     // Every writer has written before the first run.
     wait_for("writers to start", Duration::from_secs(20), || {

@@ -61,6 +61,12 @@ impl Env {
     /// Declare the standard keyed store (`/item_type` + `/item/id`, op
     /// `/change_type`, delete `DEL`) on `log`.
     pub fn keyed_store(&self, name: &str, log: &Path) {
+        self.keyed_store_with(name, log, &[]);
+    }
+
+    /// [`Env::keyed_store`] with more `store add` flags, e.g.
+    /// `["--keep-rotated", "1"]`.
+    pub fn keyed_store_with(&self, name: &str, log: &Path, extra: &[&str]) {
         self.lk(["store", "add", name, "--log"])
             .arg(log)
             .args([
@@ -73,6 +79,7 @@ impl Env {
                 "--delete",
                 "DEL",
             ])
+            .args(extra)
             .status(0);
     }
 
