@@ -224,25 +224,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("events.jsonl");
         std::fs::write(&log, b"{}\n").unwrap();
-        let mut writer = Command::new("sh")
-            .arg("-c")
-            .arg("exec 3>>\"$1\"; echo ready; read _")
-            .arg("sh")
-            .arg(&log)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut reader = Command::new("sh")
-            .arg("-c")
-            .arg("exec 4<\"$1\"; echo ready; read _")
-            .arg("sh")
-            .arg(&log)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        for c in [&mut writer, &mut reader] {
+        // A shell that opens `log` with the given redirection, says ready,
+        // and holds it until its stdin closes.
+        let hold = |redirect: &str| {
+            let mut c = Command::new("sh")
+                .arg("-c")
+                .arg(format!("exec {redirect}\"$1\"; echo ready; read _"))
+                .arg("sh")
+                .arg(&log)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
             let mut line = String::new();
             std::io::BufRead::read_line(
                 &mut std::io::BufReader::new(c.stdout.as_mut().unwrap()),
@@ -250,7 +243,10 @@ mod tests {
             )
             .unwrap();
             assert_eq!(line.trim(), "ready");
-        }
+            c
+        };
+        let writer = hold("3>>");
+        let reader = hold("4<");
         let census = take(&[&log]);
         let mine: Vec<_> = census.of(&log).collect();
         assert!(census.supported);

@@ -195,6 +195,23 @@ fn a_clock_step_back_never_prunes_the_file_just_rotated() {
     );
 }
 
+/// A `sync now --force` that stops at the named point until the returned
+/// flag file is removed (feature `failpoints`), so a test can act between
+/// two steps of a run.
+#[cfg(feature = "failpoints")]
+fn paused_run(env: &Env, point: &str) -> (std::process::Child, std::path::PathBuf) {
+    let flag = env.path("paused");
+    let run = env
+        .lk(["sync", "now", "--force"])
+        .env("LOGKEEPER_PAUSE", point)
+        .env("LOGKEEPER_PAUSE_FILE", &flag)
+        .spawn();
+    wait_for("the run to pause", Duration::from_secs(20), || {
+        flag.exists()
+    });
+    (run, flag)
+}
+
 /// Finding 6: a copytruncate (another tool copies the log and truncates it
 /// in place) between the cut and the swap is detected: the run fails, and
 /// every line written since stays in the log.
@@ -205,15 +222,7 @@ fn copytruncate_during_a_run_fails_it_and_loses_nothing() {
     let log = env.path("events.jsonl");
     gen_log(&log, 2_000, 200, 0, false);
     keyed(&env, &log, 1);
-    let flag = env.path("paused");
-    let mut run = env
-        .lk(["sync", "now", "--force", "--json"])
-        .env("LOGKEEPER_PAUSE", "before-swap-lock")
-        .env("LOGKEEPER_PAUSE_FILE", &flag)
-        .spawn();
-    wait_for("the run to pause", Duration::from_secs(20), || {
-        flag.exists()
-    });
+    let (mut run, flag) = paused_run(&env, "before-swap-lock");
     std::fs::copy(&log, env.path("events.jsonl.1")).unwrap();
     OpenOptions::new()
         .write(true)
@@ -247,15 +256,7 @@ fn a_file_moved_over_the_log_before_the_rename_stays_the_log() {
     let log = env.path("events.jsonl");
     gen_log(&log, 2_000, 200, 0, false);
     keyed(&env, &log, 1);
-    let flag = env.path("paused");
-    let mut run = env
-        .lk(["sync", "now", "--force"])
-        .env("LOGKEEPER_PAUSE", "after-late-prepare")
-        .env("LOGKEEPER_PAUSE_FILE", &flag)
-        .spawn();
-    wait_for("the run to pause", Duration::from_secs(20), || {
-        flag.exists()
-    });
+    let (mut run, flag) = paused_run(&env, "after-late-prepare");
     let users = env.path("new.jsonl");
     std::fs::write(&users, format!("{}\n", set("U", 1, "users"))).unwrap();
     let ino = std::fs::metadata(&users).unwrap().ino();
