@@ -12,6 +12,7 @@ mod config;
 mod crash;
 mod daemon;
 mod disk_faults;
+mod dry_run;
 mod hooks;
 mod late_writes;
 mod lock;
