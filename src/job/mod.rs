@@ -16,6 +16,7 @@ pub mod census;
 pub mod compact;
 pub mod cut;
 pub mod dryrun;
+pub mod growth;
 pub mod late;
 pub mod lock;
 pub mod quarantine;

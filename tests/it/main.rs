@@ -13,6 +13,7 @@ mod crash;
 mod daemon;
 mod disk_faults;
 mod dry_run;
+mod growth;
 mod hooks;
 mod late_writes;
 mod lock;
