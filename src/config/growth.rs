@@ -55,7 +55,8 @@ pub(super) fn trigger(
     if rs.segments.is_some() {
         return Err(err(
             "growth",
-            "is for a store with one live log; a segmented store's app rotates its own files".into(),
+            "is for a store with one live log; a segmented store's app rotates its own files"
+                .into(),
         ));
     }
     let min_size = match &rs.min_size {

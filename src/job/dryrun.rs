@@ -258,9 +258,8 @@ fn report(
     let segs = c.segments();
     let lines = classify_lines(&spec, &segs, plan, &c.log)?;
     let bytes_kept = plan.kept_bytes() + plan.newlines.len() as u64;
-    let rotate = !keyed
-        && c.late_bytes() == 0
-        && store.rotate_bytes.is_some_and(|limit| c.size > limit);
+    let rotate =
+        !keyed && c.late_bytes() == 0 && store.rotate_bytes.is_some_and(|limit| c.size > limit);
     let rewritten = rotate || !plan.is_identity() || c.late_bytes() > 0;
     let tail = c.size - c.cut;
     let mut run = RunFigures {
@@ -304,9 +303,9 @@ fn report(
     watched.extend(late_state.watches.iter().map(|w| w.rotated.as_path()));
     let writers = plan_writers(store, census::take(&watched));
     let baseline = StoreState::new(paths.store_state(&store.name)).baseline();
-    let grown = baseline.as_ref().map(|b| {
-        c.size.saturating_sub(b.bytes_after) as f64 / b.bytes_after.max(1) as f64
-    });
+    let grown = baseline
+        .as_ref()
+        .map(|b| c.size.saturating_sub(b.bytes_after) as f64 / b.bytes_after.max(1) as f64);
     let skip = crate::job::min_growth_skip(paths, store, force, c.size, late_state);
     let refuse = writers
         .openers

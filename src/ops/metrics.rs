@@ -86,7 +86,9 @@ const fn labelled(m: Metric, label: &'static str, values: &'static [&'static str
 }
 
 const OUTCOMES: &[&str] = &["ok", "skipped", "busy", "error"];
-const TRIGGERS: &[&str] = &["manual", "schedule", "timer", "cron", "daemon", "growth", "demo"];
+const TRIGGERS: &[&str] = &[
+    "manual", "schedule", "timer", "cron", "daemon", "growth", "demo",
+];
 const HEALTHS: &[&str] = &["ok", "failed", "overdue", "never_run"];
 
 fn ts(r: Option<&RunRecord>) -> f64 {

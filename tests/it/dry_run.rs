@@ -78,7 +78,11 @@ fn a_dry_run_changes_nothing_and_the_run_after_it_does_exactly_what_it_said() {
     let real = env.lk(["sync", "now", "m", "--json"]).status(0).json()["runs"][0].clone();
     let stats = &real["stats"];
     for (k, v) in d["run"].as_object().unwrap() {
-        assert_eq!(&stats[k], v, "run figure {k}: dry run said {v}, the run did {}", stats[k]);
+        assert_eq!(
+            &stats[k], v,
+            "run figure {k}: dry run said {v}, the run did {}",
+            stats[k]
+        );
     }
     assert_eq!(stats["unglued"].as_u64().unwrap_or(0), 0);
 
@@ -117,9 +121,18 @@ fn a_dry_run_changes_nothing_and_the_run_after_it_does_exactly_what_it_said() {
             - stats["quarantined"].as_u64().unwrap()
     );
     let q = std::fs::read_to_string(log.with_extension("jsonl.quarantine")).unwrap();
-    let entries: Vec<Value> = q.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(entries.len() as u64, d["quarantine"]["lines"].as_u64().unwrap());
-    for (e, f) in entries.iter().zip(d["quarantine"]["first"].as_array().unwrap()) {
+    let entries: Vec<Value> = q
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        entries.len() as u64,
+        d["quarantine"]["lines"].as_u64().unwrap()
+    );
+    for (e, f) in entries
+        .iter()
+        .zip(d["quarantine"]["first"].as_array().unwrap())
+    {
         for k in ["source", "offset", "length", "reason"] {
             assert_eq!(e[k], f[k], "quarantined line field {k}");
         }
@@ -164,7 +177,10 @@ fn a_dry_run_names_each_writer_and_the_strategy_it_would_get() {
         .iter()
         .map(|o| o["strategy"].as_str().unwrap())
         .collect();
-    assert!(strategies.contains(&"refuse") && strategies.contains(&"swap"), "{strategies:?}");
+    assert!(
+        strategies.contains(&"refuse") && strategies.contains(&"swap"),
+        "{strategies:?}"
+    );
     assert!(d["reason"].as_str().unwrap().contains(&format!("pid {me}")));
     // And the run refuses, as the dry run said.
     env.lk(["sync", "now", "m"]).status(1);
@@ -194,7 +210,12 @@ fn a_dry_run_says_when_min_growth_would_skip_and_force_would_not() {
     assert_eq!(d["verdict"], "skip");
     assert_eq!(d["min_growth"]["would_skip"], true);
     assert_eq!(d["min_growth"]["baseline_bytes"], after);
-    assert!(d["reason"].as_str().unwrap().contains("below min_growth 50%"));
+    assert!(
+        d["reason"]
+            .as_str()
+            .unwrap()
+            .contains("below min_growth 50%")
+    );
     let real = env.lk(["sync", "now", "m", "--json"]).status(0).json()["runs"][0].clone();
     assert_eq!(real["outcome"], "skipped");
     assert_eq!(real["reason"], d["reason"]);
@@ -219,5 +240,6 @@ fn a_dry_run_prints_a_human_report_and_config_errors_exit_2() {
         .stdout_has("per key group")
         .stdout_has("most superseded keys:");
     env.lk(["sync", "now", "nope", "--dry-run"]).status(2);
-    env.lk(["sync", "now", "m", "--dry-run", "--wait"]).status(2);
+    env.lk(["sync", "now", "m", "--dry-run", "--wait"])
+        .status(2);
 }

@@ -41,16 +41,19 @@ fn daemon_store(env: &Env) -> Option<Value> {
         .into_iter()
         .find(|p| p.extension().is_some_and(|e| e == "json"))?;
     let v: Value = serde_json::from_slice(&std::fs::read(f).ok()?).ok()?;
-    v["stores"].as_array()?.iter().find(|s| s["name"] == "g").cloned()
+    v["stores"]
+        .as_array()?
+        .iter()
+        .find(|s| s["name"] == "g")
+        .cloned()
 }
 
 /// Wait until the daemon has checked the log at its current size and is
 /// not running a job: every decision about that size has been made.
 fn wait_checked(env: &Env, log: &Path) {
     wait_for("the daemon to check the log's size", T, || {
-        daemon_store(env).is_some_and(|s| {
-            s["growth_checked_bytes"] == size(log) && s["running"] == false
-        })
+        daemon_store(env)
+            .is_some_and(|s| s["growth_checked_bytes"] == size(log) && s["running"] == false)
     });
 }
 
@@ -112,7 +115,10 @@ fn the_daemon_compacts_once_per_growth_crossing_and_never_below_min_size() {
         prom.contains("logkeeper_last_run_trigger{store=\"g\",trigger=\"growth\"} 1"),
         "{prom}"
     );
-    assert!(prom.contains("logkeeper_growth_threshold_ratio{store=\"g\"} 0.5"), "{prom}");
+    assert!(
+        prom.contains("logkeeper_growth_threshold_ratio{store=\"g\"} 0.5"),
+        "{prom}"
+    );
 
     // A restart keeps the baseline: the log is past min_size, and a reset
     // baseline ("never compacted") would run at once.
@@ -120,7 +126,11 @@ fn the_daemon_compacts_once_per_growth_crossing_and_never_below_min_size() {
     let daemon = env.daemon(&[]);
     daemon.wait_line("started", T);
     wait_checked(&env, &log);
-    assert_eq!(env.history("g").len(), 1, "a restart must not trigger a run");
+    assert_eq!(
+        env.history("g").len(),
+        1,
+        "a restart must not trigger a run"
+    );
 
     // Past 50% of the baseline: exactly one more run.
     write_lines(&log, 950, 250);
@@ -137,9 +147,15 @@ fn growth_settings_are_checked_and_go_with_a_schedule() {
     let log = env.path("journal.jsonl");
     std::fs::write(&log, b"{\"a\":1}\n").unwrap();
     for (bad, field) in [
-        ("min_size = \"1MiB\"", "`min_size`: is set but `growth` is not"),
+        (
+            "min_size = \"1MiB\"",
+            "`min_size`: is set but `growth` is not",
+        ),
         ("growth = 0", "`growth`: 0 must be a fraction > 0"),
-        ("growth = 0.5\nmin_interval = \"5 parsecs\"", "`min_interval`"),
+        (
+            "growth = 0.5\nmin_interval = \"5 parsecs\"",
+            "`min_interval`",
+        ),
     ] {
         env.write_config(&format!("[[store]]\nname = \"g\"\nlog = {log:?}\n{bad}\n"));
         env.lk(["status"]).status(2).stderr_has(field);

@@ -20,6 +20,7 @@ mod lock;
 mod metrics;
 mod progress;
 mod random_kills;
+mod replay_asof;
 mod security;
 mod segments;
 mod shell;

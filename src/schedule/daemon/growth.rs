@@ -159,7 +159,10 @@ mod tests {
     fn a_due_store_runs_when_min_interval_and_backoff_allow() {
         let five = Duration::from_secs(300);
         // Never ran: at once.
-        assert_eq!(decide(true, at(0), earliest(five, None, None, 0)), Decision::Run);
+        assert_eq!(
+            decide(true, at(0), earliest(five, None, None, 0)),
+            Decision::Run
+        );
         // Not due: idle, whatever the timing.
         assert_eq!(decide(false, at(0), None), Decision::Idle);
         // Ran 100 s ago: waits out min_interval.
