@@ -261,7 +261,8 @@ fn growth_note(g: &crate::job::growth::GrowthNow) -> String {
             b,
             g.size
         ),
-        _ => format!("{} bytes, never compacted", g.size),
+        (_, Some(_)) => format!("{} bytes, empty after the last compaction", g.size),
+        (_, None) => format!("{} bytes, never compacted", g.size),
     };
     format!(
         "growth trigger: {grown}; runs at {:.0}% once the log is at least {} bytes{}",

@@ -19,7 +19,8 @@ pub struct GrowthNow {
     pub size: u64,
     /// Its size after the last compaction (none yet: null).
     pub baseline_bytes: Option<u64>,
-    /// Growth since then, as a fraction of the baseline (null without one).
+    /// Growth since then, as a fraction of the baseline (null without one,
+    /// or when the last compaction left the log empty).
     pub grown: Option<f64>,
     /// The store's `growth`.
     pub threshold: f64,
@@ -56,7 +57,7 @@ pub fn now(paths: &Paths, store: &StoreConfig) -> Option<GrowthNow> {
     Some(GrowthNow {
         size,
         baseline_bytes: baseline,
-        grown: baseline.map(|b| grown(size, b)),
+        grown: baseline.filter(|b| *b > 0).map(|b| grown(size, b)),
         threshold: t.growth,
         min_size: t.min_size,
         due: is_due(t, size, baseline),

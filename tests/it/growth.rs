@@ -169,3 +169,42 @@ fn growth_settings_are_checked_and_go_with_a_schedule() {
     assert_eq!(g["growth"]["min_size"], 64 << 20);
     assert_eq!(g["growth"]["due"], false);
 }
+
+#[test]
+fn store_add_takes_growth_min_size_min_interval_and_time() {
+    let env = Env::new();
+    let log = env.path("journal.jsonl");
+    env.lk(["store", "add", "g", "--log"])
+        .arg(&log)
+        .args([
+            "--growth",
+            "0.5",
+            "--min-size",
+            "1MiB",
+            "--min-interval",
+            "5m",
+        ])
+        .args(["--time", "/created_at"])
+        .status(0);
+    let cfg = std::fs::read_to_string(env.config()).unwrap();
+    for line in [
+        "growth = 0.5",
+        "min_size = \"1MiB\"",
+        "min_interval = \"5m\"",
+        "time = \"/created_at\"",
+    ] {
+        assert!(cfg.contains(line), "{line} missing from:\n{cfg}");
+    }
+    let st = env.lk(["status", "--json"]).output().json();
+    assert_eq!(st["stores"][0]["growth"]["min_size"], 1 << 20);
+    env.lk([
+        "store",
+        "add",
+        "h",
+        "--log",
+        "x.jsonl",
+        "--min-size",
+        "1MiB",
+    ])
+    .status(2);
+}

@@ -57,7 +57,8 @@ fn print(e: &Event) {
                     g * 100.0,
                     human_bytes(b)
                 ),
-                _ => "never compacted".to_string(),
+                (Some(_), None) => "empty after the last compaction".to_string(),
+                (None, _) => "never compacted".to_string(),
             },
             now.threshold * 100.0,
             human_bytes(now.min_size)
