@@ -12,16 +12,17 @@
 //!
 //! Without a `time` pointer, `--as-of TIME` is the fold at the latest point
 //! at or before TIME. With one (`time = "/created_at"`), the fold stops
-//! exactly at TIME: it reads the earliest point at or after TIME (which
-//! holds every line written up to TIME) and skips lines whose time is
-//! after TIME; lines without a readable time are kept and counted. A TIME
-//! before the oldest point is an error naming it.
+//! exactly at TIME: it reads every retained line once, in write order (the
+//! oldest point's file, then what each newer file adds after the previous
+//! swap: [`exact_stream`]), and skips lines whose time is after TIME; lines
+//! without a readable time are kept and counted. A TIME before the oldest
+//! point is an error naming it.
 //!
 //! Read-only; no lock (a run only renames a new inode over the live log
 //! and never changes a rotated file's bytes before `rotated_bytes`).
 //! Limit: lines a lock-ignoring writer appended to a rotated file after its
-//! swap are carried into the log by the next run, so they appear from the
-//! point after that run on, not at the point they were written after.
+//! swap (late writes) are carried into the log by the next run, so they
+//! appear from the point after that run on; the exact stream skips them.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -34,7 +35,7 @@ use crate::config::StoreConfig;
 use crate::error::{Error, IoContext, Result};
 use crate::fold::json::{Kind, Pointers, Scanner, Span, unescape};
 use crate::fold::{self, FoldSpec};
-use crate::job::record::StoreState;
+use crate::job::record::{RunRecord, StoreState};
 use crate::paths::Paths;
 
 /// One retained point.
@@ -56,9 +57,22 @@ pub struct Point {
     /// the history).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
-    /// The byte ranges folded: `[0, end)` of each file, in order.
+    /// The byte ranges folded for the state at this point, in order.
     #[serde(skip)]
-    sources: Vec<(PathBuf, u64)>,
+    sources: Vec<Source>,
+    /// The lines this point's file adds to the older points' (for the
+    /// exact stream, see [`exact_stream`]).
+    #[serde(skip)]
+    raw: Source,
+}
+
+/// `[start, end)` of a file; `start` is moved back to its line's start and
+/// `end` to just after its last complete line when read.
+#[derive(Clone, Debug, Default)]
+struct Source {
+    path: PathBuf,
+    start: u64,
+    end: u64,
 }
 
 /// What `--as-of` folded.
@@ -169,6 +183,33 @@ fn log_points(paths: &Paths, store: &StoreConfig) -> Result<Vec<Point>> {
     let mut out = Vec::new();
     let mut rotated = crate::job::rotation::list(&store.log)?;
     rotated.reverse();
+    // Where the lines written after the previous run's swap start in the
+    // next file: that run's new log was `bytes_after` long at its swap
+    // (snapshot, late writes, tail). Unknown (record gone): 0, which folds
+    // the snapshot again, harmlessly (it holds each key's latest value).
+    let mut after_prev = 0;
+    let mut point = |time, kind, path: PathBuf, bytes, rec: Option<&RunRecord>| -> Result<Point> {
+        let raw = Source {
+            path: path.clone(),
+            start: after_prev.min(bytes),
+            end: bytes,
+        };
+        after_prev = rec.map_or(0, |r| r.stats.bytes_after);
+        Ok(Point {
+            time,
+            kind,
+            lines: count_lines(&path, bytes)?,
+            run_id: rec.map(|r| r.run_id.clone()),
+            sources: vec![Source {
+                path: path.clone(),
+                start: 0,
+                end: bytes,
+            }],
+            raw,
+            file: path,
+            bytes,
+        })
+    };
     for (time, path) in rotated {
         let rec = history
             .iter()
@@ -176,26 +217,10 @@ fn log_points(paths: &Paths, store: &StoreConfig) -> Result<Vec<Point>> {
             .find(|r| r.stats.rotated.as_deref() == Some(path.as_path()));
         let size = std::fs::metadata(&path).ctx("stat", &path)?.len();
         let bytes = rec.map_or(size, |r| r.stats.rotated_bytes.min(size));
-        out.push(Point {
-            time,
-            kind: "run",
-            lines: count_lines(&path, bytes)?,
-            run_id: rec.map(|r| r.run_id.clone()),
-            sources: vec![(path.clone(), bytes)],
-            file: path,
-            bytes,
-        });
+        out.push(point(time, "run", path, bytes, rec)?);
     }
     if let Ok(m) = std::fs::metadata(&store.log) {
-        out.push(Point {
-            time: Utc::now(),
-            kind: "live",
-            lines: count_lines(&store.log, m.len())?,
-            run_id: None,
-            sources: vec![(store.log.clone(), m.len())],
-            file: store.log.clone(),
-            bytes: m.len(),
-        });
+        out.push(point(Utc::now(), "live", store.log.clone(), m.len(), None)?);
     }
     Ok(out)
 }
@@ -209,7 +234,12 @@ fn segment_points(
     let mut sources = Vec::new();
     let mut lines = 0;
     for seg in &l.segments {
-        sources.push((seg.path.clone(), seg.size));
+        let whole = Source {
+            path: seg.path.clone(),
+            start: 0,
+            end: seg.size,
+        };
+        sources.push(whole.clone());
         lines += count_lines(&seg.path, seg.size)?;
         out.push(Point {
             time: DateTime::<Utc>::from(seg.mtime),
@@ -219,6 +249,7 @@ fn segment_points(
             lines,
             run_id: None,
             sources: sources.clone(),
+            raw: whole,
         });
     }
     // A compaction rewrites an old segment after newer ones were sealed:
@@ -231,6 +262,18 @@ fn segment_points(
 
 fn fmt(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The exact stream: the oldest point's whole file, then the lines each
+/// newer point's file adds (written after the previous swap), so that
+/// every line still retained is read once, in write order, and the oldest
+/// state (a snapshot) first. Filtering it by time gives the state at any
+/// time since the oldest point, even where the events' own times disagree
+/// with the swaps' (a value superseded before a swap is still in the file
+/// it was written to).
+fn exact_stream(pts: &[Point]) -> Vec<Source> {
+    // The oldest point's `raw` is its whole file (nothing before it).
+    pts.iter().map(|p| p.raw.clone()).collect()
 }
 
 /// Write the store's folded state as of `at` to `out` (see the module docs).
@@ -264,12 +307,17 @@ pub fn replay_as_of(
         None => None,
     };
     let point = match &time_ptr {
-        // The earliest point holding every line up to `at`.
+        // The earliest point at or after `at`, if any, to report; the fold
+        // reads the exact stream of every point.
         Some(_) => pts.iter().find(|p| p.time >= at).or(pts.last()),
         None => pts.iter().rev().find(|p| p.time <= at),
     }
     .expect("at >= the oldest point")
     .clone();
+    let sources = match &time_ptr {
+        Some(_) => exact_stream(&pts),
+        None => point.sources.clone(),
+    };
     let spec = FoldSpec::for_store(store)?;
     let mut r = AsOf {
         point,
@@ -284,11 +332,12 @@ pub fn replay_as_of(
     let tmp = tempfile::tempfile().ctx("create a temp file in", std::env::temp_dir())?;
     let mut w = BufWriter::with_capacity(1 << 20, &tmp);
     let mut scanner = Scanner::new();
-    for (path, end) in &r.point.sources {
+    for Source { path, start, end } in &sources {
         let f = File::open(path).ctx("open", path)?;
         let cut = fold::find_cut(&f, *end).ctx("read", path)?;
+        let from = fold::find_cut(&f, *start).ctx("read", path)?.min(cut);
         let mut failed = None;
-        fold::for_each_line(&f, 0, cut, |_, line| {
+        fold::for_each_line(&f, from, cut, |_, line| {
             if failed.is_some() {
                 return;
             }
