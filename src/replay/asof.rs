@@ -78,8 +78,12 @@ struct Source {
 /// What `--as-of` folded.
 #[derive(Clone, Debug, Serialize)]
 pub struct AsOf {
-    /// The point whose file was read.
+    /// The point folded (without a time pointer), or the earliest point at
+    /// or after the time asked (with one: the fold then reads every
+    /// retained line up to that time, from `files` files).
     pub point: Point,
+    /// Files read.
+    pub files: u64,
     /// True when the store's `time` pointer made the fold stop exactly at
     /// the time asked.
     pub exact: bool,
@@ -322,6 +326,7 @@ pub fn replay_as_of(
     let mut r = AsOf {
         point,
         exact: time_ptr.is_some(),
+        files: sources.len() as u64,
         skipped_after: 0,
         untimed: 0,
         malformed: 0,

@@ -64,25 +64,26 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
         let at = logkeeper::parse_time(t)?;
         let r = logkeeper::replay_as_of(paths, store, at, &mut out)?;
         out.flush()?;
-        eprintln!(
-            "logkeeper: store {} as of {}: {} line(s) from the {} point at {} ({}){}",
-            store.name,
-            at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            r.lines_out,
-            r.point.kind,
-            r.point
-                .time
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            r.point.file.display(),
-            if r.exact {
-                format!(
-                    "; stopped exactly at that time: {} later line(s) skipped",
-                    r.skipped_after
-                )
-            } else {
-                String::new()
-            }
-        );
+        let when = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let point = r.point.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        if r.exact {
+            eprintln!(
+                "logkeeper: store {} exactly as of {when} (by {}): {} line(s), folded from every retained line up to then ({} file(s)); {} later line(s) skipped",
+                store.name,
+                store.time.as_deref().unwrap_or(""),
+                r.lines_out,
+                r.files,
+                r.skipped_after
+            );
+        } else {
+            eprintln!(
+                "logkeeper: store {} as of {when}: {} line(s), the state at the {} point {point} ({})",
+                store.name,
+                r.lines_out,
+                r.point.kind,
+                r.point.file.display()
+            );
+        }
         if r.untimed > 0 {
             eprintln!(
                 "logkeeper: note: {} line(s) have no readable time at {}: kept",
