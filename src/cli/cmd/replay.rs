@@ -65,7 +65,10 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
         let r = logkeeper::replay_as_of(paths, store, at, &mut out)?;
         out.flush()?;
         let when = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let point = r.point.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let point = r
+            .point
+            .time
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         if r.exact {
             eprintln!(
                 "logkeeper: store {} exactly as of {when} (by {}): {} line(s), folded from every retained line up to then ({} file(s)); {} later line(s) skipped",
