@@ -102,6 +102,12 @@ pub fn with_daemon(status: &mut StoreStatus, daemon: &crate::schedule::daemon::D
     if d.next_run.is_some() {
         status.next_run = d.next_run;
     }
+    if let Some(until) = d.growth_wait_until {
+        status.notes.push(format!(
+            "growth run due: the daemon holds it until {} (min_interval, or backoff after failures)",
+            fmt_time(until)
+        ));
+    }
     if let Some(until) = d.backoff_until {
         status.reasons.push(format!(
             "the daemon is backing off until {} after {} failures in a row",

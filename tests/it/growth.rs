@@ -208,3 +208,33 @@ fn store_add_takes_growth_min_size_min_interval_and_time() {
     ])
     .status(2);
 }
+
+#[test]
+fn a_due_store_waits_out_min_interval_since_its_last_run() {
+    need("python3", "python3");
+    let env = Env::new();
+    let log = env.path("journal.jsonl");
+    std::fs::write(&log, b"").unwrap();
+    env.write_config(&format!(
+        "[[store]]\nname = \"g\"\nlog = {log:?}\ngrowth = 0.5\nmin_size = 1024\nmin_interval = \"1h\"\n"
+    ));
+    write_lines(&log, 0, 20);
+    env.lk(["sync", "now", "g"]).status(0);
+    write_lines(&log, 20, 200);
+    let daemon = env.daemon(&[]);
+    daemon.wait_line("started", T);
+    wait_for("the daemon to hold the due growth run", T, || {
+        daemon_store(&env).is_some_and(|s| s["growth_wait_until"].is_string())
+    });
+    assert_eq!(env.history("g").len(), 1, "only the manual run");
+    let st = env.lk(["status", "g", "--json"]).output().json();
+    let st = &st["stores"][0];
+    assert_eq!(st["growth"]["due"], true);
+    assert!(
+        st["notes"]
+            .to_string()
+            .contains("the daemon holds it until"),
+        "{}",
+        st["notes"]
+    );
+}
