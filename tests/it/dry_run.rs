@@ -243,3 +243,34 @@ fn a_dry_run_prints_a_human_report_and_config_errors_exit_2() {
     env.lk(["sync", "now", "m", "--dry-run", "--wait"])
         .status(2);
 }
+
+/// Lines a writer that keeps its fd appends to the rotated file after a
+/// swap (late writes, one malformed) are in the dry run's figures as in
+/// the run's, and the malformed one is named in its rotated file.
+#[test]
+fn a_dry_run_folds_late_writes_as_the_run_does() {
+    use std::io::Write;
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    gen_log(&log, 2_000, 200, 0, false);
+    env.keyed_store("m", &log);
+    let mut old_fd = OpenOptions::new().append(true).open(&log).unwrap();
+    let first = env.lk(["sync", "now", "m", "--json"]).status(0).json()["runs"][0].clone();
+    let rotated = first["stats"]["rotated"].as_str().unwrap().to_string();
+    for v in 0..5 {
+        writeln!(
+            old_fd,
+            r#"{{"change_type":"SET","item_type":"Task","item":{{"id":"late"}},"v":{v}}}"#
+        )
+        .unwrap();
+    }
+    writeln!(old_fd, "not json").unwrap();
+    let d = dry(&env, &[]);
+    assert_eq!(d["quarantine"]["first"][0]["source"], rotated.as_str());
+    let real = env.lk(["sync", "now", "m", "--json"]).status(0).json()["runs"][0].clone();
+    assert_eq!(real["stats"]["late_lines_carried"], 5);
+    for (k, v) in d["run"].as_object().unwrap() {
+        assert_eq!(&real["stats"][k], v, "run figure {k}");
+    }
+    drop(old_fd);
+}
