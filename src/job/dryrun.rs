@@ -217,13 +217,10 @@ pub fn dry_run(paths: &Paths, store: &StoreConfig, force: bool) -> Result<DryRun
             msg: "is a segmented store: --dry-run explains single-file stores only",
         });
     }
-    if std::fs::symlink_metadata(&store.log).is_err() {
-        // The same words a run records.
-        return Err(Error::io(
-            "open log",
-            &store.log,
-            std::io::Error::from(std::io::ErrorKind::NotFound),
-        ));
+    if let Err(e) = std::fs::symlink_metadata(&store.log)
+        && e.kind() == std::io::ErrorKind::NotFound
+    {
+        return Ok(missing_log(store));
     }
     let state_dir = paths.store_state(&store.name);
     for _ in 0..TRIES {
@@ -243,6 +240,36 @@ pub fn dry_run(paths: &Paths, store: &StoreConfig, force: bool) -> Result<DryRun
             "another program kept rewriting the log in place during the dry run; nothing was changed: run it again",
         ),
     ))
+}
+
+/// A run skips a store whose log does not exist yet; so says the dry run,
+/// with the run's words.
+fn missing_log(store: &StoreConfig) -> DryRun {
+    DryRun {
+        store: store.name.clone(),
+        log: store.log.clone(),
+        lock: "none",
+        verdict: "skip",
+        reason: Some(crate::job::missing_log_reason(store)),
+        run: RunFigures::default(),
+        bytes_in: 0,
+        bytes_kept: 0,
+        superseded: Dropped::default(),
+        tombstones: Dropped::default(),
+        quarantine: Quarantine {
+            file: crate::job::quarantine::path_for(&store.log),
+            ..Quarantine::default()
+        },
+        groups: Vec::new(),
+        top_superseded: Vec::new(),
+        writers: plan_writers(store, census::take(&[&store.log])),
+        min_growth: MinGrowth {
+            threshold: store.min_growth,
+            baseline_bytes: None,
+            grown: None,
+            would_skip: false,
+        },
+    }
 }
 
 fn report(

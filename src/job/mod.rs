@@ -245,13 +245,7 @@ fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::
     if let Err(e) = std::fs::symlink_metadata(&store.log)
         && e.kind() == std::io::ErrorKind::NotFound
     {
-        return Ok(Done::skipped(
-            format!(
-                "{} does not exist yet: nothing to compact (check the store's `log` if a writer should have created it)",
-                store.log.display()
-            ),
-            false,
-        ));
+        return Ok(Done::skipped(missing_log_reason(store), false));
     }
     let log = compact::resolve_log(&store.log)?;
     let state_dir = paths.store_state(&store.name);
@@ -284,6 +278,14 @@ fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::
         success: true,
         baseline: true,
     })
+}
+
+/// Why a run of a store whose log does not exist is skipped.
+pub(crate) fn missing_log_reason(store: &StoreConfig) -> String {
+    format!(
+        "{} does not exist yet: nothing to compact (check the store's `log` if a writer should have created it)",
+        store.log.display()
+    )
 }
 
 /// A rotated file whose only uncarried bytes are a partial line, and that

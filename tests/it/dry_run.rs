@@ -274,3 +274,16 @@ fn a_dry_run_folds_late_writes_as_the_run_does() {
     }
     drop(old_fd);
 }
+
+#[test]
+fn a_dry_run_of_a_log_not_created_yet_says_the_run_would_skip() {
+    let env = Env::new();
+    let log = env.path("later.jsonl");
+    env.keyed_store("m", &log);
+    let d = dry(&env, &[]);
+    assert_eq!(d["verdict"], "skip");
+    assert!(!log.exists());
+    let real = env.lk(["sync", "now", "m", "--json"]).status(0).json()["runs"][0].clone();
+    assert_eq!(real["outcome"], "skipped");
+    assert_eq!(real["reason"], d["reason"]);
+}
