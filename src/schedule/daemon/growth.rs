@@ -19,6 +19,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+/// The least time between two checks woken by changes to the logs.
+pub const SETTLE: Duration = Duration::from_millis(250);
+
 /// The longest wait after failures.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(3600);
 

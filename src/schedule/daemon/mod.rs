@@ -322,6 +322,7 @@ async fn main_loop(
     let mut stamp = config_stamp(&paths.config);
     let grew = Arc::new(Notify::new());
     let mut watch = growth::Watch::new(grew.clone());
+    let mut last_growth_wake = std::time::Instant::now();
     d.set_config(config, now);
     watch.set(d.growth_logs());
     d.write_info(now);
@@ -358,7 +359,16 @@ async fn main_loop(
             // handle dropped) cannot stop the daemon any more: keep going.
             Ok(()) = stop.changed() => {}
             _ = reload_asked.notified() => reload = true,
-            _ = grew.notified() => {}
+            _ = grew.notified() => {
+                // A busy writer changes its log thousands of times a
+                // second: check (and rewrite the daemon file) at most
+                // every `growth::SETTLE`.
+                let since = last_growth_wake.elapsed();
+                if since < growth::SETTLE {
+                    tokio::time::sleep(growth::SETTLE - since).await;
+                }
+                last_growth_wake = std::time::Instant::now();
+            }
         }
         let new_stamp = config_stamp(&paths.config);
         if new_stamp != stamp {
