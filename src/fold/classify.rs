@@ -166,3 +166,27 @@ pub fn first_component_len(enc: &[u8]) -> usize {
     }
     (1 + i + n).min(enc.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_decodes_to_its_components_and_its_group() {
+        let spec = FoldSpec::new(&["/t".into(), "/id".into()], None, &[]).unwrap();
+        let mut c = Classifier::new(&spec);
+        let line = br#"{"t":"Ta\u0073k","id":{"n":[1,2]}}"#;
+        assert_eq!(c.classify(line), Class::Keyed { delete: false });
+        let key = c.key.clone();
+        assert_eq!(
+            decode_key(&key),
+            vec![serde_json::json!("Task"), serde_json::json!({"n": [1, 2]})]
+        );
+        let g = first_component_len(&key);
+        assert_eq!(decode_key(&key[..g]), vec![serde_json::json!("Task")]);
+        let long = format!(r#"{{"t":"{}","id":7}}"#, "x".repeat(300));
+        assert!(matches!(c.classify(long.as_bytes()), Class::Keyed { .. }));
+        assert_eq!(decode_key(&c.key)[0], serde_json::json!("x".repeat(300)));
+        assert_eq!(decode_key(&c.key)[1], serde_json::json!(7));
+    }
+}
