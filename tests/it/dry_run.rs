@@ -189,7 +189,11 @@ fn a_dry_run_names_each_writer_and_the_strategy_it_would_get() {
         strategies.contains(&"refuse") && strategies.contains(&"swap"),
         "{strategies:?}"
     );
-    assert!(d["reason"].as_str().unwrap().contains(&format!("pid {me}")));
+    assert!(
+        d["reason"].as_str().unwrap().contains("without O_APPEND"),
+        "{}",
+        d["reason"]
+    );
     // And the run refuses, as the dry run said.
     env.lk(["sync", "now", "m"]).status(1);
     drop((appender, positional));
