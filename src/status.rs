@@ -6,6 +6,8 @@
 //! - `overdue` when it has a schedule and its last success is older than the
 //!   latest scheduled time that is at least [`GRACE`] (plus the store's
 //!   jitter) in the past;
+//! - `config_error` when its own `[[store]]` table does not validate (it
+//!   is not run; the other stores are);
 //! - `ok` otherwise.
 //!
 //! Status only reads: it never takes a lock, so it cannot make a concurrent
@@ -33,6 +35,8 @@ pub enum Health {
     Failed,
     Overdue,
     NeverRun,
+    /// The store's table in the config is invalid: it is not run.
+    ConfigError,
 }
 
 impl Health {
@@ -42,6 +46,7 @@ impl Health {
             Health::Failed => "FAILED",
             Health::Overdue => "OVERDUE",
             Health::NeverRun => "NEVER RUN",
+            Health::ConfigError => "CONFIG ERROR",
         }
     }
 }
@@ -238,6 +243,38 @@ pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) ->
         running: lock::current_holder(&store.lock_anchor()),
         next_run: store.schedule.as_ref().and_then(|s| s.next_after(&now)),
         backoff: None,
+    }
+}
+
+/// The status of a store whose table is invalid (B.8): the config error as
+/// its reason, and its records if its name is one it can have run under.
+pub fn config_error_status(
+    paths: &Paths,
+    broken: &crate::config::BrokenStore,
+    config: &std::path::Path,
+) -> StoreStatus {
+    let state = broken
+        .has_valid_name()
+        .then(|| StoreState::new(paths.store_state(&broken.name)));
+    StoreStatus {
+        name: broken.name.clone(),
+        log: broken.log.as_deref().map(PathBuf::from).unwrap_or_default(),
+        schedule: None,
+        schedule_description: None,
+        health: Health::ConfigError,
+        reasons: vec![format!(
+            "not run: its config is invalid: {}",
+            broken.error(config)
+        )],
+        notes: Vec::new(),
+        warnings: Vec::new(),
+        writers: Default::default(),
+        last_run: state.as_ref().and_then(StoreState::last_run),
+        last_success: state.as_ref().and_then(StoreState::last_success),
+        running: None,
+        next_run: None,
+        backoff: None,
+        segments: None,
     }
 }
 

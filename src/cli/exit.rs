@@ -38,11 +38,14 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-/// For `sync now`: 1 if any run failed, else 75 if any found its store
-/// busy, else 0.
-pub fn of_runs(runs: &[RunRecord]) -> u8 {
+/// For `sync now`: 1 if any run failed, else 2 if a store was refused for
+/// its invalid config (`broken`), else 75 if any found its store busy,
+/// else 0.
+pub fn of_runs(runs: &[RunRecord], broken: usize) -> u8 {
     if runs.iter().any(|r| r.outcome == Outcome::Error) {
         FAILED
+    } else if broken > 0 {
+        USAGE
     } else if runs.iter().any(|r| r.outcome == Outcome::Busy) {
         BUSY
     } else {
@@ -50,11 +53,13 @@ pub fn of_runs(runs: &[RunRecord]) -> u8 {
     }
 }
 
-/// For `status`: 1 if any store failed, else 3 if any is overdue or never
-/// ran, else 0.
+/// For `status`: 1 if any store failed, else 2 if any store's config is
+/// invalid, else 3 if any is overdue or never ran, else 0.
 pub fn of_statuses(statuses: &[StoreStatus]) -> u8 {
     if statuses.iter().any(|s| s.health == Health::Failed) {
         FAILED
+    } else if statuses.iter().any(|s| s.health == Health::ConfigError) {
+        USAGE
     } else if statuses
         .iter()
         .any(|s| matches!(s.health, Health::Overdue | Health::NeverRun))

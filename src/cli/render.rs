@@ -3,6 +3,7 @@
 //! registration. Shared by the commands; `--json` output does not go
 //! through here.
 
+use crate::cli::out::outln;
 use logkeeper::job::record::{Outcome, RunRecord};
 use logkeeper::schedule::install::Registration;
 use logkeeper::status::{Health, StoreStatus, fmt_time};
@@ -137,17 +138,17 @@ pub fn print_run(r: &RunRecord) {
     );
     match r.outcome {
         Outcome::Error | Outcome::Busy => eprintln!("logkeeper: {line}"),
-        _ => println!("{line}"),
+        _ => outln!("{line}"),
     }
     let s = &r.stats;
     if let Some(p) = &s.rotated {
-        println!("  rotated: {}", p.display());
+        outln!("  rotated: {}", p.display());
     }
     if let Some(p) = &s.quarantine_file {
-        println!("  quarantine: {}", p.display());
+        outln!("  quarantine: {}", p.display());
     }
     match &s.segments {
-        Some(seg) if seg.pruned.len() > 3 => println!(
+        Some(seg) if seg.pruned.len() > 3 => outln!(
             "  pruned: {} .. {} ({} segments, oldest first)",
             seg.pruned[0].file.display(),
             seg.pruned[seg.pruned.len() - 1].file.display(),
@@ -155,12 +156,12 @@ pub fn print_run(r: &RunRecord) {
         ),
         _ => {
             for p in &s.pruned {
-                println!("  pruned: {}", p.display());
+                outln!("  pruned: {}", p.display());
             }
         }
     }
     for p in &s.recovered {
-        println!(
+        outln!(
             "  recovered: removed {} left by an interrupted run",
             p.display()
         );

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Local, Utc};
 
-use crate::config::StoreConfig;
+use crate::config::{BrokenStore, StoreConfig};
 use crate::error::{Error, Result};
 use crate::io::durable;
 use crate::job::record::{Outcome, RunRecord, StoreState, Totals};
@@ -86,7 +86,7 @@ const fn labelled(m: Metric, label: &'static str, values: &'static [&'static str
 }
 
 const OUTCOMES: &[&str] = &["ok", "skipped", "busy", "error"];
-const HEALTHS: &[&str] = &["ok", "failed", "overdue", "never_run"];
+const HEALTHS: &[&str] = &["ok", "failed", "overdue", "never_run", "config_error"];
 
 fn ts(r: Option<&RunRecord>) -> f64 {
     r.map_or(0.0, |r| r.finished_at.timestamp_millis() as f64 / 1e3)
@@ -107,6 +107,7 @@ fn health(h: Health) -> &'static str {
         Health::Failed => "failed",
         Health::Overdue => "overdue",
         Health::NeverRun => "never_run",
+        Health::ConfigError => "config_error",
     }
 }
 
@@ -218,14 +219,35 @@ pub fn render(views: &[StoreView]) -> String {
     out
 }
 
-/// Rewrite the metrics file at `path` for `stores`, atomically.
+/// What the metrics of a store with an invalid config say: its health
+/// `config_error` (B.8), its totals so far, zeros for the rest.
+fn broken_view(paths: &Paths, broken: &BrokenStore, config: &Path) -> StoreView {
+    let status = crate::status::config_error_status(paths, broken, config);
+    StoreView {
+        totals: if broken.has_valid_name() {
+            StoreState::new(paths.store_state(&broken.name)).totals()
+        } else {
+            Totals::default()
+        },
+        log_bytes: 0,
+        keys_live: 0,
+        schedule_interval: 0.0,
+        status,
+    }
+}
+
+/// Rewrite the metrics file at `path` for the valid `stores` and the
+/// `broken` ones of the config at `config`, atomically.
 pub fn write<'a>(
     paths: &Paths,
     stores: impl IntoIterator<Item = &'a StoreConfig>,
+    broken: &[BrokenStore],
+    config: &Path,
     path: &Path,
 ) -> Result<()> {
     let now = Utc::now().with_timezone(&Local);
-    let views: Vec<StoreView> = stores.into_iter().map(|s| view(paths, s, now)).collect();
+    let mut views: Vec<StoreView> = stores.into_iter().map(|s| view(paths, s, now)).collect();
+    views.extend(broken.iter().map(|b| broken_view(paths, b, config)));
     let dir = durable::parent_dir(path);
     if !dir.is_dir() {
         return Err(Error::io(

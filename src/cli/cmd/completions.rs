@@ -19,11 +19,9 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         "zsh" => Shell::Zsh,
         _ => Shell::Fish,
     };
-    clap_complete::generate(
-        shell,
-        &mut Cli::command(),
-        "logkeeper",
-        &mut std::io::stdout(),
-    );
+    // Into memory first: `generate` panics on a failed write (B.10).
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "logkeeper", &mut script);
+    std::io::Write::write_all(&mut std::io::stdout(), &script)?;
     Ok(exit::OK)
 }

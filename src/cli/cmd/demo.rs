@@ -1,5 +1,6 @@
 //! `logkeeper demo [DIR]`: the first thing a new user runs.
 
+use crate::cli::out::{out, outln};
 use std::path::PathBuf;
 
 use chrono::Local;
@@ -39,11 +40,11 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
     let feed = DemoFeed::default();
     let (feed_dir, feed_store) = setup_feed(&demo, &feed)?;
     let before = std::fs::metadata(&demo.log)?.len();
-    println!(
+    outln!(
         "logkeeper demo in {}",
         demo.paths.config.parent().unwrap_or(&dir).display()
     );
-    println!(
+    outln!(
         "  wrote {}: {} events over {} keys, {} ({} malformed lines, a torn last line)",
         demo.log.display(),
         spec.events,
@@ -51,14 +52,14 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         human_bytes(before),
         spec.malformed
     );
-    println!("  config {}", demo.paths.config.display());
-    println!("  state  {}", demo.paths.state_dir.display());
+    outln!("  config {}", demo.paths.config.display());
+    outln!("  state  {}", demo.paths.state_dir.display());
     let flags = format!(
         "--config {} --state-dir {}",
         demo.paths.config.display(),
         demo.paths.state_dir.display()
     );
-    println!("\n$ logkeeper {flags} sync now demo --force");
+    outln!("\n$ logkeeper {flags} sync now demo --force");
     let store = &demo.store;
     let rec = sync_store(
         &demo.paths,
@@ -71,7 +72,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
     );
     render::print_run(&rec);
     let after = std::fs::metadata(&demo.log)?.len();
-    println!(
+    outln!(
         "  before {} -> after {} ({:.1}x smaller); the torn last line stays for its writer",
         human_bytes(before),
         human_bytes(after),
@@ -82,14 +83,14 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         .filter_map(|e| e.ok()?.metadata().ok())
         .map(|m| m.len())
         .sum();
-    println!(
+    outln!(
         "\n  wrote {}/: {} segments of {} events the app rotated itself ({}; one malformed line, one torn last line)",
         feed_dir.display(),
         feed.segments,
         feed.events_per_segment,
         human_bytes(feed_bytes)
     );
-    println!("\n$ logkeeper {flags} sync now feed");
+    outln!("\n$ logkeeper {flags} sync now feed");
     let feed_rec = sync_store(
         &demo.paths,
         &feed_store,
@@ -100,21 +101,21 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         },
     );
     render::print_run(&feed_rec);
-    println!("\n$ logkeeper {flags} status");
+    outln!("\n$ logkeeper {flags} status");
     let now = Local::now();
     let st = vec![
         store_status(&demo.paths, store, now),
         store_status(&demo.paths, &feed_store, now),
     ];
-    print!("{}", render::table(&st));
-    println!("\nTry next:");
-    println!("  logkeeper {flags} replay demo | head -3");
-    println!(
+    out!("{}", render::table(&st));
+    outln!("\nTry next:");
+    outln!("  logkeeper {flags} replay demo | head -3");
+    outln!(
         "  logkeeper {flags} append demo '{{\"change_type\":\"SET\",\"item_type\":\"Task\",\"item\":{{\"id\":\"task-new\"}}}}'"
     );
-    println!("  logkeeper {flags} replay feed | head -3");
-    println!("  logkeeper {flags} status --json");
-    let code = exit::of_runs(&[rec, feed_rec]);
+    outln!("  logkeeper {flags} replay feed | head -3");
+    outln!("  logkeeper {flags} status --json");
+    let code = exit::of_runs(&[rec, feed_rec], 0);
     Ok(if code != exit::OK {
         code
     } else {

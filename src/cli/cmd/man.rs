@@ -3,6 +3,7 @@
 //! (`logkeeper.1`, `logkeeper-sync-now.1`, ...), which the main page's
 //! SUBCOMMANDS section refers to.
 
+use crate::cli::out::outln;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -25,7 +26,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
             std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
             clap_mangen::generate_to(Cli::command(), dir)
                 .with_context(|| format!("write man pages into {}", dir.display()))?;
-            println!("wrote the man pages into {}", dir.display());
+            outln!("wrote the man pages into {}", dir.display());
         }
         None => {
             let mut out = Vec::new();

@@ -1,5 +1,6 @@
 //! `logkeeper store add | list | remove`: edit the config file.
 
+use crate::cli::out::outln;
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
@@ -123,7 +124,7 @@ pub fn run(paths: &Paths, cmd: &StoreCmd) -> anyhow::Result<u8> {
                 file_delete_delay: a.file_delete_delay.clone(),
             };
             config::add_store(&paths.config, &new)?;
-            println!(
+            outln!(
                 "added {}store {:?} ({}) to {}",
                 if new.segments.is_some() {
                     "segmented "
@@ -137,8 +138,8 @@ pub fn run(paths: &Paths, cmd: &StoreCmd) -> anyhow::Result<u8> {
         }
         StoreCmd::List => {
             let config = Config::load_or_empty(&paths.config)?;
-            if config.stores.is_empty() {
-                println!("no stores in {}", paths.config.display());
+            if config.stores.is_empty() && config.broken.is_empty() {
+                outln!("no stores in {}", paths.config.display());
             }
             for s in &config.stores {
                 let kind = if s.segments.is_some() {
@@ -155,12 +156,21 @@ pub fn run(paths: &Paths, cmd: &StoreCmd) -> anyhow::Result<u8> {
                     .schedule
                     .as_ref()
                     .map_or("no schedule".into(), |c| format!("schedule {:?}", c.expr()));
-                println!("{}\t{kind}{}\t{key}\t{schedule}", s.name, s.log.display());
+                outln!("{}\t{kind}{}\t{key}\t{schedule}", s.name, s.log.display());
+            }
+            // B.8: listed (and said on stderr), not fatal to the listing.
+            for b in &config.broken {
+                outln!(
+                    "{}\t{}\tCONFIG ERROR (not run)",
+                    b.name,
+                    b.log.as_deref().unwrap_or("-")
+                );
+                eprintln!("logkeeper: {}", b.error(&config.path));
             }
         }
         StoreCmd::Remove { name } => {
             config::remove_store(&paths.config, name)?;
-            println!("removed store {name:?} from {}", paths.config.display());
+            outln!("removed store {name:?} from {}", paths.config.display());
         }
     }
     Ok(exit::OK)
