@@ -440,7 +440,9 @@ fn validate_store(
     })
 }
 
-/// Expand `~` and make `p` absolute relative to `base`.
+/// Expand `~` and make `p` absolute relative to `base`, without `.`
+/// components (`./events.jsonl` is `base/events.jsonl`, C.15); `..` stays,
+/// as it may cross a symlink.
 pub fn expand_path(p: &str, base: &Path) -> PathBuf {
     let expanded = if p == "~" || p.starts_with("~/") {
         match std::env::var_os("HOME") {
@@ -450,11 +452,12 @@ pub fn expand_path(p: &str, base: &Path) -> PathBuf {
     } else {
         PathBuf::from(p)
     };
-    if expanded.is_absolute() {
+    let absolute = if expanded.is_absolute() {
         expanded
     } else {
         base.join(expanded)
-    }
+    };
+    absolute.components().collect()
 }
 
 /// Parse durations like `90s`, `30m`, `12h`, `7d`, `2w`.

@@ -109,3 +109,67 @@ fn output_to_a_full_disk_is_an_error_and_the_run_stands() {
     );
     env.lk(["status", "--json"]).stdout_to(dev_full()).status(1);
 }
+
+// Issue 16 C.15: `store add` and `replay` papercuts.
+#[test]
+fn store_add_names_its_own_error_and_normalises_paths() {
+    let env = Env::new();
+    env.lk(["store", "add", "a", "--log", "./a.jsonl"])
+        .status(0);
+    env.lk(["store", "add", "b", "--log", "b.jsonl"]).status(0);
+    let before = std::fs::read_to_string(env.config()).unwrap();
+    // An invalid name is the argument's error, not a line of a file that
+    // was never written (it said `config.toml:9: store #3`).
+    let d = env
+        .lk(["store", "add", "bad name", "--log", "c.jsonl"])
+        .status(2);
+    let err = d.stderr();
+    assert!(err.contains("store \"bad name\": `name`"), "{err}");
+    assert!(
+        !err.contains("store #3") && !err.contains("config.toml:"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(env.config()).unwrap(), before);
+    // `./a.jsonl` is stored without its `.`.
+    let a = env.path("a.jsonl").display().to_string();
+    assert!(before.contains(&format!("log = \"{a}\"")), "{before}");
+    assert!(!before.contains("/./"), "{before}");
+    // A segment-only flag without --segments is refused by the parser.
+    env.lk([
+        "store",
+        "add",
+        "c",
+        "--log",
+        "c.jsonl",
+        "--file-delete-delay",
+        "60s",
+    ])
+    .status(2)
+    .stderr_has("cannot be used with");
+    assert_eq!(std::fs::read_to_string(env.config()).unwrap(), before);
+}
+
+// Issue 16 C.15: a log whose folder is missing is warned about at `store
+// add`; a log that does not exist yet replays as no state, like a sync skip.
+#[test]
+fn store_add_warns_of_a_missing_folder_and_replay_of_no_log_is_empty() {
+    let env = Env::new();
+    env.lk(["store", "add", "far", "--log", "nowhere/e.jsonl"])
+        .status(0)
+        .stderr_has(&format!(
+            "warning: {} does not exist",
+            env.path("nowhere").display()
+        ));
+    let d = env
+        .lk(["store", "add", "near", "--log", "e.jsonl"])
+        .status(0);
+    assert!(!d.stderr().contains("warning"), "{}", d.stderr());
+    env.lk(["sync", "now", "near"])
+        .status(0)
+        .stdout_has("skipped");
+    let d = env
+        .lk(["replay", "near"])
+        .status(0)
+        .stderr_has("does not exist yet");
+    assert!(d.stdout().is_empty(), "{}", d.stdout());
+}
