@@ -212,12 +212,15 @@ pub enum Error {
 
     /// A writer held the log's lock past the swap's bound.
     #[error(
-        "{}: a writer has held the log's lock for over {:.1}s (hung?); nothing was changed, find it with `fuser {}`",
-        path.display(), waited.as_secs_f64(), path.display()
+        "{}: {holder} has held the log's lock for over {:.1}s (hung?); nothing was changed{}",
+        path.display(), waited.as_secs_f64(),
+        if holder.starts_with("pid ") { String::new() } else { format!(", find it with `fuser {}`", path.display()) }
     )]
     WriterHung {
         path: PathBuf,
         waited: std::time::Duration,
+        /// Who holds it (`pid N (program)`), else "a writer" (C.12).
+        holder: String,
     },
 
     /// Writing the new log failed (ENOSPC, EFBIG, EIO...); the log is

@@ -73,6 +73,10 @@ pub struct StoreStatus {
     pub last_success: Option<RunRecord>,
     /// The run holding the store's lock right now, if any.
     pub running: Option<Holder>,
+    /// While a run is running: the pids holding the writers' lock (`flock`)
+    /// on the live log, which the run waits for before its swap (C.12).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waiting_for: Vec<u32>,
     pub next_run: Option<DateTime<Local>>,
     /// The daemon is holding this store back after repeated failures
     /// (filled in from the daemon file by [`with_daemon`]).
@@ -120,7 +124,21 @@ pub fn with_daemon(status: &mut StoreStatus, daemon: &crate::schedule::daemon::D
 /// Compute one store's status as of `now`.
 pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) -> StoreStatus {
     let state = StoreState::new(paths.store_state(&store.name));
-    let last_run = state.last_run();
+    let running = lock::current_holder(&store.lock_anchor());
+    let mut last_run = state.last_run();
+    // C.12: an attempt that found the running run busy is not "the last
+    // run": the one before it is (the running one is shown as running).
+    if running.is_some()
+        && last_run
+            .as_ref()
+            .is_some_and(|r| r.outcome == Outcome::Busy)
+    {
+        last_run = state
+            .history()
+            .into_iter()
+            .rev()
+            .find(|r| r.outcome != Outcome::Busy);
+    }
     let last_success = state.last_success();
     let mut reasons = Vec::new();
     let mut health = Health::Ok;
@@ -138,9 +156,10 @@ pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) ->
             if health == Health::Ok {
                 health = Health::NeverRun;
             }
-            let why = match last_run.as_ref().and_then(|r| r.reason.clone()) {
-                Some(reason) => format!("no successful run yet (last attempt: {reason})"),
-                None => "no successful run yet: sync the store or schedule it".into(),
+            let why = match (&running, last_run.as_ref().and_then(|r| r.reason.clone())) {
+                (Some(_), _) => "no successful run yet: the first one is running now".into(),
+                (None, Some(reason)) => format!("no successful run yet (last attempt: {reason})"),
+                (None, None) => "no successful run yet: sync the store or schedule it".into(),
             };
             reasons.push(why);
         }
@@ -188,14 +207,20 @@ pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) ->
                 o.file.display()
             ));
         }
-        if !s.kept_for_late_writes.is_empty() {
+        // This run's own rotated file is kept for writers that have not
+        // reopened yet; with none in a complete census there are none (C.12).
+        let no_writers =
+            s.writers.supported && s.writers.openers.is_empty() && s.writers.unreadable == 0;
+        let kept: Vec<String> = s
+            .kept_for_late_writes
+            .iter()
+            .filter(|p| !(no_writers && s.rotated.as_ref() == Some(p)))
+            .map(|p| p.display().to_string())
+            .collect();
+        if !kept.is_empty() {
             notes.push(format!(
                 "kept beyond keep_rotated for late writes (a writer holds them open, or lines not carried yet): {}",
-                s.kept_for_late_writes
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                kept.join(", ")
             ));
         }
         if s.free_space_unchecked {
@@ -240,7 +265,11 @@ pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) ->
         reasons,
         last_run,
         last_success,
-        running: lock::current_holder(&store.lock_anchor()),
+        waiting_for: running
+            .as_ref()
+            .and_then(|h| waiting_for_writer(store, h))
+            .unwrap_or_default(),
+        running,
         next_run: store.schedule.as_ref().and_then(|s| s.next_after(&now)),
         backoff: None,
     }
@@ -272,10 +301,25 @@ pub fn config_error_status(
         last_run: state.as_ref().and_then(StoreState::last_run),
         last_success: state.as_ref().and_then(StoreState::last_success),
         running: None,
+        waiting_for: Vec::new(),
         next_run: None,
         backoff: None,
         segments: None,
     }
+}
+
+/// Who, other than the running run, holds the writers' lock on the live
+/// log: the run cannot swap until they let go.
+fn waiting_for_writer(store: &StoreConfig, run: &Holder) -> Option<Vec<u32>> {
+    if store.segments.is_some() || run.alive() != Some(true) {
+        return None;
+    }
+    let meta = std::fs::metadata(&store.log).ok()?;
+    let pids: Vec<u32> = crate::io::locks::flock_holders(&meta)
+        .into_iter()
+        .filter(|&p| p != run.pid)
+        .collect();
+    (!pids.is_empty()).then_some(pids)
 }
 
 fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {

@@ -245,8 +245,16 @@ pub fn table(statuses: &[StoreStatus]) -> String {
         if let Some(r) = &s.last_run {
             out.push_str(&format!("  last run: {}\n", summary(r)));
         }
-        if let Some(h) = &s.running {
-            out.push_str(&format!("  running now: {h}\n"));
+        match (&s.running, s.waiting_for.as_slice()) {
+            (Some(h), []) => out.push_str(&format!("  running now: {h}\n")),
+            (Some(h), pids) => out.push_str(&format!(
+                "  running, waiting for {} lock on the log (the run: {h})\n",
+                pids.iter()
+                    .map(|p| format!("pid {p}'s"))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            )),
+            (None, _) => {}
         }
         for reason in &s.reasons {
             out.push_str(&format!("  ! {reason}\n"));

@@ -152,7 +152,7 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
             Done {
                 outcome: Outcome::Error,
                 reason: None,
-                stats: Stats::default(),
+                stats: refusal_stats(&e),
                 success: false,
                 baseline: false,
             },
@@ -352,6 +352,17 @@ fn refuse_unsafe_writers(store: &StoreConfig, log: &std::path::Path) -> crate::R
         fd: o.fd,
         flags: o.flags.clone(),
     })
+}
+
+/// What a failed run records besides its error: for a refusal because of a
+/// writer, the census of the log at the refusal (C.12: it recorded an empty,
+/// unsupported one), so `status` shows who the writer is.
+fn refusal_stats(e: &Error) -> Stats {
+    let mut stats = Stats::default();
+    if let Error::UnsafeWriter { path, .. } = e {
+        stats.writers = census::take(&[path]);
+    }
+    stats
 }
 
 /// The `min_growth` check: a skip when the log grew too little since the

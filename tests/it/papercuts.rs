@@ -173,3 +173,198 @@ fn store_add_warns_of_a_missing_folder_and_replay_of_no_log_is_empty() {
         .stderr_has("does not exist yet");
     assert!(d.stdout().is_empty(), "{}", d.stdout());
 }
+
+/// A shell that holds `path` with flock(1) until its stdin closes; returns
+/// once the lock is held. The lock's holder is the flock process itself.
+fn hold_flock(path: &std::path::Path) -> std::process::Child {
+    use std::io::BufRead;
+    let mut holder = std::process::Command::new("flock")
+        .arg(path)
+        .args(["-c", "echo locked; read _"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("flock(1) is needed for this test");
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked");
+    holder
+}
+
+// Issue 16 C.12: a refused run recorded an empty, "unsupported" census.
+#[test]
+fn refused_run_keeps_the_census_that_refused_it() {
+    use std::io::BufRead;
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    gen_log(&log, 100, 10, 0, false);
+    env.keyed_store("s", &log);
+    // A positional writer: fd 3 open read-write without O_APPEND.
+    let mut w = std::process::Command::new("bash")
+        .arg("-c")
+        .arg("exec 3<>\"$1\"; echo open; read _")
+        .arg("bash")
+        .arg(&log)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(w.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    env.lk(["sync", "now", "--force"])
+        .status(1)
+        .stderr_has("without O_APPEND");
+    let rec = history(&env, "s").pop().unwrap();
+    assert_eq!(rec.outcome, Outcome::Error);
+    assert!(rec.stats.writers.supported);
+    assert!(
+        rec.stats
+            .writers
+            .openers
+            .iter()
+            .any(|o| o.pid == w.id() && !o.append && o.fd == 3),
+        "{:?}",
+        rec.stats.writers
+    );
+    env.lk(["status"])
+        .status(1)
+        .stdout_has(&format!("writer: pid {} (bash) fd 3", w.id()));
+    drop(w.stdin.take());
+    w.wait().unwrap();
+}
+
+// Issue 16 C.12: while a run waits for a writer's lock on the log, status
+// showed the busy attempt as the last run ("NEVER RUN ... busy").
+#[test]
+fn status_says_whose_lock_a_running_run_waits_for() {
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    gen_log(&log, 500, 50, 0, false);
+    env.keyed_store("s", &log);
+    let mut writer = hold_flock(&log);
+    let mut run = env.lk(["sync", "now", "s", "--force"]).spawn();
+    // The run holds the store lock and waits for the writer's: a second
+    // attempt finds it busy and records that.
+    wait_for(
+        "the run to hold the store lock",
+        std::time::Duration::from_secs(20),
+        || env.lk(["sync", "now", "s"]).output().out.status.code() == Some(75),
+    );
+    assert_eq!(history(&env, "s").last().unwrap().outcome, Outcome::Busy);
+    let want = format!("running, waiting for pid {}'s lock on the log", writer.id());
+    let d = env.lk(["status"]).output();
+    let out = d.stdout();
+    assert!(out.contains(&want), "{out}");
+    assert!(out.contains("the first one is running now"), "{out}");
+    assert!(
+        !out.contains("busy"),
+        "the busy attempt is not the last run:\n{out}"
+    );
+    let j = env.lk(["status", "--json"]).output().json();
+    assert_eq!(j["stores"][0]["waiting_for"][0], writer.id());
+    assert!(j["stores"][0]["last_run"].is_null(), "{}", j["stores"][0]);
+    drop(writer.stdin.take());
+    writer.wait().unwrap();
+    assert_eq!(
+        wait_exit(&mut run, std::time::Duration::from_secs(60)).code(),
+        Some(0)
+    );
+    env.lk(["status"]).status(0);
+}
+
+// Issue 16 C.12: the writer-lock timeout names the writer.
+#[cfg(feature = "failpoints")]
+#[test]
+fn writer_lock_timeout_names_the_pid() {
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    gen_log(&log, 200, 20, 0, false);
+    env.keyed_store("s", &log);
+    let mut writer = hold_flock(&log);
+    env.lk(["sync", "now", "--force"])
+        .env("LOGKEEPER_WRITER_LOCK_WAIT_MS", "300")
+        .status(1)
+        .stderr_has(&format!(
+            "pid {} (flock) has held the log's lock",
+            writer.id()
+        ));
+    drop(writer.stdin.take());
+    writer.wait().unwrap();
+}
+
+// Issue 16 C.12: after a run with no writers, status noted "kept beyond
+// keep_rotated for late writes" for the run's own rotated file.
+#[test]
+fn no_late_write_note_after_a_run_without_writers() {
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    gen_log(&log, 300, 20, 0, false);
+    env.keyed_store_with("s", &log, &["--keep-rotated", "0"]);
+    env.lk(["sync", "now", "--force"]).status(0);
+    let rec = history(&env, "s").pop().unwrap();
+    assert!(rec.stats.writers.openers.is_empty());
+    let d = env.lk(["status"]).status(0);
+    assert!(
+        !d.stdout().contains("kept beyond keep_rotated"),
+        "{}",
+        d.stdout()
+    );
+}
+
+// Issue 16 C.12: a non-root run's census counted every process it could
+// not inspect (root's daemons), so status always said it "may be
+// incomplete"; now only processes that could write the log count.
+#[test]
+fn census_of_a_non_root_run_counts_only_possible_writers() {
+    use std::os::unix::process::CommandExt;
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    gen_log(&log, 100, 10, 0, false);
+    env.keyed_store("s", &log);
+    const NOBODY: u32 = 65534;
+    for p in [env.dir.path().to_path_buf(), log.clone(), env.config()] {
+        std::os::unix::fs::chown(&p, Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    let as_nobody = |mode: u32| {
+        set_mode(&log, mode);
+        let out = env
+            .cmd()
+            .args(["sync", "now", "--force"])
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        history(&env, "s").pop().unwrap().stats.writers.unreadable
+    };
+    // Only nobody (whose processes it can read) may write a 0644 log.
+    assert_eq!(as_nobody(0o644), 0);
+    let st = env
+        .cmd()
+        .arg("status")
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&st.stdout);
+    assert!(!out.contains("could not be inspected"), "{out}");
+    // Anyone may write a 0666 log: root's processes may be writers.
+    assert!(as_nobody(0o666) > 0);
+    let st = env
+        .cmd()
+        .arg("status")
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&st.stdout);
+    assert!(out.contains("could not be inspected"), "{out}");
+}
