@@ -130,10 +130,15 @@ fn segments_summary(r: &RunRecord, seg: &logkeeper::job::segmented::SegmentStats
 /// A run as `sync now` prints it: one line, then what it moved aside.
 pub fn print_run(r: &RunRecord) {
     let line = format!(
-        "{}: {} in {}: {}",
+        "{}: {} in {}{}: {}",
         r.store,
         r.outcome.as_str(),
         human_ms(r.duration_ms),
+        if r.wait_ms > 0.0 {
+            format!(" (after waiting {} for another run)", human_ms(r.wait_ms))
+        } else {
+            String::new()
+        },
         summary(r)
     );
     match r.outcome {

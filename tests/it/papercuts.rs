@@ -247,13 +247,16 @@ fn status_says_whose_lock_a_running_run_waits_for() {
     env.keyed_store("s", &log);
     let mut writer = hold_flock(&log);
     let mut run = env.lk(["sync", "now", "s", "--force"]).spawn();
-    // The run holds the store lock and waits for the writer's: a second
-    // attempt finds it busy and records that.
+    // The run holds the store lock (its holder record names it) and waits
+    // for the writer's: a second attempt finds it busy and records that.
+    let lock = env.path("events.jsonl.lock");
+    let me = format!("\"pid\":{},", run.id());
     wait_for(
         "the run to hold the store lock",
         std::time::Duration::from_secs(20),
-        || env.lk(["sync", "now", "s"]).output().out.status.code() == Some(75),
+        || std::fs::read_to_string(&lock).is_ok_and(|t| t.contains(&me)),
     );
+    env.lk(["sync", "now", "s"]).status(75);
     assert_eq!(history(&env, "s").last().unwrap().outcome, Outcome::Busy);
     let want = format!("running, waiting for pid {}'s lock on the log", writer.id());
     let d = env.lk(["status"]).output();
@@ -367,4 +370,87 @@ fn census_of_a_non_root_run_counts_only_possible_writers() {
         .unwrap();
     let out = String::from_utf8_lossy(&st.stdout);
     assert!(out.contains("could not be inspected"), "{out}");
+}
+
+// Issue 16 C.14: -v and -vv printed nothing more.
+#[test]
+fn verbose_flags_log_more_to_stderr() {
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    gen_log(&log, 300, 20, 0, false);
+    env.keyed_store("s", &log);
+    let quiet = env.lk(["sync", "now", "--force"]).status(0);
+    assert!(quiet.stderr().is_empty(), "{}", quiet.stderr());
+    let v = env.lk(["-v", "sync", "now", "--force"]).status(0);
+    let err = v.stderr();
+    assert!(
+        err.contains("INFO") && err.contains("store \"s\": ok in"),
+        "{err}"
+    );
+    assert!(!err.contains("DEBUG"), "{err}");
+    let vv = env.lk(["sync", "now", "--force", "-vv"]).status(0);
+    let err = vv.stderr();
+    assert!(err.contains("DEBUG") && err.contains("timings"), "{err}");
+}
+
+// Issue 16 C.14: --json timings had float noise ("lock_ms":
+// 0.07410800000000001), and a --wait run counted its wait as run time.
+#[test]
+fn json_timings_are_clean_and_a_wait_is_reported_apart() {
+    use std::io::BufRead;
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    gen_log(&log, 300, 20, 0, false);
+    env.keyed_store("s", &log);
+    let mut other = hold_flock(&env.path("events.jsonl.lock"));
+    let mut run = env
+        .lk(["-v", "sync", "now", "--force", "--wait", "--json"])
+        .spawn();
+    let mut err = std::io::BufReader::new(run.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("waiting for") {
+        line.clear();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "no 'waiting for' line"
+        );
+    }
+    // The run is blocked in the lock: let it go.
+    drop(other.stdin.take());
+    other.wait().unwrap();
+    let out = run.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let j: serde_json::Value = serde_json::from_str(&text).unwrap();
+    // No `_ms` figure with float noise anywhere in the document.
+    let mut noisy = Vec::new();
+    ms_noise(&j, &mut noisy);
+    assert!(noisy.is_empty(), "{noisy:?} in\n{text}");
+    let r = &j["runs"][0];
+    let wait = r["wait_ms"].as_f64().unwrap();
+    let took = r["duration_ms"].as_f64().unwrap();
+    assert!(wait > 0.0, "{r}");
+    let span = chrono::DateTime::parse_from_rfc3339(r["finished_at"].as_str().unwrap()).unwrap()
+        - chrono::DateTime::parse_from_rfc3339(r["started_at"].as_str().unwrap()).unwrap();
+    assert!(
+        wait + took <= span.num_microseconds().unwrap() as f64 / 1e3 + 1.0,
+        "wait {wait} + run {took} exceed the whole span {span}"
+    );
+}
+
+/// `_ms` fields whose figure has more than 3 decimals (float noise).
+fn ms_noise(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                let decimals = v.to_string().split_once('.').map_or(0, |(_, d)| d.len());
+                if k.ends_with("_ms") && decimals > 3 {
+                    out.push(format!("{k}: {v}"));
+                }
+                ms_noise(v, out);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|v| ms_noise(v, out)),
+        _ => {}
+    }
 }

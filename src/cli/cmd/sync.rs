@@ -51,6 +51,12 @@ struct SyncJson<'a> {
 pub fn run(paths: &Paths, cmd: &SyncCmd) -> anyhow::Result<u8> {
     let SyncCmd::Now(args) = cmd;
     let config = Config::load(&paths.config)?;
+    tracing::info!(
+        "config {}: {} store(s), state in {}",
+        paths.config.display(),
+        config.stores.len(),
+        paths.state_dir.display()
+    );
     let stores = config.select(&args.names, args.all)?;
     // B.8: a store with an invalid table is refused on its own; the others
     // run. Only the whole set (no names) can include one.
