@@ -121,6 +121,22 @@ pub fn with_daemon(status: &mut StoreStatus, daemon: &crate::schedule::daemon::D
     }
 }
 
+/// When a store whose last success finished at `last_success` becomes
+/// overdue, with the scheduled run it missed: the first scheduled time
+/// after that success, plus [`GRACE`] and the store's jitter. The one rule
+/// for `status` and the metrics' `logkeeper_overdue_at_timestamp_seconds`
+/// (C.16): it follows the schedule's own gaps, so a `mon-fri` store is not
+/// overdue over the weekend. None without a schedule.
+pub fn overdue_at(
+    store: &StoreConfig,
+    last_success: DateTime<Utc>,
+) -> Option<(DateTime<Local>, DateTime<Local>)> {
+    let schedule = store.schedule.as_ref()?;
+    let due = schedule.next_after(&last_success.with_timezone(&Local))?;
+    let grace = GRACE + store.jitter.unwrap_or_default();
+    Some((due, due + chrono::Duration::from_std(grace).ok()?))
+}
+
 /// Compute one store's status as of `now`.
 pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) -> StoreStatus {
     let state = StoreState::new(paths.store_state(&store.name));
@@ -164,10 +180,8 @@ pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) ->
             reasons.push(why);
         }
         (Some(ok), Some(schedule)) => {
-            let grace = GRACE + store.jitter.unwrap_or_default();
-            let horizon = now - chrono::Duration::from_std(grace).unwrap_or_default();
-            if let Some(due) = schedule.prev_at_or_before(&horizon)
-                && ok.finished_at < due.with_timezone(&Utc)
+            if let Some((due, at)) = overdue_at(store, ok.finished_at)
+                && at <= now
             {
                 if health == Health::Ok {
                     health = Health::Overdue;

@@ -1,5 +1,5 @@
-//! The process exit codes of the product contract, decided here and only
-//! here: 0 ok; 1 a run failed, or status found a failed store (or a broken
+//! Which exit code of the product contract applies, decided here and only
+//! here (the numbers live in `logkeeper::exit_code`, which the hooks share): 0 ok; 1 a run failed, or status found a failed store (or a broken
 //! schedule registration); 2 usage or config error; 3 status found a store
 //! overdue or never run; 75 busy (sysexits EX_TEMPFAIL).
 
@@ -8,15 +8,7 @@ use logkeeper::job::record::{Outcome, RunRecord};
 use logkeeper::schedule::install::Registration;
 use logkeeper::status::{Health, StoreStatus};
 
-pub const OK: u8 = 0;
-/// A run failed; status found a failed store.
-pub const FAILED: u8 = 1;
-/// Usage or configuration error.
-pub const USAGE: u8 = 2;
-/// Status found a store overdue or never run.
-pub const OVERDUE: u8 = 3;
-/// The store's lock (or the daemon's) is held by another process.
-pub const BUSY: u8 = 75;
+pub use logkeeper::exit_code::{BUSY, FAILED, OK, OVERDUE, USAGE};
 
 /// The exit code for an error that reached `main`: by the class of the
 /// library error in its chain, else a failure.
@@ -42,11 +34,12 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
 /// its invalid config (`broken`), else 75 if any found its store busy,
 /// else 0.
 pub fn of_runs(runs: &[RunRecord], broken: usize) -> u8 {
-    if runs.iter().any(|r| r.outcome == Outcome::Error) {
+    let code = |o: Outcome| o.exit_code();
+    if runs.iter().any(|r| code(r.outcome) == FAILED) {
         FAILED
     } else if broken > 0 {
         USAGE
-    } else if runs.iter().any(|r| r.outcome == Outcome::Busy) {
+    } else if runs.iter().any(|r| code(r.outcome) == BUSY) {
         BUSY
     } else {
         OK

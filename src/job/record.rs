@@ -39,6 +39,16 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// What `sync now` exits with for one run of this outcome: 1 failed,
+    /// 75 busy, else 0 (a command of several runs takes the worst).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Error => crate::exit_code::FAILED,
+            Outcome::Busy => crate::exit_code::BUSY,
+            Outcome::Ok | Outcome::Skipped => crate::exit_code::OK,
+        }
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Outcome::Ok => "ok",

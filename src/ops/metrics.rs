@@ -33,6 +33,9 @@ pub struct StoreView {
     pub keys_live: u64,
     /// Seconds between two scheduled runs (0 without a schedule).
     pub schedule_interval: f64,
+    /// When the store becomes overdue (Unix time; 0 without a schedule or a
+    /// success): see [`crate::status::overdue_at`].
+    pub overdue_at: f64,
 }
 
 #[derive(Clone, Copy)]
@@ -136,6 +139,7 @@ const METRICS: &[Metric] = &[
     counter("logkeeper_pruned_files_total", "Rotated files deleted by retention.", |v, _| v.totals.pruned_files as f64),
     gauge("logkeeper_run_in_progress", "1 while a run holds the store's lock.", |v, _| b(v.status.running.is_some())),
     gauge("logkeeper_schedule_interval_seconds", "Seconds between two scheduled runs of the store (0 without a schedule).", |v, _| v.schedule_interval),
+    gauge("logkeeper_overdue_at_timestamp_seconds", "When the store becomes overdue if no run succeeds before: its first scheduled run after the last success plus a grace of 10 minutes and its jitter (Unix time; 0 without a schedule or a success). Alert on time() > this.", |v, _| v.overdue_at),
 ];
 
 /// Gather what the metrics of `store` need, as of `now`.
@@ -177,6 +181,11 @@ pub fn view(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) -> StoreVi
         },
         keys_live,
         schedule_interval,
+        overdue_at: status
+            .last_success
+            .as_ref()
+            .and_then(|ok| crate::status::overdue_at(store, ok.finished_at))
+            .map_or(0.0, |(_, at)| at.timestamp_millis() as f64 / 1e3),
         status,
     }
 }
@@ -232,6 +241,7 @@ fn broken_view(paths: &Paths, broken: &BrokenStore, config: &Path) -> StoreView 
         log_bytes: 0,
         keys_live: 0,
         schedule_interval: 0.0,
+        overdue_at: 0.0,
         status,
     }
 }

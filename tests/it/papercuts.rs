@@ -454,3 +454,172 @@ fn ms_noise(v: &serde_json::Value, out: &mut Vec<String>) {
         _ => {}
     }
 }
+
+// Issue 16 C.16: the README's overdue alert used the gap between the next
+// two fire times, so a mon-fri store alerted over the weekend. The metric
+// `logkeeper_overdue_at_timestamp_seconds` follows the schedule from the
+// last success instead: after a Friday run, the next due run is Monday's.
+#[test]
+fn overdue_metric_of_a_weekday_schedule_skips_the_weekend() {
+    use chrono::{Datelike, Local, TimeZone, Utc};
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    gen_log(&log, 50, 5, 0, false);
+    env.lk(["store", "add", "weekdays", "--log"])
+        .arg(&log)
+        .args(["--schedule", "0 9 * * mon-fri"])
+        .status(0);
+    env.lk(["store", "add", "other", "--log"])
+        .arg(env.path("other.jsonl"))
+        .status(0);
+    // Its last success: a Friday, right after its 09:00 run.
+    let friday = Local.with_ymd_and_hms(2026, 11, 27, 9, 0, 5).unwrap();
+    assert_eq!(friday.weekday(), chrono::Weekday::Fri);
+    let mut rec = env_record(&env, "weekdays", &log);
+    rec.started_at = friday.with_timezone(&Utc);
+    rec.finished_at = rec.started_at;
+    StoreState::new(env.state().join("stores/weekdays"))
+        .record(&rec, true, false)
+        .unwrap();
+    // Any run rewrites the metrics file for every store.
+    let prom = env.path("m.prom");
+    env.lk(["sync", "now", "other", "--metrics-file"])
+        .arg(&prom)
+        .status(0);
+    let text = std::fs::read_to_string(&prom).unwrap();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series))
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let monday_due = Local.with_ymd_and_hms(2026, 11, 30, 9, 10, 0).unwrap();
+    assert_eq!(
+        value("logkeeper_overdue_at_timestamp_seconds{store=\"weekdays\"}"),
+        monday_due.timestamp() as f64
+    );
+    assert_eq!(
+        value("logkeeper_overdue_at_timestamp_seconds{store=\"other\"}"),
+        0.0
+    );
+}
+
+/// A successful manual run record of `store`, finished now.
+fn env_record(_env: &Env, store: &str, log: &std::path::Path) -> RunRecord {
+    let now = chrono::Utc::now();
+    RunRecord {
+        store: store.into(),
+        log: log.into(),
+        outcome: Outcome::Ok,
+        trigger: "manual".into(),
+        started_at: now,
+        finished_at: now,
+        duration_ms: 1.0,
+        wait_ms: 0.0,
+        reason: None,
+        error: None,
+        stats: Default::default(),
+        pid: 1,
+        host: "h".into(),
+        version: "0".into(),
+        run_id: "r".into(),
+        totals: None,
+        hook: None,
+    }
+}
+
+// Issue 16 C.16: the typed error of a refused reload reaches an embedder.
+#[test]
+fn refused_reload_event_carries_the_typed_config_error() {
+    use logkeeper::{Daemon, DaemonEvent as Event, DaemonOptions, Paths};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+    let env = Env::new();
+    env.lk(["store", "add", "m", "--log"])
+        .arg(env.path("m.jsonl"))
+        .args(["--schedule", "0 0 1 1 *"])
+        .status(0);
+    let paths = Paths {
+        config: env.config(),
+        state_dir: env.state(),
+    };
+    let daemon = Daemon::new(paths, DaemonOptions::default());
+    let handle = daemon.handle();
+    let refused: Arc<Mutex<Vec<Option<usize>>>> = Arc::default();
+    let started = Arc::new(Mutex::new(false));
+    let (seen, up) = (refused.clone(), started.clone());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let good = std::fs::read_to_string(env.config()).unwrap();
+    rt.block_on(async {
+        let task = tokio::spawn(daemon.run(move |e: &Event| match e {
+            Event::Started { .. } => *up.lock().unwrap() = true,
+            Event::ReloadFailed(err) => {
+                // The typed error: its class and its line.
+                assert_eq!(err.class(), logkeeper::ErrorClass::Usage);
+                if let logkeeper::Error::Config { line, .. } = &**err {
+                    seen.lock().unwrap().push(*line);
+                }
+            }
+            _ => {}
+        }));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !*started.lock().unwrap() {
+            assert!(Instant::now() < deadline, "the daemon did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        env.write_config(&format!("{good}bogus = [\n"));
+        handle.reload();
+        while refused.lock().unwrap().is_empty() {
+            assert!(Instant::now() < deadline, "no ReloadFailed event");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        handle.stop("test");
+        task.await.unwrap().unwrap();
+    });
+    let lines = refused.lock().unwrap().clone();
+    assert!(lines[0].is_some(), "{lines:?}");
+}
+
+// Issue 16 C.16: LOGKEEPER_EXIT_CODE comes from the one home of the exit
+// codes, for each outcome that calls a hook.
+#[test]
+fn hook_exit_code_is_what_sync_now_exits_with() {
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    gen_log(&log, 50, 5, 0, false);
+    let out = env.path("hook.out");
+    env.keyed_store("s", &log);
+    let text = std::fs::read_to_string(env.config()).unwrap();
+    env.write_config(&format!(
+        "on_success = 'echo \"$LOGKEEPER_EXIT_CODE\" >> {0}'\non_failure = 'echo \"$LOGKEEPER_EXIT_CODE\" >> {0}'\n{text}",
+        out.display()
+    ));
+    let ok = env.lk(["sync", "now"]).status(0);
+    std::fs::remove_file(&log).unwrap();
+    std::fs::create_dir(&log).unwrap();
+    let failed = env.lk(["sync", "now"]).status(1);
+    let codes: Vec<i32> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ok.out.status.code().unwrap(),
+            failed.out.status.code().unwrap()
+        ]
+    );
+    assert_eq!(
+        codes,
+        [
+            logkeeper::exit_code::OK as i32,
+            logkeeper::exit_code::FAILED as i32
+        ]
+    );
+}

@@ -140,7 +140,7 @@ fn finish(ctx: &Context, plan: &Plan, dry_run: bool) -> anyhow::Result<u8> {
         return Ok(exit::OK);
     }
     let changed = plan.changes_anything();
-    install::apply(ctx, plan)?;
+    let applied = install::apply(ctx, plan)?;
     for f in &plan.files {
         outln!(
             "{} {}",
@@ -163,14 +163,30 @@ fn finish(ctx: &Context, plan: &Plan, dry_run: bool) -> anyhow::Result<u8> {
             }
         );
     }
+    // C.16: "ran" only for a command that succeeded.
     for c in plan.pre_commands.iter().chain(&plan.commands) {
-        outln!("ran {}", c.display());
+        let shown = c.display();
+        match applied.failed.iter().find(|(cmd, _)| *cmd == shown) {
+            Some((_, why)) if plan.install => {
+                outln!("tolerated: {shown} failed (it unloads what may not be loaded): {why}")
+            }
+            Some((_, why)) => eprintln!("logkeeper: {shown} failed: {why}"),
+            None => outln!("ran {shown}"),
+        }
     }
     for n in &plan.notes {
         outln!("note: {n}");
     }
     if !changed {
         outln!("{verb}: nothing to change");
+    }
+    if !plan.install && !applied.failed.is_empty() {
+        // The files are gone, but what the failed command was to stop (a
+        // loaded timer, service or agent) may still run: exit 1 (C.16).
+        eprintln!(
+            "logkeeper: {verb} is incomplete: the schedule may still be loaded; check with `logkeeper schedule show` and the service manager, then run the failed command(s) by hand"
+        );
+        return Ok(exit::FAILED);
     }
     Ok(exit::OK)
 }

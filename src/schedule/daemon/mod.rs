@@ -103,7 +103,9 @@ pub enum Event {
     Reloaded {
         stores: Vec<String>,
     },
-    ReloadFailed(String),
+    /// The new config was refused (the old one stays): the typed error, so
+    /// a caller can tell its class and where it is (C.16).
+    ReloadFailed(Arc<crate::Error>),
     Stopping {
         /// Why: the reason given to [`DaemonHandle::stop`] (the CLI passes
         /// the signal's name).
@@ -374,7 +376,7 @@ async fn main_loop(
                 }
                 Err(e) => {
                     d.info.config_error = Some(e.to_string());
-                    on_event(&Event::ReloadFailed(e.to_string()));
+                    on_event(&Event::ReloadFailed(Arc::new(e)));
                 }
             }
         }
