@@ -223,6 +223,19 @@ pub enum Error {
         holder: String,
     },
 
+    /// Moving the malformed lines to the quarantine file failed (ENOSPC,
+    /// EIO...) before the swap: the run stopped with the log as it was
+    /// (C.13). Entries already written are recognised by the next run.
+    #[error(
+        "{source}; {} is unchanged (the run stopped before touching it): free space on its filesystem and run again",
+        log.display()
+    )]
+    QuarantineFailed {
+        log: PathBuf,
+        #[source]
+        source: Box<Error>,
+    },
+
     /// Writing the new log failed (ENOSPC, EFBIG, EIO...); the log is
     /// unchanged and the temp file removed.
     #[error(
@@ -304,6 +317,7 @@ impl Error {
             | Error::UnsafeWriter { .. }
             | Error::WriterHung { .. }
             | Error::WriteFailed { .. }
+            | Error::QuarantineFailed { .. }
             | Error::RenameFailed { .. }
             | Error::SegmentChanged { .. } => ErrorClass::Failed,
         }

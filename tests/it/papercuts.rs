@@ -623,3 +623,28 @@ fn hook_exit_code_is_what_sync_now_exits_with() {
         ]
     );
 }
+
+// Issue 16 C.13: "write quarantine file ...: No space left on device" did
+// not say that the log was unchanged.
+#[cfg(feature = "failpoints")]
+#[test]
+fn quarantine_enospc_says_the_log_is_unchanged() {
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    gen_log(&log, 300, 20, 5, false);
+    env.keyed_store("s", &log);
+    let before = std::fs::read(&log).unwrap();
+    let d = env
+        .lk(["sync", "now", "--force"])
+        .env("LOGKEEPER_FAILPOINT", "quarantine-write:ENOSPC")
+        .status(1);
+    let err = d.stderr();
+    assert!(err.contains("write quarantine file"), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(
+        err.contains(&format!("{} is unchanged", log.display())),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&log).unwrap(), before);
+    assert!(temps(&log).is_empty());
+}
