@@ -648,3 +648,155 @@ fn quarantine_enospc_says_the_log_is_unchanged() {
     assert_eq!(std::fs::read(&log).unwrap(), before);
     assert!(temps(&log).is_empty());
 }
+
+// Issue 16 C.17: the demo's "Try next" lines said `logkeeper ...`, which is
+// not on PATH after `cargo run`; each demo left ~51 MB in a new temp dir.
+#[test]
+fn demo_prints_commands_that_run_and_reuses_one_directory() {
+    let env = Env::new();
+    let tmp = env.path("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let demo = || {
+        env.lk(["demo", "--events", "3000", "--keys", "300"])
+            .env("TMPDIR", &tmp)
+            .env("PATH", "/usr/bin:/bin")
+            .status(0)
+            .stdout()
+    };
+    let out = demo();
+    let try_status = out
+        .lines()
+        .find(|l| l.trim_end().ends_with("status --json"))
+        .unwrap_or_else(|| panic!("no status line in\n{out}"));
+    let st = std::process::Command::new("sh")
+        .args(["-c", try_status.trim()])
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    assert!(
+        st.status.code() == Some(0),
+        "{try_status}: {:?}\n{}",
+        st.status,
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(j["stores"][0]["name"], "demo");
+    let dirs = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&tmp)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    };
+    assert_eq!(dirs().len(), 1, "{:?}", dirs());
+    let size = |d: &std::path::Path| -> u64 {
+        files_under(d)
+            .iter()
+            .map(|f| f.metadata().unwrap().len())
+            .sum()
+    };
+    let first = size(&dirs()[0]);
+    demo();
+    demo();
+    assert_eq!(dirs().len(), 1, "{:?}", dirs());
+    let third = size(&dirs()[0]);
+    assert!(third <= first + first / 20, "{first} -> {third} bytes");
+}
+
+fn files_under(d: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(d).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            out.extend(files_under(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+// Issue 16 C.17: `man --dir` said nothing about how man finds the pages;
+// the advice it prints makes `man logkeeper` work.
+#[test]
+fn man_dir_says_how_man_finds_the_pages() {
+    need("man", "man-db");
+    let env = Env::new();
+    let root = env.path("share/man");
+    let d = env
+        .lk(["man", "--dir"])
+        .arg(root.join("man1"))
+        .env("MANPATH", "/usr/share/man")
+        .status(0);
+    let out = d.stdout();
+    assert!(
+        out.contains(&format!("export MANPATH=\"{}:", root.display())),
+        "{out}"
+    );
+    // Following it: man finds the page.
+    let page = std::process::Command::new("man")
+        .args(["-P", "cat", "logkeeper-sync-now"])
+        .env("MANPATH", format!("{}:", root.display()))
+        .env("MANWIDTH", "80")
+        .env("MAN_DISABLE_SECCOMP", "1")
+        .output()
+        .unwrap();
+    assert!(
+        page.status.success() && String::from_utf8_lossy(&page.stdout).contains("--metrics-file"),
+        "{page:?}"
+    );
+    // Once on its path, it says so.
+    env.lk(["man", "--dir"])
+        .arg(root.join("man1"))
+        .env("MANPATH", format!("{}:", root.display()))
+        .status(0)
+        .stdout_has("`man logkeeper` shows the page");
+}
+
+// Issue 16 C.17: bash completion did not complete store names.
+#[test]
+fn bash_completion_offers_store_names() {
+    need("bash", "bash");
+    let env = Env::new();
+    for s in ["alpha", "beta"] {
+        env.lk(["store", "add", s, "--log"])
+            .arg(env.path(&format!("{s}.jsonl")))
+            .status(0);
+    }
+    let complete = |line: &str| -> Vec<String> {
+        let words: Vec<&str> = line.split(' ').collect();
+        let script = format!(
+            r#"source <('{BIN}' completions bash) || exit 9
+fn=$(complete -p logkeeper | sed -E 's/.* -F ([^ ]+) .*/\1/')
+COMP_WORDS=({words}); COMP_CWORD={cword}; COMP_LINE="{line}"; COMP_POINT=${{#COMP_LINE}}
+COMP_WORDS[0]='{BIN}'
+"$fn" "${{COMP_WORDS[0]}}" "${{COMP_WORDS[COMP_CWORD]}}" "${{COMP_WORDS[COMP_CWORD-1]}}"
+printf '%s\n' "${{COMPREPLY[@]}}"
+"#,
+            words = words
+                .iter()
+                .map(|w| format!("'{w}'"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            cword = words.len() - 1,
+        );
+        let out = std::process::Command::new("bash")
+            .args(["--norc", "--noprofile", "-c", &script])
+            .env("LOGKEEPER_CONFIG", env.config())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let mut v: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(complete("logkeeper sync now "), ["alpha", "beta"]);
+    assert_eq!(complete("logkeeper status a"), ["alpha"]);
+    assert_eq!(complete("logkeeper store remove b"), ["beta"]);
+    // Subcommands still complete as before.
+    assert_eq!(complete("logkeeper st"), ["status", "store"]);
+}

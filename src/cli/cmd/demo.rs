@@ -1,6 +1,7 @@
 //! `logkeeper demo [DIR]`: the first thing a new user runs.
 
 use crate::cli::out::{out, outln};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
 use chrono::Local;
@@ -13,7 +14,8 @@ use crate::cli::render::{self, human_bytes};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Where to create the demo store (default: a new temp directory, kept)
+    /// Where to create the demo store (default: logkeeper-demo-UID in the
+    /// temp directory, reset and reused by each demo)
     pub dir: Option<PathBuf>,
     /// Events in the generated log
     #[arg(long, default_value_t = 200_000)]
@@ -26,10 +28,7 @@ pub struct Args {
 pub fn run(args: &Args) -> anyhow::Result<u8> {
     let dir = match &args.dir {
         Some(d) => d.clone(),
-        None => tempfile::Builder::new()
-            .prefix("logkeeper-demo-")
-            .tempdir()?
-            .keep(),
+        None => default_dir()?,
     };
     let spec = DemoLog {
         events: args.events,
@@ -54,12 +53,13 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
     );
     outln!("  config {}", demo.paths.config.display());
     outln!("  state  {}", demo.paths.state_dir.display());
+    let lk = invocation();
     let flags = format!(
-        "--config {} --state-dir {}",
+        "{lk} --config {} --state-dir {}",
         demo.paths.config.display(),
         demo.paths.state_dir.display()
     );
-    outln!("\n$ logkeeper {flags} sync now demo --force");
+    outln!("\n$ {flags} sync now demo --force");
     let store = &demo.store;
     let rec = sync_store(
         &demo.paths,
@@ -90,7 +90,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         feed.events_per_segment,
         human_bytes(feed_bytes)
     );
-    outln!("\n$ logkeeper {flags} sync now feed");
+    outln!("\n$ {flags} sync now feed");
     let feed_rec = sync_store(
         &demo.paths,
         &feed_store,
@@ -101,7 +101,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         },
     );
     render::print_run(&feed_rec);
-    outln!("\n$ logkeeper {flags} status");
+    outln!("\n$ {flags} status");
     let now = Local::now();
     let st = vec![
         store_status(&demo.paths, store, now),
@@ -109,16 +109,74 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
     ];
     out!("{}", render::table(&st));
     outln!("\nTry next:");
-    outln!("  logkeeper {flags} replay demo | head -3");
+    outln!("  {flags} replay demo | head -3");
     outln!(
-        "  logkeeper {flags} append demo '{{\"change_type\":\"SET\",\"item_type\":\"Task\",\"item\":{{\"id\":\"task-new\"}}}}'"
+        "  {flags} append demo '{{\"change_type\":\"SET\",\"item_type\":\"Task\",\"item\":{{\"id\":\"task-new\"}}}}'"
     );
-    outln!("  logkeeper {flags} replay feed | head -3");
-    outln!("  logkeeper {flags} status --json");
+    outln!("  {flags} replay feed | head -3");
+    outln!("  {flags} status --json");
+    outln!(
+        "\nThe demo takes {} in {}; the next `logkeeper demo` resets and reuses it (or: rm -r {}).",
+        human_bytes(du(&dir)),
+        dir.display(),
+        logkeeper::schedule::install::shell_quote(&dir.display().to_string())
+    );
     let code = exit::of_runs(&[rec, feed_rec], 0);
     Ok(if code != exit::OK {
         code
     } else {
         exit::of_statuses(&st)
+    })
+}
+
+/// How to run this very binary from a shell (C.17): `logkeeper` if that is
+/// what PATH finds, else this executable's path (after `cargo run` it is
+/// not on PATH).
+fn invocation() -> String {
+    let me = std::env::current_exe().and_then(std::fs::canonicalize).ok();
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join("logkeeper"))
+            .find(|p| p.is_file())
+            .and_then(|p| std::fs::canonicalize(p).ok())
+    });
+    match me {
+        Some(me) if on_path.as_ref() != Some(&me) => {
+            logkeeper::schedule::install::shell_quote(&me.display().to_string())
+        }
+        _ => "logkeeper".into(),
+    }
+}
+
+/// The default demo directory, one per user, reused by every demo (C.17:
+/// each demo used to leave ~51 MB in a new temp dir). Reused only if it is
+/// ours and no one else can write to it; else a fresh temp dir.
+fn default_dir() -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let dir = std::env::temp_dir().join(format!("logkeeper-demo-{uid}"));
+    match std::fs::symlink_metadata(&dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+            Ok(dir)
+        }
+        Ok(m) if m.is_dir() && m.uid() == uid && m.mode() & 0o022 == 0 => Ok(dir),
+        _ => Ok(tempfile::Builder::new()
+            .prefix("logkeeper-demo-")
+            .tempdir()?
+            .keep()),
+    }
+}
+
+/// Bytes under `dir` (not following links).
+fn du(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |rd| {
+        rd.flatten()
+            .map(|e| match e.file_type() {
+                Ok(t) if t.is_dir() => du(&e.path()),
+                _ => e.metadata().map_or(0, |m| m.len()),
+            })
+            .sum()
     })
 }
