@@ -268,19 +268,20 @@ impl Config {
         self.broken.iter().find(|b| b.name == name)
     }
 
-    /// The store of that name; a broken one is its config error.
+    /// The store of that name; a broken one is its config error (a name
+    /// declared twice is the first, valid, one).
     pub fn store(&self, name: &str) -> Result<&StoreConfig> {
+        if let Some(s) = self.stores.iter().find(|s| s.name == name) {
+            return Ok(s);
+        }
         if let Some(b) = self.broken(name) {
             return Err(b.error(&self.path));
         }
-        self.stores
-            .iter()
-            .find(|s| s.name == name)
-            .ok_or_else(|| Error::UnknownStore {
-                name: name.to_string(),
-                config: self.path.clone(),
-                known: self.stores.iter().map(|s| s.name.clone()).collect(),
-            })
+        Err(Error::UnknownStore {
+            name: name.to_string(),
+            config: self.path.clone(),
+            known: self.stores.iter().map(|s| s.name.clone()).collect(),
+        })
     }
 
     /// The named stores, in the order given; all valid stores if `names` is
