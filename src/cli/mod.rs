@@ -136,7 +136,7 @@ where
     // closed stdout become the command's error (exit 1, not a panic).
     out::finish().map_err(|e| {
         anyhow::Error::new(e).context(format!(
-            "write the output to stdout (the command itself finished, with exit code {code}; what it ran is recorded)"
+            "write the output to stdout (the command itself finished with exit code {code}; any run it made is recorded)"
         ))
     })?;
     Ok(ExitCode::from(code))

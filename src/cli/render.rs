@@ -264,7 +264,7 @@ pub fn table(statuses: &[StoreStatus]) -> String {
         for reason in &s.reasons {
             out.push_str(&format!("  ! {reason}\n"));
         }
-        if s.health == Health::NeverRun {
+        if s.health == Health::NeverRun && s.running.is_none() {
             out.push_str(&format!(
                 "  hint: run `logkeeper sync now {}` or `logkeeper schedule install`\n",
                 s.name
