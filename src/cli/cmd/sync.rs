@@ -51,7 +51,7 @@ struct SyncJson<'a> {
 pub fn run(paths: &Paths, cmd: &SyncCmd) -> anyhow::Result<u8> {
     let SyncCmd::Now(args) = cmd;
     let config = Config::load(&paths.config)?;
-    tracing::info!(
+    tracing::debug!(
         "config {}: {} store(s), state in {}",
         paths.config.display(),
         config.stores.len(),
