@@ -62,6 +62,11 @@ fn config_typo_refuses_only_its_own_store() {
         prom.contains("logkeeper_health{store=\"good\",health=\"ok\"} 1"),
         "{prom}"
     );
+    // A schedule install says it leaves it out.
+    env.lk(["schedule", "install", "--backend", "systemd", "--dry-run"])
+        .env("XDG_CONFIG_HOME", env.path("xdg"))
+        .status(0)
+        .stderr_has("store \"bad\" is not scheduled");
     // And the broken store can be removed by name.
     env.lk(["store", "remove", "bad"]).status(0);
     env.lk(["status"]).status(0);

@@ -62,6 +62,14 @@ pub fn run(paths: &Paths, cmd: &ScheduleCmd) -> anyhow::Result<u8> {
                 None if backend == Backend::Cron => Mode::Timer,
                 None => Mode::Daemon,
             };
+            // B.8: a store with an invalid table gets no schedule; say so.
+            for b in &config.broken {
+                eprintln!(
+                    "logkeeper: warning: store {:?} is not scheduled: {}",
+                    b.name,
+                    b.error(&config.path)
+                );
+            }
             let plan = install::plan_install(&ctx, &config, backend, mode)?;
             finish(&ctx, &plan, a.dry_run)
         }
