@@ -18,6 +18,7 @@ mod hooks;
 mod late_writes;
 mod lock;
 mod metrics;
+mod papercuts;
 mod progress;
 mod random_kills;
 mod replay_asof;

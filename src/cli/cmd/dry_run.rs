@@ -5,6 +5,7 @@ use logkeeper::config::StoreConfig;
 use logkeeper::job::dryrun::{DryRun, Group, dry_run};
 use serde::Serialize;
 
+use crate::cli::out::{out, outln};
 use crate::cli::render::human_bytes;
 
 #[derive(Serialize)]
@@ -19,12 +20,12 @@ pub fn run(paths: &Paths, stores: &[&StoreConfig], force: bool, json: bool) -> a
     for store in stores {
         let r = dry_run(paths, store, force)?;
         if !json {
-            print!("{}", render(&r));
+            out!("{}", render(&r));
         }
         reports.push(r);
     }
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&DryRunJson { dry_runs: &reports })?
         );
