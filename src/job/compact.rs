@@ -236,6 +236,11 @@ fn next_state(
         .iter()
         .map(|o| Watch {
             carried: o.end,
+            print: if o.end == o.watch.carried {
+                o.watch.print
+            } else {
+                late::stamp(&o.file, o.end)
+            },
             ..o.watch.clone()
         })
         .collect();
@@ -245,6 +250,7 @@ fn next_state(
             carried: copied_to,
             dev: c.meta.dev(),
             ino: c.meta.ino(),
+            print: late::stamp(&c.file, copied_to),
         });
     }
     LateWrites {

@@ -53,6 +53,53 @@ pub struct Watch {
     pub dev: u64,
     #[serde(default)]
     pub ino: u64,
+    /// A fingerprint of its bytes below `carried` (`cut::fingerprint`; 0:
+    /// unknown), so a rewrite in place of the carried bytes is noticed.
+    #[serde(default)]
+    pub print: u64,
+}
+
+/// The fingerprint a [`Watch`] keeps of `file`'s bytes below `carried` (0
+/// when they cannot be read: the check is then skipped, never failed).
+pub fn stamp(file: &File, carried: u64) -> u64 {
+    if carried == 0 {
+        return 0;
+    }
+    crate::job::cut::fingerprint(file, carried).unwrap_or(0)
+}
+
+/// The watched files that can no longer be trusted to hold every late line
+/// (issue 16 A.3): one replaced by another inode under its name, one shorter
+/// than what was carried (copytruncate), or one whose carried bytes changed.
+/// Lines a writer appended after such a change may be lost, so the run must
+/// fail loudly rather than unwatch the file. A file that is gone is not
+/// listed (it was pruned, or removed by the user).
+pub fn broken_watches(state: &LateWrites) -> Vec<(Watch, String)> {
+    let mut out = Vec::new();
+    for w in &state.watches {
+        let Ok(file) = File::open(&w.rotated) else {
+            continue;
+        };
+        let Ok(meta) = file.metadata() else { continue };
+        let what = if w.ino != 0 && !same_inode(&meta, w.dev, w.ino) {
+            "another file was put under its name".to_string()
+        } else if meta.len() < w.carried {
+            format!(
+                "it shrank from {} to {} bytes (emptied or truncated by another program, e.g. logrotate's copytruncate)",
+                w.carried,
+                meta.len()
+            )
+        } else if w.print != 0 && stamp(&file, w.carried) != w.print {
+            format!(
+                "its first {} bytes, already carried into the log, were rewritten by another program",
+                w.carried
+            )
+        } else {
+            continue;
+        };
+        out.push((w.clone(), what));
+    }
+    out
 }
 
 /// The live log generation the late writes are placed into.
@@ -193,6 +240,9 @@ pub fn open_watched(state: &LateWrites) -> Result<Vec<Open>> {
         };
         let mut watch = w.clone();
         (watch.dev, watch.ino) = (meta.dev(), meta.ino());
+        if watch.print == 0 {
+            watch.print = stamp(&file, watch.carried);
+        }
         out.push(Open {
             watch,
             file,

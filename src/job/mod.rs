@@ -263,6 +263,7 @@ fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::
         return Ok(d);
     }
 
+    refuse_broken_watches(&state_dir, &late_state)?;
     refuse_unsafe_writers(store, &log)?;
     let compacted = compact::compact(store, &state_dir, &late_state)?;
     let mut stats = compacted.stats;
@@ -329,6 +330,29 @@ fn quarantine_dead_fragments(
         w.carried = size;
     }
     Ok(())
+}
+
+/// Issue 16 A.3: a watched rotated file that shrank, was replaced or had
+/// its carried bytes rewritten fails the run before anything is touched.
+/// The broken watch is dropped from the committed state (so the failure is
+/// reported once, by this run's record and hook, and the next run goes on);
+/// it is never dropped silently.
+fn refuse_broken_watches(
+    state_dir: &std::path::Path,
+    state: &late::LateWrites,
+) -> crate::Result<()> {
+    let broken = late::broken_watches(state);
+    let Some((first, what)) = broken.first() else {
+        return Ok(());
+    };
+    let mut next = state.clone();
+    next.watches
+        .retain(|w| !broken.iter().any(|(b, _)| b.rotated == w.rotated));
+    late::commit(state_dir, &next)?;
+    Err(Error::LateWatchBroken {
+        rotated: first.rotated.clone(),
+        what: what.clone(),
+    })
 }
 
 /// The one writer pattern a swap cannot serve: a process with the live log
