@@ -124,6 +124,22 @@ struct StateFile {
     committed: LateWrites,
     #[serde(default)]
     prepared: Option<LateWrites>,
+    #[serde(default)]
+    carrying: Option<Carrying>,
+}
+
+/// A carry of the carry window in flight (`carry.rs`): written, with the
+/// committed state already showing `rotated` carried to `to`, *before* the
+/// bytes `[from, to)` are appended to the live log at `live_at`. On load the
+/// append is checked: if the live log holds those bytes there, `to` stands,
+/// else the watch goes back to `from` (the next fold carries them), so a
+/// kill between the two steps neither loses nor repeats a line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Carrying {
+    pub rotated: PathBuf,
+    pub from: u64,
+    pub to: u64,
+    pub live_at: u64,
 }
 
 /// Where a store's late-write state is kept.
@@ -145,11 +161,24 @@ fn same_inode(m: &std::fs::Metadata, dev: u64, ino: u64) -> bool {
 /// state was left (by a killed run): the caller commits the resolved state,
 /// so a stale prepared one never outlives the next run (an inode number can
 /// be reused).
-pub fn load(state_dir: &Path, live: &std::fs::Metadata) -> (LateWrites, bool) {
+pub fn load(state_dir: &Path, log: &Path, live: &std::fs::Metadata) -> (LateWrites, bool) {
     if let Some(sf) = std::fs::read(state_path(state_dir))
         .ok()
         .and_then(|b| serde_json::from_slice::<StateFile>(&b).ok())
     {
+        if let Some(cr) = &sf.carrying {
+            let mut state = sf.committed.clone();
+            if !carry_landed(log, cr)
+                && let Some(w) = state
+                    .watches
+                    .iter_mut()
+                    .find(|w| w.rotated == cr.rotated && w.carried == cr.to)
+            {
+                w.carried = cr.from;
+                w.print = File::open(&w.rotated).map_or(0, |f| stamp(&f, cr.from));
+            }
+            return (state, true);
+        }
         let left = sf.prepared.is_some();
         let won = sf
             .prepared
@@ -175,12 +204,70 @@ pub fn load(state_dir: &Path, live: &std::fs::Metadata) -> (LateWrites, bool) {
     )
 }
 
-/// Write `committed` and `prepared` (atomic replace, fsynced).
-fn write(state_dir: &Path, committed: &LateWrites, prepared: Option<&LateWrites>) -> Result<()> {
+/// Whether the live log holds the bytes of `cr` at `cr.live_at`.
+fn carry_landed(log: &Path, cr: &Carrying) -> bool {
+    use std::os::unix::fs::FileExt;
+    let len = (cr.to - cr.from) as usize;
+    let (Ok(live), Ok(rot)) = (File::open(log), File::open(&cr.rotated)) else {
+        return false;
+    };
+    let (mut a, mut b) = (vec![0u8; len], vec![0u8; len]);
+    live.read_exact_at(&mut a, cr.live_at).is_ok()
+        && rot.read_exact_at(&mut b, cr.from).is_ok()
+        && a == b
+}
+
+/// Record a carry before its append (see [`Carrying`]): `state` already
+/// shows the watch carried to `cr.to`. Renamed into place but not fsynced:
+/// readers of the live path wait for this, and a kill needs no fsync (the
+/// page cache survives it). After a power cut the journal may be the
+/// previous one: then a carried keyed line can be carried again at the
+/// next run, placed before its copy, which folds to the same value; if the
+/// journal survived but the append did not, the check on load finds the
+/// bytes missing and carries them then. The run ends with an fsynced
+/// [`commit`].
+pub fn journal_carry(state_dir: &Path, state: &LateWrites, cr: &Carrying) -> Result<()> {
     #[derive(Serialize)]
     struct StateFile<'a> {
         committed: &'a LateWrites,
         prepared: Option<&'a LateWrites>,
+        carrying: &'a Carrying,
+    }
+    let path = state_path(state_dir);
+    let json = serde_json::to_vec(&StateFile {
+        committed: state,
+        prepared: None,
+        carrying: cr,
+    })
+    .map_err(|source| crate::Error::Encode {
+        what: "the late-write state",
+        path: path.clone(),
+        source,
+    })?;
+    let mut tmp = durable::temp_beside(&path)?;
+    tmp.write_all(&json).ctx("write", tmp.path())?;
+    tmp.persist(&path)
+        .map_err(|e| e.error)
+        .ctx("rename temp file over", &path)?;
+    Ok(())
+}
+
+/// Write `committed` and `prepared` (atomic replace, fsynced).
+fn write(state_dir: &Path, committed: &LateWrites, prepared: Option<&LateWrites>) -> Result<()> {
+    write_full(state_dir, committed, prepared, None)
+}
+
+fn write_full(
+    state_dir: &Path,
+    committed: &LateWrites,
+    prepared: Option<&LateWrites>,
+    carrying: Option<&Carrying>,
+) -> Result<()> {
+    #[derive(Serialize)]
+    struct StateFile<'a> {
+        committed: &'a LateWrites,
+        prepared: Option<&'a LateWrites>,
+        carrying: Option<&'a Carrying>,
     }
     durable::ensure_private_dir(state_dir)?;
     let path = state_path(state_dir);
@@ -189,6 +276,7 @@ fn write(state_dir: &Path, committed: &LateWrites, prepared: Option<&LateWrites>
     let json = serde_json::to_vec_pretty(&StateFile {
         committed,
         prepared,
+        carrying,
     })
     .map_err(|source| crate::Error::Encode {
         what: "the late-write state",
@@ -320,9 +408,9 @@ mod tests {
         );
         let committed = state(1, &mo);
         prepare(dir.path(), &committed, &state(2, &mn)).unwrap();
-        assert_eq!(load(dir.path(), &mn), (state(2, &mn), true));
-        assert_eq!(load(dir.path(), &mo), (committed.clone(), true));
+        assert_eq!(load(dir.path(), &new, &mn), (state(2, &mn), true));
+        assert_eq!(load(dir.path(), &old, &mo), (committed.clone(), true));
         commit(dir.path(), &committed).unwrap();
-        assert_eq!(load(dir.path(), &mn), (committed, false));
+        assert_eq!(load(dir.path(), &new, &mn), (committed, false));
     }
 }
