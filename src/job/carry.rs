@@ -9,7 +9,9 @@
 //!
 //! Lines carried here are live-log lines from then on: the late-write
 //! watch's `carried` advances with them, so the next fold does not place
-//! them again at the swap point. Lines written to the old inode after the
+//! them again, and the swap point moves to the end of each carry, so the
+//! old inode's later lines (a writer still there when the window closed)
+//! fold in after the ones carried, in that writer's order. Lines written to the old inode after the
 //! window are carried by the next run, at the swap point, as before
 //! (`late.rs`).
 //!
@@ -231,7 +233,13 @@ fn append(
         from,
         to,
         live_at: live_at + torn as u64,
+        point: state.live.as_ref().map_or(0, |g| g.swap_point),
     };
+    // Lines of the old inode not carried yet are newer than these: the
+    // next fold places them after this append, not at the old swap point.
+    if let Some(g) = state.live.as_mut() {
+        g.swap_point = cr.live_at + buf.len() as u64;
+    }
     if let Some(dir) = state_dir {
         late::journal_carry(dir, state, &cr)?;
     }

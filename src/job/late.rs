@@ -140,6 +140,10 @@ pub struct Carrying {
     pub from: u64,
     pub to: u64,
     pub live_at: u64,
+    /// The live generation's swap point before this carry (restored with
+    /// `from` when the append did not land).
+    #[serde(default)]
+    pub point: u64,
 }
 
 /// Where a store's late-write state is kept.
@@ -176,6 +180,9 @@ pub fn load(state_dir: &Path, log: &Path, live: &std::fs::Metadata) -> (LateWrit
             {
                 w.carried = cr.from;
                 w.print = File::open(&w.rotated).map_or(0, |f| stamp(&f, cr.from));
+                if let Some(g) = state.live.as_mut() {
+                    g.swap_point = cr.point;
+                }
             }
             return (state, true);
         }
@@ -186,7 +193,7 @@ pub fn load(state_dir: &Path, log: &Path, live: &std::fs::Metadata) -> (LateWrit
             .and_then(|p| p.live.as_ref())
             .is_some_and(|g| same_inode(live, g.dev, g.ino));
         let state = match sf.prepared {
-            Some(p) if won => p,
+            Some(p) if won => after_first_carry(log, p),
             _ => sf.committed,
         };
         return (state, left);
@@ -202,6 +209,48 @@ pub fn load(state_dir: &Path, log: &Path, live: &std::fs::Metadata) -> (LateWrit
         },
         false,
     )
+}
+
+/// A prepared state that won, with the swap's first carry (`carry::first`,
+/// appended right after the rename and journalled only after the
+/// directory fsync) accounted for: the live log's bytes from the swap point
+/// that repeat a watched file's uncarried bytes, up to a line end, are that
+/// carry. Without this a kill between the two would place those lines, and
+/// the old inode's later ones, before their carried copies.
+fn after_first_carry(log: &Path, mut state: LateWrites) -> LateWrites {
+    use std::os::unix::fs::FileExt;
+    let Some(g) = state.live.as_mut() else {
+        return state;
+    };
+    let Ok(live) = File::open(log) else {
+        return state;
+    };
+    for w in state.watches.iter_mut() {
+        let Ok(rot) = File::open(&w.rotated) else {
+            continue;
+        };
+        let (mut a, mut b) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+        let (Ok(na), Ok(nb)) = (
+            live.read_at(&mut a, g.swap_point),
+            rot.read_at(&mut b, w.carried),
+        ) else {
+            continue;
+        };
+        let same = a[..na]
+            .iter()
+            .zip(&b[..nb])
+            .take_while(|(x, y)| x == y)
+            .count();
+        let Some(end) = a[..same].iter().rposition(|&c| c == b'\n') else {
+            continue;
+        };
+        let n = end as u64 + 1;
+        w.carried += n;
+        w.print = stamp(&rot, w.carried);
+        g.swap_point += n;
+        break;
+    }
+    state
 }
 
 /// Whether the live log holds the bytes of `cr` at `cr.live_at`.
