@@ -54,7 +54,7 @@ pub const MAX_BYTES: u64 = 48 << 20;
 
 /// What an in-place attempt did.
 pub enum Attempt {
-    Done(Compacted),
+    Done(Box<Compacted>),
     /// Not attempted (nothing changed): why, and the swap runs instead.
     Declined(String),
 }
@@ -107,11 +107,11 @@ fn locked(store: &StoreConfig, state: &LateWrites, log: &Path, rw: &File) -> Res
         ..Stats::default()
     };
     let same = |stats: Stats| {
-        Attempt::Done(Compacted {
+        Attempt::Done(Box::new(Compacted {
             stats,
             state: state.clone(),
             window: None,
-        })
+        }))
     };
     if c.plan.is_identity() {
         return Ok(same(stats));
@@ -177,11 +177,11 @@ fn locked(store: &StoreConfig, state: &LateWrites, log: &Path, rw: &File) -> Res
         ino: me.ino(),
         swap_point: f.len() as u64,
     });
-    Ok(Attempt::Done(Compacted {
+    Ok(Attempt::Done(Box::new(Compacted {
         stats,
         state: next,
         window: None,
-    }))
+    })))
 }
 
 fn ms(since: std::time::Instant) -> f64 {

@@ -311,7 +311,7 @@ fn replace_log(
     let mut compacted = None;
     if chosen == crate::config::Strategy::InPlace {
         match inplace::compact(store, late_state)? {
-            inplace::Attempt::Done(c) => compacted = Some(c),
+            inplace::Attempt::Done(c) => compacted = Some(*c),
             inplace::Attempt::Declined(why) => {
                 report.strategy = "swap".into();
                 report.reason = format!("{}; swapped this run: {why}", report.reason);

@@ -210,7 +210,7 @@ fn probe(file: &File, log: &Path, census: &Census, dur: Duration) -> Result<Prob
     let size0 = file.metadata().ctx("stat log", log)?.len();
     let t0 = Instant::now();
     let mut p = Probe::default();
-    while t0.elapsed() < dur && !(p.grew && !p.lockers.is_empty()) {
+    while t0.elapsed() < dur && (!p.grew || p.lockers.is_empty()) {
         for pid in lock_waiters(ino) {
             if let Some(o) = census.openers.iter().find(|o| o.pid == pid)
                 && !p.lockers.iter().any(|l| l.pid == pid)

@@ -150,7 +150,7 @@ fn killed_at_random_instants(strategy: &str, kills: usize) {
     assert_eq!(written.len(), acked.load(Ordering::SeqCst));
     eprintln!(
         "random kills ({strategy}): {kills} kills ({mid_run} mid-run) on a {} MB log, run time {full:?}, {} lines appended meanwhile, 0 lost",
-        events as u64 * 150 >> 20,
+        (events as u64 * 150) >> 20,
         written.len()
     );
 }
