@@ -100,6 +100,15 @@ pub fn run(
     loop {
         let gap = last_poll.elapsed();
         last_poll = Instant::now();
+        // Once every writer that held the old inode has left it, a line
+        // still there was written before its writer reopened, and its
+        // writer may already have written newer lines to the live log:
+        // carrying it to the end now could put it after them. It stays
+        // for the next fold, at the swap point (the end of the last carry),
+        // which is before anything that writer wrote after reopening.
+        if !pids.is_empty() && census::take_among(&[rotated], &pids).is_empty() {
+            break;
+        }
         let n = carry_once(log, rotated, old, Some(state_dir), state)?;
         if n > 0 {
             out.lines += n;
