@@ -242,6 +242,12 @@ pub enum Error {
     #[error("store {store:?}: {msg}")]
     WrongStoreKind { store: String, msg: &'static str },
 
+    /// A name beside the log or in the state dir that another user could
+    /// have planted, a directory they can write, or an owner the run cannot
+    /// keep: refused before anything is changed (G8).
+    #[error("{}: {msg}", path.display())]
+    Unsafe { path: PathBuf, msg: String },
+
     /// Renaming the new log over the old one failed; the log is unchanged.
     #[error("{}: renaming the new log over it failed: {source}; the log is unchanged", path.display())]
     RenameFailed {
@@ -302,7 +308,8 @@ impl Error {
             | Error::WriterHung { .. }
             | Error::WriteFailed { .. }
             | Error::RenameFailed { .. }
-            | Error::SegmentChanged { .. } => ErrorClass::Failed,
+            | Error::SegmentChanged { .. }
+            | Error::Unsafe { .. } => ErrorClass::Failed,
         }
     }
 

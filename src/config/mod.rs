@@ -53,6 +53,11 @@ pub struct StoreConfig {
     /// Compact even while a process holds the log open for writing without
     /// `O_APPEND` (README "Writer classes"); off by default.
     pub allow_positional_writers: bool,
+    /// Where the writer census cannot see every process (another user's,
+    /// another PID namespace), a rotated file is pruned or stops being
+    /// watched only once it has been quiet (size and mtime unchanged) this
+    /// long: an unseen writer may still append to it. Default 1h.
+    pub blind_grace: Duration,
     /// Commands run after the record is written (the global ones unless the
     /// store sets its own).
     pub hooks: Hooks,
@@ -121,11 +126,16 @@ struct RawStore {
     max_age: Option<String>,
     jitter: Option<String>,
     allow_positional_writers: Option<bool>,
+    blind_grace: Option<String>,
     on_failure: Option<String>,
     on_success: Option<String>,
 }
 
 pub const DEFAULT_KEEP_ROTATED: usize = 3;
+
+/// The default `blind_grace`: how long a rotated file must be quiet before
+/// a run with an incomplete census lets it go.
+pub const DEFAULT_BLIND_GRACE: Duration = Duration::from_secs(3600);
 
 impl Config {
     /// Load and validate the config at `path`; a missing file is [`Error::NoConfig`].
@@ -328,6 +338,7 @@ fn validate_store(
         max_age: dur("max_age", rs.max_age)?,
         jitter: dur("jitter", rs.jitter)?,
         allow_positional_writers: rs.allow_positional_writers.unwrap_or(false),
+        blind_grace: dur("blind_grace", rs.blind_grace)?.unwrap_or(DEFAULT_BLIND_GRACE),
         hooks: global_hooks.for_store(rs.on_failure, rs.on_success),
     })
 }

@@ -2,4 +2,5 @@
 
 pub mod durable;
 pub mod ranges;
+pub mod safe;
 pub mod sys;
