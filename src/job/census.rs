@@ -86,7 +86,7 @@ impl Census {
     }
 
     /// What to do about an incomplete census, for `status`.
-    pub const FIX: &'static str = "run logkeeper as root in the host's PID namespace, or as the user that runs every writer, so it can see them; until then rotated files are kept while they may still be written (blind_grace) and writers without O_APPEND cannot be detected";
+    pub const FIX: &'static str = "only a run as root in the host's PID namespace sees every writer (docs/deployment.md); until then a rotated file is kept until it has been quiet for blind_grace, a torn tail is copied only to its last newline, and a writer without O_APPEND cannot be detected";
 }
 
 /// The census of write-mode descriptors on `files` (each stat'ed now and

@@ -123,6 +123,9 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
     // A state dir that cannot be made would fail the record at the end:
     // find out before the log is touched, so such a run changes nothing.
     let state_ready = durable::ensure_private_dir(&paths.store_state(&store.name));
+    // A state dir that is not trusted takes no record either: nothing of
+    // this run is written there.
+    let state_untrusted = matches!(&state_ready, Err(Error::Unsafe { .. }));
     // A run that could not keep the log's owner refuses before it makes
     // any file beside the log.
     let state_ready = state_ready.and_then(|()| match &store.segments {
@@ -193,6 +196,9 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
         hook: None,
     };
     crate::ops::progress::end();
+    if state_untrusted {
+        return rec;
+    }
     let state = StoreState::new(paths.store_state(&store.name));
     let records_lock = lock_records(&state, &store.name);
     rec.totals = Some(state.totals().plus(&rec));
