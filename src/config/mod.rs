@@ -51,7 +51,7 @@ pub struct StoreConfig {
     pub max_age: Option<Duration>,
     pub jitter: Option<Duration>,
     /// Compact even while a process holds the log open for writing without
-    /// `O_APPEND` (README "Writer classes"); off by default.
+    /// `O_APPEND` (docs/writers.md, "Writer classes"); off by default.
     pub allow_positional_writers: bool,
     /// Where the writer census cannot see every process (another user's,
     /// another PID namespace), a rotated file is pruned or stops being
