@@ -133,7 +133,7 @@ impl StoreLock {
         let path = lock_path(log);
         let dir = safe::Dir::of(&path)
             .map_err(|e| missing_dir(log, e))
-            .ctx("open the directory of", &path)?;
+            .ctx("open lock file", &path)?;
         let dmeta = dir.metadata().ctx("stat directory", dir.path())?;
         if let Some(why) = safe::untrusted_dir(&dmeta) {
             return Err(Error::Unsafe {
@@ -223,9 +223,17 @@ fn open_lock(
 ) -> Result<(File, bool)> {
     let (file, writable) = match dir.open_file(name, safe::Access::ReadWrite(mode)) {
         Ok(f) => (f, true),
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+        Err(denied) if denied.kind() == std::io::ErrorKind::PermissionDenied => {
             match dir.open_file(name, safe::Access::Read) {
                 Ok(f) => (f, false),
+                // No lock file yet, and this user may not create one.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(Error::io(
+                        "create lock file",
+                        path,
+                        safe::access_hint(dir.path(), denied),
+                    ));
+                }
                 Err(e) => {
                     return Err(Error::Unsafe {
                         path: path.to_path_buf(),
