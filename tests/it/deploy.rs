@@ -201,6 +201,10 @@ fn blind_scenario(ids: &HashMap<&str, u32>, how: Blind, keep: u32) -> (u64, u64)
         .arg("Bw")
         .arg(&truth)
         .arg(&stop)
+        // Quiet gaps between lines (longer than a run): a run that cannot
+        // see the writer finds its file with nothing new and must still
+        // keep it.
+        .env("WRITER_PAUSE", "0.02")
         .stdout(Stdio::null())
         .spawn()
         .unwrap();

@@ -10,6 +10,7 @@ CLASS is
   B  one fd for life, flock(LOCK_EX) around each append, never reopens (a
      task journal);
   D  the writer protocol, by running `logkeeper append STORE LINE`.
+WRITER_PAUSE (env) sets the pause between lines (default 0.0005 s).
 Each writer owns the keys (NAME, 0..KEYS), sets and deletes them, and when
 the file STOP exists writes its truth (the last value per key, null when
 deleted, and how many lines it wrote) to TRUTH as JSON and exits.
@@ -17,6 +18,9 @@ deleted, and how many lines it wrote) to TRUTH as JSON and exits.
 import fcntl, json, os, random, subprocess, sys, time
 
 KEYS = 12
+# Seconds between lines; a longer pause (WRITER_PAUSE) leaves quiet gaps, as
+# a real app's bursts do.
+PAUSE = float(os.environ.get("WRITER_PAUSE", "0.0005"))
 cls, log, name, truth_path, stop = sys.argv[1:6]
 lk = sys.argv[6:8]
 rng = random.Random(hash(name) ^ os.getpid())
@@ -68,7 +72,7 @@ while not os.path.exists(stop):
     else:
         sys.exit("unknown writer class " + cls)
     lines += 1
-    time.sleep(0.0005)
+    time.sleep(PAUSE)
 tmp = truth_path + ".tmp"
 with open(tmp, "w") as f:
     json.dump({"truth": truth, "lines": lines}, f)
