@@ -1,6 +1,7 @@
 //! File I/O primitives the job is built on.
 
 pub mod durable;
+pub mod locks;
 pub mod ranges;
 pub mod safe;
 pub mod sys;

@@ -76,6 +76,8 @@ pub fn lock_path(log: &Path) -> PathBuf {
 pub struct StoreLock {
     file: File,
     path: PathBuf,
+    /// How long [`Wait::Yes`] waited for another holder.
+    waited: std::time::Duration,
 }
 
 /// How [`StoreLock::acquire`] behaves when the lock is held.
@@ -151,6 +153,7 @@ impl StoreLock {
             Ok(m) => ((m.uid(), m.gid()), lock_mode(m.mode())),
             Err(_) => ((dmeta.uid(), dmeta.gid()), 0o644),
         };
+        let mut waited = std::time::Duration::ZERO;
         loop {
             let (file, writable) = open_lock(&dir, &name, &path, mode, owner)?;
             match file.try_lock() {
@@ -169,7 +172,9 @@ impl StoreLock {
                             path.display(),
                             describe_holder(read_holder_file(&path))
                         );
+                        let t = std::time::Instant::now();
                         file.lock().ctx("wait for lock", &path)?;
+                        waited += t.elapsed();
                     }
                 },
                 Err(TryLockError::Error(e)) => return Err(Error::io("lock", &path, e)),
@@ -186,7 +191,7 @@ impl StoreLock {
             } else {
                 replace_lock(&dir, &name, &path, mode, owner, file)?
             };
-            let mut lock = StoreLock { file, path };
+            let mut lock = StoreLock { file, path, waited };
             if writable {
                 lock.write_holder(&Holder::me(trigger))?;
             }
@@ -207,6 +212,11 @@ impl StoreLock {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How long taking the lock waited for another holder (`--wait`).
+    pub fn waited(&self) -> std::time::Duration {
+        self.waited
     }
 }
 
