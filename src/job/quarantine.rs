@@ -23,7 +23,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{IoContext, Result};
 use crate::fold::Bad;
-use crate::io::durable;
 
 /// One quarantined line.
 #[derive(Debug, Serialize, Deserialize)]
@@ -106,7 +105,13 @@ pub fn append(log: &Path, source: &Path, src: &File, bad: &[Bad], mode: u32) -> 
         )?);
         out.push(b'\n');
     }
-    let mut f = durable::open_append(&qpath, mode & 0o666)?;
+    let mut f = crate::io::safe::open_beside(&qpath, crate::io::safe::Access::Append(mode & 0o666))
+        .ctx("open for appending", &qpath)?;
+    // Files beside the log belong to the log's owner (G8).
+    if let Ok(m) = std::fs::metadata(log) {
+        crate::io::safe::give_to_owner(&f, &m)
+            .ctx("give the quarantine file to the log's owner:", &qpath)?;
+    }
     let len = f.metadata().ctx("stat quarantine file", &qpath)?.len();
     if len > 0 && !out.is_empty() {
         // A run killed mid-write left a partial entry: start on a new line
@@ -143,7 +148,7 @@ fn already_quarantined(
 ) -> Result<std::collections::HashSet<(u64, Vec<u8>)>> {
     use std::io::BufRead;
     let mut found = std::collections::HashSet::new();
-    let f = match File::open(qpath) {
+    let f = match crate::io::safe::open_beside(qpath, crate::io::safe::Access::Read) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
         Err(e) => return Err(crate::Error::io("read quarantine file", qpath, e)),

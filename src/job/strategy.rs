@@ -150,6 +150,19 @@ pub fn decide(
             "a lock-less writer appended while logkeeper held the writers' lock (class A or C): swap, then carry its lines from the old inode until it reopens".into(),
             None,
         )
+    } else if !p.lockers.is_empty() && !census.complete() {
+        (
+            Strategy::Swap,
+            format!(
+                "{} takes flock around each append (class B), but the census is incomplete ({}): an unseen writer may not take the lock, so swap, safe for every writer",
+                names(&p.lockers),
+                census.blind.join("; ")
+            ),
+            Some(format!(
+                "{} may keep writing into the rotated file after a swap: its lines reach the live path only at the next run. Run logkeeper where it sees every writer (as root in the app's PID namespace), or set strategy = \"in-place\" if every writer takes the lock",
+                names(&p.lockers)
+            )),
+        )
     } else if !p.lockers.is_empty() && !unlocked.is_empty() {
         (
             Strategy::Swap,
@@ -180,6 +193,7 @@ pub fn decide(
         return Ok(match mem {
             Some(m)
                 if m.strategy == "in-place"
+                    && census.complete()
                     && census.openers.iter().all(|o| m.lockers.contains(&o.pid)) =>
             {
                 (
