@@ -224,7 +224,10 @@ pub(crate) fn for_each_line_bounded(
         let utf8 = memchr::memrchr(b'\n', &buf[..filled])
             .is_some_and(|i| simdutf8::basic::from_utf8(&buf[..i]).is_ok());
         for nl in memchr::memchr_iter(b'\n', &buf[..filled]) {
-            f(base + consumed as u64, Line::Whole(&buf[consumed..nl], utf8));
+            f(
+                base + consumed as u64,
+                Line::Whole(&buf[consumed..nl], utf8),
+            );
             consumed = nl + 1;
         }
         if consumed == 0 && filled == buf.len() && pos < end {

@@ -266,7 +266,15 @@ fn malformed_bytes_do_not_grow_memory() {
     assert_eq!(code, 0);
     let entries = logkeeper::job::quarantine::read(&env.path("events.jsonl.quarantine")).unwrap();
     assert_eq!(entries.len(), 16_384 + 1);
-    assert_eq!(entries.last().unwrap().length, 16 + (24 << 20));
+    // Every line of the run of malformed lines has its own entry, with its
+    // offset; the long line's entry (streamed in pieces) holds its bytes.
+    assert_eq!(entries[1].offset - entries[0].offset, 2057);
+    let long = entries.last().unwrap();
+    assert_eq!(long.length, 16 + (24 << 20));
+    let bytes = long.bytes();
+    assert_eq!(bytes.len() as u64, long.length);
+    assert!(bytes.starts_with(b"{\"t\":\"a\",\"pad\":\"ccc"));
+    assert!(bytes.iter().skip(16).all(|&b| b == b'c'));
     assert_eq!(std::fs::read(&log).unwrap(), lines(&[A1B.as_bytes()]));
     assert!(
         peak_kib < 48 * 1024,

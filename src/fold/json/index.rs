@@ -126,6 +126,71 @@ pub(super) fn masks(block: &[u8; 64]) -> Masks {
     m
 }
 
+/// The same masks with AVX2 (two 32-byte loads); only called where
+/// [`has_avx2`] said the CPU has it.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn masks_avx2(block: &[u8; 64]) -> Masks {
+    use std::arch::x86_64::*;
+    let mut m = Masks::default();
+    // SAFETY: the caller checked AVX2 at run time; each unaligned load reads
+    // 32 bytes at offset 0 or 32 of a 64-byte array.
+    unsafe {
+        let quote = _mm256_set1_epi8(b'"' as i8);
+        let backslash = _mm256_set1_epi8(b'\\' as i8);
+        let limit = _mm256_set1_epi8(0x1f);
+        let space = _mm256_set1_epi8(b' ' as i8);
+        let tab = _mm256_set1_epi8(b'\t' as i8);
+        let lf = _mm256_set1_epi8(b'\n' as i8);
+        let cr = _mm256_set1_epi8(b'\r' as i8);
+        let lower = _mm256_set1_epi8(0x20);
+        let open = _mm256_set1_epi8(b'{' as i8); // '[' | 0x20 == '{'
+        let close = _mm256_set1_epi8(b'}' as i8); // ']' | 0x20 == '}'
+        let colon = _mm256_set1_epi8(b':' as i8);
+        let comma = _mm256_set1_epi8(b',' as i8);
+        for i in 0..2 {
+            let v = _mm256_loadu_si256(block.as_ptr().add(32 * i).cast());
+            let shift = 32 * i;
+            let q = _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, quote)) as u32 as u64;
+            let b = _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, backslash)) as u32 as u64;
+            let c = _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_max_epu8(v, limit), limit)) as u32
+                as u64;
+            let sp = _mm256_or_si256(
+                _mm256_or_si256(_mm256_cmpeq_epi8(v, space), _mm256_cmpeq_epi8(v, tab)),
+                _mm256_or_si256(_mm256_cmpeq_epi8(v, lf), _mm256_cmpeq_epi8(v, cr)),
+            );
+            let vl = _mm256_or_si256(v, lower);
+            let o = _mm256_or_si256(
+                _mm256_or_si256(_mm256_cmpeq_epi8(vl, open), _mm256_cmpeq_epi8(vl, close)),
+                _mm256_or_si256(_mm256_cmpeq_epi8(v, colon), _mm256_cmpeq_epi8(v, comma)),
+            );
+            m.quote |= q << shift;
+            m.backslash |= b << shift;
+            m.control |= c << shift;
+            m.space |= (_mm256_movemask_epi8(sp) as u32 as u64) << shift;
+            m.op |= (_mm256_movemask_epi8(o) as u32 as u64) << shift;
+        }
+    }
+    m
+}
+
+/// Whether this CPU has AVX2 (and POPCNT, BMI1), asked once (std caches
+/// the answer).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(super) fn has_avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("popcnt")
+        && std::arch::is_x86_feature_detected!("bmi1")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+pub(super) fn has_avx2() -> bool {
+    false
+}
+
 #[cfg(not(target_arch = "x86_64"))]
 #[inline(always)]
 pub(super) fn masks(block: &[u8; 64]) -> Masks {
@@ -172,12 +237,34 @@ pub(super) fn escape_ok(b: u8) -> bool {
 /// Build the structural index of `line` into `pos`. Returns `false` when
 /// the line is certainly not valid JSON (a check that needs no grammar
 /// failed); `true` means only that the grammar walk may proceed.
-pub(super) fn build(line: &[u8], pos: &mut Vec<u32>) -> bool {
+pub(super) fn build(line: &[u8], pos: &mut Vec<u32>, escapes: &mut Vec<u64>) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: AVX2 was detected at run time.
+        return unsafe { build_avx2(line, pos, escapes) };
+    }
+    build_with::<false>(line, pos, escapes)
+}
+
+/// Every AVX2 CPU (Haswell on) also has POPCNT and BMI1, which the bit
+/// loops use (`count_ones`, `trailing_zeros`); the check asks for all three.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,popcnt,bmi1")]
+unsafe fn build_avx2(line: &[u8], pos: &mut Vec<u32>, escapes: &mut Vec<u64>) -> bool {
+    build_with::<true>(line, pos, escapes)
+}
+
+/// [`build`] with a given block classifier; `escapes` gets, per block, the
+/// bits of the backslashes inside strings (so the walk can tell whether a
+/// string has escapes without reading it).
+#[inline(always)]
+fn build_with<const AVX2: bool>(line: &[u8], pos: &mut Vec<u32>, escapes: &mut Vec<u64>) -> bool {
     pos.clear();
+    escapes.clear();
     debug_assert!(line.len() < u32::MAX as usize);
     // Worst case one entry per byte (e.g. "[[[["), plus a block of slack
     // so entries can be written without a capacity check per bit.
-    pos.reserve(line.len() + 64);
+    pos.reserve(line.len() + 64 + 8);
     let mut esc_carry = 0u64;
     let mut in_str_carry = 0u64;
     let mut scalar_carry = 0u64;
@@ -195,6 +282,15 @@ pub(super) fn build(line: &[u8], pos: &mut Vec<u32>) -> bool {
                 &tail
             }
         };
+        #[cfg(target_arch = "x86_64")]
+        let m = if AVX2 {
+            // SAFETY: only `build_avx2` instantiates AVX2 = true, after the
+            // run-time check.
+            unsafe { masks_avx2(block) }
+        } else {
+            masks(block)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
         let m = masks(block);
         let esc = if m.backslash | esc_carry == 0 {
             0
@@ -211,6 +307,7 @@ pub(super) fn build(line: &[u8], pos: &mut Vec<u32>) -> bool {
         if esc_in_str != 0 && !escapes_ok(line, block, at, esc_in_str) {
             return false;
         }
+        escapes.push(m.backslash & in_str);
         // Scalar bytes: outside strings, not a quote, space or structural.
         let scalar = !(m.op | m.space | m.quote | in_str);
         let starts = scalar & !(scalar << 1 | scalar_carry);
@@ -249,17 +346,23 @@ fn escapes_ok(line: &[u8], block: &[u8; 64], at: usize, mut esc: u64) -> bool {
 fn push_bits(pos: &mut Vec<u32>, base: u32, mut bits: u64) {
     let n = bits.count_ones() as usize;
     let len = pos.len();
-    debug_assert!(pos.capacity() >= len + n);
-    // SAFETY: `build` reserved one entry per byte of the line (plus slack),
-    // and each block adds at most one entry per byte of the line; all `n`
-    // entries written below are initialised before `set_len`.
+    debug_assert!(pos.capacity() >= len + n.next_multiple_of(4));
+    // SAFETY: `build` reserved one entry per byte of the line plus a block
+    // and 8 of slack; each block adds at most one entry per byte of the
+    // line, and the loop below writes at most 3 entries past `n` (into the
+    // slack; `set_len` leaves them out). The first `n` entries are
+    // initialised before `set_len`.
     unsafe {
         let out = pos.as_mut_ptr().add(len);
         let mut i = 0;
-        while bits != 0 {
-            *out.add(i) = base + bits.trailing_zeros();
-            bits &= bits - 1;
-            i += 1;
+        // Four at a time: fewer hard-to-predict loop exits (simdjson's
+        // trick); past the last bit the extra writes are ignored.
+        while i < n {
+            for j in 0..4 {
+                *out.add(i + j) = base.wrapping_add(bits.trailing_zeros());
+                bits &= bits.wrapping_sub(1);
+            }
+            i += 4;
         }
         pos.set_len(len + n);
     }
@@ -276,10 +379,14 @@ mod tests {
         fn simd_and_scalar_byte_classes_agree(bytes in prop::collection::vec(any::<u8>(), 64)) {
             let block: &[u8; 64] = bytes.as_slice().try_into().unwrap();
             let (a, b) = (masks(block), masks_scalar(block));
-            prop_assert_eq!(
-                (a.quote, a.backslash, a.control, a.space, a.op),
-                (b.quote, b.backslash, b.control, b.space, b.op)
-            );
+            let bits = |m: Masks| (m.quote, m.backslash, m.control, m.space, m.op);
+            prop_assert_eq!(bits(a), bits(b));
+            #[cfg(target_arch = "x86_64")]
+            if has_avx2() {
+                // SAFETY: AVX2 was detected at run time.
+                let c = unsafe { masks_avx2(block) };
+                prop_assert_eq!(bits(c), bits(b));
+            }
         }
     }
 

@@ -153,11 +153,13 @@ pub struct Scanner {
     stack: Vec<bool>,
     /// The structural index of the line being scanned (stage 1).
     pos: Vec<u32>,
+    /// Per 64-byte block of the line, its backslashes inside strings.
+    escapes: Vec<u64>,
 }
 
 /// A scanner keeps an index this large (entries) between lines; one made
 /// for a longer line is freed after it, so memory stays flat.
-const KEEP_INDEX: usize = 1 << 20;
+const KEEP_INDEX: usize = 1 << 16;
 
 const OBJ: bool = true;
 const ARR: bool = false;
@@ -194,9 +196,13 @@ impl Scanner {
         // byte lexer below finds the reason (malformed lines are rare).
         if line.len() < u32::MAX as usize - 64
             && (utf8_known || simdutf8::basic::from_utf8(line).is_ok())
-            && index::build(line, &mut self.pos)
+            && index::build(line, &mut self.pos, &mut self.escapes)
         {
-            let walked = walk::Walk::new(line, &self.pos).line(&mut self.stack, &ptrs.root, out);
+            let walked = walk::Walk::new(line, &self.pos, &self.escapes).line(
+                &mut self.stack,
+                &ptrs.root,
+                out,
+            );
             self.shrink();
             if let Ok(kind) = walked {
                 return Ok(kind);
@@ -232,6 +238,7 @@ impl Scanner {
     fn shrink(&mut self) {
         if self.pos.capacity() > KEEP_INDEX {
             self.pos = Vec::new();
+            self.escapes = Vec::new();
         }
     }
 

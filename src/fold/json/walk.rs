@@ -20,6 +20,8 @@ type W<T> = Result<T, Bad>;
 pub(super) struct Walk<'a> {
     line: &'a [u8],
     pos: &'a [u32],
+    /// Per 64-byte block, the backslashes inside strings (stage 1).
+    escapes: &'a [u64],
     k: usize,
     /// End (exclusive) of the last value read.
     end: usize,
@@ -29,10 +31,11 @@ const OBJ: bool = true;
 const ARR: bool = false;
 
 impl<'a> Walk<'a> {
-    pub(super) fn new(line: &'a [u8], pos: &'a [u32]) -> Self {
+    pub(super) fn new(line: &'a [u8], pos: &'a [u32], escapes: &'a [u64]) -> Self {
         Walk {
             line,
             pos,
+            escapes,
             k: 0,
             end: 0,
         }
@@ -64,6 +67,26 @@ impl<'a> Walk<'a> {
     #[inline(always)]
     fn byte(&self) -> Option<u8> {
         self.pos.get(self.k).map(|&p| self.line[p as usize])
+    }
+
+    /// Whether the string content `[start, end)` has a backslash, from the
+    /// stage-1 bits (no byte of the string is read).
+    #[inline(always)]
+    fn has_escape(&self, start: usize, end: usize) -> bool {
+        if start >= end {
+            return false;
+        }
+        let (first, last) = (start / 64, (end - 1) / 64);
+        (first..=last).any(|w| {
+            let mut bits = self.escapes[w];
+            if w == first {
+                bits &= !0u64 << (start % 64);
+            }
+            if w == last {
+                bits &= !0u64 >> (63 - (end - 1) % 64);
+            }
+            bits != 0
+        })
     }
 
     /// A string at entry `k` (its opening quote): its content's span.
@@ -130,7 +153,7 @@ impl<'a> Walk<'a> {
                         loop {
                             let (ks, ke) = self.member_name()?;
                             let key = &self.line[ks..ke];
-                            let child = if key.contains(&b'\\') {
+                            let child = if self.has_escape(ks, ke) {
                                 let k = unescape(key);
                                 node.children.iter().find(|(t, _)| *t == k)
                             } else {
@@ -192,16 +215,13 @@ impl<'a> Walk<'a> {
         };
         if let Some(slot) = node.target {
             out[slot] = Some(match kind {
-                Kind::String { .. } => {
-                    let raw = &self.line[start + 1..self.end - 1];
-                    Span {
-                        start: start + 1,
-                        end: self.end - 1,
-                        kind: Kind::String {
-                            escaped: raw.contains(&b'\\'),
-                        },
-                    }
-                }
+                Kind::String { .. } => Span {
+                    start: start + 1,
+                    end: self.end - 1,
+                    kind: Kind::String {
+                        escaped: self.has_escape(start + 1, self.end - 1),
+                    },
+                },
                 _ => Span {
                     start,
                     end: self.end,
