@@ -212,12 +212,28 @@ pub enum Error {
 
     /// A writer held the log's lock past the swap's bound.
     #[error(
-        "{}: a writer has held the log's lock for over {:.1}s (hung?); nothing was changed, find it with `fuser {}`",
-        path.display(), waited.as_secs_f64(), path.display()
+        "{}: {holder} has held the log's lock for over {:.1}s (hung?); nothing was changed{}",
+        path.display(), waited.as_secs_f64(),
+        if holder.starts_with("pid ") { String::new() } else { format!(", find it with `fuser {}`", path.display()) }
     )]
     WriterHung {
         path: PathBuf,
         waited: std::time::Duration,
+        /// Who holds it (`pid N (program)`), else "a writer" (C.12).
+        holder: String,
+    },
+
+    /// Moving the malformed lines to the quarantine file failed (ENOSPC,
+    /// EIO...) before the swap: the run stopped with the log as it was
+    /// (C.13). Entries already written are recognised by the next run.
+    #[error(
+        "{source}; {} is unchanged (the run stopped before touching it): free space on its filesystem and run again",
+        log.display()
+    )]
+    QuarantineFailed {
+        log: PathBuf,
+        #[source]
+        source: Box<Error>,
     },
 
     /// Writing the new log failed (ENOSPC, EFBIG, EIO...); the log is
@@ -301,6 +317,7 @@ impl Error {
             | Error::UnsafeWriter { .. }
             | Error::WriterHung { .. }
             | Error::WriteFailed { .. }
+            | Error::QuarantineFailed { .. }
             | Error::RenameFailed { .. }
             | Error::SegmentChanged { .. } => ErrorClass::Failed,
         }

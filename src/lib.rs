@@ -78,6 +78,7 @@ pub mod config;
 #[doc(hidden)]
 pub mod demo;
 mod error;
+pub mod exit_code;
 #[doc(hidden)]
 pub mod failpoint;
 mod fold;

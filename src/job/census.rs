@@ -115,6 +115,15 @@ mod linux {
             return census;
         }
         let me = std::process::id();
+        // Owner, group and mode of each file (None: unknown, any may write).
+        let owners: Vec<Option<(u32, u32, u32)>> = targets
+            .values()
+            .map(|p| {
+                std::fs::metadata(p)
+                    .ok()
+                    .map(|m| (m.uid(), m.gid(), m.mode()))
+            })
+            .collect();
         let Ok(procs) = std::fs::read_dir("/proc") else {
             census.supported = false;
             return census;
@@ -134,7 +143,9 @@ mod linux {
             let fds = match std::fs::read_dir(&fd_dir) {
                 Ok(fds) => fds,
                 Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                    census.unreadable += 1;
+                    if may_write(pid, &owners) {
+                        census.unreadable += 1;
+                    }
                     continue;
                 }
                 // Exited mid-walk, or a kernel thread.
@@ -178,6 +189,41 @@ mod linux {
         }
         census.openers.sort_by_key(|o| (o.pid, o.fd));
         census
+    }
+
+    /// Whether a process whose descriptors cannot be read might write one
+    /// of the files, judged by its ids (`/proc/<pid>/status` is readable by
+    /// all) against each file's owner, group and mode, so that the census
+    /// says it may be incomplete only when it may be (C.12). Root's
+    /// processes count only for a file owned by root: a root process that
+    /// writes into another user's log is not the setup this looks for, and
+    /// counting root's daemons made every non-root census "incomplete".
+    fn may_write(pid: u32, owners: &[Option<(u32, u32, u32)>]) -> bool {
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            return true;
+        };
+        let ids = |key: &str| -> Vec<u32> {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .map(|v| {
+                    v.split_whitespace()
+                        .filter_map(|x| x.parse().ok())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let uids = ids("Uid:");
+        let mut gids = ids("Gid:");
+        gids.extend(ids("Groups:"));
+        owners.iter().any(|o| match *o {
+            None => true,
+            Some((uid, gid, mode)) => {
+                (uids.contains(&uid) && mode & 0o200 != 0)
+                    || (gids.contains(&gid) && mode & 0o020 != 0)
+                    || mode & 0o002 != 0
+            }
+        })
     }
 
     /// The `flags:` line of `/proc/<pid>/fdinfo/<fd>` (octal).

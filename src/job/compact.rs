@@ -171,7 +171,10 @@ pub fn compact(store: &StoreConfig, state_dir: &Path, state: &LateWrites) -> Res
     progress::begin(Phase::Write, snapshot_bytes);
     let mut tmp = durable::temp_beside(&c.log)?;
     let snapshot = swap::write_snapshot(&c, &keep, &tmp, scan_threads())?;
-    stats.quarantine_file = swap::quarantine_bad(&c)?;
+    stats.quarantine_file = swap::quarantine_bad(&c).map_err(|e| Error::QuarantineFailed {
+        log: c.log.clone(),
+        source: Box::new(e),
+    })?;
     stats.timings.write_ms = ms(t_write);
 
     let t_swap = Instant::now();

@@ -120,6 +120,7 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
     // The lock is held until the record is written, so a run's record is
     // on disk before any other run can start.
     let mut held = None;
+    let mut waited = std::time::Duration::ZERO;
     // A state dir that cannot be made would fail the record at the end:
     // find out before the log is touched, so such a run changes nothing.
     let state_ready = durable::ensure_private_dir(&paths.store_state(&store.name));
@@ -132,7 +133,21 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
         )
     }) {
         Ok(lock) => {
-            let lock_ms = t0.elapsed().as_secs_f64() * 1e3;
+            waited = lock.waited();
+            let lock_ms = (t0.elapsed() - waited).as_secs_f64() * 1e3;
+            tracing::info!(
+                "store {:?}: lock {} taken in {lock_ms:.3}ms{}",
+                store.name,
+                lock.path().display(),
+                if waited.is_zero() {
+                    String::new()
+                } else {
+                    format!(
+                        " after waiting {:.3}s for another run",
+                        waited.as_secs_f64()
+                    )
+                }
+            );
             held = Some(lock);
             match &store.segments {
                 Some(policy) => segmented::run(paths, store, policy, opts),
@@ -152,7 +167,7 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
             Done {
                 outcome: Outcome::Error,
                 reason: None,
-                stats: Stats::default(),
+                stats: refusal_stats(&e),
                 success: false,
                 baseline: false,
             },
@@ -167,7 +182,8 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
         trigger: opts.trigger.as_str().to_string(),
         started_at,
         finished_at: Utc::now(),
-        duration_ms: (t0.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+        duration_ms: ((t0.elapsed() - waited).as_secs_f64() * 1e6).round() / 1e3,
+        wait_ms: (waited.as_secs_f64() * 1e6).round() / 1e3,
         reason: done.reason,
         // The record keeps the message; the error itself ends here.
         error: error.map(|e| e.to_string()),
@@ -184,6 +200,23 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
         hook: None,
     };
     crate::ops::progress::end();
+    // -v / -vv (C.14): what was done, then how long each step took.
+    tracing::info!(
+        "store {:?}: {} in {:.3}ms ({} -> {} bytes, {} lines in, {} out)",
+        store.name,
+        rec.outcome.as_str(),
+        rec.duration_ms,
+        rec.stats.bytes_before,
+        rec.stats.bytes_after,
+        rec.stats.lines_in,
+        rec.stats.lines_out
+    );
+    tracing::debug!(
+        "store {:?}: timings {:?}; writers {:?}",
+        store.name,
+        rec.stats.timings,
+        rec.stats.writers
+    );
     let state = StoreState::new(paths.store_state(&store.name));
     let records_lock = lock_records(&state, &store.name);
     rec.totals = Some(state.totals().plus(&rec));
@@ -352,6 +385,17 @@ fn refuse_unsafe_writers(store: &StoreConfig, log: &std::path::Path) -> crate::R
         fd: o.fd,
         flags: o.flags.clone(),
     })
+}
+
+/// What a failed run records besides its error: for a refusal because of a
+/// writer, the census of the log at the refusal (C.12: it recorded an empty,
+/// unsupported one), so `status` shows who the writer is.
+fn refusal_stats(e: &Error) -> Stats {
+    let mut stats = Stats::default();
+    if let Error::UnsafeWriter { path, .. } = e {
+        stats.writers = census::take(&[path]);
+    }
+    stats
 }
 
 /// The `min_growth` check: a skip when the log grew too little since the

@@ -16,6 +16,7 @@ mod hooks;
 mod late_writes;
 mod lock;
 mod metrics;
+mod papercuts;
 mod progress;
 mod random_kills;
 mod security;

@@ -77,9 +77,10 @@ fn print(e: &Event) {
             stores.len(),
             stores.join(", ")
         )),
-        Event::ReloadFailed(err) => {
-            say(format!("config reload refused, keeping the old one: {err}"))
-        }
+        Event::ReloadFailed(err) => say(format!(
+            "config reload refused, keeping the old one: {err}{}",
+            crate::cli::render::hint(err).map_or(String::new(), |h| format!(" (hint: {h})"))
+        )),
         Event::Stopping { signal, running } => say(if running.is_empty() {
             format!("{signal}: stopping")
         } else {

@@ -29,6 +29,17 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
         }
         return Ok(exit::OK);
     }
+    // C.15: like `sync now`, a log that does not exist yet is no state,
+    // not an error.
+    if let Err(e) = std::fs::symlink_metadata(&store.log)
+        && e.kind() == std::io::ErrorKind::NotFound
+    {
+        eprintln!(
+            "logkeeper: {} does not exist yet: no state to replay",
+            store.log.display()
+        );
+        return Ok(exit::OK);
+    }
     let found = logkeeper::replay(store, &mut out)?;
     out.flush()?;
     if found.malformed > 0 {

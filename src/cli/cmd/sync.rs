@@ -1,5 +1,6 @@
 //! `logkeeper sync now`: run the job for the named stores.
 
+use crate::cli::out::outln;
 use clap::Subcommand;
 use logkeeper::Paths;
 use logkeeper::config::Config;
@@ -50,7 +51,27 @@ struct SyncJson<'a> {
 pub fn run(paths: &Paths, cmd: &SyncCmd) -> anyhow::Result<u8> {
     let SyncCmd::Now(args) = cmd;
     let config = Config::load(&paths.config)?;
+    tracing::debug!(
+        "config {}: {} store(s), state in {}",
+        paths.config.display(),
+        config.stores.len(),
+        paths.state_dir.display()
+    );
     let stores = config.select(&args.names, args.all)?;
+    // B.8: a store with an invalid table is refused on its own; the others
+    // run. Only the whole set (no names) can include one.
+    let refused: &[_] = if args.names.is_empty() {
+        &config.broken
+    } else {
+        &[]
+    };
+    for b in refused {
+        eprintln!(
+            "logkeeper: store {:?} not run: {}",
+            b.name,
+            b.error(&config.path)
+        );
+    }
     let opts = SyncOptions {
         trigger: args.trigger,
         wait: args.wait,
@@ -69,13 +90,13 @@ pub fn run(paths: &Paths, cmd: &SyncCmd) -> anyhow::Result<u8> {
     }
     if let Some(path) = args.metrics_file.as_ref().or(config.metrics_file.as_ref()) {
         // The runs stand whatever happens to the metrics file.
-        if let Err(e) = metrics::write(paths, &config.stores, path) {
+        if let Err(e) = metrics::write(paths, &config.stores, &config.broken, &config.path, path) {
             eprintln!("logkeeper: warning: {e}");
         }
     }
-    let code = crate::cli::exit::of_runs(&runs);
+    let code = crate::cli::exit::of_runs(&runs, refused.len());
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&SyncJson {
                 runs: &runs,

@@ -103,7 +103,9 @@ pub enum Event {
     Reloaded {
         stores: Vec<String>,
     },
-    ReloadFailed(String),
+    /// The new config was refused (the old one stays): the typed error, so
+    /// a caller can tell its class and where it is (C.16).
+    ReloadFailed(Arc<crate::Error>),
     Stopping {
         /// Why: the reason given to [`DaemonHandle::stop`] (the CLI passes
         /// the signal's name).
@@ -199,6 +201,9 @@ struct State<'a> {
     written: Option<DaemonInfo>,
     /// Where the metrics go (the option, else the current config's).
     metrics: Option<PathBuf>,
+    /// The stores of the current config that are not run for their invalid
+    /// table (B.8): marked in the metrics.
+    broken: Vec<crate::config::BrokenStore>,
 }
 
 impl State<'_> {
@@ -212,6 +217,14 @@ impl State<'_> {
     }
 
     fn set_config(&mut self, config: Config, now: DateTime<Utc>) {
+        for b in &config.broken {
+            tracing::warn!(
+                "store {:?} is not scheduled: {}",
+                b.name,
+                b.error(&config.path)
+            );
+        }
+        self.broken = config.broken;
         let mut old = std::mem::take(&mut self.stores);
         for s in config.stores {
             let name = s.name.clone();
@@ -270,7 +283,14 @@ impl State<'_> {
     fn write_metrics(&self) {
         if let Some(path) = &self.metrics {
             let stores = self.stores.values().map(|s| &s.cfg);
-            if let Err(e) = crate::ops::metrics::write(self.paths, stores, path) {
+            let written = crate::ops::metrics::write(
+                self.paths,
+                stores,
+                &self.broken,
+                &self.paths.config,
+                path,
+            );
+            if let Err(e) = written {
                 tracing::warn!("could not write the metrics file: {e}");
             }
         }
@@ -302,6 +322,7 @@ async fn main_loop(
         stores: BTreeMap::new(),
         written: None,
         metrics: opts.metrics_file.clone().or(config.metrics_file.clone()),
+        broken: Vec::new(),
     };
     let mut stamp = config_stamp(&paths.config);
     d.set_config(config, now);
@@ -355,7 +376,7 @@ async fn main_loop(
                 }
                 Err(e) => {
                     d.info.config_error = Some(e.to_string());
-                    on_event(&Event::ReloadFailed(e.to_string()));
+                    on_event(&Event::ReloadFailed(Arc::new(e)));
                 }
             }
         }
