@@ -167,10 +167,10 @@ pub fn for_each_line(
 }
 
 /// Lines up to this long are scanned in memory (the read buffer grows to
-/// hold one); a longer line is validated in pieces as it is read
-/// ([`LineValidator`]), so memory stays flat whatever the line's length. A
-/// long line that is valid JSON is kept in place, its key not read (see
-/// [`scan_chunk`]).
+/// hold one); a longer line is validated in pieces as it is read (by
+/// `json::LineValidator`, which also finds the pointers' spans), so memory
+/// stays flat whatever the line's length; only its key and op values are
+/// then read back (see [`scan_chunk`]).
 pub(crate) const LONG_LINE: usize = 2 << 20;
 
 /// One line as [`for_each_line_bounded`] hands it over.

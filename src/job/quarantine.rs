@@ -70,7 +70,7 @@ const WHOLE_ENTRY: u64 = 1 << 20;
 ///
 /// Memory is bounded whatever `bad` holds: entries are written through a
 /// buffered writer as they are made, and a line longer than
-/// [`WHOLE_ENTRY`] is copied in pieces.
+/// `WHOLE_ENTRY` (1 MiB) is copied in pieces.
 pub fn append(log: &Path, source: &Path, src: &File, bad: &[Bad], mode: u32) -> Result<PathBuf> {
     let qpath = path_for(log);
     crate::failpoint!("before-quarantine-write");

@@ -7,7 +7,9 @@
 //! automaton over the structural characters checks the grammar (its stack
 //! is one bit per open container), and scalars are checked by a byte
 //! automaton fed only their own bytes. It validates exactly what
-//! [`super::Scanner::validate`] validates; it extracts no values.
+//! [`super::Scanner::validate`] validates and, given pointers, finds the
+//! same spans as [`super::Scanner::scan`] (offsets in the line; the caller
+//! reads the few bytes it needs back from the file).
 
 use super::index::{Masks, escape_ok, escaped, masks, prefix_xor};
 use super::lexer::unescape;
