@@ -258,6 +258,24 @@ pub enum Error {
     #[error("store {store:?}: {msg}")]
     WrongStoreKind { store: String, msg: &'static str },
 
+    /// `replay --as-of` asked for a time before the oldest retained point.
+    #[error(
+        "store {store:?}: {asked} is before the oldest retained point, {oldest} ({}); nothing older is kept (raise keep_rotated to keep more)",
+        file.display()
+    )]
+    AsOfTooEarly {
+        store: String,
+        asked: String,
+        oldest: String,
+        file: PathBuf,
+    },
+
+    /// `replay --as-of` was given a time it cannot read.
+    #[error(
+        "{input:?} is not a time: use RFC 3339 (2026-11-29T08:00:00Z), a local \"YYYY-MM-DD HH:MM[:SS]\" or \"YYYY-MM-DD\", or Unix seconds"
+    )]
+    BadTime { input: String },
+
     /// Renaming the new log over the old one failed; the log is unchanged.
     #[error("{}: renaming the new log over it failed: {source}; the log is unchanged", path.display())]
     RenameFailed {
@@ -303,7 +321,9 @@ impl Error {
             | Error::NothingScheduled { .. }
             | Error::NulInPath { .. }
             | Error::InvalidLine { .. }
-            | Error::WrongStoreKind { .. } => ErrorClass::Usage,
+            | Error::WrongStoreKind { .. }
+            | Error::AsOfTooEarly { .. }
+            | Error::BadTime { .. } => ErrorClass::Usage,
             Error::Busy { .. } | Error::DaemonRunning { .. } => ErrorClass::Busy,
             Error::Io { .. }
             | Error::Encode { .. }

@@ -85,6 +85,9 @@ pub struct StoreStatus {
     /// newest seq, active segment, bytes since the last compaction).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segments: Option<crate::job::segmented::DirSummary>,
+    /// Stores with a growth trigger: the log's growth now against it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub growth: Option<crate::job::growth::GrowthNow>,
 }
 
 /// A store the daemon is backing off.
@@ -107,6 +110,12 @@ pub fn with_daemon(status: &mut StoreStatus, daemon: &crate::schedule::daemon::D
     };
     if d.next_run.is_some() {
         status.next_run = d.next_run;
+    }
+    if let Some(until) = d.growth_wait_until {
+        status.notes.push(format!(
+            "growth run due: the daemon holds it until {} (min_interval, or backoff after failures)",
+            fmt_time(until)
+        ));
     }
     if let Some(until) = d.backoff_until {
         status.reasons.push(format!(
@@ -263,7 +272,15 @@ pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) ->
         notes.extend(seg_notes);
         summary
     });
+    let growth = crate::job::growth::now(paths, store);
+    if let Some(g) = &growth {
+        notes.push(growth_note(g));
+    }
+    if let Some(r) = last_run.as_ref().filter(|r| r.trigger != "manual") {
+        notes.push(format!("last run started by: {}", r.trigger));
+    }
     StoreStatus {
+        growth,
         segments,
         name: store.name.clone(),
         notes,
@@ -287,6 +304,26 @@ pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) ->
         next_run: store.schedule.as_ref().and_then(|s| s.next_after(&now)),
         backoff: None,
     }
+}
+
+/// The growth trigger's state, in one line.
+fn growth_note(g: &crate::job::growth::GrowthNow) -> String {
+    let grown = match (g.grown, g.baseline_bytes) {
+        (Some(x), Some(b)) => format!(
+            "grown {:.0}% since the last compaction ({} -> {} bytes)",
+            x * 100.0,
+            b,
+            g.size
+        ),
+        (_, Some(_)) => format!("{} bytes, empty after the last compaction", g.size),
+        (_, None) => format!("{} bytes, never compacted", g.size),
+    };
+    format!(
+        "growth trigger: {grown}; runs at {:.0}% once the log is at least {} bytes{}",
+        g.threshold * 100.0,
+        g.min_size,
+        if g.due { " (due now)" } else { "" }
+    )
 }
 
 /// The status of a store whose table is invalid (B.8): the config error as
@@ -319,6 +356,7 @@ pub fn config_error_status(
         next_run: None,
         backoff: None,
         segments: None,
+        growth: None,
     }
 }
 

@@ -36,6 +36,12 @@ pub struct NewStore {
     pub jitter: Option<String>,
     /// Segmented stores: how long merged inputs wait before deletion.
     pub file_delete_delay: Option<String>,
+    /// The daemon's growth trigger: `growth`, `min_size`, `min_interval`.
+    pub growth: Option<f64>,
+    pub min_size: Option<String>,
+    pub min_interval: Option<String>,
+    /// Where each event's time is, for `replay --as-of`.
+    pub time: Option<String>,
 }
 
 /// Add a store to the config file (creating it), keeping its comments.
@@ -81,6 +87,9 @@ pub fn add_store(config_path: &Path, new: &NewStore) -> Result<Config> {
         ("seq", &new.seq),
         ("jitter", &new.jitter),
         ("file_delete_delay", &new.file_delete_delay),
+        ("min_size", &new.min_size),
+        ("min_interval", &new.min_interval),
+        ("time", &new.time),
     ] {
         if let Some(v) = v {
             t[field] = toml_edit::value(v.as_str());
@@ -91,6 +100,9 @@ pub fn add_store(config_path: &Path, new: &NewStore) -> Result<Config> {
     }
     if let Some(g) = new.min_growth {
         t["min_growth"] = toml_edit::value(g);
+    }
+    if let Some(g) = new.growth {
+        t["growth"] = toml_edit::value(g);
     }
     if let Some(b) = new.rotate_bytes {
         // TOML integers are i64; a larger limit is refused, not wrapped.

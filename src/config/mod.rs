@@ -22,11 +22,13 @@ use crate::schedule::Schedule;
 
 mod builder;
 mod edit;
+mod growth;
 mod ops;
 mod segments;
 
 pub use builder::StoreBuilder;
 pub use edit::{NewStore, add_store, remove_store};
+pub use growth::{DEFAULT_MIN_INTERVAL, DEFAULT_MIN_SIZE, GrowthTrigger};
 pub use ops::{DEFAULT_HOOK_TIMEOUT, Hooks};
 pub use segments::parse_bytes;
 
@@ -58,6 +60,11 @@ pub struct StoreConfig {
     pub hooks: Hooks,
     /// Set for a segmented store (`segments = ...` instead of `log`).
     pub segments: Option<SegmentPolicy>,
+    /// The daemon's growth trigger (`growth`, `min_size`, `min_interval`).
+    pub growth: Option<GrowthTrigger>,
+    /// Where each event's time is (`time = "/created_at"`): `replay
+    /// --as-of` then stops exactly at the time asked.
+    pub time: Option<String>,
 }
 
 impl StoreConfig {
@@ -160,6 +167,10 @@ struct RawStore {
     allow_positional_writers: Option<bool>,
     on_failure: Option<String>,
     on_success: Option<String>,
+    growth: Option<f64>,
+    min_size: Option<segments::RawBytes>,
+    min_interval: Option<String>,
+    time: Option<String>,
 }
 
 pub const DEFAULT_KEEP_ROTATED: usize = 3;
@@ -423,7 +434,11 @@ fn validate_store(
     let segments = segments
         .map(|pattern| segments::policy(pattern, &rs, err))
         .transpose()?;
+    let growth = growth::trigger(&rs, err)?;
+    let time = growth::time_pointer(&rs, err)?;
     Ok(StoreConfig {
+        growth,
+        time,
         segments,
         name: rs.name,
         log,

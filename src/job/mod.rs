@@ -15,6 +15,8 @@
 pub mod census;
 pub mod compact;
 pub mod cut;
+pub mod dryrun;
+pub mod growth;
 pub mod late;
 pub mod lock;
 pub mod quarantine;
@@ -276,13 +278,7 @@ fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::
     if let Err(e) = std::fs::symlink_metadata(&store.log)
         && e.kind() == std::io::ErrorKind::NotFound
     {
-        return Ok(Done::skipped(
-            format!(
-                "{} does not exist yet: nothing to compact (check the store's `log` if a writer should have created it)",
-                store.log.display()
-            ),
-            false,
-        ));
+        return Ok(Done::skipped(missing_log_reason(store), false));
     }
     let log = compact::resolve_log(&store.log)?;
     let state_dir = paths.store_state(&store.name);
@@ -315,6 +311,14 @@ fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::
         success: true,
         baseline: true,
     })
+}
+
+/// Why a run of a store whose log does not exist is skipped.
+pub(crate) fn missing_log_reason(store: &StoreConfig) -> String {
+    format!(
+        "{} does not exist yet: nothing to compact (check the store's `log` if a writer should have created it)",
+        store.log.display()
+    )
 }
 
 /// A rotated file whose only uncarried bytes are a partial line, and that
@@ -407,11 +411,28 @@ fn below_min_growth(
     live: &std::fs::Metadata,
     late_state: &late::LateWrites,
 ) -> Option<Done> {
-    if opts.force || store.min_growth <= 0.0 {
+    let reason = min_growth_skip(paths, store, opts.force, live.len(), late_state)?;
+    let mut d = Done::skipped(reason, true);
+    d.stats.bytes_before = live.len();
+    d.stats.bytes_after = live.len();
+    Some(d)
+}
+
+/// Why `min_growth` skips a run of `store` whose log has `size` bytes, or
+/// None when it does not (forced, not set, no baseline, grown enough, or
+/// late writes wait to be carried). The one home of the rule: a run and
+/// `sync now --dry-run` both ask it.
+pub(crate) fn min_growth_skip(
+    paths: &Paths,
+    store: &StoreConfig,
+    force: bool,
+    size: u64,
+    late_state: &late::LateWrites,
+) -> Option<String> {
+    if force || store.min_growth <= 0.0 {
         return None;
     }
     let b = StoreState::new(paths.store_state(&store.name)).baseline()?;
-    let size = live.len();
     let grown = size.saturating_sub(b.bytes_after) as f64 / b.bytes_after.max(1) as f64;
     let late_waiting = late_state
         .watches
@@ -420,17 +441,11 @@ fn below_min_growth(
     if grown >= store.min_growth || late_waiting {
         return None;
     }
-    let mut d = Done::skipped(
-        format!(
-            "the log grew {:.0}% since the last compaction, below min_growth {:.0}% (use --force to compact anyway)",
-            grown * 100.0,
-            store.min_growth * 100.0
-        ),
-        true,
-    );
-    d.stats.bytes_before = size;
-    d.stats.bytes_after = size;
-    Some(d)
+    Some(format!(
+        "the log grew {:.0}% since the last compaction, below min_growth {:.0}% (use --force to compact anyway)",
+        grown * 100.0,
+        store.min_growth * 100.0
+    ))
 }
 
 /// Step 4: take the writer census of the live log and every rotated file,

@@ -323,7 +323,7 @@ fn utf8_cut(piece: &[u8], last: bool) -> usize {
 
 /// The end of the line that starts at `at` (just after its `\n`), or
 /// `limit` if there is no `\n` before it.
-fn next_line_end(src: &File, at: u64, limit: u64) -> std::io::Result<u64> {
+pub(crate) fn next_line_end(src: &File, at: u64, limit: u64) -> std::io::Result<u64> {
     let mut buf = [0u8; 8 << 10];
     let mut pos = at;
     while pos < limit {

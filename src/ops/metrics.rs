@@ -89,6 +89,9 @@ const fn labelled(m: Metric, label: &'static str, values: &'static [&'static str
 }
 
 const OUTCOMES: &[&str] = &["ok", "skipped", "busy", "error"];
+const TRIGGERS: &[&str] = &[
+    "manual", "schedule", "timer", "cron", "daemon", "growth", "demo",
+];
 const HEALTHS: &[&str] = &["ok", "failed", "overdue", "never_run", "config_error"];
 
 fn ts(r: Option<&RunRecord>) -> f64 {
@@ -138,6 +141,10 @@ const METRICS: &[Metric] = &[
     labelled(counter("logkeeper_runs_total", "Runs of the store by outcome.", |v, l| v.totals.runs(outcome(l)) as f64), "outcome", OUTCOMES),
     counter("logkeeper_pruned_files_total", "Rotated files deleted by retention.", |v, _| v.totals.pruned_files as f64),
     gauge("logkeeper_run_in_progress", "1 while a run holds the store's lock.", |v, _| b(v.status.running.is_some())),
+    labelled(gauge("logkeeper_last_run_trigger", "1 for what started the store's last run, 0 for the others.", |v, l| b(last(v).is_some_and(|r| r.trigger == l))), "trigger", TRIGGERS),
+    gauge("logkeeper_growth_ratio", "Growth of the live log since the last compaction, as a fraction of the size it left (0 without a growth trigger or a compaction).", |v, _| v.status.growth.as_ref().and_then(|g| g.grown).unwrap_or(0.0)),
+    gauge("logkeeper_growth_threshold_ratio", "The store's `growth` trigger (0 without one).", |v, _| v.status.growth.as_ref().map_or(0.0, |g| g.threshold)),
+    gauge("logkeeper_growth_min_size_bytes", "The store's `min_size` for growth runs (0 without a growth trigger).", |v, _| v.status.growth.as_ref().map_or(0.0, |g| g.min_size as f64)),
     gauge("logkeeper_schedule_interval_seconds", "Seconds between two scheduled runs of the store (0 without a schedule).", |v, _| v.schedule_interval),
     gauge("logkeeper_overdue_at_timestamp_seconds", "When the store becomes overdue if no run succeeds before: its first scheduled run after the last success plus a grace of 10 minutes and its jitter (Unix time; 0 without a schedule or a success). Alert on time() > this.", |v, _| v.overdue_at),
 ];

@@ -6,7 +6,7 @@ use logkeeper::schedule::daemon::{Daemon, DaemonOptions, Event};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cli::exit;
-use crate::cli::render::{human_ms, summary};
+use crate::cli::render::{human_bytes, human_ms, summary};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -47,6 +47,21 @@ fn print(e: &Event) {
             "store {store}: {} run for {}",
             if *catch_up { "catch-up" } else { "scheduled" },
             scheduled.format("%Y-%m-%d %H:%M %Z")
+        )),
+        Event::Growth { store, now } => say(format!(
+            "store {store}: growth run: the log is {}, {} (threshold {:.0}%, min_size {})",
+            human_bytes(now.size),
+            match (now.baseline_bytes, now.grown) {
+                (Some(b), Some(g)) => format!(
+                    "grown {:.0}% since the last compaction left {}",
+                    g * 100.0,
+                    human_bytes(b)
+                ),
+                (Some(_), None) => "empty after the last compaction".to_string(),
+                (None, _) => "never compacted".to_string(),
+            },
+            now.threshold * 100.0,
+            human_bytes(now.min_size)
         )),
         Event::Ran(r) => say(format!(
             "store {}: {} in {}: {}",

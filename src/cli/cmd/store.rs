@@ -89,6 +89,20 @@ pub struct AddArgs {
     /// Segmented: how long merged inputs wait before they are deleted, e.g. "60s"
     #[arg(long, value_name = "DURATION", conflicts_with = "log")]
     pub file_delete_delay: Option<String>,
+    /// The daemon also compacts once the log grew by this fraction since the
+    /// last compaction (0.5 = 50%) and is at least --min-size
+    #[arg(long, value_name = "RATIO", conflicts_with = "segments")]
+    pub growth: Option<f64>,
+    /// With --growth: no growth run below this size, e.g. "64MiB" [default: 64MiB]
+    #[arg(long, value_name = "SIZE", requires = "growth")]
+    pub min_size: Option<String>,
+    /// With --growth: the least time between two growth runs, e.g. "5m" [default: 1m]
+    #[arg(long, value_name = "DURATION", requires = "growth")]
+    pub min_interval: Option<String>,
+    /// JSON pointer to each event's time, e.g. "/created_at": `replay
+    /// --as-of` then stops exactly at the time asked
+    #[arg(long, value_name = "PTR")]
+    pub time: Option<String>,
 }
 
 pub fn run(paths: &Paths, cmd: &StoreCmd) -> anyhow::Result<u8> {
@@ -122,6 +136,10 @@ pub fn run(paths: &Paths, cmd: &StoreCmd) -> anyhow::Result<u8> {
                 rotate_bytes: a.rotate_bytes,
                 jitter: a.jitter.clone(),
                 file_delete_delay: a.file_delete_delay.clone(),
+                growth: a.growth,
+                min_size: a.min_size.clone(),
+                min_interval: a.min_interval.clone(),
+                time: a.time.clone(),
             };
             config::add_store(&paths.config, &new)?;
             // C.15: a run skips a missing log only if its folder exists.

@@ -37,6 +37,10 @@ pub struct NowArgs {
     /// config's `metrics_file`]
     #[arg(long, value_name = "FILE")]
     pub metrics_file: Option<std::path::PathBuf>,
+    /// Report what a run would do (lines dropped, tombstones, quarantined,
+    /// per key group, writers, min_growth) without writing or locking
+    #[arg(long, conflicts_with_all = ["wait", "metrics_file"])]
+    pub dry_run: bool,
     /// What started this run; scheduled triggers record a held lock as a skip
     #[arg(long, value_enum, default_value_t = Trigger::Manual, hide = true)]
     pub trigger: Trigger,
@@ -71,6 +75,10 @@ pub fn run(paths: &Paths, cmd: &SyncCmd) -> anyhow::Result<u8> {
             b.name,
             b.error(&config.path)
         );
+    }
+    if args.dry_run {
+        let code = crate::cli::cmd::dry_run::run(paths, &stores, args.force, args.json)?;
+        return Ok(code.max(crate::cli::exit::of_runs(&[], refused.len())));
     }
     let opts = SyncOptions {
         trigger: args.trigger,
