@@ -27,5 +27,6 @@ mod segments;
 mod shell;
 mod status;
 mod three_writers;
+mod visibility;
 mod writer_classes;
 mod writers;
