@@ -267,6 +267,12 @@ pub enum Error {
     #[error("store {store:?}: {msg}")]
     WrongStoreKind { store: String, msg: &'static str },
 
+    /// A name beside the log or in the state dir that another user could
+    /// have planted, a directory they can write, or an owner the run cannot
+    /// keep: refused before anything is changed (G8).
+    #[error("{}: {msg}", path.display())]
+    Unsafe { path: PathBuf, msg: String },
+
     /// `replay --as-of` asked for a time before the oldest retained point.
     #[error(
         "store {store:?}: {asked} is before the oldest retained point, {oldest} ({}); nothing older is kept (raise keep_rotated to keep more)",
@@ -349,7 +355,8 @@ impl Error {
             | Error::WriteFailed { .. }
             | Error::QuarantineFailed { .. }
             | Error::RenameFailed { .. }
-            | Error::SegmentChanged { .. } => ErrorClass::Failed,
+            | Error::SegmentChanged { .. }
+            | Error::Unsafe { .. } => ErrorClass::Failed,
         }
     }
 

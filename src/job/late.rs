@@ -362,7 +362,8 @@ pub struct Open {
 pub fn open_watched(state: &LateWrites) -> Result<Vec<Open>> {
     let mut out = Vec::new();
     for w in &state.watches {
-        let Ok(file) = File::open(&w.rotated) else {
+        let Ok(file) = crate::io::safe::open_beside(&w.rotated, crate::io::safe::Access::Read)
+        else {
             continue; // pruned or moved away by someone else
         };
         let meta = file.metadata().ctx("stat", &w.rotated)?;

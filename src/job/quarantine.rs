@@ -24,7 +24,6 @@ use serde::{Deserialize, Serialize};
 use crate::error::{IoContext, Result};
 use crate::fold::Bad;
 use crate::fold::json::Invalid;
-use crate::io::durable;
 
 /// One quarantined line.
 #[derive(Debug, Serialize, Deserialize)]
@@ -78,7 +77,13 @@ pub fn append(log: &Path, source: &Path, src: &File, bad: &[Bad], mode: u32) -> 
     // these same lines at the same offsets: an entry with the same offset
     // and bytes already preserves the line, so it is not written again.
     let existing = already_quarantined(&qpath, source, bad)?;
-    let f = durable::open_append(&qpath, mode & 0o666)?;
+    let f = crate::io::safe::open_beside(&qpath, crate::io::safe::Access::Append(mode & 0o666))
+        .ctx("open for appending", &qpath)?;
+    // Files beside the log belong to the log's owner (G8).
+    if let Ok(m) = std::fs::metadata(log) {
+        crate::io::safe::give_to_owner(&f, &m)
+            .ctx("give the quarantine file to the log's owner:", &qpath)?;
+    }
     let len = f.metadata().ctx("stat quarantine file", &qpath)?.len();
     let mut w = Entries {
         out: std::io::BufWriter::with_capacity(1 << 16, &f),
@@ -357,7 +362,7 @@ fn already_quarantined(
 ) -> Result<std::collections::HashSet<(u64, u64, u64)>> {
     use std::io::BufRead;
     let mut found = std::collections::HashSet::new();
-    let f = match File::open(qpath) {
+    let f = match crate::io::safe::open_beside(qpath, crate::io::safe::Access::Read) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
         Err(e) => return Err(crate::Error::io("read quarantine file", qpath, e)),
