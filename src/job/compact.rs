@@ -180,10 +180,13 @@ pub fn compact(
     let spec = FoldSpec::for_store(store)?;
     let late_in_fold = c.late_bytes();
     // Malformed late lines (quarantined from their rotated file).
-    let late_bad = crate::fold::segments::locate_bad(&c.segments(), &c.plan.bad)
-        .iter()
-        .filter(|(seg, _)| seg.path != c.log)
-        .count() as u64;
+    let mut late_bad = 0;
+    for (seg, b) in crate::fold::segments::locate_bad(&c.segments(), &c.plan.bad) {
+        if seg.path != c.log {
+            late_bad += crate::fold::count_lines_in(seg.file, b.range)
+                .ctx("read late writes in", seg.path)?;
+        }
+    }
     let mut stats = Stats {
         bytes_before: c.size,
         bytes_after: c.size,
@@ -192,7 +195,7 @@ pub fn compact(
         keys_live: c.plan.keys_live,
         deletes_dropped: c.plan.deletes_dropped,
         keyless_kept: c.plan.keyless_kept,
-        quarantined: c.plan.bad.len() as u64,
+        quarantined: c.plan.bad_lines,
         salvaged: c.plan.salvaged,
         unglued: c.plan.unglued,
         tail_bytes: c.size.saturating_sub(c.cut),
