@@ -66,7 +66,13 @@ pub(crate) fn could_be_one_torn_value(line: &[u8]) -> bool {
 fn step(state: State, b: u8, stack: &mut Vec<u8>) -> Option<(State, bool)> {
     let ws = matches!(b, b' ' | b'\t' | b'\r' | b'\n');
     Some(match state {
-        State::Str { key, escaped: true } => (State::Str { key, escaped: false }, true),
+        State::Str { key, escaped: true } => (
+            State::Str {
+                key,
+                escaped: false,
+            },
+            true,
+        ),
         State::Str { key, .. } => match b {
             b'\\' => (State::Str { key, escaped: true }, true),
             b'"' if key => (State::Colon, true),

@@ -218,10 +218,13 @@ fn salvage_never_takes_a_nested_value() {
     let log = env.path("events.jsonl");
     let open = r#"{"change_type":"SET","item_type":"Task","item":{"id":7,"state":"open"}}"#;
     let done = r#"{"change_type":"SET","item_type":"Task","item":{"id":7,"state":"done"}}"#;
-    let torn = format!(
-        r#"{{"change_type":"SET","item_type":"Task","item":{{"id":8}},"prev":{open}"#
-    );
-    std::fs::write(&log, lines(&[open.as_bytes(), done.as_bytes(), torn.as_bytes()])).unwrap();
+    let torn =
+        format!(r#"{{"change_type":"SET","item_type":"Task","item":{{"id":8}},"prev":{open}"#);
+    std::fs::write(
+        &log,
+        lines(&[open.as_bytes(), done.as_bytes(), torn.as_bytes()]),
+    )
+    .unwrap();
     env.keyed_store("m", &log);
     let task7 = |text: &str| -> Vec<String> {
         text.lines()
@@ -230,7 +233,11 @@ fn salvage_never_takes_a_nested_value() {
             .collect()
     };
     let replayed = env.lk(["replay", "m"]).status(0).stdout();
-    assert_eq!(task7(&replayed), vec![done.to_string()], "replay: {replayed}");
+    assert_eq!(
+        task7(&replayed),
+        vec![done.to_string()],
+        "replay: {replayed}"
+    );
     let rec = env
         .lk(["sync", "now", "--force", "--json"])
         .status(0)
@@ -272,7 +279,11 @@ fn repeat_malformed_line_is_quarantined_per_generation() {
         assert_eq!(rec["stats"]["quarantined"], 1, "run {run}");
         assert_eq!(std::fs::read(&log).unwrap(), b"", "run {run}");
         let entries = logkeeper::job::quarantine::read(&q).unwrap();
-        assert_eq!(entries.len() as u64, run, "every bad line is in the quarantine");
+        assert_eq!(
+            entries.len() as u64,
+            run,
+            "every bad line is in the quarantine"
+        );
         let last = entries.last().unwrap();
         assert_eq!((last.offset, last.bytes()), (0, b"not json".to_vec()));
         assert_eq!(last.generation.ino, Some(inodes[run as usize - 1]));
