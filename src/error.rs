@@ -242,6 +242,35 @@ pub enum Error {
     #[error("store {store:?}: {msg}")]
     WrongStoreKind { store: String, msg: &'static str },
 
+    /// A step after the exchange failed (EIO on a failing disk): unlike
+    /// every other failure of a run, the log *was* replaced (issue 16 B.11).
+    #[error(
+        "{}: {op} failed after the log was already replaced by its compacted file: {source}; the new log is complete and the old one is kept as {}; check the disk (dmesg), the next run finishes the clean-up",
+        log.display(), rotated.display()
+    )]
+    AfterSwap {
+        op: &'static str,
+        log: PathBuf,
+        rotated: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The new file read back from disk does not fold to the planned fold
+    /// (issue 16 D): a defect, caught before the swap; the log is unchanged.
+    #[error(
+        "{}: verify before swap failed: the new file does not fold to the planned fold (planned {}, on disk {}); the log is unchanged; {}; this is a bug of logkeeper or a failing disk: please report it with that file",
+        log.display(), verification.planned, verification.on_disk,
+        match &verification.kept {
+            Some(p) => format!("the new file is kept for diagnosis as {}", p.display()),
+            None => "the new file could not be kept for diagnosis".to_string(),
+        }
+    )]
+    VerifyFailed {
+        log: PathBuf,
+        verification: Box<crate::job::verify::Verification>,
+    },
+
     /// Renaming the new log over the old one failed; the log is unchanged.
     #[error("{}: renaming the new log over it failed: {source}; the log is unchanged", path.display())]
     RenameFailed {
@@ -302,6 +331,8 @@ impl Error {
             | Error::WriterHung { .. }
             | Error::WriteFailed { .. }
             | Error::RenameFailed { .. }
+            | Error::AfterSwap { .. }
+            | Error::VerifyFailed { .. }
             | Error::SegmentChanged { .. } => ErrorClass::Failed,
         }
     }

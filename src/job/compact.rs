@@ -18,7 +18,7 @@ use crate::io::durable;
 use crate::job::cut::Cut;
 use crate::job::late::{self, Generation, LateWrites, Watch};
 use crate::job::record::Stats;
-use crate::job::swap;
+use crate::job::{swap, verify};
 use crate::ops::progress::{self, Phase};
 
 fn ms(since: Instant) -> f64 {
@@ -168,6 +168,11 @@ pub fn compact(store: &StoreConfig, state_dir: &Path, state: &LateWrites) -> Res
     progress::begin(Phase::Write, snapshot_bytes);
     let mut tmp = durable::temp_beside(&c.log)?;
     let snapshot = swap::write_snapshot(&c, &keep, &tmp, scan_threads())?;
+    let segs = c.segments();
+    let verified =
+        verify::snapshot(&spec, &segs, &keep, &c.plan.newlines, &tmp, snapshot, &c.log, state_dir)?;
+    stats.timings.verify_ms = verified.ms;
+    stats.verify = Some(verified);
     stats.quarantine_file = swap::quarantine_bad(&c)?;
     stats.timings.write_ms = ms(t_write);
 

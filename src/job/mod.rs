@@ -24,6 +24,7 @@ pub mod rotation;
 pub mod segmented;
 pub mod swap;
 mod trigger;
+pub mod verify;
 
 pub use trigger::Trigger;
 
@@ -152,7 +153,14 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
             Done {
                 outcome: Outcome::Error,
                 reason: None,
-                stats: Stats::default(),
+                stats: Stats {
+                    // A failed verification's digests go in the record.
+                    verify: match &e {
+                        Error::VerifyFailed { verification, .. } => Some((**verification).clone()),
+                        _ => None,
+                    },
+                    ..Stats::default()
+                },
                 success: false,
                 baseline: false,
             },

@@ -227,8 +227,18 @@ pub fn exchange(c: &Cut, tmp: tempfile::NamedTempFile, rotated: &Path) -> Result
             }
             crate::failpoint!("after-rename");
             // The temp name now holds the old inode, which the rotated name
-            // keeps: dropping `tmp` removes only that extra name.
-            drop(tmp);
+            // keeps: removing it removes only that extra name. A failure is
+            // harmless to the data (the next run removes the name) but is a
+            // sign of a failing disk, and the log is already replaced.
+            let removed = match crate::fail_io!("unlink-old-temp") {
+                Ok(()) => tmp.close(),
+                Err(e) => {
+                    // As a real failed unlink would: the name stays.
+                    let _ = tmp.into_temp_path().keep();
+                    Err(e)
+                }
+            };
+            removed.map_err(|e| after_swap("remove the old log's temp name", c, rotated, e))?;
         }
         Ok(false) => {
             tmp.persist(&c.log).map_err(|e| failed(e.error))?;
@@ -236,9 +246,21 @@ pub fn exchange(c: &Cut, tmp: tempfile::NamedTempFile, rotated: &Path) -> Result
         }
         Err(e) => return Err(failed(e)),
     }
-    durable::fsync_dir(durable::parent_dir(&c.log))?;
+    crate::fail_io!("dir-fsync-after-swap")
+        .and_then(|_| File::open(durable::parent_dir(&c.log)))
+        .and_then(|d| d.sync_all())
+        .map_err(|e| after_swap("fsync of the log's directory", c, rotated, e))?;
     crate::failpoint!("after-dir-fsync");
     Ok(())
+}
+
+fn after_swap(op: &'static str, c: &Cut, rotated: &Path, source: std::io::Error) -> Error {
+    Error::AfterSwap {
+        op,
+        log: c.log.clone(),
+        rotated: rotated.to_path_buf(),
+        source,
+    }
 }
 
 /// Atomically exchange two names. `Ok(false)` where the system or the

@@ -23,5 +23,6 @@ mod segments;
 mod shell;
 mod status;
 mod three_writers;
+mod verify;
 mod writer_classes;
 mod writers;
