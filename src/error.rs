@@ -271,6 +271,16 @@ pub enum Error {
         verification: Box<crate::job::verify::Verification>,
     },
 
+    /// SIGTERM or SIGINT stopped the run at a safe point before its swap
+    /// (issue 16 B.7); the log is unchanged.
+    #[error(
+        "interrupted by {signal} {step}: the run stopped there and the log is unchanged; run it again"
+    )]
+    Interrupted {
+        signal: &'static str,
+        step: &'static str,
+    },
+
     /// Renaming the new log over the old one failed; the log is unchanged.
     #[error("{}: renaming the new log over it failed: {source}; the log is unchanged", path.display())]
     RenameFailed {
@@ -333,6 +343,7 @@ impl Error {
             | Error::RenameFailed { .. }
             | Error::AfterSwap { .. }
             | Error::VerifyFailed { .. }
+            | Error::Interrupted { .. }
             | Error::SegmentChanged { .. } => ErrorClass::Failed,
         }
     }

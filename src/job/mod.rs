@@ -15,6 +15,7 @@
 pub mod census;
 pub mod compact;
 pub mod cut;
+pub mod interrupt;
 pub mod late;
 pub mod lock;
 pub mod quarantine;
@@ -147,6 +148,22 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
         Err(Error::Busy { holder, lock, .. }) => Ok(Done::busy(&holder, &lock, opts)),
         Err(e) => Err(e),
     };
+    let result = match result {
+        Err(e) => Err(interrupt::explain(e)),
+        Ok(mut d) => {
+            if let Some(signal) = interrupt::received() {
+                // Past its last safe point: the run finished its work.
+                let note = format!(
+                    "interrupted by {signal} after its last safe point: the run finished first"
+                );
+                d.reason = Some(match d.reason.take() {
+                    Some(r) => format!("{r}; {note}"),
+                    None => note,
+                });
+            }
+            Ok(d)
+        }
+    };
     let (done, error) = match result {
         Ok(d) => (d, None),
         Err(e) => (
@@ -262,6 +279,7 @@ fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::
     let log = compact::resolve_log(&store.log)?;
     let state_dir = paths.store_state(&store.name);
     let recovered = recover::recover(&log, &state_dir)?;
+    interrupt::check("after cleaning up")?;
     let live = std::fs::metadata(&log).ctx("stat log", &log)?;
     let (late_state, leftover) = late::load(&state_dir, &live);
 
@@ -272,6 +290,7 @@ fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::
     }
 
     refuse_unsafe_writers(store, &log)?;
+    interrupt::check("before compacting")?;
     let compacted = compact::compact(store, &state_dir, &late_state)?;
     let mut stats = compacted.stats;
     stats.recovered = recovered;

@@ -310,6 +310,7 @@ fn lock_writers(file: &File, log: &Path) -> Result<()> {
         match file.try_lock() {
             Ok(()) => return Ok(()),
             Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                crate::job::interrupt::check("while waiting for the writers' lock")?;
                 std::thread::sleep(std::time::Duration::from_millis(2));
             }
             Err(std::fs::TryLockError::WouldBlock) => {

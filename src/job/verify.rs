@@ -49,7 +49,11 @@ pub struct Digest {
 
 impl std::fmt::Display for Digest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({} lines, {} bytes)", self.hash, self.lines, self.bytes)
+        write!(
+            f,
+            "{} ({} lines, {} bytes)",
+            self.hash, self.lines, self.bytes
+        )
     }
 }
 

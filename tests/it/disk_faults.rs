@@ -163,7 +163,10 @@ fn eio_after_the_swap_says_the_log_was_already_replaced() {
         assert_eq!(fold_file(&log), reference_fold(&before), "{point}");
         assert_eq!(rotated(&log).len(), 1, "{point}: the old log is kept");
         let st = env.lk(["status", "--json"]).status(1).json();
-        let recorded = st["stores"][0]["last_run"]["error"].as_str().unwrap().to_string();
+        let recorded = st["stores"][0]["last_run"]["error"]
+            .as_str()
+            .unwrap()
+            .to_string();
         assert!(recorded.contains("already replaced"), "{point}: {recorded}");
         let left = temps(&log);
         let rec = env

@@ -227,20 +227,39 @@ fn busy_run_exits_75_while_holder_recovers() {
     std::fs::remove_file(&hold_flag).unwrap();
     // The holder goes on until it needs the records lock the busy run holds:
     // in its clean-up (fixed) or, before the fix, at its own record.
-    wait_for("the holder to wait for the records lock", Duration::from_secs(30), || {
-        blocked_on_a_lock(holder.id())
-    });
-    assert_eq!(temps().len(), 1, "the holder removed the busy run's temp file");
+    wait_for(
+        "the holder to wait for the records lock",
+        Duration::from_secs(30),
+        || blocked_on_a_lock(holder.id()),
+    );
+    assert_eq!(
+        temps().len(),
+        1,
+        "the holder removed the busy run's temp file"
+    );
     std::fs::remove_file(&busy_flag).unwrap();
     let busy_status = wait_exit(&mut busy, Duration::from_secs(30));
     let holder_status = wait_exit(&mut holder, Duration::from_secs(60));
     let mut err = String::new();
-    busy.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    busy.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert_eq!(busy_status.code(), Some(75), "{err}");
     let mut herr = String::new();
-    holder.stderr.take().unwrap().read_to_string(&mut herr).unwrap();
+    holder
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut herr)
+        .unwrap();
     assert_eq!(holder_status.code(), Some(0), "{herr}");
     assert!(!herr.contains("left by an interrupted run"), "{herr}");
-    let outcomes: Vec<Value> = env.history("m").iter().map(|r| r["outcome"].clone()).collect();
+    let outcomes: Vec<Value> = env
+        .history("m")
+        .iter()
+        .map(|r| r["outcome"].clone())
+        .collect();
     assert_eq!(outcomes[1..], [json!("busy"), json!("ok")], "{outcomes:?}");
 }

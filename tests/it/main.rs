@@ -21,6 +21,7 @@ mod random_kills;
 mod security;
 mod segments;
 mod shell;
+mod signals;
 mod status;
 mod three_writers;
 mod verify;

@@ -58,7 +58,10 @@ fn a_snapshot_that_does_not_fold_to_the_plan_is_never_swapped_in() {
         assert!(kept.starts_with(&kept_dir), "{kept:?}");
         assert!(err.contains(&kept.display().to_string()), "{err}");
         let snapshot = std::fs::read(&kept).unwrap();
-        assert_eq!(snapshot.len() as u64, v["on_disk"]["bytes"].as_u64().unwrap());
+        assert_eq!(
+            snapshot.len() as u64,
+            v["on_disk"]["bytes"].as_u64().unwrap()
+        );
         assert_eq!(mode(&kept), 0o600);
         let n = std::fs::read_dir(&kept_dir).unwrap().count();
         assert_eq!(n, attempt.min(3), "kept files are bounded");
