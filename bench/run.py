@@ -279,7 +279,8 @@ def side_by_side(args, shared, binary, log, rounds, check_every_round=True, targ
                 wall, rss, run = run_logkeeper(binary, d, copy)
                 lk.append((wall, rss))
                 t = run["stats"]["timings"]
-                phases.append((t["scan_ms"], t["write_ms"], t["swap_ms"], run["stats"]["keys_live"]))
+                phases.append((t["scan_ms"], t["write_ms"], t["swap_ms"], run["stats"]["keys_live"],
+                               t.get("verify_ms", 0.0), wall * 1e3))
             else:
                 wall, rss, msg = run_fold_py(shared, copy, d / "fold_py.out")
                 py.append((wall, rss))
@@ -316,6 +317,11 @@ def side_by_side(args, shared, binary, log, rounds, check_every_round=True, targ
     print(f"ratio (fold_py.py / logkeeper, median wall): {ratio:.1f}x")
     s, w, sw, keys = (med([p[i] for p in phases]) for i in range(4))
     print(f"logkeeper phases (median ms): scan {s:.0f}, write+fsync {w:.0f}, swap {sw:.1f}; keys live {keys:.0f}; fold_py.py: {kept}")
+    # Issue 16 D: the verification before the swap (part of write+fsync).
+    shares = [p[4] / p[5] for p in phases]
+    v_ms, v_share = med([p[4] for p in phases]), med(shares)
+    print(f"verify before swap (median): {v_ms:.1f} ms = {v_share * 100:.1f}% of the run's wall time "
+          f"(max {max(shares) * 100:.1f}%; limit 10%): {yes(max(shares) < 0.10)}")
     print(f"fold check: fold_py.py(logkeeper output) == fold_py.py(original), byte-identical, "
           f"{'every round' if check_every_round else 'round 1'}")
     print(f"load average before: {load_before}; after: {load_line()}")
