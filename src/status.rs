@@ -59,7 +59,7 @@ pub struct StoreStatus {
     /// Things worth knowing that do not make the store unhealthy (lines
     /// quarantined or carried from a writer that ignores the lock).
     pub notes: Vec<String>,
-    /// Writer patterns served only by a fallback (see README "Writer
+    /// Writer patterns served only by a fallback (see docs/writers.md "Writer
     /// classes"); they do not make the store unhealthy.
     pub warnings: Vec<String>,
     /// Who had the log or a rotated file open for writing at the last run.

@@ -51,7 +51,7 @@ pub struct StoreConfig {
     pub max_age: Option<Duration>,
     pub jitter: Option<Duration>,
     /// Compact even while a process holds the log open for writing without
-    /// `O_APPEND` (README "Writer classes"); off by default.
+    /// `O_APPEND` (docs/writers.md, "Writer classes"); off by default.
     pub allow_positional_writers: bool,
     /// Commands run after the record is written (the global ones unless the
     /// store sets its own).

@@ -1,5 +1,5 @@
 //! G3 bad input is kept, not dropped: one test per kind of damage, each
-//! checking where every byte went. The README's "Bad input" table documents
+//! checking where every byte went. The "Bad input" table of docs/runs.md documents
 //! the same behaviour.
 
 use crate::common::*;

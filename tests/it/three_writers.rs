@@ -1,5 +1,5 @@
 //! G1 with writers in three languages at once: the Rust library writer,
-//! `logkeeper append`, and a Python writer running the README's recipe
+//! `logkeeper append`, and a Python writer running the recipe of `docs/writers.md`
 //! word for word, each appending uniquely keyed lines while compactions run.
 //! At the end every line is present exactly once and none is torn.
 
@@ -9,13 +9,13 @@ use std::process::{Command, Stdio};
 
 use crate::common::*;
 
-/// The Python code block of the README's writer protocol section.
+/// The Python code block of the writer protocol section of `docs/writers.md`.
 fn readme_python_recipe() -> String {
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/writers.md")).unwrap();
     let section = &readme[readme
         .find("## Writer protocol")
-        .expect("README has a writer protocol section")..];
+        .expect("docs/writers.md has a writer protocol section")..];
     let start = section
         .find("```python\n")
         .expect("the section has a python block")
@@ -43,7 +43,7 @@ fn rust_cli_and_python_writers_lose_nothing_during_compactions() {
     gen_log(&log, 2_000, 500, 0, false);
     env.keyed_store("m", &log);
 
-    // Python: the README recipe, then a loop calling it.
+    // Python: the documented recipe, then a loop calling it.
     let script = env.path("writer.py");
     std::fs::write(
         &script,

@@ -1,4 +1,4 @@
-//! The writers real apps have (README "Writer classes"), as real separate
+//! The writers real apps have (docs/writers.md, "Writer classes"), as real separate
 //! programs, while `sync now --force` compacts their log at least 50 times:
 //! after a final run, the live log's fold must hold exactly what each writer
 //! last wrote per key: 0 keys missing, 0 stale values, 0 deleted keys alive

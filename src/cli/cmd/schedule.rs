@@ -45,7 +45,7 @@ pub struct UninstallArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ShowArgs {
-    /// Print one JSON document (fields in the README)
+    /// Print one JSON document (fields in docs/json.md)
     #[arg(long)]
     pub json: bool,
 }

@@ -12,7 +12,7 @@ use crate::cli::render::table;
 pub struct Args {
     /// Stores to report (all if none)
     pub names: Vec<String>,
-    /// Print one JSON document (fields in the README)
+    /// Print one JSON document (fields in docs/json.md)
     #[arg(long)]
     pub json: bool,
 }

@@ -29,7 +29,7 @@ pub struct NowArgs {
     /// Compact even if the log grew less than min_growth
     #[arg(long)]
     pub force: bool,
-    /// Print one JSON document (fields in the README)
+    /// Print one JSON document (fields in docs/json.md)
     #[arg(long)]
     pub json: bool,
     /// Rewrite this Prometheus textfile after the runs [default: the
