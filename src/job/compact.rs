@@ -170,16 +170,13 @@ pub fn compact(store: &StoreConfig, state_dir: &Path, state: &LateWrites) -> Res
     let mut tmp = durable::temp_beside(&c.log)?;
     let snapshot = swap::write_snapshot(&c, &keep, &tmp, scan_threads())?;
     let segs = c.segments();
-    let verified = verify::snapshot(
-        &spec,
-        &segs,
-        &keep,
-        &c.plan.newlines,
-        &tmp,
-        snapshot,
-        &c.log,
-        state_dir,
-    )?;
+    let plan = verify::Planned {
+        spec: &spec,
+        segs: &segs,
+        keep: &keep,
+        newlines: &c.plan.newlines,
+    };
+    let verified = verify::snapshot(&plan, &tmp, snapshot, &c.log, state_dir)?;
     stats.timings.verify_ms = verified.ms;
     stats.verify = Some(verified);
     interrupt::check("after writing the new file")?;

@@ -2,7 +2,7 @@
 //! job with SIGTERM, a user presses Ctrl-C. Killed outright, a run would
 //! leave no record (status would still show the previous run as ok) and a
 //! stale holder in the lock file. With [`install`], the signal only sets a
-//! flag; the run stops at its next safe point ([`check`]): before the swap
+//! flag; the run stops at its next safe point (`check`): before the swap
 //! it undoes (the temp file goes, the log is unchanged), and once the swap
 //! has begun it finishes. Either way it writes its record, empties the lock
 //! file, releases the lock and the caller exits non-zero.

@@ -70,15 +70,21 @@ pub struct Verification {
     pub kept: Option<PathBuf>,
 }
 
-/// Check the snapshot `[0, len)` of `tmp` against the plan: `keep` ranges
-/// (virtual, see [`segments`]) of `segs` with a `\n` after each of
-/// `newlines`. Returns the verification, or [`Error::VerifyFailed`] (the
-/// temp file copied to `state_dir`'s `verify-failed/`).
-pub fn snapshot(
-    spec: &FoldSpec,
-    segs: &[Segment],
-    keep: &[Range],
-    newlines: &[u64],
+/// What the new file's snapshot should hold: the `keep` ranges (virtual,
+/// see `fold::segments`) of `segs`, with a `\n` after each of `newlines`,
+/// classified by `spec`.
+pub(crate) struct Planned<'a> {
+    pub(crate) spec: &'a FoldSpec,
+    pub(crate) segs: &'a [Segment<'a>],
+    pub(crate) keep: &'a [Range],
+    pub(crate) newlines: &'a [u64],
+}
+
+/// Check the snapshot `[0, len)` of `tmp` against `plan`. Returns the
+/// verification, or [`Error::VerifyFailed`] (the temp file copied to
+/// `state_dir`'s `verify-failed/`).
+pub(crate) fn snapshot(
+    plan: &Planned,
     tmp: &tempfile::NamedTempFile,
     len: u64,
     log: &Path,
@@ -87,8 +93,8 @@ pub fn snapshot(
     let t = Instant::now();
     corrupt_for_tests(tmp.as_file(), len);
     let (planned, on_disk) = std::thread::scope(|s| {
-        let planned = s.spawn(|| planned(spec, segs, keep, newlines));
-        let on_disk = digest_file(spec, tmp.as_file(), len);
+        let planned = s.spawn(|| planned(plan));
+        let on_disk = digest_file(plan.spec, tmp.as_file(), len);
         (planned.join().expect("verify thread panicked"), on_disk)
     });
     let mut v = Verification {
@@ -110,17 +116,12 @@ pub fn snapshot(
 }
 
 /// The digest of the plan: its kept pieces read in output order.
-fn planned(
-    spec: &FoldSpec,
-    segs: &[Segment],
-    keep: &[Range],
-    newlines: &[u64],
-) -> std::io::Result<Digest> {
-    let mut d = LineDigest::new(spec);
+fn planned(plan: &Planned) -> std::io::Result<Digest> {
+    let mut d = LineDigest::new(plan.spec);
     let mut buf = vec![0u8; CHUNK];
-    for (piece, nl) in crate::fold::split_at_newlines(keep, newlines) {
-        for (k, r) in segments::locate(segs, std::slice::from_ref(&piece)) {
-            read_range(segs[k].file, r, &mut buf, |b| d.feed(b))?;
+    for (piece, nl) in crate::fold::split_at_newlines(plan.keep, plan.newlines) {
+        for (k, r) in segments::locate(plan.segs, std::slice::from_ref(&piece)) {
+            read_range(plan.segs[k].file, r, &mut buf, |b| d.feed(b))?;
         }
         if nl {
             d.feed(b"\n");
