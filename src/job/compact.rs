@@ -171,6 +171,7 @@ pub fn compact(store: &StoreConfig, state_dir: &Path, state: &LateWrites) -> Res
     let snapshot = swap::write_snapshot(&c, &keep, &tmp, scan_threads())?;
     let segs = c.segments();
     let plan = verify::Planned {
+        keys: c.plan.keys_live,
         spec: &spec,
         segs: &segs,
         keep: &keep,

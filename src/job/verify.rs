@@ -5,7 +5,8 @@
 //! the disk) fails the run instead of reaching the log.
 //!
 //! Both sides are the same digest: the lines in order, each as (class, key,
-//! bytes), hashed. The *planned* side reads the plan's kept ranges from the
+//! bytes), hashed (for a store without a key, as bytes only: every line is
+//! kept whole, so there is no class or key to compare). The *planned* side reads the plan's kept ranges from the
 //! files the fold read, in output order with the plan's inserted `\n`s;
 //! the *on-disk* side reads the temp file. The two run in parallel.
 //!
@@ -37,22 +38,28 @@ pub const KEEP_FAILED: usize = 3;
 /// Bytes read per step on either side.
 const CHUNK: usize = 1 << 20;
 
-/// A digest of a sequence of lines: count, bytes and a 64-bit hash of each
-/// line's (class, key, bytes) in order.
+/// A digest of the snapshot: its lines in order (count, bytes and a 64-bit
+/// hash of each line's bytes) and its fold (live keys, and lines a fold of
+/// it would drop: a key seen twice, a delete, a malformed line).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Digest {
     pub lines: u64,
     pub bytes: u64,
     /// 16 hex digits.
     pub hash: String,
+    /// Distinct live keys (keyed stores): of the plan, as the scan folded
+    /// the log; on disk, as a fold of the new file finds them.
+    pub keys: u64,
+    /// Lines a fold of the file would drop or change (0 for a plan).
+    pub unfolded: u64,
 }
 
 impl std::fmt::Display for Digest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} ({} lines, {} bytes)",
-            self.hash, self.lines, self.bytes
+            "{} ({} lines, {} bytes, {} keys, {} lines a fold would drop)",
+            self.hash, self.lines, self.bytes, self.keys, self.unfolded
         )
     }
 }
@@ -72,8 +79,9 @@ pub struct Verification {
 
 /// What the new file's snapshot should hold: the `keep` ranges (virtual,
 /// see `fold::segments`) of `segs`, with a `\n` after each of `newlines`,
-/// classified by `spec`.
+/// holding `keys` live keys of `spec`.
 pub(crate) struct Planned<'a> {
+    pub(crate) keys: u64,
     pub(crate) spec: &'a FoldSpec,
     pub(crate) segs: &'a [Segment<'a>],
     pub(crate) keep: &'a [Range],
@@ -115,24 +123,38 @@ pub(crate) fn snapshot(
     })
 }
 
-/// The digest of the plan: its kept pieces read in output order.
+/// The digest of the plan: its kept pieces read in output order (runs of
+/// pieces of one file with coalesced reads, as the snapshot was written).
 fn planned(plan: &Planned) -> std::io::Result<Digest> {
-    let mut d = LineDigest::new(plan.spec);
-    let mut buf = vec![0u8; CHUNK];
+    let mut d = LineDigest::new(None);
+    let mut group: Vec<Range> = Vec::new();
+    let mut group_file = usize::MAX;
     for (piece, nl) in crate::fold::split_at_newlines(plan.keep, plan.newlines) {
         for (k, r) in segments::locate(plan.segs, std::slice::from_ref(&piece)) {
-            read_range(plan.segs[k].file, r, &mut buf, |b| d.feed(b))?;
+            if k != group_file && !group.is_empty() {
+                crate::fold::copy_ranges(plan.segs[group_file].file, &group, &mut d)?;
+                group.clear();
+            }
+            group_file = k;
+            group.push(r);
         }
         if nl {
+            crate::fold::copy_ranges(plan.segs[group_file].file, &group, &mut d)?;
+            group.clear();
             d.feed(b"\n");
         }
     }
-    Ok(d.finish())
+    if !group.is_empty() {
+        crate::fold::copy_ranges(plan.segs[group_file].file, &group, &mut d)?;
+    }
+    let mut digest = d.finish();
+    digest.keys = plan.keys;
+    Ok(digest)
 }
 
-/// The digest of `[0, len)` of `file`.
+/// The digest of `[0, len)` of `file`, folded by `spec`.
 fn digest_file(spec: &FoldSpec, file: &File, len: u64) -> std::io::Result<Digest> {
-    let mut d = LineDigest::new(spec);
+    let mut d = LineDigest::new(spec.is_keyed().then(|| FoldCheck::new(spec)));
     let mut buf = vec![0u8; CHUNK];
     read_range(file, Range { start: 0, end: len }, &mut buf, |b| d.feed(b))?;
     Ok(d.finish())
@@ -154,10 +176,48 @@ fn read_range(
     Ok(())
 }
 
-/// Lines fed in pieces, each classified and hashed as it completes.
-struct LineDigest<'s> {
+/// The fold of a snapshot, checked line by line: a snapshot is its own
+/// fold, so every line is a live event of a key not seen before, or a
+/// valid line without the key. Keys are remembered as 128-bit hashes
+/// (memory grows with live keys, as the scan's does; a collision could
+/// only fail a run, never pass a bad file).
+struct FoldCheck<'s> {
     cls: Classifier<'s>,
-    keyed: bool,
+    seen: std::collections::HashSet<u128, foldhash::fast::RandomState>,
+    unfolded: u64,
+}
+
+impl<'s> FoldCheck<'s> {
+    fn new(spec: &'s FoldSpec) -> Self {
+        FoldCheck {
+            cls: Classifier::new(spec),
+            seen: Default::default(),
+            unfolded: 0,
+        }
+    }
+
+    fn line(&mut self, line: &[u8]) {
+        let fresh = match self.cls.classify(line) {
+            Class::Keyed { delete: false } => {
+                let h = |seed: u64| {
+                    foldhash::quality::FixedState::with_seed(seed).hash_one(&self.cls.key[..])
+                };
+                let key = (h(1) as u128) << 64 | h(2) as u128;
+                self.seen.insert(key)
+            }
+            Class::Keyless => true,
+            Class::Keyed { delete: true } | Class::Malformed(_) => false,
+        };
+        if !fresh {
+            self.unfolded += 1;
+        }
+    }
+}
+
+/// Lines fed in pieces, each hashed (and, on disk, folded) as it
+/// completes.
+struct LineDigest<'s> {
+    fold: Option<FoldCheck<'s>>,
     hasher: foldhash::fast::FoldHasher,
     pending: Vec<u8>,
     lines: u64,
@@ -165,10 +225,9 @@ struct LineDigest<'s> {
 }
 
 impl<'s> LineDigest<'s> {
-    fn new(spec: &'s FoldSpec) -> Self {
+    fn new(fold: Option<FoldCheck<'s>>) -> Self {
         LineDigest {
-            cls: Classifier::new(spec),
-            keyed: spec.is_keyed(),
+            fold,
             hasher: foldhash::fast::FixedState::with_seed(0x6c6b_7665_7269_6679).build_hasher(),
             pending: Vec::new(),
             lines: 0,
@@ -195,19 +254,11 @@ impl<'s> LineDigest<'s> {
 
     fn line(&mut self, line: &[u8]) {
         self.lines += 1;
-        let tag: u8 = match self.cls.classify(line) {
-            Class::Keyed { delete } => {
-                self.hasher.write_usize(self.cls.key.len());
-                self.hasher.write(&self.cls.key);
-                if delete { 1 } else { 0 }
-            }
-            Class::Keyless => 2,
-            Class::Malformed(_) => 3,
-        };
-        // Without a key every line is keyless: the tag says nothing more.
-        self.hasher.write_u8(if self.keyed { tag } else { 2 });
         self.hasher.write_usize(line.len());
         self.hasher.write(line);
+        if let Some(f) = self.fold.as_mut() {
+            f.line(line);
+        }
     }
 
     fn finish(mut self) -> Digest {
@@ -217,11 +268,28 @@ impl<'s> LineDigest<'s> {
             self.line(&rest);
             self.hasher.write_u8(0xff);
         }
+        let (keys, unfolded) = self
+            .fold
+            .as_ref()
+            .map_or((0, 0), |f| (f.seen.len() as u64, f.unfolded));
         Digest {
             lines: self.lines,
             bytes: self.bytes,
             hash: format!("{:016x}", self.hasher.finish()),
+            keys,
+            unfolded,
         }
+    }
+}
+
+/// The plan's side is read through [`crate::fold::copy_ranges`].
+impl std::io::Write for LineDigest<'_> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.feed(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -278,12 +346,12 @@ mod tests {
     use super::*;
 
     fn spec() -> FoldSpec {
-        FoldSpec::new(&["/t".into(), "/id".into()], None, &[]).unwrap()
+        FoldSpec::new(&["/t".into(), "/id".into()], Some("/op"), &["DEL".into()]).unwrap()
     }
 
     fn digest(pieces: &[&[u8]]) -> Digest {
         let s = spec();
-        let mut d = LineDigest::new(&s);
+        let mut d = LineDigest::new(Some(FoldCheck::new(&s)));
         for p in pieces {
             d.feed(p);
         }
@@ -295,17 +363,23 @@ mod tests {
         let whole = digest(&[b"{\"t\":1,\"id\":2}\n{\"t\":1,\"id\":3}\n"]);
         let pieces = digest(&[b"{\"t\":1,", b"\"id\":2}\n{\"t\"", b":1,\"id\":3}\n"]);
         assert_eq!(whole, pieces);
-        assert_eq!((whole.lines, whole.bytes), (2, 30));
+        assert_eq!(
+            (whole.lines, whole.bytes, whole.keys, whole.unfolded),
+            (2, 30, 2, 0)
+        );
     }
 
     #[test]
-    fn order_keys_and_bytes_all_count() {
+    fn order_bytes_and_the_fold_all_count() {
         let a = digest(&[b"{\"t\":1,\"id\":2}\n{\"t\":1,\"id\":3}\n"]);
         let swapped = digest(&[b"{\"t\":1,\"id\":3}\n{\"t\":1,\"id\":2}\n"]);
         let glued = digest(&[b"{\"t\":1,\"id\":2}{\"t\":1,\"id\":3}\n\n"]);
-        let spaced = digest(&[b"{\"t\":1,\"id\":2} \n{\"t\":1,\"id\":3}\n"]);
-        assert_ne!(a, swapped);
+        assert_ne!(a.hash, swapped.hash);
         assert_ne!(a.hash, glued.hash);
-        assert_ne!(a.hash, spaced.hash);
+        // A key twice, a delete, a malformed line: a fold would drop them.
+        let twice = digest(&[b"{\"t\":1,\"id\":2}\n{\"t\":1,\"id\":2,\"v\":1}\n"]);
+        assert_eq!((twice.keys, twice.unfolded), (1, 1));
+        let del = digest(&[b"{\"t\":1,\"id\":2,\"op\":\"DEL\"}\nnope\n{\"x\":1}\n"]);
+        assert_eq!((del.keys, del.unfolded), (0, 2));
     }
 }
