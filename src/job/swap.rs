@@ -213,7 +213,7 @@ pub fn exchange(c: &Cut, tmp: tempfile::NamedTempFile, rotated: &Path) -> Result
         }
     };
     crate::fail_io!("rename").map_err(failed)?;
-    match rename_exchange(&tmp_path, &c.log) {
+    let removed = match rename_exchange(&tmp_path, &c.log) {
         Ok(true) => {
             let out = fs::metadata(&tmp_path).ctx("stat", &tmp_path)?;
             if out.ino() != c.meta.ino() || out.dev() != c.meta.dev() {
@@ -230,26 +230,28 @@ pub fn exchange(c: &Cut, tmp: tempfile::NamedTempFile, rotated: &Path) -> Result
             // keeps: removing it removes only that extra name. A failure is
             // harmless to the data (the next run removes the name) but is a
             // sign of a failing disk, and the log is already replaced.
-            let removed = match crate::fail_io!("unlink-old-temp") {
+            match crate::fail_io!("unlink-old-temp") {
                 Ok(()) => tmp.close(),
                 Err(e) => {
                     // As a real failed unlink would: the name stays.
                     let _ = tmp.into_temp_path().keep();
                     Err(e)
                 }
-            };
-            removed.map_err(|e| after_swap("remove the old log's temp name", c, rotated, e))?;
+            }
         }
         Ok(false) => {
             tmp.persist(&c.log).map_err(|e| failed(e.error))?;
             crate::failpoint!("after-rename");
+            Ok(())
         }
         Err(e) => return Err(failed(e)),
-    }
-    crate::fail_io!("dir-fsync-after-swap")
+    };
+    // The exchange is made durable before a failed unlink is told.
+    let synced = crate::fail_io!("dir-fsync-after-swap")
         .and_then(|_| File::open(durable::parent_dir(&c.log)))
-        .and_then(|d| d.sync_all())
-        .map_err(|e| after_swap("fsync of the log's directory", c, rotated, e))?;
+        .and_then(|d| d.sync_all());
+    removed.map_err(|e| after_swap("remove the old log's temp name", c, rotated, e))?;
+    synced.map_err(|e| after_swap("fsync of the log's directory", c, rotated, e))?;
     crate::failpoint!("after-dir-fsync");
     Ok(())
 }
