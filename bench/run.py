@@ -22,6 +22,9 @@ Modes (one per run; the default is the side-by-side comparison):
                500 files plus validation and keyed compaction of the sealed
                rest in one timed run (wall, MB/s, peak RSS); then `status`
                and a run with nothing to do, each timed (target < 50 ms).
+  --verify     the verification before the swap (issue 16 D): its median
+               time and share of `sync now --force` on the standard log,
+               logkeeper only (the default mode prints it too).
   --late-memory  peak RSS of a run that (1) carries a large late-write region
                (lines appended to a rotated file after its swap, as writer
                class B does) and (2) deduplicates against a large quarantine
@@ -363,6 +366,33 @@ def logkeeper_only(args, binary, log, rounds):
         med([m for _, m, _ in res]) / 1024,
         res[0][2]["stats"],
     )
+
+
+def verify_mode(args, shared, binary):
+    """Issue 16 D: the verification's share of `sync now --force` on the
+    standard log (logkeeper only, no fold_py.py, so it is quick)."""
+    log = gen_log(shared, STD["events"], STD["keys"])
+    work = cache_dir() / "work"
+    need_space(cache_dir(), log.stat().st_size * 2, "the copies")
+    rows = []
+    load_before = load_line()
+    for r in range(args.rounds or 5):
+        d = work / f"verify-{r}"
+        copy = fresh_copy(log, d, args)
+        wall, rss, run = run_logkeeper(binary, d, copy)
+        v = run["stats"]["verify"]
+        assert v["planned"] == v["on_disk"], v
+        rows.append((wall * 1e3, v["ms"]))
+        note(f"round {r + 1}: run {wall * 1e3:.0f} ms, verify {v['ms']:.1f} ms ({v['ms'] / (wall * 1e3) * 100:.1f}%)")
+        shutil.rmtree(d)
+    shutil.rmtree(work, ignore_errors=True)
+    shares = [v / w for w, v in rows]
+    print()
+    print(f"verify before swap on {log.name} ({log.stat().st_size / 1e6:.1f} MB, "
+          f"{run['stats']['keys_live']} live keys, {v['planned']['bytes'] / 1e6:.1f} MB snapshot), {len(rows)} rounds")
+    print(f"run wall (median): {med([w for w, _ in rows]):.0f} ms; verify (median): {med([v for _, v in rows]):.1f} ms "
+          f"= {med(shares) * 100:.1f}% (max {max(shares) * 100:.1f}%; limit 10%): {yes(max(shares) < 0.10)}")
+    print(f"load average before: {load_before}; after: {load_line()}")
 
 
 def scale(args, shared, binary):
@@ -713,6 +743,8 @@ def main():
     mode.add_argument("--status", action="store_true", help="status over 20 stores; idle daemon")
     mode.add_argument("--smoke", action="store_true", help="tiny log, 1 round, fold check (CI)")
     mode.add_argument("--segments", action="store_true", help="segmented store: 2,000 x 1 MiB, retention + compaction")
+    mode.add_argument("--verify", action="store_true",
+                      help="the verification before the swap: its share of a run's wall time (issue 16 D)")
     mode.add_argument("--late-memory", action="store_true",
                       help="peak RSS carrying late writes and deduplicating a quarantine file")
     ap.add_argument("--late-mb", type=int, default=1024, help="--late-memory: MB of each (default 1024)")
@@ -738,6 +770,8 @@ def main():
         segments_mode(args, shared, binary)
     elif args.late_memory:
         late_memory(args, binary)
+    elif args.verify:
+        verify_mode(args, shared, binary)
     else:
         log = gen_log(shared, STD["events"], STD["keys"])
         side_by_side(args, shared, binary, log, args.rounds or 5)

@@ -287,13 +287,11 @@ const SALVAGE_TRIES: usize = 32;
 /// None when the line could be one value cut short: then a suffix may be a
 /// value nested in it, not an event (issue 16 A.1, `torn.rs`).
 fn salvage_point(cls: &mut Classifier, line: &[u8]) -> Option<usize> {
-    if super::torn::could_be_one_torn_value(line) {
-        return None;
-    }
-    memchr::memchr_iter(b'{', line)
+    let p = memchr::memchr_iter(b'{', line)
         .filter(|&p| p > 0)
         .take(SALVAGE_TRIES)
-        .find(|&p| cls.scanner.validate(&line[p..]).is_ok())
+        .find(|&p| cls.scanner.validate(&line[p..]).is_ok())?;
+    (!super::torn::could_be_one_torn_value(line)).then_some(p)
 }
 
 /// The offset just after the last `\n` in the first `size` bytes of `file`.

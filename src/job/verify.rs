@@ -22,6 +22,7 @@
 
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
+
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -38,8 +39,11 @@ pub const KEEP_FAILED: usize = 3;
 /// Bytes read per step on either side.
 const CHUNK: usize = 1 << 20;
 
+/// The new file is folded in parallel chunks of at least this much.
+const MIN_CHUNK: u64 = 4 << 20;
+
 /// A digest of the snapshot: its lines in order (count, bytes and a 64-bit
-/// hash of each line's bytes) and its fold (live keys, and lines a fold of
+/// sum of a hash of each line's offset and bytes) and its fold (live keys, and lines a fold of
 /// it would drop: a key seen twice, a delete, a malformed line).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Digest {
@@ -126,7 +130,7 @@ pub(crate) fn snapshot(
 /// The digest of the plan: its kept pieces read in output order (runs of
 /// pieces of one file with coalesced reads, as the snapshot was written).
 fn planned(plan: &Planned) -> std::io::Result<Digest> {
-    let mut d = LineDigest::new(None);
+    let mut d = LineDigest::new(None, 0);
     let mut group: Vec<Range> = Vec::new();
     let mut group_file = usize::MAX;
     for (piece, nl) in crate::fold::split_at_newlines(plan.keep, plan.newlines) {
@@ -152,12 +156,41 @@ fn planned(plan: &Planned) -> std::io::Result<Digest> {
     Ok(digest)
 }
 
-/// The digest of `[0, len)` of `file`, folded by `spec`.
+/// The digest of `[0, len)` of `file`, folded by `spec`: in chunks that
+/// start at line starts, one thread each (the line hashes are keyed by
+/// offset, so the chunking does not change the digest), their keys merged
+/// at the end.
 fn digest_file(spec: &FoldSpec, file: &File, len: u64) -> std::io::Result<Digest> {
-    let mut d = LineDigest::new(spec.is_keyed().then(|| FoldCheck::new(spec)));
-    let mut buf = vec![0u8; CHUNK];
-    read_range(file, Range { start: 0, end: len }, &mut buf, |b| d.feed(b))?;
-    Ok(d.finish())
+    let n = crate::job::compact::scan_threads().min((len / MIN_CHUNK).max(1) as usize);
+    let mut bounds = vec![0u64];
+    for i in 1..n {
+        let b = crate::fold::next_line_start(file, len * i as u64 / n as u64, len)?;
+        if b > *bounds.last().unwrap() && b < len {
+            bounds.push(b);
+        }
+    }
+    bounds.push(len);
+    let chunk = |start: u64, end: u64| -> std::io::Result<LineDigest> {
+        let mut d = LineDigest::new(spec.is_keyed().then(|| FoldCheck::new(spec)), start);
+        let mut buf = vec![0u8; CHUNK];
+        read_range(file, Range { start, end }, &mut buf, |b| d.feed(b))?;
+        Ok(d)
+    };
+    let parts = std::thread::scope(|s| {
+        let handles: Vec<_> = bounds
+            .windows(2)
+            .map(|w| s.spawn(move || chunk(w[0], w[1])))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("verify thread panicked"))
+            .collect::<std::io::Result<Vec<_>>>()
+    })?;
+    let mut all = LineDigest::new(spec.is_keyed().then(|| FoldCheck::new(spec)), 0);
+    for p in parts {
+        all.absorb(p);
+    }
+    Ok(all.finish())
 }
 
 fn read_range(
@@ -183,7 +216,8 @@ fn read_range(
 /// only fail a run, never pass a bad file).
 struct FoldCheck<'s> {
     cls: Classifier<'s>,
-    seen: std::collections::HashSet<u128, foldhash::fast::RandomState>,
+    /// Hashes of the live keys seen, in no order (sorted at the end).
+    keys: Vec<u128>,
     unfolded: u64,
 }
 
@@ -191,45 +225,58 @@ impl<'s> FoldCheck<'s> {
     fn new(spec: &'s FoldSpec) -> Self {
         FoldCheck {
             cls: Classifier::new(spec),
-            seen: Default::default(),
+            keys: Vec::new(),
             unfolded: 0,
         }
     }
 
     fn line(&mut self, line: &[u8]) {
-        let fresh = match self.cls.classify(line) {
+        match self.cls.classify(line) {
             Class::Keyed { delete: false } => {
                 let h = |seed: u64| {
                     foldhash::quality::FixedState::with_seed(seed).hash_one(&self.cls.key[..])
                 };
-                let key = (h(1) as u128) << 64 | h(2) as u128;
-                self.seen.insert(key)
+                self.keys.push((h(1) as u128) << 64 | h(2) as u128);
             }
-            Class::Keyless => true,
-            Class::Keyed { delete: true } | Class::Malformed(_) => false,
-        };
-        if !fresh {
-            self.unfolded += 1;
+            Class::Keyless => {}
+            Class::Keyed { delete: true } | Class::Malformed(_) => self.unfolded += 1,
         }
+    }
+
+    /// (distinct keys, lines a fold would drop: those counted so far and
+    /// every repeat of a key).
+    fn finish(&mut self) -> (u64, u64) {
+        self.keys.sort_unstable();
+        let all = self.keys.len();
+        self.keys.dedup();
+        let distinct = self.keys.len() as u64;
+        (distinct, self.unfolded + (all as u64 - distinct))
     }
 }
 
 /// Lines fed in pieces, each hashed (and, on disk, folded) as it
-/// completes.
+/// completes. The digest is the wrapping sum of one hash per line of
+/// (offset in the output, bytes): order-sensitive through the offset, and
+/// the same whether the stream is digested whole or in chunks.
 struct LineDigest<'s> {
     fold: Option<FoldCheck<'s>>,
-    hasher: foldhash::fast::FoldHasher,
     pending: Vec<u8>,
+    /// The output offset of the next line's first byte.
+    at: u64,
+    sum: u64,
     lines: u64,
     bytes: u64,
 }
 
+const SEED: u64 = 0x6c6b_7665_7269_6679;
+
 impl<'s> LineDigest<'s> {
-    fn new(fold: Option<FoldCheck<'s>>) -> Self {
+    fn new(fold: Option<FoldCheck<'s>>, at: u64) -> Self {
         LineDigest {
             fold,
-            hasher: foldhash::fast::FixedState::with_seed(0x6c6b_7665_7269_6679).build_hasher(),
             pending: Vec::new(),
+            at,
+            sum: 0,
             lines: 0,
             bytes: 0,
         }
@@ -239,11 +286,11 @@ impl<'s> LineDigest<'s> {
         self.bytes += b.len() as u64;
         while let Some(i) = memchr::memchr(b'\n', b) {
             if self.pending.is_empty() {
-                self.line(&b[..i]);
+                self.line(&b[..i], true);
             } else {
                 let mut line = std::mem::take(&mut self.pending);
                 line.extend_from_slice(&b[..i]);
-                self.line(&line);
+                self.line(&line, true);
                 line.clear();
                 self.pending = line;
             }
@@ -252,12 +299,32 @@ impl<'s> LineDigest<'s> {
         self.pending.extend_from_slice(b);
     }
 
-    fn line(&mut self, line: &[u8]) {
+    fn line(&mut self, line: &[u8], ended: bool) {
+        let mut h = foldhash::fast::FixedState::with_seed(SEED).build_hasher();
+        h.write_u64(self.at);
+        h.write(line);
+        h.write_u8(ended as u8);
+        self.sum = self.sum.wrapping_add(h.finish());
         self.lines += 1;
-        self.hasher.write_usize(line.len());
-        self.hasher.write(line);
+        self.at += line.len() as u64 + 1;
         if let Some(f) = self.fold.as_mut() {
             f.line(line);
+        }
+    }
+
+    /// Add a later chunk's lines (its partial last line, if any, ends the
+    /// stream).
+    fn absorb(&mut self, mut other: LineDigest) {
+        if !other.pending.is_empty() {
+            let rest = std::mem::take(&mut other.pending);
+            other.line(&rest, false);
+        }
+        self.sum = self.sum.wrapping_add(other.sum);
+        self.lines += other.lines;
+        self.bytes += other.bytes;
+        if let (Some(f), Some(o)) = (self.fold.as_mut(), other.fold) {
+            f.keys.extend(o.keys);
+            f.unfolded += o.unfolded;
         }
     }
 
@@ -265,17 +332,13 @@ impl<'s> LineDigest<'s> {
         if !self.pending.is_empty() {
             // A last line without its `\n`: never in a plan.
             let rest = std::mem::take(&mut self.pending);
-            self.line(&rest);
-            self.hasher.write_u8(0xff);
+            self.line(&rest, false);
         }
-        let (keys, unfolded) = self
-            .fold
-            .as_ref()
-            .map_or((0, 0), |f| (f.seen.len() as u64, f.unfolded));
+        let (keys, unfolded) = self.fold.as_mut().map_or((0, 0), FoldCheck::finish);
         Digest {
             lines: self.lines,
             bytes: self.bytes,
-            hash: format!("{:016x}", self.hasher.finish()),
+            hash: format!("{:016x}", self.sum),
             keys,
             unfolded,
         }
@@ -351,7 +414,7 @@ mod tests {
 
     fn digest(pieces: &[&[u8]]) -> Digest {
         let s = spec();
-        let mut d = LineDigest::new(Some(FoldCheck::new(&s)));
+        let mut d = LineDigest::new(Some(FoldCheck::new(&s)), 0);
         for p in pieces {
             d.feed(p);
         }
@@ -367,6 +430,20 @@ mod tests {
             (whole.lines, whole.bytes, whole.keys, whole.unfolded),
             (2, 30, 2, 0)
         );
+    }
+
+    #[test]
+    fn chunks_digested_apart_add_up_to_the_whole() {
+        let s = spec();
+        let text: &[u8] = b"{\"t\":1,\"id\":2}\n{\"t\":1,\"id\":3}\n{\"t\":1,\"id\":2}\n";
+        let whole = digest(&[text]);
+        let mut first = LineDigest::new(Some(FoldCheck::new(&s)), 0);
+        first.feed(&text[..15]);
+        let mut rest = LineDigest::new(Some(FoldCheck::new(&s)), 15);
+        rest.feed(&text[15..]);
+        first.absorb(rest);
+        assert_eq!(first.finish(), whole);
+        assert_eq!((whole.keys, whole.unfolded), (2, 1), "a key twice across chunks");
     }
 
     #[test]
