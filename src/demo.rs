@@ -121,14 +121,30 @@ pub const DEMO_MARKER: &str = ".logkeeper-demo";
 
 /// Make `dir` the demo's: create it, or accept it if it is empty or an
 /// earlier demo's; anything else is refused.
+/// Make `dir` the demo's: a new or empty directory, or one an earlier demo
+/// made (its marker), which is emptied first so that demos do not pile up
+/// files (C.17). Anything else is [`crate::Error::DemoDirInUse`].
 fn claim_dir(dir: &Path) -> Result<()> {
     let marker = dir.join(DEMO_MARKER);
     match std::fs::read_dir(dir) {
         Ok(mut entries) => {
-            if entries.next().is_some() && !marker.exists() {
+            let first = entries.next();
+            if first.is_some() && !marker.exists() {
                 return Err(crate::Error::DemoDirInUse {
                     dir: dir.to_path_buf(),
                 });
+            }
+            for e in first.into_iter().chain(entries).flatten() {
+                let path = e.path();
+                if path == marker {
+                    continue;
+                }
+                // Not following links: a link is removed, not its target.
+                let gone = match e.file_type() {
+                    Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+                    _ => std::fs::remove_file(&path),
+                };
+                gone.ctx("remove the last demo's", &path)?;
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -212,12 +212,28 @@ pub enum Error {
 
     /// A writer held the log's lock past the swap's bound.
     #[error(
-        "{}: a writer has held the log's lock for over {:.1}s (hung?); nothing was changed, find it with `fuser {}`",
-        path.display(), waited.as_secs_f64(), path.display()
+        "{}: {holder} has held the log's lock for over {:.1}s (hung?); nothing was changed{}",
+        path.display(), waited.as_secs_f64(),
+        if holder.starts_with("pid ") { String::new() } else { format!(", find it with `fuser {}`", path.display()) }
     )]
     WriterHung {
         path: PathBuf,
         waited: std::time::Duration,
+        /// Who holds it (`pid N (program)`), else "a writer" (C.12).
+        holder: String,
+    },
+
+    /// Moving the malformed lines to the quarantine file failed (ENOSPC,
+    /// EIO...) before the swap: the run stopped with the log as it was
+    /// (C.13). Entries already written are recognised by the next run.
+    #[error(
+        "{source}; {} is unchanged (the run stopped before touching it): free space on its filesystem and run again",
+        log.display()
+    )]
+    QuarantineFailed {
+        log: PathBuf,
+        #[source]
+        source: Box<Error>,
     },
 
     /// Writing the new log failed (ENOSPC, EFBIG, EIO...); the log is
@@ -281,6 +297,24 @@ pub enum Error {
         step: &'static str,
     },
 
+    /// `replay --as-of` asked for a time before the oldest retained point.
+    #[error(
+        "store {store:?}: {asked} is before the oldest retained point, {oldest} ({}); nothing older is kept (raise keep_rotated to keep more)",
+        file.display()
+    )]
+    AsOfTooEarly {
+        store: String,
+        asked: String,
+        oldest: String,
+        file: PathBuf,
+    },
+
+    /// `replay --as-of` was given a time it cannot read.
+    #[error(
+        "{input:?} is not a time: use RFC 3339 (2026-11-29T08:00:00Z), a local \"YYYY-MM-DD HH:MM[:SS]\" or \"YYYY-MM-DD\", or Unix seconds"
+    )]
+    BadTime { input: String },
+
     /// Renaming the new log over the old one failed; the log is unchanged.
     #[error("{}: renaming the new log over it failed: {source}; the log is unchanged", path.display())]
     RenameFailed {
@@ -326,7 +360,9 @@ impl Error {
             | Error::NothingScheduled { .. }
             | Error::NulInPath { .. }
             | Error::InvalidLine { .. }
-            | Error::WrongStoreKind { .. } => ErrorClass::Usage,
+            | Error::WrongStoreKind { .. }
+            | Error::AsOfTooEarly { .. }
+            | Error::BadTime { .. } => ErrorClass::Usage,
             Error::Busy { .. } | Error::DaemonRunning { .. } => ErrorClass::Busy,
             Error::Io { .. }
             | Error::Encode { .. }
@@ -340,6 +376,7 @@ impl Error {
             | Error::UnsafeWriter { .. }
             | Error::WriterHung { .. }
             | Error::WriteFailed { .. }
+            | Error::QuarantineFailed { .. }
             | Error::RenameFailed { .. }
             | Error::AfterSwap { .. }
             | Error::VerifyFailed { .. }

@@ -45,6 +45,8 @@
 //!   written to disk); [`SyncOptions`] says what started it ([`Trigger`]);
 //! - [`LogWriter`] appends events by the writer protocol, safe during a run;
 //! - [`replay`] writes the folded state (each key's last event);
+//!   [`replay_as_of`] the state as it was at a retained point
+//!   ([`replay_points`]);
 //! - [`store_status`] judges a store's health from its records;
 //! - [`Daemon`] fires every store's schedule inside your tokio runtime until
 //!   its [`DaemonHandle`] stops it.
@@ -78,6 +80,7 @@ pub mod config;
 #[doc(hidden)]
 pub mod demo;
 mod error;
+pub mod exit_code;
 #[doc(hidden)]
 pub mod failpoint;
 mod fold;
@@ -102,6 +105,7 @@ pub use io::sys::ignore_sigxfsz;
 pub use job::record::{Outcome, RunRecord, Stats, Timings};
 pub use job::{SyncOptions, Trigger, sync_store};
 pub use paths::Paths;
+pub use replay::asof::{AsOf, Point, parse_time, points as replay_points, replay_as_of};
 pub use replay::{Replayed, SegmentsReplayed, replay, replay_segments};
 pub use schedule::Schedule;
 pub use schedule::daemon::{Daemon, DaemonHandle, DaemonOptions, Event as DaemonEvent};

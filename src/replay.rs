@@ -1,5 +1,7 @@
 //! `replay`: the folded state of a live log, without changing anything.
 
+pub(crate) mod asof;
+
 use std::io::Write;
 
 use crate::config::StoreConfig;

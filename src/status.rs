@@ -6,6 +6,8 @@
 //! - `overdue` when it has a schedule and its last success is older than the
 //!   latest scheduled time that is at least [`GRACE`] (plus the store's
 //!   jitter) in the past;
+//! - `config_error` when its own `[[store]]` table does not validate (it
+//!   is not run; the other stores are);
 //! - `ok` otherwise.
 //!
 //! Status only reads: it never takes a lock, so it cannot make a concurrent
@@ -33,6 +35,8 @@ pub enum Health {
     Failed,
     Overdue,
     NeverRun,
+    /// The store's table in the config is invalid: it is not run.
+    ConfigError,
 }
 
 impl Health {
@@ -42,6 +46,7 @@ impl Health {
             Health::Failed => "FAILED",
             Health::Overdue => "OVERDUE",
             Health::NeverRun => "NEVER RUN",
+            Health::ConfigError => "CONFIG ERROR",
         }
     }
 }
@@ -68,6 +73,10 @@ pub struct StoreStatus {
     pub last_success: Option<RunRecord>,
     /// The run holding the store's lock right now, if any.
     pub running: Option<Holder>,
+    /// While a run is running: the pids holding the writers' lock (`flock`)
+    /// on the live log, which the run waits for before its swap (C.12).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waiting_for: Vec<u32>,
     pub next_run: Option<DateTime<Local>>,
     /// The daemon is holding this store back after repeated failures
     /// (filled in from the daemon file by [`with_daemon`]).
@@ -76,6 +85,9 @@ pub struct StoreStatus {
     /// newest seq, active segment, bytes since the last compaction).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segments: Option<crate::job::segmented::DirSummary>,
+    /// Stores with a growth trigger: the log's growth now against it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub growth: Option<crate::job::growth::GrowthNow>,
 }
 
 /// A store the daemon is backing off.
@@ -99,6 +111,12 @@ pub fn with_daemon(status: &mut StoreStatus, daemon: &crate::schedule::daemon::D
     if d.next_run.is_some() {
         status.next_run = d.next_run;
     }
+    if let Some(until) = d.growth_wait_until {
+        status.notes.push(format!(
+            "growth run due: the daemon holds it until {} (min_interval, or backoff after failures)",
+            fmt_time(until)
+        ));
+    }
     if let Some(until) = d.backoff_until {
         status.reasons.push(format!(
             "the daemon is backing off until {} after {} failures in a row",
@@ -112,10 +130,40 @@ pub fn with_daemon(status: &mut StoreStatus, daemon: &crate::schedule::daemon::D
     }
 }
 
+/// When a store whose last success finished at `last_success` becomes
+/// overdue, with the scheduled run it missed: the first scheduled time
+/// after that success, plus [`GRACE`] and the store's jitter. The one rule
+/// for `status` and the metrics' `logkeeper_overdue_at_timestamp_seconds`
+/// (C.16): it follows the schedule's own gaps, so a `mon-fri` store is not
+/// overdue over the weekend. None without a schedule.
+pub fn overdue_at(
+    store: &StoreConfig,
+    last_success: DateTime<Utc>,
+) -> Option<(DateTime<Local>, DateTime<Local>)> {
+    let schedule = store.schedule.as_ref()?;
+    let due = schedule.next_after(&last_success.with_timezone(&Local))?;
+    let grace = GRACE + store.jitter.unwrap_or_default();
+    Some((due, due + chrono::Duration::from_std(grace).ok()?))
+}
+
 /// Compute one store's status as of `now`.
 pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) -> StoreStatus {
     let state = StoreState::new(paths.store_state(&store.name));
-    let last_run = state.last_run();
+    let running = lock::current_holder(&store.lock_anchor());
+    let mut last_run = state.last_run();
+    // C.12: an attempt that found the running run busy is not "the last
+    // run": the one before it is (the running one is shown as running).
+    if running.is_some()
+        && last_run
+            .as_ref()
+            .is_some_and(|r| r.outcome == Outcome::Busy)
+    {
+        last_run = state
+            .history()
+            .into_iter()
+            .rev()
+            .find(|r| r.outcome != Outcome::Busy);
+    }
     let last_success = state.last_success();
     let mut reasons = Vec::new();
     let mut health = Health::Ok;
@@ -133,17 +181,16 @@ pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) ->
             if health == Health::Ok {
                 health = Health::NeverRun;
             }
-            let why = match last_run.as_ref().and_then(|r| r.reason.clone()) {
-                Some(reason) => format!("no successful run yet (last attempt: {reason})"),
-                None => "no successful run yet: sync the store or schedule it".into(),
+            let why = match (&running, last_run.as_ref().and_then(|r| r.reason.clone())) {
+                (Some(_), _) => "no successful run yet: the first one is running now".into(),
+                (None, Some(reason)) => format!("no successful run yet (last attempt: {reason})"),
+                (None, None) => "no successful run yet: sync the store or schedule it".into(),
             };
             reasons.push(why);
         }
         (Some(ok), Some(schedule)) => {
-            let grace = GRACE + store.jitter.unwrap_or_default();
-            let horizon = now - chrono::Duration::from_std(grace).unwrap_or_default();
-            if let Some(due) = schedule.prev_at_or_before(&horizon)
-                && ok.finished_at < due.with_timezone(&Utc)
+            if let Some((due, at)) = overdue_at(store, ok.finished_at)
+                && at <= now
             {
                 if health == Health::Ok {
                     health = Health::Overdue;
@@ -183,14 +230,20 @@ pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) ->
                 o.file.display()
             ));
         }
-        if !s.kept_for_late_writes.is_empty() {
+        // This run's own rotated file is kept for writers that have not
+        // reopened yet; with none in a complete census there are none (C.12).
+        let no_writers =
+            s.writers.supported && s.writers.openers.is_empty() && s.writers.unreadable == 0;
+        let kept: Vec<String> = s
+            .kept_for_late_writes
+            .iter()
+            .filter(|p| !(no_writers && s.rotated.as_ref() == Some(p)))
+            .map(|p| p.display().to_string())
+            .collect();
+        if !kept.is_empty() {
             notes.push(format!(
                 "kept beyond keep_rotated for late writes (a writer holds them open, or lines not carried yet): {}",
-                s.kept_for_late_writes
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                kept.join(", ")
             ));
         }
         if s.free_space_unchecked {
@@ -219,7 +272,15 @@ pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) ->
         notes.extend(seg_notes);
         summary
     });
+    let growth = crate::job::growth::now(paths, store);
+    if let Some(g) = &growth {
+        notes.push(growth_note(g));
+    }
+    if let Some(r) = last_run.as_ref().filter(|r| r.trigger != "manual") {
+        notes.push(format!("last run started by: {}", r.trigger));
+    }
     StoreStatus {
+        growth,
         segments,
         name: store.name.clone(),
         notes,
@@ -235,10 +296,82 @@ pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) ->
         reasons,
         last_run,
         last_success,
-        running: lock::current_holder(&store.lock_anchor()),
+        waiting_for: running
+            .as_ref()
+            .and_then(|h| waiting_for_writer(store, h))
+            .unwrap_or_default(),
+        running,
         next_run: store.schedule.as_ref().and_then(|s| s.next_after(&now)),
         backoff: None,
     }
+}
+
+/// The growth trigger's state, in one line.
+fn growth_note(g: &crate::job::growth::GrowthNow) -> String {
+    let grown = match (g.grown, g.baseline_bytes) {
+        (Some(x), Some(b)) => format!(
+            "grown {:.0}% since the last compaction ({} -> {} bytes)",
+            x * 100.0,
+            b,
+            g.size
+        ),
+        (_, Some(_)) => format!("{} bytes, empty after the last compaction", g.size),
+        (_, None) => format!("{} bytes, never compacted", g.size),
+    };
+    format!(
+        "growth trigger: {grown}; runs at {:.0}% once the log is at least {} bytes{}",
+        g.threshold * 100.0,
+        g.min_size,
+        if g.due { " (due now)" } else { "" }
+    )
+}
+
+/// The status of a store whose table is invalid (B.8): the config error as
+/// its reason, and its records if its name is one it can have run under.
+pub fn config_error_status(
+    paths: &Paths,
+    broken: &crate::config::BrokenStore,
+    config: &std::path::Path,
+) -> StoreStatus {
+    let state = broken
+        .has_valid_name()
+        .then(|| StoreState::new(paths.store_state(&broken.name)));
+    StoreStatus {
+        name: broken.name.clone(),
+        log: broken.log.as_deref().map(PathBuf::from).unwrap_or_default(),
+        schedule: None,
+        schedule_description: None,
+        health: Health::ConfigError,
+        reasons: vec![format!(
+            "not run: its config is invalid: {}",
+            broken.error(config)
+        )],
+        notes: Vec::new(),
+        warnings: Vec::new(),
+        writers: Default::default(),
+        last_run: state.as_ref().and_then(StoreState::last_run),
+        last_success: state.as_ref().and_then(StoreState::last_success),
+        running: None,
+        waiting_for: Vec::new(),
+        next_run: None,
+        backoff: None,
+        segments: None,
+        growth: None,
+    }
+}
+
+/// Who, other than the running run, holds the writers' lock on the live
+/// log: the run cannot swap until they let go.
+fn waiting_for_writer(store: &StoreConfig, run: &Holder) -> Option<Vec<u32>> {
+    if store.segments.is_some() || run.alive() != Some(true) {
+        return None;
+    }
+    let meta = std::fs::metadata(&store.log).ok()?;
+    let pids: Vec<u32> = crate::io::locks::flock_holders(&meta)
+        .into_iter()
+        .filter(|&p| p != run.pid)
+        .collect();
+    (!pids.is_empty()).then_some(pids)
 }
 
 fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {

@@ -806,3 +806,78 @@ fn a_crontab_that_cannot_run_is_a_failure_not_a_usage_error() {
         .stderr_has("cannot run")
         .stderr_has("no-such-crontab");
 }
+
+/// A stand-in systemctl that fails (exit 1, a message on stderr).
+fn failing_tool(env: &Env) -> String {
+    let script = env.path("fail.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho \"Failed to connect to bus: No medium found\" >&2\nexit 1\n",
+    )
+    .unwrap();
+    set_mode(&script, 0o755);
+    script.to_string_lossy().into_owned()
+}
+
+// Issue 16 C.16: uninstall said "ran systemctl --user disable ..." and exited
+// 0 when systemctl failed or did not exist.
+#[test]
+fn uninstall_reports_a_failed_or_missing_systemctl() {
+    let env = Env::new();
+    two_stores(&env);
+    lk_install(&env, ["schedule", "install", "--backend", "systemd"]);
+    assert_eq!(files_in(&unit_dir(&env)).len(), 1);
+    let mut vars = install_env(&env);
+    vars.retain(|(k, _)| *k != "LOGKEEPER_SYSTEMCTL");
+    vars.push(("LOGKEEPER_SYSTEMCTL", failing_tool(&env)));
+    let d = env
+        .lk(["schedule", "uninstall", "--backend", "systemd"])
+        .envs(vars.clone())
+        .status(1);
+    let (out, err) = (d.stdout(), d.stderr());
+    assert!(!out.contains("ran "), "{out}");
+    assert!(
+        err.contains("disable") && err.contains("No medium found"),
+        "{err}"
+    );
+    assert!(err.contains("may still be loaded"), "{err}");
+    // Absent altogether: the same, with the reason.
+    lk_install(&env, ["schedule", "install", "--backend", "systemd"]);
+    vars.retain(|(k, _)| *k != "LOGKEEPER_SYSTEMCTL");
+    vars.push((
+        "LOGKEEPER_SYSTEMCTL",
+        env.path("no-such-systemctl").display().to_string(),
+    ));
+    let d = env
+        .lk(["schedule", "uninstall", "--backend", "systemd"])
+        .envs(vars)
+        .status(1);
+    assert!(d.stderr().contains("could not run it"), "{}", d.stderr());
+}
+
+// Issue 16 C.16: a failed install left its unit file behind.
+#[test]
+fn failed_install_leaves_no_unit_file_behind() {
+    let env = Env::new();
+    two_stores(&env);
+    let mut vars = install_env(&env);
+    vars.retain(|(k, _)| *k != "LOGKEEPER_SYSTEMCTL");
+    vars.push(("LOGKEEPER_SYSTEMCTL", failing_tool(&env)));
+    for mode in ["daemon", "timer"] {
+        env.lk([
+            "schedule",
+            "install",
+            "--backend",
+            "systemd",
+            "--mode",
+            mode,
+        ])
+        .envs(vars.clone())
+        .status(1)
+        .stderr_has("No medium found");
+        assert_eq!(files_in(&unit_dir(&env)), Vec::<PathBuf>::new(), "{mode}");
+        env.lk(["schedule", "show"])
+            .status(0)
+            .stdout_has("no schedule installed");
+    }
+}

@@ -1,5 +1,5 @@
-//! The process exit codes of the product contract, decided here and only
-//! here: 0 ok; 1 a run failed, or status found a failed store (or a broken
+//! Which exit code of the product contract applies, decided here and only
+//! here (the numbers live in `logkeeper::exit_code`, which the hooks share): 0 ok; 1 a run failed, or status found a failed store (or a broken
 //! schedule registration); 2 usage or config error; 3 status found a store
 //! overdue or never run; 75 busy (sysexits EX_TEMPFAIL).
 
@@ -8,15 +8,7 @@ use logkeeper::job::record::{Outcome, RunRecord};
 use logkeeper::schedule::install::Registration;
 use logkeeper::status::{Health, StoreStatus};
 
-pub const OK: u8 = 0;
-/// A run failed; status found a failed store.
-pub const FAILED: u8 = 1;
-/// Usage or configuration error.
-pub const USAGE: u8 = 2;
-/// Status found a store overdue or never run.
-pub const OVERDUE: u8 = 3;
-/// The store's lock (or the daemon's) is held by another process.
-pub const BUSY: u8 = 75;
+pub use logkeeper::exit_code::{BUSY, FAILED, OK, OVERDUE, USAGE};
 
 /// The exit code for an error that reached `main`: by the class of the
 /// library error in its chain, else a failure.
@@ -38,23 +30,29 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-/// For `sync now`: 1 if any run failed, else 75 if any found its store
-/// busy, else 0.
-pub fn of_runs(runs: &[RunRecord]) -> u8 {
-    if runs.iter().any(|r| r.outcome == Outcome::Error) {
+/// For `sync now`: 1 if any run failed, else 2 if a store was refused for
+/// its invalid config (`broken`), else 75 if any found its store busy,
+/// else 0.
+pub fn of_runs(runs: &[RunRecord], broken: usize) -> u8 {
+    let code = |o: Outcome| o.exit_code();
+    if runs.iter().any(|r| code(r.outcome) == FAILED) {
         FAILED
-    } else if runs.iter().any(|r| r.outcome == Outcome::Busy) {
+    } else if broken > 0 {
+        USAGE
+    } else if runs.iter().any(|r| code(r.outcome) == BUSY) {
         BUSY
     } else {
         OK
     }
 }
 
-/// For `status`: 1 if any store failed, else 3 if any is overdue or never
-/// ran, else 0.
+/// For `status`: 1 if any store failed, else 2 if any store's config is
+/// invalid, else 3 if any is overdue or never ran, else 0.
 pub fn of_statuses(statuses: &[StoreStatus]) -> u8 {
     if statuses.iter().any(|s| s.health == Health::Failed) {
         FAILED
+    } else if statuses.iter().any(|s| s.health == Health::ConfigError) {
+        USAGE
     } else if statuses
         .iter()
         .any(|s| matches!(s.health, Health::Overdue | Health::NeverRun))

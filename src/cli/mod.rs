@@ -2,6 +2,7 @@
 
 pub mod cmd;
 pub mod exit;
+pub mod out;
 pub mod progress;
 pub mod render;
 
@@ -131,5 +132,12 @@ where
         Command::Completions(a) => cmd::completions::run(a)?,
         Command::Man(a) => cmd::man::run(a)?,
     };
+    // B.10: the work is done and recorded; only now does a full disk or a
+    // closed stdout become the command's error (exit 1, not a panic).
+    out::finish().map_err(|e| {
+        anyhow::Error::new(e).context(format!(
+            "write the output to stdout (the command itself finished with exit code {code}; any run it made is recorded)"
+        ))
+    })?;
     Ok(ExitCode::from(code))
 }

@@ -3,6 +3,7 @@
 //! registration. Shared by the commands; `--json` output does not go
 //! through here.
 
+use crate::cli::out::outln;
 use logkeeper::job::record::{Outcome, RunRecord};
 use logkeeper::schedule::install::Registration;
 use logkeeper::status::{Health, StoreStatus, fmt_time};
@@ -129,25 +130,30 @@ fn segments_summary(r: &RunRecord, seg: &logkeeper::job::segmented::SegmentStats
 /// A run as `sync now` prints it: one line, then what it moved aside.
 pub fn print_run(r: &RunRecord) {
     let line = format!(
-        "{}: {} in {}: {}",
+        "{}: {} in {}{}: {}",
         r.store,
         r.outcome.as_str(),
         human_ms(r.duration_ms),
+        if r.wait_ms > 0.0 {
+            format!(" (after waiting {} for another run)", human_ms(r.wait_ms))
+        } else {
+            String::new()
+        },
         summary(r)
     );
     match r.outcome {
         Outcome::Error | Outcome::Busy => eprintln!("logkeeper: {line}"),
-        _ => println!("{line}"),
+        _ => outln!("{line}"),
     }
     let s = &r.stats;
     if let Some(p) = &s.rotated {
-        println!("  rotated: {}", p.display());
+        outln!("  rotated: {}", p.display());
     }
     if let Some(p) = &s.quarantine_file {
-        println!("  quarantine: {}", p.display());
+        outln!("  quarantine: {}", p.display());
     }
     match &s.segments {
-        Some(seg) if seg.pruned.len() > 3 => println!(
+        Some(seg) if seg.pruned.len() > 3 => outln!(
             "  pruned: {} .. {} ({} segments, oldest first)",
             seg.pruned[0].file.display(),
             seg.pruned[seg.pruned.len() - 1].file.display(),
@@ -155,12 +161,12 @@ pub fn print_run(r: &RunRecord) {
         ),
         _ => {
             for p in &s.pruned {
-                println!("  pruned: {}", p.display());
+                outln!("  pruned: {}", p.display());
             }
         }
     }
     for p in &s.recovered {
-        println!(
+        outln!(
             "  recovered: removed {} left by an interrupted run",
             p.display()
         );
@@ -244,13 +250,21 @@ pub fn table(statuses: &[StoreStatus]) -> String {
         if let Some(r) = &s.last_run {
             out.push_str(&format!("  last run: {}\n", summary(r)));
         }
-        if let Some(h) = &s.running {
-            out.push_str(&format!("  running now: {h}\n"));
+        match (&s.running, s.waiting_for.as_slice()) {
+            (Some(h), []) => out.push_str(&format!("  running now: {h}\n")),
+            (Some(h), pids) => out.push_str(&format!(
+                "  running, waiting for {} lock on the log (the run: {h})\n",
+                pids.iter()
+                    .map(|p| format!("pid {p}'s"))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            )),
+            (None, _) => {}
         }
         for reason in &s.reasons {
             out.push_str(&format!("  ! {reason}\n"));
         }
-        if s.health == Health::NeverRun {
+        if s.health == Health::NeverRun && s.running.is_none() {
             out.push_str(&format!(
                 "  hint: run `logkeeper sync now {}` or `logkeeper schedule install`\n",
                 s.name

@@ -36,6 +36,12 @@ pub struct NewStore {
     pub jitter: Option<String>,
     /// Segmented stores: how long merged inputs wait before deletion.
     pub file_delete_delay: Option<String>,
+    /// The daemon's growth trigger: `growth`, `min_size`, `min_interval`.
+    pub growth: Option<f64>,
+    pub min_size: Option<String>,
+    pub min_interval: Option<String>,
+    /// Where each event's time is, for `replay --as-of`.
+    pub time: Option<String>,
 }
 
 /// Add a store to the config file (creating it), keeping its comments.
@@ -43,7 +49,7 @@ pub fn add_store(config_path: &Path, new: &NewStore) -> Result<Config> {
     let text = read_or_empty(config_path)?;
     let mut doc = edit_doc(config_path, &text)?;
     let current = Config::parse(config_path, &text)?;
-    if current.stores.iter().any(|s| s.name == new.name) {
+    if current.stores.iter().any(|s| s.name == new.name) || current.broken(&new.name).is_some() {
         return Err(Error::StoreExists {
             name: new.name.clone(),
             config: config_path.to_path_buf(),
@@ -81,6 +87,9 @@ pub fn add_store(config_path: &Path, new: &NewStore) -> Result<Config> {
         ("seq", &new.seq),
         ("jitter", &new.jitter),
         ("file_delete_delay", &new.file_delete_delay),
+        ("min_size", &new.min_size),
+        ("min_interval", &new.min_interval),
+        ("time", &new.time),
     ] {
         if let Some(v) = v {
             t[field] = toml_edit::value(v.as_str());
@@ -91,6 +100,9 @@ pub fn add_store(config_path: &Path, new: &NewStore) -> Result<Config> {
     }
     if let Some(g) = new.min_growth {
         t["min_growth"] = toml_edit::value(g);
+    }
+    if let Some(g) = new.growth {
+        t["growth"] = toml_edit::value(g);
     }
     if let Some(b) = new.rotate_bytes {
         // TOML integers are i64; a larger limit is refused, not wrapped.
@@ -126,6 +138,20 @@ pub fn add_store(config_path: &Path, new: &NewStore) -> Result<Config> {
             doc.insert("store", toml_edit::Item::ArrayOfTables(arr));
         }
     }
+    let added = Config::parse(config_path, &doc.to_string())?;
+    // The new store is the last table: its error is about the arguments,
+    // not about a line of a file that was never written (C.15).
+    if let Some(b) = added.broken.iter().find(|b| b.name == new.name) {
+        let msg = b
+            .msg
+            .strip_prefix("store #")
+            .and_then(|r| r.split_once(' '))
+            .map_or(b.msg.as_str(), |(_, m)| m);
+        return Err(Error::InvalidStore {
+            store: new.name.clone(),
+            msg: format!("{msg} (nothing was written to {})", config_path.display()),
+        });
+    }
     write_validated(config_path, &doc.to_string())
 }
 
@@ -142,21 +168,25 @@ pub fn remove_store(config_path: &Path, name: &str) -> Result<Config> {
         Err(e) => return Err(Error::io("read config", config_path, e)),
     };
     let current = Config::parse(config_path, &text)?;
-    let index = current
-        .stores
-        .iter()
-        .position(|s| s.name == name)
+    let mut doc = edit_doc(config_path, &text)?;
+    // By the table's `name`: a broken store can be removed too (B.8).
+    let index = doc
+        .get("store")
+        .and_then(toml_edit::Item::as_array_of_tables)
+        .and_then(|a| {
+            a.iter()
+                .position(|t| t.get("name").and_then(|n| n.as_str()) == Some(name))
+        })
         .ok_or_else(|| Error::UnknownStore {
             name: name.to_string(),
             config: config_path.to_path_buf(),
             known: current.stores.iter().map(|s| s.name.clone()).collect(),
         })?;
-    let mut doc = edit_doc(config_path, &text)?;
     let Some(arr) = doc
         .get_mut("store")
         .and_then(toml_edit::Item::as_array_of_tables_mut)
     else {
-        // Config::parse found the store, so `store` is an array of tables.
+        // The store was found above, so `store` is an array of tables.
         return Err(Error::Config {
             path: config_path.to_path_buf(),
             line: None,

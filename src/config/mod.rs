@@ -22,11 +22,13 @@ use crate::schedule::Schedule;
 
 mod builder;
 mod edit;
+mod growth;
 mod ops;
 mod segments;
 
 pub use builder::StoreBuilder;
 pub use edit::{NewStore, add_store, remove_store};
+pub use growth::{DEFAULT_MIN_INTERVAL, DEFAULT_MIN_SIZE, GrowthTrigger};
 pub use ops::{DEFAULT_HOOK_TIMEOUT, Hooks};
 pub use segments::parse_bytes;
 
@@ -58,6 +60,11 @@ pub struct StoreConfig {
     pub hooks: Hooks,
     /// Set for a segmented store (`segments = ...` instead of `log`).
     pub segments: Option<SegmentPolicy>,
+    /// The daemon's growth trigger (`growth`, `min_size`, `min_interval`).
+    pub growth: Option<GrowthTrigger>,
+    /// Where each event's time is (`time = "/created_at"`): `replay
+    /// --as-of` then stops exactly at the time asked.
+    pub time: Option<String>,
 }
 
 impl StoreConfig {
@@ -80,15 +87,52 @@ impl StoreConfig {
 pub struct Config {
     pub path: PathBuf,
     pub stores: Vec<StoreConfig>,
+    /// Stores whose own table is invalid (issue 16 B.8): each is refused on
+    /// its own (by name it is a config error), while the others still run.
+    /// An error outside the `[[store]]` tables still refuses the whole file.
+    pub broken: Vec<BrokenStore>,
     /// The Prometheus textfile rewritten after every run.
     pub metrics_file: Option<PathBuf>,
+}
+
+/// A `[[store]]` table that does not validate: its name (as written, if it
+/// is a string) and the error, kept apart so that the others can run.
+#[derive(Clone, Debug)]
+pub struct BrokenStore {
+    /// The `name` as written (it may be the invalid part), else `store #N`.
+    pub name: String,
+    /// The `log` as written, if it is a string.
+    pub log: Option<String>,
+    /// The line of the offending field (or of the table).
+    pub line: Option<usize>,
+    /// What is wrong, starting `store #N `field``.
+    pub msg: String,
+}
+
+impl BrokenStore {
+    /// The error for this store, naming the config file and line.
+    pub fn error(&self, config: &Path) -> Error {
+        Error::Config {
+            path: config.to_path_buf(),
+            line: self.line,
+            col: None,
+            msg: self.msg.clone(),
+        }
+    }
+
+    /// Whether the name is one a valid store could have (its state may then
+    /// be read under that name).
+    pub fn has_valid_name(&self) -> bool {
+        valid_name(&self.name)
+    }
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    /// Each store is checked on its own (see [`Config::broken`]).
     #[serde(default)]
-    store: Vec<RawStore>,
+    store: Vec<toml::Table>,
     // Operations: metrics and hooks (see `ops`).
     metrics_file: Option<String>,
     on_failure: Option<String>,
@@ -123,6 +167,10 @@ struct RawStore {
     allow_positional_writers: Option<bool>,
     on_failure: Option<String>,
     on_success: Option<String>,
+    growth: Option<f64>,
+    min_size: Option<segments::RawBytes>,
+    min_interval: Option<String>,
+    time: Option<String>,
 }
 
 pub const DEFAULT_KEEP_ROTATED: usize = 3;
@@ -153,6 +201,7 @@ impl Config {
             Err(Error::NoConfig { .. }) => Ok(Config {
                 path: path.to_path_buf(),
                 stores: Vec::new(),
+                broken: Vec::new(),
                 metrics_file: None,
             }),
             other => other,
@@ -175,65 +224,86 @@ impl Config {
         })?;
         let base = durable::parent_dir(path);
         let (metrics_file, hooks) = ops::global(path, text, &raw)?;
-        let mut stores = Vec::with_capacity(raw.store.len());
-        for (i, rs) in raw.store.into_iter().enumerate() {
-            let err = |field: &str, msg: String| {
-                let line = field_line(text, i, field);
-                Error::Config {
-                    path: path.to_path_buf(),
-                    line,
-                    col: None,
-                    msg: format!("store #{} `{field}`: {msg}", i + 1),
-                }
+        let spans = store_spans(text);
+        let mut stores: Vec<StoreConfig> = Vec::with_capacity(raw.store.len());
+        let mut broken = Vec::new();
+        for (i, table) in raw.store.into_iter().enumerate() {
+            let err = |field: &str, msg: String| Error::Config {
+                path: path.to_path_buf(),
+                line: field_line(text, i, field),
+                col: None,
+                msg: format!("store #{} `{field}`: {msg}", i + 1),
             };
-            stores.push(validate_store(rs, base, &hooks, &err)?);
-        }
-        for (i, s) in stores.iter().enumerate() {
-            if stores[..i].iter().any(|o| o.name == s.name) {
-                return Err(Error::Config {
-                    path: path.to_path_buf(),
-                    line: field_line(text, i, "name"),
-                    col: None,
-                    msg: format!("store #{} `name`: {:?} is declared twice", i + 1, s.name),
+            let checked = raw_store(text, spans.get(i).cloned(), &table, i)
+                .and_then(|rs| validate_store(rs, base, &hooks, &err))
+                .and_then(|s| {
+                    if stores.iter().any(|o| o.name == s.name) {
+                        return Err(err("name", format!("{:?} is declared twice", s.name)));
+                    }
+                    if let Some(o) = stores.iter().find(|o| o.log == s.log) {
+                        return Err(err(
+                            "log",
+                            format!(
+                                "{} is already the log of store {:?}; two stores cannot share a log",
+                                s.log.display(),
+                                o.name
+                            ),
+                        ));
+                    }
+                    Ok(s)
                 });
-            }
-            if let Some(o) = stores[..i].iter().find(|o| o.log == s.log) {
-                return Err(Error::Config {
-                    path: path.to_path_buf(),
-                    line: field_line(text, i, "log"),
-                    col: None,
-                    msg: format!(
-                        "store #{} `log`: {} is already the log of store {:?}; two stores cannot share a log",
-                        i + 1,
-                        s.log.display(),
-                        o.name
-                    ),
-                });
+            match checked {
+                Ok(s) => stores.push(s),
+                Err(Error::Config { line, msg, .. }) => {
+                    let text_of = |k: &str| table.get(k).and_then(|v| v.as_str()).map(String::from);
+                    broken.push(BrokenStore {
+                        name: text_of("name").unwrap_or_else(|| format!("store #{}", i + 1)),
+                        log: text_of("log").or_else(|| text_of("segments")),
+                        line,
+                        msg,
+                    });
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(Config {
             path: path.to_path_buf(),
             stores,
+            broken,
             metrics_file,
         })
     }
 
-    pub fn store(&self, name: &str) -> Result<&StoreConfig> {
-        self.stores
-            .iter()
-            .find(|s| s.name == name)
-            .ok_or_else(|| Error::UnknownStore {
-                name: name.to_string(),
-                config: self.path.clone(),
-                known: self.stores.iter().map(|s| s.name.clone()).collect(),
-            })
+    /// The broken store of that name, if any.
+    pub fn broken(&self, name: &str) -> Option<&BrokenStore> {
+        self.broken.iter().find(|b| b.name == name)
     }
 
-    /// The named stores, in the order given; all stores if `names` is empty
-    /// and `all` is set.
+    /// The store of that name; a broken one is its config error (a name
+    /// declared twice is the first, valid, one).
+    pub fn store(&self, name: &str) -> Result<&StoreConfig> {
+        if let Some(s) = self.stores.iter().find(|s| s.name == name) {
+            return Ok(s);
+        }
+        if let Some(b) = self.broken(name) {
+            return Err(b.error(&self.path));
+        }
+        Err(Error::UnknownStore {
+            name: name.to_string(),
+            config: self.path.clone(),
+            known: self.stores.iter().map(|s| s.name.clone()).collect(),
+        })
+    }
+
+    /// The named stores, in the order given; all valid stores if `names` is
+    /// empty and `all` is set (the caller reports [`Config::broken`]). A
+    /// broken store named, or the only one, is its config error.
     pub fn select(&self, names: &[String], all: bool) -> Result<Vec<&StoreConfig>> {
         if names.is_empty() {
-            if all || self.stores.len() == 1 {
+            if let ([], [only]) = (self.stores.as_slice(), self.broken.as_slice()) {
+                return Err(only.error(&self.path));
+            }
+            if all || self.stores.len() + self.broken.len() == 1 {
                 return Ok(self.stores.iter().collect());
             }
             return Err(if self.stores.is_empty() {
@@ -251,19 +321,69 @@ impl Config {
     }
 }
 
+/// Deserialize the `index`-th store from its own text (`span`, from its
+/// `[[store]]` header to its last value), so that an error names the line
+/// in the file; from the parsed table if its text cannot be told apart
+/// (an inline `store = [...]`).
+fn raw_store(
+    text: &str,
+    span: Option<std::ops::Range<usize>>,
+    table: &toml::Table,
+    index: usize,
+) -> Result<RawStore> {
+    #[derive(Deserialize)]
+    struct One {
+        store: Vec<RawStore>,
+    }
+    let located = span.and_then(|span| {
+        let own = text.get(span.clone())?;
+        Some(match toml::from_str::<One>(own) {
+            Ok(mut one) if one.store.len() == 1 => Ok(one.store.remove(0)),
+            Ok(_) => return None,
+            Err(e) => Err((
+                e.span().map(|s| line_col(text, span.start + s.start).0),
+                e.message().trim().to_string(),
+            )),
+        })
+    });
+    let result = located.unwrap_or_else(|| {
+        RawStore::deserialize(toml::Value::Table(table.clone()))
+            .map_err(|e| (field_line(text, index, ""), e.message().trim().to_string()))
+    });
+    result.map_err(|(line, msg)| Error::Config {
+        path: PathBuf::new(),
+        line,
+        col: None,
+        msg: format!("store #{}: {msg}", index + 1),
+    })
+}
+
+/// The text span of each `[[store]]` table, in order.
+fn store_spans(text: &str) -> Vec<std::ops::Range<usize>> {
+    let Ok(doc) = toml_edit::ImDocument::parse(text) else {
+        return Vec::new();
+    };
+    doc.get("store")
+        .and_then(|s| s.as_array_of_tables())
+        .map(|a| a.iter().filter_map(|t| t.span()).collect())
+        .unwrap_or_default()
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 fn validate_store(
     rs: RawStore,
     base: &Path,
     global_hooks: &Hooks,
     err: &dyn Fn(&str, String) -> Error,
 ) -> Result<StoreConfig> {
-    if rs.name.is_empty()
-        || rs.name.starts_with('.')
-        || !rs
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
+    if !valid_name(&rs.name) {
         return Err(err(
             "name",
             format!(
@@ -314,7 +434,11 @@ fn validate_store(
     let segments = segments
         .map(|pattern| segments::policy(pattern, &rs, err))
         .transpose()?;
+    let growth = growth::trigger(&rs, err)?;
+    let time = growth::time_pointer(&rs, err)?;
     Ok(StoreConfig {
+        growth,
+        time,
         segments,
         name: rs.name,
         log,
@@ -332,7 +456,9 @@ fn validate_store(
     })
 }
 
-/// Expand `~` and make `p` absolute relative to `base`.
+/// Expand `~` and make `p` absolute relative to `base`, without `.`
+/// components (`./events.jsonl` is `base/events.jsonl`, C.15); `..` stays,
+/// as it may cross a symlink.
 pub fn expand_path(p: &str, base: &Path) -> PathBuf {
     let expanded = if p == "~" || p.starts_with("~/") {
         match std::env::var_os("HOME") {
@@ -342,11 +468,12 @@ pub fn expand_path(p: &str, base: &Path) -> PathBuf {
     } else {
         PathBuf::from(p)
     };
-    if expanded.is_absolute() {
+    let absolute = if expanded.is_absolute() {
         expanded
     } else {
         base.join(expanded)
-    }
+    };
+    absolute.components().collect()
 }
 
 /// Parse durations like `90s`, `30m`, `12h`, `7d`, `2w`.

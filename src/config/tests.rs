@@ -2,27 +2,55 @@
 
 use super::*;
 
+/// The error of the first broken store (B.8: a broken store does not fail
+/// the whole file; naming it does).
+fn store_error(text: &str) -> String {
+    let c = Config::parse(Path::new("/c.toml"), text).unwrap();
+    assert!(c.stores.is_empty(), "{:?}", c.stores);
+    c.store(&c.broken[0].name).unwrap_err().to_string()
+}
+
 #[test]
 fn errors_name_file_line_and_field() {
-    let text = "# mine\n[[store]]\nname = \"a\"\nlog = \"/tmp/a.jsonl\"\nkey = [\"item\"]\n";
-    let e = Config::parse(Path::new("/c.toml"), text)
-        .unwrap_err()
-        .to_string();
+    let e =
+        store_error("# mine\n[[store]]\nname = \"a\"\nlog = \"/tmp/a.jsonl\"\nkey = [\"item\"]\n");
     assert!(e.starts_with("/c.toml:5"), "{e}");
     assert!(e.contains("`key`") && e.contains("JSON pointer"), "{e}");
 
-    let e = Config::parse(Path::new("/c.toml"), "[[store]]\nname = \"a\"\nlog = 3\n")
-        .unwrap_err()
-        .to_string();
+    let e = store_error("[[store]]\nname = \"a\"\nlog = 3\n");
     assert!(e.starts_with("/c.toml:3"), "{e}");
 
+    let e = store_error("[[store]]\nname = \"a\"\nlog = \"x\"\nsched = \"\"\n");
+    assert!(e.starts_with("/c.toml:4") && e.contains("sched"), "{e}");
+
+    // An error outside the store tables still refuses the file.
     let e = Config::parse(
         Path::new("/c.toml"),
-        "[[store]]\nname = \"a\"\nlog = \"x\"\nsched = \"\"\n",
+        "bogus = 1\n[[store]]\nname = \"a\"\nlog = \"x\"\n",
     )
     .unwrap_err()
     .to_string();
-    assert!(e.contains("sched"), "{e}");
+    assert!(e.starts_with("/c.toml:1") && e.contains("bogus"), "{e}");
+}
+
+// Issue 16 B.8: each store is checked on its own; the valid ones load.
+#[test]
+fn a_broken_store_is_set_apart_and_the_others_load() {
+    let text = "[[store]]\nname = \"ok\"\nlog = \"/a\"\n\n[[store]]\nname = \"bad\"\nlog = \"/b\"\nkeep_rotatd = 1\n\n[[store]]\nname = \"ok\"\nlog = \"/c\"\n";
+    let c = Config::parse(Path::new("/c.toml"), text).unwrap();
+    assert_eq!(c.stores.len(), 1);
+    let names: Vec<(&str, Option<usize>)> =
+        c.broken.iter().map(|b| (b.name.as_str(), b.line)).collect();
+    assert_eq!(names, [("bad", Some(8)), ("ok", Some(11))]);
+    assert!(
+        c.store("bad")
+            .unwrap_err()
+            .to_string()
+            .contains("keep_rotatd")
+    );
+    assert_eq!(c.select(&[], true).unwrap().len(), 1);
+    // Declared twice: the first, valid, store is the one of that name.
+    assert_eq!(c.store("ok").unwrap().log, Path::new("/a"));
 }
 
 #[test]

@@ -120,3 +120,73 @@ pub(super) fn encode_component(line: &[u8], s: &Span, out: &mut Vec<u8>) {
     out.push(n as u8);
     out.extend_from_slice(bytes);
 }
+
+/// The components of a key encoded by [`encode_component`], as JSON
+/// values (strings decoded, anything else parsed from its raw text), for
+/// reports. Stops at the first component that does not decode.
+pub fn decode_key(mut enc: &[u8]) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    while let Some((&tag, rest)) = enc.split_first() {
+        let (mut n, mut shift, mut i) = (0usize, 0u32, 0usize);
+        while let Some(&b) = rest.get(i) {
+            n |= ((b & 0x7f) as usize) << shift;
+            shift += 7;
+            i += 1;
+            if b < 0x80 {
+                break;
+            }
+        }
+        let Some(bytes) = rest.get(i..i + n) else {
+            break;
+        };
+        out.push(match tag {
+            b's' => serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned()),
+            _ => serde_json::from_slice(bytes).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned())
+            }),
+        });
+        enc = &rest[i + n..];
+    }
+    out
+}
+
+/// The length of the first component of an encoded key (its group).
+pub fn first_component_len(enc: &[u8]) -> usize {
+    let Some((_, rest)) = enc.split_first() else {
+        return 0;
+    };
+    let (mut n, mut shift, mut i) = (0usize, 0u32, 0usize);
+    while let Some(&b) = rest.get(i) {
+        n |= ((b & 0x7f) as usize) << shift;
+        shift += 7;
+        i += 1;
+        if b < 0x80 {
+            break;
+        }
+    }
+    (1 + i + n).min(enc.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_decodes_to_its_components_and_its_group() {
+        let spec = FoldSpec::new(&["/t".into(), "/id".into()], None, &[]).unwrap();
+        let mut c = Classifier::new(&spec);
+        let line = br#"{"t":"Ta\u0073k","id":{"n":[1,2]}}"#;
+        assert_eq!(c.classify(line), Class::Keyed { delete: false });
+        let key = c.key.clone();
+        assert_eq!(
+            decode_key(&key),
+            vec![serde_json::json!("Task"), serde_json::json!({"n": [1, 2]})]
+        );
+        let g = first_component_len(&key);
+        assert_eq!(decode_key(&key[..g]), vec![serde_json::json!("Task")]);
+        let long = format!(r#"{{"t":"{}","id":7}}"#, "x".repeat(300));
+        assert!(matches!(c.classify(long.as_bytes()), Class::Keyed { .. }));
+        assert_eq!(decode_key(&c.key)[0], serde_json::json!("x".repeat(300)));
+        assert_eq!(decode_key(&c.key)[1], serde_json::json!(7));
+    }
+}

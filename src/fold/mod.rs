@@ -28,7 +28,7 @@ mod torn;
 pub use crate::io::ranges::{
     Range, copy_ranges, copy_ranges_nl, split_at_newlines, write_ranges_at,
 };
-pub use classify::{Class, Classifier};
+pub use classify::{Class, Classifier, decode_key, first_component_len};
 pub use scan::{find_cut, fold, for_each_line, next_line_start};
 
 use crate::config::StoreConfig;

@@ -1,5 +1,6 @@
 //! File I/O primitives the job is built on.
 
 pub mod durable;
+pub mod locks;
 pub mod ranges;
 pub mod sys;

@@ -115,6 +115,15 @@ mod linux {
             return census;
         }
         let me = std::process::id();
+        // Owner, group and mode of each file (None: unknown, any may write).
+        let owners: Vec<Option<(u32, u32, u32)>> = targets
+            .values()
+            .map(|p| {
+                std::fs::metadata(p)
+                    .ok()
+                    .map(|m| (m.uid(), m.gid(), m.mode()))
+            })
+            .collect();
         let Ok(procs) = std::fs::read_dir("/proc") else {
             census.supported = false;
             return census;
@@ -130,7 +139,7 @@ mod linux {
             if pid == me {
                 continue;
             }
-            openers_of(pid, targets, &mut census);
+            openers_of(pid, targets, &owners, &mut census);
         }
         census.openers.sort_by_key(|o| (o.pid, o.fd));
         census
@@ -140,13 +149,16 @@ mod linux {
     pub(super) fn openers_of(
         pid: u32,
         targets: &HashMap<(u64, u64), PathBuf>,
+        owners: &[Option<(u32, u32, u32)>],
         census: &mut Census,
     ) {
         let fd_dir = format!("/proc/{pid}/fd");
         let fds = match std::fs::read_dir(&fd_dir) {
             Ok(fds) => fds,
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                census.unreadable += 1;
+                if may_write(pid, owners) {
+                    census.unreadable += 1;
+                }
                 return;
             }
             // Exited mid-walk, or a kernel thread.
@@ -217,6 +229,41 @@ mod linux {
             }
         }
         None
+    }
+
+    /// Whether a process whose descriptors cannot be read might write one
+    /// of the files, judged by its ids (`/proc/<pid>/status` is readable by
+    /// all) against each file's owner, group and mode, so that the census
+    /// says it may be incomplete only when it may be (C.12). Root's
+    /// processes count only for a file owned by root: a root process that
+    /// writes into another user's log is not the setup this looks for, and
+    /// counting root's daemons made every non-root census "incomplete".
+    fn may_write(pid: u32, owners: &[Option<(u32, u32, u32)>]) -> bool {
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            return true;
+        };
+        let ids = |key: &str| -> Vec<u32> {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .map(|v| {
+                    v.split_whitespace()
+                        .filter_map(|x| x.parse().ok())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let uids = ids("Uid:");
+        let mut gids = ids("Gid:");
+        gids.extend(ids("Groups:"));
+        owners.iter().any(|o| match *o {
+            None => true,
+            Some((uid, gid, mode)) => {
+                (uids.contains(&uid) && mode & 0o200 != 0)
+                    || (gids.contains(&gid) && mode & 0o020 != 0)
+                    || mode & 0o002 != 0
+            }
+        })
     }
 
     fn describe(flags: u32) -> String {
@@ -333,7 +380,7 @@ mod tests {
             // The census's walk of one process: the walk of all of /proc
             // would make the same check a hundred times slower.
             let mut census = Census::default();
-            linux::openers_of(child.id(), &targets, &mut census);
+            linux::openers_of(child.id(), &targets, &[], &mut census);
             for o in census.of(&log) {
                 seen += 1;
                 assert!(o.append, "a false positional writer: {o:?}");

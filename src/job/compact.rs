@@ -181,7 +181,10 @@ pub fn compact(store: &StoreConfig, state_dir: &Path, state: &LateWrites) -> Res
     stats.timings.verify_ms = verified.ms;
     stats.verify = Some(verified);
     interrupt::check("after writing the new file")?;
-    stats.quarantine_file = swap::quarantine_bad(&c)?;
+    stats.quarantine_file = swap::quarantine_bad(&c).map_err(|e| Error::QuarantineFailed {
+        log: c.log.clone(),
+        source: Box::new(e),
+    })?;
     stats.timings.write_ms = ms(t_write);
 
     let t_swap = Instant::now();

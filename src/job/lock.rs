@@ -76,6 +76,8 @@ pub fn lock_path(log: &Path) -> PathBuf {
 pub struct StoreLock {
     file: File,
     path: PathBuf,
+    /// How long [`Wait::Yes`] waited for another holder.
+    waited: std::time::Duration,
 }
 
 /// How [`StoreLock::acquire`] behaves when the lock is held.
@@ -122,6 +124,7 @@ impl StoreLock {
             .open(&path)
             .map_err(|e| missing_dir(log, e))
             .ctx("open lock file", &path)?;
+        let mut waited = std::time::Duration::ZERO;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => match wait {
@@ -138,12 +141,14 @@ impl StoreLock {
                         path.display(),
                         describe_holder(read_holder_file(&path))
                     );
+                    let t = std::time::Instant::now();
                     file.lock().ctx("wait for lock", &path)?;
+                    waited = t.elapsed();
                 }
             },
             Err(TryLockError::Error(e)) => return Err(Error::io("lock", &path, e)),
         }
-        let mut lock = StoreLock { file, path };
+        let mut lock = StoreLock { file, path, waited };
         lock.write_holder(&Holder::me(trigger))?;
         Ok(lock)
     }
@@ -161,6 +166,11 @@ impl StoreLock {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How long taking the lock waited for another holder (`--wait`).
+    pub fn waited(&self) -> std::time::Duration {
+        self.waited
     }
 }
 

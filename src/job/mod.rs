@@ -15,6 +15,8 @@
 pub mod census;
 pub mod compact;
 pub mod cut;
+pub mod dryrun;
+pub mod growth;
 pub mod interrupt;
 pub mod late;
 pub mod lock;
@@ -122,6 +124,7 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
     // The lock is held until the record is written, so a run's record is
     // on disk before any other run can start.
     let mut held = None;
+    let mut waited = std::time::Duration::ZERO;
     // A state dir that cannot be made would fail the record at the end:
     // find out before the log is touched, so such a run changes nothing.
     let state_ready = durable::ensure_private_dir(&paths.store_state(&store.name));
@@ -134,7 +137,21 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
         )
     }) {
         Ok(lock) => {
-            let lock_ms = t0.elapsed().as_secs_f64() * 1e3;
+            waited = lock.waited();
+            let lock_ms = (t0.elapsed() - waited).as_secs_f64() * 1e3;
+            tracing::info!(
+                "store {:?}: lock {} taken in {lock_ms:.3}ms{}",
+                store.name,
+                lock.path().display(),
+                if waited.is_zero() {
+                    String::new()
+                } else {
+                    format!(
+                        " after waiting {:.3}s for another run",
+                        waited.as_secs_f64()
+                    )
+                }
+            );
             held = Some(lock);
             match &store.segments {
                 Some(policy) => segmented::run(paths, store, policy, opts),
@@ -176,7 +193,7 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
                         Error::VerifyFailed { verification, .. } => Some((**verification).clone()),
                         _ => None,
                     },
-                    ..Stats::default()
+                    ..refusal_stats(&e)
                 },
                 success: false,
                 baseline: false,
@@ -192,7 +209,8 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
         trigger: opts.trigger.as_str().to_string(),
         started_at,
         finished_at: Utc::now(),
-        duration_ms: (t0.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+        duration_ms: ((t0.elapsed() - waited).as_secs_f64() * 1e6).round() / 1e3,
+        wait_ms: (waited.as_secs_f64() * 1e6).round() / 1e3,
         reason: done.reason,
         // The record keeps the message; the error itself ends here.
         error: error.map(|e| e.to_string()),
@@ -209,6 +227,23 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
         hook: None,
     };
     crate::ops::progress::end();
+    // -v / -vv (C.14): what was done, then how long each step took.
+    tracing::info!(
+        "store {:?}: {} in {:.3}ms ({} -> {} bytes, {} lines in, {} out)",
+        store.name,
+        rec.outcome.as_str(),
+        rec.duration_ms,
+        rec.stats.bytes_before,
+        rec.stats.bytes_after,
+        rec.stats.lines_in,
+        rec.stats.lines_out
+    );
+    tracing::debug!(
+        "store {:?}: timings {:?}; writers {:?}",
+        store.name,
+        rec.stats.timings,
+        rec.stats.writers
+    );
     let state = StoreState::new(paths.store_state(&store.name));
     let records_lock = lock_records(&state, &store.name);
     rec.totals = Some(state.totals().plus(&rec));
@@ -268,13 +303,7 @@ fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::
     if let Err(e) = std::fs::symlink_metadata(&store.log)
         && e.kind() == std::io::ErrorKind::NotFound
     {
-        return Ok(Done::skipped(
-            format!(
-                "{} does not exist yet: nothing to compact (check the store's `log` if a writer should have created it)",
-                store.log.display()
-            ),
-            false,
-        ));
+        return Ok(Done::skipped(missing_log_reason(store), false));
     }
     let log = compact::resolve_log(&store.log)?;
     let state_dir = paths.store_state(&store.name);
@@ -309,6 +338,14 @@ fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::
         success: true,
         baseline: true,
     })
+}
+
+/// Why a run of a store whose log does not exist is skipped.
+pub(crate) fn missing_log_reason(store: &StoreConfig) -> String {
+    format!(
+        "{} does not exist yet: nothing to compact (check the store's `log` if a writer should have created it)",
+        store.log.display()
+    )
 }
 
 /// A rotated file whose only uncarried bytes are a partial line, and that
@@ -381,6 +418,17 @@ fn refuse_unsafe_writers(store: &StoreConfig, log: &std::path::Path) -> crate::R
     })
 }
 
+/// What a failed run records besides its error: for a refusal because of a
+/// writer, the census of the log at the refusal (C.12: it recorded an empty,
+/// unsupported one), so `status` shows who the writer is.
+fn refusal_stats(e: &Error) -> Stats {
+    let mut stats = Stats::default();
+    if let Error::UnsafeWriter { path, .. } = e {
+        stats.writers = census::take(&[path]);
+    }
+    stats
+}
+
 /// The `min_growth` check: a skip when the log grew too little since the
 /// last compaction and no late writes wait to be carried.
 fn below_min_growth(
@@ -390,11 +438,28 @@ fn below_min_growth(
     live: &std::fs::Metadata,
     late_state: &late::LateWrites,
 ) -> Option<Done> {
-    if opts.force || store.min_growth <= 0.0 {
+    let reason = min_growth_skip(paths, store, opts.force, live.len(), late_state)?;
+    let mut d = Done::skipped(reason, true);
+    d.stats.bytes_before = live.len();
+    d.stats.bytes_after = live.len();
+    Some(d)
+}
+
+/// Why `min_growth` skips a run of `store` whose log has `size` bytes, or
+/// None when it does not (forced, not set, no baseline, grown enough, or
+/// late writes wait to be carried). The one home of the rule: a run and
+/// `sync now --dry-run` both ask it.
+pub(crate) fn min_growth_skip(
+    paths: &Paths,
+    store: &StoreConfig,
+    force: bool,
+    size: u64,
+    late_state: &late::LateWrites,
+) -> Option<String> {
+    if force || store.min_growth <= 0.0 {
         return None;
     }
     let b = StoreState::new(paths.store_state(&store.name)).baseline()?;
-    let size = live.len();
     let grown = size.saturating_sub(b.bytes_after) as f64 / b.bytes_after.max(1) as f64;
     let late_waiting = late_state
         .watches
@@ -403,17 +468,11 @@ fn below_min_growth(
     if grown >= store.min_growth || late_waiting {
         return None;
     }
-    let mut d = Done::skipped(
-        format!(
-            "the log grew {:.0}% since the last compaction, below min_growth {:.0}% (use --force to compact anyway)",
-            grown * 100.0,
-            store.min_growth * 100.0
-        ),
-        true,
-    );
-    d.stats.bytes_before = size;
-    d.stats.bytes_after = size;
-    Some(d)
+    Some(format!(
+        "the log grew {:.0}% since the last compaction, below min_growth {:.0}% (use --force to compact anyway)",
+        grown * 100.0,
+        store.min_growth * 100.0
+    ))
 }
 
 /// Step 4: take the writer census of the live log and every rotated file,

@@ -39,6 +39,16 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// What `sync now` exits with for one run of this outcome: 1 failed,
+    /// 75 busy, else 0 (a command of several runs takes the worst).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Error => crate::exit_code::FAILED,
+            Outcome::Busy => crate::exit_code::BUSY,
+            Outcome::Ok | Outcome::Skipped => crate::exit_code::OK,
+        }
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
@@ -49,14 +59,19 @@ impl Outcome {
     }
 }
 
-/// Milliseconds spent in each phase of a run.
+/// Milliseconds spent in each phase of a run (written to the microsecond).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Timings {
+    #[serde(serialize_with = "ms")]
     pub lock_ms: f64,
+    #[serde(serialize_with = "ms")]
     pub scan_ms: f64,
+    #[serde(serialize_with = "ms")]
     pub write_ms: f64,
+    #[serde(serialize_with = "ms")]
     pub swap_ms: f64,
+    #[serde(serialize_with = "ms")]
     pub prune_ms: f64,
     /// Of `write_ms`: the verification before the swap (issue 16 D).
     #[serde(skip_serializing_if = "is_zero_f64")]
@@ -65,6 +80,12 @@ pub struct Timings {
 
 fn is_zero_f64(n: &f64) -> bool {
     *n == 0.0
+}
+
+/// A millisecond figure rounded to the microsecond, so `--json` shows
+/// `0.074`, not the float noise of `0.07410800000000001` (C.14).
+fn ms<S: serde::Serializer>(v: &f64, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_f64((v * 1e3).round() / 1e3)
 }
 
 /// What a compaction did.
@@ -151,7 +172,13 @@ pub struct RunRecord {
     pub trigger: String,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
+    /// How long the run took, not counting `wait_ms`.
+    #[serde(serialize_with = "ms")]
     pub duration_ms: f64,
+    /// How long a `--wait` run waited for another run's store lock before
+    /// it started (C.14); 0 when it did not wait.
+    #[serde(default, serialize_with = "ms")]
+    pub wait_ms: f64,
     /// Why a run was skipped or busy (e.g. the lock holder).
     pub reason: Option<String>,
     /// Why a run failed.

@@ -316,9 +316,22 @@ fn lock_writers(file: &File, log: &Path) -> Result<()> {
                 std::thread::sleep(std::time::Duration::from_millis(2));
             }
             Err(std::fs::TryLockError::WouldBlock) => {
+                let holders = file
+                    .metadata()
+                    .map(|m| crate::io::locks::flock_holders(&m))
+                    .unwrap_or_default();
+                let holder = match holders.as_slice() {
+                    [] => "a writer".to_string(),
+                    pids => pids
+                        .iter()
+                        .map(|&p| crate::io::locks::describe_pid(p))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                };
                 return Err(Error::WriterHung {
                     path: log.to_path_buf(),
                     waited: wait,
+                    holder,
                 });
             }
             Err(std::fs::TryLockError::Error(e)) => {

@@ -24,6 +24,9 @@ pub enum Trigger {
     /// `logkeeper demo` ran it.
     #[value(skip)]
     Demo,
+    /// The daemon's growth trigger ran it: the log grew past `growth`.
+    #[value(skip)]
+    Growth,
 }
 
 impl Trigger {
@@ -36,6 +39,7 @@ impl Trigger {
             Trigger::Cron => "cron",
             Trigger::Daemon => "daemon",
             Trigger::Demo => "demo",
+            Trigger::Growth => "growth",
         }
     }
 

@@ -443,7 +443,11 @@ mod tests {
         rest.feed(&text[15..]);
         first.absorb(rest);
         assert_eq!(first.finish(), whole);
-        assert_eq!((whole.keys, whole.unfolded), (2, 1), "a key twice across chunks");
+        assert_eq!(
+            (whole.keys, whole.unfolded),
+            (2, 1),
+            "a key twice across chunks"
+        );
     }
 
     #[test]

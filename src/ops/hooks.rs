@@ -96,17 +96,8 @@ pub fn env(hook: &str, rec: &RunRecord, record_path: &Path) -> Vec<(&'static str
         ("LOGKEEPER_LOG", rec.log.to_string_lossy().into_owned()),
         ("LOGKEEPER_OUTCOME", rec.outcome.as_str().to_string()),
         ("LOGKEEPER_ERROR", rec.error.clone().unwrap_or_default()),
-        // The contract's exit code of a run (PRODUCT.md; the binary's
-        // cli/exit.rs): 1 failed, 0 otherwise (busy runs call no hook).
-        (
-            "LOGKEEPER_EXIT_CODE",
-            if rec.outcome == Outcome::Error {
-                "1"
-            } else {
-                "0"
-            }
-            .to_string(),
-        ),
+        // The contract's exit code of this run, from its one home (C.16).
+        ("LOGKEEPER_EXIT_CODE", rec.outcome.exit_code().to_string()),
         (
             "LOGKEEPER_RECORD",
             record_path.to_string_lossy().into_owned(),

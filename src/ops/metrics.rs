@@ -16,7 +16,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Local, Utc};
 
-use crate::config::StoreConfig;
+use crate::config::{BrokenStore, StoreConfig};
 use crate::error::{Error, Result};
 use crate::io::durable;
 use crate::job::record::{Outcome, RunRecord, StoreState, Totals};
@@ -33,6 +33,9 @@ pub struct StoreView {
     pub keys_live: u64,
     /// Seconds between two scheduled runs (0 without a schedule).
     pub schedule_interval: f64,
+    /// When the store becomes overdue (Unix time; 0 without a schedule or a
+    /// success): see [`crate::status::overdue_at`].
+    pub overdue_at: f64,
 }
 
 #[derive(Clone, Copy)]
@@ -86,7 +89,10 @@ const fn labelled(m: Metric, label: &'static str, values: &'static [&'static str
 }
 
 const OUTCOMES: &[&str] = &["ok", "skipped", "busy", "error"];
-const HEALTHS: &[&str] = &["ok", "failed", "overdue", "never_run"];
+const TRIGGERS: &[&str] = &[
+    "manual", "schedule", "timer", "cron", "daemon", "growth", "demo",
+];
+const HEALTHS: &[&str] = &["ok", "failed", "overdue", "never_run", "config_error"];
 
 fn ts(r: Option<&RunRecord>) -> f64 {
     r.map_or(0.0, |r| r.finished_at.timestamp_millis() as f64 / 1e3)
@@ -107,6 +113,7 @@ fn health(h: Health) -> &'static str {
         Health::Failed => "failed",
         Health::Overdue => "overdue",
         Health::NeverRun => "never_run",
+        Health::ConfigError => "config_error",
     }
 }
 
@@ -134,7 +141,12 @@ const METRICS: &[Metric] = &[
     labelled(counter("logkeeper_runs_total", "Runs of the store by outcome.", |v, l| v.totals.runs(outcome(l)) as f64), "outcome", OUTCOMES),
     counter("logkeeper_pruned_files_total", "Rotated files deleted by retention.", |v, _| v.totals.pruned_files as f64),
     gauge("logkeeper_run_in_progress", "1 while a run holds the store's lock.", |v, _| b(v.status.running.is_some())),
+    labelled(gauge("logkeeper_last_run_trigger", "1 for what started the store's last run, 0 for the others.", |v, l| b(last(v).is_some_and(|r| r.trigger == l))), "trigger", TRIGGERS),
+    gauge("logkeeper_growth_ratio", "Growth of the live log since the last compaction, as a fraction of the size it left (0 without a growth trigger or a compaction).", |v, _| v.status.growth.as_ref().and_then(|g| g.grown).unwrap_or(0.0)),
+    gauge("logkeeper_growth_threshold_ratio", "The store's `growth` trigger (0 without one).", |v, _| v.status.growth.as_ref().map_or(0.0, |g| g.threshold)),
+    gauge("logkeeper_growth_min_size_bytes", "The store's `min_size` for growth runs (0 without a growth trigger).", |v, _| v.status.growth.as_ref().map_or(0.0, |g| g.min_size as f64)),
     gauge("logkeeper_schedule_interval_seconds", "Seconds between two scheduled runs of the store (0 without a schedule).", |v, _| v.schedule_interval),
+    gauge("logkeeper_overdue_at_timestamp_seconds", "When the store becomes overdue if no run succeeds before: its first scheduled run after the last success plus a grace of 10 minutes and its jitter (Unix time; 0 without a schedule or a success). Alert on time() > this.", |v, _| v.overdue_at),
 ];
 
 /// Gather what the metrics of `store` need, as of `now`.
@@ -176,6 +188,11 @@ pub fn view(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) -> StoreVi
         },
         keys_live,
         schedule_interval,
+        overdue_at: status
+            .last_success
+            .as_ref()
+            .and_then(|ok| crate::status::overdue_at(store, ok.finished_at))
+            .map_or(0.0, |(_, at)| at.timestamp_millis() as f64 / 1e3),
         status,
     }
 }
@@ -218,14 +235,36 @@ pub fn render(views: &[StoreView]) -> String {
     out
 }
 
-/// Rewrite the metrics file at `path` for `stores`, atomically.
+/// What the metrics of a store with an invalid config say: its health
+/// `config_error` (B.8), its totals so far, zeros for the rest.
+fn broken_view(paths: &Paths, broken: &BrokenStore, config: &Path) -> StoreView {
+    let status = crate::status::config_error_status(paths, broken, config);
+    StoreView {
+        totals: if broken.has_valid_name() {
+            StoreState::new(paths.store_state(&broken.name)).totals()
+        } else {
+            Totals::default()
+        },
+        log_bytes: 0,
+        keys_live: 0,
+        schedule_interval: 0.0,
+        overdue_at: 0.0,
+        status,
+    }
+}
+
+/// Rewrite the metrics file at `path` for the valid `stores` and the
+/// `broken` ones of the config at `config`, atomically.
 pub fn write<'a>(
     paths: &Paths,
     stores: impl IntoIterator<Item = &'a StoreConfig>,
+    broken: &[BrokenStore],
+    config: &Path,
     path: &Path,
 ) -> Result<()> {
     let now = Utc::now().with_timezone(&Local);
-    let views: Vec<StoreView> = stores.into_iter().map(|s| view(paths, s, now)).collect();
+    let mut views: Vec<StoreView> = stores.into_iter().map(|s| view(paths, s, now)).collect();
+    views.extend(broken.iter().map(|b| broken_view(paths, b, config)));
     let dir = durable::parent_dir(path);
     if !dir.is_dir() {
         return Err(Error::io(

@@ -120,7 +120,7 @@ fn racing_runs_never_overlap() {
     }
     assert!(ok.len() >= 2, "both waiting runs must succeed");
     // Runs that held the lock must not overlap: each one's lock acquisition
-    // (started_at + lock_ms) comes after the previous one's finished_at
+    // (started_at + wait_ms + lock_ms) comes after the previous one's finished_at
     // (the record is written before the lock is released). 1 ms of slack
     // covers mixing wall and monotonic clocks; a broken lock would overlap
     // by a whole run (~100 ms here).
@@ -130,7 +130,9 @@ fn racing_runs_never_overlap() {
     let mut spans: Vec<_> = ok
         .iter()
         .map(|r| {
-            let lock_us = (r["stats"]["timings"]["lock_ms"].as_f64().unwrap() * 1000.0) as i64;
+            let lock_ms =
+                r["wait_ms"].as_f64().unwrap() + r["stats"]["timings"]["lock_ms"].as_f64().unwrap();
+            let lock_us = (lock_ms * 1000.0) as i64;
             (
                 t(r, "started_at") + chrono::Duration::microseconds(lock_us),
                 t(r, "finished_at"),

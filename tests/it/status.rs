@@ -53,6 +53,7 @@ fn record(store: &str, log: &std::path::Path, ago: Duration, outcome: Outcome) -
         started_at: at,
         finished_at: at,
         duration_ms: 1.0,
+        wait_ms: 0.0,
         reason: None,
         error: None,
         stats: Stats::default(),

@@ -6,7 +6,7 @@ use logkeeper::schedule::daemon::{Daemon, DaemonOptions, Event};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cli::exit;
-use crate::cli::render::{human_ms, summary};
+use crate::cli::render::{human_bytes, human_ms, summary};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -48,6 +48,21 @@ fn print(e: &Event) {
             if *catch_up { "catch-up" } else { "scheduled" },
             scheduled.format("%Y-%m-%d %H:%M %Z")
         )),
+        Event::Growth { store, now } => say(format!(
+            "store {store}: growth run: the log is {}, {} (threshold {:.0}%, min_size {})",
+            human_bytes(now.size),
+            match (now.baseline_bytes, now.grown) {
+                (Some(b), Some(g)) => format!(
+                    "grown {:.0}% since the last compaction left {}",
+                    g * 100.0,
+                    human_bytes(b)
+                ),
+                (Some(_), None) => "empty after the last compaction".to_string(),
+                (None, _) => "never compacted".to_string(),
+            },
+            now.threshold * 100.0,
+            human_bytes(now.min_size)
+        )),
         Event::Ran(r) => say(format!(
             "store {}: {} in {}: {}",
             r.store,
@@ -77,9 +92,10 @@ fn print(e: &Event) {
             stores.len(),
             stores.join(", ")
         )),
-        Event::ReloadFailed(err) => {
-            say(format!("config reload refused, keeping the old one: {err}"))
-        }
+        Event::ReloadFailed(err) => say(format!(
+            "config reload refused, keeping the old one: {err}{}",
+            crate::cli::render::hint(err).map_or(String::new(), |h| format!(" (hint: {h})"))
+        )),
         Event::Stopping { signal, running } => say(if running.is_empty() {
             format!("{signal}: stopping")
         } else {

@@ -1,5 +1,7 @@
 //! `logkeeper demo [DIR]`: the first thing a new user runs.
 
+use crate::cli::out::{out, outln};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
 use chrono::Local;
@@ -12,7 +14,8 @@ use crate::cli::render::{self, human_bytes};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Where to create the demo store (default: a new temp directory, kept)
+    /// Where to create the demo store (default: logkeeper-demo-UID in the
+    /// temp directory, reset and reused by each demo)
     pub dir: Option<PathBuf>,
     /// Events in the generated log
     #[arg(long, default_value_t = 200_000)]
@@ -25,10 +28,7 @@ pub struct Args {
 pub fn run(args: &Args) -> anyhow::Result<u8> {
     let dir = match &args.dir {
         Some(d) => d.clone(),
-        None => tempfile::Builder::new()
-            .prefix("logkeeper-demo-")
-            .tempdir()?
-            .keep(),
+        None => default_dir()?,
     };
     let spec = DemoLog {
         events: args.events,
@@ -39,11 +39,11 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
     let feed = DemoFeed::default();
     let (feed_dir, feed_store) = setup_feed(&demo, &feed)?;
     let before = std::fs::metadata(&demo.log)?.len();
-    println!(
+    outln!(
         "logkeeper demo in {}",
         demo.paths.config.parent().unwrap_or(&dir).display()
     );
-    println!(
+    outln!(
         "  wrote {}: {} events over {} keys, {} ({} malformed lines, a torn last line)",
         demo.log.display(),
         spec.events,
@@ -51,14 +51,15 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         human_bytes(before),
         spec.malformed
     );
-    println!("  config {}", demo.paths.config.display());
-    println!("  state  {}", demo.paths.state_dir.display());
+    outln!("  config {}", demo.paths.config.display());
+    outln!("  state  {}", demo.paths.state_dir.display());
+    let lk = invocation();
     let flags = format!(
-        "--config {} --state-dir {}",
+        "{lk} --config {} --state-dir {}",
         demo.paths.config.display(),
         demo.paths.state_dir.display()
     );
-    println!("\n$ logkeeper {flags} sync now demo --force");
+    outln!("\n$ {flags} sync now demo --force");
     let store = &demo.store;
     let rec = sync_store(
         &demo.paths,
@@ -71,7 +72,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
     );
     render::print_run(&rec);
     let after = std::fs::metadata(&demo.log)?.len();
-    println!(
+    outln!(
         "  before {} -> after {} ({:.1}x smaller); the torn last line stays for its writer",
         human_bytes(before),
         human_bytes(after),
@@ -82,14 +83,14 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         .filter_map(|e| e.ok()?.metadata().ok())
         .map(|m| m.len())
         .sum();
-    println!(
+    outln!(
         "\n  wrote {}/: {} segments of {} events the app rotated itself ({}; one malformed line, one torn last line)",
         feed_dir.display(),
         feed.segments,
         feed.events_per_segment,
         human_bytes(feed_bytes)
     );
-    println!("\n$ logkeeper {flags} sync now feed");
+    outln!("\n$ {flags} sync now feed");
     let feed_rec = sync_store(
         &demo.paths,
         &feed_store,
@@ -100,24 +101,82 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         },
     );
     render::print_run(&feed_rec);
-    println!("\n$ logkeeper {flags} status");
+    outln!("\n$ {flags} status");
     let now = Local::now();
     let st = vec![
         store_status(&demo.paths, store, now),
         store_status(&demo.paths, &feed_store, now),
     ];
-    print!("{}", render::table(&st));
-    println!("\nTry next:");
-    println!("  logkeeper {flags} replay demo | head -3");
-    println!(
-        "  logkeeper {flags} append demo '{{\"change_type\":\"SET\",\"item_type\":\"Task\",\"item\":{{\"id\":\"task-new\"}}}}'"
+    out!("{}", render::table(&st));
+    outln!("\nTry next:");
+    outln!("  {flags} replay demo | head -3");
+    outln!(
+        "  {flags} append demo '{{\"change_type\":\"SET\",\"item_type\":\"Task\",\"item\":{{\"id\":\"task-new\"}}}}'"
     );
-    println!("  logkeeper {flags} replay feed | head -3");
-    println!("  logkeeper {flags} status --json");
-    let code = exit::of_runs(&[rec, feed_rec]);
+    outln!("  {flags} replay feed | head -3");
+    outln!("  {flags} status --json");
+    outln!(
+        "\nThe demo takes {} in {}; the next `logkeeper demo` resets and reuses it (or: rm -r {}).",
+        human_bytes(du(&dir)),
+        dir.display(),
+        logkeeper::schedule::install::shell_quote(&dir.display().to_string())
+    );
+    let code = exit::of_runs(&[rec, feed_rec], 0);
     Ok(if code != exit::OK {
         code
     } else {
         exit::of_statuses(&st)
+    })
+}
+
+/// How to run this very binary from a shell (C.17): `logkeeper` if that is
+/// what PATH finds, else this executable's path (after `cargo run` it is
+/// not on PATH).
+fn invocation() -> String {
+    let me = std::env::current_exe().and_then(std::fs::canonicalize).ok();
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join("logkeeper"))
+            .find(|p| p.is_file())
+            .and_then(|p| std::fs::canonicalize(p).ok())
+    });
+    match me {
+        Some(me) if on_path.as_ref() != Some(&me) => {
+            logkeeper::schedule::install::shell_quote(&me.display().to_string())
+        }
+        _ => "logkeeper".into(),
+    }
+}
+
+/// The default demo directory, one per user, reused by every demo (C.17:
+/// each demo used to leave ~51 MB in a new temp dir). Reused only if it is
+/// ours and no one else can write to it; else a fresh temp dir.
+fn default_dir() -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let dir = std::env::temp_dir().join(format!("logkeeper-demo-{uid}"));
+    match std::fs::symlink_metadata(&dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+            Ok(dir)
+        }
+        Ok(m) if m.is_dir() && m.uid() == uid && m.mode() & 0o022 == 0 => Ok(dir),
+        _ => Ok(tempfile::Builder::new()
+            .prefix("logkeeper-demo-")
+            .tempdir()?
+            .keep()),
+    }
+}
+
+/// Bytes under `dir` (not following links).
+fn du(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |rd| {
+        rd.flatten()
+            .map(|e| match e.file_type() {
+                Ok(t) if t.is_dir() => du(&e.path()),
+                _ => e.metadata().map_or(0, |m| m.len()),
+            })
+            .sum()
     })
 }

@@ -5,6 +5,7 @@ pub mod append;
 pub mod completions;
 pub mod daemon;
 pub mod demo;
+pub mod dry_run;
 pub mod man;
 pub mod replay;
 pub mod schedule;

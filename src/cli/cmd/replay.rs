@@ -1,4 +1,4 @@
-//! `logkeeper replay NAME`: print the folded state.
+//! `logkeeper replay NAME`: print the folded state, now or as it was.
 
 use std::io::Write;
 
@@ -11,6 +11,17 @@ use crate::cli::exit;
 pub struct Args {
     /// The store to replay
     pub name: String,
+    /// Print the state as of TIME: at the latest retained point at or
+    /// before it, or exactly at it with the store's `time` pointer (RFC
+    /// 3339, local "YYYY-MM-DD HH:MM[:SS]" or "YYYY-MM-DD", or Unix seconds)
+    #[arg(long, value_name = "TIME", conflicts_with = "points")]
+    pub as_of: Option<String>,
+    /// List the retained points --as-of can use
+    #[arg(long)]
+    pub points: bool,
+    /// With --points: one JSON document (fields in docs/replay.md)
+    #[arg(long, requires = "points")]
+    pub json: bool,
 }
 
 pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
@@ -18,6 +29,76 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
     let store = config.store(&args.name)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    if args.points {
+        let points = logkeeper::replay_points(paths, store)?;
+        if args.json {
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({ "store": store.name, "points": points })
+                )?
+            )?;
+        } else {
+            writeln!(
+                out,
+                "{:<26} {:<8} {:>10} {:>12}  FILE",
+                "TIME", "KIND", "LINES", "BYTES"
+            )?;
+            for p in &points {
+                writeln!(
+                    out,
+                    "{:<26} {:<8} {:>10} {:>12}  {}",
+                    p.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    p.kind,
+                    p.lines,
+                    p.bytes,
+                    p.file.display()
+                )?;
+            }
+        }
+        out.flush()?;
+        return Ok(exit::OK);
+    }
+    if let Some(t) = &args.as_of {
+        let at = logkeeper::parse_time(t)?;
+        let r = logkeeper::replay_as_of(paths, store, at, &mut out)?;
+        out.flush()?;
+        let when = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let point = r
+            .point
+            .time
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        if r.exact {
+            eprintln!(
+                "logkeeper: store {} exactly as of {when} (by {}): {} line(s), folded from every retained line up to then ({} file(s)); {} later line(s) skipped",
+                store.name,
+                store.time.as_deref().unwrap_or(""),
+                r.lines_out,
+                r.files,
+                r.skipped_after
+            );
+        } else {
+            eprintln!(
+                "logkeeper: store {} as of {when}: {} line(s), the state at the {} point {point} ({})",
+                store.name,
+                r.lines_out,
+                r.point.kind,
+                r.point.file.display()
+            );
+        }
+        if r.untimed > 0 {
+            eprintln!(
+                "logkeeper: note: {} line(s) have no readable time at {}: kept",
+                r.untimed,
+                store.time.as_deref().unwrap_or("")
+            );
+        }
+        if r.malformed > 0 {
+            eprintln!("logkeeper: skipped {} malformed line(s)", r.malformed);
+        }
+        return Ok(exit::OK);
+    }
     if store.segments.is_some() {
         let r = logkeeper::replay_segments(store, &mut out)?;
         out.flush()?;
@@ -27,6 +108,17 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
                 r.malformed, r.files
             );
         }
+        return Ok(exit::OK);
+    }
+    // C.15: like `sync now`, a log that does not exist yet is no state,
+    // not an error.
+    if let Err(e) = std::fs::symlink_metadata(&store.log)
+        && e.kind() == std::io::ErrorKind::NotFound
+    {
+        eprintln!(
+            "logkeeper: {} does not exist yet: no state to replay",
+            store.log.display()
+        );
         return Ok(exit::OK);
     }
     let found = logkeeper::replay(store, &mut out)?;

@@ -1,6 +1,7 @@
 //! `logkeeper schedule install|uninstall|show`: register the stores'
 //! schedules with systemd, launchd or cron.
 
+use crate::cli::out::{out, outln};
 use clap::Subcommand;
 use logkeeper::Paths;
 use logkeeper::config::Config;
@@ -61,6 +62,14 @@ pub fn run(paths: &Paths, cmd: &ScheduleCmd) -> anyhow::Result<u8> {
                 None if backend == Backend::Cron => Mode::Timer,
                 None => Mode::Daemon,
             };
+            // B.8: a store with an invalid table gets no schedule; say so.
+            for b in &config.broken {
+                eprintln!(
+                    "logkeeper: warning: store {:?} is not scheduled: {}",
+                    b.name,
+                    b.error(&config.path)
+                );
+            }
             let plan = install::plan_install(&ctx, &config, backend, mode)?;
             finish(&ctx, &plan, a.dry_run)
         }
@@ -74,11 +83,11 @@ pub fn run(paths: &Paths, cmd: &ScheduleCmd) -> anyhow::Result<u8> {
         ScheduleCmd::Show(a) => {
             let reg = install::registration(&paths.state_dir, &paths.config, Some(&ctx.crontab));
             if a.json {
-                println!("{}", serde_json::to_string_pretty(&reg)?);
+                outln!("{}", serde_json::to_string_pretty(&reg)?);
             } else {
                 match &reg {
-                    Some(r) => print!("{}", describe(r)),
-                    None => println!(
+                    Some(r) => out!("{}", describe(r)),
+                    None => outln!(
                         "no schedule installed for {} (install one with `logkeeper schedule install`)",
                         paths.config.display()
                     ),
@@ -92,7 +101,7 @@ pub fn run(paths: &Paths, cmd: &ScheduleCmd) -> anyhow::Result<u8> {
 fn finish(ctx: &Context, plan: &Plan, dry_run: bool) -> anyhow::Result<u8> {
     let verb = if plan.install { "install" } else { "uninstall" };
     if dry_run {
-        println!(
+        outln!(
             "# dry run: {verb} ({} backend, {} mode) for {}; nothing is changed",
             plan.backend.as_str(),
             plan.mode.as_str(),
@@ -104,16 +113,16 @@ fn finish(ctx: &Context, plan: &Plan, dry_run: bool) -> anyhow::Result<u8> {
                 (Some(_), true) => "changed",
                 (Some(_), false) => "unchanged",
             };
-            println!("\n# file {} ({state})", f.path.display());
-            print!("{}", f.content);
+            outln!("\n# file {} ({state})", f.path.display());
+            out!("{}", f.content);
         }
         for p in &plan.remove {
-            println!("\n# remove {}", p.display());
+            outln!("\n# remove {}", p.display());
         }
         if let Some(c) = &plan.crontab {
             match &c.after {
                 Some(after) => {
-                    println!(
+                    outln!(
                         "\n# crontab ({})",
                         if c.before == c.after {
                             "unchanged"
@@ -121,37 +130,37 @@ fn finish(ctx: &Context, plan: &Plan, dry_run: bool) -> anyhow::Result<u8> {
                             "new content"
                         }
                     );
-                    print!("{after}");
+                    out!("{after}");
                 }
-                None => println!("\n# crontab: removed (`crontab -r`)"),
+                None => outln!("\n# crontab: removed (`crontab -r`)"),
             }
         }
         let cmds: Vec<_> = plan.pre_commands.iter().chain(&plan.commands).collect();
         if !cmds.is_empty() {
-            println!("\n# commands");
+            outln!("\n# commands");
             for c in cmds {
-                println!("{}", c.display());
+                outln!("{}", c.display());
             }
         }
         for n in &plan.notes {
-            println!("\n# note: {n}");
+            outln!("\n# note: {n}");
         }
         return Ok(exit::OK);
     }
     let changed = plan.changes_anything();
-    install::apply(ctx, plan)?;
+    let applied = install::apply(ctx, plan)?;
     for f in &plan.files {
-        println!(
+        outln!(
             "{} {}",
             if f.changed() { "wrote" } else { "unchanged" },
             f.path.display()
         );
     }
     for p in &plan.remove {
-        println!("removed {}", p.display());
+        outln!("removed {}", p.display());
     }
     if let Some(c) = &plan.crontab {
-        println!(
+        outln!(
             "crontab: {}",
             if c.before == c.after {
                 "unchanged"
@@ -162,14 +171,30 @@ fn finish(ctx: &Context, plan: &Plan, dry_run: bool) -> anyhow::Result<u8> {
             }
         );
     }
+    // C.16: "ran" only for a command that succeeded.
     for c in plan.pre_commands.iter().chain(&plan.commands) {
-        println!("ran {}", c.display());
+        let shown = c.display();
+        match applied.failed.iter().find(|(cmd, _)| *cmd == shown) {
+            Some((_, why)) if plan.install => {
+                outln!("tolerated: {shown} failed (it unloads what may not be loaded): {why}")
+            }
+            Some((_, why)) => eprintln!("logkeeper: {shown} failed: {why}"),
+            None => outln!("ran {shown}"),
+        }
     }
     for n in &plan.notes {
-        println!("note: {n}");
+        outln!("note: {n}");
     }
     if !changed {
-        println!("{verb}: nothing to change");
+        outln!("{verb}: nothing to change");
+    }
+    if !plan.install && !applied.failed.is_empty() {
+        // The files are gone, but what the failed command was to stop (a
+        // loaded timer, service or agent) may still run: exit 1 (C.16).
+        eprintln!(
+            "logkeeper: {verb} is incomplete: the schedule may still be loaded; check with `logkeeper schedule show` and the service manager, then run the failed command(s) by hand"
+        );
+        return Ok(exit::FAILED);
     }
     Ok(exit::OK)
 }

@@ -1,5 +1,6 @@
 //! `logkeeper status`: each store's health, with the exit codes of G6.
 
+use crate::cli::out::{out, outln};
 use chrono::Local;
 use logkeeper::Paths;
 use logkeeper::config::Config;
@@ -45,13 +46,26 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
             st
         })
         .collect();
+    // B.8: with no names, the stores whose table is invalid are shown too
+    // (a named one is refused by `select`).
+    let mut statuses = statuses;
+    if args.names.is_empty() {
+        for b in &config.broken {
+            eprintln!("logkeeper: {}", b.error(&config.path));
+            statuses.push(logkeeper::status::config_error_status(
+                paths,
+                b,
+                &config.path,
+            ));
+        }
+    }
     // `crontab -l` only when the registration is a crontab block.
     let crontab = logkeeper::schedule::install::crontab_command();
     let reg =
         logkeeper::schedule::install::registration(&paths.state_dir, &paths.config, Some(&crontab));
     let code = crate::cli::exit::of_statuses(&statuses);
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&StatusJson {
                 config: &paths.config,
@@ -64,9 +78,9 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
             })?
         );
     } else {
-        print!("{}", table(&statuses));
+        out!("{}", table(&statuses));
         match &daemon {
-            Some(d) if d.running => println!(
+            Some(d) if d.running => outln!(
                 "daemon: running, pid {} on {} since {}{}",
                 d.info.pid,
                 d.info.host,
@@ -78,17 +92,17 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
                         " (its last config reload was refused: {e})"
                     ))
             ),
-            Some(d) => println!(
+            Some(d) => outln!(
                 "daemon: NOT running (pid {} on {}, started {}, exited without cleaning up)",
                 d.info.pid,
                 d.info.host,
                 fmt_time(d.info.started_at)
             ),
-            None => println!("daemon: not running"),
+            None => outln!("daemon: not running"),
         }
         match &reg {
-            Some(r) => print!("{}", crate::cli::render::describe(r)),
-            None => println!("schedule: not installed (`logkeeper schedule install`)"),
+            Some(r) => out!("{}", crate::cli::render::describe(r)),
+            None => outln!("schedule: not installed (`logkeeper schedule install`)"),
         }
     }
     Ok(code)

@@ -1,5 +1,6 @@
 //! `logkeeper store add | list | remove`: edit the config file.
 
+use crate::cli::out::outln;
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
@@ -39,25 +40,25 @@ pub struct AddArgs {
     #[arg(long, value_name = "PATTERN")]
     pub segments: Option<PathBuf>,
     /// Segmented: newest sealed segments to keep (the active one always stays)
-    #[arg(long, value_name = "N", requires = "segments")]
+    #[arg(long, value_name = "N", conflicts_with = "log")]
     pub keep_files: Option<usize>,
     /// Prune rotated files (or sealed segments) older than this, e.g. "14d"
     #[arg(long, value_name = "DURATION")]
     pub max_age: Option<String>,
     /// Segmented: total size to keep the segments under, e.g. "2GiB"
-    #[arg(long, value_name = "SIZE", requires = "segments")]
+    #[arg(long, value_name = "SIZE", conflicts_with = "log")]
     pub max_bytes: Option<String>,
     /// Segmented, keyed: compact sealed segments only once this old, e.g. "1h"
-    #[arg(long, value_name = "DURATION", requires = "segments")]
+    #[arg(long, value_name = "DURATION", conflicts_with = "log")]
     pub min_compaction_lag: Option<String>,
     /// Segmented, keyed: keep tombstones this long, e.g. "1d"
-    #[arg(long, value_name = "DURATION", requires = "segments")]
+    #[arg(long, value_name = "DURATION", conflicts_with = "log")]
     pub delete_retention: Option<String>,
     /// Segmented, keyed: compact when this share of sealed bytes is new (0-1)
-    #[arg(long, value_name = "RATIO", requires = "segments")]
+    #[arg(long, value_name = "RATIO", conflicts_with = "log")]
     pub min_dirty_ratio: Option<f64>,
     /// Segmented: JSON pointer to each event's seq (health reports events out of order)
-    #[arg(long, value_name = "PTR", requires = "segments")]
+    #[arg(long, value_name = "PTR", conflicts_with = "log")]
     pub seq: Option<String>,
     /// JSON pointer to a key field; repeat for a composite key (none: append-only)
     #[arg(long = "key", value_name = "PTR")]
@@ -86,8 +87,22 @@ pub struct AddArgs {
     #[arg(long, value_name = "DURATION")]
     pub jitter: Option<String>,
     /// Segmented: how long merged inputs wait before they are deleted, e.g. "60s"
-    #[arg(long, value_name = "DURATION", requires = "segments")]
+    #[arg(long, value_name = "DURATION", conflicts_with = "log")]
     pub file_delete_delay: Option<String>,
+    /// The daemon also compacts once the log grew by this fraction since the
+    /// last compaction (0.5 = 50%) and is at least --min-size
+    #[arg(long, value_name = "RATIO", conflicts_with = "segments")]
+    pub growth: Option<f64>,
+    /// With --growth: no growth run below this size, e.g. "64MiB" [default: 64MiB]
+    #[arg(long, value_name = "SIZE", requires = "growth")]
+    pub min_size: Option<String>,
+    /// With --growth: the least time between two growth runs, e.g. "5m" [default: 1m]
+    #[arg(long, value_name = "DURATION", requires = "growth")]
+    pub min_interval: Option<String>,
+    /// JSON pointer to each event's time, e.g. "/created_at": `replay
+    /// --as-of` then stops exactly at the time asked
+    #[arg(long, value_name = "PTR")]
+    pub time: Option<String>,
 }
 
 pub fn run(paths: &Paths, cmd: &StoreCmd) -> anyhow::Result<u8> {
@@ -121,9 +136,22 @@ pub fn run(paths: &Paths, cmd: &StoreCmd) -> anyhow::Result<u8> {
                 rotate_bytes: a.rotate_bytes,
                 jitter: a.jitter.clone(),
                 file_delete_delay: a.file_delete_delay.clone(),
+                growth: a.growth,
+                min_size: a.min_size.clone(),
+                min_interval: a.min_interval.clone(),
+                time: a.time.clone(),
             };
             config::add_store(&paths.config, &new)?;
-            println!(
+            // C.15: a run skips a missing log only if its folder exists.
+            if let Some(dir) = new.log.parent().filter(|d| !d.is_dir()) {
+                eprintln!(
+                    "logkeeper: warning: {} does not exist: runs of {:?} fail until it does (create it, or fix the path with `logkeeper store remove {}` and `store add`)",
+                    dir.display(),
+                    a.name,
+                    a.name
+                );
+            }
+            outln!(
                 "added {}store {:?} ({}) to {}",
                 if new.segments.is_some() {
                     "segmented "
@@ -137,8 +165,8 @@ pub fn run(paths: &Paths, cmd: &StoreCmd) -> anyhow::Result<u8> {
         }
         StoreCmd::List => {
             let config = Config::load_or_empty(&paths.config)?;
-            if config.stores.is_empty() {
-                println!("no stores in {}", paths.config.display());
+            if config.stores.is_empty() && config.broken.is_empty() {
+                outln!("no stores in {}", paths.config.display());
             }
             for s in &config.stores {
                 let kind = if s.segments.is_some() {
@@ -155,12 +183,21 @@ pub fn run(paths: &Paths, cmd: &StoreCmd) -> anyhow::Result<u8> {
                     .schedule
                     .as_ref()
                     .map_or("no schedule".into(), |c| format!("schedule {:?}", c.expr()));
-                println!("{}\t{kind}{}\t{key}\t{schedule}", s.name, s.log.display());
+                outln!("{}\t{kind}{}\t{key}\t{schedule}", s.name, s.log.display());
+            }
+            // B.8: listed (and said on stderr), not fatal to the listing.
+            for b in &config.broken {
+                outln!(
+                    "{}\t{}\tCONFIG ERROR (not run)",
+                    b.name,
+                    b.log.as_deref().unwrap_or("-")
+                );
+                eprintln!("logkeeper: {}", b.error(&config.path));
             }
         }
         StoreCmd::Remove { name } => {
             config::remove_store(&paths.config, name)?;
-            println!("removed store {name:?} from {}", paths.config.display());
+            outln!("removed store {name:?} from {}", paths.config.display());
         }
     }
     Ok(exit::OK)

@@ -1,5 +1,6 @@
 //! `logkeeper sync now`: run the job for the named stores.
 
+use crate::cli::out::outln;
 use clap::Subcommand;
 use logkeeper::Paths;
 use logkeeper::config::Config;
@@ -36,6 +37,10 @@ pub struct NowArgs {
     /// config's `metrics_file`]
     #[arg(long, value_name = "FILE")]
     pub metrics_file: Option<std::path::PathBuf>,
+    /// Report what a run would do (lines dropped, tombstones, quarantined,
+    /// per key group, writers, min_growth) without writing or locking
+    #[arg(long, conflicts_with_all = ["wait", "metrics_file"])]
+    pub dry_run: bool,
     /// What started this run; scheduled triggers record a held lock as a skip
     #[arg(long, value_enum, default_value_t = Trigger::Manual, hide = true)]
     pub trigger: Trigger,
@@ -50,7 +55,31 @@ struct SyncJson<'a> {
 pub fn run(paths: &Paths, cmd: &SyncCmd) -> anyhow::Result<u8> {
     let SyncCmd::Now(args) = cmd;
     let config = Config::load(&paths.config)?;
+    tracing::debug!(
+        "config {}: {} store(s), state in {}",
+        paths.config.display(),
+        config.stores.len(),
+        paths.state_dir.display()
+    );
     let stores = config.select(&args.names, args.all)?;
+    // B.8: a store with an invalid table is refused on its own; the others
+    // run. Only the whole set (no names) can include one.
+    let refused: &[_] = if args.names.is_empty() {
+        &config.broken
+    } else {
+        &[]
+    };
+    for b in refused {
+        eprintln!(
+            "logkeeper: store {:?} not run: {}",
+            b.name,
+            b.error(&config.path)
+        );
+    }
+    if args.dry_run {
+        let code = crate::cli::cmd::dry_run::run(paths, &stores, args.force, args.json)?;
+        return Ok(code.max(crate::cli::exit::of_runs(&[], refused.len())));
+    }
     let opts = SyncOptions {
         trigger: args.trigger,
         wait: args.wait,
@@ -76,11 +105,11 @@ pub fn run(paths: &Paths, cmd: &SyncCmd) -> anyhow::Result<u8> {
     }
     if let Some(path) = args.metrics_file.as_ref().or(config.metrics_file.as_ref()) {
         // The runs stand whatever happens to the metrics file.
-        if let Err(e) = metrics::write(paths, &config.stores, path) {
+        if let Err(e) = metrics::write(paths, &config.stores, &config.broken, &config.path, path) {
             eprintln!("logkeeper: warning: {e}");
         }
     }
-    let mut code = crate::cli::exit::of_runs(&runs);
+    let mut code = crate::cli::exit::of_runs(&runs, refused.len());
     if let Some(signal) = logkeeper::job::interrupt::received() {
         eprintln!(
             "logkeeper: interrupted by {signal}; each run stopped at a safe point and recorded itself"
@@ -90,7 +119,7 @@ pub fn run(paths: &Paths, cmd: &SyncCmd) -> anyhow::Result<u8> {
         }
     }
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&SyncJson {
                 runs: &runs,

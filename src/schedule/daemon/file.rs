@@ -24,6 +24,13 @@ pub struct DaemonStore {
     pub failures: u32,
     /// No run before this time (backoff after repeated failures).
     pub backoff_until: Option<DateTime<Utc>>,
+    /// Growth-triggered stores: the log size the daemon last checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub growth_checked_bytes: Option<u64>,
+    /// Growth-triggered stores: no growth run before this time
+    /// (`min_interval`, or backoff after failures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub growth_wait_until: Option<DateTime<Utc>>,
 }
 
 /// The daemon file: who runs, since when, and each store's state.

@@ -35,6 +35,7 @@
 //!   atomically, removed at a clean exit. `status` reads it without locking.
 
 mod file;
+pub mod growth;
 mod store;
 
 use std::collections::BTreeMap;
@@ -100,10 +101,17 @@ pub enum Event {
         scheduled: DateTime<Local>,
         until: DateTime<Utc>,
     },
+    /// A growth run starts: the log grew past the store's threshold.
+    Growth {
+        store: String,
+        now: crate::job::growth::GrowthNow,
+    },
     Reloaded {
         stores: Vec<String>,
     },
-    ReloadFailed(String),
+    /// The new config was refused (the old one stays): the typed error, so
+    /// a caller can tell its class and where it is (C.16).
+    ReloadFailed(Arc<crate::Error>),
     Stopping {
         /// Why: the reason given to [`DaemonHandle::stop`] (the CLI passes
         /// the signal's name).
@@ -199,6 +207,9 @@ struct State<'a> {
     written: Option<DaemonInfo>,
     /// Where the metrics go (the option, else the current config's).
     metrics: Option<PathBuf>,
+    /// The stores of the current config that are not run for their invalid
+    /// table (B.8): marked in the metrics.
+    broken: Vec<crate::config::BrokenStore>,
 }
 
 impl State<'_> {
@@ -212,6 +223,14 @@ impl State<'_> {
     }
 
     fn set_config(&mut self, config: Config, now: DateTime<Utc>) {
+        for b in &config.broken {
+            tracing::warn!(
+                "store {:?} is not scheduled: {}",
+                b.name,
+                b.error(&config.path)
+            );
+        }
+        self.broken = config.broken;
         let mut old = std::mem::take(&mut self.stores);
         for s in config.stores {
             let name = s.name.clone();
@@ -236,6 +255,14 @@ impl State<'_> {
         }
     }
 
+    /// The logs of the stores with a growth trigger.
+    fn growth_logs(&self) -> impl Iterator<Item = &Path> {
+        self.stores
+            .values()
+            .filter(|s| s.cfg.growth.is_some())
+            .map(|s| s.cfg.log.as_path())
+    }
+
     fn snapshot(&self, now: DateTime<Utc>) -> DaemonInfo {
         let mut info = self.info.clone();
         info.stores = self
@@ -248,6 +275,8 @@ impl State<'_> {
                 running: s.running,
                 failures: s.failures,
                 backoff_until: s.backoff_until.filter(|b| *b > now),
+                growth_checked_bytes: s.growth_checked,
+                growth_wait_until: s.growth_wait.filter(|w| *w > now),
             })
             .collect();
         info
@@ -270,7 +299,14 @@ impl State<'_> {
     fn write_metrics(&self) {
         if let Some(path) = &self.metrics {
             let stores = self.stores.values().map(|s| &s.cfg);
-            if let Err(e) = crate::ops::metrics::write(self.paths, stores, path) {
+            let written = crate::ops::metrics::write(
+                self.paths,
+                stores,
+                &self.broken,
+                &self.paths.config,
+                path,
+            );
+            if let Err(e) = written {
                 tracing::warn!("could not write the metrics file: {e}");
             }
         }
@@ -302,9 +338,14 @@ async fn main_loop(
         stores: BTreeMap::new(),
         written: None,
         metrics: opts.metrics_file.clone().or(config.metrics_file.clone()),
+        broken: Vec::new(),
     };
     let mut stamp = config_stamp(&paths.config);
+    let grew = Arc::new(Notify::new());
+    let mut watch = growth::Watch::new(grew.clone());
+    let mut last_growth_wake = std::time::Instant::now();
     d.set_config(config, now);
+    watch.set(d.growth_logs());
     d.write_info(now);
     d.write_metrics();
     on_event(&Event::Started {
@@ -322,6 +363,10 @@ async fn main_loop(
         }
         let now = Utc::now().trunc_subsecs(0);
         let wake = tick(&mut d, &mut jobs, now, on_event);
+        let wake = match (wake, growth_tick(&mut d, &mut jobs, now, on_event)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         d.write_info(now);
         let step = wake
             .map(|w| (w - now).to_std().unwrap_or(Duration::ZERO))
@@ -335,6 +380,16 @@ async fn main_loop(
             // handle dropped) cannot stop the daemon any more: keep going.
             Ok(()) = stop.changed() => {}
             _ = reload_asked.notified() => reload = true,
+            _ = grew.notified() => {
+                // A busy writer changes its log thousands of times a
+                // second: check (and rewrite the daemon file) at most
+                // every `growth::SETTLE`.
+                let since = last_growth_wake.elapsed();
+                if since < growth::SETTLE {
+                    tokio::time::sleep(growth::SETTLE - since).await;
+                }
+                last_growth_wake = std::time::Instant::now();
+            }
         }
         let new_stamp = config_stamp(&paths.config);
         if new_stamp != stamp {
@@ -347,6 +402,7 @@ async fn main_loop(
                     d.info.config_error = None;
                     d.metrics = opts.metrics_file.clone().or(c.metrics_file.clone());
                     d.set_config(c, Utc::now());
+                    watch.set(d.growth_logs());
                     // Added stores appear (with zeros) before their first run.
                     d.write_metrics();
                     on_event(&Event::Reloaded {
@@ -355,7 +411,7 @@ async fn main_loop(
                 }
                 Err(e) => {
                     d.info.config_error = Some(e.to_string());
-                    on_event(&Event::ReloadFailed(e.to_string()));
+                    on_event(&Event::ReloadFailed(Arc::new(e)));
                 }
             }
         }
@@ -443,18 +499,70 @@ fn tick(
             scheduled: sched.with_timezone(&Local),
             catch_up,
         });
-        s.running = true;
-        let paths = d.paths.clone();
-        let store = s.cfg.clone();
-        jobs.spawn_blocking(move || {
-            let opts = SyncOptions {
-                trigger: crate::job::Trigger::Daemon,
-                wait: false,
-                force: false,
-            };
-            let rec = sync_store(&paths, &store, &opts);
-            (store.name, rec)
-        });
+        spawn(d.paths, s, jobs, crate::job::Trigger::Daemon, now);
+    }
+    wake
+}
+
+/// Start a run of `s` with `trigger` on the blocking pool.
+fn spawn(
+    paths: &Paths,
+    s: &mut StoreRt,
+    jobs: &mut Jobs,
+    trigger: crate::job::Trigger,
+    now: DateTime<Utc>,
+) {
+    s.running = true;
+    s.last_start = Some(now);
+    let paths = paths.clone();
+    let store = s.cfg.clone();
+    jobs.spawn_blocking(move || {
+        let opts = SyncOptions {
+            trigger,
+            wait: false,
+            force: false,
+        };
+        let rec = sync_store(&paths, &store, &opts);
+        (store.name, rec)
+    });
+}
+
+/// Start the growth runs that are due and allowed (see `growth.rs`);
+/// return the earliest time a held-back one may start.
+fn growth_tick(
+    d: &mut State<'_>,
+    jobs: &mut Jobs,
+    now: DateTime<Utc>,
+    on_event: &(dyn Fn(&Event) + Sync),
+) -> Option<DateTime<Utc>> {
+    let mut wake: Option<DateTime<Utc>> = None;
+    for s in d.stores.values_mut() {
+        let Some(t) = s.cfg.growth.clone() else {
+            continue;
+        };
+        if s.running {
+            continue;
+        }
+        let Some(g) = crate::job::growth::now(d.paths, &s.cfg) else {
+            continue;
+        };
+        s.growth_checked = Some(g.size);
+        let earliest = growth::earliest(t.min_interval, s.last_start, s.last_finish, s.failures);
+        s.growth_wait = None;
+        match growth::decide(g.due, now, earliest) {
+            growth::Decision::Idle => {}
+            growth::Decision::WaitUntil(at) => {
+                s.growth_wait = Some(at);
+                wake = Some(wake.map_or(at, |w| w.min(at)));
+            }
+            growth::Decision::Run => {
+                on_event(&Event::Growth {
+                    store: s.cfg.name.clone(),
+                    now: g,
+                });
+                spawn(d.paths, s, jobs, crate::job::Trigger::Growth, now);
+            }
+        }
     }
     wake
 }
@@ -483,6 +591,7 @@ fn finished(
         return;
     };
     s.running = false;
+    s.last_finish = Some(rec.finished_at);
     match rec.outcome {
         Outcome::Ok => {
             s.failures = 0;

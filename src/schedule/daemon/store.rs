@@ -34,6 +34,15 @@ pub(super) struct StoreRt {
     pub(super) failures: u32,
     pub(super) backoff_until: Option<DateTime<Utc>>,
     pub(super) running: bool,
+    /// When the store's last run (any trigger) started and finished: the
+    /// growth trigger's rate limit (from the last record at start-up, so a
+    /// restart does not reset it).
+    pub(super) last_start: Option<DateTime<Utc>>,
+    pub(super) last_finish: Option<DateTime<Utc>>,
+    /// Growth-triggered stores: the log size at the last check, and the
+    /// earliest next growth run while one is due but held back.
+    pub(super) growth_checked: Option<u64>,
+    pub(super) growth_wait: Option<DateTime<Utc>>,
 }
 
 impl StoreRt {
@@ -64,6 +73,7 @@ impl StoreRt {
             .filter(|_| failures >= BACKOFF_AFTER)
             .map(|r| r.finished_at + to_chrono(backoff(failures)))
             .filter(|t| *t > now);
+        let last = state.last_run();
         StoreRt {
             cfg,
             anchor,
@@ -71,6 +81,10 @@ impl StoreRt {
             failures,
             backoff_until,
             running: false,
+            last_start: last.as_ref().map(|r| r.started_at),
+            last_finish: last.as_ref().map(|r| r.finished_at),
+            growth_checked: None,
+            growth_wait: None,
         }
     }
 

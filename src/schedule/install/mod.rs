@@ -301,11 +301,23 @@ pub fn plan_uninstall(ctx: &Context, backend: Backend) -> Result<Plan> {
     }
 }
 
+/// What [`apply`] did with the commands it may run: those that failed but
+/// were tolerated, with why (C.16: `uninstall` said "ran ..." for them).
+#[derive(Clone, Debug, Default)]
+pub struct Applied {
+    /// `(command, why)` for each tolerated command that failed or could not
+    /// be run, in order.
+    pub failed: Vec<(String, String)>,
+}
+
 /// Carry out a plan: stop what goes away, write files, remove stale ones,
 /// write the crontab, run the registration commands, record the marker.
-pub fn apply(ctx: &Context, plan: &Plan) -> Result<()> {
+/// An install whose registration commands fail takes back the files it
+/// wrote (C.16), so a failed install leaves no unit file behind.
+pub fn apply(ctx: &Context, plan: &Plan) -> Result<Applied> {
+    let mut applied = Applied::default();
     for c in &plan.pre_commands {
-        run_command(c)?;
+        run_command(c, &mut applied)?;
     }
     for f in &plan.files {
         if f.changed() {
@@ -327,7 +339,12 @@ pub fn apply(ctx: &Context, plan: &Plan) -> Result<()> {
         cron::write_crontab(ctx, c.after.as_deref())?;
     }
     for c in &plan.commands {
-        run_command(c)?;
+        if let Err(e) = run_command(c, &mut applied) {
+            if plan.install {
+                take_back(&plan.files);
+            }
+            return Err(e);
+        }
     }
     let marker = ctx.marker();
     if plan.install {
@@ -357,10 +374,24 @@ pub fn apply(ctx: &Context, plan: &Plan) -> Result<()> {
     } else if read_marker(ctx).is_some_and(|m| m.backend == plan.backend) {
         std::fs::remove_file(&marker).ctx("remove", &marker)?;
     }
-    Ok(())
+    Ok(applied)
 }
 
-fn run_command(c: &PlannedCommand) -> Result<()> {
+/// Put back what was there before the plan wrote its files: the earlier
+/// content, or no file. Best effort: the command's error is what is said.
+fn take_back(files: &[PlannedFile]) {
+    for f in files.iter().filter(|f| f.changed()) {
+        let undone = match &f.current {
+            Some(old) => durable::atomic_write(&f.path, old.as_bytes(), 0o644),
+            None => std::fs::remove_file(&f.path).ctx("remove", &f.path),
+        };
+        if let Err(e) = undone {
+            tracing::warn!("could not take back {}: {e}", f.path.display());
+        }
+    }
+}
+
+fn run_command(c: &PlannedCommand, applied: &mut Applied) -> Result<()> {
     let out = Command::new(&c.argv[0])
         .args(&c.argv[1..])
         .stdin(Stdio::null())
@@ -369,9 +400,21 @@ fn run_command(c: &PlannedCommand) -> Result<()> {
         Ok(o) => o.status.success(),
         Err(_) => false,
     };
+    if !ok && c.tolerate_failure {
+        let why = match &out {
+            Ok(o) => {
+                let stderr = String::from_utf8_lossy(&o.stderr);
+                match stderr.trim() {
+                    "" => o.status.to_string(),
+                    text => format!("{}: {text}", o.status),
+                }
+            }
+            Err(e) => format!("could not run it: {e}"),
+        };
+        applied.failed.push((c.display(), why));
+    }
     if !ok && !c.tolerate_failure {
-        const HINT: &str =
-            "; the files are written, register them by hand or fix the cause and run install again";
+        const HINT: &str = "; the files it would have registered were taken back: fix the cause and run install again";
         return Err(match out {
             Ok(o) => Error::ToolFailed {
                 cmd: c.display(),

@@ -55,6 +55,7 @@ impl Env {
         Run {
             cmd: c,
             stdin: None,
+            stdout: None,
         }
     }
 
@@ -92,6 +93,8 @@ impl Env {
 pub struct Run {
     cmd: Command,
     stdin: Option<Vec<u8>>,
+    /// Where stdout goes instead of a pipe (e.g. `/dev/full`).
+    stdout: Option<std::fs::File>,
 }
 
 /// What a finished run printed.
@@ -128,6 +131,11 @@ impl Run {
         self.stdin = Some(bytes.into());
         self
     }
+    /// Send stdout to `file` (then [`Done::stdout`] is empty).
+    pub fn stdout_to(mut self, file: std::fs::File) -> Self {
+        self.stdout = Some(file);
+        self
+    }
 
     /// Run to completion, whatever the exit.
     pub fn output(mut self) -> Done {
@@ -135,9 +143,10 @@ impl Run {
         if self.stdin.is_some() {
             self.cmd.stdin(Stdio::piped());
         }
+        let stdout = self.stdout.take().map_or_else(Stdio::piped, Stdio::from);
         let mut child = self
             .cmd
-            .stdout(Stdio::piped())
+            .stdout(stdout)
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn logkeeper");

@@ -1,0 +1,562 @@
+//! `sync now NAME --dry-run`: what a run would do, from the same cut and
+//! fold a run makes ([`Cut::take`]), without changing anything.
+//!
+//! Nothing is written and nothing is locked: not the store lock (a dry run
+//! must never make a real run find the store busy, nor wait behind one),
+//! not the writers' lock, not the records. A cut needs no lock to be
+//! consistent: the bytes before the last complete line only change by a
+//! run's swap, which renames a new inode over the path while the dry run
+//! goes on reading the old one through its open fd (a complete, consistent
+//! log), or by a rewrite in place (another tool's copytruncate, or a run
+//! that rewrites in place under the writers' lock). The latter is caught by
+//! the cut's fingerprint, read again after the report is made: if it
+//! changed, the report is made again from a new cut (a few times, then an
+//! error).
+//!
+//! Invariants:
+//! - The figures in [`DryRun::run`] are those a run would record in its
+//!   `stats` at this instant (same cut, same fold, same late writes), so a
+//!   run that follows with no write in between records the same numbers.
+//! - Every complete line is counted once in [`DryRun::groups`]: kept,
+//!   superseded, a tombstone, or quarantined.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::StoreConfig;
+use crate::error::{Error, IoContext, Result};
+use crate::fold::segments::{Segment, locate_bad};
+use crate::fold::{self, Class, Classifier, FoldSpec, Range};
+use crate::job::census::{self, Census, Opener};
+use crate::job::cut::{Cut, fingerprint};
+use crate::job::late;
+use crate::job::record::StoreState;
+use crate::paths::Paths;
+
+/// How many quarantined lines and most-superseded keys a report lists.
+pub const LIST: usize = 10;
+
+/// Tries at a consistent cut before giving up (see the module docs).
+const TRIES: usize = 3;
+
+/// What a run of one store would do now. Serialised as the `--json` report
+/// (fields documented in docs/dry-run.md).
+#[derive(Clone, Debug, Serialize)]
+pub struct DryRun {
+    pub store: String,
+    pub log: PathBuf,
+    /// Which lock the dry run took: always `"none"` (see the module docs).
+    pub lock: &'static str,
+    /// What a run would do: `compact` (rewrite the log), `unchanged` (the
+    /// fold changes nothing), `skip` (below `min_growth`), `refuse` (a
+    /// writer the swap cannot serve).
+    pub verdict: &'static str,
+    /// Why, for `skip` and `refuse`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The figures a compacting run would record in its `stats`, under the
+    /// same names.
+    pub run: RunFigures,
+    /// Bytes of the complete lines read (the cut, plus late writes).
+    pub bytes_in: u64,
+    /// Bytes of the lines kept (the new log's snapshot part, without the tail).
+    pub bytes_kept: u64,
+    pub superseded: Dropped,
+    pub tombstones: Dropped,
+    pub quarantine: Quarantine,
+    /// Per key group (the first key component), most lines first; lines
+    /// without the key (and malformed ones) under `group: null`.
+    pub groups: Vec<Group>,
+    /// The keys with the most superseded lines, most first (at most [`LIST`]).
+    pub top_superseded: Vec<TopKey>,
+    /// Who has the log (or a rotated file) open for writing now, and the
+    /// strategy each would get.
+    pub writers: Writers,
+    pub min_growth: MinGrowth,
+}
+
+/// The `stats` fields of a run record a run would write.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct RunFigures {
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    pub lines_in: u64,
+    pub lines_out: u64,
+    pub keys_live: u64,
+    pub deletes_dropped: u64,
+    pub keyless_kept: u64,
+    pub quarantined: u64,
+    pub salvaged: u64,
+    /// Omitted when 0, as in a run record.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unglued: u64,
+    pub tail_bytes: u64,
+    pub rewritten: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Lines a run would drop.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Dropped {
+    pub lines: u64,
+    pub bytes: u64,
+}
+
+/// Lines a run would move to the quarantine file.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Quarantine {
+    pub lines: u64,
+    pub bytes: u64,
+    /// The quarantine file they would go to.
+    pub file: PathBuf,
+    /// The first [`LIST`] of them, in log order.
+    pub first: Vec<QuarantinedLine>,
+}
+
+/// One line that would be quarantined: where it is and why.
+#[derive(Clone, Debug, Serialize)]
+pub struct QuarantinedLine {
+    /// The file it is in (the live log, or a rotated file for a late write).
+    pub source: PathBuf,
+    /// Its byte offset in that file (the quarantine entry's `offset`).
+    pub offset: u64,
+    /// Its length without the `\n`.
+    pub length: u64,
+    pub reason: String,
+}
+
+/// One key group's lines.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Group {
+    /// The first key component (e.g. an `item_type`), or null for lines
+    /// without the key and malformed lines.
+    pub group: Option<serde_json::Value>,
+    pub lines_in: u64,
+    pub bytes_in: u64,
+    pub lines_kept: u64,
+    pub bytes_kept: u64,
+    pub superseded: u64,
+    pub tombstones: u64,
+    pub quarantined: u64,
+}
+
+/// A key and how many of its lines a run would drop as superseded.
+#[derive(Clone, Debug, Serialize)]
+pub struct TopKey {
+    /// The key's components, as JSON values.
+    pub key: Vec<serde_json::Value>,
+    pub superseded: u64,
+}
+
+/// The census, with the strategy a run would use for each writer.
+#[derive(Clone, Debug, Serialize)]
+pub struct Writers {
+    /// False where this platform has no census.
+    pub supported: bool,
+    /// Processes whose descriptors could not be read.
+    pub unreadable: u32,
+    pub openers: Vec<WriterPlan>,
+}
+
+/// One write-mode descriptor and what a run would do about it.
+#[derive(Clone, Debug, Serialize)]
+pub struct WriterPlan {
+    #[serde(flatten)]
+    pub opener: Opener,
+    /// `swap` or `refuse`.
+    pub strategy: &'static str,
+    pub why: &'static str,
+}
+
+/// The `min_growth` check as a run would make it.
+#[derive(Clone, Debug, Serialize)]
+pub struct MinGrowth {
+    /// The store's `min_growth` (0: not set).
+    pub threshold: f64,
+    /// The log size after the last compaction, if any.
+    pub baseline_bytes: Option<u64>,
+    /// Growth since then, as a fraction (null without a baseline).
+    pub grown: Option<f64>,
+    /// Whether a run (without `--force`) would skip.
+    pub would_skip: bool,
+}
+
+/// The strategy a run gives one writer. A small function on purpose: the
+/// rule lives with the swap (`refuse_unsafe_writers` in `job/mod.rs`),
+/// and this only reports it.
+pub fn writer_strategy(store: &StoreConfig, o: &Opener) -> (&'static str, &'static str) {
+    if o.append {
+        (
+            "swap",
+            "O_APPEND: a compacted copy is renamed over the log; lines it writes to the old inode after the swap are carried by the next run",
+        )
+    } else if store.allow_positional_writers {
+        (
+            "swap",
+            "no O_APPEND, allowed by allow_positional_writers: its writes after the swap land at its own offset in the rotated file",
+        )
+    } else {
+        (
+            "refuse",
+            "no O_APPEND: it writes at its own offset, which a swap cannot serve; the run fails before touching the log",
+        )
+    }
+}
+
+/// What a run of `store` would do now (single-file stores). `force`
+/// ignores `min_growth`, as `sync now --force` does.
+pub fn dry_run(paths: &Paths, store: &StoreConfig, force: bool) -> Result<DryRun> {
+    if store.segments.is_some() {
+        return Err(Error::WrongStoreKind {
+            store: store.name.clone(),
+            msg: "is a segmented store: --dry-run explains single-file stores only",
+        });
+    }
+    if let Err(e) = std::fs::symlink_metadata(&store.log)
+        && e.kind() == std::io::ErrorKind::NotFound
+    {
+        return Ok(missing_log(store));
+    }
+    let state_dir = paths.store_state(&store.name);
+    for _ in 0..TRIES {
+        let log = crate::job::compact::resolve_log(&store.log)?;
+        let live = std::fs::metadata(&log).ctx("stat log", &log)?;
+        let (late_state, _) = late::load(&state_dir, &live);
+        let c = Cut::take(store, Some(&late_state))?;
+        let report = report(paths, store, force, &c, &late_state)?;
+        if fingerprint(&c.file, c.cut).ctx("read log", &c.log)? == c.fingerprint {
+            return Ok(report);
+        }
+    }
+    Err(Error::io(
+        "read a consistent cut of",
+        &store.log,
+        std::io::Error::other(
+            "another program kept rewriting the log in place during the dry run; nothing was changed: run it again",
+        ),
+    ))
+}
+
+/// A run skips a store whose log does not exist yet; so says the dry run,
+/// with the run's words.
+fn missing_log(store: &StoreConfig) -> DryRun {
+    DryRun {
+        store: store.name.clone(),
+        log: store.log.clone(),
+        lock: "none",
+        verdict: "skip",
+        reason: Some(crate::job::missing_log_reason(store)),
+        run: RunFigures::default(),
+        bytes_in: 0,
+        bytes_kept: 0,
+        superseded: Dropped::default(),
+        tombstones: Dropped::default(),
+        quarantine: Quarantine {
+            file: crate::job::quarantine::path_for(&store.log),
+            ..Quarantine::default()
+        },
+        groups: Vec::new(),
+        top_superseded: Vec::new(),
+        writers: plan_writers(store, census::take(&[&store.log])),
+        min_growth: MinGrowth {
+            threshold: store.min_growth,
+            baseline_bytes: None,
+            grown: None,
+            would_skip: false,
+        },
+    }
+}
+
+fn report(
+    paths: &Paths,
+    store: &StoreConfig,
+    force: bool,
+    c: &Cut,
+    late_state: &late::LateWrites,
+) -> Result<DryRun> {
+    let spec = FoldSpec::for_store(store)?;
+    let keyed = spec.is_keyed();
+    let plan = &c.plan;
+    let segs = c.segments();
+    let lines = classify_lines(&spec, &segs, plan, &c.log)?;
+    let bytes_kept = plan.kept_bytes() + plan.newlines.len() as u64;
+    let rotate =
+        !keyed && c.late_bytes() == 0 && store.rotate_bytes.is_some_and(|limit| c.size > limit);
+    let rewritten = rotate || !plan.is_identity() || c.late_bytes() > 0;
+    let tail = c.size - c.cut;
+    let mut run = RunFigures {
+        bytes_before: c.size,
+        bytes_after: c.size,
+        lines_in: plan.lines_in,
+        lines_out: plan.lines_out(keyed),
+        keys_live: plan.keys_live,
+        deletes_dropped: plan.deletes_dropped,
+        keyless_kept: plan.keyless_kept,
+        quarantined: plan.bad.len() as u64,
+        salvaged: plan.salvaged,
+        unglued: plan.unglued,
+        tail_bytes: tail,
+        rewritten,
+    };
+    if rotate {
+        (run.lines_out, run.bytes_after) = (0, 0);
+    } else if rewritten {
+        run.bytes_after = bytes_kept + tail;
+    }
+
+    let quarantined = locate_bad(&segs, &plan.bad);
+    let quarantine = Quarantine {
+        lines: plan.bad.len() as u64,
+        bytes: plan.bad.iter().map(|b| b.range.len()).sum(),
+        file: crate::job::quarantine::path_for(&c.log),
+        first: quarantined
+            .iter()
+            .take(LIST)
+            .map(|(seg, b)| QuarantinedLine {
+                source: seg.path.to_path_buf(),
+                offset: b.range.start,
+                length: b.range.len() - u64::from(line_ends_in_newline(seg, b.range)),
+                reason: b.reason.to_string(),
+            })
+            .collect(),
+    };
+
+    let mut watched: Vec<&Path> = vec![&c.log];
+    watched.extend(late_state.watches.iter().map(|w| w.rotated.as_path()));
+    let writers = plan_writers(store, census::take(&watched));
+    let baseline = StoreState::new(paths.store_state(&store.name)).baseline();
+    let grown = baseline
+        .as_ref()
+        .map(|b| c.size.saturating_sub(b.bytes_after) as f64 / b.bytes_after.max(1) as f64);
+    let skip = crate::job::min_growth_skip(paths, store, force, c.size, late_state);
+    let refuse = writers
+        .openers
+        .iter()
+        .find(|w| w.strategy == "refuse")
+        .map(|w| {
+            format!(
+                "pid {} ({}) has the log open for writing without O_APPEND ({}): {}",
+                w.opener.pid, w.opener.program, w.opener.flags, w.why
+            )
+        });
+    let (verdict, reason) = match (skip, refuse) {
+        (Some(why), _) => ("skip", Some(why)),
+        (None, Some(why)) => ("refuse", Some(why)),
+        (None, None) if rewritten => ("compact", None),
+        (None, None) => ("unchanged", None),
+    };
+    if verdict == "skip" {
+        // A skipped run records only the log's size.
+        run = RunFigures {
+            bytes_before: c.size,
+            bytes_after: c.size,
+            ..RunFigures::default()
+        };
+    }
+    Ok(DryRun {
+        store: store.name.clone(),
+        log: c.log.clone(),
+        lock: "none",
+        verdict,
+        reason,
+        run,
+        bytes_in: plan.cut,
+        bytes_kept,
+        superseded: lines.superseded,
+        tombstones: lines.tombstones,
+        quarantine,
+        groups: lines.groups,
+        top_superseded: lines.top,
+        writers,
+        min_growth: MinGrowth {
+            threshold: store.min_growth,
+            baseline_bytes: baseline.map(|b| b.bytes_after),
+            grown,
+            would_skip: verdict == "skip",
+        },
+    })
+}
+
+/// Whether the bad range `r` of `seg` includes its line's `\n` (a whole
+/// malformed line does; a salvaged fragment does not).
+fn line_ends_in_newline(seg: &Segment, r: Range) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut b = [0u8; 1];
+    r.end > r.start && seg.file.read_exact_at(&mut b, r.end - 1).is_ok() && b[0] == b'\n'
+}
+
+fn plan_writers(store: &StoreConfig, census: Census) -> Writers {
+    Writers {
+        supported: census.supported,
+        unreadable: census.unreadable,
+        openers: census
+            .openers
+            .into_iter()
+            .map(|o| {
+                let (strategy, why) = writer_strategy(store, &o);
+                WriterPlan {
+                    opener: o,
+                    strategy,
+                    why,
+                }
+            })
+            .collect(),
+    }
+}
+
+/// The per-line breakdown: groups, drops and the most superseded keys.
+struct Lines {
+    groups: Vec<Group>,
+    superseded: Dropped,
+    tombstones: Dropped,
+    top: Vec<TopKey>,
+}
+
+/// What the plan does with one line.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Kept,
+    Quarantined,
+    Dropped,
+}
+
+/// Walks the plan's sorted keep and bad ranges alongside the lines.
+struct Fates<'p> {
+    keep: &'p [Range],
+    bad: &'p [fold::Bad],
+    k: usize,
+    b: usize,
+}
+
+impl Fates<'_> {
+    /// The fate of line `r` (lines must come in order).
+    fn of(&mut self, r: Range) -> Fate {
+        while self.b < self.bad.len() && self.bad[self.b].range.end <= r.start {
+            self.b += 1;
+        }
+        if self.b < self.bad.len() && self.bad[self.b].range.start < r.end {
+            return Fate::Quarantined;
+        }
+        while self.k < self.keep.len() && self.keep[self.k].end <= r.start {
+            self.k += 1;
+        }
+        match self.keep.get(self.k) {
+            Some(k) if k.start <= r.start && k.end >= r.end => Fate::Kept,
+            _ => Fate::Dropped,
+        }
+    }
+}
+
+/// One pass over the logical stream: classify each line with the fold's
+/// own classifier and take its fate from the plan. Memory grows with the
+/// keys that have superseded lines (a count each), like the fold's.
+fn classify_lines(
+    spec: &FoldSpec,
+    segs: &[Segment],
+    plan: &fold::Plan,
+    log: &Path,
+) -> Result<Lines> {
+    let mut fates = Fates {
+        keep: &plan.keep,
+        bad: &plan.bad,
+        k: 0,
+        b: 0,
+    };
+    let mut cls = Classifier::new(spec);
+    let mut groups: HashMap<Vec<u8>, Group> = HashMap::new();
+    let mut no_key = Group::default();
+    let mut per_key: HashMap<Vec<u8>, u64> = HashMap::new();
+    let (mut superseded, mut tombstones) = (Dropped::default(), Dropped::default());
+    let mut base = 0u64;
+    for seg in segs {
+        let shift = base as i128 - seg.start as i128;
+        fold::for_each_line(seg.file, seg.start, seg.end, |off, line| {
+            let len = line.len() as u64 + 1;
+            let start = (off as i128 + shift) as u64;
+            let fate = fates.of(Range {
+                start,
+                end: start + len,
+            });
+            let class = cls.classify(line);
+            let g = match (&class, fate) {
+                (Class::Keyed { .. }, f) if f != Fate::Quarantined => {
+                    let group = &cls.key[..fold::first_component_len(&cls.key)];
+                    if !groups.contains_key(group) {
+                        groups.insert(group.to_vec(), Group::default());
+                    }
+                    groups.get_mut(group).expect("inserted above")
+                }
+                _ => &mut no_key,
+            };
+            g.lines_in += 1;
+            g.bytes_in += len;
+            match (fate, &class) {
+                (Fate::Kept, _) => {
+                    g.lines_kept += 1;
+                    g.bytes_kept += len;
+                }
+                (Fate::Quarantined, _) => g.quarantined += 1,
+                (Fate::Dropped, Class::Keyed { delete: true }) => {
+                    g.tombstones += 1;
+                    tombstones.lines += 1;
+                    tombstones.bytes += len;
+                }
+                (Fate::Dropped, _) => {
+                    g.superseded += 1;
+                    superseded.lines += 1;
+                    superseded.bytes += len;
+                    if matches!(class, Class::Keyed { .. }) {
+                        match per_key.get_mut(cls.key.as_slice()) {
+                            Some(n) => *n += 1,
+                            None => {
+                                per_key.insert(cls.key.clone(), 1);
+                            }
+                        }
+                    }
+                }
+            }
+        })
+        .ctx("read log", log)?;
+        base += seg.len();
+    }
+    let mut groups: Vec<Group> = groups
+        .into_iter()
+        .map(|(k, mut g)| {
+            g.group = fold::decode_key(&k).into_iter().next();
+            g
+        })
+        .collect();
+    if no_key.lines_in > 0 {
+        groups.push(no_key);
+    }
+    groups.sort_by(|a, b| {
+        b.lines_in
+            .cmp(&a.lines_in)
+            .then_with(|| a.group.is_none().cmp(&b.group.is_none()))
+            .then_with(|| {
+                let s = |g: &Group| g.group.as_ref().map(|v| v.to_string()).unwrap_or_default();
+                s(a).cmp(&s(b))
+            })
+    });
+    let mut top: Vec<(Vec<u8>, u64)> = per_key.into_iter().collect();
+    // Most superseded first; ties by key bytes, so the report is stable.
+    top.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    top.truncate(LIST);
+    Ok(Lines {
+        groups,
+        superseded,
+        tombstones,
+        top: top
+            .into_iter()
+            .map(|(k, n)| TopKey {
+                key: fold::decode_key(&k),
+                superseded: n,
+            })
+            .collect(),
+    })
+}
