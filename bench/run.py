@@ -29,6 +29,13 @@ Modes (one per run; the default is the side-by-side comparison):
                (lines appended to a rotated file after its swap, as writer
                class B does) and (2) deduplicates against a large quarantine
                file; --late-mb sets the size of each (default 1024).
+  --visibility G7 (issue 14): each writer class alone (A, B, C with go, D)
+               and all four on one log, 12 s each with a run every 3 s and a
+               reader folding the live path every 20 ms: each class's max
+               write-to-visible lag, the strategy chosen, whether it is served
+               within 1 s, and the median run time with writers (probe +
+               carry window). The default mode's table shows what the
+               strategy step adds to a run with no writer (`strategy ms`).
 
 Method: each timed command runs under `/usr/bin/time -v` (peak RSS, "Maximum
 resident set size"); wall time is measured around it with a monotonic clock.
@@ -54,6 +61,8 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -282,8 +291,9 @@ def side_by_side(args, shared, binary, log, rounds, check_every_round=True, targ
                 wall, rss, run = run_logkeeper(binary, d, copy)
                 lk.append((wall, rss))
                 t = run["stats"]["timings"]
+                win = (run["stats"].get("strategy") or {}).get("window") or {}
                 phases.append((t["scan_ms"], t["write_ms"], t["swap_ms"], run["stats"]["keys_live"],
-                               t.get("verify_ms", 0.0), wall * 1e3))
+                               win.get("ms", 0.0), t.get("verify_ms", 0.0), wall * 1e3))
             else:
                 wall, rss, msg = run_fold_py(shared, copy, d / "fold_py.out")
                 py.append((wall, rss))
@@ -318,11 +328,12 @@ def side_by_side(args, shared, binary, log, rounds, check_every_round=True, targ
         )
     )
     print(f"ratio (fold_py.py / logkeeper, median wall): {ratio:.1f}x")
-    s, w, sw, keys = (med([p[i] for p in phases]) for i in range(4))
-    print(f"logkeeper phases (median ms): scan {s:.0f}, write+fsync {w:.0f}, swap {sw:.1f}; keys live {keys:.0f}; fold_py.py: {kept}")
+    s, w, sw, keys, win = (med([p[i] for p in phases]) for i in range(5))
+    print(f"logkeeper phases (median ms): scan {s:.0f}, write+fsync {w:.0f}, swap {sw:.1f}, "
+          f"carry window {win:.1f} (no writer: its one census); keys live {keys:.0f}; fold_py.py: {kept}")
     # Issue 16 D: the verification before the swap (part of write+fsync).
-    shares = [p[4] / p[5] for p in phases]
-    v_ms, v_share = med([p[4] for p in phases]), med(shares)
+    shares = [p[5] / p[6] for p in phases]
+    v_ms, v_share = med([p[5] for p in phases]), med(shares)
     print(f"verify before swap (median): {v_ms:.1f} ms = {v_share * 100:.1f}% of the run's wall time "
           f"(max {max(shares) * 100:.1f}%); median < 10%: {yes(v_share < 0.10)}")
     print(f"fold check: fold_py.py(logkeeper output) == fold_py.py(original), byte-identical, "
@@ -735,6 +746,100 @@ def late_memory(args, binary):
     shutil.rmtree(d, ignore_errors=True)
 
 
+def visibility(args, binary, secs=12, every=3.0):
+    """G7 (issue 14): for each writer class alone and all four on one log,
+    a reader folds the live path every 20 ms while `sync now --force` runs
+    every 3 s; prints each class's max write-to-visible lag, the strategy
+    the runs chose, and what a run cost on top (probe + carry window)."""
+    progs = ROOT / "tests" / "it" / "programs"
+    gobin = None
+    if shutil.which("go"):
+        gobin = Path(tempfile.mkdtemp(prefix="lk-bench-go-")) / "cwriter"
+        subprocess.run(["go", "build", "-o", gobin, progs / "cwriter.go"], check=True,
+                       env=dict(os.environ, GO111MODULE="off", GOCACHE=str(gobin.parent / "cache")))
+    rows = []
+    for classes in ["A", "B", "C", "D", "ABCD"]:
+        if "C" in classes and gobin is None:
+            note("go not found: class C skipped")
+            continue
+        d = Path(tempfile.mkdtemp(prefix="lk-bench-vis-"))
+        log = d / "events.jsonl"
+        log.write_text("".join('{"change_type":"SET","item_type":"seed","item":{"id":%d},"seq":1}\n' % i for i in range(2000)))
+        cfg = d / "config.toml"
+        cfg.write_text(f'[[store]]\nname = "m"\nlog = "{log}"\nkey = ["/item_type", "/item/id"]\nop = "/change_type"\ndelete = ["DEL"]\nkeep_rotated = 1\n')
+        env = dict(os.environ, LOGKEEPER_CONFIG=str(cfg), LOGKEEPER_STATE_DIR=str(d / "state"),
+                   WRITER_PAUSE="0.01", WRITER_PAUSE_US="10000")
+        procs = []
+        for c in classes:
+            e = dict(env, WRITER_JOURNAL=str(d / f"j{c}"))
+            if c == "D":
+                e["WRITER_PAUSE"] = "0.04"
+            cmd = ([str(gobin), log, f"{c}w", d / f"t{c}", d / "stop"] if c == "C" else
+                   ["python3", progs / "writer.py", c, log, f"{c}w", d / f"t{c}", d / "stop", binary, "m"])
+            procs.append(subprocess.Popen([str(x) for x in cmd], env=e, stdout=subprocess.DEVNULL))
+        folds, stop = [], [False]
+
+        def reader():
+            while not stop[0]:
+                t = time.time()
+                try:
+                    data = log.read_bytes()
+                except OSError:
+                    continue
+                f = {}
+                for line in data[: data.rfind(b"\n") + 1].split(b"\n"):
+                    try:
+                        v = json.loads(line)
+                        k = (v["item_type"], v["item"]["id"])
+                    except (ValueError, TypeError, KeyError):
+                        continue
+                    if v.get("change_type") == "DEL":
+                        f.pop(k, None)
+                    else:
+                        f[k] = v.get("seq", 0)
+                folds.append((t, f))
+                time.sleep(0.02)
+
+        th = threading.Thread(target=reader)
+        th.start()
+        t0 = time.time()
+        runs = []
+        while time.time() - t0 < secs:
+            time.sleep(every)
+            out = subprocess.run([binary, "sync", "now", "--force", "--json"], env=env,
+                                 capture_output=True, text=True).stdout
+            runs.append(json.loads(out)["runs"][0])
+        (d / "stop").write_text("")
+        for p in procs:
+            p.wait()
+        time.sleep(0.1)
+        stop[0] = True
+        th.join()
+        for c in classes:
+            lags = []
+            lines = [l.split() for l in (d / f"j{c}").read_text().splitlines()]
+            for seq, key, op, t in lines:
+                seq, key, t = int(seq), int(key), float(t)
+                k = (f"{c}w", key)
+                for at, f in folds:
+                    if at < t:
+                        continue
+                    s = f.get(k)
+                    if (s is not None and s >= seq) or (s is None and op == "DEL"):
+                        lags.append(at - t)
+                        break
+            st = runs[-1]["stats"].get("strategy") or {}
+            extra = [r["duration_ms"] for r in runs]
+            rows.append([classes if len(classes) == 1 else f"{c} (of ABCD)", str(len(lines)),
+                         f"{max(lags) * 1e3:.0f} ms" if lags else "-",
+                         st.get("strategy", "?"), "yes" if st.get("unserved") else "",
+                         f"{statistics.median(extra):.0f} ms"])
+        shutil.rmtree(d, ignore_errors=True)
+    print(fmt_table(["writer class", "lines", "max lag", "strategy", "not served <1s", "median run"], rows))
+    print("max lag: write to visible at the path for a reader folding it every 20 ms; "
+          "a run with writers includes the 100 ms probe and the carry window")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = ap.add_mutually_exclusive_group()
@@ -745,6 +850,8 @@ def main():
     mode.add_argument("--segments", action="store_true", help="segmented store: 2,000 x 1 MiB, retention + compaction")
     mode.add_argument("--verify", action="store_true",
                       help="the verification before the swap: its share of a run's wall time (issue 16 D)")
+    mode.add_argument("--visibility", action="store_true",
+                      help="G7: per writer class, the max write-to-visible lag at the live path")
     mode.add_argument("--late-memory", action="store_true",
                       help="peak RSS carrying late writes and deduplicating a quarantine file")
     ap.add_argument("--late-mb", type=int, default=1024, help="--late-memory: MB of each (default 1024)")
@@ -772,6 +879,8 @@ def main():
         late_memory(args, binary)
     elif args.verify:
         verify_mode(args, shared, binary)
+    elif args.visibility:
+        visibility(args, binary)
     else:
         log = gen_log(shared, STD["events"], STD["keys"])
         side_by_side(args, shared, binary, log, args.rounds or 5)

@@ -196,6 +196,15 @@ pub enum Error {
         now: u64,
     },
 
+    /// A rotated file watched for late writes shrank, was replaced, or had
+    /// its carried bytes changed (logrotate's copytruncate straddling a
+    /// swap): late lines written to it may be lost and cannot be carried.
+    #[error(
+        "{}: this rotated file is watched for late writes (a writer still appended to it after a swap) but {what}; lines a writer appended to it after that are lost to the log. The live log was not changed by this run; the file is no longer watched, so the next run proceeds. Exclude the log and its rotated files from other rotation tools (logrotate's copytruncate), and check that writer's recent events",
+        rotated.display()
+    )]
+    LateWatchBroken { rotated: PathBuf, what: String },
+
     /// A process writes to the log in a way no swap can serve safely: at
     /// its own file offset, without `O_APPEND`.
     #[error(
@@ -373,6 +382,7 @@ impl Error {
             | Error::NoSpace { .. }
             | Error::LogReplaced { .. }
             | Error::LogRewritten { .. }
+            | Error::LateWatchBroken { .. }
             | Error::UnsafeWriter { .. }
             | Error::WriterHung { .. }
             | Error::WriteFailed { .. }

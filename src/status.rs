@@ -210,6 +210,12 @@ pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) ->
     let mut warnings = Vec::new();
     if let Some(r) = &last_run {
         let s = &r.stats;
+        if let Some(st) = &s.strategy {
+            notes.push(strategy_note(st));
+            if let Some(u) = &st.unserved {
+                warnings.push(format!("not served within 1 s (G7): {u}"));
+            }
+        }
         if s.late_lines_carried + s.late_lines_quarantined > 0 {
             notes.push(format!(
                 "late writes: a writer that does not take the lock appended {} line(s) to {} after it was rotated; they were folded into the live log at the swap point ({} malformed, quarantined). Make that writer follow the writer protocol.",
@@ -382,4 +388,28 @@ pub fn fmt_time(t: DateTime<Utc>) -> String {
     t.with_timezone(&Local)
         .format("%Y-%m-%d %H:%M:%S")
         .to_string()
+}
+
+/// `strategy: swap (why); carry window: ...` for `status` (docs/writers.md).
+fn strategy_note(st: &crate::job::strategy::Report) -> String {
+    let mut note = format!("strategy: {} ({})", st.strategy, st.reason);
+    if let Some(w) = &st.window {
+        let who = |v: &[crate::job::census::Opener]| {
+            v.iter()
+                .map(|o| format!("pid {} ({})", o.pid, o.program))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        note.push_str(&format!(
+            "; carry window: {} line(s) carried from the old inode in {:.0} ms",
+            w.lines, w.ms
+        ));
+        if !w.followed.is_empty() {
+            note.push_str(&format!("; moved to the new inode: {}", who(&w.followed)));
+        }
+        if !w.stayed.is_empty() {
+            note.push_str(&format!("; still on the old inode: {}", who(&w.stayed)));
+        }
+    }
+    note
 }

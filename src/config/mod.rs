@@ -55,6 +55,13 @@ pub struct StoreConfig {
     /// Compact even while a process holds the log open for writing without
     /// `O_APPEND` (docs/writers.md, "Writer classes"); off by default.
     pub allow_positional_writers: bool,
+    /// How a compaction replaces the log (`strategy = "auto"|"swap"|"in-place"`,
+    /// docs/writers.md): auto chooses per run from the writer census.
+    pub strategy: Strategy,
+    /// After a swap, how long the run keeps carrying what lock-less writers
+    /// append to the old inode into the live log (`carry_window`, default
+    /// 1s), unless every writer has left the old inode sooner.
+    pub carry_window: Duration,
     /// Commands run after the record is written (the global ones unless the
     /// store sets its own).
     pub hooks: Hooks,
@@ -165,6 +172,8 @@ struct RawStore {
     max_age: Option<String>,
     jitter: Option<String>,
     allow_positional_writers: Option<bool>,
+    strategy: Option<String>,
+    carry_window: Option<String>,
     on_failure: Option<String>,
     on_success: Option<String>,
     growth: Option<f64>,
@@ -172,6 +181,43 @@ struct RawStore {
     min_interval: Option<String>,
     time: Option<String>,
 }
+
+/// How a run replaces a keyed or append-only log (docs/writers.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Chosen per run from the writer census and earlier runs.
+    #[default]
+    Auto,
+    /// A new file exchanged in (`RENAME_EXCHANGE`), then a carry window.
+    Swap,
+    /// Rewritten in place under the writers' `flock`: the inode never changes.
+    InPlace,
+}
+
+impl Strategy {
+    fn parse(s: &str) -> std::result::Result<Strategy, String> {
+        match s {
+            "auto" => Ok(Strategy::Auto),
+            "swap" => Ok(Strategy::Swap),
+            "in-place" => Ok(Strategy::InPlace),
+            _ => Err(format!(
+                "{s:?} is not a strategy: use \"auto\", \"swap\" or \"in-place\""
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Auto => "auto",
+            Strategy::Swap => "swap",
+            Strategy::InPlace => "in-place",
+        }
+    }
+}
+
+/// The default `carry_window`.
+pub const DEFAULT_CARRY_WINDOW: Duration = Duration::from_secs(1);
 
 pub const DEFAULT_KEEP_ROTATED: usize = 3;
 
@@ -452,6 +498,14 @@ fn validate_store(
         max_age: dur("max_age", rs.max_age)?,
         jitter: dur("jitter", rs.jitter)?,
         allow_positional_writers: rs.allow_positional_writers.unwrap_or(false),
+        strategy: rs
+            .strategy
+            .as_deref()
+            .map(Strategy::parse)
+            .transpose()
+            .map_err(|m| err("strategy", m))?
+            .unwrap_or_default(),
+        carry_window: dur("carry_window", rs.carry_window)?.unwrap_or(DEFAULT_CARRY_WINDOW),
         hooks: global_hooks.for_store(rs.on_failure, rs.on_success),
     })
 }

@@ -86,13 +86,37 @@ pub fn take(files: &[&Path]) -> Census {
     take_inodes(&targets)
 }
 
+/// The census of `files` among the processes `pids` only: cheap enough to
+/// repeat every few milliseconds (the carry window asks whether the writers
+/// that held the old inode still do).
+pub fn take_among(files: &[&Path], pids: &[u32]) -> Census {
+    let mut targets = HashMap::new();
+    for f in files {
+        if let Ok(m) = std::fs::metadata(f) {
+            use std::os::unix::fs::MetadataExt;
+            targets
+                .entry((m.dev(), m.ino()))
+                .or_insert_with(|| f.to_path_buf());
+        }
+    }
+    #[cfg(target_os = "linux")]
+    {
+        linux::take(&targets, Some(pids))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (targets, pids);
+        Census::default()
+    }
+}
+
 /// The census of write-mode descriptors on the given inodes, each reported
 /// under the path it maps to (useful for an inode that no longer has the
 /// name it was known by).
 pub fn take_inodes(targets: &HashMap<(u64, u64), PathBuf>) -> Census {
     #[cfg(target_os = "linux")]
     {
-        linux::take(targets)
+        linux::take(targets, None)
     }
     #[cfg(not(target_os = "linux"))]
     {
@@ -106,7 +130,7 @@ mod linux {
     use super::*;
     use std::os::unix::fs::MetadataExt;
 
-    pub(super) fn take(targets: &HashMap<(u64, u64), PathBuf>) -> Census {
+    pub(super) fn take(targets: &HashMap<(u64, u64), PathBuf>, only: Option<&[u32]>) -> Census {
         let mut census = Census {
             supported: true,
             ..Census::default()
@@ -136,7 +160,7 @@ mod linux {
             else {
                 continue;
             };
-            if pid == me {
+            if pid == me || only.is_some_and(|o| !o.contains(&pid)) {
                 continue;
             }
             openers_of(pid, targets, &owners, &mut census);

@@ -15,6 +15,8 @@ use crate::config::StoreConfig;
 use crate::error::{Error, IoContext, Result};
 use crate::fold::{FoldSpec, Range};
 use crate::io::durable;
+use crate::job::carry;
+use crate::job::census::Census;
 use crate::job::cut::Cut;
 use crate::job::late::{self, Generation, LateWrites, Watch};
 use crate::job::record::Stats;
@@ -101,11 +103,25 @@ pub struct Compacted {
     pub stats: Stats,
     /// The state to commit (unchanged when the log was left as it was).
     pub state: LateWrites,
+    /// The carry window after a swap, if one ran.
+    pub window: Option<carry::Window>,
+}
+
+/// The carry window a swap is followed by: the census of the log taken
+/// before the swap, and how long the window may stay open.
+pub struct CarryWindow<'a> {
+    pub before: &'a Census,
+    pub window: std::time::Duration,
 }
 
 /// Compact the store's log, folding in the late writes of `state`. The
 /// caller must hold the store lock, and commit the returned state.
-pub fn compact(store: &StoreConfig, state_dir: &Path, state: &LateWrites) -> Result<Compacted> {
+pub fn compact(
+    store: &StoreConfig,
+    state_dir: &Path,
+    state: &LateWrites,
+    carry: Option<CarryWindow>,
+) -> Result<Compacted> {
     let t_scan = Instant::now();
     progress::begin(Phase::Scan, fs::metadata(&store.log).map_or(0, |m| m.len()));
     let mut c = Cut::take(store, Some(state))?;
@@ -146,6 +162,7 @@ pub fn compact(store: &StoreConfig, state_dir: &Path, state: &LateWrites) -> Res
         return Ok(Compacted {
             stats,
             state: state.clone(),
+            window: None,
         });
     }
     if rotate {
@@ -214,12 +231,29 @@ pub fn compact(store: &StoreConfig, state_dir: &Path, state: &LateWrites) -> Res
             return Err(e);
         }
         crate::failpoint!("after-late-prepare");
-        swap::exchange(&c, tmp, &rotated)?;
+        let mut next = next;
+        let first = carry.is_some() && !rotate && spec.is_keyed();
+        swap::exchange(&c, tmp, &rotated, || {
+            // Not fatal: the window's first poll carries them (and fails
+            // the run, after the directory fsync, if it cannot).
+            if first && let Err(e) = carry::first(&c.log, &rotated, &c.file, &mut next) {
+                tracing::warn!("{e}");
+            }
+            Ok(())
+        })?;
         Ok((appended, rotated, next))
     })();
     let _ = c.file.unlock();
-    let (appended, rotated, next) = swapped?;
+    let (appended, rotated, mut next) = swapped?;
     stats.timings.swap_ms = ms(t_swap);
+    // The carry window (a swap that rotated a watched file only): what
+    // lock-less writers append to the old inode reaches the live log now.
+    let window = match carry {
+        Some(cw) if !rotate => Some(carry::run(
+            &c.log, &rotated, &c.file, state_dir, &mut next, cw.window, cw.before,
+        )?),
+        _ => None,
+    };
 
     stats.late_lines_quarantined = late_bad;
     stats.late_lines_carried = late::count_lines(&c.late)?.saturating_sub(late_bad);
@@ -234,7 +268,11 @@ pub fn compact(store: &StoreConfig, state_dir: &Path, state: &LateWrites) -> Res
     stats.rewritten = true;
     stats.rotated = Some(rotated);
     stats.rotated_bytes = appended.tail.end;
-    Ok(Compacted { stats, state: next })
+    Ok(Compacted {
+        stats,
+        state: next,
+        window,
+    })
 }
 
 /// The late-write state once the swap is done: every watched file carried
@@ -254,6 +292,11 @@ fn next_state(
         .iter()
         .map(|o| Watch {
             carried: o.end,
+            print: if o.end == o.watch.carried {
+                o.watch.print
+            } else {
+                late::stamp(&o.file, o.end)
+            },
             ..o.watch.clone()
         })
         .collect();
@@ -263,6 +306,7 @@ fn next_state(
             carried: copied_to,
             dev: c.meta.dev(),
             ino: c.meta.ino(),
+            print: late::stamp(&c.file, copied_to),
         });
     }
     LateWrites {

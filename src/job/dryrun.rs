@@ -226,7 +226,7 @@ pub fn dry_run(paths: &Paths, store: &StoreConfig, force: bool) -> Result<DryRun
     for _ in 0..TRIES {
         let log = crate::job::compact::resolve_log(&store.log)?;
         let live = std::fs::metadata(&log).ctx("stat log", &log)?;
-        let (late_state, _) = late::load(&state_dir, &live);
+        let (late_state, _) = late::load(&state_dir, &log, &live);
         let c = Cut::take(store, Some(&late_state))?;
         let report = report(paths, store, force, &c, &late_state)?;
         if fingerprint(&c.file, c.cut).ctx("read log", &c.log)? == c.fingerprint {

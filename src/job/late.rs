@@ -53,6 +53,53 @@ pub struct Watch {
     pub dev: u64,
     #[serde(default)]
     pub ino: u64,
+    /// A fingerprint of its bytes below `carried` (`cut::fingerprint`; 0:
+    /// unknown), so a rewrite in place of the carried bytes is noticed.
+    #[serde(default)]
+    pub print: u64,
+}
+
+/// The fingerprint a [`Watch`] keeps of `file`'s bytes below `carried` (0
+/// when they cannot be read: the check is then skipped, never failed).
+pub fn stamp(file: &File, carried: u64) -> u64 {
+    if carried == 0 {
+        return 0;
+    }
+    crate::job::cut::fingerprint(file, carried).unwrap_or(0)
+}
+
+/// The watched files that can no longer be trusted to hold every late line
+/// (issue 16 A.3): one replaced by another inode under its name, one shorter
+/// than what was carried (copytruncate), or one whose carried bytes changed.
+/// Lines a writer appended after such a change may be lost, so the run must
+/// fail loudly rather than unwatch the file. A file that is gone is not
+/// listed (it was pruned, or removed by the user).
+pub fn broken_watches(state: &LateWrites) -> Vec<(Watch, String)> {
+    let mut out = Vec::new();
+    for w in &state.watches {
+        let Ok(file) = File::open(&w.rotated) else {
+            continue;
+        };
+        let Ok(meta) = file.metadata() else { continue };
+        let what = if w.ino != 0 && !same_inode(&meta, w.dev, w.ino) {
+            "another file was put under its name".to_string()
+        } else if meta.len() < w.carried {
+            format!(
+                "it shrank from {} to {} bytes (emptied or truncated by another program, e.g. logrotate's copytruncate)",
+                w.carried,
+                meta.len()
+            )
+        } else if w.print != 0 && stamp(&file, w.carried) != w.print {
+            format!(
+                "its first {} bytes, already carried into the log, were rewritten by another program",
+                w.carried
+            )
+        } else {
+            continue;
+        };
+        out.push((w.clone(), what));
+    }
+    out
 }
 
 /// The live log generation the late writes are placed into.
@@ -77,6 +124,26 @@ struct StateFile {
     committed: LateWrites,
     #[serde(default)]
     prepared: Option<LateWrites>,
+    #[serde(default)]
+    carrying: Option<Carrying>,
+}
+
+/// A carry of the carry window in flight (`carry.rs`): written, with the
+/// committed state already showing `rotated` carried to `to`, *before* the
+/// bytes `[from, to)` are appended to the live log at `live_at`. On load the
+/// append is checked: if the live log holds those bytes there, `to` stands,
+/// else the watch goes back to `from` (the next fold carries them), so a
+/// kill between the two steps neither loses nor repeats a line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Carrying {
+    pub rotated: PathBuf,
+    pub from: u64,
+    pub to: u64,
+    pub live_at: u64,
+    /// The live generation's swap point before this carry (restored with
+    /// `from` when the append did not land).
+    #[serde(default)]
+    pub point: u64,
 }
 
 /// Where a store's late-write state is kept.
@@ -98,11 +165,27 @@ fn same_inode(m: &std::fs::Metadata, dev: u64, ino: u64) -> bool {
 /// state was left (by a killed run): the caller commits the resolved state,
 /// so a stale prepared one never outlives the next run (an inode number can
 /// be reused).
-pub fn load(state_dir: &Path, live: &std::fs::Metadata) -> (LateWrites, bool) {
+pub fn load(state_dir: &Path, log: &Path, live: &std::fs::Metadata) -> (LateWrites, bool) {
     if let Some(sf) = std::fs::read(state_path(state_dir))
         .ok()
         .and_then(|b| serde_json::from_slice::<StateFile>(&b).ok())
     {
+        if let Some(cr) = &sf.carrying {
+            let mut state = sf.committed.clone();
+            if !carry_landed(log, cr)
+                && let Some(w) = state
+                    .watches
+                    .iter_mut()
+                    .find(|w| w.rotated == cr.rotated && w.carried == cr.to)
+            {
+                w.carried = cr.from;
+                w.print = File::open(&w.rotated).map_or(0, |f| stamp(&f, cr.from));
+                if let Some(g) = state.live.as_mut() {
+                    g.swap_point = cr.point;
+                }
+            }
+            return (state, true);
+        }
         let left = sf.prepared.is_some();
         let won = sf
             .prepared
@@ -110,7 +193,7 @@ pub fn load(state_dir: &Path, live: &std::fs::Metadata) -> (LateWrites, bool) {
             .and_then(|p| p.live.as_ref())
             .is_some_and(|g| same_inode(live, g.dev, g.ino));
         let state = match sf.prepared {
-            Some(p) if won => p,
+            Some(p) if won => after_first_carry(log, p),
             _ => sf.committed,
         };
         return (state, left);
@@ -128,12 +211,112 @@ pub fn load(state_dir: &Path, live: &std::fs::Metadata) -> (LateWrites, bool) {
     )
 }
 
-/// Write `committed` and `prepared` (atomic replace, fsynced).
-fn write(state_dir: &Path, committed: &LateWrites, prepared: Option<&LateWrites>) -> Result<()> {
+/// A prepared state that won, with the swap's first carry (`carry::first`,
+/// appended right after the rename and journalled only after the
+/// directory fsync) accounted for: the live log's bytes from the swap point
+/// that repeat a watched file's uncarried bytes, up to a line end, are that
+/// carry. Without this a kill between the two would place those lines, and
+/// the old inode's later ones, before their carried copies.
+fn after_first_carry(log: &Path, mut state: LateWrites) -> LateWrites {
+    use std::os::unix::fs::FileExt;
+    let Some(g) = state.live.as_mut() else {
+        return state;
+    };
+    let Ok(live) = File::open(log) else {
+        return state;
+    };
+    for w in state.watches.iter_mut() {
+        let Ok(rot) = File::open(&w.rotated) else {
+            continue;
+        };
+        let (mut a, mut b) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+        let (Ok(na), Ok(nb)) = (
+            live.read_at(&mut a, g.swap_point),
+            rot.read_at(&mut b, w.carried),
+        ) else {
+            continue;
+        };
+        let same = a[..na]
+            .iter()
+            .zip(&b[..nb])
+            .take_while(|(x, y)| x == y)
+            .count();
+        let Some(end) = a[..same].iter().rposition(|&c| c == b'\n') else {
+            continue;
+        };
+        let n = end as u64 + 1;
+        w.carried += n;
+        w.print = stamp(&rot, w.carried);
+        g.swap_point += n;
+        break;
+    }
+    state
+}
+
+/// Whether the live log holds the bytes of `cr` at `cr.live_at`.
+fn carry_landed(log: &Path, cr: &Carrying) -> bool {
+    use std::os::unix::fs::FileExt;
+    let len = (cr.to - cr.from) as usize;
+    let (Ok(live), Ok(rot)) = (File::open(log), File::open(&cr.rotated)) else {
+        return false;
+    };
+    let (mut a, mut b) = (vec![0u8; len], vec![0u8; len]);
+    live.read_exact_at(&mut a, cr.live_at).is_ok()
+        && rot.read_exact_at(&mut b, cr.from).is_ok()
+        && a == b
+}
+
+/// Record a carry before its append (see [`Carrying`]): `state` already
+/// shows the watch carried to `cr.to`. Renamed into place but not fsynced:
+/// readers of the live path wait for this, and a kill needs no fsync (the
+/// page cache survives it). After a power cut the journal may be the
+/// previous one: then a carried keyed line can be carried again at the
+/// next run, placed before its copy, which folds to the same value; if the
+/// journal survived but the append did not, the check on load finds the
+/// bytes missing and carries them then. The run ends with an fsynced
+/// [`commit`].
+pub fn journal_carry(state_dir: &Path, state: &LateWrites, cr: &Carrying) -> Result<()> {
     #[derive(Serialize)]
     struct StateFile<'a> {
         committed: &'a LateWrites,
         prepared: Option<&'a LateWrites>,
+        carrying: &'a Carrying,
+    }
+    let path = state_path(state_dir);
+    let json = serde_json::to_vec(&StateFile {
+        committed: state,
+        prepared: None,
+        carrying: cr,
+    })
+    .map_err(|source| crate::Error::Encode {
+        what: "the late-write state",
+        path: path.clone(),
+        source,
+    })?;
+    let mut tmp = durable::temp_beside(&path)?;
+    tmp.write_all(&json).ctx("write", tmp.path())?;
+    tmp.persist(&path)
+        .map_err(|e| e.error)
+        .ctx("rename temp file over", &path)?;
+    Ok(())
+}
+
+/// Write `committed` and `prepared` (atomic replace, fsynced).
+fn write(state_dir: &Path, committed: &LateWrites, prepared: Option<&LateWrites>) -> Result<()> {
+    write_full(state_dir, committed, prepared, None)
+}
+
+fn write_full(
+    state_dir: &Path,
+    committed: &LateWrites,
+    prepared: Option<&LateWrites>,
+    carrying: Option<&Carrying>,
+) -> Result<()> {
+    #[derive(Serialize)]
+    struct StateFile<'a> {
+        committed: &'a LateWrites,
+        prepared: Option<&'a LateWrites>,
+        carrying: Option<&'a Carrying>,
     }
     durable::ensure_private_dir(state_dir)?;
     let path = state_path(state_dir);
@@ -142,6 +325,7 @@ fn write(state_dir: &Path, committed: &LateWrites, prepared: Option<&LateWrites>
     let json = serde_json::to_vec_pretty(&StateFile {
         committed,
         prepared,
+        carrying,
     })
     .map_err(|source| crate::Error::Encode {
         what: "the late-write state",
@@ -193,6 +377,9 @@ pub fn open_watched(state: &LateWrites) -> Result<Vec<Open>> {
         };
         let mut watch = w.clone();
         (watch.dev, watch.ino) = (meta.dev(), meta.ino());
+        if watch.print == 0 {
+            watch.print = stamp(&file, watch.carried);
+        }
         out.push(Open {
             watch,
             file,
@@ -270,9 +457,9 @@ mod tests {
         );
         let committed = state(1, &mo);
         prepare(dir.path(), &committed, &state(2, &mn)).unwrap();
-        assert_eq!(load(dir.path(), &mn), (state(2, &mn), true));
-        assert_eq!(load(dir.path(), &mo), (committed.clone(), true));
+        assert_eq!(load(dir.path(), &new, &mn), (state(2, &mn), true));
+        assert_eq!(load(dir.path(), &old, &mo), (committed.clone(), true));
         commit(dir.path(), &committed).unwrap();
-        assert_eq!(load(dir.path(), &mn), (committed, false));
+        assert_eq!(load(dir.path(), &new, &mn), (committed, false));
     }
 }

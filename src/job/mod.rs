@@ -12,11 +12,13 @@
 //! Invariant: [`sync_store`] always writes a last-run record, whatever
 //! happens, and returns it; it never panics on I/O errors.
 
+pub mod carry;
 pub mod census;
 pub mod compact;
 pub mod cut;
 pub mod dryrun;
 pub mod growth;
+pub mod inplace;
 pub mod interrupt;
 pub mod late;
 pub mod lock;
@@ -25,6 +27,7 @@ pub mod record;
 pub mod recover;
 pub mod rotation;
 pub mod segmented;
+pub mod strategy;
 pub mod swap;
 mod trigger;
 pub mod verify;
@@ -310,7 +313,7 @@ fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::
     let recovered = recover::recover(&log, &state_dir)?;
     interrupt::check("after cleaning up")?;
     let live = std::fs::metadata(&log).ctx("stat log", &log)?;
-    let (late_state, leftover) = late::load(&state_dir, &live);
+    let (late_state, leftover) = late::load(&state_dir, &log, &live);
 
     if let Some(mut d) = below_min_growth(paths, store, opts, &live, &late_state) {
         d.stats.recovered = recovered;
@@ -318,9 +321,10 @@ fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::
         return Ok(d);
     }
 
+    refuse_broken_watches(&state_dir, &late_state)?;
     refuse_unsafe_writers(store, &log)?;
     interrupt::check("before compacting")?;
-    let compacted = compact::compact(store, &state_dir, &late_state)?;
+    let compacted = replace_log(store, &log, &state_dir, &late_state)?;
     let mut stats = compacted.stats;
     stats.recovered = recovered;
     let t = Instant::now();
@@ -329,6 +333,7 @@ fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::
         late::commit(&state_dir, &state)?;
     }
     stats.timings.prune_ms = (t.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+    note_detached_writers(&log, &mut stats);
     crate::failpoint!("before-record");
     Ok(Done {
         outcome: Outcome::Ok,
@@ -338,6 +343,87 @@ fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::
         success: true,
         baseline: true,
     })
+}
+
+/// Compact by the strategy this run chooses (`strategy.rs`): in place for
+/// a keyed store whose writers keep their fd and lock, else a swap and its
+/// carry window. The choice and its reason go into the record.
+fn replace_log(
+    store: &StoreConfig,
+    log: &std::path::Path,
+    state_dir: &std::path::Path,
+    late_state: &late::LateWrites,
+) -> crate::Result<compact::Compacted> {
+    let before = census::take(&[log]);
+    let (mut chosen, mut report) = strategy::decide(store, log, state_dir, &before)?;
+    if chosen == crate::config::Strategy::InPlace && !store.is_keyed() {
+        chosen = crate::config::Strategy::Swap;
+        report.strategy = "swap".into();
+        report.reason = format!(
+            "{}; but an append-only store is never rewritten in place",
+            report.reason
+        );
+    }
+    let mut compacted = None;
+    if chosen == crate::config::Strategy::InPlace {
+        match inplace::compact(store, late_state)? {
+            inplace::Attempt::Done(c) => compacted = Some(*c),
+            inplace::Attempt::Declined(why) => {
+                report.strategy = "swap".into();
+                report.reason = format!("{}; swapped this run: {why}", report.reason);
+            }
+        }
+    }
+    let mut compacted = match compacted {
+        Some(c) => c,
+        None => compact::compact(
+            store,
+            state_dir,
+            late_state,
+            Some(compact::CarryWindow {
+                before: &before,
+                window: store.carry_window,
+            }),
+        )?,
+    };
+    report.window = compacted.window.take();
+    if let Some(w) = &report.window
+        && !w.stayed.is_empty()
+        && report.unserved.is_none()
+    {
+        report.unserved = Some(format!(
+            "{} still held the old inode when the carry window closed: its lines written after that reach the live path at the next run. If it keeps one fd for life and takes flock (class B), set strategy = \"in-place\"; if it reopens late, raise carry_window",
+            w.stayed
+                .iter()
+                .map(|o| format!("pid {} ({})", o.pid, o.program))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    compacted.stats.strategy = Some(report);
+    Ok(compacted)
+}
+
+/// Writers still holding an older rotated file (one fd for life, left on
+/// the inode of an earlier swap): their lines reach the live path only at
+/// each run. Said in the record's `strategy.unserved` (G7).
+fn note_detached_writers(log: &std::path::Path, stats: &mut Stats) {
+    let detached: Vec<String> = stats
+        .writers
+        .openers
+        .iter()
+        .filter(|o| o.file != log)
+        .map(|o| format!("pid {} ({}) on {}", o.pid, o.program, o.file.display()))
+        .collect();
+    if let Some(rep) = stats.strategy.as_mut()
+        && rep.unserved.is_none()
+        && !detached.is_empty()
+    {
+        rep.unserved = Some(format!(
+            "{} still writes to a rotated file (it kept its fd across a swap): its lines reach the live path only at each run. If it takes flock around its appends (class B), restart it and set strategy = \"in-place\" (or make it reopen on a new inode, the writer protocol)",
+            detached.join(", ")
+        ));
+    }
 }
 
 /// Why a run of a store whose log does not exist is skipped.
@@ -393,6 +479,29 @@ fn quarantine_dead_fragments(
         w.carried = size;
     }
     Ok(())
+}
+
+/// Issue 16 A.3: a watched rotated file that shrank, was replaced or had
+/// its carried bytes rewritten fails the run before anything is touched.
+/// The broken watch is dropped from the committed state (so the failure is
+/// reported once, by this run's record and hook, and the next run goes on);
+/// it is never dropped silently.
+fn refuse_broken_watches(
+    state_dir: &std::path::Path,
+    state: &late::LateWrites,
+) -> crate::Result<()> {
+    let broken = late::broken_watches(state);
+    let Some((first, what)) = broken.first() else {
+        return Ok(());
+    };
+    let mut next = state.clone();
+    next.watches
+        .retain(|w| !broken.iter().any(|(b, _)| b.rotated == w.rotated));
+    late::commit(state_dir, &next)?;
+    Err(Error::LateWatchBroken {
+        rotated: first.rotated.clone(),
+        what: what.clone(),
+    })
 }
 
 /// The one writer pattern a swap cannot serve: a process with the live log

@@ -143,6 +143,10 @@ pub struct Stats {
     /// Who had the live log or a rotated file open for writing after the
     /// run (see `census`).
     pub writers: crate::job::census::Census,
+    /// How the log was replaced and why (`swap` + carry window, or
+    /// `in-place`), and writers not served within 1 s (docs/writers.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<crate::job::strategy::Report>,
     /// The filesystem reported no size (0 total blocks), so the free-space
     /// check was skipped.
     #[serde(skip_serializing_if = "std::ops::Not::not")]

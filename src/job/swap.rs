@@ -203,7 +203,14 @@ pub fn link_rotated(c: &Cut) -> Result<PathBuf> {
 
 /// Step 7: put the new file at the log's name and check that what came out
 /// is the inode that was compacted; the directory is fsynced after.
-pub fn exchange(c: &Cut, tmp: tempfile::NamedTempFile, rotated: &Path) -> Result<()> {
+/// `swapped` runs right after the rename, before the directory fsync (the
+/// carry window's first carry, `carry::first`).
+pub fn exchange(
+    c: &Cut,
+    tmp: tempfile::NamedTempFile,
+    rotated: &Path,
+    swapped: impl FnOnce() -> Result<()>,
+) -> Result<()> {
     let tmp_path = tmp.path().to_path_buf();
     let failed = |e: std::io::Error| {
         let _ = fs::remove_file(rotated);
@@ -246,6 +253,7 @@ pub fn exchange(c: &Cut, tmp: tempfile::NamedTempFile, rotated: &Path) -> Result
         }
         Err(e) => return Err(failed(e)),
     };
+    swapped()?;
     // The exchange is made durable before a failed unlink is told.
     let synced = crate::fail_io!("dir-fsync-after-swap")
         .and_then(|_| File::open(durable::parent_dir(&c.log)))
@@ -297,7 +305,7 @@ fn rename_exchange(_a: &Path, _b: &Path) -> std::io::Result<bool> {
     Ok(false)
 }
 
-fn lock_writers(file: &File, log: &Path) -> Result<()> {
+pub(crate) fn lock_writers(file: &File, log: &Path) -> Result<()> {
     #[allow(unused_mut)]
     let mut wait = WRITER_LOCK_WAIT;
     #[cfg(feature = "failpoints")]

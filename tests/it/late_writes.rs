@@ -415,3 +415,46 @@ fn two_glued_complete_events_are_both_kept_as_lines() {
     assert_eq!(replay, text);
     assert!(!env.path("events.jsonl.quarantine").exists());
 }
+
+/// Issue 16 A.3: logrotate's copytruncate empties a rotated file that a
+/// lock-less writer still appends to; the lines written after the truncate
+/// cannot be carried. The run must fail loudly (and `status` say so),
+/// never prune or unwatch the file silently; the run after it goes on.
+#[test]
+fn rotated_file_that_shrank_fails_loudly() {
+    for keep in [0, 3] {
+        let env = Env::new();
+        let log = env.path("events.jsonl");
+        gen_log(&log, 500, 50, 0, false);
+        keyed(&env, &log, keep);
+        let mut a = held(&log);
+        writeln!(a, "{}", set("A", 1, "before")).unwrap();
+        let r = sync(&env);
+        let rotated = r["stats"]["rotated"].as_str().unwrap().to_string();
+        writeln!(a, "{}", set("A", 1, "late")).unwrap();
+        // copytruncate: the rotated file is emptied under the writer.
+        OpenOptions::new()
+            .write(true)
+            .open(&rotated)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        writeln!(a, "{}", set("A", 1, "after-truncate")).unwrap();
+        let failed = env
+            .lk(["sync", "now", "--force", "--json"])
+            .status(1)
+            .json();
+        let err = failed["runs"][0]["error"].as_str().unwrap().to_string();
+        assert!(
+            err.contains("shrank") && err.contains(&rotated),
+            "keep {keep}: {err}"
+        );
+        assert!(
+            Path::new(&rotated).exists(),
+            "keep {keep}: the file was pruned"
+        );
+        env.lk(["status", "m"]).status(1).stdout_has("shrank");
+        // Reported once: the next run proceeds.
+        env.lk(["sync", "now", "--force"]).status(0);
+    }
+}

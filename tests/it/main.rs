@@ -29,5 +29,6 @@ mod signals;
 mod status;
 mod three_writers;
 mod verify;
+mod visibility;
 mod writer_classes;
 mod writers;

@@ -19,11 +19,11 @@ use serde_json::Value;
 
 use crate::common::*;
 
-const PROGRAMS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/programs");
+pub(crate) const PROGRAMS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/programs");
 
 /// The Go writer, built once per test binary into the cargo target's temp
 /// dir (GOCACHE and GOPATH there too, so no HOME is assumed).
-fn go_writer() -> &'static Path {
+pub(crate) fn go_writer() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-writer");

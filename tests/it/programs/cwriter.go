@@ -19,6 +19,21 @@ func main() {
 	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
 	truth := map[string]interface{}{}
 	lines, seq := 0, 0
+	// WRITER_JOURNAL: after each line, "SEQ KEY OP UNIX_TIME" is appended
+	// there (the visibility tests); WRITER_PAUSE_US: pause between lines.
+	var journal *os.File
+	if j := os.Getenv("WRITER_JOURNAL"); j != "" {
+		var err error
+		if journal, err = os.OpenFile(j, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); err != nil {
+			panic(err)
+		}
+	}
+	pause := 500 * time.Microsecond
+	if p := os.Getenv("WRITER_PAUSE_US"); p != "" {
+		var us int
+		fmt.Sscan(p, &us)
+		pause = time.Duration(us) * time.Microsecond
+	}
 	for {
 		if _, err := os.Stat(stop); err == nil {
 			break
@@ -49,7 +64,11 @@ func main() {
 		}
 		f.Close()
 		lines++
-		time.Sleep(500 * time.Microsecond)
+		if journal != nil {
+			now := time.Now()
+			fmt.Fprintf(journal, "%d %d %s %d.%06d\n", seq, key, op, now.Unix(), now.Nanosecond()/1000)
+		}
+		time.Sleep(pause)
 	}
 	out, _ := json.Marshal(map[string]interface{}{"truth": truth, "lines": lines})
 	if err := os.WriteFile(truthPath+".tmp", out, 0o644); err != nil {

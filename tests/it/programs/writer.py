@@ -13,6 +13,10 @@ CLASS is
 Each writer owns the keys (NAME, 0..KEYS), sets and deletes them, and when
 the file STOP exists writes its truth (the last value per key, null when
 deleted, and how many lines it wrote) to TRUTH as JSON and exits.
+
+Environment: WRITER_JOURNAL, a file to which, after each line's write
+returned, "SEQ KEY OP UNIX_TIME" is appended (the visibility tests);
+WRITER_PAUSE, seconds between lines (default 0.0005).
 """
 import fcntl, json, os, random, subprocess, sys, time
 
@@ -37,6 +41,8 @@ def line_for(key):
     return json.dumps(ev, separators=(",", ":"))
 
 
+journal = open(os.environ["WRITER_JOURNAL"], "a") if os.environ.get("WRITER_JOURNAL") else None
+pause = float(os.environ.get("WRITER_PAUSE", "0.0005"))
 fd = None
 if cls in "AB":
     fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -68,7 +74,10 @@ while not os.path.exists(stop):
     else:
         sys.exit("unknown writer class " + cls)
     lines += 1
-    time.sleep(0.0005)
+    if journal:
+        journal.write("%d %d %s %.6f\n" % (seq, key, "DEL" if truth[str(key)] is None else "SET", time.time()))
+        journal.flush()
+    time.sleep(pause)
 tmp = truth_path + ".tmp"
 with open(tmp, "w") as f:
     json.dump({"truth": truth, "lines": lines}, f)

@@ -1,0 +1,339 @@
+//! The carry window (issue 14, G7): right after a swap, lock-less writers
+//! (class A until it notices the new inode and reopens, class C for the
+//! line in flight, class B for ever) still append to the old inode, now a
+//! rotated file. Left there, their lines reach the live path only at the
+//! next run. So the run keeps watching the old inode for `carry_window`
+//! (polled every [`TICK`]) and appends each complete line that lands there
+//! to the live log at once, under the writers' `flock`, until the census
+//! shows no process holds the old inode for writing, or the window ends.
+//!
+//! Lines carried here are live-log lines from then on: the late-write
+//! watch's `carried` advances with them, so the next fold does not place
+//! them again, and the swap point moves to the end of each carry, so the
+//! old inode's later lines (a writer still there when the window closed)
+//! fold in after the ones carried, in that writer's order. Lines written to the old inode after the
+//! window are carried by the next run, at the swap point, as before
+//! (`late.rs`).
+//!
+//! Crash order of one carry (G2): (1) the late-write state is rewritten
+//! with the watch advanced and a [`Carrying`] journal naming the live offset
+//! (atomic rename, not fsynced); (2) the bytes are appended in one `write`.
+//! A kill between (1) and (2) leaves the journal, and the next run's
+//! `late::load` checks the live log at that offset: the bytes are there
+//! (the watch stays advanced) or not (it goes back): never lost, never
+//! carried twice. The window ends with an fdatasync of the log, then the
+//! run commits the state fsynced. A power cut *during* the window can keep
+//! a journal whose earlier carries' bytes did not reach the disk: those
+//! lines stay in the rotated file but are not folded (docs/design.md).
+//!
+//! Invariant: each writer's lines keep their order (a writer's lines reach
+//! the old inode before it reopens, and are carried before or as they come;
+//! its later lines go to the live log after that).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{IoContext, Result};
+use crate::fold;
+use crate::job::census::{self, Opener};
+use crate::job::late::{self, Carrying, LateWrites};
+use crate::job::swap;
+
+/// How often the old inode is polled for new bytes.
+pub const TICK: Duration = Duration::from_millis(5);
+/// How often the census of the old inode is taken.
+const CENSUS_EVERY: Duration = Duration::from_millis(50);
+/// The window stays open at least this long (a per-line writer that
+/// opened the old inode just before the swap is not in the census).
+const MIN_WINDOW: Duration = Duration::from_millis(30);
+/// The most bytes carried in one append (one `write`).
+const BATCH: u64 = 4 << 20;
+
+/// What the carry window did (in the run record, under `strategy`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Window {
+    /// Complete lines copied from the old inode into the live log.
+    pub lines: u64,
+    /// How long the window stayed open.
+    pub ms: f64,
+    /// The longest a carried line could have waited in the old inode
+    /// (the gap between two polls, plus the append).
+    pub max_carry_ms: f64,
+    /// Writers that held the old inode at the swap and left it during the
+    /// window (they follow a new inode: class A, or the writer protocol).
+    pub followed: Vec<Opener>,
+    /// Writers still holding the old inode when the window closed (they
+    /// keep one fd for life: class B); their later lines wait for the next
+    /// run.
+    pub stayed: Vec<Opener>,
+}
+
+/// Run the window for the file rotated by this swap. `state` is the
+/// late-write state the swap made true; its watch of `rotated` advances as
+/// lines are carried. `before` is the census of the log taken before the
+/// swap.
+pub fn run(
+    log: &Path,
+    rotated: &Path,
+    old: &File,
+    state_dir: &Path,
+    state: &mut LateWrites,
+    window: Duration,
+    before: &census::Census,
+) -> Result<Window> {
+    let t0 = Instant::now();
+    let mut out = Window::default();
+    let mut last_census: Option<Instant> = None;
+    let mut last_poll = t0;
+    let mut empty_seen = false;
+    let notify = Notify::new(rotated);
+    // Only an fd opened before the swap reaches the old inode: the writers
+    // of the census taken before it (and a per-line writer mid-line, which
+    // the final poll serves) are the ones to follow.
+    let pids: Vec<u32> = before.openers.iter().map(|o| o.pid).collect();
+    loop {
+        let gap = last_poll.elapsed();
+        last_poll = Instant::now();
+        // Once every writer that held the old inode has left it, a line
+        // still there was written before its writer reopened, and its
+        // writer may already have written newer lines to the live log:
+        // carrying it to the end now could put it after them. It stays
+        // for the next fold, at the swap point (the end of the last carry),
+        // which is before anything that writer wrote after reopening.
+        if !pids.is_empty() && census::take_among(&[rotated], &pids).is_empty() {
+            break;
+        }
+        let n = carry_once(log, rotated, old, Some(state_dir), state)?;
+        if n > 0 {
+            out.lines += n;
+            out.max_carry_ms = out.max_carry_ms.max(ms(gap + last_poll.elapsed()));
+        }
+        // Done once no writer of the old inode is left and it holds no
+        // uncarried byte: a per-line writer (class C) that opened it just
+        // before the swap may still be between its two write calls.
+        let settled = || {
+            state
+                .watches
+                .iter()
+                .find(|w| w.rotated == rotated)
+                .is_none_or(|w| old.metadata().is_ok_and(|m| m.len() <= w.carried))
+        };
+        if t0.elapsed() >= window
+            || (empty_seen && n == 0 && t0.elapsed() >= MIN_WINDOW && settled())
+        {
+            break;
+        }
+        if last_census.is_none_or(|t| t.elapsed() >= CENSUS_EVERY) {
+            last_census = Some(Instant::now());
+            // One more poll after the census finds the old inode free: its
+            // last writer's final bytes landed before it closed.
+            empty_seen = census::take_among(&[rotated], &pids).is_empty();
+            if empty_seen {
+                continue;
+            }
+        }
+        notify.wait(TICK);
+    }
+    if out.lines > 0 {
+        std::fs::File::open(log)
+            .and_then(|f| f.sync_data())
+            .ctx("fsync log", log)?;
+    }
+    out.ms = ms(t0.elapsed());
+    let now = census::take_among(&[rotated], &pids);
+    out.stayed = now.of(rotated).cloned().collect();
+    out.followed = before
+        .openers
+        .iter()
+        .filter(|o| !out.stayed.iter().any(|s| s.pid == o.pid))
+        .cloned()
+        .collect();
+    Ok(out)
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// Carry the complete lines that reached the old inode since the last
+/// carry. Returns how many lines were carried.
+/// The first carry, right after the rename and before the directory fsync
+/// (keyed stores only): lines a lock-less writer appended to the old inode
+/// between the tail copy and the rename would otherwise be missing from the
+/// live path, and their keys' values go back, until the window's first
+/// poll. Not journalled (the state cannot name the new inode before the
+/// directory fsync): a kill before the window's first journal can carry
+/// these lines again at the next run, as keyed duplicates placed before
+/// their copy, which fold to the same value.
+pub fn first(log: &Path, rotated: &Path, old: &File, state: &mut LateWrites) -> Result<u64> {
+    carry_once(log, rotated, old, None, state)
+}
+
+fn carry_once(
+    log: &Path,
+    rotated: &Path,
+    old: &File,
+    state_dir: Option<&Path>,
+    state: &mut LateWrites,
+) -> Result<u64> {
+    let Some(i) = state.watches.iter().position(|w| w.rotated == rotated) else {
+        return Ok(0);
+    };
+    let from = state.watches[i].carried;
+    let size = old.metadata().ctx("stat", rotated)?.len();
+    if size <= from {
+        return Ok(0);
+    }
+    let size = size.min(from + BATCH);
+    let to = fold::find_cut(old, size).ctx("read late writes in", rotated)?;
+    if to <= from {
+        return Ok(0);
+    }
+    let mut buf = vec![0u8; (to - from) as usize];
+    old.read_exact_at(&mut buf, from)
+        .ctx("read late writes in", rotated)?;
+
+    let live = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .open(log)
+        .ctx("open log", log)?;
+    let meta = live.metadata().ctx("stat log", log)?;
+    if !state
+        .live
+        .as_ref()
+        .is_some_and(|g| g.dev == meta.dev() && g.ino == meta.ino())
+    {
+        // Someone replaced the log since the swap: leave the lines to the
+        // next run's fold (they stay watched).
+        return Ok(0);
+    }
+    swap::lock_writers(&live, log)?;
+    let done = append(&live, log, &buf, from, to, rotated, state_dir, state, i);
+    let _ = live.unlock();
+    done?;
+    Ok(buf.iter().filter(|&&b| b == b'\n').count() as u64)
+}
+
+/// The journalled append of one carry (writers' lock held on `live`).
+#[allow(clippy::too_many_arguments)]
+fn append(
+    live: &File,
+    log: &Path,
+    buf: &[u8],
+    from: u64,
+    to: u64,
+    rotated: &Path,
+    state_dir: Option<&Path>,
+    state: &mut LateWrites,
+    i: usize,
+) -> Result<()> {
+    // A line in flight at the end of the live log (a lock-less writer
+    // between its two write calls): give it up to 20 ms to finish; a line
+    // still torn then (a dead writer's) gets a `\n` first, so the carried
+    // lines never glue to it.
+    let mut tries = 0;
+    let (live_at, torn) = loop {
+        let at = live.metadata().ctx("stat log", log)?.len();
+        let torn = at > 0 && {
+            let mut b = [0u8; 1];
+            live.read_exact_at(&mut b, at - 1).ctx("read log", log)?;
+            b[0] != b'\n'
+        };
+        if !torn || tries == 20 {
+            break (at, torn);
+        }
+        tries += 1;
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    let mut bytes = Vec::with_capacity(buf.len() + 1);
+    if torn {
+        bytes.push(b'\n');
+    }
+    bytes.extend_from_slice(buf);
+    let w = &mut state.watches[i];
+    w.carried = to;
+    w.print = late::stamp(&File::open(rotated).ctx("open", rotated)?, to);
+    let cr = Carrying {
+        rotated: rotated.to_path_buf(),
+        from,
+        to,
+        live_at: live_at + torn as u64,
+        point: state.live.as_ref().map_or(0, |g| g.swap_point),
+    };
+    // Lines of the old inode not carried yet are newer than these: the
+    // next fold places them after this append, not at the old swap point.
+    if let Some(g) = state.live.as_mut() {
+        g.swap_point = cr.live_at + buf.len() as u64;
+    }
+    if let Some(dir) = state_dir {
+        late::journal_carry(dir, state, &cr)?;
+    }
+    crate::failpoint!("after-carry-journal");
+    // No fdatasync here: it would hold the next carry back by a disk
+    // flush; the window ends with one (`run`), before the run commits.
+    (&*live)
+        .write_all(&bytes)
+        .ctx("append carried late writes to", log)?;
+    crate::failpoint!("after-carry-append");
+    Ok(())
+}
+
+/// Wakes the window as soon as the old inode is written (inotify
+/// `IN_MODIFY`), or after the tick where inotify is not available.
+struct Notify(Option<std::os::fd::OwnedFd>);
+
+impl Notify {
+    #[cfg(target_os = "linux")]
+    fn new(path: &Path) -> Notify {
+        use std::os::fd::FromRawFd;
+        let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+            return Notify(None);
+        };
+        // SAFETY: plain syscalls on a fresh fd we own.
+        unsafe {
+            let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
+            if fd < 0 {
+                return Notify(None);
+            }
+            let fd = std::os::fd::OwnedFd::from_raw_fd(fd);
+            use std::os::fd::AsRawFd;
+            if libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), libc::IN_MODIFY) < 0 {
+                return Notify(None);
+            }
+            Notify(Some(fd))
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn new(_path: &Path) -> Notify {
+        Notify(None)
+    }
+
+    /// Wait until the file is modified or `tick` passes; drain the events.
+    fn wait(&self, tick: Duration) {
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = &self.0 {
+            use std::os::fd::AsRawFd;
+            let mut p = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let mut buf = [0u8; 4096];
+            // SAFETY: valid pollfd and buffer for the calls' durations.
+            unsafe {
+                libc::poll(&mut p, 1, tick.as_millis() as i32);
+                while libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) > 0 {}
+            }
+            return;
+        }
+        std::thread::sleep(tick);
+    }
+}

@@ -1,0 +1,236 @@
+//! Compaction in place (strategy `in-place`, issue 14): the log's own inode
+//! is rewritten under the writers' `flock`, so a writer that keeps one fd
+//! for life and locks around each append (class B) goes on writing into the
+//! file at the live path. Keyed stores only.
+//!
+//! With the writers' lock held for the whole rewrite (cooperating writers
+//! wait; `L` is the log, `F` its fold, `T` the last line of every key the
+//! fold deletes, its *tombstones*), in this crash order:
+//!
+//! 1. malformed lines go to the quarantine file, fsynced (as for a swap);
+//! 2. `\n F T` is appended to the log in **one** `write` on an `O_APPEND`
+//!    fd, then fdatasync. The file is `L \n F T`: every line of `F T` is
+//!    already its key's last value, so the fold is `fold(L)` at every
+//!    instant, with one empty line (malformed: quarantined by the next run
+//!    if a crash stops here). The leading `\n` ends a lock-less writer's
+//!    half-written line rather than gluing to it;
+//! 3. the log's size is checked: if it grew, a lock-less writer is there,
+//!    and the run stops here (its lines are after `F T`, so the fold is
+//!    still right; nothing is shrunk; `strategy.json` remembers it);
+//! 4. `F` is written over `[0, |F|)`, then fdatasync. Any mixture of old
+//!    and new bytes below `|L|` folds right, because the complete `F T` after
+//!    it restores every key's last value and re-deletes every deleted key
+//!    (a kill leaves one torn line at the boundary; a power cut can leave a
+//!    few page-sized pieces of old and new, each one malformed line);
+//! 5. the size is checked again, then the log is truncated to `|F|` and
+//!    fsynced. The file is `F`.
+//!
+//! A reader that opens the log at any step folds it to `fold(L)`; one that
+//! takes `LOCK_SH` sees `L` or `F`. A reader that reads the file in pieces
+//! *across* step 5 can see a prefix of one and the rest of the other: such a
+//! reader must take `LOCK_SH` (docs/writers.md). A lock-less writer that
+//! appends between the last size check and the truncate (microseconds) would
+//! lose its line: that is why `auto` never picks this strategy when it has
+//! seen a lock-less writer (`strategy.rs`).
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+
+use crate::config::StoreConfig;
+use crate::error::{Error, IoContext, Result};
+use crate::fold::{self, Class, Classifier, FoldSpec};
+use crate::job::compact::{Compacted, resolve_log, scan_threads};
+use crate::job::cut::Cut;
+use crate::job::late::{Generation, LateWrites};
+use crate::job::record::Stats;
+use crate::job::swap;
+
+/// The largest `F T` rewritten in place: it is written in one `write` from
+/// memory. A larger fold is swapped (the run says so).
+pub const MAX_BYTES: u64 = 48 << 20;
+
+/// What an in-place attempt did.
+pub enum Attempt {
+    Done(Box<Compacted>),
+    /// Not attempted (nothing changed): why, and the swap runs instead.
+    Declined(String),
+}
+
+/// Compact `store`'s log in place. The caller holds the store lock.
+pub fn compact(store: &StoreConfig, state: &LateWrites) -> Result<Attempt> {
+    let log = resolve_log(&store.log)?;
+    let rw = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&log)
+        .ctx("open log", &log)?;
+    swap::lock_writers(&rw, &log)?;
+    let r = locked(store, state, &log, &rw);
+    let _ = rw.unlock();
+    r
+}
+
+fn locked(store: &StoreConfig, state: &LateWrites, log: &Path, rw: &File) -> Result<Attempt> {
+    let t0 = std::time::Instant::now();
+    let spec = FoldSpec::for_store(store)?;
+    let c = Cut::take(store, Some(state))?;
+    let me = rw.metadata().ctx("stat log", log)?;
+    if (me.dev(), me.ino()) != (c.meta.dev(), c.meta.ino()) {
+        return Err(Error::LogReplaced {
+            path: log.to_path_buf(),
+        });
+    }
+    if c.late_bytes() > 0 {
+        return Ok(Attempt::Declined(
+            "late writes of an earlier swap are folded at their swap point first".into(),
+        ));
+    }
+    if c.cut != c.size {
+        return Ok(Attempt::Declined(
+            "the log ends in a torn line (a writer died mid-line)".into(),
+        ));
+    }
+    let mut stats = Stats {
+        bytes_before: c.size,
+        bytes_after: c.size,
+        lines_in: c.plan.lines_in,
+        lines_out: c.plan.lines_out(true),
+        keys_live: c.plan.keys_live,
+        deletes_dropped: c.plan.deletes_dropped,
+        keyless_kept: c.plan.keyless_kept,
+        quarantined: c.plan.bad.len() as u64,
+        salvaged: c.plan.salvaged,
+        unglued: c.plan.unglued,
+        ..Stats::default()
+    };
+    let same = |stats: Stats| {
+        Attempt::Done(Box::new(Compacted {
+            stats,
+            state: state.clone(),
+            window: None,
+        }))
+    };
+    if c.plan.is_identity() {
+        return Ok(same(stats));
+    }
+    let snapshot = c.plan.kept_bytes() + c.plan.newlines.len() as u64;
+    if snapshot > MAX_BYTES {
+        return Ok(Attempt::Declined(format!(
+            "the fold is {snapshot} bytes, more than the {MAX_BYTES} an in-place rewrite writes at once"
+        )));
+    }
+    let f = fold_bytes(&c, log)?;
+    let t = tombstones(&spec, &c, log)?;
+    stats.quarantine_file = swap::quarantine_bad(&c)?;
+    let mut region = Vec::with_capacity(1 + f.len() + t.len());
+    region.push(b'\n');
+    region.extend_from_slice(&f);
+    region.extend_from_slice(&t);
+    let end = c.size + region.len() as u64;
+
+    crate::failpoint!("before-inplace-append");
+    let app = OpenOptions::new()
+        .append(true)
+        .open(log)
+        .ctx("open log", log)?;
+    // One write: atomic with respect to other writers' writes.
+    let n = crate::fail_io!("inplace-append")
+        .and_then(|_| (&app).write(&region))
+        .map_err(|e| swap::write_error(log, log, e))?;
+    if n != region.len() {
+        return Err(Error::io(
+            "append the fold to (short write; the log folds as before, the next run tidies it)",
+            log,
+            std::io::Error::from(std::io::ErrorKind::WriteZero),
+        ));
+    }
+    app.sync_data().ctx("fsync log", log)?;
+    crate::failpoint!("after-inplace-append");
+    let grew = |rw: &File| -> Result<bool> { Ok(rw.metadata().ctx("stat log", log)?.len() != end) };
+    if grew(rw)? {
+        stats.bytes_after = rw.metadata().ctx("stat log", log)?.len();
+        stats.timings.write_ms = ms(t0);
+        return Ok(same(stats));
+    }
+    rw.write_all_at(&f, 0)
+        .and_then(|_| rw.sync_data())
+        .map_err(|e| swap::write_error(log, log, e))?;
+    crate::failpoint!("after-inplace-copy-down");
+    if grew(rw)? {
+        stats.bytes_after = rw.metadata().ctx("stat log", log)?.len();
+        stats.timings.write_ms = ms(t0);
+        return Ok(same(stats));
+    }
+    rw.set_len(f.len() as u64)
+        .and_then(|_| rw.sync_all())
+        .ctx("truncate log", log)?;
+    crate::failpoint!("after-inplace-truncate");
+    stats.bytes_after = f.len() as u64;
+    stats.rewritten = true;
+    stats.timings.write_ms = ms(t0);
+    let mut next = state.clone();
+    next.live = Some(Generation {
+        dev: me.dev(),
+        ino: me.ino(),
+        swap_point: f.len() as u64,
+    });
+    Ok(Attempt::Done(Box::new(Compacted {
+        stats,
+        state: next,
+        window: None,
+    })))
+}
+
+fn ms(since: std::time::Instant) -> f64 {
+    (since.elapsed().as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// `F`: the fold's survivors, as a swap would write them.
+fn fold_bytes(c: &Cut, log: &Path) -> Result<Vec<u8>> {
+    let dir = crate::io::durable::parent_dir(log);
+    let mut tmp = tempfile::tempfile_in(dir).ctx("create a temp file in", dir)?;
+    fold::segments::write_segments(
+        &c.segments(),
+        &c.plan.keep,
+        &c.plan.newlines,
+        &tmp,
+        scan_threads(),
+    )
+    .map_err(|e| swap::write_error(dir, log, e))?;
+    let mut f = Vec::new();
+    tmp.rewind()
+        .and_then(|_| tmp.read_to_end(&mut f))
+        .ctx("read back the fold of", log)?;
+    Ok(f)
+}
+
+/// `T`: the last line of each key whose last line deletes it, in order.
+fn tombstones(spec: &FoldSpec, c: &Cut, log: &Path) -> Result<Vec<u8>> {
+    let mut last: HashMap<Vec<u8>, (u64, usize, bool)> = HashMap::new();
+    let mut cl = Classifier::new(spec);
+    fold::for_each_line(&c.file, 0, c.cut, |off, line| {
+        if let Class::Keyed { delete } = cl.classify(line) {
+            last.insert(cl.key.clone(), (off, line.len(), delete));
+        }
+    })
+    .ctx("read log", log)?;
+    let mut dels: Vec<(u64, usize)> = last
+        .into_values()
+        .filter(|&(_, _, d)| d)
+        .map(|(o, n, _)| (o, n))
+        .collect();
+    dels.sort_unstable();
+    let mut out = Vec::new();
+    for (off, n) in dels {
+        let at = out.len();
+        out.resize(at + n, 0);
+        c.file
+            .read_exact_at(&mut out[at..], off)
+            .ctx("read log", log)?;
+        out.push(b'\n');
+    }
+    Ok(out)
+}

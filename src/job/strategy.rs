@@ -1,0 +1,244 @@
+//! Which way a run replaces the log, per store and per run (issue 14, G7;
+//! docs/writers.md):
+//!
+//! - **swap**: a new file exchanged in (`swap.rs`), then the carry window
+//!   (`carry.rs`). Serves writers that open per line (C, D) and lock-less
+//!   writers that reopen on a new inode (A). A writer that keeps one fd for
+//!   life (B) is left on the old inode: its lines reach the live path at
+//!   the next run only.
+//! - **in-place**: the log's own inode rewritten under the writers' `flock`
+//!   (`inplace.rs`). Serves B (its fd stays on the live inode) and D; a
+//!   lock-less writer can race the final truncate, so it is chosen only
+//!   when none was seen.
+//!
+//! `auto` (the default) decides from the census and a *probe*: when some
+//! process holds the log open for writing, the run takes the writers' lock
+//! for up to [`PROBE`] and watches who waits for it (`/proc/locks`: a
+//! writer that takes `flock`) and whether the log grows meanwhile (a writer
+//! that ignores it). The last conclusive decision is remembered
+//! (`strategy.json` in the store's state dir) for runs whose probe sees no
+//! write at all.
+
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{StoreConfig, Strategy};
+use crate::error::{IoContext, Result};
+use crate::io::durable;
+use crate::job::carry;
+use crate::job::census::{Census, Opener};
+use crate::job::swap;
+
+/// How long the probe holds the writers' lock at most.
+pub const PROBE: Duration = Duration::from_millis(100);
+
+/// What a run chose and why (in the run record and `status`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Report {
+    /// `swap` or `in-place`.
+    pub strategy: String,
+    /// Why, naming the writers that decided it.
+    pub reason: String,
+    /// Writers whose lines this strategy cannot make visible within 1 s,
+    /// and what to do (none when every writer is served).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unserved: Option<String>,
+    /// The carry window after a swap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<carry::Window>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Memory {
+    strategy: String,
+    reason: String,
+    #[serde(default)]
+    unserved: Option<String>,
+}
+
+fn memory_path(state_dir: &Path) -> std::path::PathBuf {
+    state_dir.join("strategy.json")
+}
+
+/// What the probe saw.
+#[derive(Debug, Default)]
+pub struct Probe {
+    /// Writers (from the census) that waited for the writers' lock.
+    pub lockers: Vec<Opener>,
+    /// The log grew while the run held the writers' lock.
+    pub grew: bool,
+}
+
+/// Choose the strategy of this run. `census` is the census of the live log.
+pub fn decide(
+    store: &StoreConfig,
+    log: &Path,
+    state_dir: &Path,
+    census: &Census,
+) -> Result<(Strategy, Report)> {
+    let report = |s: Strategy, reason: String, unserved: Option<String>| Report {
+        strategy: s.as_str().into(),
+        reason,
+        unserved,
+        window: None,
+    };
+    match store.strategy {
+        Strategy::Swap | Strategy::InPlace => {
+            let s = store.strategy;
+            return Ok((
+                s,
+                report(
+                    s,
+                    format!("strategy = \"{}\" in the config", s.as_str()),
+                    None,
+                ),
+            ));
+        }
+        Strategy::Auto => {}
+    }
+    if census.is_empty() {
+        return Ok((
+            Strategy::Swap,
+            report(
+                Strategy::Swap,
+                "no process holds the log open for writing: a swap serves writers that open it per line".into(),
+                None,
+            ),
+        ));
+    }
+    let file = File::open(log).ctx("open log", log)?;
+    let p = probe(&file, log, census, PROBE)?;
+    let names = |v: &[Opener]| {
+        v.iter()
+            .map(|o| format!("pid {} ({})", o.pid, o.program))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (s, reason, unserved) = if !p.lockers.is_empty() && p.grew {
+        (
+            Strategy::Swap,
+            format!(
+                "{} keeps the log open and takes flock around each append (class B), and a lock-less writer appended while logkeeper held that lock (class A or C)",
+                names(&p.lockers)
+            ),
+            Some(format!(
+                "{} keeps writing into the rotated file after each swap: its lines reach the live path only at the next run (one schedule interval). An in-place rewrite would serve it but can cut a lock-less writer's line. Make it re-check the inode under its flock and reopen (the writer protocol), or make the lock-less writer take the flock; then set strategy = \"in-place\"",
+                names(&p.lockers)
+            )),
+        )
+    } else if p.grew {
+        (
+            Strategy::Swap,
+            "a lock-less writer appended while logkeeper held the writers' lock (class A or C): swap, then carry its lines from the old inode until it reopens".into(),
+            None,
+        )
+    } else if !p.lockers.is_empty() {
+        (
+            Strategy::InPlace,
+            format!(
+                "{} keeps the log open and takes flock around each append (class B): rewrite in place, so it goes on writing at the live path",
+                names(&p.lockers)
+            ),
+            None,
+        )
+    } else {
+        let mem: Option<Memory> = std::fs::read(memory_path(state_dir))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        return Ok(match mem {
+            Some(m) if m.strategy == "in-place" => (
+                Strategy::InPlace,
+                report(
+                    Strategy::InPlace,
+                    format!(
+                        "no writer wrote during the probe; as an earlier run found: {}",
+                        m.reason
+                    ),
+                    m.unserved,
+                ),
+            ),
+            Some(m) => (
+                Strategy::Swap,
+                report(
+                    Strategy::Swap,
+                    format!(
+                        "no writer wrote during the probe; as an earlier run found: {}",
+                        m.reason
+                    ),
+                    m.unserved,
+                ),
+            ),
+            None => (
+                Strategy::Swap,
+                report(
+                    Strategy::Swap,
+                    format!(
+                        "{} holds the log open but wrote nothing during the probe: swap (safe for every writer), then carry until it reopens",
+                        names(&census.openers)
+                    ),
+                    None,
+                ),
+            ),
+        });
+    };
+    let mem = Memory {
+        strategy: s.as_str().into(),
+        reason: reason.clone(),
+        unserved: unserved.clone(),
+    };
+    if let Ok(json) = serde_json::to_vec(&mem)
+        && let Err(e) = durable::atomic_write(&memory_path(state_dir), &json, 0o600)
+    {
+        tracing::warn!(
+            "could not remember the strategy of store {:?}: {e}",
+            store.name
+        );
+    }
+    Ok((s, report(s, reason, unserved)))
+}
+
+/// Hold the writers' lock on `file` for up to `dur`: who waits for it, and
+/// does the log grow meanwhile? Ends early once both are known.
+fn probe(file: &File, log: &Path, census: &Census, dur: Duration) -> Result<Probe> {
+    swap::lock_writers(file, log)?;
+    let ino = file.metadata().ctx("stat log", log)?.ino();
+    let size0 = file.metadata().ctx("stat log", log)?.len();
+    let t0 = Instant::now();
+    let mut p = Probe::default();
+    while t0.elapsed() < dur && (!p.grew || p.lockers.is_empty()) {
+        for pid in lock_waiters(ino) {
+            if let Some(o) = census.openers.iter().find(|o| o.pid == pid)
+                && !p.lockers.iter().any(|l| l.pid == pid)
+            {
+                p.lockers.push(o.clone());
+            }
+        }
+        p.grew |= file.metadata().ctx("stat log", log)?.len() > size0;
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let _ = file.unlock();
+    Ok(p)
+}
+
+/// Pids blocked waiting for a `flock` on inode `ino` (`/proc/locks` lines
+/// `N: -> FLOCK ADVISORY WRITE PID MAJ:MIN:INO 0 EOF`).
+fn lock_waiters(ino: u64) -> Vec<u32> {
+    let Ok(text) = std::fs::read_to_string("/proc/locks") else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.get(1) != Some(&"->") || f.get(2) != Some(&"FLOCK") {
+                return None;
+            }
+            let inode = f.get(6)?.rsplit(':').next()?.parse::<u64>().ok()?;
+            (inode == ino).then(|| f.get(5)?.parse().ok())?
+        })
+        .collect()
+}
