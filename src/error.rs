@@ -305,6 +305,11 @@ pub enum Error {
         signal: &'static str,
         step: &'static str,
     },
+    /// A name beside the log or in the state dir that another user could
+    /// have planted, a directory they can write, or an owner the run cannot
+    /// keep: refused before anything is changed (G8).
+    #[error("{}: {msg}", path.display())]
+    Unsafe { path: PathBuf, msg: String },
 
     /// `replay --as-of` asked for a time before the oldest retained point.
     #[error(
@@ -391,7 +396,8 @@ impl Error {
             | Error::AfterSwap { .. }
             | Error::VerifyFailed { .. }
             | Error::Interrupted { .. }
-            | Error::SegmentChanged { .. } => ErrorClass::Failed,
+            | Error::SegmentChanged { .. }
+            | Error::Unsafe { .. } => ErrorClass::Failed,
         }
     }
 

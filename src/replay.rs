@@ -46,7 +46,7 @@ pub fn replay(store: &StoreConfig, out: &mut impl Write) -> Result<Replayed> {
         lines_in: c.plan.lines_in,
         keys_live: c.plan.keys_live,
         keyless_kept: c.plan.keyless_kept,
-        malformed: c.plan.bad.len() as u64,
+        malformed: c.plan.bad_lines,
         torn_bytes: c.size - c.cut,
     })
 }

@@ -280,10 +280,11 @@ pub fn table(statuses: &[StoreStatus]) -> String {
                 w.file.display()
             ));
         }
-        if s.writers.unreadable > 0 {
+        if !s.writers.blind.is_empty() {
             out.push_str(&format!(
-                "  writer census: {} process(es) could not be inspected (another user's?); it may be incomplete\n",
-                s.writers.unreadable
+                "  writer census incomplete: {}\n  hint: {}\n",
+                s.writers.blind.join("; "),
+                logkeeper::job::census::Census::FIX
             ));
         }
         for w in &s.warnings {

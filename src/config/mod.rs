@@ -62,6 +62,11 @@ pub struct StoreConfig {
     /// append to the old inode into the live log (`carry_window`, default
     /// 1s), unless every writer has left the old inode sooner.
     pub carry_window: Duration,
+    /// Where the writer census cannot see every process (another user's,
+    /// another PID namespace), a rotated file is pruned or stops being
+    /// watched only once it has been quiet (size and mtime unchanged) this
+    /// long: an unseen writer may still append to it. Default 1h.
+    pub blind_grace: Duration,
     /// Commands run after the record is written (the global ones unless the
     /// store sets its own).
     pub hooks: Hooks,
@@ -174,6 +179,7 @@ struct RawStore {
     allow_positional_writers: Option<bool>,
     strategy: Option<String>,
     carry_window: Option<String>,
+    blind_grace: Option<String>,
     on_failure: Option<String>,
     on_success: Option<String>,
     growth: Option<f64>,
@@ -220,6 +226,10 @@ impl Strategy {
 pub const DEFAULT_CARRY_WINDOW: Duration = Duration::from_secs(1);
 
 pub const DEFAULT_KEEP_ROTATED: usize = 3;
+
+/// The default `blind_grace`: how long a rotated file must be quiet before
+/// a run with an incomplete census lets it go.
+pub const DEFAULT_BLIND_GRACE: Duration = Duration::from_secs(3600);
 
 impl Config {
     /// Load and validate the config at `path`; a missing file is [`Error::NoConfig`].
@@ -506,6 +516,7 @@ fn validate_store(
             .map_err(|m| err("strategy", m))?
             .unwrap_or_default(),
         carry_window: dur("carry_window", rs.carry_window)?.unwrap_or(DEFAULT_CARRY_WINDOW),
+        blind_grace: dur("blind_grace", rs.blind_grace)?.unwrap_or(DEFAULT_BLIND_GRACE),
         hooks: global_hooks.for_store(rs.on_failure, rs.on_success),
     })
 }

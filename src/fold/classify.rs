@@ -24,6 +24,9 @@ pub struct Classifier<'s> {
     spans: Vec<Option<Span>>,
     /// The encoded key of the last [`Class::Keyed`] line.
     pub key: Vec<u8>,
+    /// The next lines are known to be valid UTF-8 (the scan checked their
+    /// whole buffer at once), so the scanner need not check them again.
+    pub(crate) utf8_known: bool,
 }
 
 impl<'s> Classifier<'s> {
@@ -33,11 +36,15 @@ impl<'s> Classifier<'s> {
             scanner: Scanner::new(),
             spans: vec![None; spec.ptrs.len()],
             key: Vec::with_capacity(64),
+            utf8_known: false,
         }
     }
 
     pub fn classify(&mut self, line: &[u8]) -> Class {
-        if let Err(e) = self.scanner.scan(line, &self.spec.ptrs, &mut self.spans) {
+        let scanned =
+            self.scanner
+                .scan_utf8_known(line, &self.spec.ptrs, &mut self.spans, self.utf8_known);
+        if let Err(e) = scanned {
             return Class::Malformed(e);
         }
         if self.spec.key_slots == 0 {
@@ -67,6 +74,49 @@ impl<'s> Classifier<'s> {
             _ => false,
         };
         Class::Keyed { delete }
+    }
+}
+
+impl Classifier<'_> {
+    /// Classify a valid line too long to hold ([`crate::fold::scan`]'s
+    /// `LONG_LINE`) from the spans the streamed validator found, reading
+    /// only the key and op values (with `read`), as [`Classifier::classify`]
+    /// would from the whole line.
+    pub(crate) fn classify_spans(
+        &mut self,
+        spans: &[Option<Span>],
+        mut read: impl FnMut(&Span) -> std::io::Result<Vec<u8>>,
+    ) -> std::io::Result<Class> {
+        if self.spec.key_slots == 0 {
+            return Ok(Class::Keyless);
+        }
+        self.key.clear();
+        for span in &spans[..self.spec.key_slots] {
+            let Some(s) = span else {
+                return Ok(Class::Keyless);
+            };
+            let bytes = read(s)?;
+            let local = Span {
+                start: 0,
+                end: bytes.len(),
+                kind: s.kind,
+            };
+            encode_component(&bytes, &local, &mut self.key);
+        }
+        let delete = match self.spec.op_slot.and_then(|i| spans[i]) {
+            Some(
+                s @ Span {
+                    kind: Kind::String { escaped },
+                    ..
+                },
+            ) => {
+                let raw = read(&s)?;
+                let v = if escaped { unescape(&raw) } else { raw };
+                self.spec.delete.contains(&v)
+            }
+            _ => false,
+        };
+        Ok(Class::Keyed { delete })
     }
 }
 

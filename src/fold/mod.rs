@@ -18,6 +18,8 @@
 //!   `"\u0061"` are the same.
 
 mod classify;
+#[cfg(test)]
+mod differential;
 pub mod json;
 mod scan;
 pub mod segments;
@@ -29,7 +31,7 @@ pub use crate::io::ranges::{
     Range, copy_ranges, copy_ranges_nl, split_at_newlines, write_ranges_at,
 };
 pub use classify::{Class, Classifier, decode_key, first_component_len};
-pub use scan::{find_cut, fold, for_each_line, next_line_start};
+pub use scan::{count_lines_in, find_cut, fold, for_each_line, next_line_start};
 
 use crate::config::StoreConfig;
 use crate::fold::json::{Invalid, Pointers};
@@ -75,12 +77,14 @@ impl FoldSpec {
     }
 }
 
-/// A line (or the torn fragment at the start of one) that is not valid JSON.
+/// A line (or the torn fragment at the start of one) that is not valid
+/// JSON, or a run of adjacent malformed lines.
 #[derive(Clone, Debug)]
 pub struct Bad {
-    /// The bytes that leave the log: a whole line with its `\n`, or a
-    /// fragment without one.
+    /// The bytes that leave the log: whole lines, each with its `\n`, or a
+    /// fragment without one. The quarantine makes one entry per line.
     pub range: Range,
+    /// Why the first line of the range is not valid JSON.
     pub reason: Invalid,
 }
 
@@ -89,8 +93,11 @@ pub struct Bad {
 pub struct Plan {
     /// Byte ranges to keep, sorted and non-overlapping.
     pub keep: Vec<Range>,
-    /// Malformed lines, sorted.
+    /// Malformed lines, sorted; adjacent malformed lines form one run
+    /// (one entry), so this grows with runs, not with lines.
     pub bad: Vec<Bad>,
+    /// How many malformed lines (and fragments) `bad` holds.
+    pub bad_lines: u64,
     pub lines_in: u64,
     pub keys_live: u64,
     pub keyless_kept: u64,
@@ -116,7 +123,7 @@ impl Plan {
             self.keys_live + self.keyless_kept
         } else {
             // A salvaged line's fragment is quarantined but its event stays.
-            self.lines_in - (self.bad.len() as u64 - self.salvaged) + self.unglued
+            self.lines_in - (self.bad_lines - self.salvaged) + self.unglued
         }
     }
     /// Whether the fold leaves the prefix exactly as it is.

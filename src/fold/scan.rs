@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use crate::fold::json::Invalid;
+use crate::fold::json::{Invalid, Pointers, Span};
 use crate::fold::{Bad, Class, Classifier, FoldSpec, Plan, Range};
 use crate::io::ranges::coalesce;
 
@@ -102,7 +102,9 @@ type KeyMap = HashMap<StoredKey, Entry, foldhash::fast::RandomState>;
 pub(super) struct ChunkScan {
     pub(super) map: KeyMap,
     pub(super) keyless: Vec<Range>,
+    /// Malformed lines (and fragments), adjacent whole lines in one run.
     pub(super) bad: Vec<Bad>,
+    bad_lines: u64,
     lines: u64,
     deletes: u64,
     salvaged: u64,
@@ -113,7 +115,7 @@ pub(super) struct ChunkScan {
 /// Read buffer of the scan: small enough that the bytes the kernel just
 /// copied in are still in the core's L2 cache when they are parsed (a 4 MiB
 /// buffer is not); it grows for a line longer than itself.
-pub const SCAN_BUF: usize = 256 << 10;
+pub(crate) const SCAN_BUF: usize = 256 << 10;
 
 /// Call `f(offset, line_without_newline)` for each line of `[start, end)`,
 /// which must end just after a `\n`.
@@ -164,6 +166,125 @@ pub fn for_each_line(
     Ok(())
 }
 
+/// Lines up to this long are scanned in memory (the read buffer grows to
+/// hold one); a longer line is validated in pieces as it is read (by
+/// `json::LineValidator`, which also finds the pointers' spans), so memory
+/// stays flat whatever the line's length; only its key and op values are
+/// then read back (see [`scan_chunk`]).
+pub(crate) const LONG_LINE: usize = 2 << 20;
+
+/// One line as [`for_each_line_bounded`] hands it over.
+pub(crate) enum Line<'a> {
+    /// The line's bytes, without its `\n`, and whether they are already
+    /// known to be valid UTF-8 (checked with the whole buffer at once).
+    Whole(&'a [u8], bool),
+    /// A line longer than [`LONG_LINE`]: its length (without the `\n`) and
+    /// whether it is valid JSON, with the spans of the pointers' values.
+    Long {
+        len: u64,
+        verdict: Result<Vec<Option<Span>>, Invalid>,
+    },
+}
+
+/// Like [`for_each_line`], but the buffer never grows past [`LONG_LINE`]:
+/// a longer line is validated as it streams by.
+pub(crate) fn for_each_line_bounded(
+    file: &File,
+    start: u64,
+    end: u64,
+    ptrs: Option<&Pointers>,
+    mut f: impl FnMut(u64, Line),
+) -> io::Result<()> {
+    let mut buf = vec![0u8; SCAN_BUF.min((end - start) as usize).max(1)];
+    let mut filled = 0usize; // bytes of buf holding data
+    let mut base = start; // file offset of buf[0]
+    let mut pos = start; // next file offset to read
+    let read = |buf: &mut [u8], pos: u64| -> io::Result<usize> {
+        let n = file.read_at(buf, pos)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the log shrank while being read (expected data at byte {pos})"),
+            ));
+        }
+        crate::ops::progress::advance(n as u64);
+        Ok(n)
+    };
+    while pos < end || filled > 0 {
+        if pos < end && filled < buf.len() {
+            let want = ((end - pos) as usize).min(buf.len() - filled);
+            let n = read(&mut buf[filled..filled + want], pos)?;
+            filled += n;
+            pos += n as u64;
+        }
+        let mut consumed = 0usize;
+        // One UTF-8 check for all the whole lines in the buffer (a `\n`
+        // is a character boundary); a line of a buffer that fails is
+        // checked on its own by the scanner.
+        let utf8 = memchr::memrchr(b'\n', &buf[..filled])
+            .is_some_and(|i| simdutf8::basic::from_utf8(&buf[..i]).is_ok());
+        for nl in memchr::memchr_iter(b'\n', &buf[..filled]) {
+            f(
+                base + consumed as u64,
+                Line::Whole(&buf[consumed..nl], utf8),
+            );
+            consumed = nl + 1;
+        }
+        if consumed == 0 && filled == buf.len() && pos < end {
+            if buf.len() < LONG_LINE {
+                // One line longer than the buffer: grow it.
+                buf.resize((buf.len() * 2).min(LONG_LINE), 0);
+                continue;
+            }
+            // Longer still: validate it in pieces until its `\n`.
+            let mut v = crate::fold::json::LineValidator::with_pointers(ptrs);
+            v.feed(&buf[..filled]);
+            let mut len = filled as u64;
+            loop {
+                if pos >= end {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "range does not end with a newline",
+                    ));
+                }
+                let want = ((end - pos) as usize).min(buf.len());
+                let n = read(&mut buf[..want], pos)?;
+                pos += n as u64;
+                if let Some(nl) = memchr::memchr(b'\n', &buf[..n]) {
+                    v.feed(&buf[..nl]);
+                    len += nl as u64;
+                    f(
+                        base,
+                        Line::Long {
+                            len,
+                            verdict: v.finish(),
+                        },
+                    );
+                    buf.copy_within(nl + 1..n, 0);
+                    filled = n - nl - 1;
+                    base += len + 1;
+                    break;
+                }
+                if v.ok() {
+                    v.feed(&buf[..n]);
+                }
+                len += n as u64;
+            }
+            continue;
+        }
+        if consumed == 0 && pos >= end && filled > 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "range does not end with a newline",
+            ));
+        }
+        buf.copy_within(consumed..filled, 0);
+        filled -= consumed;
+        base += consumed as u64;
+    }
+    Ok(())
+}
+
 pub(super) fn scan_chunk(
     spec: &FoldSpec,
     file: &File,
@@ -174,8 +295,36 @@ pub(super) fn scan_chunk(
     let mut out = ChunkScan::default();
     let mut cls = Classifier::new(spec);
     let keyed = spec.is_keyed();
-    for_each_line(file, start, end, |off, line| {
+    let mut read_err = None;
+    for_each_line_bounded(file, start, end, Some(&spec.ptrs), |off, line| {
         out.lines += 1;
+        let line = match line {
+            Line::Whole(line, utf8) => {
+                cls.utf8_known = utf8;
+                line
+            }
+            Line::Long { len, verdict } => {
+                // Validated in pieces; only its key and op values are read.
+                let class = match verdict {
+                    Ok(spans) => cls
+                        .classify_spans(&spans, |s| {
+                            let mut b = vec![0u8; s.end - s.start];
+                            file.read_exact_at(&mut b, off + s.start as u64)?;
+                            Ok(b)
+                        })
+                        .unwrap_or_else(|e| {
+                            read_err.get_or_insert(e);
+                            Class::Keyless
+                        }),
+                    Err(reason) => Class::Malformed(reason),
+                };
+                let range = Range {
+                    start: off,
+                    end: off + len + 1,
+                };
+                return record(&mut out, &cls.key, class, range, keyed, first);
+            }
+        };
         let range = Range {
             start: off,
             end: off + line.len() as u64 + 1,
@@ -196,14 +345,29 @@ pub(super) fn scan_chunk(
         }
         record(&mut out, &cls.key, class, range, keyed, first);
     })?;
-    Ok(out)
+    match read_err {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
 }
 
 /// Record one classified line (or event) of a chunk.
 #[inline(always)]
 fn record(out: &mut ChunkScan, key: &[u8], class: Class, range: Range, keyed: bool, first: bool) {
     match class {
-        Class::Malformed(reason) => out.bad.push(Bad { range, reason }),
+        Class::Malformed(reason) => {
+            out.bad_lines += 1;
+            // A malformed line right after another (both whole lines)
+            // joins its run: memory grows with runs of malformed lines,
+            // not with their count. The quarantine splits runs into lines.
+            match out.bad.last_mut() {
+                // (Only whole lines come here: a salvaged fragment is pushed
+                // by `salvage`, and the event after it is valid, so no line
+                // starts where a fragment ends.)
+                Some(last) if last.range.end == range.start => last.range.end = range.end,
+                _ => out.bad.push(Bad { range, reason }),
+            }
+        }
         Class::Keyless => {
             if keyed {
                 out.keyless.push(range)
@@ -260,6 +424,7 @@ fn salvage(
                 range: head,
                 reason,
             });
+            out.bad_lines += 1;
             out.salvaged += 1;
         }
         class => {
@@ -292,6 +457,21 @@ fn salvage_point(cls: &mut Classifier, line: &[u8]) -> Option<usize> {
         .take(SALVAGE_TRIES)
         .find(|&p| cls.scanner.validate(&line[p..]).is_ok())?;
     (!super::torn::could_be_one_torn_value(line)).then_some(p)
+}
+
+/// How many lines `range` of `file` holds: its `\n`s, plus one for a last
+/// line without one (a fragment). Read in a bounded buffer.
+pub fn count_lines_in(file: &File, range: Range) -> io::Result<u64> {
+    let mut buf = vec![0u8; (64 << 10).min(range.len() as usize)];
+    let (mut n, mut at, mut last) = (0, range.start, b'\n');
+    while at < range.end {
+        let want = ((range.end - at) as usize).min(buf.len());
+        file.read_exact_at(&mut buf[..want], at)?;
+        n += memchr::memchr_iter(b'\n', &buf[..want]).count() as u64;
+        last = buf[want - 1];
+        at += want as u64;
+    }
+    Ok(n + (last != b'\n') as u64)
 }
 
 /// The offset just after the last `\n` in the first `size` bytes of `file`.
@@ -388,6 +568,7 @@ pub(super) fn merge(spec: &FoldSpec, chunks: Vec<ChunkScan>, cut: u64) -> Plan {
         plan.unglued += c.unglued;
         plan.newlines.extend(c.newlines);
         plan.bad.extend(c.bad);
+        plan.bad_lines += c.bad_lines;
         keyless.extend(c.keyless);
         maps.push(c.map);
     }

@@ -161,18 +161,22 @@ pub fn locate(segs: &[Segment], ranges: &[Range]) -> Vec<(usize, Range)> {
     out
 }
 
-/// A malformed line's real place: the segment's file path and file range.
+/// A malformed line's (or run's) real place: the segment's file path and
+/// file range. A run that crosses a segment boundary is split there.
 pub fn locate_bad<'a>(segs: &[Segment<'a>], bad: &[Bad]) -> Vec<(Segment<'a>, Bad)> {
     bad.iter()
-        .map(|b| {
-            let (k, r) = locate(segs, std::slice::from_ref(&b.range))[0];
-            (
-                segs[k],
-                Bad {
-                    range: r,
-                    reason: b.reason.clone(),
-                },
-            )
+        .flat_map(|b| {
+            locate(segs, std::slice::from_ref(&b.range))
+                .into_iter()
+                .map(|(k, r)| {
+                    (
+                        segs[k],
+                        Bad {
+                            range: r,
+                            reason: b.reason.clone(),
+                        },
+                    )
+                })
         })
         .collect()
 }

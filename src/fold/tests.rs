@@ -267,10 +267,49 @@ fn salvage_never_takes_a_nested_value() {
 fn lines_longer_than_the_buffer_are_read_whole() {
     let big = format!(
         "{{\"t\":\"A\",\"id\":1,\"pad\":\"{}\"}}\n",
-        "x".repeat(BUF * 2 + 3)
+        "x".repeat(crate::fold::scan::SCAN_BUF * 2 + 3)
     );
     let text = format!("{big}{{\"t\":\"A\",\"id\":2}}\n");
     let (out, plan) = fold_text(&spec(), &text, 1);
     assert_eq!(out, text);
     assert_eq!(plan.keys_live, 2);
+}
+
+/// A line past `LONG_LINE` is validated in pieces (memory stays flat) and
+/// folds like any other: a valid one by its key, a malformed one
+/// quarantined whole.
+#[test]
+fn lines_longer_than_long_line_are_validated_in_pieces() {
+    let pad = "x".repeat(crate::fold::scan::LONG_LINE + BUF + 5);
+    let long_ok = format!("{{\"t\":\"A\",\"id\":1,\"pad\":\"{pad}\"}}\n");
+    let long_bad = format!("{{\"t\":\"A\",\"id\":3,\"pad\":\"{pad}\"\n");
+    let tail = "{\"t\":\"A\",\"id\":1}\n{\"t\":\"A\",\"id\":2}\n";
+    let long_del = format!("{{\"t\":\"A\",\"id\":2,\"pad\":\"{pad}\",\"op\":\"D\\u0045L\"}}\n");
+    let text = format!("{long_ok}{long_bad}{tail}{long_del}{long_ok}");
+    let (out, plan) = fold_text(&spec(), &text, 1);
+    assert_eq!(out, long_ok);
+    assert_eq!(
+        (plan.keys_live, plan.keyless_kept, plan.deletes_dropped),
+        (1, 0, 1)
+    );
+    assert_eq!((plan.bad.len(), plan.bad_lines), (1, 1));
+    let r = plan.bad[0].range;
+    assert_eq!(&text[r.start as usize..r.end as usize], long_bad);
+    assert_eq!(plan.bad[0].reason.reason, "unexpected end of line");
+}
+
+/// Adjacent malformed lines are one run in the plan (memory grows with
+/// runs, not lines), counted line by line.
+#[test]
+fn adjacent_malformed_lines_form_one_run() {
+    let text = "x\ny\n{\"t\":\"A\",\"id\":1}\nz\n";
+    let (out, plan) = fold_text(&spec(), text, 1);
+    assert_eq!(out, "{\"t\":\"A\",\"id\":1}\n");
+    assert_eq!(plan.bad_lines, 3);
+    let runs: Vec<&str> = plan
+        .bad
+        .iter()
+        .map(|b| &text[b.range.start as usize..b.range.end as usize])
+        .collect();
+    assert_eq!(runs, ["x\ny\n", "z\n"]);
 }

@@ -57,9 +57,19 @@ pub fn copy_mode_and_owner(file: &File, path: &Path, like: &fs::Metadata) -> Res
     if file.metadata().ctx("stat", path)?.uid() != like.uid()
         || file.metadata().ctx("stat", path)?.gid() != like.gid()
     {
-        // Only root may give a file away; a failure here leaves the file owned
-        // by us with the original mode, which is never more readable.
-        let _ = std::os::unix::fs::fchown(file, Some(like.uid()), Some(like.gid()));
+        // Only root (or the owner, to one of its groups) may give a file
+        // away. A file the app could no longer write must never replace its
+        // log: fail now, while nothing has been changed (G8).
+        std::os::unix::fs::fchown(file, Some(like.uid()), Some(like.gid())).map_err(|e| {
+            crate::Error::Unsafe {
+                path: path.to_path_buf(),
+                msg: format!(
+                    "cannot give the new file the owner {}:{} of the file it replaces ({e}); nothing was changed: run as that user or as root",
+                    crate::io::safe::user_name(like.uid()),
+                    crate::io::safe::group_name(like.gid())
+                ),
+            }
+        })?;
     }
     Ok(())
 }
@@ -111,7 +121,9 @@ pub fn remove_stale_temps(target: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Create `dir` (and parents) and make it private (0700): it holds run
-/// records that name the user's files.
+/// records that name the user's files. A directory that another user owns
+/// or can write (it, or one above it) is refused, never trusted: its state
+/// files could have been planted (G8; [`crate::io::safe::check_private_dir`]).
 pub fn ensure_private_dir(dir: &Path) -> Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
@@ -119,11 +131,12 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
         .create(dir)
         .ctx("create directory", dir)?;
     let meta = fs::metadata(dir).ctx("stat", dir)?;
-    if meta.mode() & 0o077 != 0 && meta.uid() == unsafe { libc::geteuid() } {
+    if meta.mode() & 0o077 != 0 && meta.uid() == crate::io::safe::euid() {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
             .ctx("set permissions of", dir)?;
     }
-    Ok(())
+    crate::io::safe::check_private_dir(dir)
+        .map_err(|(path, msg)| crate::Error::Unsafe { path, msg })
 }
 
 /// Open `path` for reading and appending, creating it with `mode` if it does

@@ -3,4 +3,5 @@
 pub mod durable;
 pub mod locks;
 pub mod ranges;
+pub mod safe;
 pub mod sys;

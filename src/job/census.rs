@@ -58,6 +58,12 @@ pub struct Census {
     pub unreadable: u32,
     /// False where this platform has no census (the list is then empty).
     pub supported: bool,
+    /// Why the census cannot see every process that may write (empty when
+    /// it can): processes of other users it may not read, a PID namespace
+    /// that hides the rest of the machine, `/proc` mounted with `hidepid`.
+    /// A run then assumes unseen writers exist (see [`Census::complete`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blind: Vec<String>,
 }
 
 impl Census {
@@ -69,6 +75,18 @@ impl Census {
     pub fn is_empty(&self) -> bool {
         self.openers.is_empty()
     }
+
+    /// Whether every process that could write is in view. When not, an
+    /// empty census proves nothing: a run keeps every rotated file that
+    /// may still be written until it has been quiet for `blind_grace`,
+    /// copies a torn tail only to its last `\n`, and cannot check writers
+    /// for `O_APPEND`.
+    pub fn complete(&self) -> bool {
+        self.supported && self.blind.is_empty()
+    }
+
+    /// What to do about an incomplete census, for `status`.
+    pub const FIX: &'static str = "only a run as root in the host's PID namespace sees every writer (docs/deployment.md); until then a rotated file is kept until it has been quiet for blind_grace, a torn tail is copied only to its last newline, and a writer without O_APPEND cannot be detected";
 }
 
 /// The census of write-mode descriptors on `files` (each stat'ed now and
@@ -130,9 +148,44 @@ mod linux {
     use super::*;
     use std::os::unix::fs::MetadataExt;
 
+    /// The inode of the initial PID namespace (PROC_PID_INIT_INO, fixed
+    /// since Linux 3.8): any other means processes outside are hidden.
+    const INIT_PID_NS: u64 = 0xEFFF_FFFC;
+
+    /// Why this process cannot see every process on the machine, apart
+    /// from unreadable `/proc` entries (counted during the walk).
+    fn hidden() -> Vec<String> {
+        let mut why = Vec::new();
+        let ns = std::fs::metadata("/proc/self/ns/pid").map(|m| m.ino());
+        let nested = match ns {
+            Ok(ino) => ino != INIT_PID_NS,
+            Err(_) => true,
+        };
+        if nested {
+            why.push(
+                "logkeeper runs in a PID namespace of its own (a container?): writers outside it cannot be seen".to_string(),
+            );
+        }
+        let hidepid = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.split(' ').nth(4) == Some("/proc"))
+            .any(|l| {
+                l.split([' ', ',']).any(|o| {
+                    o.strip_prefix("hidepid=")
+                        .is_some_and(|v| !matches!(v, "0" | "off"))
+                })
+            });
+        if hidepid {
+            why.push("/proc is mounted with hidepid: other users' processes cannot be seen".into());
+        }
+        why
+    }
+
     pub(super) fn take(targets: &HashMap<(u64, u64), PathBuf>, only: Option<&[u32]>) -> Census {
         let mut census = Census {
             supported: true,
+            blind: hidden(),
             ..Census::default()
         };
         if targets.is_empty() {
@@ -166,6 +219,12 @@ mod linux {
             openers_of(pid, targets, &owners, &mut census);
         }
         census.openers.sort_by_key(|o| (o.pid, o.fd));
+        if census.unreadable > 0 {
+            census.blind.push(format!(
+                "{} process(es) of other users could not be inspected",
+                census.unreadable
+            ));
+        }
         census
     }
 

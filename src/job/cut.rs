@@ -63,7 +63,9 @@ impl Cut {
     /// writes it records are folded in at the swap point.
     pub fn take(store: &StoreConfig, state: Option<&LateWrites>) -> Result<Cut> {
         let log = resolve_log(&store.log)?;
-        let file = File::open(&log).ctx("open log", &log)?;
+        let file = crate::io::safe::open_beside(&log, crate::io::safe::Access::Read)
+            .map_err(|e| crate::io::safe::access_hint(&log, e))
+            .ctx("open log", &log)?;
         let meta = file.metadata().ctx("stat log", &log)?;
         let size = meta.len();
         let cut = fold::find_cut(&file, size).ctx("read log", &log)?;

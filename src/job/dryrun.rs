@@ -297,7 +297,7 @@ fn report(
         keys_live: plan.keys_live,
         deletes_dropped: plan.deletes_dropped,
         keyless_kept: plan.keyless_kept,
-        quarantined: plan.bad.len() as u64,
+        quarantined: plan.bad_lines,
         salvaged: plan.salvaged,
         unglued: plan.unglued,
         tail_bytes: tail,
@@ -311,19 +311,10 @@ fn report(
 
     let quarantined = locate_bad(&segs, &plan.bad);
     let quarantine = Quarantine {
-        lines: plan.bad.len() as u64,
+        lines: plan.bad_lines,
         bytes: plan.bad.iter().map(|b| b.range.len()).sum(),
         file: crate::job::quarantine::path_for(&c.log),
-        first: quarantined
-            .iter()
-            .take(LIST)
-            .map(|(seg, b)| QuarantinedLine {
-                source: seg.path.to_path_buf(),
-                offset: b.range.start,
-                length: b.range.len() - u64::from(line_ends_in_newline(seg, b.range)),
-                reason: b.reason.to_string(),
-            })
-            .collect(),
+        first: first_quarantined(&quarantined),
     };
 
     let mut watched: Vec<&Path> = vec![&c.log];
@@ -384,6 +375,44 @@ fn report(
 
 /// Whether the bad range `r` of `seg` includes its line's `\n` (a whole
 /// malformed line does; a salvaged fragment does not).
+/// The first [`LIST`] quarantined lines: a run of adjacent malformed lines
+/// (one entry of the plan) is listed line by line, each with its reason.
+fn first_quarantined(located: &[(Segment, fold::Bad)]) -> Vec<QuarantinedLine> {
+    use std::os::unix::fs::FileExt;
+    let mut out = Vec::new();
+    for (seg, b) in located {
+        let mut at = b.range.start;
+        while at < b.range.end && out.len() < LIST {
+            let end = crate::job::quarantine::next_line_end(seg.file, at, b.range.end)
+                .unwrap_or(b.range.end);
+            let r = Range { start: at, end };
+            let length = r.len() - u64::from(line_ends_in_newline(seg, r));
+            let reason = if at == b.range.start {
+                b.reason.to_string()
+            } else {
+                // A later line of a run: its own reason (a short read or
+                // a long line keeps the run's).
+                let mut line = vec![0u8; length.min(1 << 20) as usize];
+                match seg.file.read_exact_at(&mut line, at) {
+                    Ok(()) if length <= 1 << 20 => fold::json::Scanner::new()
+                        .validate(&line)
+                        .err()
+                        .map_or_else(|| b.reason.to_string(), |e| e.to_string()),
+                    _ => b.reason.to_string(),
+                }
+            };
+            out.push(QuarantinedLine {
+                source: seg.path.to_path_buf(),
+                offset: at,
+                length,
+                reason,
+            });
+            at = end;
+        }
+    }
+    out
+}
+
 fn line_ends_in_newline(seg: &Segment, r: Range) -> bool {
     use std::os::unix::fs::FileExt;
     let mut b = [0u8; 1];

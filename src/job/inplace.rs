@@ -101,7 +101,7 @@ fn locked(store: &StoreConfig, state: &LateWrites, log: &Path, rw: &File) -> Res
         keys_live: c.plan.keys_live,
         deletes_dropped: c.plan.deletes_dropped,
         keyless_kept: c.plan.keyless_kept,
-        quarantined: c.plan.bad.len() as u64,
+        quarantined: c.plan.bad_lines,
         salvaged: c.plan.salvaged,
         unglued: c.plan.unglued,
         ..Stats::default()

@@ -362,7 +362,8 @@ pub struct Open {
 pub fn open_watched(state: &LateWrites) -> Result<Vec<Open>> {
     let mut out = Vec::new();
     for w in &state.watches {
-        let Ok(file) = File::open(&w.rotated) else {
+        let Ok(file) = crate::io::safe::open_beside(&w.rotated, crate::io::safe::Access::Read)
+        else {
             continue; // pruned or moved away by someone else
         };
         let meta = file.metadata().ctx("stat", &w.rotated)?;
@@ -421,8 +422,15 @@ pub fn count_lines(opened: &[Open]) -> Result<u64> {
     let mut n = 0;
     for o in opened {
         if o.end > o.watch.carried {
-            fold::for_each_line(&o.file, o.watch.carried, o.end, |_, _| n += 1)
-                .ctx("read late writes in", &o.watch.rotated)?;
+            fold::count_lines_in(
+                &o.file,
+                fold::Range {
+                    start: o.watch.carried,
+                    end: o.end,
+                },
+            )
+            .map(|c| n += c)
+            .ctx("read late writes in", &o.watch.rotated)?;
         }
     }
     Ok(n)

@@ -12,16 +12,16 @@
 //!   before unlocking; a non-empty file whose pid is dead is a leftover of a
 //!   killed run and means nothing.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
-use crate::io::durable;
+use crate::io::{durable, safe};
 
 /// Who holds a store's lock.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,53 +104,99 @@ fn missing_dir(log: &Path, e: std::io::Error) -> std::io::Error {
     )
 }
 
+/// The lock file's mode: always read-write for its owner (a log of mode
+/// 0444 or 000 must not make its lock unusable), readable by group and
+/// others only where the log is.
+fn lock_mode(log_mode: u32) -> u32 {
+    0o600 | (log_mode & 0o044)
+}
+
+/// The hint for a lock file this user can neither open nor repair.
+fn lock_fix(path: &Path, owner: (u32, u32)) -> String {
+    let (u, g) = (safe::user_name(owner.0), safe::group_name(owner.1));
+    format!(
+        "the lock file must belong to the log's owner: as root, `chown {u}:{g} {p} && chmod 0600 {p}` (or remove it while no run is going); nothing was changed",
+        p = path.display()
+    )
+}
+
 impl StoreLock {
     /// Take the lock for the store whose live log is `log`.
+    ///
+    /// The lock file is opened relative to the log's directory without
+    /// following a link (a planted FIFO or symlink is refused, never
+    /// blocks), belongs to the log's owner and group (root gives it away;
+    /// a lock left by an earlier root run is repaired) and stays
+    /// read-write for that owner. Run by root, a directory that another
+    /// user can write is refused (G8).
     ///
     /// With [`Wait::No`], a held lock is [`Error::Busy`] naming the holder.
     pub fn acquire(store: &str, log: &Path, trigger: &str, wait: Wait) -> Result<StoreLock> {
         let path = lock_path(log);
-        // Never more readable than the log it guards.
-        let mode = std::fs::metadata(log).map_or(0o644, |m| {
-            use std::os::unix::fs::PermissionsExt;
-            m.permissions().mode() & 0o666
-        });
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(mode)
-            .open(&path)
+        let dir = safe::Dir::of(&path)
             .map_err(|e| missing_dir(log, e))
             .ctx("open lock file", &path)?;
-        let mut waited = std::time::Duration::ZERO;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => match wait {
-                Wait::No => {
-                    return Err(Error::Busy {
-                        store: store.to_string(),
-                        lock: path.clone(),
-                        holder: describe_holder(read_holder_file(&path)),
-                    });
-                }
-                Wait::Yes => {
-                    tracing::info!(
-                        "waiting for {} ({})",
-                        path.display(),
-                        describe_holder(read_holder_file(&path))
-                    );
-                    let t = std::time::Instant::now();
-                    file.lock().ctx("wait for lock", &path)?;
-                    waited = t.elapsed();
-                }
-            },
-            Err(TryLockError::Error(e)) => return Err(Error::io("lock", &path, e)),
+        let dmeta = dir.metadata().ctx("stat directory", dir.path())?;
+        if let Some(why) = safe::untrusted_dir(&dmeta) {
+            return Err(Error::Unsafe {
+                path: dir.path().to_path_buf(),
+                msg: safe::root_refusal(&why, &dmeta),
+            });
         }
-        let mut lock = StoreLock { file, path, waited };
-        lock.write_holder(&Holder::me(trigger))?;
-        Ok(lock)
+        let name = path
+            .file_name()
+            .expect("a lock path has a file name")
+            .to_owned();
+        // The log's owner owns the lock; before the log exists, the
+        // directory's owner.
+        let (owner, mode) = match std::fs::metadata(log) {
+            Ok(m) => ((m.uid(), m.gid()), lock_mode(m.mode())),
+            Err(_) => ((dmeta.uid(), dmeta.gid()), 0o644),
+        };
+        let mut waited = std::time::Duration::ZERO;
+        loop {
+            let (file, writable) = open_lock(&dir, &name, &path, mode, owner)?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => match wait {
+                    Wait::No => {
+                        return Err(Error::Busy {
+                            store: store.to_string(),
+                            lock: path.clone(),
+                            holder: describe_holder(read_holder_file(&path)),
+                        });
+                    }
+                    Wait::Yes => {
+                        tracing::info!(
+                            "waiting for {} ({})",
+                            path.display(),
+                            describe_holder(read_holder_file(&path))
+                        );
+                        let t = std::time::Instant::now();
+                        file.lock().ctx("wait for lock", &path)?;
+                        waited += t.elapsed();
+                    }
+                },
+                Err(TryLockError::Error(e)) => return Err(Error::io("lock", &path, e)),
+            }
+            // A run that repaired the lock file replaced it while we waited
+            // on the old inode: lock the one the name holds now.
+            let now = dir.lstat(&name).ctx("stat lock file", &path)?;
+            let held = file.metadata().ctx("stat lock file", &path)?;
+            if !now.is_some_and(|st| st.st_ino == held.ino() && st.st_dev == held.dev()) {
+                continue;
+            }
+            let (file, writable) = if writable {
+                (file, true)
+            } else {
+                replace_lock(&dir, &name, &path, mode, owner, file)?
+            };
+            let mut lock = StoreLock { file, path, waited };
+            if writable {
+                lock.write_holder(&Holder::me(trigger))?;
+            }
+            return Ok(lock);
+        }
     }
 
     fn write_holder(&mut self, holder: &Holder) -> Result<()> {
@@ -174,6 +220,99 @@ impl StoreLock {
     }
 }
 
+/// Open (or create) the lock file and bring it to the log's owner and
+/// `mode` where this user may. Returns the file and whether it is open for
+/// writing; a lock file this user may only read can still be locked
+/// (`flock` needs no write access), and the caller then replaces it.
+fn open_lock(
+    dir: &safe::Dir,
+    name: &std::ffi::OsStr,
+    path: &Path,
+    mode: u32,
+    owner: (u32, u32),
+) -> Result<(File, bool)> {
+    let (file, writable) = match dir.open_file(name, safe::Access::ReadWrite(mode)) {
+        Ok(f) => (f, true),
+        Err(denied) if denied.kind() == std::io::ErrorKind::PermissionDenied => {
+            match dir.open_file(name, safe::Access::Read) {
+                Ok(f) => (f, false),
+                // No lock file yet, and this user may not create one.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(Error::io(
+                        "create lock file",
+                        path,
+                        safe::access_hint(dir.path(), denied),
+                    ));
+                }
+                Err(e) => {
+                    return Err(Error::Unsafe {
+                        path: path.to_path_buf(),
+                        msg: format!("cannot open the lock file: {e}; {}", lock_fix(path, owner)),
+                    });
+                }
+            }
+        }
+        Err(e) => return Err(Error::io("open lock file", path, e)),
+    };
+    let m = file.metadata().ctx("stat lock file", path)?;
+    let mine = m.uid() == safe::euid();
+    if safe::is_root() && (m.uid(), m.gid()) != owner {
+        std::os::unix::fs::fchown(&file, Some(owner.0), Some(owner.1))
+            .ctx("give the lock file to the log's owner:", path)?;
+    }
+    if (mine || safe::is_root()) && m.mode() & 0o7777 != mode {
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+            .ctx("set permissions of", path)?;
+    }
+    Ok((file, writable))
+}
+
+/// The lock file is held but this user cannot write it (left by another
+/// user, e.g. an earlier root run): put a fresh one of this user's at its
+/// name, locked before it is visible, so a later run locks the new inode
+/// (and one that waited on the old inode sees the name moved and retries).
+/// Where the directory is not writable either, keep the read-only lock:
+/// exclusion holds, only the holder record is missing.
+fn replace_lock(
+    dir: &safe::Dir,
+    name: &std::ffi::OsStr,
+    path: &Path,
+    mode: u32,
+    owner: (u32, u32),
+    old: File,
+) -> Result<(File, bool)> {
+    let fresh = match durable::temp_beside(path) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(
+                "{}: the lock file is not writable by this user and cannot be replaced ({e}); running without a holder record: {}",
+                path.display(),
+                lock_fix(path, owner)
+            );
+            return Ok((old, false));
+        }
+    };
+    fresh
+        .as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .ctx("set permissions of", fresh.path())?;
+    if let Err(e) = fresh.as_file().try_lock() {
+        return Err(Error::io(
+            "lock",
+            fresh.path(),
+            std::io::Error::other(e.to_string()),
+        ));
+    }
+    let _ = name;
+    let file = fresh
+        .persist(path)
+        .map_err(|e| e.error)
+        .ctx("replace the lock file", path)?;
+    durable::fsync_dir(dir.path())?;
+    drop(old);
+    Ok((file, true))
+}
+
 impl Drop for StoreLock {
     fn drop(&mut self) {
         let _ = self.file.set_len(0);
@@ -184,7 +323,10 @@ impl Drop for StoreLock {
 /// What the lock file says about its holder, if anything.
 pub fn read_holder_file(path: &Path) -> Option<Holder> {
     let mut s = String::new();
-    File::open(path).ok()?.read_to_string(&mut s).ok()?;
+    safe::open_beside(path, safe::Access::Read)
+        .ok()?
+        .read_to_string(&mut s)
+        .ok()?;
     serde_json::from_str(s.trim()).ok()
 }
 

@@ -40,7 +40,7 @@ use chrono::Utc;
 
 use crate::config::StoreConfig;
 use crate::error::{Error, IoContext};
-use crate::io::durable;
+use crate::io::{durable, safe};
 use crate::job::lock::{StoreLock, Wait};
 use crate::job::record::{Outcome, RunRecord, Stats, StoreState};
 use crate::ops::hooks;
@@ -131,6 +131,18 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
     // A state dir that cannot be made would fail the record at the end:
     // find out before the log is touched, so such a run changes nothing.
     let state_ready = durable::ensure_private_dir(&paths.store_state(&store.name));
+    // A state dir that is not trusted takes no record either: nothing of
+    // this run is written there.
+    let state_untrusted = matches!(&state_ready, Err(Error::Unsafe { .. }));
+    // A run that could not keep the log's owner refuses before it makes
+    // any file beside the log.
+    let state_ready = state_ready.and_then(|()| match &store.segments {
+        None => match std::fs::metadata(&store.log) {
+            Ok(m) => check_can_keep_owner(&store.log, &m),
+            Err(_) => Ok(()),
+        },
+        Some(_) => Ok(()),
+    });
     let result = match state_ready.and_then(|()| {
         StoreLock::acquire(
             &store.name,
@@ -247,6 +259,9 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
         rec.stats.timings,
         rec.stats.writers
     );
+    if state_untrusted {
+        return rec;
+    }
     let state = StoreState::new(paths.store_state(&store.name));
     let records_lock = lock_records(&state, &store.name);
     rec.totals = Some(state.totals().plus(&rec));
@@ -313,7 +328,9 @@ fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::
     let recovered = recover::recover(&log, &state_dir)?;
     interrupt::check("after cleaning up")?;
     let live = std::fs::metadata(&log).ctx("stat log", &log)?;
-    let (late_state, leftover) = late::load(&state_dir, &log, &live);
+    check_state_file(&late::state_path(&state_dir))?;
+    let (mut late_state, leftover) = late::load(&state_dir, &log, &live);
+    trusted_watches(&log, &live, &mut late_state);
 
     if let Some(mut d) = below_min_growth(paths, store, opts, &live, &late_state) {
         d.stats.recovered = recovered;
@@ -444,6 +461,7 @@ fn quarantine_dead_fragments(
     log: &std::path::Path,
     state: &mut late::LateWrites,
     census: &census::Census,
+    grace: std::time::Duration,
     stats: &mut Stats,
 ) -> crate::Result<()> {
     let mode = std::fs::metadata(log).map_or(0o644, |m| {
@@ -453,10 +471,11 @@ fn quarantine_dead_fragments(
     for w in state.watches.iter_mut() {
         if stats.rotated.as_deref() == Some(w.rotated.as_path())
             || census.of(&w.rotated).next().is_some()
+            || !quiet(&w.rotated, census, grace)
         {
             continue;
         }
-        let Ok(f) = std::fs::File::open(&w.rotated) else {
+        let Ok(f) = safe::open_beside(&w.rotated, safe::Access::Read) else {
             continue;
         };
         let size = f.metadata().ctx("stat", &w.rotated)?.len();
@@ -524,6 +543,91 @@ fn refuse_unsafe_writers(store: &StoreConfig, log: &std::path::Path) -> crate::R
         program: o.program.clone(),
         fd: o.fd,
         flags: o.flags.clone(),
+    })
+}
+
+/// Whether the census may let `p` go: it sees every writer, or `p` has
+/// been quiet (size and mtime unchanged, so mtime at least `grace` ago)
+/// for the grace period. With an incomplete census an unseen writer may
+/// still hold `p` open, and a rotated file it writes to must stay watched.
+fn quiet(p: &std::path::Path, census: &census::Census, grace: std::time::Duration) -> bool {
+    if census.complete() {
+        return true;
+    }
+    std::fs::symlink_metadata(p)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= grace))
+}
+
+/// The watches a run may act on: a watch names a rotated file of this
+/// log, in its directory. One without its inode (`ino` 0, from the old
+/// watch file) is kept only for a regular file owned by the log's owner,
+/// and gets that file's inode; never is a state file's word enough to
+/// read a file elsewhere (G8).
+fn trusted_watches(log: &std::path::Path, live: &std::fs::Metadata, state: &mut late::LateWrites) {
+    use std::os::unix::fs::MetadataExt;
+    let dir = durable::parent_dir(log);
+    let ours: Vec<std::path::PathBuf> = rotation::list(log)
+        .map(|l| l.into_iter().map(|(_, p)| p).collect())
+        .unwrap_or_default();
+    state.watches.retain_mut(|w| {
+        if durable::parent_dir(&w.rotated) != dir || !ours.contains(&w.rotated) {
+            tracing::warn!(
+                "ignoring a late-write watch on {}: not a rotated file of {}",
+                w.rotated.display(),
+                log.display()
+            );
+            return false;
+        }
+        if w.ino != 0 {
+            return true;
+        }
+        match safe::open_beside(&w.rotated, safe::Access::Read).and_then(|f| f.metadata()) {
+            Ok(m) if m.uid() == live.uid() => {
+                (w.dev, w.ino) = (m.dev(), m.ino());
+                true
+            }
+            _ => false,
+        }
+    });
+}
+
+/// A state file not owned by this user, or writable by others, is refused:
+/// its content could have been planted.
+fn check_state_file(path: &std::path::Path) -> crate::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if m.file_type().is_file() && m.uid() == safe::euid() && m.mode() & 0o022 == 0 {
+        return Ok(());
+    }
+    Err(Error::Unsafe {
+        path: path.to_path_buf(),
+        msg: format!(
+            "is not a private file of {} (owner {}, mode {:o}): a state file another user could write is never trusted; nothing was changed: remove it if you did not make it",
+            safe::user_name(safe::euid()),
+            safe::user_name(m.uid()),
+            m.mode() & 0o7777
+        ),
+    })
+}
+
+/// Before the log is touched: the run can keep the log's owner and group
+/// on the rewritten file (root can; another user only for a log it owns,
+/// in one of its groups), and the state it reads is its own (G8).
+fn check_can_keep_owner(log: &std::path::Path, live: &std::fs::Metadata) -> crate::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if safe::is_root() || (live.uid() == safe::euid() && safe::in_group(live.gid())) {
+        return Ok(());
+    }
+    let (u, g) = (safe::user_name(live.uid()), safe::group_name(live.gid()));
+    Err(Error::Unsafe {
+        path: log.to_path_buf(),
+        msg: format!(
+            "belongs to {u}:{g}, and a run as {me} cannot give the rewritten log that owner (the app would lose access to its own log); nothing was changed: run this store as {u} (`sudo -u {u} logkeeper sync now`, `User={u}` in the systemd unit) or as root",
+            me = safe::user_name(safe::euid())
+        ),
     })
 }
 
@@ -600,7 +704,7 @@ fn prune(
     files.extend(rotated.iter().map(|p| p.as_path()));
     let census = census::take(&files);
     let mut state = state.clone();
-    quarantine_dead_fragments(log, &mut state, &census, stats)?;
+    quarantine_dead_fragments(log, &mut state, &census, store.blind_grace, stats)?;
     let state = &state;
     let uncarried = |p: &std::path::Path| {
         state
@@ -609,7 +713,10 @@ fn prune(
             .any(|w| w.rotated == p && std::fs::metadata(p).is_ok_and(|m| m.len() > w.carried))
     };
     let protect = |p: &std::path::Path| {
-        stats.rotated.as_deref() == Some(p) || census.of(p).next().is_some() || uncarried(p)
+        stats.rotated.as_deref() == Some(p)
+            || census.of(p).next().is_some()
+            || uncarried(p)
+            || !quiet(p, &census, store.blind_grace)
     };
     let pruned = rotation::prune(log, store.keep_rotated, store.max_age, &protect)?;
     let mut next = state.clone();

@@ -59,6 +59,10 @@ struct Memory {
     reason: String,
     #[serde(default)]
     unserved: Option<String>,
+    /// The pids seen taking the writers' lock when `in-place` was chosen:
+    /// a later run reuses `in-place` only while every writer is one of them.
+    #[serde(default)]
+    lockers: Vec<u32>,
 }
 
 fn memory_path(state_dir: &Path) -> std::path::PathBuf {
@@ -119,6 +123,15 @@ pub fn decide(
             .collect::<Vec<_>>()
             .join(", ")
     };
+    // In place is safe only for writers that take the lock: a process that
+    // holds the log open and was not seen waiting for the lock may be a
+    // lock-less writer that just did not write during the probe.
+    let unlocked: Vec<Opener> = census
+        .openers
+        .iter()
+        .filter(|o| !p.lockers.iter().any(|l| l.pid == o.pid))
+        .cloned()
+        .collect();
     let (s, reason, unserved) = if !p.lockers.is_empty() && p.grew {
         (
             Strategy::Swap,
@@ -137,6 +150,33 @@ pub fn decide(
             "a lock-less writer appended while logkeeper held the writers' lock (class A or C): swap, then carry its lines from the old inode until it reopens".into(),
             None,
         )
+    } else if !p.lockers.is_empty() && !census.complete() {
+        (
+            Strategy::Swap,
+            format!(
+                "{} takes flock around each append (class B), but the census is incomplete ({}): an unseen writer may not take the lock, so swap, safe for every writer",
+                names(&p.lockers),
+                census.blind.join("; ")
+            ),
+            Some(format!(
+                "{} may keep writing into the rotated file after a swap: its lines reach the live path only at the next run. Run logkeeper where it sees every writer (as root in the app's PID namespace), or set strategy = \"in-place\" if every writer takes the lock",
+                names(&p.lockers)
+            )),
+        )
+    } else if !p.lockers.is_empty() && !unlocked.is_empty() {
+        (
+            Strategy::Swap,
+            format!(
+                "{} takes flock around each append (class B), but {} holds the log open and was not seen taking the lock (it may write without it): swap, safe for every writer",
+                names(&p.lockers),
+                names(&unlocked)
+            ),
+            Some(format!(
+                "{} may keep writing into the rotated file after a swap: its lines reach the live path only at the next run. If {} never writes the log, close its write fd; then in-place serves the flock writer",
+                names(&p.lockers),
+                names(&unlocked)
+            )),
+        )
     } else if !p.lockers.is_empty() {
         (
             Strategy::InPlace,
@@ -151,17 +191,23 @@ pub fn decide(
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
         return Ok(match mem {
-            Some(m) if m.strategy == "in-place" => (
-                Strategy::InPlace,
-                report(
+            Some(m)
+                if m.strategy == "in-place"
+                    && census.complete()
+                    && census.openers.iter().all(|o| m.lockers.contains(&o.pid)) =>
+            {
+                (
                     Strategy::InPlace,
-                    format!(
-                        "no writer wrote during the probe; as an earlier run found: {}",
-                        m.reason
+                    report(
+                        Strategy::InPlace,
+                        format!(
+                            "no writer wrote during the probe; as an earlier run found: {}",
+                            m.reason
+                        ),
+                        m.unserved,
                     ),
-                    m.unserved,
-                ),
-            ),
+                )
+            }
             Some(m) => (
                 Strategy::Swap,
                 report(
@@ -190,6 +236,7 @@ pub fn decide(
         strategy: s.as_str().into(),
         reason: reason.clone(),
         unserved: unserved.clone(),
+        lockers: p.lockers.iter().map(|o| o.pid).collect(),
     };
     if let Ok(json) = serde_json::to_vec(&mem)
         && let Err(e) = durable::atomic_write(&memory_path(state_dir), &json, 0o600)

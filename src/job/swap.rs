@@ -53,6 +53,11 @@ pub fn write_snapshot(
     threads: usize,
 ) -> Result<u64> {
     durable::copy_mode_and_owner(tmp.as_file(), tmp.path(), &c.meta)?;
+    // ACLs and other extended attributes too, so the app keeps its access.
+    crate::io::safe::copy_xattrs(&c.file, tmp.as_file()).map_err(|msg| Error::Unsafe {
+        path: c.log.clone(),
+        msg: format!("{msg}; nothing was changed: run as the log's owner or as root"),
+    })?;
     let segs = c.segments();
     let n = segments::write_segments(&segs, keep, &c.plan.newlines, tmp.as_file(), threads)
         .and_then(|n| crate::fail_io!("snapshot-write").map(|_| n))
@@ -155,7 +160,8 @@ pub fn append_late_and_tail(
         // A writer that finished the line and closed between the size read
         // and the census is not in it, but its bytes are: the file grew.
         let grew = c.file.metadata().ctx("stat log", &c.log)?.len() > size;
-        if !census.is_empty() || grew {
+        // A census that cannot see every process proves no writer absent.
+        if !census.is_empty() || !census.complete() || grew {
             end = fold::find_cut(&c.file, size)
                 .ctx("read log", &c.log)?
                 .max(c.cut);

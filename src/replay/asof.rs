@@ -374,7 +374,7 @@ pub fn replay_as_of(
         .len();
     let plan = fold::fold(&spec, &tmp, len, crate::job::compact::scan_threads())
         .ctx("read a temp file in", std::env::temp_dir())?;
-    r.malformed = plan.bad.len() as u64;
+    r.malformed = plan.bad_lines;
     r.lines_out = plan.lines_out(spec.is_keyed());
     fold::copy_ranges_nl(&tmp, &plan.keep, &plan.newlines, out)
         .map_err(|e| Error::io("write to", "stdout", e))?;

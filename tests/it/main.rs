@@ -11,6 +11,7 @@ mod compaction;
 mod config;
 mod crash;
 mod daemon;
+mod deploy;
 mod disk_faults;
 mod dry_run;
 mod growth;

@@ -12,7 +12,12 @@
 //! - [`Scanner::scan`] returns `Ok` iff the line is one JSON value with
 //!   optional surrounding whitespace and is valid UTF-8.
 //! - Duplicate object members: the last one wins, as in most JSON readers.
+mod index;
 mod lexer;
+mod stream;
+mod walk;
+
+pub use stream::LineValidator;
 
 use lexer::Cursor;
 pub use lexer::unescape;
@@ -146,7 +151,15 @@ fn unescape_pointer_token(raw: &str) -> Option<Vec<u8>> {
 #[derive(Default)]
 pub struct Scanner {
     stack: Vec<bool>,
+    /// The structural index of the line being scanned (stage 1).
+    pos: Vec<u32>,
+    /// Per 64-byte block of the line, its backslashes inside strings.
+    escapes: Vec<u64>,
 }
+
+/// A scanner keeps an index this large (entries) between lines; one made
+/// for a longer line is freed after it, so memory stays flat.
+const KEEP_INDEX: usize = 1 << 16;
 
 const OBJ: bool = true;
 const ARR: bool = false;
@@ -161,10 +174,76 @@ impl Scanner {
     /// Validate `line` and fill `out[slot]` with the span found at each
     /// pointer (`None` where the document has no such value).
     pub fn scan(&mut self, line: &[u8], ptrs: &Pointers, out: &mut [Option<Span>]) -> R<Kind> {
+        self.scan_utf8_known(line, ptrs, out, false)
+    }
+
+    /// [`Scanner::scan`] of a line the caller has already found to be
+    /// valid UTF-8 when `utf8_known` (the fold checks a whole buffer of
+    /// lines at once).
+    pub(crate) fn scan_utf8_known(
+        &mut self,
+        line: &[u8],
+        ptrs: &Pointers,
+        out: &mut [Option<Span>],
+        utf8_known: bool,
+    ) -> R<Kind> {
         debug_assert!(out.len() >= ptrs.len());
         for o in out.iter_mut() {
             *o = None;
         }
+        // The fast path: whole-line UTF-8 check, structural index, walk.
+        // It says only whether the line is valid; for an invalid one the
+        // byte lexer below finds the reason (malformed lines are rare).
+        if line.len() < u32::MAX as usize - 64
+            && (utf8_known || simdutf8::basic::from_utf8(line).is_ok())
+            && index::build(line, &mut self.pos, &mut self.escapes)
+        {
+            let walked = walk::Walk::new(line, &self.pos, &self.escapes).line(
+                &mut self.stack,
+                &ptrs.root,
+                out,
+            );
+            self.shrink();
+            if let Ok(kind) = walked {
+                return Ok(kind);
+            }
+        }
+        self.shrink();
+        for o in out.iter_mut() {
+            *o = None;
+        }
+        let slow = self.scan_bytes(line, ptrs, out);
+        debug_assert!(
+            slow.is_err(),
+            "the fast scan rejected a line the byte lexer accepts: {:?}",
+            String::from_utf8_lossy(line)
+        );
+        slow
+    }
+
+    /// The byte lexer alone, as the differential tests' second reference.
+    #[cfg(test)]
+    pub(crate) fn scan_by_bytes(
+        &mut self,
+        line: &[u8],
+        ptrs: &Pointers,
+        out: &mut [Option<Span>],
+    ) -> R<Kind> {
+        for o in out.iter_mut() {
+            *o = None;
+        }
+        self.scan_bytes(line, ptrs, out)
+    }
+
+    fn shrink(&mut self) {
+        if self.pos.capacity() > KEEP_INDEX {
+            self.pos = Vec::new();
+            self.escapes = Vec::new();
+        }
+    }
+
+    /// The byte lexer: one byte at a time, with the reason of a failure.
+    fn scan_bytes(&mut self, line: &[u8], ptrs: &Pointers, out: &mut [Option<Span>]) -> R<Kind> {
         // UTF-8 is checked inside strings as they are scanned (outside them
         // the grammar admits only ASCII). A line that fails for any reason
         // and is not UTF-8 reports that first, as a whole-line check would.
@@ -404,7 +483,7 @@ fn itoa_buf() -> [u8; 20] {
     [0; 20]
 }
 
-fn fmt_index(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
+pub(super) fn fmt_index(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -418,4 +497,4 @@ fn fmt_index(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

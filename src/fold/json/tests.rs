@@ -208,7 +208,7 @@ fn unescape_decodes_pairs_and_keeps_lone_surrogates_distinct() {
     assert_ne!(unescape(br"\ud800"), unescape(br"\ud801"));
 }
 
-fn json_value() -> impl Strategy<Value = String> {
+pub(crate) fn json_value() -> impl Strategy<Value = String> {
     let leaf = prop_oneof![
         Just("null".to_string()),
         Just("true".to_string()),

@@ -114,7 +114,7 @@ pub fn check(
         &bad,
         mode,
     )?);
-    out.quarantined = bad.len() as u64;
+    out.quarantined = plan.bad_lines + (cut < size) as u64;
     crate::failpoint!("segment-before-repair");
     let mut tmp = durable::temp_beside(&seg.path)?;
     durable::copy_mode_and_owner(tmp.as_file(), tmp.path(), &meta)?;

@@ -21,6 +21,9 @@ WRITER_PAUSE, seconds between lines (default 0.0005).
 import fcntl, json, os, random, subprocess, sys, time
 
 KEYS = 12
+# Seconds between lines; a longer pause (WRITER_PAUSE) leaves quiet gaps, as
+# a real app's bursts do.
+PAUSE = float(os.environ.get("WRITER_PAUSE", "0.0005"))
 cls, log, name, truth_path, stop = sys.argv[1:6]
 lk = sys.argv[6:8]
 rng = random.Random(hash(name) ^ os.getpid())
@@ -42,7 +45,6 @@ def line_for(key):
 
 
 journal = open(os.environ["WRITER_JOURNAL"], "a") if os.environ.get("WRITER_JOURNAL") else None
-pause = float(os.environ.get("WRITER_PAUSE", "0.0005"))
 fd = None
 if cls in "AB":
     fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -77,7 +79,7 @@ while not os.path.exists(stop):
     if journal:
         journal.write("%d %d %s %.6f\n" % (seq, key, "DEL" if truth[str(key)] is None else "SET", time.time()))
         journal.flush()
-    time.sleep(pause)
+    time.sleep(PAUSE)
 tmp = truth_path + ".tmp"
 with open(tmp, "w") as f:
     json.dump({"truth": truth, "lines": lines}, f)

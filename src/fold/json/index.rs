@@ -1,0 +1,410 @@
+//! Stage 1 of the fast scan: a structural index of one line, built 64 bytes
+//! at a time with bit tricks (the design of simdjson's stage 1).
+//!
+//! For each 64-byte block, five masks (one bit per byte) are computed with
+//! SIMD compares where the CPU has them: quotes, backslashes, control bytes,
+//! whitespace and the six structural characters. From those, with carries
+//! from block to block: which characters are escaped (odd runs of
+//! backslashes), which bytes are inside strings (a prefix XOR of the
+//! unescaped quotes), and where each scalar (number or literal) starts. The
+//! index is the sorted list of positions of every structural character
+//! outside strings, every unescaped quote (open and close, so a string is
+//! two consecutive entries) and every scalar start.
+//!
+//! The checks that need no grammar are done here, on whole masks: a control
+//! byte inside a string, an invalid escape, an unterminated string. UTF-8 is
+//! checked on the whole line by `simdutf8` (its own runtime CPU detection).
+//!
+//! Invariants: when [`build`] returns `true`, between two consecutive index
+//! entries outside a string there are only whitespace and the bytes of the
+//! scalar the first entry starts; a `"` entry at an even string position is
+//! always followed by the entry of its closing quote.
+
+/// One block's byte classes: bit `k` describes byte `k` of the block.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Masks {
+    pub(super) quote: u64,
+    pub(super) backslash: u64,
+    pub(super) control: u64,
+    pub(super) space: u64,
+    pub(super) op: u64,
+}
+
+/// The byte classes of the scalar fallback, as bits of a table entry.
+const Q: u8 = 1;
+const B: u8 = 2;
+const C: u8 = 4;
+const W: u8 = 8;
+const O: u8 = 16;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = C;
+        i += 1;
+    }
+    t[b' ' as usize] = W;
+    t[b'\t' as usize] |= W;
+    t[b'\n' as usize] |= W;
+    t[b'\r' as usize] |= W;
+    t[b'"' as usize] = Q;
+    t[b'\\' as usize] = B;
+    t[b'{' as usize] = O;
+    t[b'}' as usize] = O;
+    t[b'[' as usize] = O;
+    t[b']' as usize] = O;
+    t[b':' as usize] = O;
+    t[b',' as usize] = O;
+    t
+};
+
+/// The portable classifier: a table lookup per byte. Used where no SIMD
+/// path is compiled in (any target but x86-64), and as the reference the
+/// SIMD path is tested against.
+#[allow(dead_code)]
+fn masks_scalar(block: &[u8; 64]) -> Masks {
+    let mut m = Masks::default();
+    for (k, &b) in block.iter().enumerate() {
+        let c = CLASS[b as usize] as u64;
+        m.quote |= (c & Q as u64) << k;
+        m.backslash |= ((c & B as u64) >> 1) << k;
+        m.control |= ((c & C as u64) >> 2) << k;
+        m.space |= ((c & W as u64) >> 3) << k;
+        m.op |= ((c & O as u64) >> 4) << k;
+    }
+    m
+}
+
+/// SSE2 is part of the x86-64 baseline: every x86-64 CPU has it, so no
+/// runtime detection is needed for this path.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(super) fn masks(block: &[u8; 64]) -> Masks {
+    use std::arch::x86_64::*;
+    let mut m = Masks::default();
+    // SAFETY: SSE2 is always available on x86-64; each unaligned load reads
+    // 16 bytes at offset 0, 16, 32 or 48 of a 64-byte array.
+    unsafe {
+        let quote = _mm_set1_epi8(b'"' as i8);
+        let backslash = _mm_set1_epi8(b'\\' as i8);
+        let limit = _mm_set1_epi8(0x1f);
+        let space = _mm_set1_epi8(b' ' as i8);
+        let tab = _mm_set1_epi8(b'\t' as i8);
+        let lf = _mm_set1_epi8(b'\n' as i8);
+        let cr = _mm_set1_epi8(b'\r' as i8);
+        let lower = _mm_set1_epi8(0x20);
+        let open = _mm_set1_epi8(b'{' as i8); // '[' | 0x20 == '{'
+        let close = _mm_set1_epi8(b'}' as i8); // ']' | 0x20 == '}'
+        let colon = _mm_set1_epi8(b':' as i8);
+        let comma = _mm_set1_epi8(b',' as i8);
+        for i in 0..4 {
+            let v = _mm_loadu_si128(block.as_ptr().add(16 * i).cast());
+            let shift = 16 * i;
+            let q = _mm_movemask_epi8(_mm_cmpeq_epi8(v, quote)) as u16 as u64;
+            let b = _mm_movemask_epi8(_mm_cmpeq_epi8(v, backslash)) as u16 as u64;
+            // Unsigned v < 0x20 exactly when max(v, 0x1f) == 0x1f.
+            let c = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(v, limit), limit)) as u16 as u64;
+            let s = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, space), _mm_cmpeq_epi8(v, tab)),
+                _mm_or_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(v, cr)),
+            );
+            let s = _mm_movemask_epi8(s) as u16 as u64;
+            let vl = _mm_or_si128(v, lower);
+            let o = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(vl, open), _mm_cmpeq_epi8(vl, close)),
+                _mm_or_si128(_mm_cmpeq_epi8(v, colon), _mm_cmpeq_epi8(v, comma)),
+            );
+            let o = _mm_movemask_epi8(o) as u16 as u64;
+            m.quote |= q << shift;
+            m.backslash |= b << shift;
+            m.control |= c << shift;
+            m.space |= s << shift;
+            m.op |= o << shift;
+        }
+    }
+    m
+}
+
+/// The same masks with AVX2 (two 32-byte loads); only called where
+/// [`has_avx2`] said the CPU has it.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn masks_avx2(block: &[u8; 64]) -> Masks {
+    use std::arch::x86_64::*;
+    let mut m = Masks::default();
+    // SAFETY: the caller checked AVX2 at run time; each unaligned load reads
+    // 32 bytes at offset 0 or 32 of a 64-byte array.
+    unsafe {
+        let quote = _mm256_set1_epi8(b'"' as i8);
+        let backslash = _mm256_set1_epi8(b'\\' as i8);
+        let limit = _mm256_set1_epi8(0x1f);
+        let space = _mm256_set1_epi8(b' ' as i8);
+        let tab = _mm256_set1_epi8(b'\t' as i8);
+        let lf = _mm256_set1_epi8(b'\n' as i8);
+        let cr = _mm256_set1_epi8(b'\r' as i8);
+        let lower = _mm256_set1_epi8(0x20);
+        let open = _mm256_set1_epi8(b'{' as i8); // '[' | 0x20 == '{'
+        let close = _mm256_set1_epi8(b'}' as i8); // ']' | 0x20 == '}'
+        let colon = _mm256_set1_epi8(b':' as i8);
+        let comma = _mm256_set1_epi8(b',' as i8);
+        for i in 0..2 {
+            let v = _mm256_loadu_si256(block.as_ptr().add(32 * i).cast());
+            let shift = 32 * i;
+            let q = _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, quote)) as u32 as u64;
+            let b = _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, backslash)) as u32 as u64;
+            let c = _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_max_epu8(v, limit), limit)) as u32
+                as u64;
+            let sp = _mm256_or_si256(
+                _mm256_or_si256(_mm256_cmpeq_epi8(v, space), _mm256_cmpeq_epi8(v, tab)),
+                _mm256_or_si256(_mm256_cmpeq_epi8(v, lf), _mm256_cmpeq_epi8(v, cr)),
+            );
+            let vl = _mm256_or_si256(v, lower);
+            let o = _mm256_or_si256(
+                _mm256_or_si256(_mm256_cmpeq_epi8(vl, open), _mm256_cmpeq_epi8(vl, close)),
+                _mm256_or_si256(_mm256_cmpeq_epi8(v, colon), _mm256_cmpeq_epi8(v, comma)),
+            );
+            m.quote |= q << shift;
+            m.backslash |= b << shift;
+            m.control |= c << shift;
+            m.space |= (_mm256_movemask_epi8(sp) as u32 as u64) << shift;
+            m.op |= (_mm256_movemask_epi8(o) as u32 as u64) << shift;
+        }
+    }
+    m
+}
+
+/// Whether this CPU has AVX2 (and POPCNT, BMI1), asked once (std caches
+/// the answer).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(super) fn has_avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("popcnt")
+        && std::arch::is_x86_feature_detected!("bmi1")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+pub(super) fn has_avx2() -> bool {
+    false
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+pub(super) fn masks(block: &[u8; 64]) -> Masks {
+    masks_scalar(block)
+}
+
+const EVEN: u64 = 0x5555_5555_5555_5555;
+
+/// The characters escaped by a backslash (simdjson's algorithm): the byte
+/// after each odd-length run of backslashes. `carry` is 1 when the previous
+/// block ended in such a run.
+#[inline(always)]
+pub(super) fn escaped(backslash: u64, carry: &mut u64) -> u64 {
+    let backslash = backslash & !*carry;
+    let follows = backslash << 1 | *carry;
+    let odd_starts = backslash & !EVEN & !follows;
+    let (on_even, overflow) = odd_starts.overflowing_add(backslash);
+    *carry = overflow as u64;
+    (EVEN ^ (on_even << 1)) & follows
+}
+
+/// Bit `k` is the XOR of bits `0..=k`: 1 from an opening quote up to (not
+/// including) its closing quote.
+#[inline(always)]
+pub(super) fn prefix_xor(mut x: u64) -> u64 {
+    x ^= x << 1;
+    x ^= x << 2;
+    x ^= x << 4;
+    x ^= x << 8;
+    x ^= x << 16;
+    x ^= x << 32;
+    x
+}
+
+/// Whether `b` may follow a backslash in a JSON string.
+#[inline]
+pub(super) fn escape_ok(b: u8) -> bool {
+    matches!(
+        b,
+        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' | b'u'
+    )
+}
+
+/// Build the structural index of `line` into `pos`. Returns `false` when
+/// the line is certainly not valid JSON (a check that needs no grammar
+/// failed); `true` means only that the grammar walk may proceed.
+pub(super) fn build(line: &[u8], pos: &mut Vec<u32>, escapes: &mut Vec<u64>) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: AVX2 was detected at run time.
+        return unsafe { build_avx2(line, pos, escapes) };
+    }
+    build_with::<false>(line, pos, escapes)
+}
+
+/// Every AVX2 CPU (Haswell on) also has POPCNT and BMI1, which the bit
+/// loops use (`count_ones`, `trailing_zeros`); the check asks for all three.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,popcnt,bmi1")]
+unsafe fn build_avx2(line: &[u8], pos: &mut Vec<u32>, escapes: &mut Vec<u64>) -> bool {
+    build_with::<true>(line, pos, escapes)
+}
+
+/// [`build`] with a given block classifier; `escapes` gets, per block, the
+/// bits of the backslashes inside strings (so the walk can tell whether a
+/// string has escapes without reading it).
+#[inline(always)]
+fn build_with<const AVX2: bool>(line: &[u8], pos: &mut Vec<u32>, escapes: &mut Vec<u64>) -> bool {
+    pos.clear();
+    escapes.clear();
+    debug_assert!(line.len() < u32::MAX as usize);
+    // Worst case one entry per byte (e.g. "[[[["), plus a block of slack
+    // so entries can be written without a capacity check per bit.
+    pos.reserve(line.len() + 64 + 8);
+    let mut esc_carry = 0u64;
+    let mut in_str_carry = 0u64;
+    let mut scalar_carry = 0u64;
+    let mut at = 0usize;
+    let mut tail = [b' '; 64];
+    while at < line.len() {
+        let block: &[u8; 64] = match line.get(at..at + 64) {
+            Some(b) => b.try_into().unwrap(),
+            None => {
+                // The last, partial block, padded with spaces: whitespace
+                // ends a scalar and changes nothing else.
+                let n = line.len() - at;
+                tail[..n].copy_from_slice(&line[at..]);
+                tail[n..].fill(b' ');
+                &tail
+            }
+        };
+        #[cfg(target_arch = "x86_64")]
+        let m = if AVX2 {
+            // SAFETY: only `build_avx2` instantiates AVX2 = true, after the
+            // run-time check.
+            unsafe { masks_avx2(block) }
+        } else {
+            masks(block)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let m = masks(block);
+        // An optimisation barrier: without it LLVM folds the movemasks
+        // and the bit logic below into vectors of single bits and unpacks
+        // them bit by bit (callgrind: ~5x the instructions of this loop).
+        let m = std::hint::black_box(m);
+        let esc = if m.backslash | esc_carry == 0 {
+            0
+        } else {
+            escaped(m.backslash, &mut esc_carry)
+        };
+        let quote = m.quote & !esc;
+        let in_str = prefix_xor(quote) ^ in_str_carry;
+        in_str_carry = ((in_str as i64) >> 63) as u64;
+        if m.control & in_str != 0 {
+            return false;
+        }
+        let esc_in_str = esc & in_str;
+        if esc_in_str != 0 && !escapes_ok(line, block, at, esc_in_str) {
+            return false;
+        }
+        escapes.push(m.backslash & in_str);
+        // Scalar bytes: outside strings, not a quote, space or structural.
+        let scalar = !(m.op | m.space | m.quote | in_str);
+        let starts = scalar & !(scalar << 1 | scalar_carry);
+        scalar_carry = scalar >> 63;
+        let structural = (m.op & !in_str) | quote | starts;
+        push_bits(pos, at as u32, structural);
+        at += 64;
+    }
+    in_str_carry == 0
+}
+
+/// Check each escaped character of a block (bits of `esc`): one of the
+/// nine JSON escapes, and `\u` followed by four hex digits in the line.
+#[cold]
+fn escapes_ok(line: &[u8], block: &[u8; 64], at: usize, mut esc: u64) -> bool {
+    while esc != 0 {
+        let k = esc.trailing_zeros() as usize;
+        esc &= esc - 1;
+        let b = block[k];
+        if !escape_ok(b) {
+            return false;
+        }
+        if b == b'u' {
+            let p = at + k + 1;
+            match line.get(p..p + 4) {
+                Some(h) if h.iter().all(u8::is_ascii_hexdigit) => {}
+                _ => return false,
+            }
+        }
+    }
+    true
+}
+
+/// Append `base + k` for every set bit `k` of `bits`.
+#[inline(always)]
+fn push_bits(pos: &mut Vec<u32>, base: u32, mut bits: u64) {
+    let n = bits.count_ones() as usize;
+    let len = pos.len();
+    debug_assert!(pos.capacity() >= len + n.next_multiple_of(4));
+    // SAFETY: `build` reserved one entry per byte of the line plus a block
+    // and 8 of slack; each block adds at most one entry per byte of the
+    // line, and the loop below writes at most 3 entries past `n` (into the
+    // slack; `set_len` leaves them out). The first `n` entries are
+    // initialised before `set_len`.
+    unsafe {
+        let out = pos.as_mut_ptr().add(len);
+        let mut i = 0;
+        // Four at a time: fewer hard-to-predict loop exits (simdjson's
+        // trick); past the last bit the extra writes are ignored.
+        while i < n {
+            for j in 0..4 {
+                *out.add(i + j) = base.wrapping_add(bits.trailing_zeros());
+                bits &= bits.wrapping_sub(1);
+            }
+            i += 4;
+        }
+        pos.set_len(len + n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The SIMD classifier and the portable table agree on every byte.
+        #[test]
+        fn simd_and_scalar_byte_classes_agree(bytes in prop::collection::vec(any::<u8>(), 64)) {
+            let block: &[u8; 64] = bytes.as_slice().try_into().unwrap();
+            let (a, b) = (masks(block), masks_scalar(block));
+            let bits = |m: Masks| (m.quote, m.backslash, m.control, m.space, m.op);
+            prop_assert_eq!(bits(a), bits(b));
+            #[cfg(target_arch = "x86_64")]
+            if has_avx2() {
+                // SAFETY: AVX2 was detected at run time.
+                let c = unsafe { masks_avx2(block) };
+                prop_assert_eq!(bits(c), bits(b));
+            }
+        }
+    }
+
+    #[test]
+    fn escaped_characters_follow_odd_backslash_runs() {
+        let line = br#"\" \\" \\\" x"#;
+        let mut block = [b' '; 64];
+        block[..line.len()].copy_from_slice(line);
+        let m = masks_scalar(&block);
+        let mut carry = 0;
+        let e = escaped(m.backslash, &mut carry);
+        let got: Vec<usize> = (0..64).filter(|k| e >> k & 1 == 1).collect();
+        // `\"` escapes the quote at 1; `\\` escapes the backslash at 4;
+        // `\\\"` escapes the backslash at 8 and the quote at 10.
+        assert_eq!(got, vec![1, 4, 8, 10]);
+    }
+}
