@@ -22,6 +22,9 @@ Modes (one per run; the default is the side-by-side comparison):
                500 files plus validation and keyed compaction of the sealed
                rest in one timed run (wall, MB/s, peak RSS); then `status`
                and a run with nothing to do, each timed (target < 50 ms).
+  --verify     the verification before the swap (issue 16 D): its median
+               time and share of `sync now --force` on the standard log,
+               logkeeper only (the default mode prints it too).
   --bad-input  peak RSS of a run over 1 GB of malformed lines, and of a run
                over a log holding one 200 MB malformed line and one 200 MB
                valid line (issue 16 A.4; target < 64 MiB each).
@@ -298,7 +301,7 @@ def side_by_side(args, shared, binary, log, rounds, check_every_round=True, targ
                 t = run["stats"]["timings"]
                 win = (run["stats"].get("strategy") or {}).get("window") or {}
                 phases.append((t["scan_ms"], t["write_ms"], t["swap_ms"], run["stats"]["keys_live"],
-                               win.get("ms", 0.0)))
+                               win.get("ms", 0.0), t.get("verify_ms", 0.0), wall * 1e3))
             else:
                 wall, rss, msg = run_fold_py(shared, copy, d / "fold_py.out")
                 py.append((wall, rss))
@@ -340,6 +343,11 @@ def side_by_side(args, shared, binary, log, rounds, check_every_round=True, targ
     s, w, sw, keys, win = (med([p[i] for p in phases]) for i in range(5))
     print(f"logkeeper phases (median ms): scan {s:.0f}, write+fsync {w:.0f}, swap {sw:.1f}, "
           f"carry window {win:.1f} (no writer: its one census); keys live {keys:.0f}; fold_py.py: {kept}")
+    # Issue 16 D: the verification before the swap (part of write+fsync).
+    shares = [p[5] / p[6] for p in phases]
+    v_ms, v_share = med([p[5] for p in phases]), med(shares)
+    print(f"verify before swap (median): {v_ms:.1f} ms = {v_share * 100:.1f}% of the run's wall time "
+          f"(max {max(shares) * 100:.1f}%); median < 10%: {yes(v_share < 0.10)}")
     print(f"fold check: fold_py.py(logkeeper output) == fold_py.py(original), byte-identical, "
           f"{'every round' if check_every_round else 'round 1'}")
     print(f"load average before: {load_before}; after: {load_line()}")
@@ -383,6 +391,33 @@ def logkeeper_only(args, binary, log, rounds):
         med([m for _, m, _ in res]) / 1024,
         res[0][2]["stats"],
     )
+
+
+def verify_mode(args, shared, binary):
+    """Issue 16 D: the verification's share of `sync now --force` on the
+    standard log (logkeeper only, no fold_py.py, so it is quick)."""
+    log = gen_log(shared, STD["events"], STD["keys"])
+    work = cache_dir() / "work"
+    need_space(cache_dir(), log.stat().st_size * 2, "the copies")
+    rows = []
+    load_before = load_line()
+    for r in range(args.rounds or 5):
+        d = work / f"verify-{r}"
+        copy = fresh_copy(log, d, args)
+        wall, rss, run = run_logkeeper(binary, d, copy)
+        v = run["stats"]["verify"]
+        assert v["planned"] == v["on_disk"], v
+        rows.append((wall * 1e3, v["ms"]))
+        note(f"round {r + 1}: run {wall * 1e3:.0f} ms, verify {v['ms']:.1f} ms ({v['ms'] / (wall * 1e3) * 100:.1f}%)")
+        shutil.rmtree(d)
+    shutil.rmtree(work, ignore_errors=True)
+    shares = [v / w for w, v in rows]
+    print()
+    print(f"verify before swap on {log.name} ({log.stat().st_size / 1e6:.1f} MB, "
+          f"{run['stats']['keys_live']} live keys, {v['planned']['bytes'] / 1e6:.1f} MB snapshot), {len(rows)} rounds")
+    print(f"run wall (median): {med([w for w, _ in rows]):.0f} ms; verify (median): {med([v for _, v in rows]):.1f} ms "
+          f"= {med(shares) * 100:.1f}% (max {max(shares) * 100:.1f}%); median < 10%: {yes(med(shares) < 0.10)}")
+    print(f"load average before: {load_before}; after: {load_line()}")
 
 
 def scale(args, shared, binary):
@@ -885,6 +920,8 @@ def main():
     mode.add_argument("--status", action="store_true", help="status over 20 stores; idle daemon")
     mode.add_argument("--smoke", action="store_true", help="tiny log, 1 round, fold check (CI)")
     mode.add_argument("--segments", action="store_true", help="segmented store: 2,000 x 1 MiB, retention + compaction")
+    mode.add_argument("--verify", action="store_true",
+                      help="the verification before the swap: its share of a run's wall time (issue 16 D)")
     mode.add_argument("--bad-input", action="store_true",
                       help="peak RSS with 1 GB of malformed lines and with 200 MB lines")
     mode.add_argument("--visibility", action="store_true",
@@ -916,6 +953,8 @@ def main():
         bad_input(args, binary)
     elif args.late_memory:
         late_memory(args, binary)
+    elif args.verify:
+        verify_mode(args, shared, binary)
     elif args.visibility:
         visibility(args, binary)
     else:

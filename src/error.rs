@@ -267,6 +267,44 @@ pub enum Error {
     #[error("store {store:?}: {msg}")]
     WrongStoreKind { store: String, msg: &'static str },
 
+    /// A step after the exchange failed (EIO on a failing disk): unlike
+    /// every other failure of a run, the log *was* replaced (issue 16 B.11).
+    #[error(
+        "{}: {op} failed after the log was already replaced by its compacted file: {source}; the new log is complete and the old one is kept as {}; check the disk (dmesg), the next run finishes the clean-up",
+        log.display(), rotated.display()
+    )]
+    AfterSwap {
+        op: &'static str,
+        log: PathBuf,
+        rotated: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The new file read back from disk does not fold to the planned fold
+    /// (issue 16 D): a defect, caught before the swap; the log is unchanged.
+    #[error(
+        "{}: verify before swap failed: the new file does not fold to the planned fold (planned {}, on disk {}); the log is unchanged; {}; this is a bug of logkeeper or a failing disk: please report it with that file",
+        log.display(), verification.planned, verification.on_disk,
+        match &verification.kept {
+            Some(p) => format!("the new file is kept for diagnosis as {}", p.display()),
+            None => "the new file could not be kept for diagnosis".to_string(),
+        }
+    )]
+    VerifyFailed {
+        log: PathBuf,
+        verification: Box<crate::job::verify::Verification>,
+    },
+
+    /// SIGTERM or SIGINT stopped the run at a safe point before its swap
+    /// (issue 16 B.7); the log is unchanged.
+    #[error(
+        "interrupted by {signal} {step}: the run stopped there and the log is unchanged; run it again"
+    )]
+    Interrupted {
+        signal: &'static str,
+        step: &'static str,
+    },
     /// A name beside the log or in the state dir that another user could
     /// have planted, a directory they can write, or an owner the run cannot
     /// keep: refused before anything is changed (G8).
@@ -355,6 +393,9 @@ impl Error {
             | Error::WriteFailed { .. }
             | Error::QuarantineFailed { .. }
             | Error::RenameFailed { .. }
+            | Error::AfterSwap { .. }
+            | Error::VerifyFailed { .. }
+            | Error::Interrupted { .. }
             | Error::SegmentChanged { .. }
             | Error::Unsafe { .. } => ErrorClass::Failed,
         }

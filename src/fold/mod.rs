@@ -25,6 +25,7 @@ mod scan;
 pub mod segments;
 #[cfg(test)]
 mod tests;
+mod torn;
 
 pub use crate::io::ranges::{
     Range, copy_ranges, copy_ranges_nl, split_at_newlines, write_ranges_at,

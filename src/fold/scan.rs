@@ -449,11 +449,14 @@ const SALVAGE_TRIES: usize = 32;
 /// Where a complete JSON object starts inside a malformed line, if the line
 /// is a torn fragment followed by one (a writer that did not start a new
 /// line after another died mid-write). The longest valid suffix wins.
+/// None when the line could be one value cut short: then a suffix may be a
+/// value nested in it, not an event (issue 16 A.1, `torn.rs`).
 fn salvage_point(cls: &mut Classifier, line: &[u8]) -> Option<usize> {
-    memchr::memchr_iter(b'{', line)
+    let p = memchr::memchr_iter(b'{', line)
         .filter(|&p| p > 0)
         .take(SALVAGE_TRIES)
-        .find(|&p| cls.scanner.validate(&line[p..]).is_ok())
+        .find(|&p| cls.scanner.validate(&line[p..]).is_ok())?;
+    (!super::torn::could_be_one_torn_value(line)).then_some(p)
 }
 
 /// How many lines `range` of `file` holds: its `\n`s, plus one for a last

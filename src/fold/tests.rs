@@ -223,9 +223,10 @@ fn append_only_keeps_everything_but_malformed_lines() {
 
 #[test]
 fn event_glued_to_a_torn_fragment_is_salvaged() {
+    // The fragment stops after a key: no value can be nested there.
     let text = concat!(
         "{\"t\":\"A\",\"id\":1,\"v\":1}\n",
-        "{\"t\":\"A\",\"id\":{\"t\":\"A\",\"id\":2,\"v\":2}\n",
+        "{\"t\":\"A\",\"id\"{\"t\":\"A\",\"id\":2,\"v\":2}\n",
     );
     let (out, plan) = fold_text(&spec(), text, 1);
     assert_eq!(
@@ -237,8 +238,29 @@ fn event_glued_to_a_torn_fragment_is_salvaged() {
     let frag = &plan.bad[0].range;
     assert_eq!(
         &text[frag.start as usize..frag.end as usize],
-        "{\"t\":\"A\",\"id\":"
+        "{\"t\":\"A\",\"id\""
     );
+}
+
+/// Issue 16 A.1: a torn line that ends just after a nested object is one
+/// value cut short; its nested object (here an older event of key A/7) is
+/// not an event, and the line is quarantined whole. Fails on the code
+/// before the fix, which kept `prev` and sent A/7 back to "open".
+#[test]
+fn salvage_never_takes_a_nested_value() {
+    let text = concat!(
+        "{\"t\":\"A\",\"id\":7,\"state\":\"done\"}\n",
+        "{\"t\":\"A\",\"id\":8,\"prev\":{\"t\":\"A\",\"id\":7,\"state\":\"open\"}\n",
+        // The same ambiguity right after a `:` of the outer object.
+        "{\"t\":\"A\",\"id\":{\"t\":\"A\",\"id\":7,\"state\":\"open\"}\n",
+    );
+    for threads in [1, 3] {
+        let (out, plan) = fold_text(&spec(), text, threads);
+        assert_eq!(out, "{\"t\":\"A\",\"id\":7,\"state\":\"done\"}\n");
+        assert_eq!((plan.salvaged, plan.bad.len()), (0, 2));
+        let first = text.find('\n').unwrap() as u64 + 1;
+        assert_eq!(plan.bad[0].range.start, first, "the whole line leaves");
+    }
 }
 
 #[test]

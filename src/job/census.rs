@@ -216,53 +216,7 @@ mod linux {
             if pid == me || only.is_some_and(|o| !o.contains(&pid)) {
                 continue;
             }
-            let fd_dir = entry.path().join("fd");
-            let fds = match std::fs::read_dir(&fd_dir) {
-                Ok(fds) => fds,
-                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                    if may_write(pid, &owners) {
-                        census.unreadable += 1;
-                    }
-                    continue;
-                }
-                // Exited mid-walk, or a kernel thread.
-                Err(_) => continue,
-            };
-            let mut program = None;
-            for fd in fds.flatten() {
-                // stat (not lstat) follows the magic link to the open file.
-                let Ok(m) = std::fs::metadata(fd.path()) else {
-                    continue;
-                };
-                let Some(file) = targets.get(&(m.dev(), m.ino())) else {
-                    continue;
-                };
-                let Some(n) = fd.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-                    continue;
-                };
-                let Some(flags) = fd_flags(pid, n) else {
-                    continue;
-                };
-                let access = flags & libc::O_ACCMODE as u32;
-                if access != libc::O_WRONLY as u32 && access != libc::O_RDWR as u32 {
-                    continue;
-                }
-                let program = program
-                    .get_or_insert_with(|| {
-                        std::fs::read_to_string(entry.path().join("comm"))
-                            .map(|s| s.trim_end().to_string())
-                            .unwrap_or_else(|_| "?".into())
-                    })
-                    .clone();
-                census.openers.push(Opener {
-                    pid,
-                    program,
-                    file: file.clone(),
-                    fd: n,
-                    flags: describe(flags),
-                    append: flags & libc::O_APPEND as u32 != 0,
-                });
-            }
+            openers_of(pid, targets, &owners, &mut census);
         }
         census.openers.sort_by_key(|o| (o.pid, o.fd));
         if census.unreadable > 0 {
@@ -272,6 +226,92 @@ mod linux {
             ));
         }
         census
+    }
+
+    /// Add `pid`'s write-mode descriptors on `targets` to `census`.
+    pub(super) fn openers_of(
+        pid: u32,
+        targets: &HashMap<(u64, u64), PathBuf>,
+        owners: &[Option<(u32, u32, u32)>],
+        census: &mut Census,
+    ) {
+        let fd_dir = format!("/proc/{pid}/fd");
+        let fds = match std::fs::read_dir(&fd_dir) {
+            Ok(fds) => fds,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                if may_write(pid, owners) {
+                    census.unreadable += 1;
+                }
+                return;
+            }
+            // Exited mid-walk, or a kernel thread.
+            Err(_) => return,
+        };
+        let mut program = None;
+        for fd in fds.flatten() {
+            // stat (not lstat) follows the magic link to the open file.
+            let Ok(m) = std::fs::metadata(fd.path()) else {
+                continue;
+            };
+            let Some(file) = targets.get(&(m.dev(), m.ino())) else {
+                continue;
+            };
+            let Some(n) = fd.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Some(flags) = fd_flags(pid, n, (m.dev(), m.ino())) else {
+                continue;
+            };
+            let access = flags & libc::O_ACCMODE as u32;
+            if access != libc::O_WRONLY as u32 && access != libc::O_RDWR as u32 {
+                continue;
+            }
+            let program = program
+                .get_or_insert_with(|| {
+                    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                        .map(|s| s.trim_end().to_string())
+                        .unwrap_or_else(|_| "?".into())
+                })
+                .clone();
+            census.openers.push(Opener {
+                pid,
+                program,
+                file: file.clone(),
+                fd: n,
+                flags: describe(flags),
+                append: flags & libc::O_APPEND as u32 != 0,
+            });
+        }
+    }
+
+    /// The open flags of `pid`'s descriptor `fd`, which was just seen to
+    /// name the inode `target`: the `flags:` line of `/proc/<pid>/fdinfo/<fd>`
+    /// (octal). The process may close the fd and reuse its number for
+    /// another file between the stat and this read (bash's `>> log` on fd 1
+    /// does, many times a second; issue 16 B.6), so the flags count only if
+    /// the same read's `ino:` (Linux 5.14+) is the target's and the fd still
+    /// names the target after it; otherwise the fd is read again, a few
+    /// times, and then skipped (it no longer names the file).
+    fn fd_flags(pid: u32, fd: u32, target: (u64, u64)) -> Option<u32> {
+        let link = format!("/proc/{pid}/fd/{fd}");
+        let names_target = || std::fs::metadata(&link).is_ok_and(|m| (m.dev(), m.ino()) == target);
+        for _ in 0..8 {
+            if !names_target() {
+                return None;
+            }
+            let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).ok()?;
+            let field = |name: &str| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(str::trim)
+            };
+            let flags = u32::from_str_radix(field("flags:")?, 8).ok()?;
+            let same_ino = field("ino:").is_none_or(|i| i.parse() == Ok(target.1));
+            if same_ino && names_target() {
+                return Some(flags);
+            }
+        }
+        None
     }
 
     /// Whether a process whose descriptors cannot be read might write one
@@ -309,13 +349,6 @@ mod linux {
         })
     }
 
-    /// The `flags:` line of `/proc/<pid>/fdinfo/<fd>` (octal).
-    fn fd_flags(pid: u32, fd: u32) -> Option<u32> {
-        let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).ok()?;
-        let line = info.lines().find_map(|l| l.strip_prefix("flags:"))?;
-        u32::from_str_radix(line.trim(), 8).ok()
-    }
-
     fn describe(flags: u32) -> String {
         let access = flags & libc::O_ACCMODE as u32;
         let mut parts = vec![if access == libc::O_RDWR as u32 {
@@ -344,6 +377,7 @@ mod linux {
 mod tests {
     use super::*;
     use std::io::Write;
+    use std::os::unix::fs::MetadataExt;
     use std::process::{Command, Stdio};
 
     /// A child shell holds `file` open for appending on fd 3 until its stdin
@@ -398,5 +432,45 @@ mod tests {
             c.wait().unwrap();
         }
         assert!(take(&[&rotated]).is_empty());
+    }
+
+    /// Issue 16 B.6: a bash loop doing `echo … >> log` with its stdout on a
+    /// file opened without `O_APPEND` moves fd 1 between the two many times
+    /// a second. A census that stats `/proc/PID/fd/1` (the log) and then
+    /// reads the flags of what fd 1 is *now* (the stdout) reports a false
+    /// positional writer. Thousands of censuses against the loop must never
+    /// see the log open without `O_APPEND`. (It hit within a few thousand
+    /// before the fix; the count is fixed, not a time budget.)
+    #[test]
+    fn census_never_mistakes_a_reused_fd_for_a_positional_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("events.jsonl");
+        let out = dir.path().join("stdout");
+        std::fs::write(&log, b"").unwrap();
+        let mut child = Command::new("bash")
+            .arg("-c")
+            .arg(r#"while [ -e "$1" ]; do echo '{}' >> "$1"; done"#)
+            .arg("bash")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .spawn()
+            .unwrap();
+        let mut seen = 0;
+        let m = std::fs::metadata(&log).unwrap();
+        let targets = HashMap::from([((m.dev(), m.ino()), log.clone())]);
+        for _ in 0..20_000 {
+            // The census's walk of one process: the walk of all of /proc
+            // would make the same check a hundred times slower.
+            let mut census = Census::default();
+            linux::openers_of(child.id(), &targets, &[], &mut census);
+            for o in census.of(&log) {
+                seen += 1;
+                assert!(o.append, "a false positional writer: {o:?}");
+            }
+        }
+        std::fs::remove_file(&log).unwrap();
+        child.wait().unwrap();
+        assert!(seen > 0, "the census never saw the loop's writes");
     }
 }

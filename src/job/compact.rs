@@ -20,7 +20,7 @@ use crate::job::census::Census;
 use crate::job::cut::Cut;
 use crate::job::late::{self, Generation, LateWrites, Watch};
 use crate::job::record::Stats;
-use crate::job::swap;
+use crate::job::{interrupt, swap, verify};
 use crate::ops::progress::{self, Phase};
 
 fn ms(since: Instant) -> f64 {
@@ -177,6 +177,7 @@ pub fn compact(
     let t_scan = Instant::now();
     progress::begin(Phase::Scan, fs::metadata(&store.log).map_or(0, |m| m.len()));
     let mut c = Cut::take(store, Some(state))?;
+    interrupt::check("after reading the log")?;
     let spec = FoldSpec::for_store(store)?;
     let late_in_fold = c.late_bytes();
     // Malformed late lines (quarantined from their rotated file).
@@ -240,6 +241,18 @@ pub fn compact(
     progress::begin(Phase::Write, snapshot_bytes);
     let mut tmp = durable::temp_beside(&c.log)?;
     let snapshot = swap::write_snapshot(&c, &keep, &tmp, scan_threads())?;
+    let segs = c.segments();
+    let plan = verify::Planned {
+        keys: c.plan.keys_live,
+        spec: &spec,
+        segs: &segs,
+        keep: &keep,
+        newlines: &c.plan.newlines,
+    };
+    let verified = verify::snapshot(&plan, &tmp, snapshot, &c.log, state_dir)?;
+    stats.timings.verify_ms = verified.ms;
+    stats.verify = Some(verified);
+    interrupt::check("after writing the new file")?;
     stats.quarantine_file = swap::quarantine_bad(&c).map_err(|e| Error::QuarantineFailed {
         log: c.log.clone(),
         source: Box::new(e),
@@ -249,6 +262,8 @@ pub fn compact(
     let t_swap = Instant::now();
     progress::begin(Phase::Swap, 0);
     crate::failpoint!("before-swap-lock");
+    // The last safe point: from the writers' lock on, the swap finishes.
+    interrupt::check("before the swap")?;
     swap::lock_and_verify(&c)?;
     let swapped = (|| {
         let appended = if rotate {

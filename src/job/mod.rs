@@ -19,6 +19,7 @@ pub mod cut;
 pub mod dryrun;
 pub mod growth;
 pub mod inplace;
+pub mod interrupt;
 pub mod late;
 pub mod lock;
 pub mod quarantine;
@@ -29,6 +30,7 @@ pub mod segmented;
 pub mod strategy;
 pub mod swap;
 mod trigger;
+pub mod verify;
 
 pub use trigger::Trigger;
 
@@ -178,13 +180,36 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
         Err(Error::Busy { holder, lock, .. }) => Ok(Done::busy(&holder, &lock, opts)),
         Err(e) => Err(e),
     };
+    let result = match result {
+        Err(e) => Err(interrupt::explain(e)),
+        Ok(mut d) => {
+            if let Some(signal) = interrupt::received() {
+                // Past its last safe point: the run finished its work.
+                let note = format!(
+                    "interrupted by {signal} after its last safe point: the run finished first"
+                );
+                d.reason = Some(match d.reason.take() {
+                    Some(r) => format!("{r}; {note}"),
+                    None => note,
+                });
+            }
+            Ok(d)
+        }
+    };
     let (done, error) = match result {
         Ok(d) => (d, None),
         Err(e) => (
             Done {
                 outcome: Outcome::Error,
                 reason: None,
-                stats: refusal_stats(&e),
+                stats: Stats {
+                    // A failed verification's digests go in the record.
+                    verify: match &e {
+                        Error::VerifyFailed { verification, .. } => Some((**verification).clone()),
+                        _ => None,
+                    },
+                    ..refusal_stats(&e)
+                },
                 success: false,
                 baseline: false,
             },
@@ -301,6 +326,7 @@ fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::
     let log = compact::resolve_log(&store.log)?;
     let state_dir = paths.store_state(&store.name);
     let recovered = recover::recover(&log, &state_dir)?;
+    interrupt::check("after cleaning up")?;
     let live = std::fs::metadata(&log).ctx("stat log", &log)?;
     check_state_file(&late::state_path(&state_dir))?;
     let (mut late_state, leftover) = late::load(&state_dir, &log, &live);
@@ -314,6 +340,7 @@ fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::
 
     refuse_broken_watches(&state_dir, &late_state)?;
     refuse_unsafe_writers(store, &log)?;
+    interrupt::check("before compacting")?;
     let compacted = replace_log(store, &log, &state_dir, &late_state)?;
     let mut stats = compacted.stats;
     stats.recovered = recovered;

@@ -8,13 +8,20 @@
 //!
 //! Invariants:
 //! - Entries are appended and fsynced *before* the log is swapped, so a crash
-//!   never loses a line; an entry whose source, offset and bytes are already
-//!   in the file (left by a run that died before its swap) is not repeated.
+//!   never loses a line; an entry whose source generation, offset and bytes
+//!   are already in the file (left by a run that died before its swap) is
+//!   not repeated.
+//! - An entry names the generation of its source (`dev`, `ino` and, where
+//!   the filesystem records it, `born`: the inode's birth time), not only
+//!   its path: the same bytes at the same offset of a *new* log (after a
+//!   swap) are another line and are quarantined again (issue 16 A.2). An
+//!   entry of an older version, without a generation, matches nothing: at
+//!   worst a line is quarantined twice, never dropped.
 //! - The file is created with the log's mode, never more readable.
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -33,10 +40,35 @@ pub struct Entry {
     pub length: u64,
     pub reason: String,
     pub quarantined_at: DateTime<Utc>,
+    /// The source's generation (see the module doc).
+    #[serde(flatten)]
+    pub generation: Generation,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub line: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub line_base64: Option<String>,
+}
+
+/// Which file an offset refers to: the inode (and its birth time, since an
+/// inode number is reused once its file is deleted) that held the line.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Generation {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dev: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ino: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub born: Option<DateTime<Utc>>,
+}
+
+impl Generation {
+    fn of(meta: &std::fs::Metadata) -> Generation {
+        Generation {
+            dev: Some(meta.dev()),
+            ino: Some(meta.ino()),
+            born: meta.created().ok().map(DateTime::<Utc>::from),
+        }
+    }
 }
 
 impl Entry {
@@ -76,7 +108,8 @@ pub fn append(log: &Path, source: &Path, src: &File, bad: &[Bad], mode: u32) -> 
     // A run that failed or died after quarantining but before its swap left
     // these same lines at the same offsets: an entry with the same offset
     // and bytes already preserves the line, so it is not written again.
-    let existing = already_quarantined(&qpath, source, bad)?;
+    let generation = Generation::of(&src.metadata().ctx("stat", source)?);
+    let existing = already_quarantined(&qpath, source, &generation, bad)?;
     let f = crate::io::safe::open_beside(&qpath, crate::io::safe::Access::Append(mode & 0o666))
         .ctx("open for appending", &qpath)?;
     // Files beside the log belong to the log's owner (G8).
@@ -98,6 +131,7 @@ pub fn append(log: &Path, source: &Path, src: &File, bad: &[Bad], mode: u32) -> 
         source,
         src,
         now: Utc::now(),
+        generation,
         existing,
     };
     let written = crate::fail_io!("quarantine-write")
@@ -131,6 +165,7 @@ struct Entries<'a> {
     source: &'a Path,
     src: &'a File,
     now: DateTime<Utc>,
+    generation: Generation,
     existing: std::collections::HashSet<(u64, u64, u64)>,
 }
 
@@ -210,6 +245,7 @@ impl Entries<'_> {
             length: line_len,
             reason: reason.to_string(),
             quarantined_at: self.now,
+            generation: self.generation.clone(),
             line: text,
             line_base64: b64,
         };
@@ -271,6 +307,7 @@ impl Entries<'_> {
             length: len,
             reason: reason.to_string(),
             quarantined_at: self.now,
+            generation: self.generation.clone(),
             line: None,
             line_base64: None,
         };
@@ -358,6 +395,7 @@ fn hash(bytes: &[u8]) -> u64 {
 fn already_quarantined(
     qpath: &Path,
     source: &Path,
+    generation: &Generation,
     bad: &[Bad],
 ) -> Result<std::collections::HashSet<(u64, u64, u64)>> {
     use std::io::BufRead;
@@ -393,7 +431,7 @@ fn already_quarantined(
         let Some(e) = serde_json::from_slice::<Entry>(line.trim_ascii_end()).ok() else {
             continue;
         };
-        if e.source == source && inside(e.offset) {
+        if e.source == source && e.generation == *generation && inside(e.offset) {
             let bytes = e.bytes();
             found.insert((e.offset, bytes.len() as u64, hash(&bytes)));
         }

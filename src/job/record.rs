@@ -73,6 +73,13 @@ pub struct Timings {
     pub swap_ms: f64,
     #[serde(serialize_with = "ms")]
     pub prune_ms: f64,
+    /// Of `write_ms`: the verification before the swap (issue 16 D).
+    #[serde(skip_serializing_if = "is_zero_f64")]
+    pub verify_ms: f64,
+}
+
+fn is_zero_f64(n: &f64) -> bool {
+    *n == 0.0
 }
 
 /// A millisecond figure rounded to the microsecond, so `--json` shows
@@ -145,6 +152,11 @@ pub struct Stats {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub free_space_unchecked: bool,
     pub timings: Timings,
+    /// The verification before the swap (issue 16 D): the digests of the
+    /// planned fold and of the new file read back; on a failed run, the
+    /// mismatch and where the new file was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<crate::job::verify::Verification>,
     /// Segmented stores only: the directory, prunes, health, compaction.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segments: Option<crate::job::segmented::SegmentStats>,

@@ -10,7 +10,8 @@
 //!
 //! Only temp-prefixed names and rotated links to the live inode are
 //! removed, never a file with data found nowhere else; the caller holds the
-//! store lock, so no live run owns them. The late-write state needs no
+//! store lock (and, for the state dir, the records lock), so no live run
+//! owns them. The late-write state needs no
 //! repair: `late::load` picks the prepared or the committed state by the
 //! live log's inode.
 
@@ -18,12 +19,24 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Result;
 use crate::io::durable;
+use crate::job::record::StoreState;
 use crate::job::rotation;
 
 /// Remove the leftovers; returns what was removed.
 pub fn recover(log: &Path, state_dir: &Path) -> Result<Vec<PathBuf>> {
+    crate::failpoint!("before-recover");
     let mut recovered = durable::remove_stale_temps(log)?;
     recovered.extend(rotation::remove_live_links(log)?);
+    // The records lock: a run that found the store busy writes its record
+    // (through a temp file here) under that lock only, not under the store
+    // lock this run holds; its live temp file must not be taken for a
+    // leftover (issue 16 B.5). A temp file found under both locks belongs
+    // to no live run.
+    let _records = if state_dir.is_dir() {
+        Some(StoreState::new(state_dir.to_path_buf()).lock_records()?)
+    } else {
+        None
+    };
     if let Ok(entries) = std::fs::read_dir(state_dir) {
         let mut any = false;
         for e in entries.flatten() {

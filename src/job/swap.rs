@@ -226,7 +226,7 @@ pub fn exchange(
         }
     };
     crate::fail_io!("rename").map_err(failed)?;
-    match rename_exchange(&tmp_path, &c.log) {
+    let removed = match rename_exchange(&tmp_path, &c.log) {
         Ok(true) => {
             let out = fs::metadata(&tmp_path).ctx("stat", &tmp_path)?;
             if out.ino() != c.meta.ino() || out.dev() != c.meta.dev() {
@@ -240,19 +240,43 @@ pub fn exchange(
             }
             crate::failpoint!("after-rename");
             // The temp name now holds the old inode, which the rotated name
-            // keeps: dropping `tmp` removes only that extra name.
-            drop(tmp);
+            // keeps: removing it removes only that extra name. A failure is
+            // harmless to the data (the next run removes the name) but is a
+            // sign of a failing disk, and the log is already replaced.
+            match crate::fail_io!("unlink-old-temp") {
+                Ok(()) => tmp.close(),
+                Err(e) => {
+                    // As a real failed unlink would: the name stays.
+                    let _ = tmp.into_temp_path().keep();
+                    Err(e)
+                }
+            }
         }
         Ok(false) => {
             tmp.persist(&c.log).map_err(|e| failed(e.error))?;
             crate::failpoint!("after-rename");
+            Ok(())
         }
         Err(e) => return Err(failed(e)),
-    }
+    };
     swapped()?;
-    durable::fsync_dir(durable::parent_dir(&c.log))?;
+    // The exchange is made durable before a failed unlink is told.
+    let synced = crate::fail_io!("dir-fsync-after-swap")
+        .and_then(|_| File::open(durable::parent_dir(&c.log)))
+        .and_then(|d| d.sync_all());
+    removed.map_err(|e| after_swap("remove the old log's temp name", c, rotated, e))?;
+    synced.map_err(|e| after_swap("fsync of the log's directory", c, rotated, e))?;
     crate::failpoint!("after-dir-fsync");
     Ok(())
+}
+
+fn after_swap(op: &'static str, c: &Cut, rotated: &Path, source: std::io::Error) -> Error {
+    Error::AfterSwap {
+        op,
+        log: c.log.clone(),
+        rotated: rotated.to_path_buf(),
+        source,
+    }
 }
 
 /// Atomically exchange two names. `Ok(false)` where the system or the
@@ -302,6 +326,7 @@ pub(crate) fn lock_writers(file: &File, log: &Path) -> Result<()> {
         match file.try_lock() {
             Ok(()) => return Ok(()),
             Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                crate::job::interrupt::check("while waiting for the writers' lock")?;
                 std::thread::sleep(std::time::Duration::from_millis(2));
             }
             Err(std::fs::TryLockError::WouldBlock) => {

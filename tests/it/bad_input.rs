@@ -4,6 +4,7 @@
 
 use crate::common::*;
 use logkeeper::job::quarantine::Entry;
+use std::io::Write;
 
 /// Sync a keyed store (`/t` + `/id`, op `/op`, delete `DEL`) over `log`
 /// bytes; return the new log, the quarantine entries and the run record.
@@ -207,6 +208,87 @@ fn torn_last_line_stays_in_the_tail() {
     assert_eq!(rec["stats"]["tail_bytes"], 11);
 }
 
+/// Issue 16 A.1: a torn line that ends just after a nested object (its
+/// last `}` missing) is quarantined whole; its `prev` object is not an
+/// event, so Task 7 stays "done" in `replay` and in the compacted log.
+/// Before the fix `prev` was salvaged and Task 7 went back to "open".
+#[test]
+fn salvage_never_takes_a_nested_value() {
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    let open = r#"{"change_type":"SET","item_type":"Task","item":{"id":7,"state":"open"}}"#;
+    let done = r#"{"change_type":"SET","item_type":"Task","item":{"id":7,"state":"done"}}"#;
+    let torn =
+        format!(r#"{{"change_type":"SET","item_type":"Task","item":{{"id":8}},"prev":{open}"#);
+    std::fs::write(
+        &log,
+        lines(&[open.as_bytes(), done.as_bytes(), torn.as_bytes()]),
+    )
+    .unwrap();
+    env.keyed_store("m", &log);
+    let task7 = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.contains(r#""id":7"#))
+            .map(str::to_string)
+            .collect()
+    };
+    let replayed = env.lk(["replay", "m"]).status(0).stdout();
+    assert_eq!(
+        task7(&replayed),
+        vec![done.to_string()],
+        "replay: {replayed}"
+    );
+    let rec = env
+        .lk(["sync", "now", "--force", "--json"])
+        .status(0)
+        .json()["runs"][0]
+        .clone();
+    assert_eq!(std::fs::read(&log).unwrap(), lines(&[done.as_bytes()]));
+    assert_eq!(rec["stats"]["salvaged"], 0);
+    let q = logkeeper::job::quarantine::read(&env.path("events.jsonl.quarantine")).unwrap();
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].bytes(), torn.as_bytes(), "the whole torn line leaves");
+}
+
+/// Issue 16 A.2: the same malformed bytes at the same offset of a *new*
+/// log (after a swap) are another line: quarantined again, with the
+/// generation (inode) they came from. Before the fix the second run said
+/// "1 quarantined" but dropped the line as a duplicate of the first.
+#[test]
+fn repeat_malformed_line_is_quarantined_per_generation() {
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    env.keyed_store("m", &log);
+    let q = env.path("events.jsonl.quarantine");
+    let mut inodes = Vec::new();
+    for run in 1..=2u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap()
+            .write_all(b"not json\n")
+            .unwrap();
+        inodes.push(std::fs::metadata(&log).unwrap().ino());
+        let rec = env
+            .lk(["sync", "now", "--force", "--json"])
+            .status(0)
+            .json()["runs"][0]
+            .clone();
+        assert_eq!(rec["stats"]["quarantined"], 1, "run {run}");
+        assert_eq!(std::fs::read(&log).unwrap(), b"", "run {run}");
+        let entries = logkeeper::job::quarantine::read(&q).unwrap();
+        assert_eq!(
+            entries.len() as u64,
+            run,
+            "every bad line is in the quarantine"
+        );
+        let last = entries.last().unwrap();
+        assert_eq!((last.offset, last.bytes()), (0, b"not json".to_vec()));
+        assert_eq!(last.generation.ino, Some(inodes[run as usize - 1]));
+    }
+}
 /// Run `logkeeper ARGS` in `env` and return its exit code and peak RSS
 /// (KiB). The binary is started by a small python3 process that reports
 /// its children's `ru_maxrss`: a child forked straight from this large,

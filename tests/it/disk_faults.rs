@@ -140,3 +140,43 @@ fn an_unusable_state_dir_fails_the_run_before_the_log_is_touched() {
     assert!(rotated(&log).is_empty(), "rotated: {:?}", rotated(&log));
     assert!(temps(&log).is_empty());
 }
+
+/// Issue 16 B.11: an EIO after the exchange (unlinking the old log's temp
+/// name, or the directory fsync) fails the run and says the log was
+/// already replaced, not that it is unchanged; the new log is complete
+/// (its fold is the old one's) and the next run finishes the clean-up.
+/// Before the fix the unlink's error was dropped (exit 0) and the fsync's
+/// said only "fsync directory …: Input/output error".
+#[cfg(feature = "failpoints")]
+#[test]
+fn eio_after_the_swap_says_the_log_was_already_replaced() {
+    for point in ["unlink-old-temp:EIO", "dir-fsync-after-swap:EIO"] {
+        let (env, log, before) = setup();
+        let err = env
+            .lk(["sync", "now", "--force"])
+            .env("LOGKEEPER_FAILPOINT", point)
+            .status(1)
+            .stderr_has("Input/output error")
+            .stderr_has("already replaced")
+            .stderr();
+        assert!(!err.contains("is unchanged"), "{point}: {err}");
+        assert_eq!(fold_file(&log), reference_fold(&before), "{point}");
+        assert_eq!(rotated(&log).len(), 1, "{point}: the old log is kept");
+        let st = env.lk(["status", "--json"]).status(1).json();
+        let recorded = st["stores"][0]["last_run"]["error"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(recorded.contains("already replaced"), "{point}: {recorded}");
+        let left = temps(&log);
+        let rec = env
+            .lk(["sync", "now", "--force", "--json"])
+            .status(0)
+            .json()["runs"][0]
+            .clone();
+        assert!(temps(&log).is_empty(), "{point}");
+        let recovered = rec["stats"]["recovered"].as_array().unwrap().len();
+        assert_eq!(recovered, left.len(), "{point}: {rec}");
+        assert_eq!(fold_file(&log), reference_fold(&before), "{point}");
+    }
+}

@@ -1,7 +1,10 @@
 //! G5 single flight: the `<log>.lock` file, busy exits, waiting, racing runs.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
 
 use crate::common::*;
 
@@ -195,4 +198,70 @@ fn missing_log_directory_is_named_with_what_to_do() {
     env.lk(["status", "a"])
         .status(1)
         .stdout_has("does not exist");
+}
+
+/// Issue 16 B.5: a manual run that finds the store busy writes its record
+/// (through a temp file in the state dir) under the records lock only,
+/// while the holder's clean-up of crashed runs' temp files works under the
+/// store lock. The busy run is paused with its record's temp file on disk
+/// and the holder let into its clean-up: the temp file must survive, the
+/// busy run exit 75, and the holder claim no leftover. Before the fix the
+/// holder deleted it ("removed … left by an interrupted run") and the busy
+/// run exited 1 ("the run record could not be written").
+#[cfg(feature = "failpoints")]
+#[test]
+fn busy_run_exits_75_while_holder_recovers() {
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    gen_log(&log, 2_000, 200, 0, false);
+    env.keyed_store("m", &log);
+    env.lk(["sync", "now", "--force"]).status(0);
+    let (hold_flag, busy_flag) = (env.path("holder-paused"), env.path("busy-paused"));
+    let mut holder = env
+        .lk(["sync", "now", "--force"])
+        .paused("before-recover", &hold_flag);
+    let mut busy = env
+        .lk(["sync", "now"])
+        .paused("atomic-write-before-rename", &busy_flag);
+    let state = env.state().join("stores/m");
+    let temps = || files_with_prefix(&state, ".last-run.json.lk-tmp.");
+    assert_eq!(temps().len(), 1, "the busy run's record is mid-write");
+    std::fs::remove_file(&hold_flag).unwrap();
+    // The holder goes on until it needs the records lock the busy run holds:
+    // in its clean-up (fixed) or, before the fix, at its own record.
+    wait_for(
+        "the holder to wait for the records lock",
+        Duration::from_secs(30),
+        || blocked_on_a_lock(holder.id()),
+    );
+    assert_eq!(
+        temps().len(),
+        1,
+        "the holder removed the busy run's temp file"
+    );
+    std::fs::remove_file(&busy_flag).unwrap();
+    let busy_status = wait_exit(&mut busy, Duration::from_secs(30));
+    let holder_status = wait_exit(&mut holder, Duration::from_secs(60));
+    let mut err = String::new();
+    busy.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(busy_status.code(), Some(75), "{err}");
+    let mut herr = String::new();
+    holder
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut herr)
+        .unwrap();
+    assert_eq!(holder_status.code(), Some(0), "{herr}");
+    assert!(!herr.contains("left by an interrupted run"), "{herr}");
+    let outcomes: Vec<Value> = env
+        .history("m")
+        .iter()
+        .map(|r| r["outcome"].clone())
+        .collect();
+    assert_eq!(outcomes[1..], [json!("busy"), json!("ok")], "{outcomes:?}");
 }

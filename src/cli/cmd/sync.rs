@@ -85,6 +85,9 @@ pub fn run(paths: &Paths, cmd: &SyncCmd) -> anyhow::Result<u8> {
         wait: args.wait,
         force: args.force,
     };
+    // SIGTERM (systemd stopping a timer's job) or SIGINT stops a run at
+    // its next safe point, recorded, instead of killing it silently.
+    logkeeper::job::interrupt::install();
     let show_progress = crate::cli::progress::wanted(args.json);
     let mut runs = Vec::with_capacity(stores.len());
     for store in stores {
@@ -95,6 +98,10 @@ pub fn run(paths: &Paths, cmd: &SyncCmd) -> anyhow::Result<u8> {
             print_run(&rec);
         }
         runs.push(rec);
+        if logkeeper::job::interrupt::received().is_some() {
+            // The stores after this one are not started.
+            break;
+        }
     }
     if let Some(path) = args.metrics_file.as_ref().or(config.metrics_file.as_ref()) {
         // The runs stand whatever happens to the metrics file.
@@ -102,7 +109,15 @@ pub fn run(paths: &Paths, cmd: &SyncCmd) -> anyhow::Result<u8> {
             eprintln!("logkeeper: warning: {e}");
         }
     }
-    let code = crate::cli::exit::of_runs(&runs, refused.len());
+    let mut code = crate::cli::exit::of_runs(&runs, refused.len());
+    if let Some(signal) = logkeeper::job::interrupt::received() {
+        eprintln!(
+            "logkeeper: interrupted by {signal}; each run stopped at a safe point and recorded itself"
+        );
+        if code == 0 {
+            code = 1;
+        }
+    }
     if args.json {
         outln!(
             "{}",

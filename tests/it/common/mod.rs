@@ -171,6 +171,22 @@ impl Run {
         d
     }
 
+    /// Spawn with the failpoint pause at `point` (feature `failpoints`):
+    /// the run creates `flag` there and waits until the test removes it.
+    /// Returns once the run is paused.
+    pub fn paused(self, point: &str, flag: &Path) -> Child {
+        let child = self
+            .env("LOGKEEPER_PAUSE", point)
+            .env("LOGKEEPER_PAUSE_FILE", flag)
+            .spawn();
+        wait_for(
+            &format!("the run to pause at {point}"),
+            std::time::Duration::from_secs(30),
+            || flag.exists(),
+        );
+        child
+    }
+
     pub fn spawn(mut self) -> Child {
         self.cmd
             .stdout(Stdio::piped())
@@ -326,6 +342,16 @@ pub fn wait_for(what: &str, timeout: std::time::Duration, mut cond: impl FnMut()
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+/// Whether process `pid` is blocked waiting for a file lock (a `->` line
+/// of `/proc/locks` names it).
+pub fn blocked_on_a_lock(pid: u32) -> bool {
+    std::fs::read_to_string("/proc/locks")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("->"))
+        .any(|l| l.split_whitespace().nth(5) == Some(pid.to_string().as_str()))
 }
 
 /// Send signal `sig` to process `pid`.
