@@ -88,8 +88,13 @@ fn assert_quiet_end(done: &std::process::Output) {
 fn status_and_store_list_into_a_closed_pipe_end_quietly() {
     let env = Env::new();
     for i in 0..3 {
-        env.keyed_store(&format!("s{i}"), &env.path(&format!("s{i}.jsonl")));
+        let log = env.path(&format!("s{i}.jsonl"));
+        std::fs::write(&log, "{\"id\":1}\n").unwrap();
+        env.keyed_store(&format!("s{i}"), &log);
     }
+    // Every store healthy, so `status` exits 0 whether it finished writing
+    // before the reader went away or met the closed pipe.
+    env.lk(["sync", "now", "--all", "--force"]).status(0);
     for args in [&["status"][..], &["store", "list"], &["status", "--json"]] {
         let mut child = env
             .cmd()
