@@ -446,12 +446,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("events.jsonl");
         let out = dir.path().join("stdout");
+        // The loop stops when `stop` exists: testing the log itself would
+        // race, as `>>` recreates a log removed between the test and it.
+        let stop = dir.path().join("stop");
         std::fs::write(&log, b"").unwrap();
         let mut child = Command::new("bash")
             .arg("-c")
-            .arg(r#"while [ -e "$1" ]; do echo '{}' >> "$1"; done"#)
+            .arg(r#"while [ ! -e "$2" ]; do echo '{}' >> "$1"; done"#)
             .arg("bash")
             .arg(&log)
+            .arg(&stop)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&out).unwrap())
             .spawn()
@@ -469,7 +473,7 @@ mod tests {
                 assert!(o.append, "a false positional writer: {o:?}");
             }
         }
-        std::fs::remove_file(&log).unwrap();
+        std::fs::write(&stop, b"").unwrap();
         child.wait().unwrap();
         assert!(seen > 0, "the census never saw the loop's writes");
     }
