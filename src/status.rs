@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::config::StoreConfig;
 use crate::job::lock::{self, Holder};
-use crate::job::record::{Outcome, RunRecord, StoreState};
+use crate::job::record::{Outcome, RunRecord, RunRecords};
 use crate::paths::Paths;
 
 /// How long after a scheduled time a run may take to succeed before the
@@ -148,7 +148,7 @@ pub fn overdue_at(
 
 /// Compute one store's status as of `now`.
 pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) -> StoreStatus {
-    let state = StoreState::new(paths.store_state(&store.name));
+    let state = RunRecords::new(paths.store_state(&store.name));
     let running = lock::current_holder(&store.lock_anchor());
     let mut last_run = state.last_run();
     // C.12: an attempt that found the running run busy is not "the last
@@ -341,7 +341,7 @@ pub fn config_error_status(
 ) -> StoreStatus {
     let state = broken
         .has_valid_name()
-        .then(|| StoreState::new(paths.store_state(&broken.name)));
+        .then(|| RunRecords::new(paths.store_state(&broken.name)));
     StoreStatus {
         name: broken.name.clone(),
         log: broken.log.as_deref().map(PathBuf::from).unwrap_or_default(),
@@ -355,8 +355,8 @@ pub fn config_error_status(
         notes: Vec::new(),
         warnings: Vec::new(),
         writers: Default::default(),
-        last_run: state.as_ref().and_then(StoreState::last_run),
-        last_success: state.as_ref().and_then(StoreState::last_success),
+        last_run: state.as_ref().and_then(RunRecords::last_run),
+        last_success: state.as_ref().and_then(RunRecords::last_success),
         running: None,
         waiting_for: Vec::new(),
         next_run: None,

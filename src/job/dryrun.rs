@@ -32,7 +32,7 @@ use crate::fold::{self, Class, Classifier, FoldSpec, Range};
 use crate::job::census::{self, Census, Opener};
 use crate::job::cut::{Cut, fingerprint};
 use crate::job::late;
-use crate::job::record::StoreState;
+use crate::job::record::RunRecords;
 use crate::paths::Paths;
 
 /// How many quarantined lines and most-superseded keys a report lists.
@@ -320,7 +320,7 @@ fn report(
     let mut watched: Vec<&Path> = vec![&c.log];
     watched.extend(late_state.watches.iter().map(|w| w.rotated.as_path()));
     let writers = plan_writers(store, census::take(&watched));
-    let baseline = StoreState::new(paths.store_state(&store.name)).baseline();
+    let baseline = RunRecords::new(paths.store_state(&store.name)).baseline();
     let grown = baseline
         .as_ref()
         .map(|b| c.size.saturating_sub(b.bytes_after) as f64 / b.bytes_after.max(1) as f64);

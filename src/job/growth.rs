@@ -9,7 +9,7 @@
 use serde::Serialize;
 
 use crate::config::{GrowthTrigger, StoreConfig};
-use crate::job::record::StoreState;
+use crate::job::record::RunRecords;
 use crate::paths::Paths;
 
 /// The log's growth now.
@@ -51,7 +51,7 @@ pub fn grown(size: u64, baseline: u64) -> f64 {
 pub fn now(paths: &Paths, store: &StoreConfig) -> Option<GrowthNow> {
     let t = store.growth.as_ref()?;
     let size = std::fs::metadata(&store.log).map_or(0, |m| m.len());
-    let baseline = StoreState::new(paths.store_state(&store.name))
+    let baseline = RunRecords::new(paths.store_state(&store.name))
         .baseline()
         .map(|b| b.bytes_after);
     Some(GrowthNow {

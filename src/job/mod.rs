@@ -42,7 +42,7 @@ use crate::config::StoreConfig;
 use crate::error::{Error, IoContext};
 use crate::io::{durable, safe};
 use crate::job::lock::{StoreLock, Wait};
-use crate::job::record::{Outcome, RunRecord, Stats, StoreState};
+use crate::job::record::{Outcome, RunRecord, Stats, RunRecords};
 use crate::ops::hooks;
 use crate::paths::Paths;
 
@@ -262,7 +262,7 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
     if state_untrusted {
         return rec;
     }
-    let state = StoreState::new(paths.store_state(&store.name));
+    let state = RunRecords::new(paths.store_state(&store.name));
     let records_lock = lock_records(&state, &store.name);
     rec.totals = Some(state.totals().plus(&rec));
     let written = state.write_last(&rec, success, baseline);
@@ -308,7 +308,7 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
 
 /// The records lock, or none if it cannot be had (the records are still
 /// written: a lost counter increment is better than a lost record).
-fn lock_records(state: &StoreState, store: &str) -> Option<record::RecordsLock> {
+fn lock_records(state: &RunRecords, store: &str) -> Option<record::RecordsLock> {
     state
         .lock_records()
         .inspect_err(|e| tracing::warn!("store {store:?}: {e}"))
@@ -672,7 +672,7 @@ pub(crate) fn min_growth_skip(
     if force || store.min_growth <= 0.0 {
         return None;
     }
-    let b = StoreState::new(paths.store_state(&store.name)).baseline()?;
+    let b = RunRecords::new(paths.store_state(&store.name)).baseline()?;
     let grown = size.saturating_sub(b.bytes_after) as f64 / b.bytes_after.max(1) as f64;
     let late_waiting = late_state
         .watches

@@ -249,14 +249,15 @@ impl Totals {
 
 pub const HISTORY_KEEP: usize = 100;
 
-/// The state files of one store.
+/// The run records of one store: `last-run.json`, `last-success.json`,
+/// the `min_growth` baseline and the bounded history, in its state directory.
 #[derive(Clone, Debug)]
-pub struct StoreState {
+pub struct RunRecords {
     dir: PathBuf,
 }
 
 /// Held while a run reads and writes its store's records; see
-/// [`StoreState::lock_records`].
+/// [`RunRecords::lock_records`].
 pub struct RecordsLock {
     _file: std::fs::File,
 }
@@ -268,9 +269,9 @@ pub struct Baseline {
     pub at: DateTime<Utc>,
 }
 
-impl StoreState {
+impl RunRecords {
     pub fn new(dir: PathBuf) -> Self {
-        StoreState { dir }
+        RunRecords { dir }
     }
 
     pub fn dir(&self) -> &Path {

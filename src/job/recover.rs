@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Result;
 use crate::io::durable;
-use crate::job::record::StoreState;
+use crate::job::record::RunRecords;
 use crate::job::rotation;
 
 /// Remove the leftovers; returns what was removed.
@@ -33,7 +33,7 @@ pub fn recover(log: &Path, state_dir: &Path) -> Result<Vec<PathBuf>> {
     // leftover (issue 16 B.5). A temp file found under both locks belongs
     // to no live run.
     let _records = if state_dir.is_dir() {
-        Some(StoreState::new(state_dir.to_path_buf()).lock_records()?)
+        Some(RunRecords::new(state_dir.to_path_buf()).lock_records()?)
     } else {
         None
     };

@@ -19,7 +19,7 @@ use chrono::{DateTime, Local, Utc};
 use crate::config::{BrokenStore, StoreConfig};
 use crate::error::{Error, Result};
 use crate::io::durable;
-use crate::job::record::{Outcome, RunRecord, StoreState, Totals};
+use crate::job::record::{Outcome, RunRecord, RunRecords, Totals};
 use crate::paths::Paths;
 use crate::status::{Health, StoreStatus, store_status};
 
@@ -151,7 +151,7 @@ const METRICS: &[Metric] = &[
 
 /// Gather what the metrics of `store` need, as of `now`.
 pub fn view(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) -> StoreView {
-    let state = StoreState::new(paths.store_state(&store.name));
+    let state = RunRecords::new(paths.store_state(&store.name));
     let status = store_status(paths, store, now);
     let compacted = |r: &&RunRecord| r.outcome == Outcome::Ok;
     let keys_live = match status
@@ -241,7 +241,7 @@ fn broken_view(paths: &Paths, broken: &BrokenStore, config: &Path) -> StoreView 
     let status = crate::status::config_error_status(paths, broken, config);
     StoreView {
         totals: if broken.has_valid_name() {
-            StoreState::new(paths.store_state(&broken.name)).totals()
+            RunRecords::new(paths.store_state(&broken.name)).totals()
         } else {
             Totals::default()
         },

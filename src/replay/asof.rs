@@ -35,7 +35,7 @@ use crate::config::StoreConfig;
 use crate::error::{Error, IoContext, Result};
 use crate::fold::json::{Kind, Pointers, Scanner, Span, unescape};
 use crate::fold::{self, FoldSpec};
-use crate::job::record::{RunRecord, StoreState};
+use crate::job::record::{RunRecord, RunRecords};
 use crate::paths::Paths;
 
 /// One retained point.
@@ -183,7 +183,7 @@ pub fn points(paths: &Paths, store: &StoreConfig) -> Result<Vec<Point>> {
 }
 
 fn log_points(paths: &Paths, store: &StoreConfig) -> Result<Vec<Point>> {
-    let history = StoreState::new(paths.store_state(&store.name)).history();
+    let history = RunRecords::new(paths.store_state(&store.name)).history();
     let mut out = Vec::new();
     let mut rotated = crate::job::rotation::list(&store.log)?;
     rotated.reverse();

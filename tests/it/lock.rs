@@ -146,7 +146,7 @@ fn racing_runs_never_overlap() {
             "two runs held the lock at once: {w:?}"
         );
     }
-    let history = logkeeper::job::record::StoreState::new(env.state().join("stores/m")).history();
+    let history = logkeeper::job::record::RunRecords::new(env.state().join("stores/m")).history();
     assert_eq!(history.len(), 4, "every run is recorded");
     assert_eq!(
         fold_file(&log).len() as u64,

@@ -1,7 +1,7 @@
 //! Issue 16's wrong outcomes and papercuts (B.8, B.10, C.12–C.17): each
 //! test is named for the behaviour and says its item.
 
-use logkeeper::job::record::{Outcome, RunRecord, StoreState};
+use logkeeper::job::record::{Outcome, RunRecord, RunRecords};
 
 use crate::common::*;
 
@@ -74,7 +74,7 @@ fn config_typo_refuses_only_its_own_store() {
 
 /// A store's run history, through the library's own reader.
 fn history(env: &Env, store: &str) -> Vec<RunRecord> {
-    StoreState::new(env.state().join("stores").join(store)).history()
+    RunRecords::new(env.state().join("stores").join(store)).history()
 }
 
 fn dev_full() -> std::fs::File {
@@ -483,7 +483,7 @@ fn overdue_metric_of_a_weekday_schedule_skips_the_weekend() {
     let mut rec = env_record(&env, "weekdays", &log);
     rec.started_at = friday.with_timezone(&Utc);
     rec.finished_at = rec.started_at;
-    StoreState::new(env.state().join("stores/weekdays"))
+    RunRecords::new(env.state().join("stores/weekdays"))
         .record(&rec, true, false)
         .unwrap();
     // Any run rewrites the metrics file for every store.

@@ -3,7 +3,7 @@
 
 use crate::common::*;
 use chrono::{Duration, Utc};
-use logkeeper::job::record::{Outcome, RunRecord, Stats, StoreState};
+use logkeeper::job::record::{Outcome, RunRecord, Stats, RunRecords};
 
 #[test]
 fn never_run_store_exits_3() {
@@ -75,7 +75,7 @@ fn store_whose_last_success_missed_its_schedule_is_overdue() {
         .arg(&log)
         .args(["--schedule", "0 * * * *"])
         .status(0);
-    let state = StoreState::new(env.state().join("stores/hourly"));
+    let state = RunRecords::new(env.state().join("stores/hourly"));
     // Succeeded three hours ago: an hourly schedule has missed runs since.
     state
         .record(
@@ -110,7 +110,7 @@ fn failure_wins_over_overdue_and_names_the_error() {
     let log = env.path("events.jsonl");
     gen_log(&log, 100, 10, 0, false);
     env.keyed_store("a", &log);
-    let state = StoreState::new(env.state().join("stores/a"));
+    let state = RunRecords::new(env.state().join("stores/a"));
     let mut r = record("a", &log, Duration::zero(), Outcome::Error);
     r.error = Some("write /x: No space left on device".into());
     state.record(&r, false, false).unwrap();

@@ -45,7 +45,7 @@ use crate::config::StoreConfig;
 use crate::error::Result;
 use crate::fold::FoldSpec;
 use crate::io::durable;
-use crate::job::record::{Outcome, Stats, StoreState};
+use crate::job::record::{Outcome, Stats, RunRecords};
 use crate::job::segmented::compact::CompactionStats;
 use crate::job::segmented::pattern::{Pattern, list};
 use crate::job::segmented::retention::Limits;
@@ -158,7 +158,7 @@ pub(super) fn run(
         // Prunes of killed runs stay in the journal, now under this run,
         // until a run's record names them.
         seg.pruned
-            .extend(recover_journal(&state, &StoreState::new(state_dir.clone())));
+            .extend(recover_journal(&state, &RunRecords::new(state_dir.clone())));
         state.journal = state::Journal {
             pid: std::process::id(),
             at: Some(Utc::now()),
@@ -409,7 +409,7 @@ const INTERRUPTED: &str = " (by an interrupted run)";
 /// The prunes of a run that was killed before its record was written:
 /// those whose file is gone are reported (as this run's record is the first
 /// to see them). A journal whose run did write its record is done.
-fn recover_journal(state: &SegState, records: &StoreState) -> Vec<Pruned> {
+fn recover_journal(state: &SegState, records: &RunRecords) -> Vec<Pruned> {
     let j = &state.journal;
     // The history is appended after last-run.json is replaced: a run
     // killed between the two (or mid-append) has no history entry, so the
@@ -492,7 +492,7 @@ pub fn status_notes(
             summary.duplicate_seqs
         ));
     }
-    let state = StoreState::new(paths.store_state(&store.name));
+    let state = RunRecords::new(paths.store_state(&store.name));
     if let Some(s) = state.last_run().and_then(|r| r.stats.segments) {
         if !s.open_for_writing.is_empty() {
             notes.push(format!(

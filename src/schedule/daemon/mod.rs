@@ -50,7 +50,7 @@ use chrono::{DateTime, Local, SubsecRound, Utc};
 use crate::config::Config;
 use crate::error::Result;
 use crate::io::durable;
-use crate::job::record::{Outcome, RunRecord, StoreState};
+use crate::job::record::{Outcome, RunRecord, RunRecords};
 use crate::job::{SyncOptions, sync_store};
 use crate::paths::Paths;
 
@@ -245,11 +245,11 @@ impl State<'_> {
                 Some(prev) => {
                     // New schedule: start over, keeping the failure count.
                     let mut rt =
-                        StoreRt::new(s, now, &StoreState::new(self.paths.store_state(&name)));
+                        StoreRt::new(s, now, &RunRecords::new(self.paths.store_state(&name)));
                     rt.running = prev.running;
                     rt
                 }
-                None => StoreRt::new(s, now, &StoreState::new(self.paths.store_state(&name))),
+                None => StoreRt::new(s, now, &RunRecords::new(self.paths.store_state(&name))),
             };
             self.stores.insert(name, rt);
         }

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, Local, SubsecRound, Utc};
 
 use crate::config::StoreConfig;
-use crate::job::record::{Outcome, StoreState};
+use crate::job::record::{Outcome, RunRecords};
 
 /// The longest the loop sleeps before re-reading the wall clock and the
 /// config file's mtime.
@@ -46,7 +46,7 @@ pub(super) struct StoreRt {
 }
 
 impl StoreRt {
-    pub(super) fn new(cfg: StoreConfig, now: DateTime<Utc>, state: &StoreState) -> StoreRt {
+    pub(super) fn new(cfg: StoreConfig, now: DateTime<Utc>, state: &RunRecords) -> StoreRt {
         let now = now.trunc_subsecs(0);
         // Catch-up: if the most recent scheduled time passed with no run
         // started since, put the anchor just before it, so it is due now.
