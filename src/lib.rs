@@ -72,33 +72,27 @@
 //! # }
 //! ```
 
-// The modules are not API. The binary and the integration tests reach
-// into some of them (`#[doc(hidden)]`); an embedder uses the re-exports
-// below, which are the semver surface.
-#[doc(hidden)]
-pub mod config;
-#[doc(hidden)]
-pub mod demo;
+// The modules are the crate's own (`pub(crate)` by being private to the
+// root): the re-exports below are the semver surface, plus `exit_code`,
+// `testing` and the CLI's [`run`].
+mod cli;
+mod config;
+mod demo;
 mod error;
 pub mod exit_code;
-#[doc(hidden)]
-pub mod failpoint;
+mod failpoint;
 mod fold;
 mod io;
-#[doc(hidden)]
-pub mod job;
-#[doc(hidden)]
-pub mod ops;
-#[doc(hidden)]
-pub mod paths;
+mod job;
+mod ops;
+mod paths;
 mod replay;
-#[doc(hidden)]
-pub mod schedule;
-#[doc(hidden)]
-pub mod status;
-#[doc(hidden)]
-pub mod writer;
+mod schedule;
+mod status;
+pub mod testing;
+mod writer;
 
+pub use cli::run;
 pub use config::{Config, StoreBuilder, StoreConfig};
 pub use error::{Error, ErrorClass, Result};
 pub use io::sys::ignore_sigxfsz;

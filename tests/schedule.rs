@@ -11,8 +11,8 @@ use std::process::Command;
 
 use chrono::{DateTime, Local, NaiveDateTime, TimeZone, Utc};
 use common::*;
-use logkeeper::schedule::Schedule;
-use logkeeper::schedule::install::calendar::CronFields;
+use logkeeper::Schedule;
+use logkeeper::testing::CronFields;
 
 /// A recording stand-in for systemctl/launchctl (their user managers do not
 /// run in a container): appends its arguments to `calls.log`.

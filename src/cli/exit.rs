@@ -1,20 +1,20 @@
 //! Which exit code of the product contract applies, decided here and only
-//! here (the numbers live in `logkeeper::exit_code`, which the hooks share): 0 ok; 1 a run failed, or status found a failed store (or a broken
+//! here (the numbers live in `crate::exit_code`, which the hooks share): 0 ok; 1 a run failed, or status found a failed store (or a broken
 //! schedule registration); 2 usage or config error; 3 status found a store
 //! overdue or never run; 75 busy (sysexits EX_TEMPFAIL).
 
-use logkeeper::ErrorClass;
-use logkeeper::job::record::{Outcome, RunRecord};
-use logkeeper::schedule::install::Registration;
-use logkeeper::status::{Health, StoreStatus};
+use crate::ErrorClass;
+use crate::job::record::{Outcome, RunRecord};
+use crate::schedule::install::Registration;
+use crate::status::{Health, StoreStatus};
 
-pub use logkeeper::exit_code::{BUSY, FAILED, OK, OVERDUE, USAGE};
+pub use crate::exit_code::{BUSY, FAILED, OK, OVERDUE, USAGE};
 
 /// The exit code for an error that reached `main`: by the class of the
 /// library error in its chain, else a failure.
 pub fn of_error(err: &anyhow::Error) -> u8 {
     err.chain()
-        .find_map(|e| e.downcast_ref::<logkeeper::Error>())
+        .find_map(|e| e.downcast_ref::<crate::Error>())
         .map_or(FAILED, |e| match e.class() {
             ErrorClass::Usage => USAGE,
             ErrorClass::Busy => BUSY,

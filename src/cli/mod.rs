@@ -1,18 +1,20 @@
-//! Command-line definition and dispatch.
+//! The command-line interface: argument parsing, dispatch to the library,
+//! printing and exit codes. [`run`] is its one entry point, which the
+//! `logkeeper` binary calls; everything else here is the crate's own.
 
-pub mod cmd;
-pub mod exit;
-pub mod out;
-pub mod progress;
-pub mod render;
+pub(crate) mod cmd;
+pub(crate) mod exit;
+pub(crate) mod out;
+pub(crate) mod progress;
+pub(crate) mod render;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::paths::Paths;
 use clap::{Parser, Subcommand};
-use logkeeper::paths::Paths;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -63,7 +65,7 @@ pub enum Command {
 }
 
 impl Cli {
-    pub fn paths(&self) -> logkeeper::Result<Paths> {
+    pub fn paths(&self) -> crate::Result<Paths> {
         Paths::resolve(self.config.as_deref(), self.state_dir.as_deref())
     }
 }
@@ -96,8 +98,62 @@ fn restore_default_sigpipe() {
     }
 }
 
-/// Run the CLI with `args` (the program name first), returning the exit code.
-pub fn run<I, T>(args: I) -> anyhow::Result<ExitCode>
+/// Run the `logkeeper` command line with `args` (the program name first),
+/// print what it prints and return the exit code of the product contract
+/// ([`crate::exit_code`]). Errors are printed to stderr, with a hint where
+/// the library has one.
+///
+/// ```no_run
+/// fn main() -> std::process::ExitCode {
+///     logkeeper::run(std::env::args_os())
+/// }
+/// ```
+pub fn run<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    // A file-size limit (ulimit -f) must fail a write with EFBIG, which is
+    // reported and cleaned up after, rather than kill the process: `sync`
+    // gets this from the job; `append` and the rest from here.
+    crate::ignore_sigxfsz();
+    match dispatch(args) {
+        Ok(code) => code,
+        // `logkeeper replay s | head`: the reader has what it wanted.
+        Err(err) if exit::is_broken_pipe(&err) => ExitCode::from(exit::OK),
+        Err(err) => {
+            eprintln!("logkeeper: {}", message(&err));
+            if let Some(hint) = err
+                .chain()
+                .find_map(|e| e.downcast_ref::<crate::Error>())
+                .and_then(render::hint)
+            {
+                eprintln!("logkeeper: hint: {hint}");
+            }
+            ExitCode::from(exit::of_error(&err))
+        }
+    }
+}
+
+/// The error and its causes, `: `-separated, each said once: the library's
+/// errors already include their cause's text, so `{err:#}` would repeat it.
+fn message(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
+/// Parse `args` and run the command; its exit code, or the error that
+/// stopped it.
+fn dispatch<I, T>(args: I) -> anyhow::Result<ExitCode>
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,

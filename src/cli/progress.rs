@@ -1,5 +1,5 @@
 //! The terminal progress bar of `sync now`: reads the library's progress
-//! counters (logkeeper::ops::progress) from a thread and draws them with
+//! counters (crate::ops::progress) from a thread and draws them with
 //! indicatif on stderr.
 //!
 //! Shown only when stderr is a terminal, the output is not `--json` and
@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::ops::progress::{self, Phase};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use logkeeper::ops::progress::{self, Phase};
 
 /// How long a run goes before its progress is shown.
 pub const DELAY: Duration = Duration::from_millis(500);

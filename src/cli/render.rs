@@ -4,9 +4,9 @@
 //! through here.
 
 use crate::cli::out::outln;
-use logkeeper::job::record::{Outcome, RunRecord};
-use logkeeper::schedule::install::Registration;
-use logkeeper::status::{Health, StoreStatus, fmt_time};
+use crate::job::record::{Outcome, RunRecord};
+use crate::schedule::install::Registration;
+use crate::status::{Health, StoreStatus, fmt_time};
 
 /// `1536` → `1.5 KiB`.
 pub fn human_bytes(n: u64) -> String {
@@ -73,7 +73,7 @@ pub fn summary(r: &RunRecord) -> String {
 }
 
 /// What a run of a segmented store did, in one phrase.
-fn segments_summary(r: &RunRecord, seg: &logkeeper::job::segmented::SegmentStats) -> String {
+fn segments_summary(r: &RunRecord, seg: &crate::job::segmented::SegmentStats) -> String {
     let s = &r.stats;
     let mut parts = Vec::new();
     if !seg.pruned.is_empty() {
@@ -284,7 +284,7 @@ pub fn table(statuses: &[StoreStatus]) -> String {
             out.push_str(&format!(
                 "  writer census incomplete: {}\n  hint: {}\n",
                 s.writers.blind.join("; "),
-                logkeeper::job::census::Census::FIX
+                crate::job::census::Census::FIX
             ));
         }
         for w in &s.warnings {
@@ -303,7 +303,7 @@ pub fn describe(r: &Registration) -> String {
         "schedule: {} ({} mode), installed {}, runs {}{}\n",
         r.backend.as_str(),
         r.mode.as_str(),
-        logkeeper::status::fmt_time(r.installed_at),
+        crate::status::fmt_time(r.installed_at),
         r.binary.display(),
         if r.binary_exists { "" } else { " (MISSING)" }
     );
@@ -328,8 +328,8 @@ pub fn describe(r: &Registration) -> String {
 
 /// What to do about a library error, in the CLI's words (commands and
 /// flags), printed after the error itself; None when the error says enough.
-pub fn hint(err: &logkeeper::Error) -> Option<String> {
-    use logkeeper::Error;
+pub fn hint(err: &crate::Error) -> Option<String> {
+    use crate::Error;
     Some(match err {
         Error::NoConfig { .. } => {
             "create one with `logkeeper store add NAME --log PATH`, or pass --config".into()

@@ -28,9 +28,8 @@ mod segments;
 
 pub use builder::StoreBuilder;
 pub use edit::{NewStore, add_store, remove_store};
-pub use growth::{DEFAULT_MIN_INTERVAL, DEFAULT_MIN_SIZE, GrowthTrigger};
+pub use growth::GrowthTrigger;
 pub use ops::{DEFAULT_HOOK_TIMEOUT, Hooks};
-pub use segments::parse_bytes;
 
 /// One store: a live log plus its policy. Always validated: it comes from
 /// [`Config::load`] or [`StoreConfig::builder`] (it cannot be written as a

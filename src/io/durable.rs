@@ -88,7 +88,7 @@ pub fn atomic_write(target: &Path, bytes: &[u8], new_mode: u32) -> Result<()> {
     }
     tmp.write_all(bytes).ctx("write", tmp.path())?;
     tmp.as_file().sync_all().ctx("fsync", tmp.path())?;
-    crate::failpoint!("atomic-write-before-rename");
+    crate::failpoint::failpoint!(AtomicWriteBeforeRename);
     tmp.persist(target)
         .map_err(|e| e.error)
         .ctx("rename temp file over", target)?;

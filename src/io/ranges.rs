@@ -19,9 +19,6 @@ impl Range {
     pub fn len(&self) -> u64 {
         self.end - self.start
     }
-    pub fn is_empty(&self) -> bool {
-        self.start == self.end
-    }
 }
 
 /// Read buffer size for both passes: large enough to amortise syscalls,

@@ -275,13 +275,13 @@ fn append(
     if let Some(dir) = state_dir {
         late::journal_carry(dir, state, &cr)?;
     }
-    crate::failpoint!("after-carry-journal");
+    crate::failpoint::failpoint!(AfterCarryJournal);
     // No fdatasync here: it would hold the next carry back by a disk
     // flush; the window ends with one (`run`), before the run commits.
     (&*live)
         .write_all(&bytes)
         .ctx("append carried late writes to", log)?;
-    crate::failpoint!("after-carry-append");
+    crate::failpoint::failpoint!(AfterCarryAppend);
     Ok(())
 }
 

@@ -124,7 +124,7 @@ fn check_free_space(dir: &Path, need: u64) -> Result<bool> {
             std::io::Error::last_os_error(),
         ));
     }
-    if crate::fail_io!("statvfs-no-total").is_err() {
+    if crate::failpoint::fail_io!(StatvfsNoTotal).is_err() {
         // What many FUSE filesystems report.
         (st.f_blocks, st.f_bavail) = (0, 0);
     }
@@ -137,7 +137,7 @@ fn check_free_space(dir: &Path, need: u64) -> Result<bool> {
     }
     #[allow(unused_mut)]
     let mut avail = st.f_bavail as u64 * st.f_frsize as u64;
-    if crate::fail_io!("free-space").is_err() {
+    if crate::failpoint::fail_io!(FreeSpace).is_err() {
         avail = 0;
     }
     if avail < need {
@@ -261,7 +261,7 @@ pub fn compact(
 
     let t_swap = Instant::now();
     progress::begin(Phase::Swap, 0);
-    crate::failpoint!("before-swap-lock");
+    crate::failpoint::failpoint!(BeforeSwapLock);
     // The last safe point: from the writers' lock on, the swap finishes.
     interrupt::check("before the swap")?;
     swap::lock_and_verify(&c)?;
@@ -272,7 +272,6 @@ pub fn compact(
                     start: c.cut,
                     end: c.cut,
                 },
-                late_bytes: 0,
                 len: snapshot,
             }
         } else {
@@ -285,7 +284,7 @@ pub fn compact(
             let _ = fs::remove_file(&rotated);
             return Err(e);
         }
-        crate::failpoint!("after-late-prepare");
+        crate::failpoint::failpoint!(AfterLatePrepare);
         let mut next = next;
         let first = carry.is_some() && !rotate && spec.is_keyed();
         swap::exchange(&c, tmp, &rotated, || {

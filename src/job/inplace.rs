@@ -131,13 +131,13 @@ fn locked(store: &StoreConfig, state: &LateWrites, log: &Path, rw: &File) -> Res
     region.extend_from_slice(&t);
     let end = c.size + region.len() as u64;
 
-    crate::failpoint!("before-inplace-append");
+    crate::failpoint::failpoint!(BeforeInplaceAppend);
     let app = OpenOptions::new()
         .append(true)
         .open(log)
         .ctx("open log", log)?;
     // One write: atomic with respect to other writers' writes.
-    let n = crate::fail_io!("inplace-append")
+    let n = crate::failpoint::fail_io!(InplaceAppend)
         .and_then(|_| (&app).write(&region))
         .map_err(|e| swap::write_error(log, log, e))?;
     if n != region.len() {
@@ -148,7 +148,7 @@ fn locked(store: &StoreConfig, state: &LateWrites, log: &Path, rw: &File) -> Res
         ));
     }
     app.sync_data().ctx("fsync log", log)?;
-    crate::failpoint!("after-inplace-append");
+    crate::failpoint::failpoint!(AfterInplaceAppend);
     let grew = |rw: &File| -> Result<bool> { Ok(rw.metadata().ctx("stat log", log)?.len() != end) };
     if grew(rw)? {
         stats.bytes_after = rw.metadata().ctx("stat log", log)?.len();
@@ -158,7 +158,7 @@ fn locked(store: &StoreConfig, state: &LateWrites, log: &Path, rw: &File) -> Res
     rw.write_all_at(&f, 0)
         .and_then(|_| rw.sync_data())
         .map_err(|e| swap::write_error(log, log, e))?;
-    crate::failpoint!("after-inplace-copy-down");
+    crate::failpoint::failpoint!(AfterInplaceCopyDown);
     if grew(rw)? {
         stats.bytes_after = rw.metadata().ctx("stat log", log)?.len();
         stats.timings.write_ms = ms(t0);
@@ -167,7 +167,7 @@ fn locked(store: &StoreConfig, state: &LateWrites, log: &Path, rw: &File) -> Res
     rw.set_len(f.len() as u64)
         .and_then(|_| rw.sync_all())
         .ctx("truncate log", log)?;
-    crate::failpoint!("after-inplace-truncate");
+    crate::failpoint::failpoint!(AfterInplaceTruncate);
     stats.bytes_after = f.len() as u64;
     stats.rewritten = true;
     stats.timings.write_ms = ms(t0);

@@ -337,7 +337,7 @@ fn write_full(
 
 /// Record the state a swap is about to make true, before the rename.
 pub fn prepare(state_dir: &Path, committed: &LateWrites, next: &LateWrites) -> Result<()> {
-    crate::fail_io!("late-prepare").ctx("write", state_path(state_dir))?;
+    crate::failpoint::fail_io!(LatePrepare).ctx("write", state_path(state_dir))?;
     write(state_dir, committed, Some(next))
 }
 

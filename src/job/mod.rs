@@ -42,7 +42,7 @@ use crate::config::StoreConfig;
 use crate::error::{Error, IoContext};
 use crate::io::{durable, safe};
 use crate::job::lock::{StoreLock, Wait};
-use crate::job::record::{Outcome, RunRecord, Stats, RunRecords};
+use crate::job::record::{Outcome, RunRecord, RunRecords, Stats};
 use crate::ops::hooks;
 use crate::paths::Paths;
 
@@ -351,7 +351,7 @@ fn run_locked(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> crate::
     }
     stats.timings.prune_ms = (t.elapsed().as_secs_f64() * 1e6).round() / 1e3;
     note_detached_writers(&log, &mut stats);
-    crate::failpoint!("before-record");
+    crate::failpoint::failpoint!(BeforeRecord);
     Ok(Done {
         outcome: Outcome::Ok,
         reason: (!stats.rewritten)

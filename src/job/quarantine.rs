@@ -104,7 +104,7 @@ const WHOLE_ENTRY: u64 = 1 << 20;
 /// `WHOLE_ENTRY` (1 MiB) is copied in pieces.
 pub fn append(log: &Path, source: &Path, src: &File, bad: &[Bad], mode: u32) -> Result<PathBuf> {
     let qpath = path_for(log);
-    crate::failpoint!("before-quarantine-write");
+    crate::failpoint::failpoint!(BeforeQuarantineWrite);
     // A run that failed or died after quarantining but before its swap left
     // these same lines at the same offsets: an entry with the same offset
     // and bytes already preserves the line, so it is not written again.
@@ -134,7 +134,7 @@ pub fn append(log: &Path, source: &Path, src: &File, bad: &[Bad], mode: u32) -> 
         generation,
         existing,
     };
-    let written = crate::fail_io!("quarantine-write")
+    let written = crate::failpoint::fail_io!(QuarantineWrite)
         .map_err(|e| crate::Error::io("write quarantine file", &qpath, e))
         .and_then(|_| {
             for b in bad {
@@ -145,7 +145,7 @@ pub fn append(log: &Path, source: &Path, src: &File, bad: &[Bad], mode: u32) -> 
                 .map_err(|e| crate::Error::io("write quarantine file", &qpath, e))
         })
         .and_then(|_| {
-            crate::failpoint!("mid-quarantine-write");
+            crate::failpoint::failpoint!(MidQuarantineWrite);
             f.sync_all()
                 .map_err(|e| crate::Error::io("write quarantine file", &qpath, e))
         });

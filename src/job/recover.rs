@@ -24,7 +24,7 @@ use crate::job::rotation;
 
 /// Remove the leftovers; returns what was removed.
 pub fn recover(log: &Path, state_dir: &Path) -> Result<Vec<PathBuf>> {
-    crate::failpoint!("before-recover");
+    crate::failpoint::failpoint!(BeforeRecover);
     let mut recovered = durable::remove_stale_temps(log)?;
     recovered.extend(rotation::remove_live_links(log)?);
     // The records lock: a run that found the store busy writes its record

@@ -128,7 +128,7 @@ pub fn prune(
         if (i >= keep || too_old) && protect(&path) {
             out.kept.push(path);
         } else if i >= keep || too_old {
-            crate::failpoint!("mid-prune");
+            crate::failpoint::failpoint!(MidPrune);
             fs::remove_file(&path).ctx("prune rotated file", &path)?;
             pruned.push(path);
         }

@@ -60,13 +60,13 @@ pub fn write_snapshot(
     })?;
     let segs = c.segments();
     let n = segments::write_segments(&segs, keep, &c.plan.newlines, tmp.as_file(), threads)
-        .and_then(|n| crate::fail_io!("snapshot-write").map(|_| n))
+        .and_then(|n| crate::failpoint::fail_io!(SnapshotWrite).map(|_| n))
         .map_err(|e| write_error(tmp.path(), &c.log, e))?;
-    crate::failpoint!("after-snapshot-write");
-    crate::fail_io!("snapshot-fsync")
+    crate::failpoint::failpoint!(AfterSnapshotWrite);
+    crate::failpoint::fail_io!(SnapshotFsync)
         .and_then(|_| tmp.as_file().sync_data())
         .map_err(|e| write_error(tmp.path(), &c.log, e))?;
-    crate::failpoint!("after-snapshot-fsync");
+    crate::failpoint::failpoint!(AfterSnapshotFsync);
     Ok(n)
 }
 
@@ -137,7 +137,6 @@ fn verify(c: &Cut) -> Result<()> {
 pub struct Appended {
     /// `[cut, end)` of the live log copied after the late writes.
     pub tail: Range,
-    pub late_bytes: u64,
     /// The new file's length.
     pub len: u64,
 }
@@ -182,7 +181,6 @@ pub fn append_late_and_tail(
         .map_err(|e| write_error(&tmp_path, &c.log, e))?;
     Ok(Appended {
         tail,
-        late_bytes,
         len: snapshot + late_bytes + tail.len(),
     })
 }
@@ -203,7 +201,7 @@ pub fn link_rotated(c: &Cut) -> Result<PathBuf> {
             path: c.log.clone(),
         });
     }
-    crate::failpoint!("after-rotate-link");
+    crate::failpoint::failpoint!(AfterRotateLink);
     Ok(rotated)
 }
 
@@ -225,7 +223,7 @@ pub fn exchange(
             source: e,
         }
     };
-    crate::fail_io!("rename").map_err(failed)?;
+    crate::failpoint::fail_io!(Rename).map_err(failed)?;
     let removed = match rename_exchange(&tmp_path, &c.log) {
         Ok(true) => {
             let out = fs::metadata(&tmp_path).ctx("stat", &tmp_path)?;
@@ -238,12 +236,12 @@ pub fn exchange(
                     path: c.log.clone(),
                 });
             }
-            crate::failpoint!("after-rename");
+            crate::failpoint::failpoint!(AfterRename);
             // The temp name now holds the old inode, which the rotated name
             // keeps: removing it removes only that extra name. A failure is
             // harmless to the data (the next run removes the name) but is a
             // sign of a failing disk, and the log is already replaced.
-            match crate::fail_io!("unlink-old-temp") {
+            match crate::failpoint::fail_io!(UnlinkOldTemp) {
                 Ok(()) => tmp.close(),
                 Err(e) => {
                     // As a real failed unlink would: the name stays.
@@ -254,19 +252,19 @@ pub fn exchange(
         }
         Ok(false) => {
             tmp.persist(&c.log).map_err(|e| failed(e.error))?;
-            crate::failpoint!("after-rename");
+            crate::failpoint::failpoint!(AfterRename);
             Ok(())
         }
         Err(e) => return Err(failed(e)),
     };
     swapped()?;
     // The exchange is made durable before a failed unlink is told.
-    let synced = crate::fail_io!("dir-fsync-after-swap")
+    let synced = crate::failpoint::fail_io!(DirFsyncAfterSwap)
         .and_then(|_| File::open(durable::parent_dir(&c.log)))
         .and_then(|d| d.sync_all());
     removed.map_err(|e| after_swap("remove the old log's temp name", c, rotated, e))?;
     synced.map_err(|e| after_swap("fsync of the log's directory", c, rotated, e))?;
-    crate::failpoint!("after-dir-fsync");
+    crate::failpoint::failpoint!(AfterDirFsync);
     Ok(())
 }
 

@@ -395,7 +395,7 @@ fn keep_for_diagnosis(tmp: &File, len: u64, state_dir: &Path) -> Result<PathBuf>
 /// the middle of the snapshot, as a bad write path or disk would.
 fn corrupt_for_tests(_file: &File, _len: u64) {
     #[cfg(feature = "failpoints")]
-    if _len > 0 && std::env::var("LOGKEEPER_FAILPOINT").is_ok_and(|v| v == "corrupt-snapshot") {
+    if _len > 0 && crate::failpoint::Failpoint::CorruptSnapshot.armed() {
         let mut b = [0u8; 1];
         let at = _len / 2;
         if _file.read_exact_at(&mut b, at).is_ok() {

@@ -3,7 +3,7 @@
 //! the same behaviour.
 
 use crate::common::*;
-use logkeeper::job::quarantine::Entry;
+use logkeeper::testing::QuarantineEntry as Entry;
 use std::io::Write;
 
 /// Sync a keyed store (`/t` + `/id`, op `/op`, delete `DEL`) over `log`
@@ -25,7 +25,7 @@ fn compact(bytes: &[u8]) -> (Vec<u8>, Vec<Entry>, serde_json::Value) {
         .clone();
     let q = env.path("events.jsonl.quarantine");
     let entries = if q.exists() {
-        logkeeper::job::quarantine::read(&q).unwrap()
+        logkeeper::testing::read_quarantine(&q).unwrap()
     } else {
         Vec::new()
     };
@@ -245,7 +245,7 @@ fn salvage_never_takes_a_nested_value() {
         .clone();
     assert_eq!(std::fs::read(&log).unwrap(), lines(&[done.as_bytes()]));
     assert_eq!(rec["stats"]["salvaged"], 0);
-    let q = logkeeper::job::quarantine::read(&env.path("events.jsonl.quarantine")).unwrap();
+    let q = logkeeper::testing::read_quarantine(&env.path("events.jsonl.quarantine")).unwrap();
     assert_eq!(q.len(), 1);
     assert_eq!(q[0].bytes(), torn.as_bytes(), "the whole torn line leaves");
 }
@@ -278,7 +278,7 @@ fn repeat_malformed_line_is_quarantined_per_generation() {
             .clone();
         assert_eq!(rec["stats"]["quarantined"], 1, "run {run}");
         assert_eq!(std::fs::read(&log).unwrap(), b"", "run {run}");
-        let entries = logkeeper::job::quarantine::read(&q).unwrap();
+        let entries = logkeeper::testing::read_quarantine(&q).unwrap();
         assert_eq!(
             entries.len() as u64,
             run,
@@ -346,7 +346,8 @@ fn malformed_bytes_do_not_grow_memory() {
         .status(0);
     let (code, peak_kib) = peak_rss_kib(&env, &["sync", "now", "--force"]);
     assert_eq!(code, 0);
-    let entries = logkeeper::job::quarantine::read(&env.path("events.jsonl.quarantine")).unwrap();
+    let entries =
+        logkeeper::testing::read_quarantine(&env.path("events.jsonl.quarantine")).unwrap();
     assert_eq!(entries.len(), 16_384 + 1);
     // Every line of the run of malformed lines has its own entry, with its
     // offset; the long line's entry (streamed in pieces) holds its bytes.

@@ -59,7 +59,7 @@ fn malformed_lines_are_quarantined_with_their_origin() {
         .status(0)
         .stdout_has("5 quarantined");
 
-    let q = logkeeper::job::quarantine::read(&env.path("events.jsonl.quarantine")).unwrap();
+    let q = logkeeper::testing::read_quarantine(&env.path("events.jsonl.quarantine")).unwrap();
     assert_eq!(q.len(), 5);
     for e in &q {
         let at = e.offset as usize;
@@ -183,7 +183,7 @@ fn append_only_store_keeps_every_valid_line_and_quarantines_the_rest() {
         "{\"a\":1}\n{\"a\":1}\n[1,2]\n{\"torn\":"
     );
     assert_eq!(
-        logkeeper::job::quarantine::read(&env.path("journal.jsonl.quarantine"))
+        logkeeper::testing::read_quarantine(&env.path("journal.jsonl.quarantine"))
             .unwrap()
             .len(),
         1

@@ -7,20 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
 
 use crate::common::*;
-
-const POINTS: &[&str] = &[
-    "before-quarantine-write",
-    "mid-quarantine-write",
-    "after-snapshot-write",
-    "after-snapshot-fsync",
-    "before-swap-lock",
-    "after-rotate-link",
-    "after-late-prepare",
-    "after-rename",
-    "after-dir-fsync",
-    "mid-prune",
-    "before-record",
-];
+use logkeeper::testing::FailpointPipeline as Pipeline;
 
 fn killed_at(point: &str) {
     let env = Env::new();
@@ -32,7 +19,7 @@ fn killed_at(point: &str) {
     let cfg = std::fs::read_to_string(env.config()).unwrap() + "keep_rotated = 1\n";
     env.write_config(&cfg);
     env.lk(["sync", "now", "--force"]).status(0);
-    let mut w = logkeeper::writer::LogWriter::open(&log).unwrap();
+    let mut w = logkeeper::LogWriter::open(&log).unwrap();
     for i in 0..50 {
         w.append(format!(r#"{{"change_type":"SET","item_type":"Task","item":{{"id":"task-{:08}"}},"n":{i}}}"#, i % 7).as_bytes())
             .unwrap();
@@ -96,7 +83,7 @@ fn killed_at(point: &str) {
         "{point}: keep_rotated not enforced after recovery"
     );
     // The malformed line was quarantined, not dropped.
-    let q = logkeeper::job::quarantine::read(&env.path("events.jsonl.quarantine")).unwrap();
+    let q = logkeeper::testing::read_quarantine(&env.path("events.jsonl.quarantine")).unwrap();
     let copies = q.iter().filter(|e| e.bytes() == b"{not json").count();
     assert_eq!(
         copies, 1,
@@ -105,53 +92,19 @@ fn killed_at(point: &str) {
     env.lk(["status"]).status(0);
 }
 
+/// Every crash point of a single-log swap run (its own and those it shares
+/// with a segmented run), from `Failpoint::ALL`: a point added to the code
+/// is crash-tested without a new test.
 #[test]
-fn killed_before_quarantine_write() {
-    killed_at(POINTS[0]);
-}
-#[test]
-fn killed_mid_quarantine_write() {
-    killed_at(POINTS[1]);
-}
-#[test]
-fn killed_after_snapshot_write() {
-    killed_at(POINTS[2]);
-}
-#[test]
-fn killed_after_snapshot_fsync() {
-    killed_at(POINTS[3]);
-}
-#[test]
-fn killed_after_rotate_link() {
-    killed_at(POINTS[4]);
-}
-#[test]
-fn killed_after_rename_before_dir_fsync() {
-    killed_at(POINTS[5]);
-}
-#[test]
-fn killed_after_dir_fsync() {
-    killed_at(POINTS[6]);
-}
-#[test]
-fn killed_mid_prune() {
-    killed_at(POINTS[7]);
-}
-#[test]
-fn killed_after_swap_before_record() {
-    killed_at(POINTS[8]);
+fn killed_at_every_swap_point_the_log_folds_the_same_and_recovers() {
+    for point in crash_points(Pipeline::Log) {
+        killed_at(point.name());
+    }
 }
 
 /// The in-place rewrite's steps (`src/job/inplace.rs`): killed at each, the
 /// log folds the same right after the crash (at most one malformed line:
 /// the empty line before the appended fold) and after the next run.
-const IN_PLACE_POINTS: &[&str] = &[
-    "before-inplace-append",
-    "after-inplace-append",
-    "after-inplace-copy-down",
-    "after-inplace-truncate",
-];
-
 fn killed_in_place_at(point: &str) {
     let env = Env::new();
     let log = env.path("events.jsonl");
@@ -163,7 +116,7 @@ fn killed_in_place_at(point: &str) {
     // swaps (in place declines a torn tail), and the writer protocol ends
     // the torn line before its first append.
     env.lk(["sync", "now", "--force"]).status(0);
-    let mut w = logkeeper::writer::LogWriter::open(&log).unwrap();
+    let mut w = logkeeper::LogWriter::open(&log).unwrap();
     for i in 0..500 {
         w.append(
             format!(
@@ -224,20 +177,10 @@ fn killed_in_place_at(point: &str) {
 }
 
 #[test]
-fn in_place_killed_before_append() {
-    killed_in_place_at(IN_PLACE_POINTS[0]);
-}
-#[test]
-fn in_place_killed_after_append() {
-    killed_in_place_at(IN_PLACE_POINTS[1]);
-}
-#[test]
-fn in_place_killed_after_copy_down() {
-    killed_in_place_at(IN_PLACE_POINTS[2]);
-}
-#[test]
-fn in_place_killed_after_truncate() {
-    killed_in_place_at(IN_PLACE_POINTS[3]);
+fn killed_at_every_in_place_point_the_inode_stays_and_recovers() {
+    for point in crash_points(Pipeline::InPlace) {
+        killed_in_place_at(point.name());
+    }
 }
 
 /// The carry window's steps (`src/job/carry.rs`): a lock-less writer
@@ -292,10 +235,8 @@ fn killed_carrying_at(point: &str) {
 }
 
 #[test]
-fn killed_after_carry_journal() {
-    killed_carrying_at("after-carry-journal");
-}
-#[test]
-fn killed_after_carry_append() {
-    killed_carrying_at("after-carry-append");
+fn killed_at_every_carry_point_no_late_line_is_lost_or_repeated() {
+    for point in crash_points(Pipeline::Carry) {
+        killed_carrying_at(point.name());
+    }
 }

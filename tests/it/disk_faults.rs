@@ -32,7 +32,7 @@ fn assert_failed_cleanly(env: &Env, log: &std::path::Path, before: &[u8], msg: &
     // each malformed line exactly once.
     env.lk(["sync", "now", "--force"]).status(0);
     assert_eq!(fold_file(log), reference_fold(before));
-    let q = logkeeper::job::quarantine::read(&env.path("events.jsonl.quarantine")).unwrap();
+    let q = logkeeper::testing::read_quarantine(&env.path("events.jsonl.quarantine")).unwrap();
     assert_eq!(q.len(), 2, "quarantine entries: {q:?}");
 }
 
@@ -80,6 +80,17 @@ mod injected {
     #[test]
     fn eio_at_rename() {
         inject("rename:EIO", "Input/output error");
+    }
+
+    /// The late-write state the swap is about to make true, written after
+    /// the old log is linked under its rotated name: failing it unlinks
+    /// that name again and leaves the log as it was.
+    #[test]
+    fn eio_writing_the_late_write_state_before_the_swap() {
+        inject(
+            &format!("{}:EIO", logkeeper::testing::Failpoint::LatePrepare.name()),
+            "Input/output error",
+        );
     }
 
     #[test]

@@ -75,7 +75,7 @@ fn a_rotated_file_a_writer_holds_open_is_not_pruned() {
     let mut b = held(&log);
     writeln!(b, "{}", set("B", 1, "before")).unwrap();
     sync(&env);
-    let mut w = logkeeper::writer::LogWriter::open(&log).unwrap();
+    let mut w = logkeeper::LogWriter::open(&log).unwrap();
     for i in 0..3 {
         // Other runs rotate newer files; B's file must stay.
         w.append(set("D", i, "x").as_bytes()).unwrap();
@@ -233,7 +233,7 @@ fn copytruncate_during_a_run_fails_it_and_loses_nothing() {
         .unwrap()
         .set_len(0)
         .unwrap();
-    let mut w = logkeeper::writer::LogWriter::open(&log).unwrap();
+    let mut w = logkeeper::LogWriter::open(&log).unwrap();
     w.append(set("N", 1, "after-truncate").as_bytes()).unwrap();
     std::fs::remove_file(&flag).unwrap();
     let st = wait_exit(&mut run, Duration::from_secs(30));
@@ -284,7 +284,7 @@ fn a_partial_quarantine_entry_does_not_swallow_the_next_one() {
     std::fs::write(&q, b"{\"source\":\"/x\",\"offs").unwrap();
     held(&log).write_all(b"{broken\n").unwrap();
     sync(&env);
-    let entries = logkeeper::job::quarantine::read(&q).unwrap();
+    let entries = logkeeper::testing::read_quarantine(&q).unwrap();
     assert!(
         entries.iter().any(|e| e.bytes() == b"{broken"),
         "{entries:?}"
@@ -306,7 +306,7 @@ fn state_temps_are_cleaned_and_a_sizeless_filesystem_still_compacts() {
     let stale = dir.join(".last-run.json.lk-tmp.AbCd12");
     std::fs::write(&stale, b"{").unwrap();
     // Something to fold, so the run rewrites the log.
-    let mut w = logkeeper::writer::LogWriter::open(&log).unwrap();
+    let mut w = logkeeper::LogWriter::open(&log).unwrap();
     w.append(set("K", 1, "a").as_bytes()).unwrap();
     w.append(set("K", 1, "b").as_bytes()).unwrap();
     let d = env
@@ -368,13 +368,13 @@ fn a_dead_writers_torn_line_in_a_rotated_file_is_quarantined_then_pruned() {
     writeln!(a, "{}", set("A", 1, "late")).unwrap();
     write!(a, "{{\"torn").unwrap();
     drop(a);
-    let mut w = logkeeper::writer::LogWriter::open(&log).unwrap();
+    let mut w = logkeeper::LogWriter::open(&log).unwrap();
     w.append(set("D", 1, "x").as_bytes()).unwrap();
     sync(&env);
     w.append(set("D", 2, "x").as_bytes()).unwrap();
     let r = sync(&env);
     assert_eq!(value_of(&log, "A", 1).as_deref(), Some("late"));
-    let q = logkeeper::job::quarantine::read(&env.path("events.jsonl.quarantine")).unwrap();
+    let q = logkeeper::testing::read_quarantine(&env.path("events.jsonl.quarantine")).unwrap();
     assert!(q.iter().any(|e| e.bytes() == b"{\"torn"), "{q:?}");
     assert!(!Path::new(&first).exists(), "{r}");
 }

@@ -146,7 +146,7 @@ fn racing_runs_never_overlap() {
             "two runs held the lock at once: {w:?}"
         );
     }
-    let history = logkeeper::job::record::RunRecords::new(env.state().join("stores/m")).history();
+    let history = logkeeper::testing::RunRecords::new(env.state().join("stores/m")).history();
     assert_eq!(history.len(), 4, "every run is recorded");
     assert_eq!(
         fold_file(&log).len() as u64,
@@ -165,13 +165,9 @@ fn lock_file_is_never_removed_and_holds_only_the_holder_fields() {
     assert!(lockp.exists());
     // Released runs leave it empty; the holder record is written while held.
     assert_eq!(std::fs::read(&lockp).unwrap(), b"");
-    let h = logkeeper::job::lock::StoreLock::acquire(
-        "m",
-        &log,
-        "manual",
-        logkeeper::job::lock::Wait::No,
-    )
-    .unwrap();
+    let h =
+        logkeeper::testing::StoreLock::acquire("m", &log, "manual", logkeeper::testing::Wait::No)
+            .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&lockp).unwrap()).unwrap();
     let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
     keys.sort();

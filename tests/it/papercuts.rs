@@ -1,7 +1,8 @@
 //! Issue 16's wrong outcomes and papercuts (B.8, B.10, C.12–C.17): each
 //! test is named for the behaviour and says its item.
 
-use logkeeper::job::record::{Outcome, RunRecord, RunRecords};
+use logkeeper::testing::RunRecords;
+use logkeeper::{Outcome, RunRecord};
 
 use crate::common::*;
 

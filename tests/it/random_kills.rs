@@ -89,7 +89,7 @@ fn killed_at_random_instants(strategy: &str, kills: usize) {
     let writer = {
         let (acked, stop, log) = (acked.clone(), stop.clone(), log.clone());
         std::thread::spawn(move || {
-            let mut w = logkeeper::writer::LogWriter::open(&log).unwrap();
+            let mut w = logkeeper::LogWriter::open(&log).unwrap();
             let mut i = 0;
             while !stop.load(Ordering::Relaxed) {
                 w.append(

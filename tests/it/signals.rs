@@ -70,7 +70,7 @@ fn interrupted_at(point: &str, replaced: bool, sig: i32, name: &str) {
     // malformed line is quarantined once.
     env.lk(["sync", "now", "--force"]).status(0);
     assert_eq!(fold_file(&log), reference_fold(&before), "{point}");
-    let q = logkeeper::job::quarantine::read(&env.path("events.jsonl.quarantine")).unwrap();
+    let q = logkeeper::testing::read_quarantine(&env.path("events.jsonl.quarantine")).unwrap();
     assert_eq!(q.len(), 2, "{point}: {q:?}");
 }
 

@@ -3,7 +3,8 @@
 
 use crate::common::*;
 use chrono::{Duration, Utc};
-use logkeeper::job::record::{Outcome, RunRecord, Stats, RunRecords};
+use logkeeper::testing::RunRecords;
+use logkeeper::{Outcome, RunRecord, Stats};
 
 #[test]
 fn never_run_store_exits_3() {
@@ -136,13 +137,9 @@ fn status_shows_a_run_in_progress_and_its_holder() {
     let log = env.path("events.jsonl");
     gen_log(&log, 100, 10, 0, false);
     env.keyed_store("a", &log);
-    let held = logkeeper::job::lock::StoreLock::acquire(
-        "a",
-        &log,
-        "manual",
-        logkeeper::job::lock::Wait::No,
-    )
-    .unwrap();
+    let held =
+        logkeeper::testing::StoreLock::acquire("a", &log, "manual", logkeeper::testing::Wait::No)
+            .unwrap();
     let j = env.lk(["status", "--json"]).output().json();
     assert_eq!(j["stores"][0]["running"]["pid"], std::process::id());
     env.lk(["status"]).output().stdout_has("running now: pid");

@@ -90,7 +90,7 @@ fn rust_cli_and_python_writers_lose_nothing_during_compactions() {
     // The Rust library writer, in a thread.
     let rust_log = log.clone();
     let rust = std::thread::spawn(move || {
-        let mut w = logkeeper::writer::LogWriter::open(&rust_log).unwrap();
+        let mut w = logkeeper::LogWriter::open(&rust_log).unwrap();
         for i in 0..per_writer {
             w.append(line("Rust", i).as_bytes()).unwrap();
             // Pace the writers so they overlap many compactions.
@@ -100,19 +100,19 @@ fn rust_cli_and_python_writers_lose_nothing_during_compactions() {
 
     // Compactions through the library API, in-process (fast, so many of them
     // overlap the writers).
-    let paths = logkeeper::paths::Paths {
+    let paths = logkeeper::Paths {
         config: env.config(),
         state_dir: env.state(),
     };
-    let config = logkeeper::config::Config::load(&env.config()).unwrap();
+    let config = logkeeper::Config::load(&env.config()).unwrap();
     let store = config.store("m").unwrap();
-    let opts = logkeeper::job::SyncOptions {
+    let opts = logkeeper::SyncOptions {
         force: true,
         ..Default::default()
     };
     let mut compactions = 0;
     let mut during = 0;
-    let mut hb = logkeeper::writer::LogWriter::open(&log).unwrap();
+    let mut hb = logkeeper::LogWriter::open(&log).unwrap();
     loop {
         let writers_running = python.try_wait().unwrap().is_none()
             || cli.try_wait().unwrap().is_none()
@@ -127,8 +127,8 @@ fn rust_cli_and_python_writers_lose_nothing_during_compactions() {
             .as_bytes(),
         )
         .unwrap();
-        let rec = logkeeper::job::sync_store(&paths, store, &opts);
-        assert_eq!(rec.outcome, logkeeper::job::record::Outcome::Ok, "{rec:?}");
+        let rec = logkeeper::sync_store(&paths, store, &opts);
+        assert_eq!(rec.outcome, logkeeper::Outcome::Ok, "{rec:?}");
         if rec.stats.rewritten {
             compactions += 1;
             if writers_running {

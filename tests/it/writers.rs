@@ -34,7 +34,7 @@ fn appenders_lose_nothing_across_ten_compactions() {
     let mut writers = writers;
     let mut syncs = 0;
     let mut rewritten = 0;
-    let mut hb = logkeeper::writer::LogWriter::open(&log).unwrap();
+    let mut hb = logkeeper::LogWriter::open(&log).unwrap();
     while syncs < 10 || writers.iter_mut().any(|w| w.try_wait().unwrap().is_none()) {
         // A repeating key, so that every compaction has something to fold.
         hb.append(
@@ -120,7 +120,7 @@ fn library_writer_follows_a_swapped_file() {
     let env = Env::new();
     let log = env.path("events.jsonl");
     env.keyed_store("m", &log);
-    let mut w = logkeeper::writer::LogWriter::open(&log).unwrap();
+    let mut w = logkeeper::LogWriter::open(&log).unwrap();
     let line = |i: u32| {
         format!(
             r#"{{"change_type":"SET","item_type":"T","item":{{"id":{}}},"n":{i}}}"#,
@@ -175,7 +175,7 @@ fn late_writes_of_a_writer_that_ignores_the_lock_are_carried_and_reported() {
         .status(0)
         .stdout_has("does not take the lock appended 6 line(s)")
         .stdout_has("at the swap point");
-    let q = logkeeper::job::quarantine::read(&env.path("events.jsonl.quarantine")).unwrap();
+    let q = logkeeper::testing::read_quarantine(&env.path("events.jsonl.quarantine")).unwrap();
     assert!(q.iter().any(|e| e.bytes() == b"{not json"));
     // Once the rogue finishes its line (still in the first rotated file),
     // the next run carries that too, and only once.

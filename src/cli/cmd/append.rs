@@ -2,9 +2,9 @@
 
 use std::io::Read;
 
-use logkeeper::LogWriter;
-use logkeeper::Paths;
-use logkeeper::config::Config;
+use crate::LogWriter;
+use crate::Paths;
+use crate::config::Config;
 
 use crate::cli::exit;
 
@@ -23,7 +23,7 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
     let config = Config::load(&paths.config)?;
     let store = config.store(&args.name)?;
     if store.segments.is_some() {
-        anyhow::bail!(logkeeper::Error::WrongStoreKind {
+        anyhow::bail!(crate::Error::WrongStoreKind {
             store: store.name.clone(),
             msg: "is a directory of segments its app rotates itself; append through that app (logkeeper never writes to the active segment)",
         });

@@ -1,8 +1,8 @@
 //! `logkeeper daemon`: fire each store's schedule until SIGTERM/SIGINT.
 
+use crate::Paths;
+use crate::schedule::daemon::{Daemon, DaemonOptions, Event};
 use anyhow::Context as _;
-use logkeeper::Paths;
-use logkeeper::schedule::daemon::{Daemon, DaemonOptions, Event};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cli::exit;
@@ -12,7 +12,7 @@ use crate::cli::render::{human_bytes, human_ms, summary};
 pub struct Args {
     /// After SIGTERM/SIGINT, how long running jobs may take to finish
     /// (e.g. 30s, 2m); an unfinished job is abandoned safely
-    #[arg(long, default_value = "30s", value_parser = logkeeper::config::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = crate::config::parse_duration)]
     pub stop_timeout: std::time::Duration,
     /// Rewrite this Prometheus textfile at start-up and after every run
     /// [default: the config's `metrics_file`]
@@ -76,7 +76,7 @@ fn print(e: &Event) {
             until,
         } => say(format!(
             "store {store}: {failures} failures in a row; backing off until {}",
-            logkeeper::status::fmt_time(*until)
+            crate::status::fmt_time(*until)
         )),
         Event::SkippedForBackoff {
             store,
@@ -85,7 +85,7 @@ fn print(e: &Event) {
         } => say(format!(
             "store {store}: skipped the run for {} (backing off until {})",
             scheduled.format("%Y-%m-%d %H:%M %Z"),
-            logkeeper::status::fmt_time(*until)
+            crate::status::fmt_time(*until)
         )),
         Event::Reloaded { stores } => say(format!(
             "config reloaded: {} store(s): {}",
@@ -116,7 +116,7 @@ fn print(e: &Event) {
 /// stop and SIGHUP as reload.
 pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
     // This process is the daemon: it idles between runs (see ops::memory).
-    logkeeper::ops::memory::tune_for_long_running();
+    crate::ops::memory::tune_for_long_running();
     let daemon = Daemon::new(
         paths.clone(),
         DaemonOptions {

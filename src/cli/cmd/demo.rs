@@ -4,10 +4,10 @@ use crate::cli::out::{out, outln};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
+use crate::demo::{DemoFeed, DemoLog, setup, setup_feed};
+use crate::job::{SyncOptions, sync_store};
+use crate::status::store_status;
 use chrono::Local;
-use logkeeper::demo::{DemoFeed, DemoLog, setup, setup_feed};
-use logkeeper::job::{SyncOptions, sync_store};
-use logkeeper::status::store_status;
 
 use crate::cli::exit;
 use crate::cli::render::{self, human_bytes};
@@ -65,7 +65,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         &demo.paths,
         store,
         &SyncOptions {
-            trigger: logkeeper::job::Trigger::Demo,
+            trigger: crate::job::Trigger::Demo,
             force: true,
             wait: false,
         },
@@ -95,7 +95,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         &demo.paths,
         &feed_store,
         &SyncOptions {
-            trigger: logkeeper::job::Trigger::Demo,
+            trigger: crate::job::Trigger::Demo,
             force: false,
             wait: false,
         },
@@ -119,7 +119,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         "\nThe demo takes {} in {}; the next `logkeeper demo` resets and reuses it (or: rm -r {}).",
         human_bytes(du(&dir)),
         dir.display(),
-        logkeeper::schedule::install::shell_quote(&dir.display().to_string())
+        crate::schedule::install::shell_quote(&dir.display().to_string())
     );
     let code = exit::of_runs(&[rec, feed_rec], 0);
     Ok(if code != exit::OK {
@@ -142,7 +142,7 @@ fn invocation() -> String {
     });
     match me {
         Some(me) if on_path.as_ref() != Some(&me) => {
-            logkeeper::schedule::install::shell_quote(&me.display().to_string())
+            crate::schedule::install::shell_quote(&me.display().to_string())
         }
         _ => "logkeeper".into(),
     }

@@ -1,8 +1,8 @@
 //! `logkeeper sync now --dry-run`: print what a run would do.
 
-use logkeeper::Paths;
-use logkeeper::config::StoreConfig;
-use logkeeper::job::dryrun::{DryRun, Group, dry_run};
+use crate::Paths;
+use crate::config::StoreConfig;
+use crate::job::dryrun::{DryRun, Group, dry_run};
 use serde::Serialize;
 
 use crate::cli::out::{out, outln};

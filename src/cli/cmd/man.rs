@@ -42,7 +42,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
 /// folders of the roots on its path (`manpath`, which `MANPATH` sets), so
 /// say whether `dir`'s root is one, and if not, how to add it.
 fn where_man_looks(dir: &std::path::Path) -> String {
-    let dir = logkeeper::paths::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let dir = crate::paths::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     if dir.file_name().is_none_or(|n| n != "man1") {
         return format!(
             "note: man looks for these (section 1) pages in a folder named man1 under one of its roots; write them into ROOT/man1 instead, e.g. `logkeeper man --dir ~/.local/share/man/man1`, or read one with `man -l {}`",

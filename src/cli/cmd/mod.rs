@@ -1,5 +1,5 @@
 //! One module per subcommand, each with its clap arguments and a `run` that
-//! takes the resolved [`logkeeper::paths::Paths`] (never the whole `Cli`).
+//! takes the resolved [`crate::paths::Paths`] (never the whole `Cli`).
 
 pub mod append;
 pub mod completions;

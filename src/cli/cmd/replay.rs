@@ -2,8 +2,8 @@
 
 use std::io::Write;
 
-use logkeeper::Paths;
-use logkeeper::config::Config;
+use crate::Paths;
+use crate::config::Config;
 
 use crate::cli::exit;
 
@@ -30,7 +30,7 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     if args.points {
-        let points = logkeeper::replay_points(paths, store)?;
+        let points = crate::replay_points(paths, store)?;
         if args.json {
             writeln!(
                 out,
@@ -61,8 +61,8 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
         return Ok(exit::OK);
     }
     if let Some(t) = &args.as_of {
-        let at = logkeeper::parse_time(t)?;
-        let r = logkeeper::replay_as_of(paths, store, at, &mut out)?;
+        let at = crate::parse_time(t)?;
+        let r = crate::replay_as_of(paths, store, at, &mut out)?;
         out.flush()?;
         let when = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let point = r
@@ -100,7 +100,7 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
         return Ok(exit::OK);
     }
     if store.segments.is_some() {
-        let r = logkeeper::replay_segments(store, &mut out)?;
+        let r = crate::replay_segments(store, &mut out)?;
         out.flush()?;
         if r.malformed > 0 {
             eprintln!(
@@ -121,7 +121,7 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
         );
         return Ok(exit::OK);
     }
-    let found = logkeeper::replay(store, &mut out)?;
+    let found = crate::replay(store, &mut out)?;
     out.flush()?;
     if found.malformed > 0 {
         eprintln!(

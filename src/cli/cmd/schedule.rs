@@ -1,11 +1,11 @@
 //! `logkeeper schedule install|uninstall|show`: register the stores'
 //! schedules with systemd, launchd or cron.
 
+use crate::Paths;
 use crate::cli::out::{out, outln};
+use crate::config::Config;
+use crate::schedule::install::{self, Backend, Context, Mode, Plan};
 use clap::Subcommand;
-use logkeeper::Paths;
-use logkeeper::config::Config;
-use logkeeper::schedule::install::{self, Backend, Context, Mode, Plan};
 
 use crate::cli::exit;
 use crate::cli::render::describe;

@@ -1,10 +1,10 @@
 //! `logkeeper status`: each store's health, with the exit codes of G6.
 
+use crate::Paths;
 use crate::cli::out::{out, outln};
+use crate::config::Config;
+use crate::status::{StoreStatus, fmt_time, store_status};
 use chrono::Local;
-use logkeeper::Paths;
-use logkeeper::config::Config;
-use logkeeper::status::{StoreStatus, fmt_time, store_status};
 use serde::Serialize;
 
 use crate::cli::render::table;
@@ -26,22 +26,22 @@ struct StatusJson<'a> {
     stores: &'a [StoreStatus],
     exit_code: u8,
     /// The daemon for this config (null: none has run or it stopped cleanly).
-    daemon: Option<&'a logkeeper::schedule::daemon::DaemonStatus>,
+    daemon: Option<&'a crate::schedule::daemon::DaemonStatus>,
     /// What `schedule install` registered for this config (null: nothing).
-    schedule_install: Option<&'a logkeeper::schedule::install::Registration>,
+    schedule_install: Option<&'a crate::schedule::install::Registration>,
 }
 
 pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
     let config = Config::load(&paths.config)?;
     let stores = config.select(&args.names, true)?;
     let now = Local::now();
-    let daemon = logkeeper::schedule::daemon::status(paths);
+    let daemon = crate::schedule::daemon::status(paths);
     let statuses: Vec<StoreStatus> = stores
         .into_iter()
         .map(|s| {
             let mut st = store_status(paths, s, now);
             if let Some(d) = &daemon {
-                logkeeper::status::with_daemon(&mut st, d);
+                crate::status::with_daemon(&mut st, d);
             }
             st
         })
@@ -52,17 +52,13 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
     if args.names.is_empty() {
         for b in &config.broken {
             eprintln!("logkeeper: {}", b.error(&config.path));
-            statuses.push(logkeeper::status::config_error_status(
-                paths,
-                b,
-                &config.path,
-            ));
+            statuses.push(crate::status::config_error_status(paths, b, &config.path));
         }
     }
     // `crontab -l` only when the registration is a crontab block.
-    let crontab = logkeeper::schedule::install::crontab_command();
+    let crontab = crate::schedule::install::crontab_command();
     let reg =
-        logkeeper::schedule::install::registration(&paths.state_dir, &paths.config, Some(&crontab));
+        crate::schedule::install::registration(&paths.state_dir, &paths.config, Some(&crontab));
     let code = crate::cli::exit::of_statuses(&statuses);
     if args.json {
         outln!(

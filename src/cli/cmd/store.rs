@@ -3,10 +3,10 @@
 use crate::cli::out::outln;
 use std::path::{Path, PathBuf};
 
+use crate::Paths;
+use crate::config::{self, Config, NewStore};
+use crate::paths::absolute;
 use clap::Subcommand;
-use logkeeper::Paths;
-use logkeeper::config::{self, Config, NewStore};
-use logkeeper::paths::absolute;
 
 use crate::cli::exit;
 

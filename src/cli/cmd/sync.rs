@@ -1,12 +1,12 @@
 //! `logkeeper sync now`: run the job for the named stores.
 
+use crate::Paths;
 use crate::cli::out::outln;
+use crate::config::Config;
+use crate::job::record::RunRecord;
+use crate::job::{SyncOptions, Trigger, sync_store};
+use crate::ops::metrics;
 use clap::Subcommand;
-use logkeeper::Paths;
-use logkeeper::config::Config;
-use logkeeper::job::record::RunRecord;
-use logkeeper::job::{SyncOptions, Trigger, sync_store};
-use logkeeper::ops::metrics;
 use serde::Serialize;
 
 use crate::cli::render::print_run;
@@ -87,7 +87,7 @@ pub fn run(paths: &Paths, cmd: &SyncCmd) -> anyhow::Result<u8> {
     };
     // SIGTERM (systemd stopping a timer's job) or SIGINT stops a run at
     // its next safe point, recorded, instead of killing it silently.
-    logkeeper::job::interrupt::install();
+    crate::job::interrupt::install();
     let show_progress = crate::cli::progress::wanted(args.json);
     let mut runs = Vec::with_capacity(stores.len());
     for store in stores {
@@ -98,7 +98,7 @@ pub fn run(paths: &Paths, cmd: &SyncCmd) -> anyhow::Result<u8> {
             print_run(&rec);
         }
         runs.push(rec);
-        if logkeeper::job::interrupt::received().is_some() {
+        if crate::job::interrupt::received().is_some() {
             // The stores after this one are not started.
             break;
         }
@@ -110,7 +110,7 @@ pub fn run(paths: &Paths, cmd: &SyncCmd) -> anyhow::Result<u8> {
         }
     }
     let mut code = crate::cli::exit::of_runs(&runs, refused.len());
-    if let Some(signal) = logkeeper::job::interrupt::received() {
+    if let Some(signal) = crate::job::interrupt::received() {
         eprintln!(
             "logkeeper: interrupted by {signal}; each run stopped at a safe point and recorded itself"
         );

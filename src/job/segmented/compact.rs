@@ -317,7 +317,7 @@ pub fn compact(
             },
         );
         state.save(state_dir)?;
-        crate::failpoint!("segment-before-merge-rename");
+        crate::failpoint::failpoint!(SegmentBeforeMergeRename);
         tmp.persist(&first.path)
             .map_err(|e| e.error)
             .ctx("rename merged segment over", &first.path)?;
@@ -364,7 +364,7 @@ pub fn delete_due(
             break;
         }
         let path = dir.join(&p.name);
-        crate::failpoint!("segment-delete-input");
+        crate::failpoint::failpoint!(SegmentDeleteInput);
         match std::fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

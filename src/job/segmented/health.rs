@@ -115,7 +115,7 @@ pub fn check(
         mode,
     )?);
     out.quarantined = plan.bad_lines + (cut < size) as u64;
-    crate::failpoint!("segment-before-repair");
+    crate::failpoint::failpoint!(SegmentBeforeRepair);
     let mut tmp = durable::temp_beside(&seg.path)?;
     durable::copy_mode_and_owner(tmp.as_file(), tmp.path(), &meta)?;
     {

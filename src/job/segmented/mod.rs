@@ -45,7 +45,7 @@ use crate::config::StoreConfig;
 use crate::error::Result;
 use crate::fold::FoldSpec;
 use crate::io::durable;
-use crate::job::record::{Outcome, Stats, RunRecords};
+use crate::job::record::{Outcome, RunRecords, Stats};
 use crate::job::segmented::compact::CompactionStats;
 use crate::job::segmented::pattern::{Pattern, list};
 use crate::job::segmented::retention::Limits;
@@ -373,7 +373,7 @@ pub(super) fn run(
         stats.timings.write_ms = ms(t);
     }
     let listing = list(pattern, &store.name)?;
-    crate::failpoint!("before-record");
+    crate::failpoint::failpoint!(BeforeRecord);
     let reason = if seg.pruned.is_empty() && seg.compaction.is_none() && seg.repaired.is_empty() {
         format!(
             "checked {} sealed segment(s); nothing to change",

@@ -32,12 +32,6 @@ pub struct Limits {
     pub max_bytes: Option<u64>,
 }
 
-impl Limits {
-    pub fn is_empty(&self) -> bool {
-        self.keep_files.is_none() && self.max_age.is_none() && self.max_bytes.is_none()
-    }
-}
-
 /// Which oldest sealed segments the limits delete, with the reason of each,
 /// in seq order. `blocked(s)` says the segment may not be touched (open
 /// for writing): the prefix ends before it. `merged(s)` says it is a
@@ -96,7 +90,7 @@ pub fn plan(
 /// so a crash never leaves a newer one deleted and an older one retained.
 pub fn execute(dir: &std::path::Path, pruned: &[Pruned]) -> Result<()> {
     for p in pruned {
-        crate::failpoint!("segment-prune");
+        crate::failpoint::failpoint!(SegmentPrune);
         match std::fs::remove_file(&p.file) {
             Ok(()) => {}
             // Already gone (the app pruned it at boot): the order still holds.

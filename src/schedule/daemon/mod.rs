@@ -19,7 +19,7 @@
 //!   started at or after it) is due at once — at start-up, after a sleep,
 //!   and after a reload. Missed fire times are coalesced into one run.
 //! - `jitter`: a random delay in `[0, jitter)` before each run.
-//! - Backoff: after [`BACKOFF_AFTER`] consecutive failures a store skips its
+//! - Backoff: after [`store::BACKOFF_AFTER`] consecutive failures a store skips its
 //!   fire times until `now + min(1 min * 2^(n-2), 1 h)`; other stores go on.
 //! - A held store lock (a manual run) is recorded by the job as `skipped`.
 //! - Stop (SIGTERM/SIGINT in the CLI): no new runs; running jobs get
@@ -55,8 +55,8 @@ use crate::job::{SyncOptions, sync_store};
 use crate::paths::Paths;
 
 use file::take_lock;
-pub use file::{DaemonInfo, DaemonStatus, DaemonStore, info_path, lock_path, status};
-pub use store::{BACKOFF_AFTER, BACKOFF_MAX, MAX_STEP, backoff};
+pub use file::{DaemonInfo, DaemonStatus, DaemonStore, info_path, status};
+pub use store::{MAX_STEP, backoff};
 use store::{StoreRt, jitter_delay, to_chrono};
 
 #[derive(Clone, Debug)]

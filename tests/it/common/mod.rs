@@ -252,7 +252,7 @@ pub fn gen_log(path: &Path, events: usize, keys: usize, malformed: usize, torn: 
             std::env::var_os("CI").is_none(),
             "CI must have ../shared beside the repository"
         );
-        logkeeper::demo::DemoLog {
+        logkeeper::testing::DemoLog {
             events,
             keys,
             malformed,
@@ -479,4 +479,23 @@ pub fn need(tool: &str, package: &str) {
         found,
         "{tool} is not installed: `apt-get install {package}` (.ci/run does this)"
     );
+}
+
+/// The crash points (`Failpoint::ALL`, kind `Crash`) that a run of
+/// `pipeline` passes: its own and, for a single-log swap or a segmented
+/// run, those the two share. A crash test loops over these, so a point
+/// added to the code is tested by the loop of its pipeline.
+pub fn crash_points(
+    pipeline: logkeeper::testing::FailpointPipeline,
+) -> Vec<logkeeper::testing::Failpoint> {
+    use logkeeper::testing::{Failpoint, FailpointKind as Kind, FailpointPipeline as P};
+    let shared = matches!(pipeline, P::Log | P::Segmented);
+    let points: Vec<Failpoint> = Failpoint::ALL
+        .iter()
+        .copied()
+        .filter(|f| f.kind() == Kind::Crash)
+        .filter(|f| f.pipeline() == pipeline || (shared && f.pipeline() == P::Shared))
+        .collect();
+    assert!(!points.is_empty(), "no crash point in {pipeline:?}");
+    points
 }

@@ -7,16 +7,6 @@ use std::collections::BTreeMap;
 
 use super::*;
 
-const POINTS: &[&str] = &[
-    "segment-prune",
-    "before-quarantine-write",
-    "mid-quarantine-write",
-    "segment-before-repair",
-    "segment-before-merge-rename",
-    "segment-delete-input",
-    "before-record",
-];
-
 /// The latest valid line per account over `lines` (malformed lines skipped,
 /// as readers skip them), CLOSE removes.
 fn fold_valid(lines: &[Vec<u8>]) -> BTreeMap<String, Vec<u8>> {
@@ -71,7 +61,9 @@ fn setup(env: &Env) -> (PathBuf, Vec<Vec<Vec<u8>>>) {
 
 #[test]
 fn a_segmented_run_killed_at_each_point_leaves_a_consistent_directory() {
-    for point in POINTS {
+    // Every crash point of a segmented run, from `Failpoint::ALL`.
+    for point in crash_points(logkeeper::testing::FailpointPipeline::Segmented) {
+        let point = point.name();
         let env = Env::new();
         let (dir, files) = setup(&env);
         let names_before: Vec<u64> = segments(&dir).iter().map(|s| s.0).collect();
