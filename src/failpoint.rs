@@ -12,7 +12,7 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// `LOGKEEPER_FAILPOINT=name` kills the run there (SIGKILL);
-    /// `LOGKEEPER_PAUSE=name` pauses it there (see [`hit`]).
+    /// `LOGKEEPER_PAUSE=name` pauses it there (see `hit`).
     Crash,
     /// `LOGKEEPER_FAILPOINT=name:ERRNO` (e.g. `snapshot-write:ENOSPC`)
     /// fails the I/O there with that errno.

@@ -12,7 +12,7 @@ use crate::job::cut::Cut;
 pub use crate::job::segmented::view::Replayed as SegmentsReplayed;
 
 /// `replay` of a segmented store: every segment in seq order (see
-/// [`crate::job::segmented::replay`]).
+/// `job::segmented::replay`).
 pub fn replay_segments(store: &StoreConfig, out: &mut impl Write) -> Result<SegmentsReplayed> {
     match &store.segments {
         Some(policy) => crate::job::segmented::replay(store, policy, out),

@@ -79,7 +79,7 @@ pub struct StoreStatus {
     pub waiting_for: Vec<u32>,
     pub next_run: Option<DateTime<Local>>,
     /// The daemon is holding this store back after repeated failures
-    /// (filled in from the daemon file by [`with_daemon`]).
+    /// (filled in from the daemon file by `with_daemon`).
     pub backoff: Option<Backoff>,
     /// Segmented stores only: the directory now (files, bytes, oldest and
     /// newest seq, active segment, bytes since the last compaction).
