@@ -79,7 +79,7 @@ pub struct StoreStatus {
     pub waiting_for: Vec<u32>,
     pub next_run: Option<DateTime<Local>>,
     /// The daemon is holding this store back after repeated failures
-    /// (filled in from the daemon file by `with_daemon`).
+    /// (filled in from the daemon file by `schedule::daemon::with_daemon`).
     pub backoff: Option<Backoff>,
     /// Segmented stores only: the directory now (files, bytes, oldest and
     /// newest seq, active segment, bytes since the last compaction).
@@ -97,37 +97,6 @@ pub struct Backoff {
     pub failures: u32,
     /// No run before this time.
     pub until: DateTime<Utc>,
-}
-
-/// Add what a running daemon knows: its next run time for the store (which
-/// accounts for jitter and backoff) and the store's backoff.
-pub fn with_daemon(status: &mut StoreStatus, daemon: &crate::schedule::daemon::DaemonStatus) {
-    if !daemon.running {
-        return;
-    }
-    let Some(d) = daemon.info.stores.iter().find(|d| d.name == status.name) else {
-        return;
-    };
-    if d.next_run.is_some() {
-        status.next_run = d.next_run;
-    }
-    if let Some(until) = d.growth_wait_until {
-        status.notes.push(format!(
-            "growth run due: the daemon holds it until {} (min_interval, or backoff after failures)",
-            fmt_time(until)
-        ));
-    }
-    if let Some(until) = d.backoff_until {
-        status.reasons.push(format!(
-            "the daemon is backing off until {} after {} failures in a row",
-            fmt_time(until),
-            d.failures
-        ));
-        status.backoff = Some(Backoff {
-            failures: d.failures,
-            until,
-        });
-    }
 }
 
 /// When a store whose last success finished at `last_success` becomes

@@ -1,5 +1,5 @@
 //! The terminal progress bar of `sync now`: reads the library's progress
-//! counters (crate::ops::progress) from a thread and draws them with
+//! counters (crate::io::progress) from a thread and draws them with
 //! indicatif on stderr.
 //!
 //! Shown only when stderr is a terminal, the output is not `--json` and
@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::ops::progress::{self, Phase};
+use crate::io::progress::{self, Phase};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How long a run goes before its progress is shown.

@@ -25,6 +25,7 @@ mod edit;
 mod growth;
 mod ops;
 mod segments;
+mod spec;
 
 pub use builder::StoreBuilder;
 pub use edit::{NewStore, add_store, remove_store};

@@ -33,7 +33,6 @@ pub use crate::io::ranges::{
 pub use classify::{Class, Classifier, decode_key, first_component_len};
 pub use scan::{count_lines_in, find_cut, fold, for_each_line, next_line_start};
 
-use crate::config::StoreConfig;
 use crate::fold::json::{Invalid, Pointers};
 
 /// What to extract from each line.
@@ -57,18 +56,6 @@ impl FoldSpec {
             key_slots: key.len(),
             op_slot,
             delete: delete.iter().map(|d| d.as_bytes().to_vec()).collect(),
-        })
-    }
-
-    /// The spec of a store. A loaded or built [`StoreConfig`] is already
-    /// validated; one assembled field by field may not be, and gets an
-    /// error rather than a panic.
-    pub fn for_store(store: &StoreConfig) -> crate::Result<Self> {
-        FoldSpec::new(&store.key, store.op.as_deref(), &store.delete).map_err(|msg| {
-            crate::Error::InvalidStore {
-                store: store.name.clone(),
-                msg,
-            }
         })
     }
 

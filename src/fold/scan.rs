@@ -141,7 +141,7 @@ pub fn for_each_line(
             }
             filled += n;
             pos += n as u64;
-            crate::ops::progress::advance(n as u64);
+            crate::io::progress::advance(n as u64);
         }
         let mut consumed = 0usize;
         for nl in memchr::memchr_iter(b'\n', &buf[..filled]) {
@@ -207,7 +207,7 @@ pub(crate) fn for_each_line_bounded(
                 format!("the log shrank while being read (expected data at byte {pos})"),
             ));
         }
-        crate::ops::progress::advance(n as u64);
+        crate::io::progress::advance(n as u64);
         Ok(n)
     };
     while pos < end || filled > 0 {

@@ -2,6 +2,7 @@
 
 pub mod durable;
 pub mod locks;
+pub mod progress;
 pub mod ranges;
 pub mod safe;
 pub mod sys;

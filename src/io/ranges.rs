@@ -158,7 +158,7 @@ pub(crate) fn copy_share(
     let mut synced = out_at; // writeback started up to here
     let flush = |out: &mut Vec<u8>, out_at: &mut u64, synced: &mut u64| -> io::Result<()> {
         dst.write_all_at(out, *out_at)?;
-        crate::ops::progress::advance(out.len() as u64);
+        crate::io::progress::advance(out.len() as u64);
         *out_at += out.len() as u64;
         out.clear();
         if *out_at - *synced >= WRITEBACK_STEP {

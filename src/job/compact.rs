@@ -15,13 +15,13 @@ use crate::config::StoreConfig;
 use crate::error::{Error, IoContext, Result};
 use crate::fold::{FoldSpec, Range};
 use crate::io::durable;
+use crate::io::progress::{self, Phase};
 use crate::job::carry;
 use crate::job::census::Census;
 use crate::job::cut::Cut;
 use crate::job::late::{self, Generation, LateWrites, Watch};
 use crate::job::record::Stats;
 use crate::job::{interrupt, swap, verify};
-use crate::ops::progress::{self, Phase};
 
 fn ms(since: Instant) -> f64 {
     (since.elapsed().as_secs_f64() * 1e6).round() / 1e3

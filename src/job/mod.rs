@@ -241,7 +241,7 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
         totals: None,
         hook: None,
     };
-    crate::ops::progress::end();
+    crate::io::progress::end();
     // -v / -vv (C.14): what was done, then how long each step took.
     tracing::info!(
         "store {:?}: {} in {:.3}ms ({} -> {} bytes, {} lines in, {} out)",

@@ -203,7 +203,7 @@ pub struct RunRecord {
     /// The `on_failure` / `on_success` hook run after the record was first
     /// written; the record is then rewritten with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hook: Option<crate::ops::hooks::HookRun>,
+    pub hook: Option<HookRun>,
 }
 
 /// A store's counters since its state began. They only grow (a lost or
@@ -243,6 +243,50 @@ impl Totals {
             Outcome::Skipped => self.runs_skipped,
             Outcome::Busy => self.runs_busy,
             Outcome::Error => self.runs_error,
+        }
+    }
+}
+
+/// What the store's `on_failure` / `on_success` hook did (`ops/hooks.rs`
+/// runs it), kept in the run record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HookRun {
+    /// `on_failure` or `on_success`.
+    pub hook: String,
+    pub command: String,
+    /// Its exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, when one did.
+    pub signal: Option<i32>,
+    /// It ran past the timeout and was killed.
+    pub timed_out: bool,
+    /// It could not be started.
+    pub error: Option<String>,
+    pub duration_ms: f64,
+}
+
+impl HookRun {
+    pub fn ok(&self) -> bool {
+        self.exit_code == Some(0)
+    }
+
+    /// One line for logs: what went wrong.
+    pub fn describe(&self) -> String {
+        if let Some(e) = &self.error {
+            format!("{} could not start: {e}", self.hook)
+        } else if self.timed_out {
+            format!(
+                "{} ran past its timeout ({:.0} ms) and was killed with its process group",
+                self.hook, self.duration_ms
+            )
+        } else if let Some(s) = self.signal {
+            format!("{} was killed by signal {s}", self.hook)
+        } else {
+            format!(
+                "{} exited {}",
+                self.hook,
+                self.exit_code.map_or("?".into(), |c| c.to_string())
+            )
         }
     }
 }

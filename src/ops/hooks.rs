@@ -3,7 +3,7 @@
 //!
 //! Invariants:
 //! - A hook never changes the run's outcome: whatever it does (fails, hangs,
-//!   cannot start), the result is logged and returned as a [`HookRun`],
+//!   cannot start), the result is logged and returned as a [`HookRun`](crate::job::record::HookRun),
 //!   which the job records in the run record.
 //! - A hook runs at most `timeout`: it gets its own process group, and at the
 //!   timeout the whole group is killed with SIGKILL (so a `sleep` or `curl`
@@ -24,52 +24,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
-use crate::job::record::{Outcome, RunRecord};
-
-/// What a hook did.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct HookRun {
-    /// `on_failure` or `on_success`.
-    pub hook: String,
-    pub command: String,
-    /// Its exit code, when it exited.
-    pub exit_code: Option<i32>,
-    /// The signal that ended it, when one did.
-    pub signal: Option<i32>,
-    /// It ran past the timeout and was killed.
-    pub timed_out: bool,
-    /// It could not be started.
-    pub error: Option<String>,
-    pub duration_ms: f64,
-}
-
-impl HookRun {
-    pub fn ok(&self) -> bool {
-        self.exit_code == Some(0)
-    }
-
-    /// One line for logs: what went wrong.
-    pub fn describe(&self) -> String {
-        if let Some(e) = &self.error {
-            format!("{} could not start: {e}", self.hook)
-        } else if self.timed_out {
-            format!(
-                "{} ran past its timeout ({:.0} ms) and was killed with its process group",
-                self.hook, self.duration_ms
-            )
-        } else if let Some(s) = self.signal {
-            format!("{} was killed by signal {s}", self.hook)
-        } else {
-            format!(
-                "{} exited {}",
-                self.hook,
-                self.exit_code.map_or("?".into(), |c| c.to_string())
-            )
-        }
-    }
-}
+use crate::job::record::{HookRun, Outcome, RunRecord};
 
 /// Which hook a finished run calls, if any: `on_failure` after an error,
 /// `on_success` after a run that counts as a success (it ran, or skipped

@@ -2,10 +2,8 @@
 //!
 //! - [`metrics`]: the Prometheus textfile for node_exporter;
 //! - [`hooks`]: `on_failure` / `on_success` commands;
-//! - [`progress`]: the counters a terminal progress bar reads;
 //! - [`memory`]: handing freed memory back to the OS between runs.
 
 pub mod hooks;
 pub mod memory;
 pub mod metrics;
-pub mod progress;

@@ -41,7 +41,7 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
         .map(|s| {
             let mut st = store_status(paths, s, now);
             if let Some(d) = &daemon {
-                crate::status::with_daemon(&mut st, d);
+                crate::schedule::daemon::with_daemon(&mut st, d);
             }
             st
         })

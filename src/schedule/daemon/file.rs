@@ -100,3 +100,34 @@ pub(super) fn take_lock(paths: &Paths) -> Result<File> {
         Err(TryLockError::Error(e)) => Err(Error::io("lock", &path, e)),
     }
 }
+
+/// Add what a running daemon knows: its next run time for the store (which
+/// accounts for jitter and backoff) and the store's backoff.
+pub fn with_daemon(status: &mut crate::status::StoreStatus, daemon: &DaemonStatus) {
+    if !daemon.running {
+        return;
+    }
+    let Some(d) = daemon.info.stores.iter().find(|d| d.name == status.name) else {
+        return;
+    };
+    if d.next_run.is_some() {
+        status.next_run = d.next_run;
+    }
+    if let Some(until) = d.growth_wait_until {
+        status.notes.push(format!(
+            "growth run due: the daemon holds it until {} (min_interval, or backoff after failures)",
+            crate::status::fmt_time(until)
+        ));
+    }
+    if let Some(until) = d.backoff_until {
+        status.reasons.push(format!(
+            "the daemon is backing off until {} after {} failures in a row",
+            crate::status::fmt_time(until),
+            d.failures
+        ));
+        status.backoff = Some(crate::status::Backoff {
+            failures: d.failures,
+            until,
+        });
+    }
+}

@@ -55,7 +55,7 @@ use crate::job::{SyncOptions, sync_store};
 use crate::paths::Paths;
 
 use file::take_lock;
-pub use file::{DaemonInfo, DaemonStatus, DaemonStore, info_path, status};
+pub use file::{DaemonInfo, DaemonStatus, DaemonStore, info_path, status, with_daemon};
 pub use store::{MAX_STEP, backoff};
 use store::{StoreRt, jitter_delay, to_chrono};
 
