@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{IoContext, Result};
 
+pub use crate::io::sys::parent_dir;
+
 /// The prefix of temp files made for `target`.
 pub fn temp_prefix(target: &Path) -> String {
     let name = target
@@ -25,14 +27,6 @@ pub fn temp_prefix(target: &Path) -> String {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     format!(".{name}.lk-tmp.")
-}
-
-/// The directory holding `path` (`.` for a bare file name).
-pub fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
 }
 
 /// Create a temp file beside `target`, exclusively, with an unpredictable name.

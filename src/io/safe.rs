@@ -123,7 +123,7 @@ impl Dir {
 
     /// The directory holding `file`.
     pub fn of(file: &Path) -> io::Result<Dir> {
-        Dir::open(crate::io::durable::parent_dir(file))
+        Dir::open(crate::io::sys::parent_dir(file))
     }
 
     pub fn path(&self) -> &Path {

@@ -1,6 +1,7 @@
 //! Thin wrappers over OS calls that have no std equivalent.
 
 use std::fs::File;
+use std::path::Path;
 
 /// Ask the kernel to start writing `[off, off + len)` of `f` back now,
 /// without waiting: the final fsync then has little left to do. A hint only;
@@ -68,5 +69,13 @@ mod tests {
             old
         };
         assert_eq!(old.sa_sigaction, libc::SIG_IGN);
+    }
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
     }
 }

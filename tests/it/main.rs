@@ -4,6 +4,7 @@
 //! The calendar tests that set `TZ` for the whole process live in their own
 //! binary (`tests/schedule.rs`), so they cannot leak into these.
 
+mod architecture;
 mod common;
 
 mod bad_input;
