@@ -51,7 +51,8 @@
 //! - [`Daemon`] fires every store's schedule inside your tokio runtime until
 //!   its [`DaemonHandle`] stops it.
 //!
-//! Errors are one [`Error`] enum; [`Error::class`] says whose move it is.
+//! Errors are split by operation ([`ConfigError`], [`SyncError`], ...) under
+//! one [`Error`]; [`Error::class`] says whose move it is.
 //! `examples/embed.rs` is a complete program: it builds a store, writes
 //! events from one thread while compacting from another, and replays.
 //!
@@ -94,7 +95,10 @@ mod writer;
 
 pub use cli::run;
 pub use config::{Config, StoreBuilder, StoreConfig};
-pub use error::{Error, ErrorClass, Result};
+pub use error::{
+    AppendError, ConfigError, Error, ErrorClass, LockError, ReplayError, Result, ScheduleError,
+    SyncError,
+};
 pub use io::sys::ignore_sigxfsz;
 pub use job::record::{Outcome, RunRecord, Stats, Timings};
 pub use job::{SyncOptions, Trigger, sync_store};

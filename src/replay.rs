@@ -16,10 +16,10 @@ pub use crate::job::segmented::view::Replayed as SegmentsReplayed;
 pub fn replay_segments(store: &StoreConfig, out: &mut impl Write) -> Result<SegmentsReplayed> {
     match &store.segments {
         Some(policy) => crate::job::segmented::replay(store, policy, out),
-        None => Err(Error::WrongStoreKind {
+        None => Err(Error::Config(crate::error::ConfigError::WrongStoreKind {
             store: store.name.clone(),
             msg: "is not a segmented store (it has a `log`, not `segments`)",
-        }),
+        })),
     }
 }
 
@@ -29,10 +29,10 @@ pub fn replay_segments(store: &StoreConfig, out: &mut impl Write) -> Result<Segm
 /// torn last line are left out (the returned figures count them).
 pub fn replay(store: &StoreConfig, out: &mut impl Write) -> Result<Replayed> {
     if store.segments.is_some() {
-        return Err(Error::WrongStoreKind {
+        return Err(Error::Config(crate::error::ConfigError::WrongStoreKind {
             store: store.name.clone(),
             msg: "is a segmented store: replay it with `replay_segments`",
-        });
+        }));
     }
     let c = Cut::take(store, None)?;
     fold::copy_ranges_nl(&c.file, &c.plan.keep, &c.plan.newlines, out).map_err(|e| {

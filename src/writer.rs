@@ -118,14 +118,16 @@ impl LogWriter {
 
 fn check_line(scanner: &mut Scanner, line: &[u8], index: usize) -> Result<()> {
     if let Some(p) = memchr::memchr2(b'\n', b'\r', line) {
-        return Err(Error::InvalidLine {
+        return Err(Error::Append(crate::error::AppendError::InvalidLine {
             index,
             reason: format!("it contains a line break at byte {p}"),
-        });
+        }));
     }
-    scanner.validate(line).map_err(|e| Error::InvalidLine {
-        index,
-        reason: e.to_string(),
+    scanner.validate(line).map_err(|e| {
+        Error::Append(crate::error::AppendError::InvalidLine {
+            index,
+            reason: e.to_string(),
+        })
     })?;
     Ok(())
 }

@@ -331,15 +331,19 @@ pub fn describe(r: &Registration) -> String {
 pub fn hint(err: &crate::Error) -> Option<String> {
     use crate::Error;
     Some(match err {
-        Error::NoConfig { .. } => {
+        Error::Config(crate::error::ConfigError::NoConfig { .. }) => {
             "create one with `logkeeper store add NAME --log PATH`, or pass --config".into()
         }
-        Error::StoreExists { name, .. } => {
+        Error::Config(crate::error::ConfigError::StoreExists { name, .. }) => {
             format!("remove it first with `logkeeper store remove {name}`")
         }
-        Error::NoStores { .. } => "add one with `logkeeper store add NAME --log PATH`".into(),
-        Error::NoStoreNamed { .. } => "name the stores to act on, or pass --all".into(),
-        Error::AlreadyInstalled { installed, .. } => {
+        Error::Config(crate::error::ConfigError::NoStores { .. }) => {
+            "add one with `logkeeper store add NAME --log PATH`".into()
+        }
+        Error::Config(crate::error::ConfigError::NoStoreNamed { .. }) => {
+            "name the stores to act on, or pass --all".into()
+        }
+        Error::Schedule(crate::error::ScheduleError::AlreadyInstalled { installed, .. }) => {
             format!("run `logkeeper schedule uninstall --backend {installed}` first")
         }
         _ => return None,

@@ -184,9 +184,11 @@ impl StoreBuilder {
     /// Validate the fields as the config loader does.
     pub fn build(self) -> Result<StoreConfig> {
         let store = self.raw.name.clone();
-        let err = |field: &str, msg: String| Error::InvalidStore {
-            store: store.clone(),
-            msg: format!("`{field}`: {msg}"),
+        let err = |field: &str, msg: String| {
+            Error::Config(crate::error::ConfigError::InvalidStore {
+                store: store.clone(),
+                msg: format!("`{field}`: {msg}"),
+            })
         };
         if self.bad_log {
             let field = if self.raw.segments.is_some() {
@@ -257,7 +259,13 @@ mod tests {
             .key(["item"])
             .build()
             .unwrap_err();
-        assert!(matches!(e, Error::InvalidStore { .. }), "{e:?}");
+        assert!(
+            matches!(
+                e,
+                Error::Config(crate::error::ConfigError::InvalidStore { .. })
+            ),
+            "{e:?}"
+        );
         assert!(e.to_string().contains("`key`"), "{e}");
         let e = StoreConfig::builder("m", "/tmp/m.jsonl")
             .delete(["DEL"])

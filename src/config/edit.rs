@@ -50,10 +50,10 @@ pub fn add_store(config_path: &Path, new: &NewStore) -> Result<Config> {
     let mut doc = edit_doc(config_path, &text)?;
     let current = Config::parse(config_path, &text)?;
     if current.stores.iter().any(|s| s.name == new.name) || current.broken(&new.name).is_some() {
-        return Err(Error::StoreExists {
+        return Err(Error::Config(crate::error::ConfigError::StoreExists {
             name: new.name.clone(),
             config: config_path.to_path_buf(),
-        });
+        }));
     }
     let mut t = toml_edit::Table::new();
     t["name"] = toml_edit::value(new.name.as_str());
@@ -106,22 +106,26 @@ pub fn add_store(config_path: &Path, new: &NewStore) -> Result<Config> {
     }
     if let Some(b) = new.rotate_bytes {
         // TOML integers are i64; a larger limit is refused, not wrapped.
-        let b = i64::try_from(b).map_err(|_| Error::Config {
-            path: config_path.to_path_buf(),
-            line: None,
-            col: None,
-            msg: format!("`rotate_bytes`: {b} is too large"),
+        let b = i64::try_from(b).map_err(|_| {
+            Error::Config(crate::error::ConfigError::Invalid {
+                path: config_path.to_path_buf(),
+                line: None,
+                col: None,
+                msg: format!("`rotate_bytes`: {b} is too large"),
+            })
         })?;
         t["rotate_bytes"] = toml_edit::value(b);
     }
     match doc.get_mut("store") {
         Some(item) => item
             .as_array_of_tables_mut()
-            .ok_or_else(|| Error::Config {
-                path: config_path.to_path_buf(),
-                line: None,
-                col: None,
-                msg: "`store` must be an array of tables ([[store]])".into(),
+            .ok_or_else(|| {
+                Error::Config(crate::error::ConfigError::Invalid {
+                    path: config_path.to_path_buf(),
+                    line: None,
+                    col: None,
+                    msg: "`store` must be an array of tables ([[store]])".into(),
+                })
             })?
             .push(t),
         None => {
@@ -147,10 +151,10 @@ pub fn add_store(config_path: &Path, new: &NewStore) -> Result<Config> {
             .strip_prefix("store #")
             .and_then(|r| r.split_once(' '))
             .map_or(b.msg.as_str(), |(_, m)| m);
-        return Err(Error::InvalidStore {
+        return Err(Error::Config(crate::error::ConfigError::InvalidStore {
             store: new.name.clone(),
             msg: format!("{msg} (nothing was written to {})", config_path.display()),
-        });
+        }));
     }
     write_validated(config_path, &doc.to_string())
 }
@@ -161,9 +165,9 @@ pub fn remove_store(config_path: &Path, name: &str) -> Result<Config> {
     let text = match std::fs::read_to_string(config_path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::NoConfig {
+            return Err(Error::Config(crate::error::ConfigError::NoConfig {
                 path: config_path.to_path_buf(),
-            });
+            }));
         }
         Err(e) => return Err(Error::io("read config", config_path, e)),
     };
@@ -177,22 +181,24 @@ pub fn remove_store(config_path: &Path, name: &str) -> Result<Config> {
             a.iter()
                 .position(|t| t.get("name").and_then(|n| n.as_str()) == Some(name))
         })
-        .ok_or_else(|| Error::UnknownStore {
-            name: name.to_string(),
-            config: config_path.to_path_buf(),
-            known: current.stores.iter().map(|s| s.name.clone()).collect(),
+        .ok_or_else(|| {
+            Error::Config(crate::error::ConfigError::UnknownStore {
+                name: name.to_string(),
+                config: config_path.to_path_buf(),
+                known: current.stores.iter().map(|s| s.name.clone()).collect(),
+            })
         })?;
     let Some(arr) = doc
         .get_mut("store")
         .and_then(toml_edit::Item::as_array_of_tables_mut)
     else {
         // The store was found above, so `store` is an array of tables.
-        return Err(Error::Config {
+        return Err(Error::Config(crate::error::ConfigError::Invalid {
             path: config_path.to_path_buf(),
             line: None,
             col: None,
             msg: "`store` is not an array of tables".into(),
-        });
+        }));
     };
     // Comments above the removed table, up to its last blank line, belong to
     // what precedes it (a file header, say): hand them to the next table.
@@ -228,13 +234,14 @@ pub fn remove_store(config_path: &Path, name: &str) -> Result<Config> {
 
 /// `text` as an editable document.
 fn edit_doc(path: &Path, text: &str) -> Result<toml_edit::DocumentMut> {
-    text.parse()
-        .map_err(|e: toml_edit::TomlError| Error::Config {
+    text.parse().map_err(|e: toml_edit::TomlError| {
+        Error::Config(crate::error::ConfigError::Invalid {
             path: path.to_path_buf(),
             line: e.span().map(|s| line_col(text, s.start).0),
             col: None,
             msg: e.message().trim().to_string(),
         })
+    })
 }
 
 fn string_array(v: &[String]) -> toml_edit::Array {

@@ -124,12 +124,12 @@ pub struct BrokenStore {
 impl BrokenStore {
     /// The error for this store, naming the config file and line.
     pub fn error(&self, config: &Path) -> Error {
-        Error::Config {
+        Error::Config(crate::error::ConfigError::Invalid {
             path: config.to_path_buf(),
             line: self.line,
             col: None,
             msg: self.msg.clone(),
-        }
+        })
     }
 
     /// Whether the name is one a valid store could have (its state may then
@@ -232,20 +232,20 @@ pub const DEFAULT_KEEP_ROTATED: usize = 3;
 pub const DEFAULT_BLIND_GRACE: Duration = Duration::from_secs(3600);
 
 impl Config {
-    /// Load and validate the config at `path`; a missing file is [`Error::NoConfig`].
+    /// Load and validate the config at `path`; a missing file is [`ConfigError::NoConfig`](crate::error::ConfigError::NoConfig).
     pub fn load(path: &Path) -> Result<Config> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::NoConfig {
+                return Err(Error::Config(crate::error::ConfigError::NoConfig {
                     path: path.to_path_buf(),
-                });
+                }));
             }
             Err(e) => {
-                return Err(Error::ConfigUnreadable {
+                return Err(Error::Config(crate::error::ConfigError::ConfigUnreadable {
                     path: path.to_path_buf(),
                     source: e,
-                });
+                }));
             }
         };
         Config::parse(path, &text)
@@ -254,7 +254,7 @@ impl Config {
     /// Load, or an empty config if the file does not exist.
     pub fn load_or_empty(path: &Path) -> Result<Config> {
         match Config::load(path) {
-            Err(Error::NoConfig { .. }) => Ok(Config {
+            Err(Error::Config(crate::error::ConfigError::NoConfig { .. })) => Ok(Config {
                 path: path.to_path_buf(),
                 stores: Vec::new(),
                 broken: Vec::new(),
@@ -271,12 +271,12 @@ impl Config {
                 .span()
                 .map(|s| line_col(text, s.start))
                 .map_or((None, None), |(l, c)| (Some(l), Some(c)));
-            Error::Config {
+            Error::Config(crate::error::ConfigError::Invalid {
                 path: path.to_path_buf(),
                 line,
                 col,
                 msg: e.message().trim().to_string(),
-            }
+            })
         })?;
         let base = durable::parent_dir(path);
         let (metrics_file, hooks) = ops::global(path, text, &raw)?;
@@ -284,11 +284,13 @@ impl Config {
         let mut stores: Vec<StoreConfig> = Vec::with_capacity(raw.store.len());
         let mut broken = Vec::new();
         for (i, table) in raw.store.into_iter().enumerate() {
-            let err = |field: &str, msg: String| Error::Config {
-                path: path.to_path_buf(),
-                line: field_line(text, i, field),
-                col: None,
-                msg: format!("store #{} `{field}`: {msg}", i + 1),
+            let err = |field: &str, msg: String| {
+                Error::Config(crate::error::ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    line: field_line(text, i, field),
+                    col: None,
+                    msg: format!("store #{} `{field}`: {msg}", i + 1),
+                })
             };
             let checked = raw_store(text, spans.get(i).cloned(), &table, i)
                 .and_then(|rs| validate_store(rs, base, &hooks, &err))
@@ -310,7 +312,7 @@ impl Config {
                 });
             match checked {
                 Ok(s) => stores.push(s),
-                Err(Error::Config { line, msg, .. }) => {
+                Err(Error::Config(crate::error::ConfigError::Invalid { line, msg, .. })) => {
                     let text_of = |k: &str| table.get(k).and_then(|v| v.as_str()).map(String::from);
                     broken.push(BrokenStore {
                         name: text_of("name").unwrap_or_else(|| format!("store #{}", i + 1)),
@@ -344,11 +346,11 @@ impl Config {
         if let Some(b) = self.broken(name) {
             return Err(b.error(&self.path));
         }
-        Err(Error::UnknownStore {
+        Err(Error::Config(crate::error::ConfigError::UnknownStore {
             name: name.to_string(),
             config: self.path.clone(),
             known: self.stores.iter().map(|s| s.name.clone()).collect(),
-        })
+        }))
     }
 
     /// The named stores, in the order given; all valid stores if `names` is
@@ -363,14 +365,14 @@ impl Config {
                 return Ok(self.stores.iter().collect());
             }
             return Err(if self.stores.is_empty() {
-                Error::NoStores {
+                Error::Config(crate::error::ConfigError::NoStores {
                     config: self.path.clone(),
-                }
+                })
             } else {
-                Error::NoStoreNamed {
+                Error::Config(crate::error::ConfigError::NoStoreNamed {
                     config: self.path.clone(),
                     known: self.stores.iter().map(|s| s.name.clone()).collect(),
-                }
+                })
             });
         }
         names.iter().map(|n| self.store(n)).collect()
@@ -406,11 +408,13 @@ fn raw_store(
         RawStore::deserialize(toml::Value::Table(table.clone()))
             .map_err(|e| (field_line(text, index, ""), e.message().trim().to_string()))
     });
-    result.map_err(|(line, msg)| Error::Config {
-        path: PathBuf::new(),
-        line,
-        col: None,
-        msg: format!("store #{}: {msg}", index + 1),
+    result.map_err(|(line, msg)| {
+        Error::Config(crate::error::ConfigError::Invalid {
+            path: PathBuf::new(),
+            line,
+            col: None,
+            msg: format!("store #{}: {msg}", index + 1),
+        })
     })
 }
 

@@ -49,11 +49,13 @@ fn own_or(own: Option<String>, global: &Option<String>) -> Option<String> {
 
 /// Validate the top-level fields: the metrics file and the global hooks.
 pub(super) fn global(path: &Path, text: &str, raw: &RawConfig) -> Result<(Option<PathBuf>, Hooks)> {
-    let err = |field: &str, msg: String| Error::Config {
-        path: path.to_path_buf(),
-        line: global_line(text, field),
-        col: None,
-        msg: format!("`{field}`: {msg}"),
+    let err = |field: &str, msg: String| {
+        Error::Config(crate::error::ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line: global_line(text, field),
+            col: None,
+            msg: format!("`{field}`: {msg}"),
+        })
     };
     let metrics_file = match raw.metrics_file.as_deref() {
         Some(m) if m.trim().is_empty() => {

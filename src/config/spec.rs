@@ -11,10 +11,10 @@ impl FoldSpec {
     /// error rather than a panic.
     pub fn for_store(store: &StoreConfig) -> crate::Result<Self> {
         FoldSpec::new(&store.key, store.op.as_deref(), &store.delete).map_err(|msg| {
-            crate::Error::InvalidStore {
+            crate::Error::Config(crate::error::ConfigError::InvalidStore {
                 store: store.name.clone(),
                 msg,
-            }
+            })
         })
     }
 }

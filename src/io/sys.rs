@@ -41,6 +41,14 @@ pub fn ignore_sigxfsz() {
     });
 }
 
+/// The directory holding `path` (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -69,13 +77,5 @@ mod tests {
             old
         };
         assert_eq!(old.sa_sigaction, libc::SIG_IGN);
-    }
-}
-
-/// The directory holding `path` (`.` for a bare file name).
-pub fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
     }
 }

@@ -53,10 +53,10 @@ pub fn resolve_log(log: &Path) -> Result<PathBuf> {
     };
     let meta = fs::metadata(&real).ctx("stat log", &real)?;
     if !meta.is_file() {
-        return Err(Error::NotAFile {
+        return Err(Error::Sync(crate::error::SyncError::NotAFile {
             path: real,
             is_dir: meta.is_dir(),
-        });
+        }));
     }
     if link.file_type().is_symlink() {
         check_link(log, &link, &real, &meta)?;
@@ -111,9 +111,9 @@ fn dangling_hint(log: &Path, e: std::io::Error) -> std::io::Error {
 /// (0 total blocks: many FUSE filesystems).
 fn check_free_space(dir: &Path, need: u64) -> Result<bool> {
     let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).map_err(|_| {
-        Error::NulInPath {
+        Error::Sync(crate::error::SyncError::NulInPath {
             path: dir.to_path_buf(),
-        }
+        })
     })?;
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: c is a valid C string and st a valid out-pointer.
@@ -141,11 +141,11 @@ fn check_free_space(dir: &Path, need: u64) -> Result<bool> {
         avail = 0;
     }
     if avail < need {
-        return Err(Error::NoSpace {
+        return Err(Error::Sync(crate::error::SyncError::NoSpace {
             dir: dir.to_path_buf(),
             need,
             avail,
-        });
+        }));
     }
     Ok(true)
 }
@@ -253,9 +253,11 @@ pub fn compact(
     stats.timings.verify_ms = verified.ms;
     stats.verify = Some(verified);
     interrupt::check("after writing the new file")?;
-    stats.quarantine_file = swap::quarantine_bad(&c).map_err(|e| Error::QuarantineFailed {
-        log: c.log.clone(),
-        source: Box::new(e),
+    stats.quarantine_file = swap::quarantine_bad(&c).map_err(|e| {
+        Error::Sync(crate::error::SyncError::QuarantineFailed {
+            log: c.log.clone(),
+            source: Box::new(e),
+        })
     })?;
     stats.timings.write_ms = ms(t_write);
 

@@ -212,10 +212,10 @@ pub fn writer_strategy(store: &StoreConfig, o: &Opener) -> (&'static str, &'stat
 /// ignores `min_growth`, as `sync now --force` does.
 pub fn dry_run(paths: &Paths, store: &StoreConfig, force: bool) -> Result<DryRun> {
     if store.segments.is_some() {
-        return Err(Error::WrongStoreKind {
+        return Err(Error::Config(crate::error::ConfigError::WrongStoreKind {
             store: store.name.clone(),
             msg: "is a segmented store: --dry-run explains single-file stores only",
-        });
+        }));
     }
     if let Err(e) = std::fs::symlink_metadata(&store.log)
         && e.kind() == std::io::ErrorKind::NotFound

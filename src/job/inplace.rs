@@ -79,9 +79,9 @@ fn locked(store: &StoreConfig, state: &LateWrites, log: &Path, rw: &File) -> Res
     let c = Cut::take(store, Some(state))?;
     let me = rw.metadata().ctx("stat log", log)?;
     if (me.dev(), me.ino()) != (c.meta.dev(), c.meta.ino()) {
-        return Err(Error::LogReplaced {
+        return Err(Error::Sync(crate::error::SyncError::LogReplaced {
             path: log.to_path_buf(),
-        });
+        }));
     }
     if c.late_bytes() > 0 {
         return Ok(Attempt::Declined(

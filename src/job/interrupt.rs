@@ -54,7 +54,10 @@ pub fn received() -> Option<&'static str> {
 /// e.g. "before the swap".
 pub(crate) fn check(step: &'static str) -> Result<()> {
     match received() {
-        Some(signal) => Err(Error::Interrupted { signal, step }),
+        Some(signal) => Err(Error::Sync(crate::error::SyncError::Interrupted {
+            signal,
+            step,
+        })),
         None => Ok(()),
     }
 }
@@ -66,10 +69,10 @@ pub(crate) fn explain(e: Error) -> Error {
         (Some(signal), Error::Io { source, .. })
             if source.kind() == std::io::ErrorKind::Interrupted =>
         {
-            Error::Interrupted {
+            Error::Sync(crate::error::SyncError::Interrupted {
                 signal,
                 step: "while waiting for a lock",
-            }
+            })
         }
         _ => e,
     }

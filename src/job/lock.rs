@@ -130,7 +130,7 @@ impl StoreLock {
     /// read-write for that owner. Run by root, a directory that another
     /// user can write is refused (G8).
     ///
-    /// With [`Wait::No`], a held lock is [`Error::Busy`] naming the holder.
+    /// With [`Wait::No`], a held lock is [`LockError::Busy`](crate::error::LockError::Busy) naming the holder.
     pub fn acquire(store: &str, log: &Path, trigger: &str, wait: Wait) -> Result<StoreLock> {
         let path = lock_path(log);
         let dir = safe::Dir::of(&path)
@@ -160,11 +160,11 @@ impl StoreLock {
                 Ok(()) => {}
                 Err(TryLockError::WouldBlock) => match wait {
                     Wait::No => {
-                        return Err(Error::Busy {
+                        return Err(Error::Lock(crate::error::LockError::Busy {
                             store: store.to_string(),
                             lock: path.clone(),
                             holder: describe_holder(read_holder_file(&path)),
-                        });
+                        }));
                     }
                     Wait::Yes => {
                         tracing::info!(

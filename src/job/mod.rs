@@ -177,7 +177,9 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
                 d
             })
         }
-        Err(Error::Busy { holder, lock, .. }) => Ok(Done::busy(&holder, &lock, opts)),
+        Err(Error::Lock(crate::error::LockError::Busy { holder, lock, .. })) => {
+            Ok(Done::busy(&holder, &lock, opts))
+        }
         Err(e) => Err(e),
     };
     let result = match result {
@@ -205,7 +207,9 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
                 stats: Stats {
                     // A failed verification's digests go in the record.
                     verify: match &e {
-                        Error::VerifyFailed { verification, .. } => Some((**verification).clone()),
+                        Error::Sync(crate::error::SyncError::VerifyFailed {
+                            verification, ..
+                        }) => Some((**verification).clone()),
                         _ => None,
                     },
                     ..refusal_stats(&e)
@@ -517,10 +521,10 @@ fn refuse_broken_watches(
     next.watches
         .retain(|w| !broken.iter().any(|(b, _)| b.rotated == w.rotated));
     late::commit(state_dir, &next)?;
-    Err(Error::LateWatchBroken {
+    Err(Error::Sync(crate::error::SyncError::LateWatchBroken {
         rotated: first.rotated.clone(),
         what: what.clone(),
-    })
+    }))
 }
 
 /// The one writer pattern a swap cannot serve: a process with the live log
@@ -537,13 +541,13 @@ fn refuse_unsafe_writers(store: &StoreConfig, log: &std::path::Path) -> crate::R
     let Some(o) = census.openers.iter().find(|o| !o.append) else {
         return Ok(());
     };
-    Err(Error::UnsafeWriter {
+    Err(Error::Sync(crate::error::SyncError::UnsafeWriter {
         path: log.to_path_buf(),
         pid: o.pid,
         program: o.program.clone(),
         fd: o.fd,
         flags: o.flags.clone(),
-    })
+    }))
 }
 
 /// Whether the census may let `p` go: it sees every writer, or `p` has
@@ -636,7 +640,7 @@ fn check_can_keep_owner(log: &std::path::Path, live: &std::fs::Metadata) -> crat
 /// unsupported one), so `status` shows who the writer is.
 fn refusal_stats(e: &Error) -> Stats {
     let mut stats = Stats::default();
-    if let Error::UnsafeWriter { path, .. } = e {
+    if let Error::Sync(crate::error::SyncError::UnsafeWriter { path, .. }) = e {
         stats.writers = census::take(&[path]);
     }
     stats

@@ -116,19 +116,19 @@ pub fn lock_and_verify(c: &Cut) -> Result<()> {
 fn verify(c: &Cut) -> Result<()> {
     let now = fs::metadata(&c.log).ctx("stat log", &c.log)?;
     if now.ino() != c.meta.ino() || now.dev() != c.meta.dev() {
-        return Err(Error::LogReplaced {
+        return Err(Error::Sync(crate::error::SyncError::LogReplaced {
             path: c.log.clone(),
-        });
+        }));
     }
     let size = c.file.metadata().ctx("stat log", &c.log)?.len();
     let same =
         size >= c.cut && cut::fingerprint(&c.file, c.cut).ctx("read log", &c.log)? == c.fingerprint;
     if !same {
-        return Err(Error::LogRewritten {
+        return Err(Error::Sync(crate::error::SyncError::LogRewritten {
             path: c.log.clone(),
             before: c.size,
             now: size,
-        });
+        }));
     }
     Ok(())
 }
@@ -197,9 +197,9 @@ pub fn link_rotated(c: &Cut) -> Result<PathBuf> {
     let m = fs::metadata(&rotated).ctx("stat", &rotated)?;
     if m.ino() != c.meta.ino() || m.dev() != c.meta.dev() {
         let _ = fs::remove_file(&rotated);
-        return Err(Error::LogReplaced {
+        return Err(Error::Sync(crate::error::SyncError::LogReplaced {
             path: c.log.clone(),
-        });
+        }));
     }
     crate::failpoint::failpoint!(AfterRotateLink);
     Ok(rotated)
@@ -218,10 +218,10 @@ pub fn exchange(
     let tmp_path = tmp.path().to_path_buf();
     let failed = |e: std::io::Error| {
         let _ = fs::remove_file(rotated);
-        Error::RenameFailed {
+        Error::Sync(crate::error::SyncError::RenameFailed {
             path: c.log.clone(),
             source: e,
-        }
+        })
     };
     crate::failpoint::fail_io!(Rename).map_err(failed)?;
     let removed = match rename_exchange(&tmp_path, &c.log) {
@@ -232,9 +232,9 @@ pub fn exchange(
                 // put it back and leave everything as it was.
                 rename_exchange(&tmp_path, &c.log).ctx("undo the swap of", &c.log)?;
                 let _ = fs::remove_file(rotated);
-                return Err(Error::LogReplaced {
+                return Err(Error::Sync(crate::error::SyncError::LogReplaced {
                     path: c.log.clone(),
-                });
+                }));
             }
             crate::failpoint::failpoint!(AfterRename);
             // The temp name now holds the old inode, which the rotated name
@@ -269,12 +269,12 @@ pub fn exchange(
 }
 
 fn after_swap(op: &'static str, c: &Cut, rotated: &Path, source: std::io::Error) -> Error {
-    Error::AfterSwap {
+    Error::Sync(crate::error::SyncError::AfterSwap {
         op,
         log: c.log.clone(),
         rotated: rotated.to_path_buf(),
         source,
-    }
+    })
 }
 
 /// Atomically exchange two names. `Ok(false)` where the system or the
@@ -340,11 +340,11 @@ pub(crate) fn lock_writers(file: &File, log: &Path) -> Result<()> {
                         .collect::<Vec<_>>()
                         .join(", "),
                 };
-                return Err(Error::WriterHung {
+                return Err(Error::Sync(crate::error::SyncError::WriterHung {
                     path: log.to_path_buf(),
                     waited: wait,
                     holder,
-                });
+                }));
             }
             Err(std::fs::TryLockError::Error(e)) => {
                 return Err(Error::io("take the writers' lock on", log, e));
@@ -354,9 +354,9 @@ pub(crate) fn lock_writers(file: &File, log: &Path) -> Result<()> {
 }
 
 pub fn write_error(tmp: &Path, log: &Path, e: std::io::Error) -> Error {
-    Error::WriteFailed {
+    Error::Sync(crate::error::SyncError::WriteFailed {
         tmp: tmp.to_path_buf(),
         log: log.to_path_buf(),
         source: e,
-    }
+    })
 }

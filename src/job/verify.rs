@@ -27,8 +27,8 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
 
+pub use crate::error::{Digest, Verification};
 use crate::error::{Error, IoContext, Result};
 use crate::fold::segments::{self, Segment};
 use crate::fold::{Class, Classifier, FoldSpec, Range};
@@ -42,45 +42,6 @@ const CHUNK: usize = 1 << 20;
 /// The new file is folded in parallel chunks of at least this much.
 const MIN_CHUNK: u64 = 4 << 20;
 
-/// A digest of the snapshot: its lines in order (count, bytes and a 64-bit
-/// sum of a hash of each line's offset and bytes) and its fold (live keys, and lines a fold of
-/// it would drop: a key seen twice, a delete, a malformed line).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Digest {
-    pub lines: u64,
-    pub bytes: u64,
-    /// 16 hex digits.
-    pub hash: String,
-    /// Distinct live keys (keyed stores): of the plan, as the scan folded
-    /// the log; on disk, as a fold of the new file finds them.
-    pub keys: u64,
-    /// Lines a fold of the file would drop or change (0 for a plan).
-    pub unfolded: u64,
-}
-
-impl std::fmt::Display for Digest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} ({} lines, {} bytes, {} keys, {} lines a fold would drop)",
-            self.hash, self.lines, self.bytes, self.keys, self.unfolded
-        )
-    }
-}
-
-/// What the verification of one swap found (kept in the run record).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Verification {
-    /// Of the plan: the kept lines as the fold chose them.
-    pub planned: Digest,
-    /// Of the new file's snapshot as read back from disk.
-    pub on_disk: Digest,
-    pub ms: f64,
-    /// Where the new file was kept, on a mismatch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kept: Option<PathBuf>,
-}
-
 /// What the new file's snapshot should hold: the `keep` ranges (virtual,
 /// see `fold::segments`) of `segs`, with a `\n` after each of `newlines`,
 /// holding `keys` live keys of `spec`.
@@ -93,7 +54,7 @@ pub(crate) struct Planned<'a> {
 }
 
 /// Check the snapshot `[0, len)` of `tmp` against `plan`. Returns the
-/// verification, or [`Error::VerifyFailed`] (the temp file copied to
+/// verification, or [`SyncError::VerifyFailed`](crate::error::SyncError::VerifyFailed) (the temp file copied to
 /// `state_dir`'s `verify-failed/`).
 pub(crate) fn snapshot(
     plan: &Planned,
@@ -121,10 +82,10 @@ pub(crate) fn snapshot(
     v.kept = keep_for_diagnosis(tmp.as_file(), len, state_dir)
         .inspect_err(|e| tracing::warn!("verify: could not keep the new file: {e}"))
         .ok();
-    Err(Error::VerifyFailed {
+    Err(Error::Sync(crate::error::SyncError::VerifyFailed {
         log: log.to_path_buf(),
         verification: Box::new(v),
-    })
+    }))
 }
 
 /// The digest of the plan: its kept pieces read in output order (runs of

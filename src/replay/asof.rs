@@ -100,8 +100,10 @@ pub struct AsOf {
 /// Parse a TIME: RFC 3339, a local `YYYY-MM-DD HH:MM[:SS]` (or with `T`),
 /// a local date (midnight), or Unix seconds.
 pub fn parse_time(s: &str) -> Result<DateTime<Utc>> {
-    parse_instant(s.trim()).ok_or_else(|| Error::BadTime {
-        input: s.to_string(),
+    parse_instant(s.trim()).ok_or_else(|| {
+        Error::Replay(crate::error::ReplayError::BadTime {
+            input: s.to_string(),
+        })
     })
 }
 
@@ -296,17 +298,19 @@ pub fn replay_as_of(
         ));
     };
     if at < oldest.time {
-        return Err(Error::AsOfTooEarly {
+        return Err(Error::Replay(crate::error::ReplayError::AsOfTooEarly {
             store: store.name.clone(),
             asked: fmt(at),
             oldest: fmt(oldest.time),
             file: oldest.file.clone(),
-        });
+        }));
     }
     let time_ptr = match &store.time {
-        Some(p) => Some(Pointers::new(&[p]).map_err(|msg| Error::InvalidStore {
-            store: store.name.clone(),
-            msg,
+        Some(p) => Some(Pointers::new(&[p]).map_err(|msg| {
+            Error::Config(crate::error::ConfigError::InvalidStore {
+                store: store.name.clone(),
+                msg,
+            })
         })?),
         None => None,
     };

@@ -567,7 +567,9 @@ fn refused_reload_event_carries_the_typed_config_error() {
             Event::ReloadFailed(err) => {
                 // The typed error: its class and its line.
                 assert_eq!(err.class(), logkeeper::ErrorClass::Usage);
-                if let logkeeper::Error::Config { line, .. } = &**err {
+                if let logkeeper::Error::Config(logkeeper::ConfigError::Invalid { line, .. }) =
+                    &**err
+                {
                     seen.lock().unwrap().push(*line);
                 }
             }

@@ -23,10 +23,12 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
     let config = Config::load(&paths.config)?;
     let store = config.store(&args.name)?;
     if store.segments.is_some() {
-        anyhow::bail!(crate::Error::WrongStoreKind {
-            store: store.name.clone(),
-            msg: "is a directory of segments its app rotates itself; append through that app (logkeeper never writes to the active segment)",
-        });
+        anyhow::bail!(crate::Error::Config(
+            crate::error::ConfigError::WrongStoreKind {
+                store: store.name.clone(),
+                msg: "is a directory of segments its app rotates itself; append through that app (logkeeper never writes to the active segment)",
+            }
+        ));
     }
     let lines: Vec<Vec<u8>> = if args.lines.is_empty() {
         let mut input = Vec::new();

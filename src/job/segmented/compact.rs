@@ -112,10 +112,10 @@ fn scan(inputs: &[Segment], run: std::ops::Range<usize>, spec: &FoldSpec) -> Res
         }
         let cut = fold::find_cut(&file, seg.size).ctx("read segment", &seg.path)?;
         if cut != seg.size {
-            return Err(Error::SegmentChanged {
+            return Err(Error::Sync(crate::error::SyncError::SegmentChanged {
                 path: seg.path.clone(),
                 what: "ends in a torn line since it was checked",
-            });
+            }));
         }
         let keyless = &mut out.keyless[i - run.start];
         let (last, lines_in, superseded) = (&mut out.last, &mut out.lines_in, &mut out.superseded);
@@ -153,10 +153,10 @@ fn open_checked(seg: &Segment) -> Result<(File, std::fs::Metadata)> {
     let f = File::open(&seg.path).ctx("open segment", &seg.path)?;
     let m = f.metadata().ctx("stat segment", &seg.path)?;
     if m.ino() != seg.ino || m.len() != seg.size {
-        return Err(Error::SegmentChanged {
+        return Err(Error::Sync(crate::error::SyncError::SegmentChanged {
             path: seg.path.clone(),
             what: "changed while it was being compacted (a writer appended to or replaced a file it had rolled away from)",
-        });
+        }));
     }
     Ok((f, m))
 }

@@ -287,9 +287,11 @@ pub(super) fn run(
         .as_ref()
         .map(|p| crate::fold::json::Pointers::new(&[p]))
         .transpose()
-        .map_err(|msg| crate::Error::InvalidStore {
-            store: store.name.clone(),
-            msg,
+        .map_err(|msg| {
+            crate::Error::Config(crate::error::ConfigError::InvalidStore {
+                store: store.name.clone(),
+                msg,
+            })
         })?;
     for i in 0..n_sealed {
         let s = &listing.segments[i];

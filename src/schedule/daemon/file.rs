@@ -95,7 +95,10 @@ pub(super) fn take_lock(paths: &Paths) -> Result<File> {
                 ),
                 None => "another process".into(),
             };
-            Err(Error::DaemonRunning { lock: path, holder })
+            Err(Error::Lock(crate::error::LockError::DaemonRunning {
+                lock: path,
+                holder,
+            }))
         }
         Err(TryLockError::Error(e)) => Err(Error::io("lock", &path, e)),
     }

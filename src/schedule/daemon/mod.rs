@@ -179,7 +179,7 @@ impl Daemon {
     }
 
     /// Load the config, take the daemon lock (a second daemon for the same
-    /// config gets [`crate::Error::DaemonRunning`]), and fire the schedules until
+    /// config gets [`LockError::DaemonRunning`](crate::error::LockError::DaemonRunning)), and fire the schedules until
     /// [`DaemonHandle::stop`]. Returns Ok after a clean stop. Must be
     /// awaited inside a tokio runtime with timers enabled. Jobs still
     /// running past the stop timeout are left to finish on the blocking

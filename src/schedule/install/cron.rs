@@ -45,7 +45,7 @@ pub fn find_block(text: &str, id: &str) -> Option<(usize, usize)> {
 
 /// `cmd arg` could not be run; says so plainly when cron is not installed.
 fn not_run(cmd: &[String], arg: &str, source: std::io::Error) -> Error {
-    Error::ToolNotRun {
+    Error::Schedule(crate::error::ScheduleError::ToolNotRun {
         cmd: format!("{} {arg}", cmd.join(" ")),
         hint: if source.kind() == std::io::ErrorKind::NotFound {
             ": cron is not installed; install it (e.g. `apt-get install cron`), or use another backend (--backend systemd)"
@@ -53,17 +53,17 @@ fn not_run(cmd: &[String], arg: &str, source: std::io::Error) -> Error {
             ""
         },
         source,
-    }
+    })
 }
 
 /// `cmd arg` ran and failed.
 fn failed(cmd: &[String], arg: &str, out: &std::process::Output) -> Error {
-    Error::ToolFailed {
+    Error::Schedule(crate::error::ScheduleError::ToolFailed {
         cmd: format!("{} {arg}", cmd.join(" ")),
         status: out.status.to_string(),
         stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         hint: "",
-    }
+    })
 }
 
 /// The crontab as `crontab -l` prints it; None when the user has none.

@@ -146,10 +146,10 @@ pub fn plan_install(ctx: &Context, config: &Config, mode: Mode) -> Result<Plan> 
                     .map(|s| s.expr())
                     .unwrap_or_default();
                 let entries = fields.to_launchd(expr, MAX_ENTRIES).map_err(|msg| {
-                    crate::Error::Unschedulable {
+                    crate::Error::Schedule(crate::error::ScheduleError::Unschedulable {
                         store: store.name.clone(),
                         msg,
-                    }
+                    })
                 })?;
                 let label = sync_label(ctx, &store.name);
                 let mut v = vars(ctx, &label);
@@ -170,9 +170,11 @@ pub fn plan_install(ctx: &Context, config: &Config, mode: Mode) -> Result<Plan> 
         }
     }
     for f in &files {
-        check_plist(&f.content).map_err(|msg| crate::Error::Render {
-            path: f.path.clone(),
-            msg,
+        check_plist(&f.content).map_err(|msg| {
+            crate::Error::Schedule(crate::error::ScheduleError::Render {
+                path: f.path.clone(),
+                msg,
+            })
         })?;
     }
     let keep: Vec<&PathBuf> = files.iter().map(|f| &f.path).collect();

@@ -271,21 +271,25 @@ pub fn plan_install(ctx: &Context, config: &Config, backend: Backend, mode: Mode
     if let Some(m) = read_marker(ctx)
         && m.backend != backend
     {
-        return Err(Error::AlreadyInstalled {
-            config: ctx.config.clone(),
-            installed: m.backend.as_str(),
-        });
+        return Err(Error::Schedule(
+            crate::error::ScheduleError::AlreadyInstalled {
+                config: ctx.config.clone(),
+                installed: m.backend.as_str(),
+            },
+        ));
     }
     match backend {
         Backend::Systemd => systemd::plan_install(ctx, config, mode),
         Backend::Launchd => launchd::plan_install(ctx, config, mode),
         Backend::Cron => {
             if mode == Mode::Daemon {
-                return Err(Error::ModeUnsupported {
-                    backend: "cron",
-                    mode: "daemon",
-                    hint: "it runs each store's own expression (timer mode); for a daemon use --backend systemd or launchd",
-                });
+                return Err(Error::Schedule(
+                    crate::error::ScheduleError::ModeUnsupported {
+                        backend: "cron",
+                        mode: "daemon",
+                        hint: "it runs each store's own expression (timer mode); for a daemon use --backend systemd or launchd",
+                    },
+                ));
             }
             cron::plan_install(ctx, config)
         }
@@ -416,17 +420,17 @@ fn run_command(c: &PlannedCommand, applied: &mut Applied) -> Result<()> {
     if !ok && !c.tolerate_failure {
         const HINT: &str = "; the files it would have registered were taken back: fix the cause and run install again";
         return Err(match out {
-            Ok(o) => Error::ToolFailed {
+            Ok(o) => Error::Schedule(crate::error::ScheduleError::ToolFailed {
                 cmd: c.display(),
                 status: o.status.to_string(),
                 stderr: String::from_utf8_lossy(&o.stderr).trim().to_string(),
                 hint: HINT,
-            },
-            Err(source) => Error::ToolNotRun {
+            }),
+            Err(source) => Error::Schedule(crate::error::ScheduleError::ToolNotRun {
                 cmd: c.display(),
                 hint: HINT,
                 source,
-            },
+            }),
         });
     }
     Ok(())
@@ -557,9 +561,11 @@ pub(crate) fn scheduled_stores<'a>(
                 s.name, s.name
             )),
             Some(sch) => {
-                let f = calendar::CronFields::of(sch).map_err(|msg| Error::Unschedulable {
-                    store: s.name.clone(),
-                    msg,
+                let f = calendar::CronFields::of(sch).map_err(|msg| {
+                    Error::Schedule(crate::error::ScheduleError::Unschedulable {
+                        store: s.name.clone(),
+                        msg,
+                    })
                 })?;
                 let today = chrono::Local::now().date_naive();
                 if let Some(t) = f.dst_conflict(&chrono::Local, today, 400) {
@@ -575,9 +581,11 @@ pub(crate) fn scheduled_stores<'a>(
         }
     }
     if out.is_empty() {
-        return Err(Error::NothingScheduled {
-            config: config.path.clone(),
-        });
+        return Err(Error::Schedule(
+            crate::error::ScheduleError::NothingScheduled {
+                config: config.path.clone(),
+            },
+        ));
     }
     Ok(out)
 }
