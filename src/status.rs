@@ -119,129 +119,13 @@ pub fn overdue_at(
 pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) -> StoreStatus {
     let state = RunRecords::new(paths.store_state(&store.name));
     let running = lock::current_holder(&store.lock_anchor());
-    let mut last_run = state.last_run();
-    // C.12: an attempt that found the running run busy is not "the last
-    // run": the one before it is (the running one is shown as running).
-    if running.is_some()
-        && last_run
-            .as_ref()
-            .is_some_and(|r| r.outcome == Outcome::Busy)
-    {
-        last_run = state
-            .history()
-            .into_iter()
-            .rev()
-            .find(|r| r.outcome != Outcome::Busy);
-    }
+    let last_run = last_run_shown(&state, running.is_some());
     let last_success = state.last_success();
-    let mut reasons = Vec::new();
-    let mut health = Health::Ok;
-
-    if let Some(r) = last_run.as_ref().filter(|r| r.outcome == Outcome::Error) {
-        health = Health::Failed;
-        reasons.push(format!(
-            "last run at {} failed: {}",
-            fmt_time(r.finished_at),
-            r.error.as_deref().unwrap_or("unknown error")
-        ));
-    }
-    match (&last_success, &store.schedule) {
-        (None, _) => {
-            if health == Health::Ok {
-                health = Health::NeverRun;
-            }
-            let why = match (&running, last_run.as_ref().and_then(|r| r.reason.clone())) {
-                (Some(_), _) => "no successful run yet: the first one is running now".into(),
-                (None, Some(reason)) => format!("no successful run yet (last attempt: {reason})"),
-                (None, None) => "no successful run yet: sync the store or schedule it".into(),
-            };
-            reasons.push(why);
-        }
-        (Some(ok), Some(schedule)) => {
-            if let Some((due, at)) = overdue_at(store, ok.finished_at)
-                && at <= now
-            {
-                if health == Health::Ok {
-                    health = Health::Overdue;
-                }
-                reasons.push(format!(
-                    "overdue: last success {} is older than the run scheduled at {} ({})",
-                    fmt_time(ok.finished_at),
-                    due.format("%Y-%m-%d %H:%M %Z"),
-                    schedule.expr()
-                ));
-            }
-        }
-        (Some(_), None) => {}
-    }
-
-    let mut notes = Vec::new();
-    let mut warnings = Vec::new();
-    if let Some(r) = &last_run {
-        let s = &r.stats;
-        if let Some(st) = &s.strategy {
-            notes.push(strategy_note(st));
-            if let Some(u) = &st.unserved {
-                warnings.push(format!("not served within 1 s (G7): {u}"));
-            }
-        }
-        if s.late_lines_carried + s.late_lines_quarantined > 0 {
-            notes.push(format!(
-                "late writes: a writer that does not take the lock appended {} line(s) to {} after it was rotated; they were folded into the live log at the swap point ({} malformed, quarantined). Make that writer follow the writer protocol.",
-                s.late_lines_carried + s.late_lines_quarantined,
-                s.late_lines_from.as_deref().map_or("the rotated file".into(), |p| p.display().to_string()),
-                s.late_lines_quarantined
-            ));
-        }
-        for o in s.writers.openers.iter().filter(|o| {
-            o.file != r.log
-                && !same_file(&o.file, &store.log)
-                && s.rotated.as_ref() != Some(&o.file)
-        }) {
-            warnings.push(format!(
-                "pid {} ({}) still writes to the rotated file {} (it keeps its fd across a swap and never reopens): served by the late-write fallback, its lines reach the live log only at the next run, and the file is kept until it lets go. Make it reopen the log when the inode changes, or follow the writer protocol.",
-                o.pid,
-                o.program,
-                o.file.display()
-            ));
-        }
-        // This run's own rotated file is kept for writers that have not
-        // reopened yet; with none in a complete census there are none (C.12).
-        let no_writers =
-            s.writers.supported && s.writers.openers.is_empty() && s.writers.unreadable == 0;
-        let kept: Vec<String> = s
-            .kept_for_late_writes
-            .iter()
-            .filter(|p| !(no_writers && s.rotated.as_ref() == Some(p)))
-            .map(|p| p.display().to_string())
-            .collect();
-        if !kept.is_empty() {
-            notes.push(format!(
-                "kept beyond keep_rotated for late writes (a writer holds them open, or lines not carried yet): {}",
-                kept.join(", ")
-            ));
-        }
-        if s.free_space_unchecked {
-            notes.push("the log's filesystem reports no size (0 total blocks), so the free-space check was skipped".into());
-        }
-        if s.quarantined > 0 {
-            notes.push(format!(
-                "last run quarantined {} malformed line(s) to {}",
-                s.quarantined,
-                s.quarantine_file
-                    .as_deref()
-                    .map_or("the quarantine file".into(), |p| p.display().to_string())
-            ));
-        }
-        if let Some(h) = r.hook.as_ref().filter(|h| !h.ok()) {
-            notes.push(format!(
-                "after the last run, hook {} (the run's outcome stands; command: {})",
-                h.describe(),
-                h.command
-            ));
-        }
-    }
-
+    let (health, reasons) = judge(store, &last_run, &last_success, running.is_some(), now);
+    let (mut notes, warnings) = match &last_run {
+        Some(r) => run_notes(store, r),
+        None => Default::default(),
+    };
     let segments = store.segments.as_ref().map(|policy| {
         let (summary, seg_notes) = crate::job::segmented::status_notes(paths, store, policy);
         notes.extend(seg_notes);
@@ -279,6 +163,144 @@ pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) ->
         next_run: store.schedule.as_ref().and_then(|s| s.next_after(&now)),
         backoff: None,
     }
+}
+
+/// The run `status` shows as the last one. C.12: while a run is running,
+/// an attempt that found it busy is not "the last run": the one before it
+/// is (the running one is shown as running).
+fn last_run_shown(state: &RunRecords, running: bool) -> Option<RunRecord> {
+    let last_run = state.last_run();
+    if running
+        && last_run
+            .as_ref()
+            .is_some_and(|r| r.outcome == Outcome::Busy)
+    {
+        return state
+            .history()
+            .into_iter()
+            .rev()
+            .find(|r| r.outcome != Outcome::Busy);
+    }
+    last_run
+}
+
+/// The store's health as of `now` and the reasons for it: failed if the
+/// last run failed, else never run, else overdue by its schedule.
+fn judge(
+    store: &StoreConfig,
+    last_run: &Option<RunRecord>,
+    last_success: &Option<RunRecord>,
+    running: bool,
+    now: DateTime<Local>,
+) -> (Health, Vec<String>) {
+    let mut reasons = Vec::new();
+    let mut health = Health::Ok;
+
+    if let Some(r) = last_run.as_ref().filter(|r| r.outcome == Outcome::Error) {
+        health = Health::Failed;
+        reasons.push(format!(
+            "last run at {} failed: {}",
+            fmt_time(r.finished_at),
+            r.error.as_deref().unwrap_or("unknown error")
+        ));
+    }
+    match (last_success, &store.schedule) {
+        (None, _) => {
+            if health == Health::Ok {
+                health = Health::NeverRun;
+            }
+            let why = match (running, last_run.as_ref().and_then(|r| r.reason.clone())) {
+                (true, _) => "no successful run yet: the first one is running now".into(),
+                (false, Some(reason)) => format!("no successful run yet (last attempt: {reason})"),
+                (false, None) => "no successful run yet: sync the store or schedule it".into(),
+            };
+            reasons.push(why);
+        }
+        (Some(ok), Some(schedule)) => {
+            if let Some((due, at)) = overdue_at(store, ok.finished_at)
+                && at <= now
+            {
+                if health == Health::Ok {
+                    health = Health::Overdue;
+                }
+                reasons.push(format!(
+                    "overdue: last success {} is older than the run scheduled at {} ({})",
+                    fmt_time(ok.finished_at),
+                    due.format("%Y-%m-%d %H:%M %Z"),
+                    schedule.expr()
+                ));
+            }
+        }
+        (Some(_), None) => {}
+    }
+    (health, reasons)
+}
+
+/// What the last run `r` leaves to say: notes, and warnings about writers.
+fn run_notes(store: &StoreConfig, r: &RunRecord) -> (Vec<String>, Vec<String>) {
+    let mut notes = Vec::new();
+    let mut warnings = Vec::new();
+    let s = &r.stats;
+    if let Some(st) = &s.strategy {
+        notes.push(strategy_note(st));
+        if let Some(u) = &st.unserved {
+            warnings.push(format!("not served within 1 s (G7): {u}"));
+        }
+    }
+    if s.late_lines_carried + s.late_lines_quarantined > 0 {
+        notes.push(format!(
+            "late writes: a writer that does not take the lock appended {} line(s) to {} after it was rotated; they were folded into the live log at the swap point ({} malformed, quarantined). Make that writer follow the writer protocol.",
+            s.late_lines_carried + s.late_lines_quarantined,
+            s.late_lines_from.as_deref().map_or("the rotated file".into(), |p| p.display().to_string()),
+            s.late_lines_quarantined
+        ));
+    }
+    for o in s.writers.openers.iter().filter(|o| {
+        o.file != r.log && !same_file(&o.file, &store.log) && s.rotated.as_ref() != Some(&o.file)
+    }) {
+        warnings.push(format!(
+            "pid {} ({}) still writes to the rotated file {} (it keeps its fd across a swap and never reopens): served by the late-write fallback, its lines reach the live log only at the next run, and the file is kept until it lets go. Make it reopen the log when the inode changes, or follow the writer protocol.",
+            o.pid,
+            o.program,
+            o.file.display()
+        ));
+    }
+    // This run's own rotated file is kept for writers that have not
+    // reopened yet; with none in a complete census there are none (C.12).
+    let no_writers =
+        s.writers.supported && s.writers.openers.is_empty() && s.writers.unreadable == 0;
+    let kept: Vec<String> = s
+        .kept_for_late_writes
+        .iter()
+        .filter(|p| !(no_writers && s.rotated.as_ref() == Some(p)))
+        .map(|p| p.display().to_string())
+        .collect();
+    if !kept.is_empty() {
+        notes.push(format!(
+            "kept beyond keep_rotated for late writes (a writer holds them open, or lines not carried yet): {}",
+            kept.join(", ")
+        ));
+    }
+    if s.free_space_unchecked {
+        notes.push("the log's filesystem reports no size (0 total blocks), so the free-space check was skipped".into());
+    }
+    if s.quarantined > 0 {
+        notes.push(format!(
+            "last run quarantined {} malformed line(s) to {}",
+            s.quarantined,
+            s.quarantine_file
+                .as_deref()
+                .map_or("the quarantine file".into(), |p| p.display().to_string())
+        ));
+    }
+    if let Some(h) = r.hook.as_ref().filter(|h| !h.ok()) {
+        notes.push(format!(
+            "after the last run, hook {} (the run's outcome stands; command: {})",
+            h.describe(),
+            h.command
+        ));
+    }
+    (notes, warnings)
 }
 
 /// The growth trigger's state, in one line.

@@ -221,78 +221,85 @@ pub fn table(statuses: &[StoreStatus]) -> String {
         if n == 0 {
             continue;
         }
-        let s = &statuses[n - 1];
-        if let Some(d) = &s.segments {
+        out.push_str(&details(&statuses[n - 1]));
+    }
+    out
+}
+
+/// The lines under a store's row: its segments, last run, what runs now,
+/// reasons, writers, warnings and notes.
+fn details(s: &StoreStatus) -> String {
+    let mut out = String::new();
+    if let Some(d) = &s.segments {
+        out.push_str(&format!(
+            "  segments: {} file(s), {}, seqs {}..{}, active {} ({}){}\n",
+            d.files,
+            human_bytes(d.bytes),
+            d.oldest_seq.map_or("-".into(), |q| q.to_string()),
+            d.newest_seq.map_or("-".into(), |q| q.to_string()),
+            d.active
+                .as_deref()
+                .and_then(|p| p.file_name())
+                .map_or("-".into(), |n| n.to_string_lossy().into_owned()),
+            human_bytes(d.active_bytes),
+            // Only a store that compacts (with a key) has a "since".
+            d.last_compaction.map_or(String::new(), |_| format!(
+                ", {} since last compaction",
+                human_bytes(d.bytes_since_compaction)
+            ))
+        ));
+        if d.pending_delete > 0 {
             out.push_str(&format!(
-                "  segments: {} file(s), {}, seqs {}..{}, active {} ({}){}\n",
-                d.files,
-                human_bytes(d.bytes),
-                d.oldest_seq.map_or("-".into(), |q| q.to_string()),
-                d.newest_seq.map_or("-".into(), |q| q.to_string()),
-                d.active
-                    .as_deref()
-                    .and_then(|p| p.file_name())
-                    .map_or("-".into(), |n| n.to_string_lossy().into_owned()),
-                human_bytes(d.active_bytes),
-                // Only a store that compacts (with a key) has a "since".
-                d.last_compaction.map_or(String::new(), |_| format!(
-                    ", {} since last compaction",
-                    human_bytes(d.bytes_since_compaction)
-                ))
-            ));
-            if d.pending_delete > 0 {
-                out.push_str(&format!(
-                    "  segments: {} compacted input(s) wait for file_delete_delay before deletion (their events are in merged segments)\n",
-                    d.pending_delete
-                ));
-            }
-        }
-        if let Some(r) = &s.last_run {
-            out.push_str(&format!("  last run: {}\n", summary(r)));
-        }
-        match (&s.running, s.waiting_for.as_slice()) {
-            (Some(h), []) => out.push_str(&format!("  running now: {h}\n")),
-            (Some(h), pids) => out.push_str(&format!(
-                "  running, waiting for {} lock on the log (the run: {h})\n",
-                pids.iter()
-                    .map(|p| format!("pid {p}'s"))
-                    .collect::<Vec<_>>()
-                    .join(" and ")
-            )),
-            (None, _) => {}
-        }
-        for reason in &s.reasons {
-            out.push_str(&format!("  ! {reason}\n"));
-        }
-        if s.health == Health::NeverRun && s.running.is_none() {
-            out.push_str(&format!(
-                "  hint: run `logkeeper sync now {}` or `logkeeper schedule install`\n",
-                s.name
+                "  segments: {} compacted input(s) wait for file_delete_delay before deletion (their events are in merged segments)\n",
+                d.pending_delete
             ));
         }
-        for w in &s.writers.openers {
-            out.push_str(&format!(
-                "  writer: pid {} ({}) fd {} {} on {}\n",
-                w.pid,
-                w.program,
-                w.fd,
-                w.flags,
-                w.file.display()
-            ));
-        }
-        if !s.writers.blind.is_empty() {
-            out.push_str(&format!(
-                "  writer census incomplete: {}\n  hint: {}\n",
-                s.writers.blind.join("; "),
-                crate::job::census::Census::FIX
-            ));
-        }
-        for w in &s.warnings {
-            out.push_str(&format!("  warning: {w}\n"));
-        }
-        for note in &s.notes {
-            out.push_str(&format!("  note: {note}\n"));
-        }
+    }
+    if let Some(r) = &s.last_run {
+        out.push_str(&format!("  last run: {}\n", summary(r)));
+    }
+    match (&s.running, s.waiting_for.as_slice()) {
+        (Some(h), []) => out.push_str(&format!("  running now: {h}\n")),
+        (Some(h), pids) => out.push_str(&format!(
+            "  running, waiting for {} lock on the log (the run: {h})\n",
+            pids.iter()
+                .map(|p| format!("pid {p}'s"))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        )),
+        (None, _) => {}
+    }
+    for reason in &s.reasons {
+        out.push_str(&format!("  ! {reason}\n"));
+    }
+    if s.health == Health::NeverRun && s.running.is_none() {
+        out.push_str(&format!(
+            "  hint: run `logkeeper sync now {}` or `logkeeper schedule install`\n",
+            s.name
+        ));
+    }
+    for w in &s.writers.openers {
+        out.push_str(&format!(
+            "  writer: pid {} ({}) fd {} {} on {}\n",
+            w.pid,
+            w.program,
+            w.fd,
+            w.flags,
+            w.file.display()
+        ));
+    }
+    if !s.writers.blind.is_empty() {
+        out.push_str(&format!(
+            "  writer census incomplete: {}\n  hint: {}\n",
+            s.writers.blind.join("; "),
+            crate::job::census::Census::FIX
+        ));
+    }
+    for w in &s.warnings {
+        out.push_str(&format!("  warning: {w}\n"));
+    }
+    for note in &s.notes {
+        out.push_str(&format!("  note: {note}\n"));
     }
     out
 }

@@ -27,7 +27,6 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-
 pub use crate::error::{Digest, Verification};
 use crate::error::{Error, IoContext, Result};
 use crate::fold::segments::{self, Segment};

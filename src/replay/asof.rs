@@ -282,6 +282,55 @@ fn exact_stream(pts: &[Point]) -> Vec<Source> {
     pts.iter().map(|p| p.raw.clone()).collect()
 }
 
+/// The lines of `sources` (those after `at` by `time_ptr` skipped) in one
+/// temp file, and its length; counts what it skipped into `r`.
+fn gather(
+    sources: &[Source],
+    time_ptr: Option<&Pointers>,
+    at: DateTime<Utc>,
+    r: &mut AsOf,
+) -> Result<(File, u64)> {
+    let tmp = tempfile::tempfile().ctx("create a temp file in", std::env::temp_dir())?;
+    let mut w = BufWriter::with_capacity(1 << 20, &tmp);
+    let mut scanner = Scanner::new();
+    for Source { path, start, end } in sources {
+        let f = File::open(path).ctx("open", path)?;
+        let cut = fold::find_cut(&f, *end).ctx("read", path)?;
+        let from = fold::find_cut(&f, *start).ctx("read", path)?.min(cut);
+        let mut failed = None;
+        fold::for_each_line(&f, from, cut, |_, line| {
+            if failed.is_some() {
+                return;
+            }
+            if let Some(ptrs) = time_ptr {
+                match line_time(&mut scanner, ptrs, line) {
+                    Some(t) if t > at => {
+                        r.skipped_after += 1;
+                        return;
+                    }
+                    Some(_) => {}
+                    None => r.untimed += 1,
+                }
+            }
+            if let Err(e) = w.write_all(line).and_then(|()| w.write_all(b"\n")) {
+                failed = Some(e);
+            }
+        })
+        .ctx("read", path)?;
+        if let Some(e) = failed {
+            return Err(Error::io("write a temp file in", std::env::temp_dir(), e));
+        }
+    }
+    w.flush()
+        .ctx("write a temp file in", std::env::temp_dir())?;
+    drop(w);
+    let len = tmp
+        .metadata()
+        .ctx("stat a temp file in", std::env::temp_dir())?
+        .len();
+    Ok((tmp, len))
+}
+
 /// Write the store's folded state as of `at` to `out` (see the module docs).
 pub fn replay_as_of(
     paths: &Paths,
@@ -338,44 +387,7 @@ pub fn replay_as_of(
     };
     // The point's lines (filtered by time) in one temp file, folded as a
     // log is: memory stays with the live keys.
-    let tmp = tempfile::tempfile().ctx("create a temp file in", std::env::temp_dir())?;
-    let mut w = BufWriter::with_capacity(1 << 20, &tmp);
-    let mut scanner = Scanner::new();
-    for Source { path, start, end } in &sources {
-        let f = File::open(path).ctx("open", path)?;
-        let cut = fold::find_cut(&f, *end).ctx("read", path)?;
-        let from = fold::find_cut(&f, *start).ctx("read", path)?.min(cut);
-        let mut failed = None;
-        fold::for_each_line(&f, from, cut, |_, line| {
-            if failed.is_some() {
-                return;
-            }
-            if let Some(ptrs) = &time_ptr {
-                match line_time(&mut scanner, ptrs, line) {
-                    Some(t) if t > at => {
-                        r.skipped_after += 1;
-                        return;
-                    }
-                    Some(_) => {}
-                    None => r.untimed += 1,
-                }
-            }
-            if let Err(e) = w.write_all(line).and_then(|()| w.write_all(b"\n")) {
-                failed = Some(e);
-            }
-        })
-        .ctx("read", path)?;
-        if let Some(e) = failed {
-            return Err(Error::io("write a temp file in", std::env::temp_dir(), e));
-        }
-    }
-    w.flush()
-        .ctx("write a temp file in", std::env::temp_dir())?;
-    drop(w);
-    let len = tmp
-        .metadata()
-        .ctx("stat a temp file in", std::env::temp_dir())?
-        .len();
+    let (tmp, len) = gather(&sources, time_ptr.as_ref(), at, &mut r)?;
     let plan = fold::fold(&spec, &tmp, len, crate::job::compact::scan_threads())
         .ctx("read a temp file in", std::env::temp_dir())?;
     r.malformed = plan.bad_lines;

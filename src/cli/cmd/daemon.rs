@@ -48,21 +48,7 @@ fn print(e: &Event) {
             if *catch_up { "catch-up" } else { "scheduled" },
             scheduled.format("%Y-%m-%d %H:%M %Z")
         )),
-        Event::Growth { store, now } => say(format!(
-            "store {store}: growth run: the log is {}, {} (threshold {:.0}%, min_size {})",
-            human_bytes(now.size),
-            match (now.baseline_bytes, now.grown) {
-                (Some(b), Some(g)) => format!(
-                    "grown {:.0}% since the last compaction left {}",
-                    g * 100.0,
-                    human_bytes(b)
-                ),
-                (Some(_), None) => "empty after the last compaction".to_string(),
-                (None, _) => "never compacted".to_string(),
-            },
-            now.threshold * 100.0,
-            human_bytes(now.min_size)
-        )),
+        Event::Growth { store, now } => say(growth_line(store, now)),
         Event::Ran(r) => say(format!(
             "store {}: {} in {}: {}",
             r.store,
@@ -110,6 +96,25 @@ fn print(e: &Event) {
         )),
         Event::Stopped => say("stopped".into()),
     }
+}
+
+/// The line for a growth run: how much the log grew past its threshold.
+fn growth_line(store: &str, now: &crate::job::growth::GrowthNow) -> String {
+    format!(
+        "store {store}: growth run: the log is {}, {} (threshold {:.0}%, min_size {})",
+        human_bytes(now.size),
+        match (now.baseline_bytes, now.grown) {
+            (Some(b), Some(g)) => format!(
+                "grown {:.0}% since the last compaction left {}",
+                g * 100.0,
+                human_bytes(b)
+            ),
+            (Some(_), None) => "empty after the last compaction".to_string(),
+            (None, _) => "never compacted".to_string(),
+        },
+        now.threshold * 100.0,
+        human_bytes(now.min_size)
+    )
 }
 
 /// Run the scheduler on a current-thread runtime, with SIGTERM/SIGINT as

@@ -79,28 +79,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         before as f64 / after.max(1) as f64
     );
 
-    let feed_bytes: u64 = std::fs::read_dir(&feed_dir)?
-        .filter_map(|e| e.ok()?.metadata().ok())
-        .map(|m| m.len())
-        .sum();
-    outln!(
-        "\n  wrote {}/: {} segments of {} events the app rotated itself ({}; one malformed line, one torn last line)",
-        feed_dir.display(),
-        feed.segments,
-        feed.events_per_segment,
-        human_bytes(feed_bytes)
-    );
-    outln!("\n$ {flags} sync now feed");
-    let feed_rec = sync_store(
-        &demo.paths,
-        &feed_store,
-        &SyncOptions {
-            trigger: crate::job::Trigger::Demo,
-            force: false,
-            wait: false,
-        },
-    );
-    render::print_run(&feed_rec);
+    let feed_rec = sync_feed(&demo.paths, &feed_dir, &feed_store, &feed, &flags)?;
     outln!("\n$ {flags} status");
     let now = Local::now();
     let st = vec![
@@ -108,6 +87,17 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         store_status(&demo.paths, &feed_store, now),
     ];
     out!("{}", render::table(&st));
+    try_next(&flags, &dir);
+    let code = exit::of_runs(&[rec, feed_rec], 0);
+    Ok(if code != exit::OK {
+        code
+    } else {
+        exit::of_statuses(&st)
+    })
+}
+
+/// What to try next, and how to remove the demo.
+fn try_next(flags: &str, dir: &std::path::Path) {
     outln!("\nTry next:");
     outln!("  {flags} replay demo | head -3");
     outln!(
@@ -121,12 +111,39 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         dir.display(),
         crate::schedule::install::shell_quote(&dir.display().to_string())
     );
-    let code = exit::of_runs(&[rec, feed_rec], 0);
-    Ok(if code != exit::OK {
-        code
-    } else {
-        exit::of_statuses(&st)
-    })
+}
+
+/// The segmented half of the demo: what the feed holds, and its first run.
+fn sync_feed(
+    paths: &crate::Paths,
+    feed_dir: &std::path::Path,
+    feed_store: &crate::StoreConfig,
+    feed: &DemoFeed,
+    flags: &str,
+) -> anyhow::Result<crate::RunRecord> {
+    let feed_bytes: u64 = std::fs::read_dir(feed_dir)?
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    outln!(
+        "\n  wrote {}/: {} segments of {} events the app rotated itself ({}; one malformed line, one torn last line)",
+        feed_dir.display(),
+        feed.segments,
+        feed.events_per_segment,
+        human_bytes(feed_bytes)
+    );
+    outln!("\n$ {flags} sync now feed");
+    let feed_rec = sync_store(
+        paths,
+        feed_store,
+        &SyncOptions {
+            trigger: crate::job::Trigger::Demo,
+            force: false,
+            wait: false,
+        },
+    );
+    render::print_run(&feed_rec);
+    Ok(feed_rec)
 }
 
 /// How to run this very binary from a shell (C.17): `logkeeper` if that is

@@ -2,7 +2,7 @@
 
 use crate::Paths;
 use crate::config::StoreConfig;
-use crate::job::dryrun::{DryRun, Group, dry_run};
+use crate::job::dryrun::{DryRun, Group, Writers, dry_run};
 use serde::Serialize;
 
 use crate::cli::out::{out, outln};
@@ -91,6 +91,31 @@ pub fn render(r: &DryRun) -> String {
         r.tombstones.lines,
         human_bytes(r.tombstones.bytes)
     );
+    render_quarantine(&mut o, r);
+    render_groups(&mut o, r);
+    render_writers(&mut o, &r.writers);
+    let m = &r.min_growth;
+    let growth = match (m.threshold > 0.0, m.grown) {
+        (false, _) => "not set".to_string(),
+        (true, None) => format!(
+            "{:.0}%, no compaction yet: a run would not skip",
+            m.threshold * 100.0
+        ),
+        (true, Some(g)) => format!(
+            "{:.0}%; grown {:.0}% since the last compaction ({}): a run would {}",
+            m.threshold * 100.0,
+            g * 100.0,
+            human_bytes(m.baseline_bytes.unwrap_or(0)),
+            if m.would_skip { "skip" } else { "not skip" }
+        ),
+    };
+    let _ = writeln!(o, "  min_growth:  {growth}");
+    o
+}
+
+/// The quarantine lines of a dry run: the count and the first few.
+fn render_quarantine(o: &mut String, r: &DryRun) {
+    use std::fmt::Write;
     let _ = writeln!(
         o,
         "  quarantine:  {} lines, {} -> {}",
@@ -115,6 +140,11 @@ pub fn render(r: &DryRun) -> String {
             r.quarantine.lines - r.quarantine.first.len() as u64
         );
     }
+}
+
+/// The per key group table and the most superseded keys.
+fn render_groups(o: &mut String, r: &DryRun) {
+    use std::fmt::Write;
     if !r.groups.is_empty() {
         let _ = writeln!(o, "  per key group (first key component):");
         let _ = writeln!(
@@ -133,7 +163,11 @@ pub fn render(r: &DryRun) -> String {
             let _ = writeln!(o, "    {:<40} {} superseded", key, k.superseded);
         }
     }
-    let w = &r.writers;
+}
+
+/// The writers the census found and what a run would do for each.
+fn render_writers(o: &mut String, w: &Writers) {
+    use std::fmt::Write;
     if !w.supported {
         let _ = writeln!(o, "  writers:     no census on this platform");
     } else if w.openers.is_empty() {
@@ -161,23 +195,6 @@ pub fn render(r: &DryRun) -> String {
             w.unreadable
         );
     }
-    let m = &r.min_growth;
-    let growth = match (m.threshold > 0.0, m.grown) {
-        (false, _) => "not set".to_string(),
-        (true, None) => format!(
-            "{:.0}%, no compaction yet: a run would not skip",
-            m.threshold * 100.0
-        ),
-        (true, Some(g)) => format!(
-            "{:.0}%; grown {:.0}% since the last compaction ({}): a run would {}",
-            m.threshold * 100.0,
-            g * 100.0,
-            human_bytes(m.baseline_bytes.unwrap_or(0)),
-            if m.would_skip { "skip" } else { "not skip" }
-        ),
-    };
-    let _ = writeln!(o, "  min_growth:  {growth}");
-    o
 }
 
 fn group_row(g: &Group) -> String {

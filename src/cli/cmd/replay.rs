@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use crate::Paths;
-use crate::config::Config;
+use crate::config::{Config, StoreConfig};
 
 use crate::cli::exit;
 
@@ -30,74 +30,10 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     if args.points {
-        let points = crate::replay_points(paths, store)?;
-        if args.json {
-            writeln!(
-                out,
-                "{}",
-                serde_json::to_string_pretty(
-                    &serde_json::json!({ "store": store.name, "points": points })
-                )?
-            )?;
-        } else {
-            writeln!(
-                out,
-                "{:<26} {:<8} {:>10} {:>12}  FILE",
-                "TIME", "KIND", "LINES", "BYTES"
-            )?;
-            for p in &points {
-                writeln!(
-                    out,
-                    "{:<26} {:<8} {:>10} {:>12}  {}",
-                    p.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                    p.kind,
-                    p.lines,
-                    p.bytes,
-                    p.file.display()
-                )?;
-            }
-        }
-        out.flush()?;
-        return Ok(exit::OK);
+        return points(paths, store, args.json, &mut out);
     }
     if let Some(t) = &args.as_of {
-        let at = crate::parse_time(t)?;
-        let r = crate::replay_as_of(paths, store, at, &mut out)?;
-        out.flush()?;
-        let when = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let point = r
-            .point
-            .time
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        if r.exact {
-            eprintln!(
-                "logkeeper: store {} exactly as of {when} (by {}): {} line(s), folded from every retained line up to then ({} file(s)); {} later line(s) skipped",
-                store.name,
-                store.time.as_deref().unwrap_or(""),
-                r.lines_out,
-                r.files,
-                r.skipped_after
-            );
-        } else {
-            eprintln!(
-                "logkeeper: store {} as of {when}: {} line(s), the state at the {} point {point} ({})",
-                store.name,
-                r.lines_out,
-                r.point.kind,
-                r.point.file.display()
-            );
-        }
-        if r.untimed > 0 {
-            eprintln!(
-                "logkeeper: note: {} line(s) have no readable time at {}: kept",
-                r.untimed,
-                store.time.as_deref().unwrap_or("")
-            );
-        }
-        if r.malformed > 0 {
-            eprintln!("logkeeper: skipped {} malformed line(s)", r.malformed);
-        }
-        return Ok(exit::OK);
+        return as_of(paths, store, t, &mut out);
     }
     if store.segments.is_some() {
         let r = crate::replay_segments(store, &mut out)?;
@@ -129,6 +65,85 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
             found.malformed,
             store.log.display()
         );
+    }
+    Ok(exit::OK)
+}
+
+/// `replay --points [--json]`: the retained points a replay can go back to.
+fn points(
+    paths: &Paths,
+    store: &StoreConfig,
+    json: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<u8> {
+    let points = crate::replay_points(paths, store)?;
+    if json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "store": store.name, "points": points })
+            )?
+        )?;
+    } else {
+        writeln!(
+            out,
+            "{:<26} {:<8} {:>10} {:>12}  FILE",
+            "TIME", "KIND", "LINES", "BYTES"
+        )?;
+        for p in &points {
+            writeln!(
+                out,
+                "{:<26} {:<8} {:>10} {:>12}  {}",
+                p.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                p.kind,
+                p.lines,
+                p.bytes,
+                p.file.display()
+            )?;
+        }
+    }
+    out.flush()?;
+    Ok(exit::OK)
+}
+
+/// `replay --as-of TIME`: the state at that time, with what it is on stderr.
+fn as_of(paths: &Paths, store: &StoreConfig, t: &str, out: &mut impl Write) -> anyhow::Result<u8> {
+    let at = crate::parse_time(t)?;
+    let r = crate::replay_as_of(paths, store, at, &mut *out)?;
+    out.flush()?;
+    let when = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let point = r
+        .point
+        .time
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    if r.exact {
+        eprintln!(
+            "logkeeper: store {} exactly as of {when} (by {}): {} line(s), folded from every retained line up to then ({} file(s)); {} later line(s) skipped",
+            store.name,
+            store.time.as_deref().unwrap_or(""),
+            r.lines_out,
+            r.files,
+            r.skipped_after
+        );
+    } else {
+        eprintln!(
+            "logkeeper: store {} as of {when}: {} line(s), the state at the {} point {point} ({})",
+            store.name,
+            r.lines_out,
+            r.point.kind,
+            r.point.file.display()
+        );
+    }
+    if r.untimed > 0 {
+        eprintln!(
+            "logkeeper: note: {} line(s) have no readable time at {}: kept",
+            r.untimed,
+            store.time.as_deref().unwrap_or("")
+        );
+    }
+    if r.malformed > 0 {
+        eprintln!("logkeeper: skipped {} malformed line(s)", r.malformed);
     }
     Ok(exit::OK)
 }

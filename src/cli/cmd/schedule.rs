@@ -98,54 +98,59 @@ pub fn run(paths: &Paths, cmd: &ScheduleCmd) -> anyhow::Result<u8> {
     }
 }
 
+/// `--dry-run`: what the plan would write, remove and run; nothing changes.
+fn show_plan(ctx: &Context, plan: &Plan, verb: &str) -> anyhow::Result<u8> {
+    outln!(
+        "# dry run: {verb} ({} backend, {} mode) for {}; nothing is changed",
+        plan.backend.as_str(),
+        plan.mode.as_str(),
+        ctx.config.display()
+    );
+    for f in &plan.files {
+        let state = match (&f.current, f.changed()) {
+            (None, _) => "new",
+            (Some(_), true) => "changed",
+            (Some(_), false) => "unchanged",
+        };
+        outln!("\n# file {} ({state})", f.path.display());
+        out!("{}", f.content);
+    }
+    for p in &plan.remove {
+        outln!("\n# remove {}", p.display());
+    }
+    if let Some(c) = &plan.crontab {
+        match &c.after {
+            Some(after) => {
+                outln!(
+                    "\n# crontab ({})",
+                    if c.before == c.after {
+                        "unchanged"
+                    } else {
+                        "new content"
+                    }
+                );
+                out!("{after}");
+            }
+            None => outln!("\n# crontab: removed (`crontab -r`)"),
+        }
+    }
+    let cmds: Vec<_> = plan.pre_commands.iter().chain(&plan.commands).collect();
+    if !cmds.is_empty() {
+        outln!("\n# commands");
+        for c in cmds {
+            outln!("{}", c.display());
+        }
+    }
+    for n in &plan.notes {
+        outln!("\n# note: {n}");
+    }
+    Ok(exit::OK)
+}
+
 fn finish(ctx: &Context, plan: &Plan, dry_run: bool) -> anyhow::Result<u8> {
     let verb = if plan.install { "install" } else { "uninstall" };
     if dry_run {
-        outln!(
-            "# dry run: {verb} ({} backend, {} mode) for {}; nothing is changed",
-            plan.backend.as_str(),
-            plan.mode.as_str(),
-            ctx.config.display()
-        );
-        for f in &plan.files {
-            let state = match (&f.current, f.changed()) {
-                (None, _) => "new",
-                (Some(_), true) => "changed",
-                (Some(_), false) => "unchanged",
-            };
-            outln!("\n# file {} ({state})", f.path.display());
-            out!("{}", f.content);
-        }
-        for p in &plan.remove {
-            outln!("\n# remove {}", p.display());
-        }
-        if let Some(c) = &plan.crontab {
-            match &c.after {
-                Some(after) => {
-                    outln!(
-                        "\n# crontab ({})",
-                        if c.before == c.after {
-                            "unchanged"
-                        } else {
-                            "new content"
-                        }
-                    );
-                    out!("{after}");
-                }
-                None => outln!("\n# crontab: removed (`crontab -r`)"),
-            }
-        }
-        let cmds: Vec<_> = plan.pre_commands.iter().chain(&plan.commands).collect();
-        if !cmds.is_empty() {
-            outln!("\n# commands");
-            for c in cmds {
-                outln!("{}", c.display());
-            }
-        }
-        for n in &plan.notes {
-            outln!("\n# note: {n}");
-        }
-        return Ok(exit::OK);
+        return show_plan(ctx, plan, verb);
     }
     let changed = plan.changes_anything();
     let applied = install::apply(ctx, plan)?;

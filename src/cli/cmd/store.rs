@@ -107,98 +107,106 @@ pub struct AddArgs {
 
 pub fn run(paths: &Paths, cmd: &StoreCmd) -> anyhow::Result<u8> {
     match cmd {
-        StoreCmd::Add(a) => {
-            // `~` reaches us unexpanded when quoted; relative paths are
-            // taken from the current directory, as the user typed them.
-            let cwd = absolute(Path::new("."))?;
-            let expand = |p: &Option<PathBuf>| {
-                p.as_ref()
-                    .map(|p| config::expand_path(&p.to_string_lossy(), &cwd))
-            };
-            let segments = expand(&a.segments);
-            let new = NewStore {
-                name: a.name.clone(),
-                log: expand(&a.log).or(segments.clone()).unwrap_or_default(),
-                key: a.key.clone(),
-                op: a.op.clone(),
-                delete: a.delete.clone(),
-                schedule: a.schedule.clone(),
-                keep_rotated: a.keep_rotated,
-                segments,
-                keep_files: a.keep_files,
-                max_age: a.max_age.clone(),
-                max_bytes: a.max_bytes.clone(),
-                min_compaction_lag: a.min_compaction_lag.clone(),
-                delete_retention: a.delete_retention.clone(),
-                min_dirty_ratio: a.min_dirty_ratio,
-                seq: a.seq.clone(),
-                min_growth: a.min_growth,
-                rotate_bytes: a.rotate_bytes,
-                jitter: a.jitter.clone(),
-                file_delete_delay: a.file_delete_delay.clone(),
-                growth: a.growth,
-                min_size: a.min_size.clone(),
-                min_interval: a.min_interval.clone(),
-                time: a.time.clone(),
-            };
-            config::add_store(&paths.config, &new)?;
-            // C.15: a run skips a missing log only if its folder exists.
-            if let Some(dir) = new.log.parent().filter(|d| !d.is_dir()) {
-                eprintln!(
-                    "logkeeper: warning: {} does not exist: runs of {:?} fail until it does (create it, or fix the path with `logkeeper store remove {}` and `store add`)",
-                    dir.display(),
-                    a.name,
-                    a.name
-                );
-            }
-            outln!(
-                "added {}store {:?} ({}) to {}",
-                if new.segments.is_some() {
-                    "segmented "
-                } else {
-                    ""
-                },
-                a.name,
-                new.log.display(),
-                paths.config.display()
-            );
-        }
-        StoreCmd::List => {
-            let config = Config::load_or_empty(&paths.config)?;
-            if config.stores.is_empty() && config.broken.is_empty() {
-                outln!("no stores in {}", paths.config.display());
-            }
-            for s in &config.stores {
-                let kind = if s.segments.is_some() {
-                    "segments "
-                } else {
-                    ""
-                };
-                let key = if s.key.is_empty() {
-                    "append-only".to_string()
-                } else {
-                    format!("key {}", s.key.join(" + "))
-                };
-                let schedule = s
-                    .schedule
-                    .as_ref()
-                    .map_or("no schedule".into(), |c| format!("schedule {:?}", c.expr()));
-                outln!("{}\t{kind}{}\t{key}\t{schedule}", s.name, s.log.display());
-            }
-            // B.8: listed (and said on stderr), not fatal to the listing.
-            for b in &config.broken {
-                outln!(
-                    "{}\t{}\tCONFIG ERROR (not run)",
-                    b.name,
-                    b.log.as_deref().unwrap_or("-")
-                );
-                eprintln!("logkeeper: {}", b.error(&config.path));
-            }
-        }
+        StoreCmd::Add(a) => add(paths, a)?,
+        StoreCmd::List => list(paths)?,
         StoreCmd::Remove { name } => {
             config::remove_store(&paths.config, name)?;
             outln!("removed store {name:?} from {}", paths.config.display());
         }
     }
     Ok(exit::OK)
+}
+
+/// `store add`: the new store, appended to the config file.
+fn add(paths: &Paths, a: &AddArgs) -> anyhow::Result<()> {
+    // `~` reaches us unexpanded when quoted; relative paths are
+    // taken from the current directory, as the user typed them.
+    let cwd = absolute(Path::new("."))?;
+    let expand = |p: &Option<PathBuf>| {
+        p.as_ref()
+            .map(|p| config::expand_path(&p.to_string_lossy(), &cwd))
+    };
+    let segments = expand(&a.segments);
+    let new = NewStore {
+        name: a.name.clone(),
+        log: expand(&a.log).or(segments.clone()).unwrap_or_default(),
+        key: a.key.clone(),
+        op: a.op.clone(),
+        delete: a.delete.clone(),
+        schedule: a.schedule.clone(),
+        keep_rotated: a.keep_rotated,
+        segments,
+        keep_files: a.keep_files,
+        max_age: a.max_age.clone(),
+        max_bytes: a.max_bytes.clone(),
+        min_compaction_lag: a.min_compaction_lag.clone(),
+        delete_retention: a.delete_retention.clone(),
+        min_dirty_ratio: a.min_dirty_ratio,
+        seq: a.seq.clone(),
+        min_growth: a.min_growth,
+        rotate_bytes: a.rotate_bytes,
+        jitter: a.jitter.clone(),
+        file_delete_delay: a.file_delete_delay.clone(),
+        growth: a.growth,
+        min_size: a.min_size.clone(),
+        min_interval: a.min_interval.clone(),
+        time: a.time.clone(),
+    };
+    config::add_store(&paths.config, &new)?;
+    // C.15: a run skips a missing log only if its folder exists.
+    if let Some(dir) = new.log.parent().filter(|d| !d.is_dir()) {
+        eprintln!(
+            "logkeeper: warning: {} does not exist: runs of {:?} fail until it does (create it, or fix the path with `logkeeper store remove {}` and `store add`)",
+            dir.display(),
+            a.name,
+            a.name
+        );
+    }
+    outln!(
+        "added {}store {:?} ({}) to {}",
+        if new.segments.is_some() {
+            "segmented "
+        } else {
+            ""
+        },
+        a.name,
+        new.log.display(),
+        paths.config.display()
+    );
+    Ok(())
+}
+
+/// `store list`: one line per store, and the stores the config cannot run.
+fn list(paths: &Paths) -> anyhow::Result<()> {
+    let config = Config::load_or_empty(&paths.config)?;
+    if config.stores.is_empty() && config.broken.is_empty() {
+        outln!("no stores in {}", paths.config.display());
+    }
+    for s in &config.stores {
+        let kind = if s.segments.is_some() {
+            "segments "
+        } else {
+            ""
+        };
+        let key = if s.key.is_empty() {
+            "append-only".to_string()
+        } else {
+            format!("key {}", s.key.join(" + "))
+        };
+        let schedule = s
+            .schedule
+            .as_ref()
+            .map_or("no schedule".into(), |c| format!("schedule {:?}", c.expr()));
+        outln!("{}\t{kind}{}\t{key}\t{schedule}", s.name, s.log.display());
+    }
+    // B.8: listed (and said on stderr), not fatal to the listing.
+    for b in &config.broken {
+        outln!(
+            "{}\t{}\tCONFIG ERROR (not run)",
+            b.name,
+            b.log.as_deref().unwrap_or("-")
+        );
+        eprintln!("logkeeper: {}", b.error(&config.path));
+    }
+    Ok(())
 }

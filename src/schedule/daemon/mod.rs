@@ -36,9 +36,9 @@
 
 mod file;
 pub mod growth;
+mod state;
 mod store;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -49,13 +49,14 @@ use chrono::{DateTime, Local, SubsecRound, Utc};
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::io::durable;
-use crate::job::record::{Outcome, RunRecord, RunRecords};
+
+use crate::job::record::{Outcome, RunRecord};
 use crate::job::{SyncOptions, sync_store};
 use crate::paths::Paths;
 
 use file::take_lock;
-pub use file::{DaemonInfo, DaemonStatus, DaemonStore, info_path, status, with_daemon};
+pub use file::{DaemonStatus, info_path, status, with_daemon};
+use state::State;
 pub use store::{MAX_STEP, backoff};
 use store::{StoreRt, jitter_delay, to_chrono};
 
@@ -200,119 +201,6 @@ impl Daemon {
     }
 }
 
-struct State<'a> {
-    paths: &'a Paths,
-    info: DaemonInfo,
-    stores: BTreeMap<String, StoreRt>,
-    written: Option<DaemonInfo>,
-    /// Where the metrics go (the option, else the current config's).
-    metrics: Option<PathBuf>,
-    /// The stores of the current config that are not run for their invalid
-    /// table (B.8): marked in the metrics.
-    broken: Vec<crate::config::BrokenStore>,
-}
-
-impl State<'_> {
-    /// The stores whose job is running now.
-    fn running(&self) -> Vec<String> {
-        self.stores
-            .values()
-            .filter(|s| s.running)
-            .map(|s| s.cfg.name.clone())
-            .collect()
-    }
-
-    fn set_config(&mut self, config: Config, now: DateTime<Utc>) {
-        for b in &config.broken {
-            tracing::warn!(
-                "store {:?} is not scheduled: {}",
-                b.name,
-                b.error(&config.path)
-            );
-        }
-        self.broken = config.broken;
-        let mut old = std::mem::take(&mut self.stores);
-        for s in config.stores {
-            let name = s.name.clone();
-            let rt = match old.remove(&name) {
-                Some(mut rt)
-                    if rt.cfg.schedule.as_ref().map(|x| x.expr())
-                        == s.schedule.as_ref().map(|x| x.expr()) =>
-                {
-                    rt.cfg = s;
-                    rt
-                }
-                Some(prev) => {
-                    // New schedule: start over, keeping the failure count.
-                    let mut rt =
-                        StoreRt::new(s, now, &RunRecords::new(self.paths.store_state(&name)));
-                    rt.running = prev.running;
-                    rt
-                }
-                None => StoreRt::new(s, now, &RunRecords::new(self.paths.store_state(&name))),
-            };
-            self.stores.insert(name, rt);
-        }
-    }
-
-    /// The logs of the stores with a growth trigger.
-    fn growth_logs(&self) -> impl Iterator<Item = &Path> {
-        self.stores
-            .values()
-            .filter(|s| s.cfg.growth.is_some())
-            .map(|s| s.cfg.log.as_path())
-    }
-
-    fn snapshot(&self, now: DateTime<Utc>) -> DaemonInfo {
-        let mut info = self.info.clone();
-        info.stores = self
-            .stores
-            .values()
-            .map(|s| DaemonStore {
-                name: s.cfg.name.clone(),
-                schedule: s.cfg.schedule.as_ref().map(|x| x.expr().to_string()),
-                next_run: s.next_run().map(|t| t.with_timezone(&Local)),
-                running: s.running,
-                failures: s.failures,
-                backoff_until: s.backoff_until.filter(|b| *b > now),
-                growth_checked_bytes: s.growth_checked,
-                growth_wait_until: s.growth_wait.filter(|w| *w > now),
-            })
-            .collect();
-        info
-    }
-
-    fn write_info(&mut self, now: DateTime<Utc>) {
-        let info = self.snapshot(now);
-        if self.written.as_ref() == Some(&info) {
-            return;
-        }
-        let path = info_path(&self.paths.state_dir, &self.paths.config);
-        let written = crate::error::to_json("the daemon file", &path, &info, true)
-            .and_then(|json| durable::atomic_write(&path, &json, 0o600));
-        if let Err(e) = written {
-            tracing::warn!("could not write the daemon file: {e}");
-        }
-        self.written = Some(info);
-    }
-
-    fn write_metrics(&self) {
-        if let Some(path) = &self.metrics {
-            let stores = self.stores.values().map(|s| &s.cfg);
-            let written = crate::ops::metrics::write(
-                self.paths,
-                stores,
-                &self.broken,
-                &self.paths.config,
-                path,
-            );
-            if let Err(e) = written {
-                tracing::warn!("could not write the metrics file: {e}");
-            }
-        }
-    }
-}
-
 type Jobs = tokio::task::JoinSet<(String, RunRecord)>;
 
 async fn main_loop(
@@ -324,22 +212,8 @@ async fn main_loop(
     on_event: &(dyn Fn(&Event) + Sync),
 ) -> Result<()> {
     let now = Utc::now();
-    let mut d = State {
-        paths,
-        info: DaemonInfo {
-            pid: std::process::id(),
-            host: durable::hostname(),
-            started_at: now,
-            config: paths.config.clone(),
-            version: crate::VERSION.to_string(),
-            config_error: None,
-            stores: Vec::new(),
-        },
-        stores: BTreeMap::new(),
-        written: None,
-        metrics: opts.metrics_file.clone().or(config.metrics_file.clone()),
-        broken: Vec::new(),
-    };
+    let metrics = opts.metrics_file.clone().or(config.metrics_file.clone());
+    let mut d = State::new(paths, metrics, now);
     let mut stamp = config_stamp(&paths.config);
     let grew = Arc::new(Notify::new());
     let mut watch = growth::Watch::new(grew.clone());
@@ -397,26 +271,21 @@ async fn main_loop(
             reload = true;
         }
         if reload {
-            match Config::load(&paths.config) {
-                Ok(c) => {
-                    d.info.config_error = None;
-                    d.metrics = opts.metrics_file.clone().or(c.metrics_file.clone());
-                    d.set_config(c, Utc::now());
-                    watch.set(d.growth_logs());
-                    // Added stores appear (with zeros) before their first run.
-                    d.write_metrics();
-                    on_event(&Event::Reloaded {
-                        stores: d.stores.keys().cloned().collect(),
-                    });
-                }
-                Err(e) => {
-                    d.info.config_error = Some(e.to_string());
-                    on_event(&Event::ReloadFailed(Arc::new(e)));
-                }
-            }
+            d.reload(opts, &mut watch, on_event);
         }
     }
+    shutdown(d, jobs, opts.stop_timeout, stop_signal, on_event).await
+}
 
+/// Stop: no new runs; the running jobs get `stop_timeout` to finish, then
+/// are abandoned (safe: the swap is atomic and the kernel drops the lock).
+async fn shutdown(
+    mut d: State<'_>,
+    mut jobs: Jobs,
+    stop_timeout: Duration,
+    stop_signal: &'static str,
+    on_event: &(dyn Fn(&Event) + Sync),
+) -> Result<()> {
     let running = d.running();
     on_event(&Event::Stopping {
         signal: stop_signal,
@@ -427,15 +296,12 @@ async fn main_loop(
             finished(&mut d, done, on_event);
         }
     };
-    if tokio::time::timeout(opts.stop_timeout, drain)
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(stop_timeout, drain).await.is_err() {
         on_event(&Event::Abandoned {
             running: d.running(),
         });
     }
-    let _ = std::fs::remove_file(info_path(&paths.state_dir, &paths.config));
+    let _ = std::fs::remove_file(info_path(&d.paths.state_dir, &d.paths.config));
     on_event(&Event::Stopped);
     Ok(())
 }
