@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+use super::calendar::CronFields;
 use super::{Backend, Context, Mode, Plan, PlannedCommand, PlannedFile, render, scheduled_stores};
-use crate::config::Config;
+use crate::config::{Config, StoreConfig};
 use crate::error::Result;
 
 pub const DAEMON_PLIST: &str = include_str!("../../../launchd/logkeeper-daemon.plist");
@@ -127,6 +128,42 @@ fn launchctl(ctx: &Context, args: &[String]) -> Vec<String> {
     v
 }
 
+/// A scheduled store's agent (timer mode), with a note if its `jitter`
+/// cannot apply.
+fn store_agent(
+    ctx: &Context,
+    store: &StoreConfig,
+    fields: &CronFields,
+    notes: &mut Vec<String>,
+) -> Result<PlannedFile> {
+    let expr = store
+        .schedule
+        .as_ref()
+        .map(|s| s.expr())
+        .unwrap_or_default();
+    let entries = fields.to_launchd(expr, MAX_ENTRIES).map_err(|msg| {
+        crate::Error::Schedule(crate::error::ScheduleError::Unschedulable {
+            store: store.name.clone(),
+            msg,
+        })
+    })?;
+    let label = sync_label(ctx, &store.name);
+    let mut v = vars(ctx, &label);
+    v.push(("STORE", xml(&store.name)));
+    v.push(("EXPR_COMMENT", comment(expr)));
+    v.push(("CALENDAR", calendar_xml(&entries)));
+    if store.jitter.is_some() {
+        notes.push(format!(
+            "store {:?}: launchd has no randomized delay; its `jitter` applies only in daemon mode",
+            store.name
+        ));
+    }
+    Ok(PlannedFile::new(
+        ctx.launchd_dir.join(format!("{label}.plist")),
+        rendered(SYNC_PLIST, &v),
+    ))
+}
+
 pub fn plan_install(ctx: &Context, config: &Config, mode: Mode) -> Result<Plan> {
     let mut notes = Vec::new();
     let mut files = Vec::new();
@@ -140,32 +177,7 @@ pub fn plan_install(ctx: &Context, config: &Config, mode: Mode) -> Result<Plan> 
         }
         Mode::Timer => {
             for (store, fields) in scheduled_stores(config, &mut notes)? {
-                let expr = store
-                    .schedule
-                    .as_ref()
-                    .map(|s| s.expr())
-                    .unwrap_or_default();
-                let entries = fields.to_launchd(expr, MAX_ENTRIES).map_err(|msg| {
-                    crate::Error::Schedule(crate::error::ScheduleError::Unschedulable {
-                        store: store.name.clone(),
-                        msg,
-                    })
-                })?;
-                let label = sync_label(ctx, &store.name);
-                let mut v = vars(ctx, &label);
-                v.push(("STORE", xml(&store.name)));
-                v.push(("EXPR_COMMENT", comment(expr)));
-                v.push(("CALENDAR", calendar_xml(&entries)));
-                if store.jitter.is_some() {
-                    notes.push(format!(
-                        "store {:?}: launchd has no randomized delay; its `jitter` applies only in daemon mode",
-                        store.name
-                    ));
-                }
-                files.push(PlannedFile::new(
-                    ctx.launchd_dir.join(format!("{label}.plist")),
-                    rendered(SYNC_PLIST, &v),
-                ));
+                files.push(store_agent(ctx, store, &fields, &mut notes)?);
             }
         }
     }

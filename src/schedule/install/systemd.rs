@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+use super::calendar::CronFields;
 use super::{Backend, Context, Mode, Plan, PlannedCommand, PlannedFile, render, scheduled_stores};
-use crate::config::Config;
+use crate::config::{Config, StoreConfig};
 use crate::error::Result;
 
 pub const DAEMON_SERVICE: &str = include_str!("../../../systemd/logkeeper-daemon.service");
@@ -113,6 +114,51 @@ fn file_name(p: &Path) -> String {
         .into_owned()
 }
 
+/// A scheduled store's service and timer units (timer mode).
+fn store_units(
+    ctx: &Context,
+    base: &[(&'static str, String)],
+    template: &str,
+    store: &StoreConfig,
+    fields: &CronFields,
+) -> (PlannedFile, PlannedFile) {
+    let service = sync_unit(ctx, &store.name, "service");
+    let timer = sync_unit(ctx, &store.name, "timer");
+    let mut vars = base.to_vec();
+    let expr = store
+        .schedule
+        .as_ref()
+        .map(|s| s.expr())
+        .unwrap_or_default();
+    vars.push(("STORE", store.name.clone()));
+    vars.push(("EXPR", expr.replace('%', "%%")));
+    vars.push(("SERVICE", service.clone()));
+    vars.push((
+        "FAILURE_UNIT",
+        template.replace("@.", &format!("@{}.", store.name)),
+    ));
+    vars.push((
+        "ON_CALENDAR",
+        fields
+            .to_systemd()
+            .iter()
+            .map(|c| format!("OnCalendar={c}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    ));
+    vars.push((
+        "JITTER_SECS",
+        format!("{}s", store.jitter.map_or(0, |j| j.as_secs())),
+    ));
+    (
+        PlannedFile::new(
+            ctx.systemd_dir.join(&service),
+            rendered(SYNC_SERVICE, &vars),
+        ),
+        PlannedFile::new(ctx.systemd_dir.join(&timer), rendered(SYNC_TIMER, &vars)),
+    )
+}
+
 pub fn plan_install(ctx: &Context, config: &Config, mode: Mode) -> Result<Plan> {
     let mut notes = Vec::new();
     let base = common_vars(ctx);
@@ -136,43 +182,10 @@ pub fn plan_install(ctx: &Context, config: &Config, mode: Mode) -> Result<Plan> 
                 rendered(FAILURE_SERVICE, &vars),
             ));
             for (store, fields) in scheduled_stores(config, &mut notes)? {
-                let service = sync_unit(ctx, &store.name, "service");
-                let timer = sync_unit(ctx, &store.name, "timer");
-                let mut vars = base.clone();
-                let expr = store
-                    .schedule
-                    .as_ref()
-                    .map(|s| s.expr())
-                    .unwrap_or_default();
-                vars.push(("STORE", store.name.clone()));
-                vars.push(("EXPR", expr.replace('%', "%%")));
-                vars.push(("SERVICE", service.clone()));
-                vars.push((
-                    "FAILURE_UNIT",
-                    template.replace("@.", &format!("@{}.", store.name)),
-                ));
-                vars.push((
-                    "ON_CALENDAR",
-                    fields
-                        .to_systemd()
-                        .iter()
-                        .map(|c| format!("OnCalendar={c}"))
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                ));
-                vars.push((
-                    "JITTER_SECS",
-                    format!("{}s", store.jitter.map_or(0, |j| j.as_secs())),
-                ));
-                files.push(PlannedFile::new(
-                    ctx.systemd_dir.join(&service),
-                    rendered(SYNC_SERVICE, &vars),
-                ));
-                files.push(PlannedFile::new(
-                    ctx.systemd_dir.join(&timer),
-                    rendered(SYNC_TIMER, &vars),
-                ));
-                enable.push(timer);
+                let (service, timer) = store_units(ctx, &base, &template, store, &fields);
+                enable.push(file_name(&timer.path));
+                files.push(service);
+                files.push(timer);
             }
         }
     }
