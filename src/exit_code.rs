@@ -4,6 +4,7 @@
 //! found a failed store; 2 usage or config error; 3 status found a store
 //! overdue or never run; 75 busy (sysexits EX_TEMPFAIL).
 
+/// Success: the runs succeeded, or status found every store healthy.
 pub const OK: u8 = 0;
 /// A run failed; status found a failed store.
 pub const FAILED: u8 = 1;

@@ -2,59 +2,36 @@
 //! observable: a single-flight sync and compaction job per store, run by
 //! hand, by the OS scheduler or by its own scheduler, recorded for `status`.
 //!
-//! One run of the job ([`job::sync_store`]) is a pipeline; each step lives
-//! in one place:
-//! 1. **lock** the store, single flight (G5): `job/lock.rs`;
-//! 2. **recover** what a crashed run left (temp files, stray links) and carry
-//!    late writes of lock-ignoring writers: `job/mod.rs`, `io/durable.rs`,
-//!    `job/rotation.rs`, `job/late.rs`;
-//! 3. **cut** the log after its last complete line: `fold/scan.rs`;
-//! 4. **fold** `[0, cut)` to each key's last write, listing malformed lines:
-//!    `fold/` (classify, scan, the JSON scanner);
-//! 5. **swap**: snapshot to a temp file, quarantine, tail under the writers'
-//!    lock, rename (G1, G2, G3, G4): `job/compact.rs`, `job/quarantine.rs`,
-//!    `io/ranges.rs`;
-//! 6. **prune** rotated files: `job/rotation.rs`;
-//! 7. **record** the run atomically: `job/record.rs`; `status.rs` judges it
-//!    (G6);
-//! 8. **hook**: the store's `on_failure` / `on_success` command, then the
-//!    history line: `ops/hooks.rs`. The caller (the `sync` command, the
-//!    daemon) then rewrites the metrics file: `ops/metrics.rs`.
-//!
-//! A *segmented* store (a directory of `events-<seq>.jsonl` files its app
-//! rotates itself) runs its own steps after the lock, all in
-//! `job/segmented/`: retention of the oldest sealed files, health of new
-//! sealed files, keyed compaction under the first input's name.
-//!
-//! Progress counters (`ops/progress.rs`) are advanced by the scan and the
-//! copy for a terminal progress bar. Scheduling is apart from the job:
-//! `schedule/expr.rs` (cron expressions),
-//! `schedule/daemon/` (the in-process scheduler), `schedule/install/`
-//! (systemd, launchd, cron registration). The binary (`main.rs`, `cli/`)
-//! only parses arguments, calls this library, prints and maps exit codes.
-//!
-//! The guarantees G1-G6 that comments cite, the file formats and the crash
-//! reasoning per step are in `docs/design.md` in the repository.
+//! This crate is both the `logkeeper` command ([`run`] is all its `main`
+//! does) and a library for programs that keep such a log themselves.
 //!
 //! # Using it from Rust
 //!
-//! - [`StoreConfig::builder`] builds a validated store in code (or
-//!   [`Config::load`] reads the TOML config the CLI uses);
-//! - [`Paths`] says where run records go;
-//! - [`sync_store`] runs the job once and returns its [`RunRecord`] (also
-//!   written to disk); [`SyncOptions`] says what started it ([`Trigger`]);
-//! - [`LogWriter`] appends events by the writer protocol, safe during a run;
-//! - [`replay`] writes the folded state (each key's last event);
-//!   [`replay_as_of`] the state as it was at a retained point
-//!   ([`replay_points`]);
-//! - [`store_status`] judges a store's health from its records;
-//! - [`Daemon`] fires every store's schedule inside your tokio runtime until
-//!   its [`DaemonHandle`] stops it.
+//! A *store* is one log and how to fold it: the JSON pointers of each
+//! event's key, an optional operation field whose values delete the key,
+//! a schedule. Build one in code with [`StoreConfig::builder`], or read the
+//! TOML config the command uses with [`Config::load`]. [`Paths`] says where
+//! the run records go.
 //!
-//! Errors are split by operation ([`ConfigError`], [`SyncError`], ...) under
-//! one [`Error`]; [`Error::class`] says whose move it is.
-//! `examples/embed.rs` is a complete program: it builds a store, writes
-//! events from one thread while compacting from another, and replays.
+//! - **Write**: [`LogWriter`] appends events by the writer protocol (each
+//!   line whole, under an exclusive `flock`), safe while a run compacts.
+//! - **Compact**: [`sync_store`] runs the job once and returns its
+//!   [`RunRecord`] (also written to disk, and never a panic); [`SyncOptions`]
+//!   says what started it ([`Trigger`]) and whether to wait for a busy store.
+//! - **Read**: [`replay`] writes the folded state, each live key's last
+//!   event; [`replay_segments`] does so for a directory of segment files;
+//!   [`replay_as_of`] gives the state as it was at a retained point
+//!   ([`replay_points`] lists them, [`parse_time`] reads a time).
+//! - **Observe**: [`store_status`] judges a store's health from its records
+//!   ([`Health`]); the exit codes of the command are in [`exit_code`].
+//! - **Schedule**: [`Daemon`] fires every store's [`Schedule`] inside your
+//!   tokio runtime until its [`DaemonHandle`] stops it, reporting each
+//!   [`DaemonEvent`].
+//!
+//! Errors are split by operation ([`ConfigError`], [`LockError`],
+//! [`SyncError`], [`ReplayError`], [`ScheduleError`], [`AppendError`]) under
+//! one [`Error`]; [`Error::class`] says whose move it is: the caller's input,
+//! a busy lock, or a failure.
 //!
 //! ```no_run
 //! # fn main() -> logkeeper::Result<()> {
@@ -72,6 +49,23 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! `examples/embed.rs` is a complete program: it builds a store, writes
+//! events from one thread while compacting from another, and replays.
+//!
+//! # How a run works
+//!
+//! One run is a pipeline (lock, recover, cut, fold, verify, swap or rewrite
+//! in place, carry late writes, prune, record, hook), each step crash-safe
+//! on its own. The pipeline, with the file that implements each step, the
+//! guarantees (G1-G7) the code's comments cite, the file formats and the
+//! crash reasoning per step are described once, in `docs/design.md` (in the
+//! repository and the published crate); the external contract is
+//! `PRODUCT.md`.
+//!
+//! Inside the crate, imports point down the layers io ← fold ← config ←
+//! job ← status, metrics, replay ← daemon, install ← cli; the
+//! `architecture` test checks it.
 
 // The modules are the crate's own (`pub(crate)` by being private to the
 // root): the re-exports below are the semver surface, plus `exit_code`,
