@@ -107,7 +107,7 @@ fn try_next(flags: &str, dir: &std::path::Path) {
     outln!("  {flags} status --json");
     outln!(
         "\nThe demo takes {} in {}; the next `logkeeper demo` resets and reuses it (or: rm -r {}).",
-        human_bytes(du(&dir)),
+        human_bytes(du(dir)),
         dir.display(),
         crate::schedule::install::shell_quote(&dir.display().to_string())
     );
