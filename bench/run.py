@@ -37,8 +37,9 @@ Modes (one per run; the default is the side-by-side comparison):
                reader folding the live path every 20 ms: each class's max
                write-to-visible lag, the strategy chosen, whether it is served
                within 1 s, and the median run time with writers (probe +
-               carry window). The default mode's table shows what the
-               strategy step adds to a run with no writer (`strategy ms`).
+               carry window); then the added cost of a run on the standard
+               workload: the default config against a plain swap without a
+               carry window, with no writer and with a class-A writer.
 
 Method: each timed command runs under `/usr/bin/time -v` (peak RSS, "Maximum
 resident set size"); wall time is measured around it with a monotonic clock.
@@ -910,6 +911,62 @@ def visibility(args, binary, secs=12, every=3.0):
     print(fmt_table(["writer class", "lines", "max lag", "strategy", "not served <1s", "median run"], rows))
     print("max lag: write to visible at the path for a reader folding it every 20 ms; "
           "a run with writers includes the 100 ms probe and the carry window")
+    print(f"load average: {load_line()}")
+    run_cost(args, shared_dir(), binary)
+
+
+def run_cost(args, shared, binary):
+    """What the readers' machinery (strategy probe, carry window, open gate)
+    adds to `sync now --force` on the standard workload: the default config
+    against a plain swap without a carry window (`strategy = "swap"`,
+    `carry_window = "0s"`), with no writer and with a class-A writer
+    appending (lock-less, reopens 150 ms after a new inode). Alternating
+    order, fresh page-cached copies; medians."""
+    src = gen_log(shared, STD["events"], STD["keys"])
+    rounds = args.rounds or 3
+    progs = ROOT / "tests" / "it" / "programs"
+    base = cache_dir() / "vis-cost"
+    configs = {"swap, no carry": 'strategy = "swap"\ncarry_window = "0s"\n', "default (auto)": ""}
+    times = {(w, c): [] for w in ("no writer", "class-A writer") for c in configs}
+    for r in range(rounds):
+        for writer in ("no writer", "class-A writer"):
+            order = list(configs) if r % 2 == 0 else list(reversed(configs))
+            for name in order:
+                log = fresh_copy(src, base, args)
+                cfg = base / "config.toml"
+                cfg.write_text(f'[[store]]\nname = "m"\nlog = "{log}"\nkey = ["/item_type", "/item/id"]\n'
+                               f'op = "/change_type"\ndelete = ["DEL"]\nkeep_rotated = 0\n{configs[name]}')
+                env = dict(os.environ, LOGKEEPER_CONFIG=str(cfg), LOGKEEPER_STATE_DIR=str(base / "state"),
+                           WRITER_PAUSE="0.01", WRITER_JOURNAL=str(base / "journal"))
+                proc = None
+                if writer != "no writer":
+                    proc = subprocess.Popen(["python3", str(progs / "writer.py"), "A", str(log), "Aw",
+                                             str(base / "truth"), str(base / "stop"), str(binary), "m"],
+                                            env=env, stdout=subprocess.DEVNULL)
+                    deadline = time.monotonic() + 10
+                    while not (base / "journal").exists() and time.monotonic() < deadline:
+                        time.sleep(0.01)
+                t = time.perf_counter()
+                p = subprocess.run([str(binary), "sync", "now", "--force"], env=env, capture_output=True)
+                wall = time.perf_counter() - t
+                if proc:
+                    (base / "stop").write_text("")
+                    proc.wait()
+                if p.returncode != 0:
+                    die(f"sync failed ({name}, {writer}): {p.stderr.decode(errors='replace')}")
+                times[(writer, name)].append(wall)
+    shutil.rmtree(base, ignore_errors=True)
+    rows = []
+    for writer in ("no writer", "class-A writer"):
+        plain = statistics.median(times[(writer, "swap, no carry")])
+        dflt = statistics.median(times[(writer, "default (auto)")])
+        rows.append([writer, f"{plain:.3f} s", f"{dflt:.3f} s", f"{(dflt / plain - 1) * 100:+.1f}%",
+                     "yes" if dflt <= plain * 1.10 else "NO"])
+    print()
+    print(f"added cost of a run on the standard workload ({STD['events']:,} events, "
+          f"{src.stat().st_size / 1e6:.0f} MB; median of {rounds})")
+    print(fmt_table(["writers", "swap, no carry", "default (auto)", "added", "within 10%"], rows))
+    print(f"load average: {load_line()}")
 
 
 def main():
