@@ -552,9 +552,8 @@ impl Gate {
             let size = std::mem::size_of::<libc::fanotify_event_metadata>();
             loop {
                 // SAFETY: the buffer is valid (and 8-aligned) for its length.
-                let n = unsafe {
-                    libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), 8 * buf.len())
-                };
+                let n =
+                    unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), 8 * buf.len()) };
                 if n <= 0 {
                     break;
                 }
