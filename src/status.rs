@@ -412,7 +412,7 @@ fn strategy_note(st: &crate::job::strategy::Report) -> String {
         }
         if !w.gated && !w.followed.is_empty() {
             note.push_str(
-                "; no open gate (it needs root): an app that reopens right after its last write to the old inode can miss that write until the next carry; run logkeeper as root to close that gap",
+                "; no open gate (it needs root): an app that reopens right after its last write to the old inode can read the log before that write is carried, and a line still in the old inode when its writer left waits for the next run; run logkeeper as root to close that gap",
             );
         }
     }
