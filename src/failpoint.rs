@@ -135,6 +135,9 @@ failpoints! {
     AfterCarryJournal = "after-carry-journal", Crash, Carry;
     /// Carry: after a carry's append.
     AfterCarryAppend = "after-carry-append", Crash, Carry;
+    /// Carry: after the window's fsync of the carried lines, before the run
+    /// commits.
+    AfterCarryFsync = "after-carry-fsync", Crash, Carry;
     /// Segmented: between two sealed files dropped by retention.
     SegmentPrune = "segment-prune", Crash, Segmented;
     /// Segmented: before a damaged sealed file is repaired.

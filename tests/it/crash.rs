@@ -185,8 +185,8 @@ fn killed_at_every_in_place_point_the_inode_stays_and_recovers() {
 
 /// The carry window's steps (`src/job/carry.rs`): a lock-less writer
 /// appends to the old inode while the run carries; killed right after a
-/// carry's journal or right after its append, the next run neither loses
-/// nor repeats a line.
+/// carry's journal, after its append or after its fsync, the next run
+/// neither loses nor repeats a line.
 fn killed_carrying_at(point: &str) {
     let env = Env::new();
     let log = env.path("events.jsonl");
