@@ -91,6 +91,7 @@ pub mod job;
 pub mod ops;
 #[doc(hidden)]
 pub mod paths;
+mod plan;
 mod replay;
 #[doc(hidden)]
 pub mod schedule;

@@ -24,6 +24,7 @@ mod builder;
 mod edit;
 mod growth;
 mod ops;
+pub mod pattern;
 mod segments;
 
 pub use builder::StoreBuilder;

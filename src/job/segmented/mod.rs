@@ -27,8 +27,6 @@
 
 pub mod compact;
 pub mod health;
-pub mod pattern;
-pub mod retention;
 pub mod state;
 pub mod view;
 
@@ -40,6 +38,9 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 pub use view::{DirSummary, replay, summary};
+
+pub use crate::config::pattern;
+pub(crate) use crate::plan::retention;
 
 use crate::config::StoreConfig;
 use crate::error::Result;
