@@ -226,7 +226,7 @@ pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) ->
         }
         for o in s.writers.openers.iter().filter(|o| {
             o.file != r.log
-                && !same_file(&o.file, &store.log)
+                && !same_file(&o.file, store.path())
                 && s.rotated.as_ref() != Some(&o.file)
         }) {
             warnings.push(format!(
@@ -273,7 +273,7 @@ pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) ->
         }
     }
 
-    let segments = store.segments.as_ref().map(|policy| {
+    let segments = store.segments().as_ref().map(|policy| {
         let (summary, seg_notes) = crate::job::segmented::status_notes(paths, store, policy);
         notes.extend(seg_notes);
         summary
@@ -295,7 +295,7 @@ pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) ->
             .as_ref()
             .map(|r| r.stats.writers.clone())
             .unwrap_or_default(),
-        log: store.log.clone(),
+        log: store.path().to_path_buf(),
         schedule: store.schedule.as_ref().map(|s| s.expr().to_string()),
         schedule_description: store.schedule.as_ref().map(|s| s.describe()),
         health,
@@ -369,10 +369,10 @@ pub fn config_error_status(
 /// Who, other than the running run, holds the writers' lock on the live
 /// log: the run cannot swap until they let go.
 fn waiting_for_writer(store: &StoreConfig, run: &Holder) -> Option<Vec<u32>> {
-    if store.segments.is_some() || run.alive() != Some(true) {
+    if store.segments().is_some() || run.alive() != Some(true) {
         return None;
     }
-    let meta = std::fs::metadata(&store.log).ok()?;
+    let meta = std::fs::metadata(store.path()).ok()?;
     let pids: Vec<u32> = crate::io::locks::flock_holders(&meta)
         .into_iter()
         .filter(|&p| p != run.pid)

@@ -17,12 +17,12 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::fold::json::Pointers;
 use crate::io::durable;
-use crate::job::segmented::SegmentPolicy;
 use crate::schedule::Schedule;
 
 mod builder;
 mod edit;
 mod growth;
+mod kind;
 mod ops;
 pub mod pattern;
 mod segments;
@@ -30,6 +30,10 @@ mod segments;
 pub use builder::StoreBuilder;
 pub use edit::{NewStore, add_store, remove_store};
 pub use growth::{DEFAULT_MIN_INTERVAL, DEFAULT_MIN_SIZE, GrowthTrigger};
+pub use kind::{
+    DEFAULT_DELETE_RETENTION, DEFAULT_FILE_DELETE_DELAY, DEFAULT_KEEP_ROTATED,
+    DEFAULT_MIN_DIRTY_RATIO, LogPolicy, SegmentPolicy, StoreKind,
+};
 pub use ops::{DEFAULT_HOOK_TIMEOUT, Hooks};
 pub use segments::parse_bytes;
 
@@ -40,17 +44,14 @@ pub use segments::parse_bytes;
 #[non_exhaustive]
 pub struct StoreConfig {
     pub name: String,
-    /// The live log; for a segmented store, its `segments` pattern (a path
-    /// with `{seq}` in the file name, never opened as a file).
-    pub log: PathBuf,
+    /// One live log, or a directory of segments, with the settings of
+    /// that kind only.
+    pub kind: StoreKind,
     /// JSON pointers whose values form the key; empty for append-only stores.
     pub key: Vec<String>,
     pub op: Option<String>,
     pub delete: Vec<String>,
     pub schedule: Option<Schedule>,
-    pub keep_rotated: usize,
-    pub min_growth: f64,
-    pub rotate_bytes: Option<u64>,
     pub max_age: Option<Duration>,
     pub jitter: Option<Duration>,
     /// Compact even while a process holds the log open for writing without
@@ -71,8 +72,6 @@ pub struct StoreConfig {
     /// Commands run after the record is written (the global ones unless the
     /// store sets its own).
     pub hooks: Hooks,
-    /// Set for a segmented store (`segments = ...` instead of `log`).
-    pub segments: Option<SegmentPolicy>,
     /// The daemon's growth trigger (`growth`, `min_size`, `min_interval`).
     pub growth: Option<GrowthTrigger>,
     /// Where each event's time is (`time = "/created_at"`): `replay
@@ -88,9 +87,36 @@ impl StoreConfig {
     /// The path whose `.lock` sibling is the store's lock: the log itself,
     /// or `<dir>/.<name>` for a segmented store (lock `<dir>/.<name>.lock`).
     pub fn lock_anchor(&self) -> PathBuf {
-        match &self.segments {
-            Some(p) => p.pattern.lock_anchor(&self.name),
-            None => self.log.clone(),
+        match &self.kind {
+            StoreKind::Segmented(p) => p.pattern.lock_anchor(&self.name),
+            StoreKind::Log(p) => p.log.clone(),
+        }
+    }
+
+    /// What the store is known by in records and messages: its live log,
+    /// or its `segments` pattern (a path with `{seq}`, never opened).
+    pub fn path(&self) -> &Path {
+        self.kind.path()
+    }
+
+    /// The live log, for a store of one log.
+    pub fn log(&self) -> Option<&Path> {
+        self.log_policy().map(|p| p.log.as_path())
+    }
+
+    /// The policy of a store of one log.
+    pub fn log_policy(&self) -> Option<&LogPolicy> {
+        match &self.kind {
+            StoreKind::Log(p) => Some(p),
+            StoreKind::Segmented(_) => None,
+        }
+    }
+
+    /// The policy of a segmented store.
+    pub fn segments(&self) -> Option<&SegmentPolicy> {
+        match &self.kind {
+            StoreKind::Segmented(p) => Some(p),
+            StoreKind::Log(_) => None,
         }
     }
 }
@@ -226,8 +252,6 @@ impl Strategy {
 /// The default `carry_window`.
 pub const DEFAULT_CARRY_WINDOW: Duration = Duration::from_secs(1);
 
-pub const DEFAULT_KEEP_ROTATED: usize = 3;
-
 /// The default `blind_grace`: how long a rotated file must be quiet before
 /// a run with an incomplete census lets it go.
 pub const DEFAULT_BLIND_GRACE: Duration = Duration::from_secs(3600);
@@ -297,12 +321,12 @@ impl Config {
                     if stores.iter().any(|o| o.name == s.name) {
                         return Err(err("name", format!("{:?} is declared twice", s.name)));
                     }
-                    if let Some(o) = stores.iter().find(|o| o.log == s.log) {
+                    if let Some(o) = stores.iter().find(|o| o.path() == s.path()) {
                         return Err(err(
                             "log",
                             format!(
                                 "{} is already the log of store {:?}; two stores cannot share a log",
-                                s.log.display(),
+                                s.path().display(),
                                 o.name
                             ),
                         ));
@@ -488,24 +512,26 @@ fn validate_store(
         v.map(|s| parse_duration(&s).map_err(|m| err(field, m)))
             .transpose()
     };
-    let segments = segments
-        .map(|pattern| segments::policy(pattern, &rs, err))
-        .transpose()?;
+    let kind = match segments {
+        Some(pattern) => StoreKind::Segmented(segments::policy(pattern, &rs, err)?),
+        None => StoreKind::Log(LogPolicy {
+            log,
+            keep_rotated: rs.keep_rotated.unwrap_or(DEFAULT_KEEP_ROTATED),
+            min_growth,
+            rotate_bytes: rs.rotate_bytes,
+        }),
+    };
     let growth = growth::trigger(&rs, err)?;
     let time = growth::time_pointer(&rs, err)?;
     Ok(StoreConfig {
         growth,
         time,
-        segments,
+        kind,
         name: rs.name,
-        log,
         key: rs.key,
         op: rs.op,
         delete: rs.delete,
         schedule,
-        keep_rotated: rs.keep_rotated.unwrap_or(DEFAULT_KEEP_ROTATED),
-        min_growth,
-        rotate_bytes: rs.rotate_bytes,
         max_age: dur("max_age", rs.max_age)?,
         jitter: dur("jitter", rs.jitter)?,
         allow_positional_writers: rs.allow_positional_writers.unwrap_or(false),

@@ -27,6 +27,8 @@ pub const SEQ_WIDTH: usize = 20;
 /// A parsed `segments` pattern.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pattern {
+    /// The pattern as configured (`dir/prefix{seq}suffix`, absolute).
+    pub path: PathBuf,
     pub dir: PathBuf,
     pub prefix: String,
     pub suffix: String,
@@ -66,6 +68,7 @@ impl Pattern {
             ));
         }
         Ok(Pattern {
+            path: path.to_path_buf(),
             dir,
             prefix: prefix.to_string(),
             suffix: suffix.to_string(),

@@ -3,5 +3,6 @@
 pub mod durable;
 pub mod locks;
 pub mod ranges;
+pub mod rewrite;
 pub mod safe;
 pub mod sys;

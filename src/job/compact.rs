@@ -15,6 +15,7 @@ use crate::config::StoreConfig;
 use crate::error::{Error, IoContext, Result};
 use crate::fold::{FoldSpec, Range};
 use crate::io::durable;
+use crate::io::rewrite::Rewrite;
 use crate::job::carry;
 use crate::job::census::Census;
 use crate::job::cut::Cut;
@@ -22,6 +23,7 @@ use crate::job::late::{self, Generation, LateWrites, Watch};
 use crate::job::record::Stats;
 use crate::job::{interrupt, swap, verify};
 use crate::ops::progress::{self, Phase};
+use crate::plan::{self, log::Choice};
 
 fn ms(since: Instant) -> f64 {
     (since.elapsed().as_secs_f64() * 1e6).round() / 1e3
@@ -167,150 +169,77 @@ pub struct CarryWindow<'a> {
 }
 
 /// Compact the store's log, folding in the late writes of `state`. The
-/// caller must hold the store lock, and commit the returned state.
+/// caller must hold the store lock, and commit the returned state. Cut and
+/// fold, then execute the plan's choice (`plan::log::choose`) in one match.
 pub fn compact(
     store: &StoreConfig,
     state_dir: &Path,
     state: &LateWrites,
     carry: Option<CarryWindow>,
 ) -> Result<Compacted> {
+    let Some(policy) = store.log_policy() else {
+        return Err(Error::WrongStoreKind {
+            store: store.name.clone(),
+            msg: "is a segmented store: only a store of one log is compacted by a swap",
+        });
+    };
     let t_scan = Instant::now();
-    progress::begin(Phase::Scan, fs::metadata(&store.log).map_or(0, |m| m.len()));
+    progress::begin(
+        Phase::Scan,
+        fs::metadata(&policy.log).map_or(0, |m| m.len()),
+    );
     let mut c = Cut::take(store, Some(state))?;
     interrupt::check("after reading the log")?;
     let spec = FoldSpec::for_store(store)?;
-    let late_in_fold = c.late_bytes();
-    // Malformed late lines (quarantined from their rotated file).
-    let mut late_bad = 0;
-    for (seg, b) in crate::fold::segments::locate_bad(&c.segments(), &c.plan.bad) {
-        if seg.path != c.log {
-            late_bad += crate::fold::count_lines_in(seg.file, b.range)
-                .ctx("read late writes in", seg.path)?;
-        }
-    }
-    let mut stats = Stats {
-        bytes_before: c.size,
-        bytes_after: c.size,
-        lines_in: c.plan.lines_in,
-        lines_out: c.plan.lines_out(spec.is_keyed()),
-        keys_live: c.plan.keys_live,
-        deletes_dropped: c.plan.deletes_dropped,
-        keyless_kept: c.plan.keyless_kept,
-        quarantined: c.plan.bad_lines,
-        salvaged: c.plan.salvaged,
-        unglued: c.plan.unglued,
-        tail_bytes: c.size.saturating_sub(c.cut),
-        ..Stats::default()
-    };
+    let mut stats = fold_stats(&c, &spec)?;
     stats.timings.scan_ms = ms(t_scan);
-
-    // A rotated file of an append-only store is its archive, read before
-    // the live log: everything the old inode holds (tail and late writes
-    // included) stays there, and the new log starts empty. Late writes of an
-    // earlier rewrite that this fold would place in the new log wait one
-    // run (this run rewrites without rotating), so none is dropped.
-    let rotate = !spec.is_keyed()
-        && late_in_fold == 0
-        && store.rotate_bytes.is_some_and(|limit| c.size > limit);
-    if c.plan.is_identity() && late_in_fold == 0 && !rotate {
+    let folded = plan::log::Folded {
+        keyed: spec.is_keyed(),
+        identity: c.plan.is_identity(),
+        late_bytes: c.late_bytes(),
+        size: c.size,
+    };
+    let archive = match plan::log::choose(policy, &folded) {
         // The fold changes nothing: leave the log (and its inode) alone.
-        return Ok(Compacted {
-            stats,
-            state: state.clone(),
-            window: None,
-        });
-    }
-    if rotate {
-        c.plan.newlines.clear();
-    }
-    let keep: Vec<Range> = if rotate {
-        Vec::new()
-    } else {
-        std::mem::take(&mut c.plan.keep)
-    };
-    if rotate {
-        stats.lines_out = 0;
-    }
-    let t_write = Instant::now();
-    let dir = durable::parent_dir(&c.log).to_path_buf();
-    let snapshot_bytes: u64 =
-        keep.iter().map(Range::len).sum::<u64>() + c.plan.newlines.len() as u64;
-    stats.free_space_unchecked =
-        !check_free_space(&dir, snapshot_bytes + (c.size - c.cut) + (1 << 20))?;
-
-    progress::begin(Phase::Write, snapshot_bytes);
-    let mut tmp = durable::temp_beside(&c.log)?;
-    let snapshot = swap::write_snapshot(&c, &keep, &tmp, scan_threads())?;
-    let segs = c.segments();
-    let plan = verify::Planned {
-        keys: c.plan.keys_live,
-        spec: &spec,
-        segs: &segs,
-        keep: &keep,
-        newlines: &c.plan.newlines,
-    };
-    let verified = verify::snapshot(&plan, &tmp, snapshot, &c.log, state_dir)?;
-    stats.timings.verify_ms = verified.ms;
-    stats.verify = Some(verified);
-    interrupt::check("after writing the new file")?;
-    stats.quarantine_file = swap::quarantine_bad(&c).map_err(|e| Error::QuarantineFailed {
-        log: c.log.clone(),
-        source: Box::new(e),
-    })?;
-    stats.timings.write_ms = ms(t_write);
-
-    let t_swap = Instant::now();
-    progress::begin(Phase::Swap, 0);
-    crate::failpoint!("before-swap-lock");
-    // The last safe point: from the writers' lock on, the swap finishes.
-    interrupt::check("before the swap")?;
-    swap::lock_and_verify(&c)?;
-    let swapped = (|| {
-        let appended = if rotate {
-            swap::Appended {
-                tail: Range {
-                    start: c.cut,
-                    end: c.cut,
-                },
-                late_bytes: 0,
-                len: snapshot,
-            }
-        } else {
-            swap::append_late_and_tail(&mut c, &mut tmp, snapshot)?
-        };
-        let rotated = swap::link_rotated(&c)?;
-        let new = tmp.as_file().metadata().ctx("stat", tmp.path())?;
-        let next = next_state(&c, &rotated, !rotate, appended.tail.end, &new, appended.len);
-        if let Err(e) = late::prepare(state_dir, state, &next) {
-            let _ = fs::remove_file(&rotated);
-            return Err(e);
+        Choice::Keep | Choice::Skip(_) => {
+            return Ok(Compacted {
+                stats,
+                state: state.clone(),
+                window: None,
+            });
         }
-        crate::failpoint!("after-late-prepare");
-        let mut next = next;
-        let first = carry.is_some() && !rotate && spec.is_keyed();
-        swap::exchange(&c, tmp, &rotated, || {
-            // Not fatal: the window's first poll carries them (and fails
-            // the run, after the directory fsync, if it cannot).
-            if first && let Err(e) = carry::first(&c.log, &rotated, &c.file, &mut next) {
-                tracing::warn!("{e}");
-            }
-            Ok(())
-        })?;
-        Ok((appended, rotated, next))
-    })();
-    let _ = c.file.unlock();
-    let (appended, rotated, mut next) = swapped?;
+        Choice::Rewrite => false,
+        // A rotated file of an append-only store is its archive, read
+        // before the live log: everything the old inode holds (tail and
+        // late writes included) stays there, and the new log starts empty.
+        Choice::Archive => {
+            c.plan.newlines.clear();
+            c.plan.keep.clear();
+            stats.lines_out = 0;
+            true
+        }
+    };
+    let (tmp, snapshot) = write_new(&c, &spec, state_dir, &mut stats)?;
+    let t_swap = Instant::now();
+    let (appended, rotated, mut next) = swap_in(
+        &mut c,
+        tmp,
+        snapshot,
+        state_dir,
+        state,
+        archive,
+        carry.is_some() && !archive && spec.is_keyed(),
+    )?;
     stats.timings.swap_ms = ms(t_swap);
     // The carry window (a swap that rotated a watched file only): what
     // lock-less writers append to the old inode reaches the live log now.
     let window = match carry {
-        Some(cw) if !rotate => Some(carry::run(
+        Some(cw) if !archive => Some(carry::run(
             &c.log, &rotated, &c.file, state_dir, &mut next, cw.window, cw.before,
         )?),
         _ => None,
     };
-
-    stats.late_lines_quarantined = late_bad;
+    let late_bad = stats.late_lines_quarantined;
     stats.late_lines_carried = late::count_lines(&c.late)?.saturating_sub(late_bad);
     stats.late_lines_from = c
         .late
@@ -328,6 +257,126 @@ pub fn compact(
         state: next,
         window,
     })
+}
+
+/// The figures of the fold, before anything is written; malformed late
+/// lines (quarantined from their rotated file) in `late_lines_quarantined`.
+fn fold_stats(c: &Cut, spec: &FoldSpec) -> Result<Stats> {
+    let mut late_bad = 0;
+    for (seg, b) in crate::fold::segments::locate_bad(&c.segments(), &c.plan.bad) {
+        if seg.path != c.log {
+            late_bad += crate::fold::count_lines_in(seg.file, b.range)
+                .ctx("read late writes in", seg.path)?;
+        }
+    }
+    Ok(Stats {
+        bytes_before: c.size,
+        bytes_after: c.size,
+        lines_in: c.plan.lines_in,
+        lines_out: c.plan.lines_out(spec.is_keyed()),
+        keys_live: c.plan.keys_live,
+        deletes_dropped: c.plan.deletes_dropped,
+        keyless_kept: c.plan.keyless_kept,
+        quarantined: c.plan.bad_lines,
+        salvaged: c.plan.salvaged,
+        unglued: c.plan.unglued,
+        tail_bytes: c.size.saturating_sub(c.cut),
+        late_lines_quarantined: late_bad,
+        ..Stats::default()
+    })
+}
+
+/// Swap steps 1-2: check the free space, write the snapshot of the kept
+/// ranges to a temp file beside the log, verify it, quarantine the
+/// malformed lines. Returns the temp file and the snapshot's length.
+fn write_new(
+    c: &Cut,
+    spec: &FoldSpec,
+    state_dir: &Path,
+    stats: &mut Stats,
+) -> Result<(Rewrite, u64)> {
+    let t_write = Instant::now();
+    let keep = &c.plan.keep;
+    let dir = durable::parent_dir(&c.log).to_path_buf();
+    let snapshot_bytes: u64 =
+        keep.iter().map(Range::len).sum::<u64>() + c.plan.newlines.len() as u64;
+    stats.free_space_unchecked =
+        !check_free_space(&dir, snapshot_bytes + (c.size - c.cut) + (1 << 20))?;
+
+    progress::begin(Phase::Write, snapshot_bytes);
+    let tmp = swap::prepare(c)?;
+    let snapshot = swap::write_snapshot(c, keep, &tmp, scan_threads())?;
+    let segs = c.segments();
+    let plan = verify::Planned {
+        keys: c.plan.keys_live,
+        spec,
+        segs: &segs,
+        keep,
+        newlines: &c.plan.newlines,
+    };
+    let verified = verify::snapshot(&plan, tmp.temp(), snapshot, &c.log, state_dir)?;
+    stats.timings.verify_ms = verified.ms;
+    stats.verify = Some(verified);
+    interrupt::check("after writing the new file")?;
+    stats.quarantine_file = swap::quarantine_bad(c).map_err(|e| Error::QuarantineFailed {
+        log: c.log.clone(),
+        source: Box::new(e),
+    })?;
+    stats.timings.write_ms = ms(t_write);
+    Ok((tmp, snapshot))
+}
+
+/// Swap steps 3-7 under the writers' lock: the late writes and the tail
+/// (not for an archive), the rotated name, the prepared late-write state,
+/// the exchange (with the carry window's first carry when `first_carry`).
+fn swap_in(
+    c: &mut Cut,
+    mut tmp: Rewrite,
+    snapshot: u64,
+    state_dir: &Path,
+    state: &LateWrites,
+    archive: bool,
+    first_carry: bool,
+) -> Result<(swap::Appended, PathBuf, LateWrites)> {
+    progress::begin(Phase::Swap, 0);
+    crate::failpoint!("before-swap-lock");
+    // The last safe point: from the writers' lock on, the swap finishes.
+    interrupt::check("before the swap")?;
+    swap::lock_and_verify(c)?;
+    let swapped = (|| {
+        let appended = if archive {
+            swap::Appended {
+                tail: Range {
+                    start: c.cut,
+                    end: c.cut,
+                },
+                late_bytes: 0,
+                len: snapshot,
+            }
+        } else {
+            swap::append_late_and_tail(c, &mut tmp, snapshot)?
+        };
+        let rotated = swap::link_rotated(c)?;
+        let new = tmp.file().metadata().ctx("stat", tmp.path())?;
+        let next = next_state(c, &rotated, !archive, appended.tail.end, &new, appended.len);
+        if let Err(e) = late::prepare(state_dir, state, &next) {
+            let _ = fs::remove_file(&rotated);
+            return Err(e);
+        }
+        crate::failpoint!("after-late-prepare");
+        let mut next = next;
+        swap::exchange(c, tmp, &rotated, || {
+            // Not fatal: the window's first poll carries them (and fails
+            // the run, after the directory fsync, if it cannot).
+            if first_carry && let Err(e) = carry::first(&c.log, &rotated, &c.file, &mut next) {
+                tracing::warn!("{e}");
+            }
+            Ok(())
+        })?;
+        Ok((appended, rotated, next))
+    })();
+    let _ = c.file.unlock();
+    swapped
 }
 
 /// The late-write state once the swap is done: every watched file carried

@@ -62,7 +62,7 @@ impl Cut {
     /// Open, cut and fold the store's live log; with `state`, the late
     /// writes it records are folded in at the swap point.
     pub fn take(store: &StoreConfig, state: Option<&LateWrites>) -> Result<Cut> {
-        let log = resolve_log(&store.log)?;
+        let log = resolve_log(store.path())?;
         let file = crate::io::safe::open_beside(&log, crate::io::safe::Access::Read)
             .map_err(|e| crate::io::safe::access_hint(&log, e))
             .ctx("open log", &log)?;

@@ -211,20 +211,20 @@ pub fn writer_strategy(store: &StoreConfig, o: &Opener) -> (&'static str, &'stat
 /// What a run of `store` would do now (single-file stores). `force`
 /// ignores `min_growth`, as `sync now --force` does.
 pub fn dry_run(paths: &Paths, store: &StoreConfig, force: bool) -> Result<DryRun> {
-    if store.segments.is_some() {
+    if store.segments().is_some() {
         return Err(Error::WrongStoreKind {
             store: store.name.clone(),
             msg: "is a segmented store: --dry-run explains single-file stores only",
         });
     }
-    if let Err(e) = std::fs::symlink_metadata(&store.log)
+    if let Err(e) = std::fs::symlink_metadata(store.path())
         && e.kind() == std::io::ErrorKind::NotFound
     {
         return Ok(missing_log(store));
     }
     let state_dir = paths.store_state(&store.name);
     for _ in 0..TRIES {
-        let log = crate::job::compact::resolve_log(&store.log)?;
+        let log = crate::job::compact::resolve_log(store.path())?;
         let live = std::fs::metadata(&log).ctx("stat log", &log)?;
         let (late_state, _) = late::load(&state_dir, &log, &live);
         let c = Cut::take(store, Some(&late_state))?;
@@ -235,7 +235,7 @@ pub fn dry_run(paths: &Paths, store: &StoreConfig, force: bool) -> Result<DryRun
     }
     Err(Error::io(
         "read a consistent cut of",
-        &store.log,
+        store.path(),
         std::io::Error::other(
             "another program kept rewriting the log in place during the dry run; nothing was changed: run it again",
         ),
@@ -247,7 +247,7 @@ pub fn dry_run(paths: &Paths, store: &StoreConfig, force: bool) -> Result<DryRun
 fn missing_log(store: &StoreConfig) -> DryRun {
     DryRun {
         store: store.name.clone(),
-        log: store.log.clone(),
+        log: store.path().to_path_buf(),
         lock: "none",
         verdict: "skip",
         reason: Some(crate::job::missing_log_reason(store)),
@@ -257,14 +257,14 @@ fn missing_log(store: &StoreConfig) -> DryRun {
         superseded: Dropped::default(),
         tombstones: Dropped::default(),
         quarantine: Quarantine {
-            file: crate::job::quarantine::path_for(&store.log),
+            file: crate::job::quarantine::path_for(store.path()),
             ..Quarantine::default()
         },
         groups: Vec::new(),
         top_superseded: Vec::new(),
-        writers: plan_writers(store, census::take(&[&store.log])),
+        writers: plan_writers(store, census::take(&[store.path()])),
         min_growth: MinGrowth {
-            threshold: store.min_growth,
+            threshold: store.log_policy().map_or(0.0, |p| p.min_growth),
             baseline_bytes: None,
             grown: None,
             would_skip: false,
@@ -285,9 +285,18 @@ fn report(
     let segs = c.segments();
     let lines = classify_lines(&spec, &segs, plan, &c.log)?;
     let bytes_kept = plan.kept_bytes() + plan.newlines.len() as u64;
-    let rotate =
-        !keyed && c.late_bytes() == 0 && store.rotate_bytes.is_some_and(|limit| c.size > limit);
-    let rewritten = rotate || !plan.is_identity() || c.late_bytes() > 0;
+    // The run's own choice (`plan::log::choose`).
+    let choice = store.log_policy().map(|policy| {
+        let folded = crate::plan::log::Folded {
+            keyed,
+            identity: plan.is_identity(),
+            late_bytes: c.late_bytes(),
+            size: c.size,
+        };
+        crate::plan::log::choose(policy, &folded)
+    });
+    let rotate = choice == Some(crate::plan::log::Choice::Archive);
+    let rewritten = rotate || choice == Some(crate::plan::log::Choice::Rewrite);
     let tail = c.size - c.cut;
     let mut run = RunFigures {
         bytes_before: c.size,
@@ -323,7 +332,7 @@ fn report(
     let baseline = StoreState::new(paths.store_state(&store.name)).baseline();
     let grown = baseline
         .as_ref()
-        .map(|b| c.size.saturating_sub(b.bytes_after) as f64 / b.bytes_after.max(1) as f64);
+        .map(|b| crate::plan::log::growth(c.size, b.bytes_after));
     let skip = crate::job::min_growth_skip(paths, store, force, c.size, late_state);
     let refuse = writers
         .openers
@@ -365,7 +374,7 @@ fn report(
         top_superseded: lines.top,
         writers,
         min_growth: MinGrowth {
-            threshold: store.min_growth,
+            threshold: store.log_policy().map_or(0.0, |p| p.min_growth),
             baseline_bytes: baseline.map(|b| b.bytes_after),
             grown,
             would_skip: verdict == "skip",

@@ -176,7 +176,7 @@ fn count_lines(path: &Path, end: u64) -> Result<u64> {
 
 /// The store's retained points, oldest first.
 pub fn points(paths: &Paths, store: &StoreConfig) -> Result<Vec<Point>> {
-    match &store.segments {
+    match &store.segments() {
         Some(policy) => segment_points(store, policy),
         None => log_points(paths, store),
     }
@@ -185,7 +185,7 @@ pub fn points(paths: &Paths, store: &StoreConfig) -> Result<Vec<Point>> {
 fn log_points(paths: &Paths, store: &StoreConfig) -> Result<Vec<Point>> {
     let history = StoreState::new(paths.store_state(&store.name)).history();
     let mut out = Vec::new();
-    let mut rotated = crate::job::rotation::list(&store.log)?;
+    let mut rotated = crate::job::rotation::list(store.path())?;
     rotated.reverse();
     // Where the lines written after the previous run's swap start in the
     // next file: that run's new log was `bytes_after` long at its swap
@@ -223,8 +223,14 @@ fn log_points(paths: &Paths, store: &StoreConfig) -> Result<Vec<Point>> {
         let bytes = rec.map_or(size, |r| r.stats.rotated_bytes.min(size));
         out.push(point(time, "run", path, bytes, rec)?);
     }
-    if let Ok(m) = std::fs::metadata(&store.log) {
-        out.push(point(Utc::now(), "live", store.log.clone(), m.len(), None)?);
+    if let Ok(m) = std::fs::metadata(store.path()) {
+        out.push(point(
+            Utc::now(),
+            "live",
+            store.path().to_path_buf(),
+            m.len(),
+            None,
+        )?);
     }
     Ok(out)
 }
@@ -291,7 +297,7 @@ pub fn replay_as_of(
     let Some(oldest) = pts.first() else {
         return Err(Error::io(
             "find a retained point of",
-            &store.log,
+            store.path(),
             std::io::Error::from(std::io::ErrorKind::NotFound),
         ));
     };

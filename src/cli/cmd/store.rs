@@ -169,7 +169,7 @@ pub fn run(paths: &Paths, cmd: &StoreCmd) -> anyhow::Result<u8> {
                 outln!("no stores in {}", paths.config.display());
             }
             for s in &config.stores {
-                let kind = if s.segments.is_some() {
+                let kind = if s.segments().is_some() {
                     "segments "
                 } else {
                     ""
@@ -183,7 +183,11 @@ pub fn run(paths: &Paths, cmd: &StoreCmd) -> anyhow::Result<u8> {
                     .schedule
                     .as_ref()
                     .map_or("no schedule".into(), |c| format!("schedule {:?}", c.expr()));
-                outln!("{}\t{kind}{}\t{key}\t{schedule}", s.name, s.log.display());
+                outln!(
+                    "{}\t{kind}{}\t{key}\t{schedule}",
+                    s.name,
+                    s.path().display()
+                );
             }
             // B.8: listed (and said on stderr), not fatal to the listing.
             for b in &config.broken {

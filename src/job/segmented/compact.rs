@@ -48,10 +48,11 @@ use std::time::{Duration, SystemTime};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
+use crate::config::pattern::Segment;
 use crate::error::{Error, IoContext, Result};
 use crate::fold::{self, Class, Classifier, FoldSpec, Range};
 use crate::io::durable;
-use crate::job::segmented::pattern::Segment;
+use crate::io::rewrite::{Like, Rewrite};
 use crate::job::segmented::state::{FileId, Pending, SegState};
 
 /// What a compaction did.
@@ -243,21 +244,8 @@ pub fn compact(
         .collect();
 
     // Groups of consecutive inputs, each no larger than the largest input.
-    let target = inputs.iter().map(|s| s.size).max().unwrap_or(0).max(1);
-    let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
-    let mut start = 0;
-    let mut acc = 0u64;
-    for (i, &k) in kept.iter().enumerate() {
-        if i > start && acc + k > target {
-            groups.push(start..i);
-            start = i;
-            acc = 0;
-        }
-        acc += k;
-    }
-    if start < inputs.len() {
-        groups.push(start..inputs.len());
-    }
+    let sizes: Vec<u64> = inputs.iter().map(|s| s.size).collect();
+    let groups = crate::plan::segmented::groups(&sizes, &kept);
 
     // Pass 2: write and replace, group by group in seq order.
     for g in groups {
@@ -268,11 +256,10 @@ pub fn compact(
             st.bytes_out += first.size;
             continue;
         }
-        let (_, first_meta) = open_checked(first)?;
-        let mut tmp = durable::temp_beside(&first.path)?;
-        durable::copy_mode_and_owner(tmp.as_file(), tmp.path(), &first_meta)?;
+        let (first_file, first_meta) = open_checked(first)?;
+        let mut tmp = Rewrite::beside(&first.path, Like::File(&first_file, &first_meta))?;
         {
-            let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+            let mut w = BufWriter::with_capacity(1 << 20, tmp.file_mut());
             for i in g.clone() {
                 let (file, _) = open_checked(&inputs[i])?;
                 st.bytes_out += fold::copy_ranges(&file, &keep[i], &mut w)
@@ -285,10 +272,11 @@ pub fn compact(
             .map(|s| s.mtime)
             .max()
             .unwrap_or(now);
-        let f = tmp.as_file();
-        f.set_modified(newest).ctx("set mtime of", tmp.path())?;
-        f.sync_all().ctx("fsync", tmp.path())?;
-        let new = f.metadata().ctx("stat", tmp.path())?;
+        tmp.file()
+            .set_modified(newest)
+            .ctx("set mtime of", tmp.path())?;
+        tmp.sync().ctx("fsync", tmp.path())?;
+        let new = tmp.file().metadata().ctx("stat", tmp.path())?;
         let since = Utc::now();
         let group_names: Vec<&str> = inputs[g.clone()].iter().map(|s| s.name.as_str()).collect();
         // Entries waiting on a file of this group now wait on its result,
@@ -318,10 +306,7 @@ pub fn compact(
         );
         state.save(state_dir)?;
         crate::failpoint!("segment-before-merge-rename");
-        tmp.persist(&first.path)
-            .map_err(|e| e.error)
-            .ctx("rename merged segment over", &first.path)?;
-        durable::fsync_dir(durable::parent_dir(&first.path))?;
+        tmp.persist()?;
         st.outputs.push(first.path.clone());
         st.replaced
             .extend(inputs[g.start + 1..g.end].iter().map(|s| s.path.clone()));
@@ -380,7 +365,7 @@ pub fn delete_due(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::segmented::pattern::{Pattern, list};
+    use crate::config::pattern::{Pattern, list};
 
     fn spec() -> FoldSpec {
         FoldSpec::new(&["/k".into()], Some("/op"), &["DEL".into()]).unwrap()

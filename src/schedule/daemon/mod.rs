@@ -260,7 +260,7 @@ impl State<'_> {
         self.stores
             .values()
             .filter(|s| s.cfg.growth.is_some())
-            .map(|s| s.cfg.log.as_path())
+            .map(|s| s.cfg.path())
     }
 
     fn snapshot(&self, now: DateTime<Utc>) -> DaemonInfo {
