@@ -17,7 +17,6 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::fold::json::Pointers;
 use crate::io::durable;
-use crate::schedule::Schedule;
 
 mod builder;
 mod edit;
@@ -25,6 +24,7 @@ mod growth;
 mod kind;
 mod ops;
 pub mod pattern;
+pub mod schedule;
 mod segments;
 
 pub use builder::StoreBuilder;
@@ -35,6 +35,7 @@ pub use kind::{
     DEFAULT_MIN_DIRTY_RATIO, LogPolicy, SegmentPolicy, StoreKind,
 };
 pub use ops::{DEFAULT_HOOK_TIMEOUT, Hooks};
+pub use schedule::Schedule;
 pub use segments::parse_bytes;
 
 /// One store: a live log plus its policy. Always validated: it comes from
