@@ -17,9 +17,9 @@ use std::path::PathBuf;
 
 use crate::config::StoreConfig;
 use crate::error::{Error, IoContext, Result};
-use crate::io::durable;
 use crate::fold::segments::{self, Segment};
 use crate::fold::{self, FoldSpec, Plan};
+use crate::io::durable;
 use crate::job::late::{self, LateWrites};
 
 /// A cut and folded live log.
