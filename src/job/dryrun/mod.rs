@@ -20,7 +20,6 @@
 //! - Every complete line is counted once in [`DryRun::groups`]: kept,
 //!   superseded, a tombstone, or quarantined.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -28,12 +27,16 @@ use serde::Serialize;
 use crate::config::StoreConfig;
 use crate::error::{Error, IoContext, Result};
 use crate::fold::segments::{Segment, locate_bad};
-use crate::fold::{self, Class, Classifier, FoldSpec, Range};
+use crate::fold::{self, FoldSpec, Range};
 use crate::job::census::{self, Census, Opener};
 use crate::job::cut::{Cut, fingerprint};
 use crate::job::late;
 use crate::job::record::StoreState;
 use crate::paths::Paths;
+
+mod lines;
+
+use lines::classify_lines;
 
 /// How many quarantined lines and most-superseded keys a report lists.
 pub const LIST: usize = 10;
@@ -285,45 +288,16 @@ fn report(
     let segs = c.segments();
     let lines = classify_lines(&spec, &segs, plan, &c.log)?;
     let bytes_kept = plan.kept_bytes() + plan.newlines.len() as u64;
-    // The run's own choice (`plan::log::choose`).
-    let choice = store.log_policy().map(|policy| {
-        let folded = crate::plan::log::Folded {
-            keyed,
-            identity: plan.is_identity(),
-            late_bytes: c.late_bytes(),
-            size: c.size,
-        };
-        crate::plan::log::choose(policy, &folded)
-    });
+    let choice = choice(store, c, keyed);
     let rotate = choice == Some(crate::plan::log::Choice::Archive);
     let rewritten = rotate || choice == Some(crate::plan::log::Choice::Rewrite);
-    let tail = c.size - c.cut;
-    let mut run = RunFigures {
-        bytes_before: c.size,
-        bytes_after: c.size,
-        lines_in: plan.lines_in,
-        lines_out: plan.lines_out(keyed),
-        keys_live: plan.keys_live,
-        deletes_dropped: plan.deletes_dropped,
-        keyless_kept: plan.keyless_kept,
-        quarantined: plan.bad_lines,
-        salvaged: plan.salvaged,
-        unglued: plan.unglued,
-        tail_bytes: tail,
-        rewritten,
-    };
-    if rotate {
-        (run.lines_out, run.bytes_after) = (0, 0);
-    } else if rewritten {
-        run.bytes_after = bytes_kept + tail;
-    }
+    let run = run_figures(c, keyed, rotate, rewritten, bytes_kept);
 
-    let quarantined = locate_bad(&segs, &plan.bad);
     let quarantine = Quarantine {
         lines: plan.bad_lines,
         bytes: plan.bad.iter().map(|b| b.range.len()).sum(),
         file: crate::job::quarantine::path_for(&c.log),
-        first: first_quarantined(&quarantined),
+        first: first_quarantined(&locate_bad(&segs, &plan.bad)),
     };
 
     let mut watched: Vec<&Path> = vec![&c.log];
@@ -334,30 +308,22 @@ fn report(
         .as_ref()
         .map(|b| crate::plan::log::growth(c.size, b.bytes_after));
     let skip = crate::job::min_growth_skip(paths, store, force, c.size, late_state);
-    let refuse = writers
-        .openers
-        .iter()
-        .find(|w| w.strategy == "refuse")
-        .map(|w| {
-            format!(
-                "pid {} ({}) has the log open for writing without O_APPEND ({}): {}",
-                w.opener.pid, w.opener.program, w.opener.flags, w.why
-            )
-        });
-    let (verdict, reason) = match (skip, refuse) {
+    let (verdict, reason) = match (skip, refusal(&writers)) {
         (Some(why), _) => ("skip", Some(why)),
         (None, Some(why)) => ("refuse", Some(why)),
         (None, None) if rewritten => ("compact", None),
         (None, None) => ("unchanged", None),
     };
-    if verdict == "skip" {
+    let run = if verdict == "skip" {
         // A skipped run records only the log's size.
-        run = RunFigures {
+        RunFigures {
             bytes_before: c.size,
             bytes_after: c.size,
             ..RunFigures::default()
-        };
-    }
+        }
+    } else {
+        run
+    };
     Ok(DryRun {
         store: store.name.clone(),
         log: c.log.clone(),
@@ -380,6 +346,57 @@ fn report(
             would_skip: verdict == "skip",
         },
     })
+}
+
+/// The run's own choice after the fold (`plan::log::choose`).
+fn choice(store: &StoreConfig, c: &Cut, keyed: bool) -> Option<crate::plan::log::Choice> {
+    let folded = crate::plan::log::Folded {
+        keyed,
+        identity: c.plan.is_identity(),
+        late_bytes: c.late_bytes(),
+        size: c.size,
+    };
+    Some(crate::plan::log::choose(store.log_policy()?, &folded))
+}
+
+/// Why a run would refuse: a writer without `O_APPEND` (unless allowed).
+fn refusal(writers: &Writers) -> Option<String> {
+    writers
+        .openers
+        .iter()
+        .find(|w| w.strategy == "refuse")
+        .map(|w| {
+            format!(
+                "pid {} ({}) has the log open for writing without O_APPEND ({}): {}",
+                w.opener.pid, w.opener.program, w.opener.flags, w.why
+            )
+        })
+}
+
+/// The figures a run would record, from the cut and the choice.
+fn run_figures(c: &Cut, keyed: bool, rotate: bool, rewritten: bool, bytes_kept: u64) -> RunFigures {
+    let plan = &c.plan;
+    let tail = c.size - c.cut;
+    let mut run = RunFigures {
+        bytes_before: c.size,
+        bytes_after: c.size,
+        lines_in: plan.lines_in,
+        lines_out: plan.lines_out(keyed),
+        keys_live: plan.keys_live,
+        deletes_dropped: plan.deletes_dropped,
+        keyless_kept: plan.keyless_kept,
+        quarantined: plan.bad_lines,
+        salvaged: plan.salvaged,
+        unglued: plan.unglued,
+        tail_bytes: tail,
+        rewritten,
+    };
+    if rotate {
+        (run.lines_out, run.bytes_after) = (0, 0);
+    } else if rewritten {
+        run.bytes_after = bytes_kept + tail;
+    }
+    run
 }
 
 /// Whether the bad range `r` of `seg` includes its line's `\n` (a whole
@@ -445,156 +462,4 @@ fn plan_writers(store: &StoreConfig, census: Census) -> Writers {
             })
             .collect(),
     }
-}
-
-/// The per-line breakdown: groups, drops and the most superseded keys.
-struct Lines {
-    groups: Vec<Group>,
-    superseded: Dropped,
-    tombstones: Dropped,
-    top: Vec<TopKey>,
-}
-
-/// What the plan does with one line.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Fate {
-    Kept,
-    Quarantined,
-    Dropped,
-}
-
-/// Walks the plan's sorted keep and bad ranges alongside the lines.
-struct Fates<'p> {
-    keep: &'p [Range],
-    bad: &'p [fold::Bad],
-    k: usize,
-    b: usize,
-}
-
-impl Fates<'_> {
-    /// The fate of line `r` (lines must come in order).
-    fn of(&mut self, r: Range) -> Fate {
-        while self.b < self.bad.len() && self.bad[self.b].range.end <= r.start {
-            self.b += 1;
-        }
-        if self.b < self.bad.len() && self.bad[self.b].range.start < r.end {
-            return Fate::Quarantined;
-        }
-        while self.k < self.keep.len() && self.keep[self.k].end <= r.start {
-            self.k += 1;
-        }
-        match self.keep.get(self.k) {
-            Some(k) if k.start <= r.start && k.end >= r.end => Fate::Kept,
-            _ => Fate::Dropped,
-        }
-    }
-}
-
-/// One pass over the logical stream: classify each line with the fold's
-/// own classifier and take its fate from the plan. Memory grows with the
-/// keys that have superseded lines (a count each), like the fold's.
-fn classify_lines(
-    spec: &FoldSpec,
-    segs: &[Segment],
-    plan: &fold::Plan,
-    log: &Path,
-) -> Result<Lines> {
-    let mut fates = Fates {
-        keep: &plan.keep,
-        bad: &plan.bad,
-        k: 0,
-        b: 0,
-    };
-    let mut cls = Classifier::new(spec);
-    let mut groups: HashMap<Vec<u8>, Group> = HashMap::new();
-    let mut no_key = Group::default();
-    let mut per_key: HashMap<Vec<u8>, u64> = HashMap::new();
-    let (mut superseded, mut tombstones) = (Dropped::default(), Dropped::default());
-    let mut base = 0u64;
-    for seg in segs {
-        let shift = base as i128 - seg.start as i128;
-        fold::for_each_line(seg.file, seg.start, seg.end, |off, line| {
-            let len = line.len() as u64 + 1;
-            let start = (off as i128 + shift) as u64;
-            let fate = fates.of(Range {
-                start,
-                end: start + len,
-            });
-            let class = cls.classify(line);
-            let g = match (&class, fate) {
-                (Class::Keyed { .. }, f) if f != Fate::Quarantined => {
-                    let group = &cls.key[..fold::first_component_len(&cls.key)];
-                    if !groups.contains_key(group) {
-                        groups.insert(group.to_vec(), Group::default());
-                    }
-                    groups.get_mut(group).expect("inserted above")
-                }
-                _ => &mut no_key,
-            };
-            g.lines_in += 1;
-            g.bytes_in += len;
-            match (fate, &class) {
-                (Fate::Kept, _) => {
-                    g.lines_kept += 1;
-                    g.bytes_kept += len;
-                }
-                (Fate::Quarantined, _) => g.quarantined += 1,
-                (Fate::Dropped, Class::Keyed { delete: true }) => {
-                    g.tombstones += 1;
-                    tombstones.lines += 1;
-                    tombstones.bytes += len;
-                }
-                (Fate::Dropped, _) => {
-                    g.superseded += 1;
-                    superseded.lines += 1;
-                    superseded.bytes += len;
-                    if matches!(class, Class::Keyed { .. }) {
-                        match per_key.get_mut(cls.key.as_slice()) {
-                            Some(n) => *n += 1,
-                            None => {
-                                per_key.insert(cls.key.clone(), 1);
-                            }
-                        }
-                    }
-                }
-            }
-        })
-        .ctx("read log", log)?;
-        base += seg.len();
-    }
-    let mut groups: Vec<Group> = groups
-        .into_iter()
-        .map(|(k, mut g)| {
-            g.group = fold::decode_key(&k).into_iter().next();
-            g
-        })
-        .collect();
-    if no_key.lines_in > 0 {
-        groups.push(no_key);
-    }
-    groups.sort_by(|a, b| {
-        b.lines_in
-            .cmp(&a.lines_in)
-            .then_with(|| a.group.is_none().cmp(&b.group.is_none()))
-            .then_with(|| {
-                let s = |g: &Group| g.group.as_ref().map(|v| v.to_string()).unwrap_or_default();
-                s(a).cmp(&s(b))
-            })
-    });
-    let mut top: Vec<(Vec<u8>, u64)> = per_key.into_iter().collect();
-    // Most superseded first; ties by key bytes, so the report is stable.
-    top.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    top.truncate(LIST);
-    Ok(Lines {
-        groups,
-        superseded,
-        tombstones,
-        top: top
-            .into_iter()
-            .map(|(k, n)| TopKey {
-                key: fold::decode_key(&k),
-                superseded: n,
-            })
-            .collect(),
-    })
 }
