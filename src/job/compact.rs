@@ -161,6 +161,22 @@ pub fn compact(
         )?),
         _ => None,
     };
+    swapped_stats(&mut stats, &c, &appended, rotated)?;
+    Ok(Compacted {
+        stats,
+        state: next,
+        window,
+    })
+}
+
+/// The figures of a swap that happened: late lines carried, the tail,
+/// the new and rotated files.
+fn swapped_stats(
+    stats: &mut Stats,
+    c: &Cut,
+    appended: &swap::Appended,
+    rotated: PathBuf,
+) -> Result<()> {
     let late_bad = stats.late_lines_quarantined;
     stats.late_lines_carried = late::count_lines(&c.late)?.saturating_sub(late_bad);
     stats.late_lines_from = c
@@ -174,11 +190,7 @@ pub fn compact(
     stats.rewritten = true;
     stats.rotated = Some(rotated);
     stats.rotated_bytes = appended.tail.end;
-    Ok(Compacted {
-        stats,
-        state: next,
-        window,
-    })
+    Ok(())
 }
 
 /// The figures of the fold, before anything is written; malformed late

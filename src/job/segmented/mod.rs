@@ -230,7 +230,7 @@ fn merge_segments(
     r.stats.rewritten = !c.outputs.is_empty();
     r.state.last_compaction = Some(Utc::now());
     r.seg.compaction = Some(c);
-    r.seg.inputs_deleted.extend(compact::delete_due(
+    r.seg.inputs_deleted.extend(prune::delete_due(
         &policy.pattern.dir,
         &|n| policy.pattern.seq_of(n),
         &mut r.state,

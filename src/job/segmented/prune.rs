@@ -3,13 +3,17 @@
 //! before the first unlink, so a run killed before its record is written
 //! has them named by the next run's record.
 
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
 use chrono::Utc;
 
 use crate::config::pattern::Listing;
 use crate::error::{IoContext, Result};
 use crate::io::durable;
 use crate::job::segmented::Run;
-use crate::job::segmented::state::{self, Pruned};
+use crate::job::segmented::state::{self, Pruned, SegState};
 
 /// Journal, then delete the planned prefix; forget the deleted segments in
 /// the state and the listing.
@@ -49,4 +53,52 @@ pub fn execute(dir: &std::path::Path, pruned: &[Pruned]) -> Result<()> {
         durable::fsync_dir(dir)?;
     }
     Ok(())
+}
+
+/// Delete the pending compaction inputs that are due, oldest seq first,
+/// stopping at the first that is not (so a newer input is never deleted
+/// while an older one stays). Entries whose merge never happened, or whose
+/// file is gone or replaced, are dropped without deleting anything.
+pub(super) fn delete_due(
+    dir: &Path,
+    seq_of: &dyn Fn(&str) -> Option<u64>,
+    state: &mut SegState,
+    delay: Duration,
+    now: chrono::DateTime<Utc>,
+) -> Result<Vec<PathBuf>> {
+    let ino_of = |name: &str| {
+        std::fs::symlink_metadata(dir.join(name))
+            .ok()
+            .map(|m| m.ino())
+    };
+    state.pending.retain(|p| {
+        ino_of(&p.name) == Some(p.ino)
+            && match ino_of(&p.after.0) {
+                Some(ino) => ino == p.after.1,
+                // The merged file itself was pruned by retention (oldest
+                // first): the input is older than what is retained now.
+                None => true,
+            }
+    });
+    state
+        .pending
+        .sort_by_key(|p| (seq_of(&p.name).unwrap_or(u64::MAX), p.name.clone()));
+    let delay = chrono::Duration::from_std(delay).unwrap_or_default();
+    let mut deleted = Vec::new();
+    while let Some(p) = state.pending.first() {
+        if p.since + delay > now {
+            break;
+        }
+        let path = dir.join(&p.name);
+        crate::failpoint!("segment-delete-input");
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).ctx("delete compacted segment", &path),
+        }
+        durable::fsync_dir(dir)?;
+        deleted.push(path);
+        state.pending.remove(0);
+    }
+    Ok(deleted)
 }

@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::io::durable;
 use crate::job::record::StoreState;
 use crate::job::segmented::state::{self, Pruned, SegState};
-use crate::job::segmented::{Run, compact};
+use crate::job::segmented::{Run, prune};
 
 const INTERRUPTED: &str = " (by an interrupted run)";
 
@@ -41,7 +41,7 @@ pub(super) fn recover(r: &mut Run, store: &str, policy: &SegmentPolicy) -> Resul
         r.state.save(&r.state_dir)?;
     }
     let before = r.state.pending.len();
-    r.seg.inputs_deleted = compact::delete_due(
+    r.seg.inputs_deleted = prune::delete_due(
         dir,
         &|n| pattern.seq_of(n),
         &mut r.state,
