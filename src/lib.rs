@@ -6,7 +6,7 @@
 //! in one place:
 //! 1. **lock** the store, single flight (G5): `job/lock.rs`;
 //! 2. **recover** what a crashed run left (temp files, stray links) and carry
-//!    late writes of lock-ignoring writers: `job/mod.rs`, `io/durable.rs`,
+//!    late writes of lock-ignoring writers: `job/log.rs`, `io/durable.rs`,
 //!    `job/rotation.rs`, `job/late.rs`;
 //! 3. **cut** the log after its last complete line: `fold/scan.rs`;
 //! 4. **fold** `[0, cut)` to each key's last write, listing malformed lines:
@@ -21,6 +21,10 @@
 //!    history line: `ops/hooks.rs`. The caller (the `sync` command, the
 //!    daemon) then rewrites the metrics file: `ops/metrics.rs`.
 //!
+//! What a run does (skip, keep, rewrite or archive the log, prune; for a
+//! segmented store drop, check, merge) is decided by the pure planners in
+//! `plan/` and executed by `job/` (docs/design.md, "The pipeline").
+//!
 //! A *segmented* store (a directory of `events-<seq>.jsonl` files its app
 //! rotates itself) runs its own steps after the lock, all in
 //! `job/segmented/`: retention of the oldest sealed files, health of new
@@ -28,7 +32,7 @@
 //!
 //! Progress counters (`ops/progress.rs`) are advanced by the scan and the
 //! copy for a terminal progress bar. Scheduling is apart from the job:
-//! `schedule/expr.rs` (cron expressions),
+//! `config/schedule.rs` (cron expressions),
 //! `schedule/daemon/` (the in-process scheduler), `schedule/install/`
 //! (systemd, launchd, cron registration). The binary (`main.rs`, `cli/`)
 //! only parses arguments, calls this library, prints and maps exit codes.
@@ -65,7 +69,7 @@
 //!     config: "/etc/app/logkeeper.toml".into(),
 //!     state_dir: "/var/lib/app/logkeeper".into(),
 //! };
-//! LogWriter::open(&store.log)?.append(br#"{"id":1,"title":"write docs"}"#)?;
+//! LogWriter::open(store.path())?.append(br#"{"id":1,"title":"write docs"}"#)?;
 //! let record = sync_store(&paths, &store, &SyncOptions::default());
 //! println!("{}: {:?}", record.store, record.outcome);
 //! # Ok(())

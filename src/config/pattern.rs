@@ -95,13 +95,13 @@ impl Pattern {
     }
 
     /// The path whose `.lock` sibling is the store's lock (what
-    /// [`crate::job::lock`] takes): `<dir>/.<store>`.
+    /// the job takes): `<dir>/.<store>`.
     pub fn lock_anchor(&self, store: &str) -> PathBuf {
         self.dir.join(format!(".{store}"))
     }
 
     /// The path whose `.quarantine` sibling is the store's quarantine file
-    /// (what [`crate::job::quarantine`] takes): `<dir>/<store>`.
+    /// (what the job appends to): `<dir>/<store>`.
     pub fn quarantine_anchor(&self, store: &str) -> PathBuf {
         self.dir.join(store)
     }

@@ -48,7 +48,7 @@ use crate::job::{late, quarantine, rotation};
 
 /// Step 1, first half: the new file, beside the log, with the log's mode,
 /// owner, ACLs and extended attributes (the one rewrite primitive,
-/// [`crate::io::rewrite`]).
+/// `io::rewrite`).
 pub fn prepare(c: &Cut) -> Result<Rewrite> {
     Rewrite::beside(&c.log, Like::File(&c.file, &c.meta))
 }

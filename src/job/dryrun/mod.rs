@@ -190,7 +190,7 @@ pub struct MinGrowth {
 }
 
 /// The strategy a run gives one writer. A small function on purpose: the
-/// rule lives with the swap (`refuse_unsafe_writers` in `job/mod.rs`),
+/// rule lives with the swap (`refuse_unsafe_writers` in `job/guard.rs`),
 /// and this only reports it.
 pub fn writer_strategy(store: &StoreConfig, o: &Opener) -> (&'static str, &'static str) {
     if o.append {

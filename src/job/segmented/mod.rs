@@ -3,14 +3,16 @@
 //! and rolling to a new file past a size). The job for such a store:
 //! 1. (lock: `<dir>/.<store>.lock`, the same holder record as any store,
 //!    taken by [`crate::job::sync_store`]);
-//! 2. recover: remove temp files of a crashed run, name in this run's record
-//!    the prunes a killed run made ([`state::Journal`]), delete compaction
-//!    inputs that are due;
-//! 3. retention ([`retention`]): delete the oldest sealed segments until
+//! 2. recover (`recover.rs`): remove temp files of a crashed run, name in
+//!    this run's record the prunes a killed run made ([`state::Journal`]),
+//!    delete compaction inputs that are due;
+//! 3. plan (`plan::segmented`, pure): which segments retention drops, which
+//!    the health check reads, whether to merge;
+//! 4. drop (`prune.rs`): delete the oldest sealed segments until
 //!    `keep_files`, `max_age` and `max_bytes` hold;
-//! 4. health ([`health`]): check the lines of sealed segments not checked
+//! 5. check ([`health`]): check the lines of sealed segments not checked
 //!    yet; quarantine and repair;
-//! 5. keyed compaction ([`compact`]) when the dirty ratio passes
+//! 6. merge ([`compact`]): keyed compaction when the dirty ratio passes
 //!    `min_dirty_ratio`.
 //!
 //! Invariants (each module states its own crash reasoning):
