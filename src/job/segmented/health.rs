@@ -210,6 +210,7 @@ pub(super) fn check_chosen(
             store: store.to_string(),
             msg,
         })?;
+    let chosen: std::collections::HashSet<&PathBuf> = chosen.iter().collect();
     let n_sealed = listing.segments.len().saturating_sub(1);
     for i in 0..n_sealed {
         if !chosen.contains(&listing.segments[i].path) {
