@@ -11,7 +11,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::config::StoreConfig;
+use crate::config::{LogPolicy, StoreConfig};
 use crate::error::{Error, IoContext, Result};
 use crate::fold::{FoldSpec, Range};
 use crate::io::durable;
@@ -95,16 +95,11 @@ pub struct CarryWindow<'a> {
 /// fold, then execute the plan's choice (`plan::log::choose`) in one match.
 pub fn compact(
     store: &StoreConfig,
+    policy: &LogPolicy,
     state_dir: &Path,
     state: &LateWrites,
     carry: Option<CarryWindow>,
 ) -> Result<Compacted> {
-    let Some(policy) = store.log_policy() else {
-        return Err(Error::WrongStoreKind {
-            store: store.name.clone(),
-            msg: "is a segmented store: only a store of one log is compacted by a swap",
-        });
-    };
     let t_scan = Instant::now();
     progress::begin(
         Phase::Scan,

@@ -60,7 +60,7 @@ pub(super) fn run(
     refuse_broken_watches(&state_dir, &late_state)?;
     refuse_unsafe_writers(store, &log)?;
     interrupt::check("before compacting")?;
-    let compacted = replace_log(store, &log, &state_dir, &late_state)?;
+    let compacted = replace_log(store, policy, &log, &state_dir, &late_state)?;
     let mut stats = compacted.stats;
     stats.recovered = recovered;
     let t = Instant::now();
@@ -114,6 +114,7 @@ pub(crate) fn min_growth_skip(
 /// carry window. The choice and its reason go into the record.
 fn replace_log(
     store: &StoreConfig,
+    policy: &LogPolicy,
     log: &std::path::Path,
     state_dir: &std::path::Path,
     late_state: &late::LateWrites,
@@ -142,6 +143,7 @@ fn replace_log(
         Some(c) => c,
         None => compact::compact(
             store,
+            policy,
             state_dir,
             late_state,
             Some(compact::CarryWindow {
