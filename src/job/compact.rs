@@ -138,21 +138,21 @@ pub fn compact(
     };
     let (tmp, snapshot) = write_new(&c, &spec, state_dir, &mut stats)?;
     let t_swap = Instant::now();
-    let (appended, rotated, mut next) = swap_in(
+    let (appended, rotated, mut next, live, gate) = swap_in(
         &mut c,
         tmp,
         snapshot,
         state_dir,
         state,
         archive,
-        carry.is_some() && !archive && spec.is_keyed(),
+        carry.is_some().then_some(spec.is_keyed()),
     )?;
     stats.timings.swap_ms = ms(t_swap);
     // The carry window (a swap that rotated a watched file only): what
     // lock-less writers append to the old inode reaches the live log now.
-    let window = match carry {
-        Some(cw) if !archive => Some(carry::run(
-            &c.log, &rotated, &c.file, state_dir, &mut next, cw.window, cw.before,
+    let window = match (carry, live) {
+        (Some(cw), Some(live)) => Some(carry::run(
+            &c.log, &live, gate, &rotated, &c.file, state_dir, &mut next, cw.window, cw.before,
         )?),
         _ => None,
     };
@@ -255,9 +255,21 @@ fn write_new(
     Ok((tmp, snapshot))
 }
 
+/// What a swap leaves: the bytes appended, the rotated name, the state to
+/// commit, and for a carry window the new file's append handle and its
+/// open gate.
+type Swapped = (
+    swap::Appended,
+    PathBuf,
+    LateWrites,
+    Option<fs::File>,
+    carry::Gate,
+);
+
 /// Swap steps 3-7 under the writers' lock: the late writes and the tail
 /// (not for an archive), the rotated name, the prepared late-write state,
-/// the exchange (with the carry window's first carry when `first_carry`).
+/// the exchange. `carry`: a carry window follows (not after an archive),
+/// with its first carry at the exchange when `Some(true)` (a keyed store).
 fn swap_in(
     c: &mut Cut,
     mut tmp: Rewrite,
@@ -265,8 +277,8 @@ fn swap_in(
     state_dir: &Path,
     state: &LateWrites,
     archive: bool,
-    first_carry: bool,
-) -> Result<(swap::Appended, PathBuf, LateWrites)> {
+    carry: Option<bool>,
+) -> Result<Swapped> {
     progress::begin(Phase::Swap, 0);
     crate::failpoint!("before-swap-lock");
     // The last safe point: from the writers' lock on, the swap finishes.
@@ -294,15 +306,29 @@ fn swap_in(
         }
         crate::failpoint!("after-late-prepare");
         let mut next = next;
+        let carry = carry.filter(|_| !archive);
+        // The new file as the carry window appends to it, opened before
+        // the gate is armed on it (the run must not open the live path
+        // while its gate holds opens of it).
+        let (live, gate) = if carry.is_some() {
+            let live = carry::append_handle(tmp.file(), tmp.path())?;
+            let gate = carry::Gate::arm(&live);
+            (Some(live), gate)
+        } else {
+            (None, carry::Gate::off())
+        };
         swap::exchange(c, tmp, &rotated, || {
             // Not fatal: the window's first poll carries them (and fails
             // the run, after the directory fsync, if it cannot).
-            if first_carry && let Err(e) = carry::first(&c.log, &rotated, &c.file, &mut next) {
+            if carry == Some(true)
+                && let Some(live) = &live
+                && let Err(e) = carry::first(&c.log, live, &rotated, &c.file, &mut next)
+            {
                 tracing::warn!("{e}");
             }
             Ok(())
         })?;
-        Ok((appended, rotated, next))
+        Ok((appended, rotated, next, live, gate))
     })();
     let _ = c.file.unlock();
     swapped

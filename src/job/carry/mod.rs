@@ -17,20 +17,24 @@
 //!
 //! Crash order of one carry (G2): (1) the late-write state is rewritten
 //! with the watch advanced and a [`Carrying`] journal naming the live offset
-//! (atomic rename, not fsynced); (2) the bytes are appended in one `write`.
-//! A kill between (1) and (2) leaves the journal, and the next run's
+//! (atomic replace: file fsync, rename, directory fsync); (2) the bytes are
+//! appended in one `write`; (3) the log is fdatasynced. A kill or a power
+//! cut between (1) and (3) leaves the journal, and the next run's
 //! `late::load` checks the live log at that offset: the bytes are there
 //! (the watch stays advanced) or not (it goes back): never lost, never
-//! carried twice. The window ends with an fdatasync of the log, then the
-//! run commits the state fsynced. A power cut *during* the window can keep
-//! a journal whose earlier carries' bytes did not reach the disk: those
-//! lines stay in the rotated file but are not folded (docs/design.md).
+//! carried twice. Step (3) comes before the next carry's (1), so no journal
+//! on disk can name a carry whose predecessors' bytes are not durable.
+//!
+//! The open gate ([`Gate`]): where the run may (root), every open of the
+//! live path during the window waits until the old inode's complete lines
+//! are carried, so an app that reopens right after its last write to the
+//! old inode reads that write (issue 14's class-A app).
 //!
 //! Invariant: each writer's lines keep their order (a writer's lines reach
 //! the old inode before it reopens, and are carried before or as they come;
 //! its later lines go to the live log after that).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
@@ -42,7 +46,10 @@ use crate::error::{IoContext, Result};
 use crate::fold;
 use crate::job::census::{self, Opener};
 use crate::job::late::{self, Carrying, LateWrites};
-use crate::job::swap;
+
+mod os;
+pub use os::Gate;
+use os::Notify;
 
 /// How often the old inode is polled for new bytes.
 pub const TICK: Duration = Duration::from_millis(5);
@@ -72,14 +79,22 @@ pub struct Window {
     /// keep one fd for life: class B); their later lines wait for the next
     /// run.
     pub stayed: Vec<Opener>,
+    /// The open gate was armed: every open of the live path during the
+    /// window waited until the old inode's complete lines were carried.
+    pub gated: bool,
+    /// Opens of the live path that waited at the gate.
+    pub gated_opens: u64,
 }
 
 /// Run the window for the file rotated by this swap. `state` is the
 /// late-write state the swap made true; its watch of `rotated` advances as
 /// lines are carried. `before` is the census of the log taken before the
 /// swap.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     log: &Path,
+    live: &File,
+    gate: Gate,
     rotated: &Path,
     old: &File,
     state_dir: &Path,
@@ -88,7 +103,16 @@ pub fn run(
     before: &census::Census,
 ) -> Result<Window> {
     let t0 = Instant::now();
-    let mut out = Window::default();
+    let mut out = Window {
+        gated: gate.armed(),
+        ..Window::default()
+    };
+    let ends = Ends {
+        log,
+        live,
+        rotated,
+        old,
+    };
     let mut last_census: Option<Instant> = None;
     let mut last_poll = t0;
     let mut empty_seen = false;
@@ -106,14 +130,31 @@ pub fn run(
         // carrying it to the end now could put it after them. It stays
         // for the next fold, at the swap point (the end of the last carry),
         // which is before anything that writer wrote after reopening.
+        //
+        // With the open gate armed, that writer could not have written to
+        // the live log without opening it, and every open of it waited for
+        // a carry of all the complete lines then in the old inode: so the
+        // ones still there were written before it reopened, and carrying
+        // them now is in its order. Its reload waits for them.
         if !pids.is_empty() && census::take_among(&[rotated], &pids).is_empty() {
+            if gate.armed() {
+                gate.pending();
+                let n = carry_all(&ends, state_dir, state)?;
+                note(&mut out, n, gap + last_poll.elapsed());
+                out.gated_opens += gate.allow_pending();
+            }
             break;
         }
-        let n = carry_once(log, rotated, old, Some(state_dir), state)?;
-        if n > 0 {
-            out.lines += n;
-            out.max_carry_ms = out.max_carry_ms.max(ms(gap + last_poll.elapsed()));
-        }
+        let n = if gate.pending() {
+            // Opens of the live path wait here: carry every complete line
+            // the old inode holds now, then let them through.
+            let n = carry_all(&ends, state_dir, state)?;
+            out.gated_opens += gate.allow_pending();
+            n
+        } else {
+            carry_once(&ends, Some(state_dir), state)?
+        };
+        note(&mut out, n, gap + last_poll.elapsed());
         // Done once no writer of the old inode is left and it holds no
         // uncarried byte: a per-line writer (class C) that opened it just
         // before the swap may still be between its two write calls.
@@ -138,13 +179,10 @@ pub fn run(
                 continue;
             }
         }
-        notify.wait(TICK);
+        notify.wait(TICK, &gate);
     }
-    if out.lines > 0 {
-        std::fs::File::open(log)
-            .and_then(|f| f.sync_data())
-            .ctx("fsync log", log)?;
-    }
+    // Closing the group lets every open still waiting through.
+    drop(gate);
     out.ms = ms(t0.elapsed());
     let now = census::take_among(&[rotated], &pids);
     out.stayed = now.of(rotated).cloned().collect();
@@ -155,6 +193,13 @@ pub fn run(
         .cloned()
         .collect();
     Ok(out)
+}
+
+fn note(out: &mut Window, n: u64, waited: Duration) {
+    if n > 0 {
+        out.lines += n;
+        out.max_carry_ms = out.max_carry_ms.max(ms(waited));
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -171,17 +216,78 @@ fn ms(d: Duration) -> f64 {
 /// directory fsync): a kill before the window's first journal can carry
 /// these lines again at the next run, as keyed duplicates placed before
 /// their copy, which fold to the same value.
-pub fn first(log: &Path, rotated: &Path, old: &File, state: &mut LateWrites) -> Result<u64> {
-    carry_once(log, rotated, old, None, state)
-}
-
-fn carry_once(
+pub fn first(
     log: &Path,
+    live: &File,
     rotated: &Path,
     old: &File,
-    state_dir: Option<&Path>,
     state: &mut LateWrites,
 ) -> Result<u64> {
+    let ends = Ends {
+        log,
+        live,
+        rotated,
+        old,
+    };
+    carry_once(&ends, None, state)
+}
+
+/// The two ends of a carry: the live log (`live`, the new inode, opened
+/// with `O_APPEND` before the gate was armed: the run never opens the
+/// live path while its own gate holds opens of it) and the old inode.
+struct Ends<'a> {
+    log: &'a Path,
+    live: &'a File,
+    rotated: &'a Path,
+    old: &'a File,
+}
+
+/// A second handle on the new file (before the exchange), appending:
+/// `fcntl(F_SETFL, O_APPEND)` on a duplicate, not an open of its name.
+/// The temp file's own handle shares the flag and is not written after.
+pub fn append_handle(tmp: &File, path: &Path) -> Result<File> {
+    use std::os::fd::AsRawFd;
+    let f = tmp.try_clone().ctx("duplicate the handle of", path)?;
+    // SAFETY: fcntl on an fd we own.
+    let rc = unsafe {
+        let fl = libc::fcntl(f.as_raw_fd(), libc::F_GETFL);
+        if fl < 0 {
+            fl
+        } else {
+            libc::fcntl(f.as_raw_fd(), libc::F_SETFL, fl | libc::O_APPEND)
+        }
+    };
+    if rc < 0 {
+        return Err(crate::Error::io(
+            "set O_APPEND on",
+            path,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(f)
+}
+
+/// Carry until no complete line is left in the old inode (or the log was
+/// replaced, or a writer holds its lock too long: then what is left waits
+/// for the next poll).
+fn carry_all(ends: &Ends, state_dir: &Path, state: &mut LateWrites) -> Result<u64> {
+    let mut total = 0;
+    loop {
+        let n = carry_once(ends, Some(state_dir), state)?;
+        if n == 0 {
+            return Ok(total);
+        }
+        total += n;
+    }
+}
+
+fn carry_once(ends: &Ends, state_dir: Option<&Path>, state: &mut LateWrites) -> Result<u64> {
+    let Ends {
+        log,
+        live,
+        rotated,
+        old,
+    } = *ends;
     let Some(i) = state.watches.iter().position(|w| w.rotated == rotated) else {
         return Ok(0);
     };
@@ -199,26 +305,47 @@ fn carry_once(
     old.read_exact_at(&mut buf, from)
         .ctx("read late writes in", rotated)?;
 
-    let live = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .open(log)
-        .ctx("open log", log)?;
     let meta = live.metadata().ctx("stat log", log)?;
+    let at_path = std::fs::metadata(log).ctx("stat log", log)?;
     if !state
         .live
         .as_ref()
         .is_some_and(|g| g.dev == meta.dev() && g.ino == meta.ino())
+        || (at_path.dev(), at_path.ino()) != (meta.dev(), meta.ino())
     {
         // Someone replaced the log since the swap: leave the lines to the
         // next run's fold (they stay watched).
         return Ok(0);
     }
-    swap::lock_writers(&live, log)?;
-    let done = append(&live, log, &buf, from, to, rotated, state_dir, state, i);
+    // Bounded: a writer that holds the lock while it opens the path would
+    // wait on the gate, which waits on this carry. Left for the next poll.
+    if !try_lock_for(live, log, LOCK_WAIT)? {
+        return Ok(0);
+    }
+    let done = append(live, log, &buf, from, to, rotated, state_dir, state, i);
     let _ = live.unlock();
     done?;
     Ok(buf.iter().filter(|&&b| b == b'\n').count() as u64)
+}
+
+/// How long one carry waits for the writers' lock before it leaves the
+/// lines to the next poll.
+const LOCK_WAIT: Duration = Duration::from_millis(200);
+
+fn try_lock_for(file: &File, log: &Path, wait: Duration) -> Result<bool> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(true),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(false),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(crate::Error::io("take the writers' lock on", log, e));
+            }
+        }
+    }
 }
 
 /// The journalled append of one carry (writers' lock held on `live`).
@@ -276,64 +403,13 @@ fn append(
         late::journal_carry(dir, state, &cr)?;
     }
     crate::failpoint!("after-carry-journal");
-    // No fdatasync here: it would hold the next carry back by a disk
-    // flush; the window ends with one (`run`), before the run commits.
     (&*live)
         .write_all(&bytes)
         .ctx("append carried late writes to", log)?;
     crate::failpoint!("after-carry-append");
+    // Durable before the next journal replaces this one: only the carry a
+    // journal names can be in doubt after a power cut.
+    live.sync_data().ctx("fsync log", log)?;
+    crate::failpoint!("after-carry-fsync");
     Ok(())
-}
-
-/// Wakes the window as soon as the old inode is written (inotify
-/// `IN_MODIFY`), or after the tick where inotify is not available.
-struct Notify(Option<std::os::fd::OwnedFd>);
-
-impl Notify {
-    #[cfg(target_os = "linux")]
-    fn new(path: &Path) -> Notify {
-        use std::os::fd::FromRawFd;
-        let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
-            return Notify(None);
-        };
-        // SAFETY: plain syscalls on a fresh fd we own.
-        unsafe {
-            let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
-            if fd < 0 {
-                return Notify(None);
-            }
-            let fd = std::os::fd::OwnedFd::from_raw_fd(fd);
-            use std::os::fd::AsRawFd;
-            if libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), libc::IN_MODIFY) < 0 {
-                return Notify(None);
-            }
-            Notify(Some(fd))
-        }
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    fn new(_path: &Path) -> Notify {
-        Notify(None)
-    }
-
-    /// Wait until the file is modified or `tick` passes; drain the events.
-    fn wait(&self, tick: Duration) {
-        #[cfg(target_os = "linux")]
-        if let Some(fd) = &self.0 {
-            use std::os::fd::AsRawFd;
-            let mut p = libc::pollfd {
-                fd: fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            let mut buf = [0u8; 4096];
-            // SAFETY: valid pollfd and buffer for the calls' durations.
-            unsafe {
-                libc::poll(&mut p, 1, tick.as_millis() as i32);
-                while libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) > 0 {}
-            }
-            return;
-        }
-        std::thread::sleep(tick);
-    }
 }
