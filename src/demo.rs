@@ -184,12 +184,12 @@ pub fn setup(dir: &Path, log: &DemoLog) -> Result<DemoSetup> {
         &config_path,
         &NewStore {
             name: store.name.clone(),
-            log: store.log.clone(),
+            log: store.path().to_path_buf(),
             key: store.key.clone(),
             op: store.op.clone(),
             delete: store.delete.clone(),
             schedule: store.schedule.as_ref().map(|s| s.expr().to_string()),
-            keep_rotated: Some(store.keep_rotated),
+            keep_rotated: store.log_policy().map(|p| p.keep_rotated),
             ..Default::default()
         },
     )?;

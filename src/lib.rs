@@ -43,7 +43,7 @@
 //!     config: "/etc/app/logkeeper.toml".into(),
 //!     state_dir: "/var/lib/app/logkeeper".into(),
 //! };
-//! LogWriter::open(&store.log)?.append(br#"{"id":1,"title":"write docs"}"#)?;
+//! LogWriter::open(store.path())?.append(br#"{"id":1,"title":"write docs"}"#)?;
 //! let record = sync_store(&paths, &store, &SyncOptions::default());
 //! println!("{}: {:?}", record.store, record.outcome);
 //! # Ok(())
@@ -81,6 +81,7 @@ mod io;
 mod job;
 mod ops;
 mod paths;
+mod plan;
 mod replay;
 mod schedule;
 mod status;

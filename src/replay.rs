@@ -14,7 +14,7 @@ pub use crate::job::segmented::view::Replayed as SegmentsReplayed;
 /// `replay` of a segmented store: every segment in seq order (see
 /// `job::segmented::replay`).
 pub fn replay_segments(store: &StoreConfig, out: &mut impl Write) -> Result<SegmentsReplayed> {
-    match &store.segments {
+    match &store.segments() {
         Some(policy) => crate::job::segmented::replay(store, policy, out),
         None => Err(Error::Config(crate::error::ConfigError::WrongStoreKind {
             store: store.name.clone(),
@@ -28,7 +28,7 @@ pub fn replay_segments(store: &StoreConfig, out: &mut impl Write) -> Result<Segm
 /// write; for an append-only store every valid line. Malformed lines and a
 /// torn last line are left out (the returned figures count them).
 pub fn replay(store: &StoreConfig, out: &mut impl Write) -> Result<Replayed> {
-    if store.segments.is_some() {
+    if store.segments().is_some() {
         return Err(Error::Config(crate::error::ConfigError::WrongStoreKind {
             store: store.name.clone(),
             msg: "is a segmented store: replay it with `replay_segments`",

@@ -126,7 +126,7 @@ pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) ->
         Some(r) => run_notes(store, r),
         None => Default::default(),
     };
-    let segments = store.segments.as_ref().map(|policy| {
+    let segments = store.segments().as_ref().map(|policy| {
         let (summary, seg_notes) = crate::job::segmented::status_notes(paths, store, policy);
         notes.extend(seg_notes);
         summary
@@ -148,7 +148,7 @@ pub fn store_status(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) ->
             .as_ref()
             .map(|r| r.stats.writers.clone())
             .unwrap_or_default(),
-        log: store.log.clone(),
+        log: store.path().to_path_buf(),
         schedule: store.schedule.as_ref().map(|s| s.expr().to_string()),
         schedule_description: store.schedule.as_ref().map(|s| s.describe()),
         health,
@@ -256,7 +256,7 @@ fn run_notes(store: &StoreConfig, r: &RunRecord) -> (Vec<String>, Vec<String>) {
         ));
     }
     for o in s.writers.openers.iter().filter(|o| {
-        o.file != r.log && !same_file(&o.file, &store.log) && s.rotated.as_ref() != Some(&o.file)
+        o.file != r.log && !same_file(&o.file, store.path()) && s.rotated.as_ref() != Some(&o.file)
     }) {
         warnings.push(format!(
             "pid {} ({}) still writes to the rotated file {} (it keeps its fd across a swap and never reopens): served by the late-write fallback, its lines reach the live log only at the next run, and the file is kept until it lets go. Make it reopen the log when the inode changes, or follow the writer protocol.",
@@ -360,10 +360,10 @@ pub fn config_error_status(
 /// Who, other than the running run, holds the writers' lock on the live
 /// log: the run cannot swap until they let go.
 fn waiting_for_writer(store: &StoreConfig, run: &Holder) -> Option<Vec<u32>> {
-    if store.segments.is_some() || run.alive() != Some(true) {
+    if store.segments().is_some() || run.alive() != Some(true) {
         return None;
     }
-    let meta = std::fs::metadata(&store.log).ok()?;
+    let meta = std::fs::metadata(store.path()).ok()?;
     let pids: Vec<u32> = crate::io::locks::flock_holders(&meta)
         .into_iter()
         .filter(|&p| p != run.pid)

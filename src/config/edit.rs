@@ -55,6 +55,52 @@ pub fn add_store(config_path: &Path, new: &NewStore) -> Result<Config> {
             config: config_path.to_path_buf(),
         }));
     }
+    let mut t = store_table(config_path, new)?;
+    match doc.get_mut("store") {
+        Some(item) => item
+            .as_array_of_tables_mut()
+            .ok_or_else(|| {
+                Error::Config(crate::error::ConfigError::Invalid {
+                    path: config_path.to_path_buf(),
+                    line: None,
+                    col: None,
+                    msg: "`store` must be an array of tables ([[store]])".into(),
+                })
+            })?
+            .push(t),
+        None => {
+            // Comments in a file without tables are trailing decor, which
+            // would print after the new table: keep them above it instead.
+            let trailing = doc.trailing().as_str().unwrap_or("").to_string();
+            if !trailing.trim().is_empty() {
+                let sep = if trailing.ends_with("\n\n") { "" } else { "\n" };
+                t.decor_mut().set_prefix(format!("{trailing}{sep}"));
+                doc.set_trailing("");
+            }
+            let mut arr = toml_edit::ArrayOfTables::new();
+            arr.push(t);
+            doc.insert("store", toml_edit::Item::ArrayOfTables(arr));
+        }
+    }
+    let added = Config::parse(config_path, &doc.to_string())?;
+    // The new store is the last table: its error is about the arguments,
+    // not about a line of a file that was never written (C.15).
+    if let Some(b) = added.broken.iter().find(|b| b.name == new.name) {
+        let msg = b
+            .msg
+            .strip_prefix("store #")
+            .and_then(|r| r.split_once(' '))
+            .map_or(b.msg.as_str(), |(_, m)| m);
+        return Err(Error::Config(crate::error::ConfigError::InvalidStore {
+            store: new.name.clone(),
+            msg: format!("{msg} (nothing was written to {})", config_path.display()),
+        }));
+    }
+    write_validated(config_path, &doc.to_string())
+}
+
+/// The `[[store]]` table of `new`: only the fields it sets.
+fn store_table(config_path: &Path, new: &NewStore) -> Result<toml_edit::Table> {
     let mut t = toml_edit::Table::new();
     t["name"] = toml_edit::value(new.name.as_str());
     match &new.segments {
@@ -116,47 +162,7 @@ pub fn add_store(config_path: &Path, new: &NewStore) -> Result<Config> {
         })?;
         t["rotate_bytes"] = toml_edit::value(b);
     }
-    match doc.get_mut("store") {
-        Some(item) => item
-            .as_array_of_tables_mut()
-            .ok_or_else(|| {
-                Error::Config(crate::error::ConfigError::Invalid {
-                    path: config_path.to_path_buf(),
-                    line: None,
-                    col: None,
-                    msg: "`store` must be an array of tables ([[store]])".into(),
-                })
-            })?
-            .push(t),
-        None => {
-            // Comments in a file without tables are trailing decor, which
-            // would print after the new table: keep them above it instead.
-            let trailing = doc.trailing().as_str().unwrap_or("").to_string();
-            if !trailing.trim().is_empty() {
-                let sep = if trailing.ends_with("\n\n") { "" } else { "\n" };
-                t.decor_mut().set_prefix(format!("{trailing}{sep}"));
-                doc.set_trailing("");
-            }
-            let mut arr = toml_edit::ArrayOfTables::new();
-            arr.push(t);
-            doc.insert("store", toml_edit::Item::ArrayOfTables(arr));
-        }
-    }
-    let added = Config::parse(config_path, &doc.to_string())?;
-    // The new store is the last table: its error is about the arguments,
-    // not about a line of a file that was never written (C.15).
-    if let Some(b) = added.broken.iter().find(|b| b.name == new.name) {
-        let msg = b
-            .msg
-            .strip_prefix("store #")
-            .and_then(|r| r.split_once(' '))
-            .map_or(b.msg.as_str(), |(_, m)| m);
-        return Err(Error::Config(crate::error::ConfigError::InvalidStore {
-            store: new.name.clone(),
-            msg: format!("{msg} (nothing was written to {})", config_path.display()),
-        }));
-    }
-    write_validated(config_path, &doc.to_string())
+    Ok(t)
 }
 
 /// Remove a store from the config file, keeping everything else.

@@ -8,10 +8,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::config::kind::{
+    DEFAULT_DELETE_RETENTION, DEFAULT_FILE_DELETE_DELAY, DEFAULT_MIN_DIRTY_RATIO, SegmentPolicy,
+};
+use crate::config::pattern::Pattern;
 use crate::config::{RawStore, expand_path, parse_duration};
 use crate::error::{Error, Result};
 use crate::fold::json::Pointers;
-use crate::job::segmented::{self, SegmentPolicy, pattern::Pattern};
 
 /// A size: a number of bytes, or a string like "2GiB".
 #[derive(Debug, Deserialize)]
@@ -73,7 +76,10 @@ pub(super) fn kind(
             if set {
                 return Err(err(
                     field,
-                    "only applies to a segmented store (`segments = ...`)".into(),
+                    format!(
+                        "only applies to a segmented store (`segments = ...`), and store {:?} is one live log (`log = ...`): remove the setting",
+                        rs.name
+                    ),
                 ));
             }
         }
@@ -86,7 +92,10 @@ pub(super) fn kind(
             if set {
                 return Err(err(
                     field,
-                    "does not apply to a segmented store: use keep_files, max_age, max_bytes (retention) and min_dirty_ratio (compaction)".into(),
+                    format!(
+                        "does not apply to a segmented store, and store {:?} is one (`segments = ...`): use keep_files, max_age, max_bytes (retention) and min_dirty_ratio (compaction)",
+                        rs.name
+                    ),
                 ));
             }
         }
@@ -105,9 +114,7 @@ pub(super) fn policy(
             .map(|s| parse_duration(s).map_err(|m| err(field, m)))
             .transpose()
     };
-    let min_dirty_ratio = rs
-        .min_dirty_ratio
-        .unwrap_or(segmented::DEFAULT_MIN_DIRTY_RATIO);
+    let min_dirty_ratio = rs.min_dirty_ratio.unwrap_or(DEFAULT_MIN_DIRTY_RATIO);
     if !(0.0..=1.0).contains(&min_dirty_ratio) {
         return Err(err(
             "min_dirty_ratio",
@@ -127,10 +134,10 @@ pub(super) fn policy(
         max_bytes,
         min_compaction_lag: dur("min_compaction_lag", &rs.min_compaction_lag)?.unwrap_or_default(),
         delete_retention: dur("delete_retention", &rs.delete_retention)?
-            .unwrap_or(segmented::DEFAULT_DELETE_RETENTION),
+            .unwrap_or(DEFAULT_DELETE_RETENTION),
         min_dirty_ratio,
         file_delete_delay: dur("file_delete_delay", &rs.file_delete_delay)?
-            .unwrap_or(segmented::DEFAULT_FILE_DELETE_DELAY),
+            .unwrap_or(DEFAULT_FILE_DELETE_DELAY),
         seq: match &rs.seq {
             Some(p) => {
                 Pointers::new(&[p]).map_err(|m| err("seq", m))?;

@@ -50,7 +50,7 @@ fn a_broken_store_is_set_apart_and_the_others_load() {
     );
     assert_eq!(c.select(&[], true).unwrap().len(), 1);
     // Declared twice: the first, valid, store is the one of that name.
-    assert_eq!(c.store("ok").unwrap().log, Path::new("/a"));
+    assert_eq!(c.store("ok").unwrap().log(), Some(Path::new("/a")));
 }
 
 #[test]
@@ -60,8 +60,11 @@ fn relative_logs_resolve_against_the_config_folder() {
         "[[store]]\nname = \"a\"\nlog = \"logs/a.jsonl\"\n",
     )
     .unwrap();
-    assert_eq!(c.stores[0].log, Path::new("/etc/lk/logs/a.jsonl"));
-    assert_eq!(c.stores[0].keep_rotated, DEFAULT_KEEP_ROTATED);
+    assert_eq!(c.stores[0].log(), Some(Path::new("/etc/lk/logs/a.jsonl")));
+    assert_eq!(
+        c.stores[0].log_policy().map(|p| p.keep_rotated),
+        Some(DEFAULT_KEEP_ROTATED)
+    );
 }
 
 #[test]
@@ -117,4 +120,79 @@ fn durations_parse() {
     // Would overflow u64 seconds: an error, not a panic or a wrap.
     assert!(parse_duration("18446744073709551615w").is_err());
     assert!(parse_duration("30500000000000000d").is_err());
+}
+
+/// A setting of the other kind is refused when the config is loaded (not
+/// at run time), and the error names the file, the line, the store and the
+/// setting.
+#[test]
+fn a_setting_of_the_wrong_kind_is_refused_at_load_naming_store_setting_and_file() {
+    let cases = [
+        (
+            "log = \"/l/a.jsonl\"",
+            "keep_files = 3",
+            "keep_files",
+            "only applies to a segmented store",
+        ),
+        (
+            "log = \"/l/a.jsonl\"",
+            "min_dirty_ratio = 0.2",
+            "min_dirty_ratio",
+            "only applies to a segmented store",
+        ),
+        (
+            "log = \"/l/a.jsonl\"",
+            "seq = \"/seq\"",
+            "seq",
+            "only applies to a segmented store",
+        ),
+        (
+            "segments = \"/s/e-{seq}.jsonl\"",
+            "keep_rotated = 2",
+            "keep_rotated",
+            "does not apply to a segmented store",
+        ),
+        (
+            "segments = \"/s/e-{seq}.jsonl\"",
+            "min_growth = 0.5",
+            "min_growth",
+            "does not apply to a segmented store",
+        ),
+        (
+            "segments = \"/s/e-{seq}.jsonl\"",
+            "rotate_bytes = 10",
+            "rotate_bytes",
+            "does not apply to a segmented store",
+        ),
+    ];
+    for (kind, setting, field, why) in cases {
+        let text = format!("[[store]]\nname = \"orders\"\n{kind}\n{setting}\n");
+        let c = Config::parse(Path::new("/etc/lk/c.toml"), &text).unwrap();
+        assert!(c.stores.is_empty(), "{text}");
+        let e = c.store("orders").unwrap_err();
+        assert!(
+            matches!(e, Error::Config(crate::error::ConfigError::Invalid { .. })),
+            "{e:?}"
+        );
+        let e = e.to_string();
+        assert!(e.starts_with("/etc/lk/c.toml:4"), "file and line: {e}");
+        assert!(e.contains(&format!("`{field}`")), "setting: {e}");
+        assert!(e.contains("store \"orders\""), "store: {e}");
+        assert!(e.contains(why), "{e}");
+    }
+}
+
+#[test]
+fn each_kind_carries_its_own_settings_and_path() {
+    let text = "[[store]]\nname = \"a\"\nlog = \"/l/a.jsonl\"\nmin_growth = 0.5\nrotate_bytes = 9\n\n[[store]]\nname = \"f\"\nsegments = \"/s/e-{seq}.jsonl\"\nkeep_files = 4\n";
+    let c = Config::parse(Path::new("/c.toml"), text).unwrap();
+    let (a, f) = (&c.stores[0], &c.stores[1]);
+    let p = a.log_policy().unwrap();
+    assert_eq!((p.min_growth, p.rotate_bytes), (0.5, Some(9)));
+    assert!(a.segments().is_none());
+    assert_eq!(a.path(), Path::new("/l/a.jsonl"));
+    assert_eq!(f.segments().unwrap().keep_files, Some(4));
+    assert!(f.log().is_none() && f.log_policy().is_none());
+    // The pattern is what the store is known by, never opened as a log.
+    assert_eq!(f.path(), Path::new("/s/e-{seq}.jsonl"));
 }

@@ -68,25 +68,18 @@ pub fn copy_mode_and_owner(file: &File, path: &Path, like: &fs::Metadata) -> Res
     Ok(())
 }
 
-/// Atomically replace (or create) `target` with `bytes`.
+/// Atomically replace (or create) `target` with `bytes`, through the one
+/// rewrite primitive ([`crate::io::rewrite`]).
 ///
 /// An existing target's mode is kept; a new one gets `new_mode`.
 pub fn atomic_write(target: &Path, bytes: &[u8], new_mode: u32) -> Result<()> {
-    let mut tmp = temp_beside(target)?;
-    match fs::metadata(target) {
-        Ok(meta) => copy_mode_and_owner(tmp.as_file(), tmp.path(), &meta)?,
-        Err(_) => tmp
-            .as_file()
-            .set_permissions(fs::Permissions::from_mode(new_mode))
-            .ctx("set permissions of", tmp.path())?,
-    }
-    tmp.write_all(bytes).ctx("write", tmp.path())?;
-    tmp.as_file().sync_all().ctx("fsync", tmp.path())?;
+    use crate::io::rewrite::{Like, Rewrite};
+    let mut tmp = Rewrite::beside(target, Like::Target(new_mode))?;
+    let path = tmp.path().to_path_buf();
+    tmp.file_mut().write_all(bytes).ctx("write", &path)?;
+    tmp.sync().ctx("fsync", &path)?;
     crate::failpoint::failpoint!(AtomicWriteBeforeRename);
-    tmp.persist(target)
-        .map_err(|e| e.error)
-        .ctx("rename temp file over", target)?;
-    fsync_dir(parent_dir(target))
+    tmp.persist().map(drop)
 }
 
 /// Remove the temp files a crashed run left beside `target`. Only call this

@@ -4,5 +4,6 @@ pub mod durable;
 pub mod locks;
 pub mod progress;
 pub mod ranges;
+pub mod rewrite;
 pub mod safe;
 pub mod sys;

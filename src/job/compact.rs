@@ -11,99 +11,23 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::config::StoreConfig;
+use crate::config::{LogPolicy, StoreConfig};
 use crate::error::{Error, IoContext, Result};
 use crate::fold::{FoldSpec, Range};
 use crate::io::durable;
 use crate::io::progress::{self, Phase};
+use crate::io::rewrite::Rewrite;
 use crate::job::carry;
 use crate::job::census::Census;
 use crate::job::cut::Cut;
+pub use crate::job::cut::{resolve_log, scan_threads};
 use crate::job::late::{self, Generation, LateWrites, Watch};
 use crate::job::record::Stats;
 use crate::job::{interrupt, swap, verify};
+use crate::plan::{self, log::Choice};
 
 fn ms(since: Instant) -> f64 {
     (since.elapsed().as_secs_f64() * 1e6).round() / 1e3
-}
-
-/// Threads used for the scan.
-pub fn scan_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(4)
-}
-
-/// The file to operate on: the log itself, or the file a symlinked log points
-/// to (the swap happens in the target's directory, so the link stays valid).
-///
-/// The link is resolved once, here. A link that another user made to a
-/// file that is not theirs is refused (it could point a run at any file
-/// the running user may read), and run by root, the target's directory
-/// gets the same check as the log's (G8).
-pub fn resolve_log(log: &Path) -> Result<PathBuf> {
-    let link = fs::symlink_metadata(log).ctx("stat log", log)?;
-    let real = if link.file_type().is_symlink() {
-        fs::canonicalize(log)
-            .map_err(|e| dangling_hint(log, e))
-            .ctx("follow symlinked log", log)?
-    } else {
-        log.to_path_buf()
-    };
-    let meta = fs::metadata(&real).ctx("stat log", &real)?;
-    if !meta.is_file() {
-        return Err(Error::Sync(crate::error::SyncError::NotAFile {
-            path: real,
-            is_dir: meta.is_dir(),
-        }));
-    }
-    if link.file_type().is_symlink() {
-        check_link(log, &link, &real, &meta)?;
-    }
-    Ok(real)
-}
-
-/// A symlinked log is trusted if the link's owner is root, the running
-/// user or the target's owner, and (run by root) no other user can write
-/// the target's directory.
-fn check_link(log: &Path, link: &fs::Metadata, real: &Path, meta: &fs::Metadata) -> Result<()> {
-    use crate::io::safe;
-    if ![0, safe::euid(), meta.uid()].contains(&link.uid()) {
-        return Err(Error::Unsafe {
-            path: log.to_path_buf(),
-            msg: format!(
-                "is a symlink made by {} to {}, a file of {}: a link another user planted is never followed; nothing was changed: remove the link, or point the store's `log` at the file itself",
-                safe::user_name(link.uid()),
-                real.display(),
-                safe::user_name(meta.uid())
-            ),
-        });
-    }
-    let dir = durable::parent_dir(real);
-    let dmeta = fs::metadata(dir).ctx("stat directory", dir)?;
-    match safe::untrusted_dir(&dmeta) {
-        Some(why) => Err(Error::Unsafe {
-            path: dir.to_path_buf(),
-            msg: safe::root_refusal(&why, &dmeta),
-        }),
-        None => Ok(()),
-    }
-}
-
-/// Say what to do about a symlinked log whose target is missing.
-fn dangling_hint(log: &Path, e: std::io::Error) -> std::io::Error {
-    if e.kind() != std::io::ErrorKind::NotFound {
-        return e;
-    }
-    let target = fs::read_link(log).map_or_else(|_| "?".into(), |t| t.display().to_string());
-    std::io::Error::new(
-        e.kind(),
-        format!(
-            "{e}: the link points at {target}, which does not exist; create it (or its directory), fix the link (ln -sfn TARGET {}), or point the store's `log` at the real file",
-            log.display()
-        ),
-    )
 }
 
 /// Check that the log's filesystem has room for `need` more bytes. Returns
@@ -167,153 +91,62 @@ pub struct CarryWindow<'a> {
 }
 
 /// Compact the store's log, folding in the late writes of `state`. The
-/// caller must hold the store lock, and commit the returned state.
+/// caller must hold the store lock, and commit the returned state. Cut and
+/// fold, then execute the plan's choice (`plan::log::choose`) in one match.
 pub fn compact(
     store: &StoreConfig,
+    policy: &LogPolicy,
     state_dir: &Path,
     state: &LateWrites,
     carry: Option<CarryWindow>,
 ) -> Result<Compacted> {
     let t_scan = Instant::now();
-    progress::begin(Phase::Scan, fs::metadata(&store.log).map_or(0, |m| m.len()));
+    progress::begin(
+        Phase::Scan,
+        fs::metadata(&policy.log).map_or(0, |m| m.len()),
+    );
     let mut c = Cut::take(store, Some(state))?;
     interrupt::check("after reading the log")?;
     let spec = FoldSpec::for_store(store)?;
-    let late_in_fold = c.late_bytes();
-    // Malformed late lines (quarantined from their rotated file).
-    let mut late_bad = 0;
-    for (seg, b) in crate::fold::segments::locate_bad(&c.segments(), &c.plan.bad) {
-        if seg.path != c.log {
-            late_bad += crate::fold::count_lines_in(seg.file, b.range)
-                .ctx("read late writes in", seg.path)?;
-        }
-    }
-    let mut stats = Stats {
-        bytes_before: c.size,
-        bytes_after: c.size,
-        lines_in: c.plan.lines_in,
-        lines_out: c.plan.lines_out(spec.is_keyed()),
-        keys_live: c.plan.keys_live,
-        deletes_dropped: c.plan.deletes_dropped,
-        keyless_kept: c.plan.keyless_kept,
-        quarantined: c.plan.bad_lines,
-        salvaged: c.plan.salvaged,
-        unglued: c.plan.unglued,
-        tail_bytes: c.size.saturating_sub(c.cut),
-        ..Stats::default()
-    };
+    let mut stats = fold_stats(&c, &spec)?;
     stats.timings.scan_ms = ms(t_scan);
-
-    // A rotated file of an append-only store is its archive, read before
-    // the live log: everything the old inode holds (tail and late writes
-    // included) stays there, and the new log starts empty. Late writes of an
-    // earlier rewrite that this fold would place in the new log wait one
-    // run (this run rewrites without rotating), so none is dropped.
-    let rotate = !spec.is_keyed()
-        && late_in_fold == 0
-        && store.rotate_bytes.is_some_and(|limit| c.size > limit);
-    if c.plan.is_identity() && late_in_fold == 0 && !rotate {
+    let folded = plan::log::Folded {
+        keyed: spec.is_keyed(),
+        identity: c.plan.is_identity(),
+        late_bytes: c.late_bytes(),
+        size: c.size,
+    };
+    let archive = match plan::log::choose(policy, &folded) {
         // The fold changes nothing: leave the log (and its inode) alone.
-        return Ok(Compacted {
-            stats,
-            state: state.clone(),
-            window: None,
-        });
-    }
-    if rotate {
-        c.plan.newlines.clear();
-    }
-    let keep: Vec<Range> = if rotate {
-        Vec::new()
-    } else {
-        std::mem::take(&mut c.plan.keep)
-    };
-    if rotate {
-        stats.lines_out = 0;
-    }
-    let t_write = Instant::now();
-    let dir = durable::parent_dir(&c.log).to_path_buf();
-    let snapshot_bytes: u64 =
-        keep.iter().map(Range::len).sum::<u64>() + c.plan.newlines.len() as u64;
-    stats.free_space_unchecked =
-        !check_free_space(&dir, snapshot_bytes + (c.size - c.cut) + (1 << 20))?;
-
-    progress::begin(Phase::Write, snapshot_bytes);
-    let mut tmp = durable::temp_beside(&c.log)?;
-    let snapshot = swap::write_snapshot(&c, &keep, &tmp, scan_threads())?;
-    let segs = c.segments();
-    let plan = verify::Planned {
-        keys: c.plan.keys_live,
-        spec: &spec,
-        segs: &segs,
-        keep: &keep,
-        newlines: &c.plan.newlines,
-    };
-    let verified = verify::snapshot(&plan, &tmp, snapshot, &c.log, state_dir)?;
-    stats.timings.verify_ms = verified.ms;
-    stats.verify = Some(verified);
-    interrupt::check("after writing the new file")?;
-    stats.quarantine_file = swap::quarantine_bad(&c).map_err(|e| {
-        Error::Sync(crate::error::SyncError::QuarantineFailed {
-            log: c.log.clone(),
-            source: Box::new(e),
-        })
-    })?;
-    stats.timings.write_ms = ms(t_write);
-
-    let t_swap = Instant::now();
-    progress::begin(Phase::Swap, 0);
-    crate::failpoint::failpoint!(BeforeSwapLock);
-    // The last safe point: from the writers' lock on, the swap finishes.
-    interrupt::check("before the swap")?;
-    swap::lock_and_verify(&c)?;
-    let swapped = (|| {
-        let appended = if rotate {
-            swap::Appended {
-                tail: Range {
-                    start: c.cut,
-                    end: c.cut,
-                },
-                len: snapshot,
-            }
-        } else {
-            swap::append_late_and_tail(&mut c, &mut tmp, snapshot)?
-        };
-        let rotated = swap::link_rotated(&c)?;
-        let new = tmp.as_file().metadata().ctx("stat", tmp.path())?;
-        let next = next_state(&c, &rotated, !rotate, appended.tail.end, &new, appended.len);
-        if let Err(e) = late::prepare(state_dir, state, &next) {
-            let _ = fs::remove_file(&rotated);
-            return Err(e);
+        Choice::Keep | Choice::Skip(_) => {
+            return Ok(Compacted {
+                stats,
+                state: state.clone(),
+                window: None,
+            });
         }
-        crate::failpoint::failpoint!(AfterLatePrepare);
-        let mut next = next;
-        let first = carry.is_some() && !rotate && spec.is_keyed();
-        // The new file as the carry window appends to it, opened before
-        // the gate is armed on it (the run must not open the live path
-        // while its gate holds opens of it).
-        let (live, gate) = if carry.is_some() && !rotate {
-            let live = carry::append_handle(tmp.as_file(), tmp.path())?;
-            let gate = carry::Gate::arm(&live);
-            (Some(live), gate)
-        } else {
-            (None, carry::Gate::off())
-        };
-        swap::exchange(&c, tmp, &rotated, || {
-            // Not fatal: the window's first poll carries them (and fails
-            // the run, after the directory fsync, if it cannot).
-            if first
-                && let Some(live) = &live
-                && let Err(e) = carry::first(&c.log, live, &rotated, &c.file, &mut next)
-            {
-                tracing::warn!("{e}");
-            }
-            Ok(())
-        })?;
-        Ok((appended, rotated, next, live, gate))
-    })();
-    let _ = c.file.unlock();
-    let (appended, rotated, mut next, live, gate) = swapped?;
+        Choice::Rewrite => false,
+        // A rotated file of an append-only store is its archive, read
+        // before the live log: everything the old inode holds (tail and
+        // late writes included) stays there, and the new log starts empty.
+        Choice::Archive => {
+            c.plan.newlines.clear();
+            c.plan.keep.clear();
+            stats.lines_out = 0;
+            true
+        }
+    };
+    let (tmp, snapshot) = write_new(&c, &spec, state_dir, &mut stats)?;
+    let t_swap = Instant::now();
+    let (appended, rotated, mut next, live, gate) = swap_in(
+        &mut c,
+        tmp,
+        snapshot,
+        state_dir,
+        state,
+        archive,
+        carry.is_some().then_some(spec.is_keyed()),
+    )?;
     stats.timings.swap_ms = ms(t_swap);
     // The carry window (a swap that rotated a watched file only): what
     // lock-less writers append to the old inode reaches the live log now.
@@ -323,8 +156,23 @@ pub fn compact(
         )?),
         _ => None,
     };
+    swapped_stats(&mut stats, &c, &appended, rotated)?;
+    Ok(Compacted {
+        stats,
+        state: next,
+        window,
+    })
+}
 
-    stats.late_lines_quarantined = late_bad;
+/// The figures of a swap that happened: late lines carried, the tail,
+/// the new and rotated files.
+fn swapped_stats(
+    stats: &mut Stats,
+    c: &Cut,
+    appended: &swap::Appended,
+    rotated: PathBuf,
+) -> Result<()> {
+    let late_bad = stats.late_lines_quarantined;
     stats.late_lines_carried = late::count_lines(&c.late)?.saturating_sub(late_bad);
     stats.late_lines_from = c
         .late
@@ -337,11 +185,154 @@ pub fn compact(
     stats.rewritten = true;
     stats.rotated = Some(rotated);
     stats.rotated_bytes = appended.tail.end;
-    Ok(Compacted {
-        stats,
-        state: next,
-        window,
+    Ok(())
+}
+
+/// The figures of the fold, before anything is written; malformed late
+/// lines (quarantined from their rotated file) in `late_lines_quarantined`.
+fn fold_stats(c: &Cut, spec: &FoldSpec) -> Result<Stats> {
+    let mut late_bad = 0;
+    for (seg, b) in crate::fold::segments::locate_bad(&c.segments(), &c.plan.bad) {
+        if seg.path != c.log {
+            late_bad += crate::fold::count_lines_in(seg.file, b.range)
+                .ctx("read late writes in", seg.path)?;
+        }
+    }
+    Ok(Stats {
+        bytes_before: c.size,
+        bytes_after: c.size,
+        lines_in: c.plan.lines_in,
+        lines_out: c.plan.lines_out(spec.is_keyed()),
+        keys_live: c.plan.keys_live,
+        deletes_dropped: c.plan.deletes_dropped,
+        keyless_kept: c.plan.keyless_kept,
+        quarantined: c.plan.bad_lines,
+        salvaged: c.plan.salvaged,
+        unglued: c.plan.unglued,
+        tail_bytes: c.size.saturating_sub(c.cut),
+        late_lines_quarantined: late_bad,
+        ..Stats::default()
     })
+}
+
+/// Swap steps 1-2: check the free space, write the snapshot of the kept
+/// ranges to a temp file beside the log, verify it, quarantine the
+/// malformed lines. Returns the temp file and the snapshot's length.
+fn write_new(
+    c: &Cut,
+    spec: &FoldSpec,
+    state_dir: &Path,
+    stats: &mut Stats,
+) -> Result<(Rewrite, u64)> {
+    let t_write = Instant::now();
+    let keep = &c.plan.keep;
+    let dir = durable::parent_dir(&c.log).to_path_buf();
+    let snapshot_bytes: u64 =
+        keep.iter().map(Range::len).sum::<u64>() + c.plan.newlines.len() as u64;
+    stats.free_space_unchecked =
+        !check_free_space(&dir, snapshot_bytes + (c.size - c.cut) + (1 << 20))?;
+
+    progress::begin(Phase::Write, snapshot_bytes);
+    let tmp = swap::prepare(c)?;
+    let snapshot = swap::write_snapshot(c, keep, &tmp, scan_threads())?;
+    let segs = c.segments();
+    let plan = verify::Planned {
+        keys: c.plan.keys_live,
+        spec,
+        segs: &segs,
+        keep,
+        newlines: &c.plan.newlines,
+    };
+    let verified = verify::snapshot(&plan, tmp.temp(), snapshot, &c.log, state_dir)?;
+    stats.timings.verify_ms = verified.ms;
+    stats.verify = Some(verified);
+    interrupt::check("after writing the new file")?;
+    stats.quarantine_file = swap::quarantine_bad(c).map_err(|e| {
+        Error::Sync(crate::error::SyncError::QuarantineFailed {
+            log: c.log.clone(),
+            source: Box::new(e),
+        })
+    })?;
+    stats.timings.write_ms = ms(t_write);
+    Ok((tmp, snapshot))
+}
+
+/// What a swap leaves: the bytes appended, the rotated name, the state to
+/// commit, and for a carry window the new file's append handle and its
+/// open gate.
+type Swapped = (
+    swap::Appended,
+    PathBuf,
+    LateWrites,
+    Option<fs::File>,
+    carry::Gate,
+);
+
+/// Swap steps 3-7 under the writers' lock: the late writes and the tail
+/// (not for an archive), the rotated name, the prepared late-write state,
+/// the exchange. `carry`: a carry window follows (not after an archive),
+/// with its first carry at the exchange when `Some(true)` (a keyed store).
+fn swap_in(
+    c: &mut Cut,
+    mut tmp: Rewrite,
+    snapshot: u64,
+    state_dir: &Path,
+    state: &LateWrites,
+    archive: bool,
+    carry: Option<bool>,
+) -> Result<Swapped> {
+    progress::begin(Phase::Swap, 0);
+    crate::failpoint::failpoint!(BeforeSwapLock);
+    // The last safe point: from the writers' lock on, the swap finishes.
+    interrupt::check("before the swap")?;
+    swap::lock_and_verify(c)?;
+    let swapped = (|| {
+        let appended = if archive {
+            swap::Appended {
+                tail: Range {
+                    start: c.cut,
+                    end: c.cut,
+                },
+                len: snapshot,
+            }
+        } else {
+            swap::append_late_and_tail(c, &mut tmp, snapshot)?
+        };
+        let rotated = swap::link_rotated(c)?;
+        let new = tmp.file().metadata().ctx("stat", tmp.path())?;
+        let next = next_state(c, &rotated, !archive, appended.tail.end, &new, appended.len);
+        if let Err(e) = late::prepare(state_dir, state, &next) {
+            let _ = fs::remove_file(&rotated);
+            return Err(e);
+        }
+        crate::failpoint::failpoint!(AfterLatePrepare);
+        let mut next = next;
+        let carry = carry.filter(|_| !archive);
+        // The new file as the carry window appends to it, opened before
+        // the gate is armed on it (the run must not open the live path
+        // while its gate holds opens of it).
+        let (live, gate) = if carry.is_some() {
+            let live = carry::append_handle(tmp.file(), tmp.path())?;
+            let gate = carry::Gate::arm(&live);
+            (Some(live), gate)
+        } else {
+            (None, carry::Gate::off())
+        };
+        swap::exchange(c, tmp, &rotated, || {
+            // Not fatal: the window's first poll carries them (and fails
+            // the run, after the directory fsync, if it cannot).
+            if carry == Some(true)
+                && let Some(live) = &live
+                && let Err(e) = carry::first(&c.log, live, &rotated, &c.file, &mut next)
+            {
+                tracing::warn!("{e}");
+            }
+            Ok(())
+        })?;
+        Ok((appended, rotated, next, live, gate))
+    })();
+    let _ = c.file.unlock();
+    swapped
 }
 
 /// The late-write state once the swap is done: every watched file carried

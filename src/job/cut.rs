@@ -9,16 +9,17 @@
 //! files' ends, so every late line of a writer that had already moved on to
 //! the live log is inside the fold (see `late::open_watched`).
 
-use std::fs::{File, Metadata};
+use std::fs::{self, File, Metadata};
 use std::hash::Hasher;
 use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
 use std::path::PathBuf;
 
 use crate::config::StoreConfig;
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::fold::segments::{self, Segment};
 use crate::fold::{self, FoldSpec, Plan};
-use crate::job::compact::{resolve_log, scan_threads};
+use crate::io::durable;
 use crate::job::late::{self, LateWrites};
 
 /// A cut and folded live log.
@@ -62,7 +63,7 @@ impl Cut {
     /// Open, cut and fold the store's live log; with `state`, the late
     /// writes it records are folded in at the swap point.
     pub fn take(store: &StoreConfig, state: Option<&LateWrites>) -> Result<Cut> {
-        let log = resolve_log(&store.log)?;
+        let log = resolve_log(store.path())?;
         let file = crate::io::safe::open_beside(&log, crate::io::safe::Access::Read)
             .map_err(|e| crate::io::safe::access_hint(&log, e))
             .ctx("open log", &log)?;
@@ -140,4 +141,83 @@ impl Cut {
     pub fn late_bytes(&self) -> u64 {
         self.late.iter().map(|o| o.end - o.watch.carried).sum()
     }
+}
+
+/// Threads used for the scan.
+pub fn scan_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(4)
+}
+
+/// The file to operate on: the log itself, or the file a symlinked log points
+/// to (the swap happens in the target's directory, so the link stays valid).
+///
+/// The link is resolved once, here. A link that another user made to a
+/// file that is not theirs is refused (it could point a run at any file
+/// the running user may read), and run by root, the target's directory
+/// gets the same check as the log's (G8).
+pub fn resolve_log(log: &Path) -> Result<PathBuf> {
+    let link = fs::symlink_metadata(log).ctx("stat log", log)?;
+    let real = if link.file_type().is_symlink() {
+        fs::canonicalize(log)
+            .map_err(|e| dangling_hint(log, e))
+            .ctx("follow symlinked log", log)?
+    } else {
+        log.to_path_buf()
+    };
+    let meta = fs::metadata(&real).ctx("stat log", &real)?;
+    if !meta.is_file() {
+        return Err(Error::Sync(crate::error::SyncError::NotAFile {
+            path: real,
+            is_dir: meta.is_dir(),
+        }));
+    }
+    if link.file_type().is_symlink() {
+        check_link(log, &link, &real, &meta)?;
+    }
+    Ok(real)
+}
+
+/// A symlinked log is trusted if the link's owner is root, the running
+/// user or the target's owner, and (run by root) no other user can write
+/// the target's directory.
+fn check_link(log: &Path, link: &fs::Metadata, real: &Path, meta: &fs::Metadata) -> Result<()> {
+    use crate::io::safe;
+    if ![0, safe::euid(), meta.uid()].contains(&link.uid()) {
+        return Err(Error::Unsafe {
+            path: log.to_path_buf(),
+            msg: format!(
+                "is a symlink made by {} to {}, a file of {}: a link another user planted is never followed; nothing was changed: remove the link, or point the store's `log` at the file itself",
+                safe::user_name(link.uid()),
+                real.display(),
+                safe::user_name(meta.uid())
+            ),
+        });
+    }
+    let dir = durable::parent_dir(real);
+    let dmeta = fs::metadata(dir).ctx("stat directory", dir)?;
+    match safe::untrusted_dir(&dmeta) {
+        Some(why) => Err(Error::Unsafe {
+            path: dir.to_path_buf(),
+            msg: safe::root_refusal(&why, &dmeta),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Say what to do about a symlinked log whose target is missing.
+fn dangling_hint(log: &Path, e: std::io::Error) -> std::io::Error {
+    if e.kind() != std::io::ErrorKind::NotFound {
+        return e;
+    }
+    let target = fs::read_link(log).map_or_else(|_| "?".into(), |t| t.display().to_string());
+    std::io::Error::new(
+        e.kind(),
+        format!(
+            "{e}: the link points at {target}, which does not exist; create it (or its directory), fix the link (ln -sfn TARGET {}), or point the store's `log` at the real file",
+            log.display()
+        ),
+    )
 }

@@ -50,7 +50,7 @@ pub fn grown(size: u64, baseline: u64) -> f64 {
 /// The store's growth now, if it has a growth trigger.
 pub fn now(paths: &Paths, store: &StoreConfig) -> Option<GrowthNow> {
     let t = store.growth.as_ref()?;
-    let size = std::fs::metadata(&store.log).map_or(0, |m| m.len());
+    let size = std::fs::metadata(store.path()).map_or(0, |m| m.len());
     let baseline = RunRecords::new(paths.store_state(&store.name))
         .baseline()
         .map(|b| b.bytes_after);

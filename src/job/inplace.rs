@@ -61,7 +61,7 @@ pub enum Attempt {
 
 /// Compact `store`'s log in place. The caller holds the store lock.
 pub fn compact(store: &StoreConfig, state: &LateWrites) -> Result<Attempt> {
-    let log = resolve_log(&store.log)?;
+    let log = resolve_log(store.path())?;
     let rw = OpenOptions::new()
         .read(true)
         .write(true)

@@ -21,6 +21,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
+use crate::io::rewrite::{Like, Rewrite};
 use crate::io::{durable, safe};
 
 /// Who holds a store's lock.
@@ -281,7 +282,7 @@ fn replace_lock(
     owner: (u32, u32),
     old: File,
 ) -> Result<(File, bool)> {
-    let fresh = match durable::temp_beside(path) {
+    let fresh = match Rewrite::beside(path, Like::Mode(mode)) {
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(
@@ -292,23 +293,16 @@ fn replace_lock(
             return Ok((old, false));
         }
     };
-    fresh
-        .as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode))
-        .ctx("set permissions of", fresh.path())?;
-    if let Err(e) = fresh.as_file().try_lock() {
+    if let Err(e) = fresh.file().try_lock() {
         return Err(Error::io(
             "lock",
             fresh.path(),
             std::io::Error::other(e.to_string()),
         ));
     }
-    let _ = name;
-    let file = fresh
-        .persist(path)
-        .map_err(|e| e.error)
-        .ctx("replace the lock file", path)?;
-    durable::fsync_dir(dir.path())?;
+    let _ = (name, dir);
+    // Renamed over the old lock file, the directory fsynced.
+    let file = fresh.persist()?;
     drop(old);
     Ok((file, true))
 }

@@ -262,6 +262,32 @@ impl Entries<'_> {
         Ok(())
     }
 
+    /// The first pass over a long line, in pieces of `buf`'s length:
+    /// whether it is UTF-8, and why it is not valid JSON.
+    fn survey(
+        &self,
+        offset: u64,
+        len: u64,
+        buf: &mut [u8],
+    ) -> std::io::Result<(bool, Option<Invalid>)> {
+        let mut check = crate::fold::json::LineValidator::new();
+        let mut utf8 = true;
+        let (mut at, mut carry) = (0u64, 0usize);
+        while at < len {
+            let n = ((len - at) as usize).min(buf.len() - carry);
+            self.src
+                .read_exact_at(&mut buf[carry..carry + n], offset + at)?;
+            check.feed(&buf[carry..carry + n]);
+            at += n as u64;
+            let filled = carry + n;
+            let cut = utf8_cut(&buf[..filled], at == len);
+            utf8 &= simdutf8::basic::from_utf8(&buf[..cut]).is_ok();
+            buf.copy_within(cut..filled, 0);
+            carry = filled - cut;
+        }
+        Ok((utf8, check.finish().err()))
+    }
+
     /// The entry of a line longer than [`WHOLE_ENTRY`], streamed: one pass
     /// to learn whether it is UTF-8 (and its reason, for a run's later
     /// line), one to copy it, JSON-escaped or base64-encoded. Such an entry
@@ -276,26 +302,9 @@ impl Entries<'_> {
         let source = self.source;
         let read_err = |e| crate::Error::io("read malformed line from", source, e);
         let write_err = |e| crate::Error::io("write quarantine file", qpath, e);
-        const PIECE: usize = 3 << 18; // a multiple of 3: base64 without padding
         let mut buf = vec![0u8; PIECE];
-        let mut check = crate::fold::json::LineValidator::new();
-        let mut utf8 = true;
-        let (mut at, mut carry) = (0u64, 0usize);
-        while at < len {
-            let n = ((len - at) as usize).min(PIECE - carry);
-            self.src
-                .read_exact_at(&mut buf[carry..carry + n], offset + at)
-                .map_err(read_err)?;
-            check.feed(&buf[carry..carry + n]);
-            at += n as u64;
-            let filled = carry + n;
-            let cut = utf8_cut(&buf[..filled], at == len);
-            utf8 &= simdutf8::basic::from_utf8(&buf[..cut]).is_ok();
-            buf.copy_within(cut..filled, 0);
-            carry = filled - cut;
-        }
-        let verdict = check.finish();
-        let reason = reason.or(verdict.err()).unwrap_or(Invalid {
+        let (utf8, invalid) = self.survey(offset, len, &mut buf).map_err(read_err)?;
+        let reason = reason.or(invalid).unwrap_or(Invalid {
             reason: "not valid JSON",
             at: 0,
         });
@@ -348,6 +357,10 @@ impl Entries<'_> {
         self.out.write_all(b"\"}\n").map_err(write_err)
     }
 }
+
+/// The piece a long line is read in: a multiple of 3, so its base64 has
+/// no padding.
+const PIECE: usize = 3 << 18;
 
 /// Where to cut a piece of a long line so that no UTF-8 sequence is split:
 /// before the start of its last (possibly incomplete) character, unless it

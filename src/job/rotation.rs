@@ -18,7 +18,6 @@
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
@@ -100,43 +99,17 @@ pub fn remove_live_links(log: &Path) -> Result<Vec<PathBuf>> {
     Ok(removed)
 }
 
-/// What [`prune`] did.
-#[derive(Debug, Default)]
-pub struct Pruned {
-    pub removed: Vec<PathBuf>,
-    /// Files retention would have removed but `protect` kept.
-    pub kept: Vec<PathBuf>,
-}
-
-/// Delete rotated files beyond the newest `keep`, and any older than
-/// `max_age`, except those `protect` names.
-pub fn prune(
-    log: &Path,
-    keep: usize,
-    max_age: Option<Duration>,
-    protect: &dyn Fn(&Path) -> bool,
-) -> Result<Pruned> {
-    let now: DateTime<Utc> = SystemTime::now().into();
-    let mut out = Pruned::default();
-    let pruned = &mut out.removed;
-    for (i, (at, path)) in list(log)?.into_iter().enumerate() {
-        let too_old = max_age.is_some_and(|age| {
-            now.signed_duration_since(at)
-                .to_std()
-                .is_ok_and(|d| d > age)
-        });
-        if (i >= keep || too_old) && protect(&path) {
-            out.kept.push(path);
-        } else if i >= keep || too_old {
-            crate::failpoint::failpoint!(MidPrune);
-            fs::remove_file(&path).ctx("prune rotated file", &path)?;
-            pruned.push(path);
-        }
+/// Delete the rotated files retention chose (`plan::log::prune`), then
+/// fsync the directory once.
+pub fn remove(log: &Path, files: &[PathBuf]) -> Result<()> {
+    for path in files {
+        crate::failpoint::failpoint!(MidPrune);
+        fs::remove_file(path).ctx("prune rotated file", path)?;
     }
-    if !out.removed.is_empty() {
+    if !files.is_empty() {
         durable::fsync_dir(durable::parent_dir(log))?;
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -41,30 +41,27 @@ use crate::error::{Error, IoContext, Result};
 use crate::fold::segments::{self, Segment};
 use crate::fold::{self, Range};
 use crate::io::durable;
+use crate::io::rewrite::{self, Like, Rewrite};
 use crate::job::census;
 use crate::job::cut::{self, Cut};
 use crate::job::{late, quarantine, rotation};
 
+/// Step 1, first half: the new file, beside the log, with the log's mode,
+/// owner, ACLs and extended attributes (the one rewrite primitive,
+/// `io::rewrite`).
+pub fn prepare(c: &Cut) -> Result<Rewrite> {
+    Rewrite::beside(&c.log, Like::File(&c.file, &c.meta))
+}
+
 /// Step 1. Returns the snapshot's length.
-pub fn write_snapshot(
-    c: &Cut,
-    keep: &[Range],
-    tmp: &tempfile::NamedTempFile,
-    threads: usize,
-) -> Result<u64> {
-    durable::copy_mode_and_owner(tmp.as_file(), tmp.path(), &c.meta)?;
-    // ACLs and other extended attributes too, so the app keeps its access.
-    crate::io::safe::copy_xattrs(&c.file, tmp.as_file()).map_err(|msg| Error::Unsafe {
-        path: c.log.clone(),
-        msg: format!("{msg}; nothing was changed: run as the log's owner or as root"),
-    })?;
+pub fn write_snapshot(c: &Cut, keep: &[Range], tmp: &Rewrite, threads: usize) -> Result<u64> {
     let segs = c.segments();
-    let n = segments::write_segments(&segs, keep, &c.plan.newlines, tmp.as_file(), threads)
+    let n = segments::write_segments(&segs, keep, &c.plan.newlines, tmp.file(), threads)
         .and_then(|n| crate::failpoint::fail_io!(SnapshotWrite).map(|_| n))
         .map_err(|e| write_error(tmp.path(), &c.log, e))?;
     crate::failpoint::failpoint!(AfterSnapshotWrite);
     crate::failpoint::fail_io!(SnapshotFsync)
-        .and_then(|_| tmp.as_file().sync_data())
+        .and_then(|_| tmp.file().sync_data())
         .map_err(|e| write_error(tmp.path(), &c.log, e))?;
     crate::failpoint::failpoint!(AfterSnapshotFsync);
     Ok(n)
@@ -142,11 +139,7 @@ pub struct Appended {
 }
 
 /// Step 4 (writers' lock held). `snapshot` is the snapshot's length.
-pub fn append_late_and_tail(
-    c: &mut Cut,
-    tmp: &mut tempfile::NamedTempFile,
-    snapshot: u64,
-) -> Result<Appended> {
+pub fn append_late_and_tail(c: &mut Cut, tmp: &mut Rewrite, snapshot: u64) -> Result<Appended> {
     let tmp_path = tmp.path().to_path_buf();
     // The tail's end first: see `late::carry_at_swap`.
     let size = c.file.metadata().ctx("stat log", &c.log)?.len();
@@ -166,19 +159,17 @@ pub fn append_late_and_tail(
                 .max(c.cut);
         }
     }
-    tmp.as_file_mut()
+    tmp.file_mut()
         .seek(SeekFrom::Start(snapshot))
         .map_err(|e| write_error(&tmp_path, &c.log, e))?;
-    let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+    let mut w = BufWriter::with_capacity(1 << 20, tmp.file_mut());
     let late_bytes = late::carry_at_swap(&mut c.late, &mut w)?;
     let tail = Range { start: c.cut, end };
     fold::copy_ranges(&c.file, &[tail], &mut w)
         .and_then(|_| w.flush())
         .map_err(|e| write_error(&tmp_path, &c.log, e))?;
     drop(w);
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| write_error(&tmp_path, &c.log, e))?;
+    tmp.sync().map_err(|e| write_error(&tmp_path, &c.log, e))?;
     Ok(Appended {
         tail,
         len: snapshot + late_bytes + tail.len(),
@@ -211,10 +202,11 @@ pub fn link_rotated(c: &Cut) -> Result<PathBuf> {
 /// carry window's first carry, `carry::first`).
 pub fn exchange(
     c: &Cut,
-    tmp: tempfile::NamedTempFile,
+    tmp: Rewrite,
     rotated: &Path,
     swapped: impl FnOnce() -> Result<()>,
 ) -> Result<()> {
+    let tmp = tmp.into_temp();
     let tmp_path = tmp.path().to_path_buf();
     let failed = |e: std::io::Error| {
         let _ = fs::remove_file(rotated);
@@ -224,13 +216,13 @@ pub fn exchange(
         })
     };
     crate::failpoint::fail_io!(Rename).map_err(failed)?;
-    let removed = match rename_exchange(&tmp_path, &c.log) {
+    let removed = match rewrite::exchange(&tmp_path, &c.log) {
         Ok(true) => {
             let out = fs::metadata(&tmp_path).ctx("stat", &tmp_path)?;
             if out.ino() != c.meta.ino() || out.dev() != c.meta.dev() {
                 // Someone put another file at the log's name since step 3:
                 // put it back and leave everything as it was.
-                rename_exchange(&tmp_path, &c.log).ctx("undo the swap of", &c.log)?;
+                rewrite::exchange(&tmp_path, &c.log).ctx("undo the swap of", &c.log)?;
                 let _ = fs::remove_file(rotated);
                 return Err(Error::Sync(crate::error::SyncError::LogReplaced {
                     path: c.log.clone(),
@@ -275,38 +267,6 @@ fn after_swap(op: &'static str, c: &Cut, rotated: &Path, source: std::io::Error)
         rotated: rotated.to_path_buf(),
         source,
     })
-}
-
-/// Atomically exchange two names. `Ok(false)` where the system or the
-/// filesystem does not support it.
-#[cfg(target_os = "linux")]
-fn rename_exchange(a: &Path, b: &Path) -> std::io::Result<bool> {
-    use std::ffi::CString;
-    let ca = CString::new(a.as_os_str().as_encoded_bytes())?;
-    let cb = CString::new(b.as_os_str().as_encoded_bytes())?;
-    // SAFETY: valid C strings; renameat2 does not keep the pointers.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            ca.as_ptr(),
-            libc::AT_FDCWD,
-            cb.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    if rc == 0 {
-        return Ok(true);
-    }
-    let e = std::io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => Ok(false),
-        _ => Err(e),
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn rename_exchange(_a: &Path, _b: &Path) -> std::io::Result<bool> {
-    Ok(false)
 }
 
 pub(crate) fn lock_writers(file: &File, log: &Path) -> Result<()> {

@@ -184,7 +184,7 @@ pub fn view(paths: &Paths, store: &StoreConfig, now: DateTime<Local>) -> StoreVi
         },
         log_bytes: match &status.segments {
             Some(dir) => dir.bytes,
-            None => std::fs::metadata(&store.log).map_or(0, |m| m.len()),
+            None => std::fs::metadata(store.path()).map_or(0, |m| m.len()),
         },
         keys_live,
         schedule_interval,

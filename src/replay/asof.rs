@@ -178,7 +178,7 @@ fn count_lines(path: &Path, end: u64) -> Result<u64> {
 
 /// The store's retained points, oldest first.
 pub fn points(paths: &Paths, store: &StoreConfig) -> Result<Vec<Point>> {
-    match &store.segments {
+    match &store.segments() {
         Some(policy) => segment_points(store, policy),
         None => log_points(paths, store),
     }
@@ -187,7 +187,7 @@ pub fn points(paths: &Paths, store: &StoreConfig) -> Result<Vec<Point>> {
 fn log_points(paths: &Paths, store: &StoreConfig) -> Result<Vec<Point>> {
     let history = RunRecords::new(paths.store_state(&store.name)).history();
     let mut out = Vec::new();
-    let mut rotated = crate::job::rotation::list(&store.log)?;
+    let mut rotated = crate::job::rotation::list(store.path())?;
     rotated.reverse();
     // Where the lines written after the previous run's swap start in the
     // next file: that run's new log was `bytes_after` long at its swap
@@ -225,8 +225,14 @@ fn log_points(paths: &Paths, store: &StoreConfig) -> Result<Vec<Point>> {
         let bytes = rec.map_or(size, |r| r.stats.rotated_bytes.min(size));
         out.push(point(time, "run", path, bytes, rec)?);
     }
-    if let Ok(m) = std::fs::metadata(&store.log) {
-        out.push(point(Utc::now(), "live", store.log.clone(), m.len(), None)?);
+    if let Ok(m) = std::fs::metadata(store.path()) {
+        out.push(point(
+            Utc::now(),
+            "live",
+            store.path().to_path_buf(),
+            m.len(),
+            None,
+        )?);
     }
     Ok(out)
 }
@@ -342,7 +348,7 @@ pub fn replay_as_of(
     let Some(oldest) = pts.first() else {
         return Err(Error::io(
             "find a retained point of",
-            &store.log,
+            store.path(),
             std::io::Error::from(std::io::ErrorKind::NotFound),
         ));
     };

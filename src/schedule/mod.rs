@@ -2,9 +2,11 @@
 //! with the OS scheduler.
 
 pub mod daemon;
-pub mod expr;
 pub mod install;
 
+// The cron expression is configuration: it lives in config (which must
+// not import schedule) and is re-exported here under its old path.
+pub use crate::config::schedule as expr;
 pub use expr::Schedule;
 
 /// The 64-bit FNV-1a hash: stable across builds and machines (unlike std's

@@ -22,7 +22,7 @@ pub struct Args {
 pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
     let config = Config::load(&paths.config)?;
     let store = config.store(&args.name)?;
-    if store.segments.is_some() {
+    if store.segments().is_some() {
         anyhow::bail!(crate::Error::Config(
             crate::error::ConfigError::WrongStoreKind {
                 store: store.name.clone(),
@@ -44,7 +44,7 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
     if lines.is_empty() {
         return Ok(exit::OK);
     }
-    LogWriter::open(&store.log)?
+    LogWriter::open(store.path())?
         .sync_each(args.sync)
         .append_all(&lines)?;
     Ok(exit::OK)

@@ -35,7 +35,7 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
     if let Some(t) = &args.as_of {
         return as_of(paths, store, t, &mut out);
     }
-    if store.segments.is_some() {
+    if store.segments().is_some() {
         let r = crate::replay_segments(store, &mut out)?;
         out.flush()?;
         if r.malformed > 0 {
@@ -48,12 +48,12 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
     }
     // C.15: like `sync now`, a log that does not exist yet is no state,
     // not an error.
-    if let Err(e) = std::fs::symlink_metadata(&store.log)
+    if let Err(e) = std::fs::symlink_metadata(store.path())
         && e.kind() == std::io::ErrorKind::NotFound
     {
         eprintln!(
             "logkeeper: {} does not exist yet: no state to replay",
-            store.log.display()
+            store.path().display()
         );
         return Ok(exit::OK);
     }
@@ -63,7 +63,7 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<u8> {
         eprintln!(
             "logkeeper: skipped {} malformed line(s) in {} (a sync moves them to the quarantine file)",
             found.malformed,
-            store.log.display()
+            store.path().display()
         );
     }
     Ok(exit::OK)

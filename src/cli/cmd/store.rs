@@ -183,7 +183,7 @@ fn list(paths: &Paths) -> anyhow::Result<()> {
         outln!("no stores in {}", paths.config.display());
     }
     for s in &config.stores {
-        let kind = if s.segments.is_some() {
+        let kind = if s.segments().is_some() {
             "segments "
         } else {
             ""
@@ -197,7 +197,11 @@ fn list(paths: &Paths) -> anyhow::Result<()> {
             .schedule
             .as_ref()
             .map_or("no schedule".into(), |c| format!("schedule {:?}", c.expr()));
-        outln!("{}\t{kind}{}\t{key}\t{schedule}", s.name, s.log.display());
+        outln!(
+            "{}\t{kind}{}\t{key}\t{schedule}",
+            s.name,
+            s.path().display()
+        );
     }
     // B.8: listed (and said on stderr), not fatal to the listing.
     for b in &config.broken {

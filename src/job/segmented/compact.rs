@@ -18,7 +18,7 @@
 //! 2. the state records `B` and `C` as pending deletion *after* `A` has the
 //!    temp file's inode, and the state file is replaced atomically;
 //! 3. the temp file is renamed over `A` (atomic), the directory fsynced;
-//! 4. `B` and `C` are deleted later ([`delete_due`]), once
+//! 4. `B` and `C` are deleted later (`prune::delete_due`), once
 //!    `file_delete_delay` has passed and only if `A` still has that inode
 //!    (or a newer merge of it), oldest first with a directory fsync after
 //!    each.
@@ -48,10 +48,10 @@ use std::time::{Duration, SystemTime};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
+use crate::config::pattern::Segment;
 use crate::error::{Error, IoContext, Result};
 use crate::fold::{self, Class, Classifier, FoldSpec, Range};
-use crate::io::durable;
-use crate::job::segmented::pattern::Segment;
+use crate::io::rewrite::{Like, Rewrite};
 use crate::job::segmented::state::{FileId, Pending, SegState};
 
 /// What a compaction did.
@@ -175,9 +175,37 @@ pub fn compact(
         inputs: inputs.len() as u64,
         ..Default::default()
     };
-    // Pass 1, in parallel over runs of consecutive inputs: the last write of
-    // each key, and keyless lines per file. A key's last write is in the
-    // last run that has it.
+    let keep = fold_inputs(inputs, spec, delete_retention, now, &mut st)?;
+    let kept: Vec<u64> = keep
+        .iter()
+        .map(|k| k.iter().map(Range::len).sum())
+        .collect();
+    // Groups of consecutive inputs, each no larger than the largest input.
+    let sizes: Vec<u64> = inputs.iter().map(|s| s.size).collect();
+    // Pass 2: write and replace, group by group in seq order.
+    for g in crate::plan::segmented::groups(&sizes, &kept) {
+        let first = &inputs[g.start];
+        if g.len() == 1 && kept[g.start] == first.size {
+            // Nothing to drop: already clean.
+            state.clean.insert(first.name.clone(), first.ino);
+            st.bytes_out += first.size;
+            continue;
+        }
+        replace_group(&inputs[g.clone()], &keep[g], now, state, state_dir, &mut st)?;
+    }
+    Ok(st)
+}
+
+/// Pass 1, in parallel over runs of consecutive inputs: the last write of
+/// each key, and keyless lines per file. A key's last write is in the
+/// last run that has it. Returns the ranges each input keeps, in order.
+fn fold_inputs(
+    inputs: &[Segment],
+    spec: &FoldSpec,
+    delete_retention: Duration,
+    now: SystemTime,
+    st: &mut CompactionStats,
+) -> Result<Vec<Vec<Range>>> {
     let threads = crate::job::compact::scan_threads().min(inputs.len()).max(1);
     let per = inputs.len().div_ceil(threads);
     let scans: Vec<Scan> = std::thread::scope(|sc| {
@@ -237,150 +265,79 @@ pub fn compact(
             }
         });
     }
-    let kept: Vec<u64> = keep
-        .iter()
-        .map(|k| k.iter().map(Range::len).sum())
-        .collect();
-
-    // Groups of consecutive inputs, each no larger than the largest input.
-    let target = inputs.iter().map(|s| s.size).max().unwrap_or(0).max(1);
-    let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
-    let mut start = 0;
-    let mut acc = 0u64;
-    for (i, &k) in kept.iter().enumerate() {
-        if i > start && acc + k > target {
-            groups.push(start..i);
-            start = i;
-            acc = 0;
-        }
-        acc += k;
-    }
-    if start < inputs.len() {
-        groups.push(start..inputs.len());
-    }
-
-    // Pass 2: write and replace, group by group in seq order.
-    for g in groups {
-        let first = &inputs[g.start];
-        if g.len() == 1 && kept[g.start] == first.size {
-            // Nothing to drop: already clean.
-            state.clean.insert(first.name.clone(), first.ino);
-            st.bytes_out += first.size;
-            continue;
-        }
-        let (_, first_meta) = open_checked(first)?;
-        let mut tmp = durable::temp_beside(&first.path)?;
-        durable::copy_mode_and_owner(tmp.as_file(), tmp.path(), &first_meta)?;
-        {
-            let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-            for i in g.clone() {
-                let (file, _) = open_checked(&inputs[i])?;
-                st.bytes_out += fold::copy_ranges(&file, &keep[i], &mut w)
-                    .ctx("copy segment", &inputs[i].path)?;
-            }
-            w.flush().ctx("write", &first.path)?;
-        }
-        let newest = inputs[g.clone()]
-            .iter()
-            .map(|s| s.mtime)
-            .max()
-            .unwrap_or(now);
-        let f = tmp.as_file();
-        f.set_modified(newest).ctx("set mtime of", tmp.path())?;
-        f.sync_all().ctx("fsync", tmp.path())?;
-        let new = f.metadata().ctx("stat", tmp.path())?;
-        let since = Utc::now();
-        let group_names: Vec<&str> = inputs[g.clone()].iter().map(|s| s.name.as_str()).collect();
-        // Entries waiting on a file of this group now wait on its result,
-        // which holds all of that file's surviving events.
-        for p in &mut state.pending {
-            if group_names.contains(&p.after.0.as_str()) {
-                p.after = (first.name.clone(), new.ino());
-            }
-        }
-        for s in &inputs[g.start + 1..g.end] {
-            state.pending.push(Pending {
-                name: s.name.clone(),
-                ino: s.ino,
-                since,
-                after: (first.name.clone(), new.ino()),
-            });
-            state.clean.remove(&s.name);
-            state.validated.remove(&s.name);
-        }
-        state.clean.insert(first.name.clone(), new.ino());
-        state.validated.insert(
-            first.name.clone(),
-            FileId {
-                ino: new.ino(),
-                size: new.len(),
-            },
-        );
-        state.save(state_dir)?;
-        crate::failpoint::failpoint!(SegmentBeforeMergeRename);
-        tmp.persist(&first.path)
-            .map_err(|e| e.error)
-            .ctx("rename merged segment over", &first.path)?;
-        durable::fsync_dir(durable::parent_dir(&first.path))?;
-        st.outputs.push(first.path.clone());
-        st.replaced
-            .extend(inputs[g.start + 1..g.end].iter().map(|s| s.path.clone()));
-    }
-    Ok(st)
+    Ok(keep)
 }
 
-/// Delete the pending compaction inputs that are due, oldest seq first,
-/// stopping at the first that is not (so a newer input is never deleted
-/// while an older one stays). Entries whose merge never happened, or whose
-/// file is gone or replaced, are dropped without deleting anything.
-pub fn delete_due(
-    dir: &Path,
-    seq_of: &dyn Fn(&str) -> Option<u64>,
+/// Replace one group `[A, B, C]` (module doc, steps 1-3): the merged
+/// bytes to a temp file beside `A`, `B` and `C` pending deletion in the
+/// saved state, then the rename over `A`.
+fn replace_group(
+    group: &[Segment],
+    keep: &[Vec<Range>],
+    now: SystemTime,
     state: &mut SegState,
-    delay: Duration,
-    now: chrono::DateTime<Utc>,
-) -> Result<Vec<PathBuf>> {
-    let ino_of = |name: &str| {
-        std::fs::symlink_metadata(dir.join(name))
-            .ok()
-            .map(|m| m.ino())
-    };
-    state.pending.retain(|p| {
-        ino_of(&p.name) == Some(p.ino)
-            && match ino_of(&p.after.0) {
-                Some(ino) => ino == p.after.1,
-                // The merged file itself was pruned by retention (oldest
-                // first): the input is older than what is retained now.
-                None => true,
-            }
-    });
-    state
-        .pending
-        .sort_by_key(|p| (seq_of(&p.name).unwrap_or(u64::MAX), p.name.clone()));
-    let delay = chrono::Duration::from_std(delay).unwrap_or_default();
-    let mut deleted = Vec::new();
-    while let Some(p) = state.pending.first() {
-        if p.since + delay > now {
-            break;
+    state_dir: &Path,
+    st: &mut CompactionStats,
+) -> Result<()> {
+    let first = &group[0];
+    let (first_file, first_meta) = open_checked(first)?;
+    let mut tmp = Rewrite::beside(&first.path, Like::File(&first_file, &first_meta))?;
+    {
+        let mut w = BufWriter::with_capacity(1 << 20, tmp.file_mut());
+        for (input, keep) in group.iter().zip(keep) {
+            let (file, _) = open_checked(input)?;
+            st.bytes_out +=
+                fold::copy_ranges(&file, keep, &mut w).ctx("copy segment", &input.path)?;
         }
-        let path = dir.join(&p.name);
-        crate::failpoint::failpoint!(SegmentDeleteInput);
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).ctx("delete compacted segment", &path),
-        }
-        durable::fsync_dir(dir)?;
-        deleted.push(path);
-        state.pending.remove(0);
+        w.flush().ctx("write", &first.path)?;
     }
-    Ok(deleted)
+    let newest = group.iter().map(|s| s.mtime).max().unwrap_or(now);
+    tmp.file()
+        .set_modified(newest)
+        .ctx("set mtime of", tmp.path())?;
+    tmp.sync().ctx("fsync", tmp.path())?;
+    let new = tmp.file().metadata().ctx("stat", tmp.path())?;
+    let since = Utc::now();
+    let group_names: Vec<&str> = group.iter().map(|s| s.name.as_str()).collect();
+    // Entries waiting on a file of this group now wait on its result,
+    // which holds all of that file's surviving events.
+    for p in &mut state.pending {
+        if group_names.contains(&p.after.0.as_str()) {
+            p.after = (first.name.clone(), new.ino());
+        }
+    }
+    for s in &group[1..] {
+        state.pending.push(Pending {
+            name: s.name.clone(),
+            ino: s.ino,
+            since,
+            after: (first.name.clone(), new.ino()),
+        });
+        state.clean.remove(&s.name);
+        state.validated.remove(&s.name);
+    }
+    state.clean.insert(first.name.clone(), new.ino());
+    state.validated.insert(
+        first.name.clone(),
+        FileId {
+            ino: new.ino(),
+            size: new.len(),
+        },
+    );
+    state.save(state_dir)?;
+    crate::failpoint::failpoint!(SegmentBeforeMergeRename);
+    tmp.persist()?;
+    st.outputs.push(first.path.clone());
+    st.replaced
+        .extend(group[1..].iter().map(|s| s.path.clone()));
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::segmented::pattern::{Pattern, list};
+    use crate::config::pattern::{Pattern, list};
+    use crate::job::segmented::prune::delete_due;
 
     fn spec() -> FoldSpec {
         FoldSpec::new(&["/k".into()], Some("/op"), &["DEL".into()]).unwrap()

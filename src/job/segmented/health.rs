@@ -21,12 +21,12 @@ use std::io::{BufWriter, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use crate::config::pattern::Segment;
 use crate::error::{IoContext, Result};
 use crate::fold::json::{Invalid, Kind, Pointers, Scanner, Span};
 use crate::fold::{self, Bad, FoldSpec, Range};
-use crate::io::durable;
+use crate::io::rewrite::{Like, Rewrite};
 use crate::job::quarantine;
-use crate::job::segmented::pattern::Segment;
 use crate::job::segmented::state::FileId;
 
 /// An event whose seq breaks the order readers rely on.
@@ -116,21 +116,17 @@ pub fn check(
     )?);
     out.quarantined = plan.bad_lines + (cut < size) as u64;
     crate::failpoint::failpoint!(SegmentBeforeRepair);
-    let mut tmp = durable::temp_beside(&seg.path)?;
-    durable::copy_mode_and_owner(tmp.as_file(), tmp.path(), &meta)?;
+    let mut tmp = Rewrite::beside(&seg.path, Like::File(&file, &meta))?;
     {
-        let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+        let mut w = BufWriter::with_capacity(1 << 20, tmp.file_mut());
         fold::copy_ranges(&file, &plan.keep, &mut w).ctx("copy segment", &seg.path)?;
         w.flush().ctx("write", &seg.path)?;
     }
-    let f = tmp.as_file();
-    f.set_modified(seg.mtime).ctx("set mtime of", tmp.path())?;
-    f.sync_all().ctx("fsync", tmp.path())?;
-    let new = f.metadata().ctx("stat", tmp.path())?;
-    tmp.persist(&seg.path)
-        .map_err(|e| e.error)
-        .ctx("rename repaired segment over", &seg.path)?;
-    durable::fsync_dir(durable::parent_dir(&seg.path))?;
+    tmp.file()
+        .set_modified(seg.mtime)
+        .ctx("set mtime of", tmp.path())?;
+    let new = tmp.file().metadata().ctx("stat", tmp.path())?;
+    tmp.persist()?;
     out.repaired = true;
     out.id = FileId {
         ino: new.ino(),
@@ -190,4 +186,59 @@ fn check_seqs(
         prev = Some(v);
     })?;
     Ok(out)
+}
+
+/// Step 4 of a run: check the sealed segments the plan chose (not yet
+/// validated, not busy), record each as validated, and note the repaired
+/// ones (a repair gives the segment a new inode and size, and makes it
+/// dirty again).
+pub(super) fn check_chosen(
+    r: &mut super::Run,
+    listing: &mut crate::config::pattern::Listing,
+    chosen: &[PathBuf],
+    busy: &crate::plan::Busy,
+    policy: &crate::config::SegmentPolicy,
+    store: &str,
+) -> Result<()> {
+    let anchor = policy.pattern.quarantine_anchor(store);
+    let seq_ptr = policy
+        .seq
+        .as_ref()
+        .map(|p| Pointers::new(&[p]))
+        .transpose()
+        .map_err(|msg| {
+            crate::Error::Config(crate::error::ConfigError::InvalidStore {
+                store: store.to_string(),
+                msg,
+            })
+        })?;
+    let chosen: std::collections::HashSet<&PathBuf> = chosen.iter().collect();
+    let n_sealed = listing.segments.len().saturating_sub(1);
+    for i in 0..n_sealed {
+        if !chosen.contains(&listing.segments[i].path) {
+            continue;
+        }
+        let next = crate::plan::segmented::next_seq(&listing.segments, i, busy);
+        let c = check(
+            &listing.segments[i],
+            &anchor,
+            seq_ptr.as_ref().map(|p| (p, next)),
+        )?;
+        r.seg.seq_problems.extend(c.seq_problems.iter().cloned());
+        let s = &mut listing.segments[i];
+        r.seg.validated += 1;
+        r.stats.lines_in += c.lines;
+        if c.quarantined > 0 {
+            r.stats.quarantined += c.quarantined;
+            r.stats.quarantine_file = c.quarantine_file;
+        }
+        if c.repaired {
+            r.seg.repaired.push(s.path.clone());
+            r.state.clean.remove(&s.name);
+            s.ino = c.id.ino;
+            s.size = c.id.size;
+        }
+        r.state.validated.insert(s.name.clone(), c.id);
+    }
+    Ok(())
 }

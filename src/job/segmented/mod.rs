@@ -3,14 +3,16 @@
 //! and rolling to a new file past a size). The job for such a store:
 //! 1. (lock: `<dir>/.<store>.lock`, the same holder record as any store,
 //!    taken by [`crate::job::sync_store`]);
-//! 2. recover: remove temp files of a crashed run, name in this run's record
-//!    the prunes a killed run made ([`state::Journal`]), delete compaction
-//!    inputs that are due;
-//! 3. retention ([`retention`]): delete the oldest sealed segments until
+//! 2. recover (`recover.rs`): remove temp files of a crashed run, name in
+//!    this run's record the prunes a killed run made ([`state::Journal`]),
+//!    delete compaction inputs that are due;
+//! 3. plan (`plan::segmented`, pure): which segments retention drops, which
+//!    the health check reads, whether to merge;
+//! 4. drop (`prune.rs`): delete the oldest sealed segments until
 //!    `keep_files`, `max_age` and `max_bytes` hold;
-//! 4. health ([`health`]): check the lines of sealed segments not checked
+//! 5. check ([`health`]): check the lines of sealed segments not checked
 //!    yet; quarantine and repair;
-//! 5. keyed compaction ([`compact`]) when the dirty ratio passes
+//! 6. merge ([`compact`]): keyed compaction when the dirty ratio passes
 //!    `min_dirty_ratio`.
 //!
 //! Invariants (each module states its own crash reasoning):
@@ -27,62 +29,34 @@
 
 pub mod compact;
 pub mod health;
-pub mod pattern;
-pub mod retention;
+mod prune;
+mod recover;
 pub mod state;
 pub mod view;
 
-use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-pub use view::{DirSummary, replay, summary};
+pub use view::{DirSummary, replay, status_notes};
+
+pub use crate::config::SegmentPolicy;
+
+pub use crate::config::pattern;
 
 use crate::config::StoreConfig;
+use crate::config::pattern::{Listing, list};
 use crate::error::Result;
 use crate::fold::FoldSpec;
-use crate::io::durable;
-use crate::job::record::{Outcome, RunRecords, Stats};
+use crate::job::record::{Outcome, Stats};
 use crate::job::segmented::compact::CompactionStats;
-use crate::job::segmented::pattern::{Pattern, list};
-use crate::job::segmented::retention::Limits;
-use crate::job::segmented::state::{FileId, Pruned, SegState};
+use crate::job::segmented::state::{Pruned, SegState};
 use crate::job::{Done, SyncOptions, census};
 use crate::paths::Paths;
-
-/// Default `min_dirty_ratio`, as Kafka's `min.cleanable.dirty.ratio`.
-pub const DEFAULT_MIN_DIRTY_RATIO: f64 = 0.5;
-/// Default `delete_retention`, as Kafka's `delete.retention.ms`.
-pub const DEFAULT_DELETE_RETENTION: Duration = Duration::from_secs(86_400);
-/// Default `file_delete_delay`, as Kafka's `file.delete.delay.ms`.
-pub const DEFAULT_FILE_DELETE_DELAY: Duration = Duration::from_secs(60);
-
-/// The policy of a segmented store (`segments = "dir/events-{seq}.jsonl"`).
-/// `max_age` is the store's own [`StoreConfig::max_age`].
-#[derive(Clone, Debug)]
-pub struct SegmentPolicy {
-    pub pattern: Pattern,
-    /// Newest sealed segments to keep (the active one always stays).
-    pub keep_files: Option<usize>,
-    /// Total bytes of the store's segments, active one included.
-    pub max_bytes: Option<u64>,
-    /// A sealed segment is compacted only once it is this old (mtime).
-    pub min_compaction_lag: Duration,
-    /// Tombstones are kept this long after their segment was written.
-    pub delete_retention: Duration,
-    /// Compact when dirty bytes / sealed bytes reaches this.
-    pub min_dirty_ratio: f64,
-    /// How long a compaction input whose events are in a merged segment
-    /// stays before it is deleted (for readers mid-pass).
-    pub file_delete_delay: Duration,
-    /// JSON pointer to each event's seq (optional): health then checks that
-    /// the seqs of a sealed segment increase and lie in
-    /// `[its name's seq, the next name's seq)`.
-    pub seq: Option<String>,
-}
+use crate::plan::Busy;
+use crate::plan::segmented::{self as planner, Choice, Facts};
 
 /// What a run of a segmented store did, in the run record
 /// (`stats.segments`).
@@ -119,263 +93,82 @@ fn ms(t: Instant) -> f64 {
     (t.elapsed().as_secs_f64() * 1e6).round() / 1e3
 }
 
-/// The locked part of a run of a segmented store.
+/// What a run carries from step to step: the state it loaded (and saves
+/// before each change it makes), and what it will record.
+pub(super) struct Run {
+    state_dir: PathBuf,
+    state: SegState,
+    stats: Stats,
+    seg: SegmentStats,
+    /// The state changed without a save yet.
+    dirty_state: bool,
+}
+
+/// The locked part of a run of a segmented store: recover, plan, then
+/// execute the choice (drop, check, merge) and describe the directory.
 pub(super) fn run(
     paths: &Paths,
     store: &StoreConfig,
     policy: &SegmentPolicy,
     opts: &SyncOptions,
 ) -> Result<Done> {
-    let pattern = &policy.pattern;
-    let dir = &pattern.dir;
+    let dir = &policy.pattern.dir;
     if !dir.is_dir() {
-        return Ok(Done {
-            outcome: Outcome::Skipped,
-            reason: Some(format!(
-                "{} does not exist yet: no segments (check the store's `segments` if a writer should have created it)",
-                dir.display()
-            )),
-            stats: Stats::default(),
-            success: false,
-            baseline: false,
-        });
+        return Ok(missing_dir(dir));
     }
     let t_scan = Instant::now();
     let state_dir = paths.store_state(&store.name);
-    let mut state = SegState::load(&state_dir);
-    let mut stats = Stats::default();
-    let mut seg = SegmentStats::default();
-    let mut dirty_state = false;
-
-    // Step 2: what a crashed run left.
-    let mut listing = list(pattern, &store.name)?;
-    for t in &listing.temps {
-        std::fs::remove_file(t).map_err(|e| crate::Error::io("remove stale temp file", t, e))?;
-        tracing::warn!("removed {} left by an interrupted run", t.display());
-        stats.recovered.push(t.clone());
-    }
-    if !state.journal.pruned.is_empty() {
-        // Prunes of killed runs stay in the journal, now under this run,
-        // until a run's record names them.
-        seg.pruned
-            .extend(recover_journal(&state, &RunRecords::new(state_dir.clone())));
-        state.journal = state::Journal {
-            pid: std::process::id(),
-            at: Some(Utc::now()),
-            pruned: seg.pruned.clone(),
-        };
-        state.save(&state_dir)?;
-    }
-    let now = Utc::now();
-    let seq_of = |n: &str| pattern.seq_of(n);
-    let before = state.pending.len();
-    seg.inputs_deleted =
-        compact::delete_due(dir, &seq_of, &mut state, policy.file_delete_delay, now)?;
-    dirty_state |= before != state.pending.len();
-    if !stats.recovered.is_empty() || !seg.inputs_deleted.is_empty() {
-        durable::fsync_dir(dir)?;
-        listing = list(pattern, &store.name)?;
-    }
-    stats.bytes_before = listing.total_bytes();
-    seg.oldest_seq_before = listing.segments.first().map(|s| s.seq);
-    let present: BTreeMap<&str, FileId> = listing
-        .segments
-        .iter()
-        .map(|s| {
-            (
-                s.name.as_str(),
-                FileId {
-                    ino: s.ino,
-                    size: s.size,
-                },
-            )
-        })
-        .collect();
-    let (nv, nc) = (state.validated.len(), state.clean.len());
-    state.forget_missing(&present);
-    dirty_state |= (nv, nc) != (state.validated.len(), state.clean.len());
-
-    // What there is to do, from names and sizes only.
-    let limits = Limits {
-        keep_files: policy.keep_files,
-        max_age: store.max_age,
-        max_bytes: policy.max_bytes,
+    let mut r = Run {
+        state: SegState::load(&state_dir),
+        state_dir,
+        stats: Stats::default(),
+        seg: SegmentStats::default(),
+        dirty_state: false,
     };
-    let sys_now = SystemTime::now();
-    let merged = |s: &pattern::Segment| state.is_pending(&s.name);
-    let prune_plan = retention::plan(&listing, &limits, sys_now, &|_| false, &merged);
-    let sealed = listing.sealed();
-    let unchecked = sealed[prune_plan.len()..]
-        .iter()
-        .filter(|s| {
-            !state.is_pending(&s.name)
-                && !state.is_validated(
-                    &s.name,
-                    FileId {
-                        ino: s.ino,
-                        size: s.size,
-                    },
-                )
-        })
-        .count();
+    // Step 2: what a crashed run left.
+    let mut listing = recover::recover(&mut r, &store.name, policy)?;
+    r.stats.bytes_before = listing.total_bytes();
+    r.seg.oldest_seq_before = listing.segments.first().map(|s| s.seq);
+    r.dirty_state |= r.state.forget_missing(&listing);
+    // The plan, from names and sizes only: no census yet.
     let spec = FoldSpec::for_store(store)?;
-    let (dirty, ratio) = dirty_ratio(&listing.sealed()[prune_plan.len()..], &state);
-    seg.dirty_bytes = dirty;
-    seg.dirty_ratio = ratio;
-    // Not while merged inputs wait for deletion: one of them may hold an
-    // older write of a key whose tombstone a new merge would drop.
-    let want_compaction = spec.is_keyed()
-        && state.pending.is_empty()
-        && dirty > 0
-        && (opts.force || ratio >= policy.min_dirty_ratio)
-        && sealed[prune_plan.len()..].iter().any(|s| {
-            sys_now.duration_since(s.mtime).unwrap_or_default() >= policy.min_compaction_lag
-                && !state.is_clean(&s.name, s.ino)
-        });
-    stats.timings.scan_ms = ms(t_scan);
-
-    if prune_plan.is_empty() && unchecked == 0 && !want_compaction {
-        if dirty_state {
-            state.save(&state_dir)?;
+    let now = SystemTime::now();
+    let plan = |busy: &Busy, listing: &Listing, state: &SegState| {
+        planner::choose(&Facts {
+            listing,
+            marks: state,
+            busy,
+            policy,
+            max_age: store.max_age,
+            keyed: spec.is_keyed(),
+            force: opts.force,
+            now,
+        })
+    };
+    let mut busy = pending(&r.state, dir);
+    let first = plan(&busy, &listing, &r.state);
+    (r.seg.dirty_bytes, r.seg.dirty_ratio) = (first.dirty_bytes, first.dirty_ratio);
+    r.stats.timings.scan_ms = ms(t_scan);
+    if first.is_nothing() {
+        if r.dirty_state {
+            r.state.save(&r.state_dir)?;
         }
-        return Ok(finish(stats, seg, &listing, &state, "nothing to do".into()));
+        return Ok(finish(r, &listing, "nothing to do".into()));
     }
-
-    // Who has a sealed segment open for writing.
-    let census = census::take(&sealed.iter().map(|s| s.path.as_path()).collect::<Vec<_>>());
-    let open: HashSet<PathBuf> = census.openers.iter().map(|o| o.file.clone()).collect();
-    seg.open_for_writing = sealed
-        .iter()
-        .filter(|s| open.contains(&s.path))
-        .map(|s| s.path.clone())
-        .collect();
-
-    // Step 3: retention.
-    let t_prune = Instant::now();
-    let merged = |s: &pattern::Segment| state.is_pending(&s.name);
-    let prune = retention::plan(
-        &listing,
-        &limits,
-        sys_now,
-        &|s| open.contains(&s.path),
-        &merged,
-    );
-    if !prune.is_empty() {
-        state.journal = state::Journal {
-            pid: std::process::id(),
-            at: Some(Utc::now()),
-            pruned: seg.pruned.iter().chain(&prune).cloned().collect(),
-        };
-        state.save(&state_dir)?;
-        retention::execute(dir, &prune)?;
-        for p in &prune {
-            state.validated.remove(&file_name(&p.file));
-            state.clean.remove(&file_name(&p.file));
-            state.pending.retain(|x| x.name != file_name(&p.file));
-        }
-        listing.segments.drain(..prune.len());
-        seg.pruned.extend(prune);
-    }
-    stats.timings.prune_ms = ms(t_prune);
-
-    // Step 4: health of sealed segments not checked yet.
-    let t_health = Instant::now();
-    let anchor = pattern.quarantine_anchor(&store.name);
-    let n_sealed = listing.segments.len().saturating_sub(1);
-    let seq_ptr = policy
-        .seq
-        .as_ref()
-        .map(|p| crate::fold::json::Pointers::new(&[p]))
-        .transpose()
-        .map_err(|msg| {
-            crate::Error::Config(crate::error::ConfigError::InvalidStore {
-                store: store.name.clone(),
-                msg,
-            })
-        })?;
-    for i in 0..n_sealed {
-        let s = &listing.segments[i];
-        let id = FileId {
-            ino: s.ino,
-            size: s.size,
-        };
-        if state.is_validated(&s.name, id) || open.contains(&s.path) || state.is_pending(&s.name) {
-            continue;
-        }
-        // The range a segment's events must lie in ends at the next name
-        // that is not a merged input waiting for deletion.
-        let next = listing.segments[i + 1..]
-            .iter()
-            .find(|n| !state.is_pending(&n.name))
-            .map(|n| n.seq);
-        let c = health::check(s, &anchor, seq_ptr.as_ref().map(|p| (p, next)))?;
-        seg.seq_problems.extend(c.seq_problems.iter().cloned());
-        let s = &mut listing.segments[i];
-        seg.validated += 1;
-        stats.lines_in += c.lines;
-        if c.quarantined > 0 {
-            stats.quarantined += c.quarantined;
-            stats.quarantine_file = c.quarantine_file;
-        }
-        if c.repaired {
-            seg.repaired.push(s.path.clone());
-            state.clean.remove(&s.name);
-            s.ino = c.id.ino;
-            s.size = c.id.size;
-        }
-        state.validated.insert(s.name.clone(), c.id);
-    }
-    // The journal stays until the next run has seen this run's record.
-    state.save(&state_dir)?;
-    stats.timings.scan_ms += ms(t_health);
-
-    // Step 5: keyed compaction of the eligible prefix.
-    if want_compaction {
-        let t = Instant::now();
-        let inputs: Vec<_> = listing.segments[..n_sealed]
-            .iter()
-            .take_while(|s| {
-                state.is_validated(
-                    &s.name,
-                    FileId {
-                        ino: s.ino,
-                        size: s.size,
-                    },
-                ) && !open.contains(&s.path)
-                    && !state.is_pending(&s.name)
-                    && sys_now.duration_since(s.mtime).unwrap_or_default()
-                        >= policy.min_compaction_lag
-            })
-            .cloned()
-            .collect();
-        if inputs.iter().any(|s| !state.is_clean(&s.name, s.ino)) {
-            let c = compact::compact(
-                &inputs,
-                &spec,
-                policy.delete_retention,
-                sys_now,
-                &mut state,
-                &state_dir,
-            )?;
-            stats.lines_out = c.lines_out;
-            stats.keys_live = c.keys_live;
-            stats.deletes_dropped = c.tombstones_dropped;
-            stats.rewritten = !c.outputs.is_empty();
-            state.last_compaction = Some(Utc::now());
-            seg.compaction = Some(c);
-            seg.inputs_deleted.extend(compact::delete_due(
-                dir,
-                &seq_of,
-                &mut state,
-                policy.file_delete_delay,
-                Utc::now(),
-            )?);
-            state.save(&state_dir)?;
-        }
-        stats.timings.write_ms = ms(t);
-    }
-    let listing = list(pattern, &store.name)?;
+    // Who has a sealed segment open for writing; the plan again with them.
+    r.seg.open_for_writing = open_for_writing(&listing, &mut busy);
+    let choice = plan(&busy, &listing, &r.state);
+    execute(
+        &mut r,
+        &mut listing,
+        choice,
+        first.merge,
+        &busy,
+        (store, policy, &spec, now),
+    )?;
+    let listing = list(&policy.pattern, &store.name)?;
     crate::failpoint::failpoint!(BeforeRecord);
+    let seg = &r.seg;
     let reason = if seg.pruned.is_empty() && seg.compaction.is_none() && seg.repaired.is_empty() {
         format!(
             "checked {} sealed segment(s); nothing to change",
@@ -384,7 +177,104 @@ pub(super) fn run(
     } else {
         String::new()
     };
-    Ok(finish(stats, seg, &listing, &state, reason))
+    Ok(finish(r, &listing, reason))
+}
+
+/// Execute a choice: step 3 drop (retention), step 4 check (health), step
+/// 5 merge (keyed compaction of the eligible prefix), in that order.
+fn execute(
+    r: &mut Run,
+    listing: &mut Listing,
+    choice: Choice,
+    merge: bool,
+    busy: &Busy,
+    (store, policy, spec, now): (&StoreConfig, &SegmentPolicy, &FoldSpec, SystemTime),
+) -> Result<()> {
+    let t = Instant::now();
+    prune::drop_segments(r, listing, choice.drop)?;
+    r.stats.timings.prune_ms = ms(t);
+    let t = Instant::now();
+    health::check_chosen(r, listing, &choice.check, busy, policy, &store.name)?;
+    // The journal stays until the next run has seen this run's record.
+    r.state.save(&r.state_dir)?;
+    r.stats.timings.scan_ms += ms(t);
+    if merge {
+        let t = Instant::now();
+        if let Some(inputs) = planner::merge_inputs(listing.sealed(), &r.state, busy, policy, now) {
+            merge_segments(r, &inputs, spec, policy, now)?;
+        }
+        r.stats.timings.write_ms = ms(t);
+    }
+    Ok(())
+}
+
+/// Merge `inputs`, then delete the inputs whose delay is already over.
+fn merge_segments(
+    r: &mut Run,
+    inputs: &[crate::config::pattern::Segment],
+    spec: &FoldSpec,
+    policy: &SegmentPolicy,
+    now: SystemTime,
+) -> Result<()> {
+    let c = compact::compact(
+        inputs,
+        spec,
+        policy.delete_retention,
+        now,
+        &mut r.state,
+        &r.state_dir,
+    )?;
+    r.stats.lines_out = c.lines_out;
+    r.stats.keys_live = c.keys_live;
+    r.stats.deletes_dropped = c.tombstones_dropped;
+    r.stats.rewritten = !c.outputs.is_empty();
+    r.state.last_compaction = Some(Utc::now());
+    r.seg.compaction = Some(c);
+    r.seg.inputs_deleted.extend(prune::delete_due(
+        &policy.pattern.dir,
+        &|n| policy.pattern.seq_of(n),
+        &mut r.state,
+        policy.file_delete_delay,
+        Utc::now(),
+    )?);
+    r.state.save(&r.state_dir)
+}
+
+/// The busy set before the census: merged inputs waiting for deletion.
+fn pending(state: &SegState, dir: &Path) -> Busy {
+    let mut busy = Busy::none();
+    for p in &state.pending {
+        busy.pending(dir.join(&p.name));
+    }
+    busy
+}
+
+/// Take the census of the sealed segments; add the ones open for writing
+/// to `busy` and return them.
+fn open_for_writing(listing: &Listing, busy: &mut Busy) -> Vec<PathBuf> {
+    let sealed = listing.sealed();
+    let census = census::take(&sealed.iter().map(|s| s.path.as_path()).collect::<Vec<_>>());
+    for o in &census.openers {
+        busy.open(o.file.clone());
+    }
+    sealed
+        .iter()
+        .filter(|s| busy.is_open(&s.path))
+        .map(|s| s.path.clone())
+        .collect()
+}
+
+fn missing_dir(dir: &Path) -> Done {
+    Done {
+        outcome: Outcome::Skipped,
+        reason: Some(format!(
+            "{} does not exist yet: no segments (check the store's `segments` if a writer should have created it)",
+            dir.display()
+        )),
+        stats: Stats::default(),
+        success: false,
+        baseline: false,
+    }
 }
 
 fn file_name(p: &std::path::Path) -> String {
@@ -393,59 +283,9 @@ fn file_name(p: &std::path::Path) -> String {
         .unwrap_or_default()
 }
 
-/// Dirty bytes (sealed, not clean, not waiting for deletion) and their
-/// share of the sealed bytes that are not waiting for deletion.
-fn dirty_ratio(sealed: &[pattern::Segment], state: &SegState) -> (u64, f64) {
-    let (mut dirty, mut total) = (0u64, 0u64);
-    for s in sealed.iter().filter(|s| !state.is_pending(&s.name)) {
-        total += s.size;
-        if !state.is_clean(&s.name, s.ino) {
-            dirty += s.size;
-        }
-    }
-    (dirty, dirty as f64 / total.max(1) as f64)
-}
-
-const INTERRUPTED: &str = " (by an interrupted run)";
-
-/// The prunes of a run that was killed before its record was written:
-/// those whose file is gone are reported (as this run's record is the first
-/// to see them). A journal whose run did write its record is done.
-fn recover_journal(state: &SegState, records: &RunRecords) -> Vec<Pruned> {
-    let j = &state.journal;
-    // The history is appended after last-run.json is replaced: a run
-    // killed between the two (or mid-append) has no history entry, so the
-    // history decides.
-    let recorded = records.history().iter().rev().take(3).any(|r| {
-        r.pid == j.pid
-            && j.at
-                .is_some_and(|at| r.started_at <= at && at <= r.finished_at)
-    });
-    if recorded {
-        return Vec::new();
-    }
-    j.pruned
-        .iter()
-        .filter(|p| !p.file.exists())
-        .map(|p| Pruned {
-            reason: if p.reason.ends_with(INTERRUPTED) {
-                p.reason.clone()
-            } else {
-                format!("{}{INTERRUPTED}", p.reason)
-            },
-            ..p.clone()
-        })
-        .collect()
-}
-
-fn finish(
-    mut stats: Stats,
-    mut seg: SegmentStats,
-    listing: &pattern::Listing,
-    state: &SegState,
-    reason: String,
-) -> Done {
-    seg.dir = view::describe(listing, state);
+fn finish(r: Run, listing: &Listing, reason: String) -> Done {
+    let (mut stats, mut seg) = (r.stats, r.seg);
+    seg.dir = view::describe(listing, &r.state);
     stats.bytes_after = listing.total_bytes();
     stats.pruned = seg.pruned.iter().map(|p| p.file.clone()).collect();
     stats.segments = Some(seg);
@@ -456,69 +296,4 @@ fn finish(
         success: true,
         baseline: false,
     }
-}
-
-/// The directory summary for `status`, and what is worth a note: names
-/// that do not match, duplicate seqs, files left open, compaction inputs
-/// waiting. A directory that cannot be listed is a note, not a failure
-/// (status reports runs; the next run will fail and say why).
-pub fn status_notes(
-    paths: &Paths,
-    store: &StoreConfig,
-    policy: &SegmentPolicy,
-) -> (DirSummary, Vec<String>) {
-    let mut notes = Vec::new();
-    let summary = summary(paths, store, policy).unwrap_or_else(|e| {
-        notes.push(format!("cannot list the segments: {e}"));
-        DirSummary::default()
-    });
-    if !summary.unmatched.is_empty() {
-        notes.push(format!(
-            "{} file(s) in {} do not match {}{{seq}}{} and are left alone: {}",
-            summary.unmatched.len(),
-            policy.pattern.dir.display(),
-            policy.pattern.prefix,
-            policy.pattern.suffix,
-            summary
-                .unmatched
-                .iter()
-                .take(5)
-                .map(|p| file_name(p))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    if !summary.duplicate_seqs.is_empty() {
-        notes.push(format!(
-            "seqs are not increasing across files: more than one file name carries seq {:?}; readers cannot order them (rename or remove the extra file)",
-            summary.duplicate_seqs
-        ));
-    }
-    let state = RunRecords::new(paths.store_state(&store.name));
-    if let Some(s) = state.last_run().and_then(|r| r.stats.segments) {
-        if !s.open_for_writing.is_empty() {
-            notes.push(format!(
-                "last run left {} sealed segment(s) alone because a process had them open for writing (first: {})",
-                s.open_for_writing.len(),
-                s.open_for_writing[0].display()
-            ));
-        }
-        if !s.repaired.is_empty() {
-            notes.push(format!(
-                "last run repaired {} sealed segment(s) (malformed or torn lines moved to the quarantine file)",
-                s.repaired.len()
-            ));
-        }
-        if let Some(p) = s.seq_problems.first() {
-            notes.push(format!(
-                "seqs are not increasing across files: {} event(s) out of order in the segments the last run checked, first in {} at byte {}: seq {} {}",
-                s.seq_problems.len(),
-                p.file.display(),
-                p.offset,
-                p.seq,
-                p.problem
-            ));
-        }
-    }
-    (summary, notes)
 }

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::config::pattern::{Listing, Segment};
 use crate::error::Result;
 use crate::io::durable;
 
@@ -43,18 +44,7 @@ pub struct Pending {
     pub after: (String, u64),
 }
 
-/// One segment deleted by retention.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pruned {
-    pub file: PathBuf,
-    /// The seq in its name (its first event).
-    pub seq: u64,
-    /// The next segment's seq: the pruned file held events `[seq, next_seq)`.
-    pub next_seq: u64,
-    pub bytes: u64,
-    /// Which limit deleted it: `keep_files`, `max_age` or `max_bytes`.
-    pub reason: String,
-}
+pub use crate::plan::retention::Pruned;
 
 /// Prunes a run is making, recorded before it makes them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,10 +97,40 @@ impl SegState {
     }
 
     /// Drop entries for files that are gone or were replaced.
-    pub fn forget_missing(&mut self, present: &BTreeMap<&str, FileId>) {
+    /// Drop what the state remembers of segments gone or replaced;
+    /// whether anything was dropped.
+    pub fn forget_missing(&mut self, listing: &Listing) -> bool {
+        let present: BTreeMap<&str, FileId> = listing
+            .segments
+            .iter()
+            .map(|s| (s.name.as_str(), FileId::of(s)))
+            .collect();
+        let before = (self.validated.len(), self.clean.len());
         self.validated
             .retain(|n, id| present.get(n.as_str()) == Some(id));
         self.clean
             .retain(|n, ino| present.get(n.as_str()).map(|id| id.ino) == Some(*ino));
+        before != (self.validated.len(), self.clean.len())
+    }
+}
+
+impl FileId {
+    /// A listed segment's inode and size.
+    pub fn of(s: &Segment) -> FileId {
+        FileId {
+            ino: s.ino,
+            size: s.size,
+        }
+    }
+}
+
+/// What the planner asks of the state (`plan::segmented`).
+impl crate::plan::segmented::Marks for SegState {
+    fn validated(&self, s: &Segment) -> bool {
+        self.is_validated(&s.name, FileId::of(s))
+    }
+
+    fn clean(&self, s: &Segment) -> bool {
+        self.is_clean(&s.name, s.ino)
     }
 }

@@ -12,11 +12,12 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::config::SegmentPolicy;
 use crate::config::StoreConfig;
+use crate::config::pattern::{Listing, list};
 use crate::error::{Error, IoContext, Result};
 use crate::fold::{self, Class, Classifier, FoldSpec, Range};
-use crate::job::segmented::SegmentPolicy;
-use crate::job::segmented::pattern::{Listing, list};
+use crate::job::record::RunRecords;
 use crate::job::segmented::state::SegState;
 use crate::paths::Paths;
 
@@ -170,4 +171,69 @@ pub fn replay(
         }
     }
     Ok(r)
+}
+
+/// The directory summary for `status`, and what is worth a note: names
+/// that do not match, duplicate seqs, files left open, compaction inputs
+/// waiting. A directory that cannot be listed is a note, not a failure
+/// (status reports runs; the next run will fail and say why).
+pub fn status_notes(
+    paths: &Paths,
+    store: &StoreConfig,
+    policy: &SegmentPolicy,
+) -> (DirSummary, Vec<String>) {
+    let mut notes = Vec::new();
+    let summary = summary(paths, store, policy).unwrap_or_else(|e| {
+        notes.push(format!("cannot list the segments: {e}"));
+        DirSummary::default()
+    });
+    if !summary.unmatched.is_empty() {
+        notes.push(format!(
+            "{} file(s) in {} do not match {}{{seq}}{} and are left alone: {}",
+            summary.unmatched.len(),
+            policy.pattern.dir.display(),
+            policy.pattern.prefix,
+            policy.pattern.suffix,
+            summary
+                .unmatched
+                .iter()
+                .take(5)
+                .map(|p| super::file_name(p))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if !summary.duplicate_seqs.is_empty() {
+        notes.push(format!(
+            "seqs are not increasing across files: more than one file name carries seq {:?}; readers cannot order them (rename or remove the extra file)",
+            summary.duplicate_seqs
+        ));
+    }
+    let state = RunRecords::new(paths.store_state(&store.name));
+    if let Some(s) = state.last_run().and_then(|r| r.stats.segments) {
+        if !s.open_for_writing.is_empty() {
+            notes.push(format!(
+                "last run left {} sealed segment(s) alone because a process had them open for writing (first: {})",
+                s.open_for_writing.len(),
+                s.open_for_writing[0].display()
+            ));
+        }
+        if !s.repaired.is_empty() {
+            notes.push(format!(
+                "last run repaired {} sealed segment(s) (malformed or torn lines moved to the quarantine file)",
+                s.repaired.len()
+            ));
+        }
+        if let Some(p) = s.seq_problems.first() {
+            notes.push(format!(
+                "seqs are not increasing across files: {} event(s) out of order in the segments the last run checked, first in {} at byte {}: seq {} {}",
+                s.seq_problems.len(),
+                p.file.display(),
+                p.offset,
+                p.seq,
+                p.problem
+            ));
+        }
+    }
+    (summary, notes)
 }

@@ -121,7 +121,7 @@ impl<'a> State<'a> {
         self.stores
             .values()
             .filter(|s| s.cfg.growth.is_some())
-            .map(|s| s.cfg.log.as_path())
+            .map(|s| s.cfg.path())
     }
 
     pub(super) fn snapshot(&self, now: DateTime<Utc>) -> DaemonInfo {

@@ -27,6 +27,8 @@ pub const SEQ_WIDTH: usize = 20;
 /// A parsed `segments` pattern.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pattern {
+    /// The pattern as configured (`dir/prefix{seq}suffix`, absolute).
+    pub path: PathBuf,
     pub dir: PathBuf,
     pub prefix: String,
     pub suffix: String,
@@ -66,6 +68,7 @@ impl Pattern {
             ));
         }
         Ok(Pattern {
+            path: path.to_path_buf(),
             dir,
             prefix: prefix.to_string(),
             suffix: suffix.to_string(),
@@ -92,13 +95,13 @@ impl Pattern {
     }
 
     /// The path whose `.lock` sibling is the store's lock (what
-    /// [`crate::job::lock`] takes): `<dir>/.<store>`.
+    /// the job takes): `<dir>/.<store>`.
     pub fn lock_anchor(&self, store: &str) -> PathBuf {
         self.dir.join(format!(".{store}"))
     }
 
     /// The path whose `.quarantine` sibling is the store's quarantine file
-    /// (what [`crate::job::quarantine`] takes): `<dir>/<store>`.
+    /// (what the job appends to): `<dir>/<store>`.
     pub fn quarantine_anchor(&self, store: &str) -> PathBuf {
         self.dir.join(store)
     }

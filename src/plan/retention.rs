@@ -17,12 +17,27 @@
 //! `max_age` is judged by a segment's mtime: the time its last (newest)
 //! event was written.
 
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use crate::error::{IoContext, Result};
-use crate::io::durable;
-use crate::job::segmented::pattern::{Listing, Segment};
-use crate::job::segmented::state::Pruned;
+use serde::{Deserialize, Serialize};
+
+use crate::config::SegmentPolicy;
+use crate::config::pattern::Listing;
+use crate::plan::Busy;
+
+/// One segment deleted by retention.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pruned {
+    pub file: PathBuf,
+    /// The seq in its name (its first event).
+    pub seq: u64,
+    /// The next segment's seq: the pruned file held events `[seq, next_seq)`.
+    pub next_seq: u64,
+    pub bytes: u64,
+    /// Which limit deleted it: `keep_files`, `max_age` or `max_bytes`.
+    pub reason: String,
+}
 
 /// The limits, as configured.
 #[derive(Clone, Copy, Debug, Default)]
@@ -32,19 +47,25 @@ pub struct Limits {
     pub max_bytes: Option<u64>,
 }
 
+impl Limits {
+    /// The limits of a segmented store (`max_age` is the store's own).
+    pub fn of(policy: &SegmentPolicy, max_age: Option<Duration>) -> Limits {
+        Limits {
+            keep_files: policy.keep_files,
+            max_age,
+            max_bytes: policy.max_bytes,
+        }
+    }
+}
+
 /// Which oldest sealed segments the limits delete, with the reason of each,
-/// in seq order. `blocked(s)` says the segment may not be touched (open
-/// for writing): the prefix ends before it. `merged(s)` says it is a
+/// in seq order. A segment [`Busy::is_open`] may not be touched (open for
+/// writing): the prefix ends before it. One [`Busy::is_pending`] is a
 /// compaction input whose events are already in a merged segment (deleted
 /// after `file_delete_delay`): it counts towards neither `keep_files` nor
 /// `max_bytes`, so a compaction never makes retention delete more.
-pub fn plan(
-    listing: &Listing,
-    limits: &Limits,
-    now: SystemTime,
-    blocked: &dyn Fn(&Segment) -> bool,
-    merged: &dyn Fn(&Segment) -> bool,
-) -> Vec<Pruned> {
+pub fn plan(listing: &Listing, limits: &Limits, now: SystemTime, busy: &Busy) -> Vec<Pruned> {
+    let merged = |s: &crate::config::pattern::Segment| busy.is_pending(&s.path);
     let sealed = listing.sealed();
     let mut total: u64 = listing
         .segments
@@ -68,7 +89,7 @@ pub fn plan(
         } else {
             break;
         };
-        if blocked(seg) {
+        if busy.is_open(&seg.path) {
             break;
         }
         if !merged(seg) {
@@ -86,26 +107,23 @@ pub fn plan(
     out
 }
 
-/// Delete the planned segments in order, fsyncing the directory after each,
-/// so a crash never leaves a newer one deleted and an older one retained.
-pub fn execute(dir: &std::path::Path, pruned: &[Pruned]) -> Result<()> {
-    for p in pruned {
-        crate::failpoint::failpoint!(SegmentPrune);
-        match std::fs::remove_file(&p.file) {
-            Ok(()) => {}
-            // Already gone (the app pruned it at boot): the order still holds.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).ctx("delete segment", &p.file),
-        }
-        durable::fsync_dir(dir)?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::segmented::pattern::{Pattern, list};
+    use crate::config::pattern::{Pattern, list};
+
+    fn busy(open: &[u64], pending: &[u64], l: &Listing) -> Busy {
+        let mut b = Busy::none();
+        for s in &l.segments {
+            if open.contains(&s.seq) {
+                b.open(&s.path);
+            }
+            if pending.contains(&s.seq) {
+                b.pending(&s.path);
+            }
+        }
+        b
+    }
 
     fn setup(n: u64, size: usize) -> (tempfile::TempDir, Listing) {
         let d = tempfile::tempdir().unwrap();
@@ -124,17 +142,17 @@ mod tests {
             keep_files: Some(0),
             ..Default::default()
         };
-        let p = plan(&l, &lim, SystemTime::now(), &|_| false, &|_| false);
+        let p = plan(&l, &lim, SystemTime::now(), &Busy::none());
         assert_eq!(p.iter().map(|p| p.seq).collect::<Vec<_>>(), [0, 10, 20, 30]);
         assert_eq!(p[3].next_seq, 40);
         let lim = Limits {
             max_bytes: Some(25),
             ..Default::default()
         };
-        let p = plan(&l, &lim, SystemTime::now(), &|_| false, &|_| false);
+        let p = plan(&l, &lim, SystemTime::now(), &Busy::none());
         assert_eq!(p.len(), 3);
         // A file open for writing ends the prefix: no gap.
-        let p = plan(&l, &lim, SystemTime::now(), &|s| s.seq == 10, &|_| false);
+        let p = plan(&l, &lim, SystemTime::now(), &busy(&[10], &[], &l));
         assert_eq!(p.len(), 1);
         // Merged inputs waiting for deletion do not count towards the limits.
         // (sealed 0, 10, 20, 30; 10 and 20 merged: two count, one goes).
@@ -142,9 +160,7 @@ mod tests {
             keep_files: Some(1),
             ..Default::default()
         };
-        let p = plan(&l, &lim, SystemTime::now(), &|_| false, &|s| {
-            s.seq == 10 || s.seq == 20
-        });
+        let p = plan(&l, &lim, SystemTime::now(), &busy(&[], &[10, 20], &l));
         assert_eq!(p.iter().map(|p| p.seq).collect::<Vec<_>>(), [0]);
     }
 }

@@ -20,7 +20,6 @@
 //! - Every complete line is counted once in [`DryRun::groups`]: kept,
 //!   superseded, a tombstone, or quarantined.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -28,12 +27,16 @@ use serde::Serialize;
 use crate::config::StoreConfig;
 use crate::error::{Error, IoContext, Result};
 use crate::fold::segments::{Segment, locate_bad};
-use crate::fold::{self, Class, Classifier, FoldSpec, Range};
+use crate::fold::{self, FoldSpec, Range};
 use crate::job::census::{self, Census, Opener};
 use crate::job::cut::{Cut, fingerprint};
 use crate::job::late;
 use crate::job::record::RunRecords;
 use crate::paths::Paths;
+
+mod lines;
+
+use lines::classify_lines;
 
 /// How many quarantined lines and most-superseded keys a report lists.
 pub const LIST: usize = 10;
@@ -187,7 +190,7 @@ pub struct MinGrowth {
 }
 
 /// The strategy a run gives one writer. A small function on purpose: the
-/// rule lives with the swap (`refuse_unsafe_writers` in `job/mod.rs`),
+/// rule lives with the swap (`refuse_unsafe_writers` in `job/guard.rs`),
 /// and this only reports it.
 pub fn writer_strategy(store: &StoreConfig, o: &Opener) -> (&'static str, &'static str) {
     if o.append {
@@ -211,20 +214,20 @@ pub fn writer_strategy(store: &StoreConfig, o: &Opener) -> (&'static str, &'stat
 /// What a run of `store` would do now (single-file stores). `force`
 /// ignores `min_growth`, as `sync now --force` does.
 pub fn dry_run(paths: &Paths, store: &StoreConfig, force: bool) -> Result<DryRun> {
-    if store.segments.is_some() {
+    if store.segments().is_some() {
         return Err(Error::Config(crate::error::ConfigError::WrongStoreKind {
             store: store.name.clone(),
             msg: "is a segmented store: --dry-run explains single-file stores only",
         }));
     }
-    if let Err(e) = std::fs::symlink_metadata(&store.log)
+    if let Err(e) = std::fs::symlink_metadata(store.path())
         && e.kind() == std::io::ErrorKind::NotFound
     {
         return Ok(missing_log(store));
     }
     let state_dir = paths.store_state(&store.name);
     for _ in 0..TRIES {
-        let log = crate::job::compact::resolve_log(&store.log)?;
+        let log = crate::job::compact::resolve_log(store.path())?;
         let live = std::fs::metadata(&log).ctx("stat log", &log)?;
         let (late_state, _) = late::load(&state_dir, &log, &live);
         let c = Cut::take(store, Some(&late_state))?;
@@ -235,7 +238,7 @@ pub fn dry_run(paths: &Paths, store: &StoreConfig, force: bool) -> Result<DryRun
     }
     Err(Error::io(
         "read a consistent cut of",
-        &store.log,
+        store.path(),
         std::io::Error::other(
             "another program kept rewriting the log in place during the dry run; nothing was changed: run it again",
         ),
@@ -247,7 +250,7 @@ pub fn dry_run(paths: &Paths, store: &StoreConfig, force: bool) -> Result<DryRun
 fn missing_log(store: &StoreConfig) -> DryRun {
     DryRun {
         store: store.name.clone(),
-        log: store.log.clone(),
+        log: store.path().to_path_buf(),
         lock: "none",
         verdict: "skip",
         reason: Some(crate::job::missing_log_reason(store)),
@@ -257,14 +260,14 @@ fn missing_log(store: &StoreConfig) -> DryRun {
         superseded: Dropped::default(),
         tombstones: Dropped::default(),
         quarantine: Quarantine {
-            file: crate::job::quarantine::path_for(&store.log),
+            file: crate::job::quarantine::path_for(store.path()),
             ..Quarantine::default()
         },
         groups: Vec::new(),
         top_superseded: Vec::new(),
-        writers: plan_writers(store, census::take(&[&store.log])),
+        writers: plan_writers(store, census::take(&[store.path()])),
         min_growth: MinGrowth {
-            threshold: store.min_growth,
+            threshold: store.log_policy().map_or(0.0, |p| p.min_growth),
             baseline_bytes: None,
             grown: None,
             would_skip: false,
@@ -285,9 +288,94 @@ fn report(
     let segs = c.segments();
     let lines = classify_lines(&spec, &segs, plan, &c.log)?;
     let bytes_kept = plan.kept_bytes() + plan.newlines.len() as u64;
-    let rotate =
-        !keyed && c.late_bytes() == 0 && store.rotate_bytes.is_some_and(|limit| c.size > limit);
-    let rewritten = rotate || !plan.is_identity() || c.late_bytes() > 0;
+    let choice = choice(store, c, keyed);
+    let rotate = choice == Some(crate::plan::log::Choice::Archive);
+    let rewritten = rotate || choice == Some(crate::plan::log::Choice::Rewrite);
+    let run = run_figures(c, keyed, rotate, rewritten, bytes_kept);
+
+    let quarantine = Quarantine {
+        lines: plan.bad_lines,
+        bytes: plan.bad.iter().map(|b| b.range.len()).sum(),
+        file: crate::job::quarantine::path_for(&c.log),
+        first: first_quarantined(&locate_bad(&segs, &plan.bad)),
+    };
+
+    let mut watched: Vec<&Path> = vec![&c.log];
+    watched.extend(late_state.watches.iter().map(|w| w.rotated.as_path()));
+    let writers = plan_writers(store, census::take(&watched));
+    let baseline = RunRecords::new(paths.store_state(&store.name)).baseline();
+    let grown = baseline
+        .as_ref()
+        .map(|b| crate::plan::log::growth(c.size, b.bytes_after));
+    let skip = crate::job::min_growth_skip(paths, store, force, c.size, late_state);
+    let (verdict, reason) = match (skip, refusal(&writers)) {
+        (Some(why), _) => ("skip", Some(why)),
+        (None, Some(why)) => ("refuse", Some(why)),
+        (None, None) if rewritten => ("compact", None),
+        (None, None) => ("unchanged", None),
+    };
+    let run = if verdict == "skip" {
+        // A skipped run records only the log's size.
+        RunFigures {
+            bytes_before: c.size,
+            bytes_after: c.size,
+            ..RunFigures::default()
+        }
+    } else {
+        run
+    };
+    Ok(DryRun {
+        store: store.name.clone(),
+        log: c.log.clone(),
+        lock: "none",
+        verdict,
+        reason,
+        run,
+        bytes_in: plan.cut,
+        bytes_kept,
+        superseded: lines.superseded,
+        tombstones: lines.tombstones,
+        quarantine,
+        groups: lines.groups,
+        top_superseded: lines.top,
+        writers,
+        min_growth: MinGrowth {
+            threshold: store.log_policy().map_or(0.0, |p| p.min_growth),
+            baseline_bytes: baseline.map(|b| b.bytes_after),
+            grown,
+            would_skip: verdict == "skip",
+        },
+    })
+}
+
+/// The run's own choice after the fold (`plan::log::choose`).
+fn choice(store: &StoreConfig, c: &Cut, keyed: bool) -> Option<crate::plan::log::Choice> {
+    let folded = crate::plan::log::Folded {
+        keyed,
+        identity: c.plan.is_identity(),
+        late_bytes: c.late_bytes(),
+        size: c.size,
+    };
+    Some(crate::plan::log::choose(store.log_policy()?, &folded))
+}
+
+/// Why a run would refuse: a writer without `O_APPEND` (unless allowed).
+fn refusal(writers: &Writers) -> Option<String> {
+    writers
+        .openers
+        .iter()
+        .find(|w| w.strategy == "refuse")
+        .map(|w| {
+            format!(
+                "pid {} ({}) has the log open for writing without O_APPEND ({}): {}",
+                w.opener.pid, w.opener.program, w.opener.flags, w.why
+            )
+        })
+}
+
+/// The figures a run would record, from the cut and the choice.
+fn run_figures(c: &Cut, keyed: bool, rotate: bool, rewritten: bool, bytes_kept: u64) -> RunFigures {
+    let plan = &c.plan;
     let tail = c.size - c.cut;
     let mut run = RunFigures {
         bytes_before: c.size,
@@ -308,69 +396,7 @@ fn report(
     } else if rewritten {
         run.bytes_after = bytes_kept + tail;
     }
-
-    let quarantined = locate_bad(&segs, &plan.bad);
-    let quarantine = Quarantine {
-        lines: plan.bad_lines,
-        bytes: plan.bad.iter().map(|b| b.range.len()).sum(),
-        file: crate::job::quarantine::path_for(&c.log),
-        first: first_quarantined(&quarantined),
-    };
-
-    let mut watched: Vec<&Path> = vec![&c.log];
-    watched.extend(late_state.watches.iter().map(|w| w.rotated.as_path()));
-    let writers = plan_writers(store, census::take(&watched));
-    let baseline = RunRecords::new(paths.store_state(&store.name)).baseline();
-    let grown = baseline
-        .as_ref()
-        .map(|b| c.size.saturating_sub(b.bytes_after) as f64 / b.bytes_after.max(1) as f64);
-    let skip = crate::job::min_growth_skip(paths, store, force, c.size, late_state);
-    let refuse = writers
-        .openers
-        .iter()
-        .find(|w| w.strategy == "refuse")
-        .map(|w| {
-            format!(
-                "pid {} ({}) has the log open for writing without O_APPEND ({}): {}",
-                w.opener.pid, w.opener.program, w.opener.flags, w.why
-            )
-        });
-    let (verdict, reason) = match (skip, refuse) {
-        (Some(why), _) => ("skip", Some(why)),
-        (None, Some(why)) => ("refuse", Some(why)),
-        (None, None) if rewritten => ("compact", None),
-        (None, None) => ("unchanged", None),
-    };
-    if verdict == "skip" {
-        // A skipped run records only the log's size.
-        run = RunFigures {
-            bytes_before: c.size,
-            bytes_after: c.size,
-            ..RunFigures::default()
-        };
-    }
-    Ok(DryRun {
-        store: store.name.clone(),
-        log: c.log.clone(),
-        lock: "none",
-        verdict,
-        reason,
-        run,
-        bytes_in: plan.cut,
-        bytes_kept,
-        superseded: lines.superseded,
-        tombstones: lines.tombstones,
-        quarantine,
-        groups: lines.groups,
-        top_superseded: lines.top,
-        writers,
-        min_growth: MinGrowth {
-            threshold: store.min_growth,
-            baseline_bytes: baseline.map(|b| b.bytes_after),
-            grown,
-            would_skip: verdict == "skip",
-        },
-    })
+    run
 }
 
 /// Whether the bad range `r` of `seg` includes its line's `\n` (a whole
@@ -436,156 +462,4 @@ fn plan_writers(store: &StoreConfig, census: Census) -> Writers {
             })
             .collect(),
     }
-}
-
-/// The per-line breakdown: groups, drops and the most superseded keys.
-struct Lines {
-    groups: Vec<Group>,
-    superseded: Dropped,
-    tombstones: Dropped,
-    top: Vec<TopKey>,
-}
-
-/// What the plan does with one line.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Fate {
-    Kept,
-    Quarantined,
-    Dropped,
-}
-
-/// Walks the plan's sorted keep and bad ranges alongside the lines.
-struct Fates<'p> {
-    keep: &'p [Range],
-    bad: &'p [fold::Bad],
-    k: usize,
-    b: usize,
-}
-
-impl Fates<'_> {
-    /// The fate of line `r` (lines must come in order).
-    fn of(&mut self, r: Range) -> Fate {
-        while self.b < self.bad.len() && self.bad[self.b].range.end <= r.start {
-            self.b += 1;
-        }
-        if self.b < self.bad.len() && self.bad[self.b].range.start < r.end {
-            return Fate::Quarantined;
-        }
-        while self.k < self.keep.len() && self.keep[self.k].end <= r.start {
-            self.k += 1;
-        }
-        match self.keep.get(self.k) {
-            Some(k) if k.start <= r.start && k.end >= r.end => Fate::Kept,
-            _ => Fate::Dropped,
-        }
-    }
-}
-
-/// One pass over the logical stream: classify each line with the fold's
-/// own classifier and take its fate from the plan. Memory grows with the
-/// keys that have superseded lines (a count each), like the fold's.
-fn classify_lines(
-    spec: &FoldSpec,
-    segs: &[Segment],
-    plan: &fold::Plan,
-    log: &Path,
-) -> Result<Lines> {
-    let mut fates = Fates {
-        keep: &plan.keep,
-        bad: &plan.bad,
-        k: 0,
-        b: 0,
-    };
-    let mut cls = Classifier::new(spec);
-    let mut groups: HashMap<Vec<u8>, Group> = HashMap::new();
-    let mut no_key = Group::default();
-    let mut per_key: HashMap<Vec<u8>, u64> = HashMap::new();
-    let (mut superseded, mut tombstones) = (Dropped::default(), Dropped::default());
-    let mut base = 0u64;
-    for seg in segs {
-        let shift = base as i128 - seg.start as i128;
-        fold::for_each_line(seg.file, seg.start, seg.end, |off, line| {
-            let len = line.len() as u64 + 1;
-            let start = (off as i128 + shift) as u64;
-            let fate = fates.of(Range {
-                start,
-                end: start + len,
-            });
-            let class = cls.classify(line);
-            let g = match (&class, fate) {
-                (Class::Keyed { .. }, f) if f != Fate::Quarantined => {
-                    let group = &cls.key[..fold::first_component_len(&cls.key)];
-                    if !groups.contains_key(group) {
-                        groups.insert(group.to_vec(), Group::default());
-                    }
-                    groups.get_mut(group).expect("inserted above")
-                }
-                _ => &mut no_key,
-            };
-            g.lines_in += 1;
-            g.bytes_in += len;
-            match (fate, &class) {
-                (Fate::Kept, _) => {
-                    g.lines_kept += 1;
-                    g.bytes_kept += len;
-                }
-                (Fate::Quarantined, _) => g.quarantined += 1,
-                (Fate::Dropped, Class::Keyed { delete: true }) => {
-                    g.tombstones += 1;
-                    tombstones.lines += 1;
-                    tombstones.bytes += len;
-                }
-                (Fate::Dropped, _) => {
-                    g.superseded += 1;
-                    superseded.lines += 1;
-                    superseded.bytes += len;
-                    if matches!(class, Class::Keyed { .. }) {
-                        match per_key.get_mut(cls.key.as_slice()) {
-                            Some(n) => *n += 1,
-                            None => {
-                                per_key.insert(cls.key.clone(), 1);
-                            }
-                        }
-                    }
-                }
-            }
-        })
-        .ctx("read log", log)?;
-        base += seg.len();
-    }
-    let mut groups: Vec<Group> = groups
-        .into_iter()
-        .map(|(k, mut g)| {
-            g.group = fold::decode_key(&k).into_iter().next();
-            g
-        })
-        .collect();
-    if no_key.lines_in > 0 {
-        groups.push(no_key);
-    }
-    groups.sort_by(|a, b| {
-        b.lines_in
-            .cmp(&a.lines_in)
-            .then_with(|| a.group.is_none().cmp(&b.group.is_none()))
-            .then_with(|| {
-                let s = |g: &Group| g.group.as_ref().map(|v| v.to_string()).unwrap_or_default();
-                s(a).cmp(&s(b))
-            })
-    });
-    let mut top: Vec<(Vec<u8>, u64)> = per_key.into_iter().collect();
-    // Most superseded first; ties by key bytes, so the report is stable.
-    top.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    top.truncate(LIST);
-    Ok(Lines {
-        groups,
-        superseded,
-        tombstones,
-        top: top
-            .into_iter()
-            .map(|(k, n)| TopKey {
-                key: fold::decode_key(&k),
-                superseded: n,
-            })
-            .collect(),
-    })
 }
