@@ -4,7 +4,7 @@
 use super::*;
 use crate::fold::classify::encode_component;
 use crate::fold::json::{Kind, Span};
-use crate::fold::scan::{Entry, StoredKey, fold_min_chunk};
+use crate::fold::keymap::Entry;
 use crate::io::ranges::{BUF, copy_ranges};
 use std::io::Write;
 
@@ -102,7 +102,7 @@ fn parallel_fold_equals_sequential_fold() {
 
 #[test]
 fn long_and_short_keys_fold_alike() {
-    // Keys around the inline limit, and long ones (boxed), with a delete
+    // Keys around the inline limit, and long ones (in the arena), with a delete
     // and a re-set; equal keys must meet whichever way they are stored.
     let mut text = String::new();
     let ids: Vec<String> = [0, 1, 20, 21, 22, 23, 24, 40, 200, 5000]
@@ -131,7 +131,6 @@ fn long_and_short_keys_fold_alike() {
             .collect();
         assert_eq!(out, want);
     }
-    assert_eq!(std::mem::size_of::<StoredKey>(), 32);
     assert_eq!(std::mem::size_of::<Entry>(), 16);
 }
 
@@ -267,7 +266,7 @@ fn salvage_never_takes_a_nested_value() {
 fn lines_longer_than_the_buffer_are_read_whole() {
     let big = format!(
         "{{\"t\":\"A\",\"id\":1,\"pad\":\"{}\"}}\n",
-        "x".repeat(crate::fold::scan::SCAN_BUF * 2 + 3)
+        "x".repeat(crate::fold::lines::SCAN_BUF * 2 + 3)
     );
     let text = format!("{big}{{\"t\":\"A\",\"id\":2}}\n");
     let (out, plan) = fold_text(&spec(), &text, 1);
@@ -280,7 +279,7 @@ fn lines_longer_than_the_buffer_are_read_whole() {
 /// quarantined whole.
 #[test]
 fn lines_longer_than_long_line_are_validated_in_pieces() {
-    let pad = "x".repeat(crate::fold::scan::LONG_LINE + BUF + 5);
+    let pad = "x".repeat(crate::fold::lines::LONG_LINE + BUF + 5);
     let long_ok = format!("{{\"t\":\"A\",\"id\":1,\"pad\":\"{pad}\"}}\n");
     let long_bad = format!("{{\"t\":\"A\",\"id\":3,\"pad\":\"{pad}\"\n");
     let tail = "{\"t\":\"A\",\"id\":1}\n{\"t\":\"A\",\"id\":2}\n";

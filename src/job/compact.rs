@@ -182,7 +182,7 @@ pub fn compact(
     let late_in_fold = c.late_bytes();
     // Malformed late lines (quarantined from their rotated file).
     let mut late_bad = 0;
-    for (seg, b) in crate::fold::segments::locate_bad(&c.segments(), &c.plan.bad) {
+    for (seg, b) in crate::fold::spans::locate_bad(&c.spans(), &c.plan.bad) {
         if seg.path != c.log {
             late_bad += crate::fold::count_lines_in(seg.file, b.range)
                 .ctx("read late writes in", seg.path)?;
@@ -241,7 +241,7 @@ pub fn compact(
     progress::begin(Phase::Write, snapshot_bytes);
     let mut tmp = durable::temp_beside(&c.log)?;
     let snapshot = swap::write_snapshot(&c, &keep, &tmp, scan_threads())?;
-    let segs = c.segments();
+    let segs = c.spans();
     let plan = verify::Planned {
         keys: c.plan.keys_live,
         spec: &spec,

@@ -192,8 +192,8 @@ fn ms(since: std::time::Instant) -> f64 {
 fn fold_bytes(c: &Cut, log: &Path) -> Result<Vec<u8>> {
     let dir = crate::io::durable::parent_dir(log);
     let mut tmp = tempfile::tempfile_in(dir).ctx("create a temp file in", dir)?;
-    fold::segments::write_segments(
-        &c.segments(),
+    fold::spans::write_spans(
+        &c.spans(),
         &c.plan.keep,
         &c.plan.newlines,
         &tmp,

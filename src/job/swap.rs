@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::error::{Error, IoContext, Result};
-use crate::fold::segments::{self, Segment};
+use crate::fold::spans::{self, FileSpan};
 use crate::fold::{self, Range};
 use crate::io::durable;
 use crate::job::census;
@@ -58,8 +58,8 @@ pub fn write_snapshot(
         path: c.log.clone(),
         msg: format!("{msg}; nothing was changed: run as the log's owner or as root"),
     })?;
-    let segs = c.segments();
-    let n = segments::write_segments(&segs, keep, &c.plan.newlines, tmp.as_file(), threads)
+    let segs = c.spans();
+    let n = spans::write_spans(&segs, keep, &c.plan.newlines, tmp.as_file(), threads)
         .and_then(|n| crate::fail_io!("snapshot-write").map(|_| n))
         .map_err(|e| write_error(tmp.path(), &c.log, e))?;
     crate::failpoint!("after-snapshot-write");
@@ -75,13 +75,13 @@ pub fn quarantine_bad(c: &Cut) -> Result<Option<PathBuf>> {
     if c.plan.bad.is_empty() {
         return Ok(None);
     }
-    let segs = c.segments();
-    let located = segments::locate_bad(&segs, &c.plan.bad);
+    let segs = c.spans();
+    let located = spans::locate_bad(&segs, &c.plan.bad);
     let mut qfile = None;
     // Group by source file, keeping order.
     let mut i = 0;
     while i < located.len() {
-        let seg: Segment = located[i].0;
+        let seg: FileSpan = located[i].0;
         let mut bad = Vec::new();
         while i < located.len() && located[i].0.path == seg.path {
             bad.push(located[i].1.clone());

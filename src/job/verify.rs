@@ -30,7 +30,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
-use crate::fold::segments::{self, Segment};
+use crate::fold::spans::{self, FileSpan};
 use crate::fold::{Class, Classifier, FoldSpec, Range};
 
 /// Diagnosis files kept after failed verifications (the oldest go first).
@@ -82,12 +82,12 @@ pub struct Verification {
 }
 
 /// What the new file's snapshot should hold: the `keep` ranges (virtual,
-/// see `fold::segments`) of `segs`, with a `\n` after each of `newlines`,
+/// see `fold::spans`) of `segs`, with a `\n` after each of `newlines`,
 /// holding `keys` live keys of `spec`.
 pub(crate) struct Planned<'a> {
     pub(crate) keys: u64,
     pub(crate) spec: &'a FoldSpec,
-    pub(crate) segs: &'a [Segment<'a>],
+    pub(crate) segs: &'a [FileSpan<'a>],
     pub(crate) keep: &'a [Range],
     pub(crate) newlines: &'a [u64],
 }
@@ -134,7 +134,7 @@ fn planned(plan: &Planned) -> std::io::Result<Digest> {
     let mut group: Vec<Range> = Vec::new();
     let mut group_file = usize::MAX;
     for (piece, nl) in crate::fold::split_at_newlines(plan.keep, plan.newlines) {
-        for (k, r) in segments::locate(plan.segs, std::slice::from_ref(&piece)) {
+        for (k, r) in spans::locate(plan.segs, std::slice::from_ref(&piece)) {
             if k != group_file && !group.is_empty() {
                 crate::fold::copy_ranges(plan.segs[group_file].file, &group, &mut d)?;
                 group.clear();
