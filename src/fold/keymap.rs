@@ -98,17 +98,9 @@ fn inline(key: &[u8]) -> Option<KeyRef> {
 }
 
 impl KeyMap {
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.len
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Bytes held (slots and arena), for the memory figures.
-    pub(crate) fn heap_bytes(&self) -> usize {
-        self.slots.capacity() * std::mem::size_of::<Slot>() + self.arena.capacity()
     }
 
     /// Ask for the cache line of `hash`'s first slot.
