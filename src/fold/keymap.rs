@@ -103,6 +103,10 @@ impl KeyMap {
         self.len
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// Ask for the cache line of `hash`'s first slot.
     #[inline(always)]
     pub(crate) fn prefetch(&self, hash: u64) {
@@ -236,6 +240,26 @@ impl KeyMap {
                 i = (i + 1) & mask;
             }
             self.slots[i] = s;
+        }
+    }
+
+    /// Whether the next insert of a new key doubles the slots.
+    pub(crate) fn needs_grow(&self) -> bool {
+        (self.len + 1) * 4 > self.slots.len() * 3
+    }
+
+    /// The bytes the map would hold once its slots doubled.
+    pub(crate) fn grown_bytes(&self) -> usize {
+        (self.slots.len() * 2).max(1024) * std::mem::size_of::<Slot>() + self.arena.len()
+    }
+
+    /// Keep only the keys whose hash is at most `hi` (their arena bytes
+    /// copied to a fresh arena, so evicted keys free their bytes too).
+    pub(crate) fn retain_upto(&mut self, hi: u64) {
+        let old = std::mem::take(self);
+        self.slots = vec![Slot::default(); old.slots.len()];
+        for (hash, key, entry) in old.iter().filter(|(h, _, _)| *h <= hi) {
+            self.upsert(hash, key, entry);
         }
     }
 

@@ -132,6 +132,9 @@ pub struct Plan {
     /// Each deleted key's last write (sorted), when the fold was asked to
     /// keep tombstones ([`Opts::tombs`]); empty otherwise.
     pub tombs: Vec<Range>,
+    /// Passes over the input: more than one when the live keys would not
+    /// fit the key maps' memory budget at once.
+    pub passes: u32,
     pub keyless_kept: u64,
     pub deletes_dropped: u64,
     /// Malformed lines that ended in a complete event: the event was kept,

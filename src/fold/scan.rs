@@ -21,7 +21,16 @@ pub(crate) struct Opts {
     /// Split a malformed line that ends in a complete event (a torn
     /// fragment, or two events glued); otherwise it is malformed whole.
     pub(crate) salvage: bool,
+    /// Bytes all the threads' key maps may hold together. A thread whose
+    /// map would outgrow its share keeps only the lower half of the hash
+    /// range it still holds; the keys above are folded by a further pass
+    /// over the input (see [`crate::fold::spans::fold_source`]).
+    pub(crate) budget: usize,
 }
+
+/// The default [`Opts::budget`]: the maps stay under this however many
+/// keys are live, so the whole run stays under 64 MiB.
+pub(crate) const MAP_BUDGET: usize = 32 << 20;
 
 impl Opts {
     /// The single-file compaction's fold.
@@ -31,6 +40,7 @@ impl Opts {
             min_chunk,
             tombs: false,
             salvage: true,
+            budget: MAP_BUDGET,
         }
     }
 }
@@ -50,6 +60,8 @@ pub(crate) struct ChunkScan {
     pub(crate) salvaged: u64,
     pub(crate) unglued: u64,
     pub(crate) newlines: Vec<u64>,
+    /// The map holds every key of this share whose hash is in `[lo, hi]`.
+    pub(crate) hi: u64,
 }
 
 /// Keyed lines wait this many lines between their hash (and a prefetch of
@@ -73,6 +85,11 @@ pub(crate) struct Scan<'s> {
     /// Nothing precedes this share (and tombstones are not wanted): a
     /// delete just removes its key.
     first: bool,
+    /// The first pass records everything; later ones only keys.
+    pass0: bool,
+    lo: u64,
+    /// This share's map may hold this many bytes.
+    budget: usize,
     ring: [Pending; PIPELINE],
     /// Pending updates: `ring[head..head + queued]` (mod PIPELINE).
     head: usize,
@@ -80,12 +97,20 @@ pub(crate) struct Scan<'s> {
 }
 
 impl<'s> Scan<'s> {
-    pub(crate) fn new(spec: &'s FoldSpec, opts: Opts, first: bool) -> Self {
+    /// The scan of one share in the pass that folds the keys whose hash
+    /// is at least `lo`, its map holding at most `budget` bytes.
+    pub(crate) fn new(spec: &'s FoldSpec, opts: Opts, first: bool, lo: u64, budget: usize) -> Self {
         Scan {
-            out: ChunkScan::default(),
+            out: ChunkScan {
+                hi: u64::MAX,
+                ..ChunkScan::default()
+            },
             cls: Classifier::new(spec),
             opts,
             first: first && !opts.tombs,
+            pass0: lo == 0,
+            lo,
+            budget,
             ring: Default::default(),
             head: 0,
             queued: 0,
@@ -99,7 +124,7 @@ impl<'s> Scan<'s> {
         let ptrs = &self.cls.spec().ptrs;
         let mut read_err = None;
         for_each_line_bounded(file, start, end, Some(ptrs), |off, line| {
-            self.out.lines += 1;
+            self.out.lines += u64::from(self.pass0);
             let (class, len) = match line {
                 Line::Whole(line, utf8) => {
                     self.cls.utf8_known = utf8;
@@ -160,6 +185,12 @@ impl<'s> Scan<'s> {
     fn record(&mut self, class: Class, range: Range) {
         let out = &mut self.out;
         match class {
+            Class::Keyed { delete } => {
+                out.keyed += u64::from(self.pass0);
+                out.deletes += u64::from(delete && self.pass0);
+                self.enqueue(range, delete);
+            }
+            _ if !self.pass0 => {}
             Class::Malformed(reason) => {
                 out.bad_lines += 1;
                 // A malformed line right after another (both whole lines)
@@ -178,11 +209,6 @@ impl<'s> Scan<'s> {
                     out.keyless.push(range)
                 }
             }
-            Class::Keyed { delete } => {
-                out.keyed += 1;
-                out.deletes += u64::from(delete);
-                self.enqueue(range, delete);
-            }
         }
     }
 
@@ -195,6 +221,9 @@ impl<'s> Scan<'s> {
             self.apply_one();
         }
         let hash = hash_key(&self.cls.key);
+        if hash < self.lo || hash > self.out.hi {
+            return; // another pass's key
+        }
         self.out.map.prefetch(hash);
         let p = &mut self.ring[(self.head + self.queued) % PIPELINE];
         p.hash = hash;
@@ -206,8 +235,14 @@ impl<'s> Scan<'s> {
 
     #[inline(always)]
     fn apply_one(&mut self) {
+        let map = &self.out.map;
+        if map.needs_grow() && map.grown_bytes() > self.budget && !map.is_empty() {
+            self.evict();
+        }
         let p = &self.ring[self.head];
-        if p.entry.tomb() && self.first {
+        if p.hash > self.out.hi {
+            // Evicted meanwhile: a later pass folds it.
+        } else if p.entry.tomb() && self.first {
             // Nothing precedes this share: a delete leaves no trace.
             self.out.map.remove(p.hash, &p.key);
         } else {
@@ -215,6 +250,15 @@ impl<'s> Scan<'s> {
         }
         self.head = (self.head + 1) % PIPELINE;
         self.queued -= 1;
+    }
+
+    /// The map is full: keep the lower half of the hash range it holds.
+    #[cold]
+    #[inline(never)]
+    fn evict(&mut self) {
+        let hi = self.lo + (self.out.hi - self.lo) / 2;
+        self.out.hi = hi;
+        self.out.map.retain_upto(hi);
     }
 
     /// Apply every pending update and return the share's results.
@@ -244,6 +288,7 @@ impl<'s> Scan<'s> {
             end: v + p as u64,
         };
         match self.cls.classify(&line[..p]) {
+            Class::Malformed(_) if !self.pass0 => {}
             Class::Malformed(_) => {
                 self.out.bad.push(Bad {
                     range: head,
@@ -254,8 +299,10 @@ impl<'s> Scan<'s> {
             }
             class => {
                 self.record(class, head);
-                self.out.newlines.push(head.end);
-                self.out.unglued += 1;
+                if self.pass0 {
+                    self.out.newlines.push(head.end);
+                    self.out.unglued += 1;
+                }
             }
         }
         let class = self.cls.classify(&line[p..]);

@@ -175,21 +175,45 @@ pub(crate) fn for_shares<T: Send>(
 
 /// Fold the logical stream `src` (in order). The plan's ranges are virtual
 /// offsets; map them back with [`locate`] / [`write_spans`] / [`copy_spans`].
+///
+/// Memory stays flat: the first pass records everything and folds the
+/// keys whose hash is below some `hi`, chosen as the threads' maps reach
+/// [`Opts::budget`]; each further pass reads the stream again and folds
+/// the next range of hashes, until every hash is covered. A key lives in
+/// exactly one pass, and its bytes are compared exactly within it.
 pub(crate) fn fold_source<S: Source + ?Sized>(
     spec: &FoldSpec,
     src: &S,
     opts: Opts,
 ) -> io::Result<Plan> {
-    let total = bases(&src.bounds()).1;
     let shares = split(src, opts.threads, opts.min_chunk)?;
-    let chunks: Vec<ChunkScan> = for_shares(&shares, |i, pieces| {
-        let mut scan = Scan::new(spec, opts, i == 0);
-        for p in pieces {
-            src.with_file(p.span, |f| scan.piece(f, p.start, p.end, p.base))?;
+    let budget = (opts.budget / shares.len().max(1)).max(64 << 10);
+    let mut plan = Plan {
+        cut: bases(&src.bounds()).1,
+        ..Plan::default()
+    };
+    let mut lo = 0u64;
+    loop {
+        let chunks: Vec<ChunkScan> = for_shares(&shares, |i, pieces| {
+            let mut scan = Scan::new(spec, opts, i == 0, lo, budget);
+            for p in pieces {
+                src.with_file(p.span, |f| scan.piece(f, p.start, p.end, p.base))?;
+            }
+            Ok(scan.finish())
+        })?;
+        plan.passes += 1;
+        let hi = if lo == 0 {
+            super::merge::merge(spec, chunks, opts.tombs, &mut plan)
+        } else {
+            super::merge::merge_keys(chunks, opts.tombs, &mut plan)
+        };
+        if hi == u64::MAX {
+            break;
         }
-        Ok(scan.finish())
-    })?;
-    Ok(super::merge::merge(spec, chunks, total, opts.tombs))
+        lo = hi + 1;
+    }
+    super::merge::keep_needed_newlines(&mut plan);
+    Ok(plan)
 }
 
 /// Fold the logical stream `segs` as a compaction does (deletes dropped,

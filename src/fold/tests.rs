@@ -312,3 +312,51 @@ fn adjacent_malformed_lines_form_one_run() {
         .collect();
     assert_eq!(runs, ["x\ny\n", "z\n"]);
 }
+
+/// Keys that do not fit the maps' budget are folded over several passes,
+/// a range of hashes each; the plan is the one a single pass makes.
+#[test]
+fn a_fold_over_several_passes_equals_one_pass() {
+    use crate::fold::Opts;
+    use crate::fold::spans::{FileSpan, fold_source};
+    let mut text = String::new();
+    for i in 0..30_000u32 {
+        let id = (i * 7919) % 20_000;
+        match i % 10 {
+            3 => text.push_str(&format!("{{\"t\":\"A\",\"id\":{id},\"op\":\"DEL\"}}\n")),
+            5 => text.push_str("{\"no_key\":1}\n"),
+            7 if i % 1000 == 7 => text.push_str("not json\n"),
+            8 if i % 1000 == 8 => {
+                text.push_str(&format!("{{\"t\":\"B\",\"id\":{id}}}{{\"t\":\"C\",\"id\":{i}}}\n"))
+            }
+            _ => text.push_str(&format!("{{\"t\":\"A\",\"id\":{id},\"v\":{i}}}\n")),
+        }
+    }
+    let mut f = tempfile::tempfile().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    let span = [FileSpan {
+        file: &f,
+        path: std::path::Path::new(""),
+        start: 0,
+        end: text.len() as u64,
+    }];
+    for tombs in [false, true] {
+        for threads in [1, 3] {
+            let opts = |budget| Opts {
+                tombs,
+                budget,
+                ..Opts::compaction(threads, 1 << 10)
+            };
+            let one = fold_source(&spec(), &span[..], opts(usize::MAX)).unwrap();
+            let many = fold_source(&spec(), &span[..], opts(64 << 10)).unwrap();
+            assert_eq!(one.passes, 1);
+            assert!(many.passes > 2, "{} passes", many.passes);
+            assert_eq!(many.keep, one.keep);
+            assert_eq!(many.tombs, one.tombs);
+            assert_eq!(many.newlines, one.newlines);
+            assert!(!one.newlines.is_empty() && !one.bad.is_empty());
+            let figures = |p: &Plan| (p.keys_live, p.keyed_lines, p.lines_in, p.bad_lines, p.unglued);
+            assert_eq!(figures(&many), figures(&one));
+        }
+    }
+}

@@ -193,10 +193,9 @@ fn digest_file_in(spec: &FoldSpec, file: &File, len: u64, min_chunk: u64) -> std
     let mut digest = all.finish();
     if spec.is_keyed() {
         let opts = crate::fold::Opts {
-            threads,
-            min_chunk,
             tombs: false,
             salvage: false,
+            ..crate::fold::Opts::compaction(threads, min_chunk)
         };
         let plan = spans::fold_source(spec, &span[..], opts)?;
         digest.keys = plan.keys_live;

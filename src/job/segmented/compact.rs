@@ -112,10 +112,9 @@ fn fold_inputs(
         },
     };
     let opts = fold::Opts {
-        threads: crate::job::compact::scan_threads(),
-        min_chunk: 8 << 20,
         tombs: true,
         salvage: false,
+        ..fold::Opts::compaction(crate::job::compact::scan_threads(), 8 << 20)
     };
     let dir = inputs.first().map_or(Path::new("."), |s| durable::parent_dir(&s.path));
     let plan = fold_source(spec, &src, opts).map_err(|e| {

@@ -126,10 +126,9 @@ pub fn replay(
         open: |k: usize| reopen(&files[k].0, files[k].1),
     };
     let opts = fold::Opts {
-        threads: crate::job::compact::scan_threads(),
-        min_chunk: 8 << 20,
         tombs: false,
         salvage: false,
+        ..fold::Opts::compaction(crate::job::compact::scan_threads(), 8 << 20)
     };
     let reread = "read segments (pruned or compacted during the replay? run it again) in";
     let dir = &policy.pattern.dir;
