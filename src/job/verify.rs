@@ -4,11 +4,14 @@
 //! range, a lost or doubled line, a torn write, a bit flipped on its way to
 //! the disk) fails the run instead of reaching the log.
 //!
-//! Both sides are the same digest: the lines in order, each as (class, key,
-//! bytes), hashed (for a store without a key, as bytes only: every line is
-//! kept whole, so there is no class or key to compare). The *planned* side reads the plan's kept ranges from the
-//! files the fold read, in output order with the plan's inserted `\n`s;
-//! the *on-disk* side reads the temp file. The two run in parallel.
+//! Both sides are the same digest: the lines in order, each hashed with its
+//! offset, and (keyed stores) the fold's figures: live keys, and lines a
+//! fold would drop. The *planned* side reads the plan's kept ranges from
+//! the files the fold read, in output order with the plan's inserted
+//! `\n`s, and takes the plan's live keys; the *on-disk* side reads the
+//! temp file and folds it with the same fold engine as the compaction
+//! (`fold::spans`), in which a snapshot must be its own fold: every key
+//! once, no delete, no malformed line. The two sides run in parallel.
 //!
 //! Invariants:
 //! - Runs after the snapshot is fsynced and before anything else changes
