@@ -123,14 +123,39 @@ impl KeyMap {
         let _ = hash;
     }
 
+    /// Second stage of a prefetch: if `hash`'s first slot (asked for
+    /// earlier, so likely cached now) holds that hash with its key in the
+    /// arena, ask for the key's bytes, which the lookup will compare.
+    #[inline(always)]
+    pub(crate) fn prefetch_key(&self, hash: u64) {
+        #[cfg(target_arch = "x86_64")]
+        if !self.slots.is_empty() {
+            let s = &self.slots[hash as usize & (self.slots.len() - 1)];
+            if s.hash == hash && s.key[7] & INLINE == 0 {
+                let at = (u64::from_le_bytes(s.key) as usize).min(self.arena.len().saturating_sub(1));
+                // SAFETY: `at` is in bounds of the arena; a prefetch reads nothing.
+                unsafe {
+                    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+                    _mm_prefetch(self.arena.as_ptr().add(at).cast::<i8>(), _MM_HINT_T0);
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = hash;
+    }
+
     fn key_of<'m>(&'m self, s: &'m Slot) -> &'m [u8] {
         if s.key[7] & INLINE != 0 {
             return &s.key[..(s.key[7] & 0x0f) as usize];
         }
-        let mut at = u64::from_le_bytes(s.key) as usize;
+        Self::arena_key(&self.arena, s.key)
+    }
+
+    fn arena_key(arena: &[u8], key: KeyRef) -> &[u8] {
+        let mut at = u64::from_le_bytes(key) as usize;
         let (mut n, mut shift) = (0usize, 0);
         loop {
-            let b = self.arena[at];
+            let b = arena[at];
             at += 1;
             n |= ((b & 0x7f) as usize) << shift;
             shift += 7;
@@ -138,7 +163,7 @@ impl KeyMap {
                 break;
             }
         }
-        &self.arena[at..at + n]
+        &arena[at..at + n]
     }
 
     /// The slot holding `key`, or the empty slot where it would go.
@@ -248,19 +273,45 @@ impl KeyMap {
         (self.len + 1) * 4 > self.slots.len() * 3
     }
 
-    /// The bytes the map would hold once its slots doubled.
-    pub(crate) fn grown_bytes(&self) -> usize {
-        (self.slots.len() * 2).max(1024) * std::mem::size_of::<Slot>() + self.arena.len()
+    /// The bytes the map holds at the peak of its next growth: the old
+    /// slots, the doubled ones, and the arena.
+    pub(crate) fn grow_peak_bytes(&self) -> usize {
+        3 * self.slots.len().max(512) * std::mem::size_of::<Slot>() + self.arena.capacity()
     }
 
-    /// Keep only the keys whose hash is at most `hi` (their arena bytes
-    /// copied to a fresh arena, so evicted keys free their bytes too).
+    /// Keep only the keys whose hash is at most `hi`, in place (no second
+    /// table): the others' slots are emptied, then every key is placed
+    /// again from its home slot, going round from an empty slot so that
+    /// each probe run is rebuilt in order. Surviving long keys move to a
+    /// fresh, smaller arena.
     pub(crate) fn retain_upto(&mut self, hi: u64) {
-        let old = std::mem::take(self);
-        self.slots = vec![Slot::default(); old.slots.len()];
-        for (hash, key, entry) in old.iter().filter(|(h, _, _)| *h <= hi) {
-            self.upsert(hash, key, entry);
+        for s in self.slots.iter_mut().filter(|s| s.hash > hi) {
+            *s = Slot::default();
+            self.len -= 1;
         }
+        let n = self.slots.len();
+        let Some(e) = self.slots.iter().position(|s| s.hash == 0) else {
+            return;
+        };
+        for step in 1..=n {
+            let i = (e + step) & (n - 1);
+            if self.slots[i].hash == 0 {
+                continue;
+            }
+            let s = std::mem::take(&mut self.slots[i]);
+            let mut j = s.hash as usize & (n - 1);
+            while self.slots[j].hash != 0 {
+                j = (j + 1) & (n - 1);
+            }
+            self.slots[j] = s;
+        }
+        let old = std::mem::take(&mut self.arena);
+        let mut slots = std::mem::take(&mut self.slots);
+        for s in slots.iter_mut().filter(|s| s.hash != 0 && s.key[7] & INLINE == 0) {
+            let key = Self::arena_key(&old, s.key);
+            s.key = self.store(key);
+        }
+        self.slots = slots;
     }
 
     /// Every (hash, key, entry), in no order.
@@ -325,5 +376,25 @@ mod tests {
         }
         assert_eq!(m.len(), 5000 - 1667);
         assert_eq!(std::mem::size_of::<Slot>(), 32);
+    }
+
+    #[test]
+    fn retaining_the_lower_hashes_keeps_those_keys_reachable_and_drops_the_rest() {
+        let mut m = KeyMap::default();
+        let key = |i: u64| format!("a longer key, stored in the arena: {i}").into_bytes();
+        for i in 0..6000 {
+            m.upsert(hash_key(&key(i)), &key(i), e(i));
+        }
+        let hi = u64::MAX / 3;
+        m.retain_upto(hi);
+        let mut kept = 0;
+        for i in 0..6000 {
+            let h = hash_key(&key(i));
+            let want = (h <= hi).then(|| e(i));
+            kept += usize::from(want.is_some());
+            assert_eq!(m.get(h, &key(i)), want, "key {i}");
+        }
+        assert_eq!(m.len(), kept);
+        assert!(kept > 1000 && kept < 3000, "{kept}");
     }
 }

@@ -231,12 +231,17 @@ impl<'s> Scan<'s> {
         p.key.extend_from_slice(&self.cls.key);
         p.entry = Entry::new(range, delete);
         self.queued += 1;
+        // Halfway down the pipeline, the slot has arrived: ask for its key.
+        if self.queued > PIPELINE / 2 {
+            let mid = &self.ring[(self.head + self.queued - 1 - PIPELINE / 2) % PIPELINE];
+            self.out.map.prefetch_key(mid.hash);
+        }
     }
 
     #[inline(always)]
     fn apply_one(&mut self) {
         let map = &self.out.map;
-        if map.needs_grow() && map.grown_bytes() > self.budget && !map.is_empty() {
+        if map.needs_grow() && map.grow_peak_bytes() > self.budget && !map.is_empty() {
             self.evict();
         }
         let p = &self.ring[self.head];

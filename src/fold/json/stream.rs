@@ -1,5 +1,5 @@
 //! Validation of a line fed in pieces, in constant memory: for lines too
-//! long to hold (see `LONG_LINE` in `fold::lines`), so that a 200 MB line
+//! long to hold (see `LONG_LINE` in `fold::scan`), so that a 200 MB line
 //! costs no more memory than a short one.
 //!
 //! The same 64-byte block masks as the in-memory scan ([`super::index`])
