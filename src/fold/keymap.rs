@@ -132,7 +132,8 @@ impl KeyMap {
         if !self.slots.is_empty() {
             let s = &self.slots[hash as usize & (self.slots.len() - 1)];
             if s.hash == hash && s.key[7] & INLINE == 0 {
-                let at = (u64::from_le_bytes(s.key) as usize).min(self.arena.len().saturating_sub(1));
+                let at =
+                    (u64::from_le_bytes(s.key) as usize).min(self.arena.len().saturating_sub(1));
                 // SAFETY: `at` is in bounds of the arena; a prefetch reads nothing.
                 unsafe {
                     use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
@@ -206,7 +207,11 @@ impl KeyMap {
         let (i, found) = self.probe(hash, key);
         if !found {
             let k = inline(key).unwrap_or_else(|| self.store(key));
-            self.slots[i] = Slot { hash, key: k, entry };
+            self.slots[i] = Slot {
+                hash,
+                key: k,
+                entry,
+            };
             self.len += 1;
         } else {
             self.slots[i].entry = entry;
@@ -307,7 +312,10 @@ impl KeyMap {
         }
         let old = std::mem::take(&mut self.arena);
         let mut slots = std::mem::take(&mut self.slots);
-        for s in slots.iter_mut().filter(|s| s.hash != 0 && s.key[7] & INLINE == 0) {
+        for s in slots
+            .iter_mut()
+            .filter(|s| s.hash != 0 && s.key[7] & INLINE == 0)
+        {
             let key = Self::arena_key(&old, s.key);
             s.key = self.store(key);
         }
@@ -328,7 +336,13 @@ mod tests {
     use super::*;
 
     fn e(n: u64) -> Entry {
-        Entry::new(Range { start: n, end: n + 1 }, false)
+        Entry::new(
+            Range {
+                start: n,
+                end: n + 1,
+            },
+            false,
+        )
     }
 
     #[test]

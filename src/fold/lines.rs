@@ -266,4 +266,3 @@ pub fn next_line_start(file: &File, at: u64, limit: u64) -> io::Result<u64> {
     }
     Ok(limit)
 }
-

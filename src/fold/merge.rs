@@ -126,7 +126,10 @@ fn all_but_bad(bad: &[super::Bad], cut: u64) -> Vec<Range> {
         at = b.range.end;
     }
     if cut > at {
-        keep.push(Range { start: at, end: cut });
+        keep.push(Range {
+            start: at,
+            end: cut,
+        });
     }
     keep
 }

@@ -39,7 +39,12 @@ pub(crate) use scan::Opts;
 
 /// Fold `[0, cut)` of `file` as a compaction does. `cut` must be 0 or just
 /// after a `\n`.
-pub fn fold(spec: &FoldSpec, file: &std::fs::File, cut: u64, threads: usize) -> std::io::Result<Plan> {
+pub fn fold(
+    spec: &FoldSpec,
+    file: &std::fs::File,
+    cut: u64,
+    threads: usize,
+) -> std::io::Result<Plan> {
     // Shares below a few MiB are not worth a thread.
     fold_min_chunk(spec, file, cut, threads, 8 << 20)
 }

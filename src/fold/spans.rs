@@ -281,7 +281,11 @@ pub fn locate_bad<'a>(segs: &[FileSpan<'a>], bad: &[Bad]) -> Vec<(FileSpan<'a>, 
 }
 
 /// Pieces in output order: (span, file range, `\n` after it).
-fn output_pieces(bounds: &[(u64, u64)], ranges: &[Range], newlines: &[u64]) -> Vec<(usize, Range, bool)> {
+fn output_pieces(
+    bounds: &[(u64, u64)],
+    ranges: &[Range],
+    newlines: &[u64],
+) -> Vec<(usize, Range, bool)> {
     let mut pieces: Vec<(usize, Range, bool)> = Vec::new();
     for (piece, nl) in super::split_at_newlines(ranges, newlines) {
         let located = locate_in(bounds, std::slice::from_ref(&piece));

@@ -326,9 +326,9 @@ fn a_fold_over_several_passes_equals_one_pass() {
             3 => text.push_str(&format!("{{\"t\":\"A\",\"id\":{id},\"op\":\"DEL\"}}\n")),
             5 => text.push_str("{\"no_key\":1}\n"),
             7 if i % 1000 == 7 => text.push_str("not json\n"),
-            8 if i % 1000 == 8 => {
-                text.push_str(&format!("{{\"t\":\"B\",\"id\":{id}}}{{\"t\":\"C\",\"id\":{i}}}\n"))
-            }
+            8 if i % 1000 == 8 => text.push_str(&format!(
+                "{{\"t\":\"B\",\"id\":{id}}}{{\"t\":\"C\",\"id\":{i}}}\n"
+            )),
             _ => text.push_str(&format!("{{\"t\":\"A\",\"id\":{id},\"v\":{i}}}\n")),
         }
     }
@@ -355,7 +355,15 @@ fn a_fold_over_several_passes_equals_one_pass() {
             assert_eq!(many.tombs, one.tombs);
             assert_eq!(many.newlines, one.newlines);
             assert!(!one.newlines.is_empty() && !one.bad.is_empty());
-            let figures = |p: &Plan| (p.keys_live, p.keyed_lines, p.lines_in, p.bad_lines, p.unglued);
+            let figures = |p: &Plan| {
+                (
+                    p.keys_live,
+                    p.keyed_lines,
+                    p.lines_in,
+                    p.bad_lines,
+                    p.unglued,
+                )
+            };
             assert_eq!(figures(&many), figures(&one));
         }
     }

@@ -167,7 +167,12 @@ fn digest_file(spec: &FoldSpec, file: &File, len: u64) -> std::io::Result<Digest
     digest_file_in(spec, file, len, MIN_CHUNK)
 }
 
-fn digest_file_in(spec: &FoldSpec, file: &File, len: u64, min_chunk: u64) -> std::io::Result<Digest> {
+fn digest_file_in(
+    spec: &FoldSpec,
+    file: &File,
+    len: u64,
+    min_chunk: u64,
+) -> std::io::Result<Digest> {
     let threads = crate::job::compact::scan_threads();
     // A snapshot ends in a `\n`; a damaged one may not: its last piece is
     // hashed as an unended line and counted as a line a fold would drop.
@@ -183,7 +188,15 @@ fn digest_file_in(spec: &FoldSpec, file: &File, len: u64, min_chunk: u64) -> std
         let mut d = LineDigest::new(pieces.first().map_or(0, |p| p.start));
         let mut buf = vec![0u8; CHUNK];
         for p in pieces {
-            read_range(file, Range { start: p.start, end: p.end }, &mut buf, |b| d.feed(b))?;
+            read_range(
+                file,
+                Range {
+                    start: p.start,
+                    end: p.end,
+                },
+                &mut buf,
+                |b| d.feed(b),
+            )?;
         }
         Ok(d)
     })?;
@@ -192,7 +205,15 @@ fn digest_file_in(spec: &FoldSpec, file: &File, len: u64, min_chunk: u64) -> std
         all.absorb(p);
     }
     let mut buf = vec![0u8; CHUNK];
-    read_range(file, Range { start: cut, end: len }, &mut buf, |b| all.feed(b))?;
+    read_range(
+        file,
+        Range {
+            start: cut,
+            end: len,
+        },
+        &mut buf,
+        |b| all.feed(b),
+    )?;
     let mut digest = all.finish();
     if spec.is_keyed() {
         let opts = crate::fold::Opts {
@@ -203,8 +224,7 @@ fn digest_file_in(spec: &FoldSpec, file: &File, len: u64, min_chunk: u64) -> std
         let plan = spans::fold_source(spec, &span[..], opts)?;
         digest.keys = plan.keys_live;
         // Every repeat of a key, every delete, every malformed line.
-        digest.unfolded =
-            plan.keyed_lines - plan.keys_live + plan.bad_lines + u64::from(cut < len);
+        digest.unfolded = plan.keyed_lines - plan.keys_live + plan.bad_lines + u64::from(cut < len);
     }
     Ok(digest)
 }
@@ -413,7 +433,11 @@ mod tests {
         let (one, shares) = (on_disk(text, 1 << 20), on_disk(text, 1));
         assert_eq!(one, shares);
         assert_eq!(one.hash, whole.hash);
-        assert_eq!((one.keys, one.unfolded), (2, 1), "a key twice across shares");
+        assert_eq!(
+            (one.keys, one.unfolded),
+            (2, 1),
+            "a key twice across shares"
+        );
     }
 
     #[test]

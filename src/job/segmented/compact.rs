@@ -116,7 +116,9 @@ fn fold_inputs(
         salvage: false,
         ..fold::Opts::compaction(crate::job::compact::scan_threads(), 8 << 20)
     };
-    let dir = inputs.first().map_or(Path::new("."), |s| durable::parent_dir(&s.path));
+    let dir = inputs
+        .first()
+        .map_or(Path::new("."), |s| durable::parent_dir(&s.path));
     let plan = fold_source(spec, &src, opts).map_err(|e| {
         let typed = failed.lock().unwrap_or_else(|p| p.into_inner()).take();
         typed.unwrap_or_else(|| Error::io("read segments in", dir, e))
@@ -126,7 +128,10 @@ fn fold_inputs(
     st.superseded += plan.keyed_lines - plan.keys_live - plan.tombs.len() as u64;
     let mut keep: Vec<Vec<Range>> = vec![Vec::new(); inputs.len()];
     let bad: Vec<Range> = plan.bad.iter().map(|b| b.range).collect();
-    for (k, r) in locate_in(&src.spans, &plan.keep).into_iter().chain(locate_in(&src.spans, &bad)) {
+    for (k, r) in locate_in(&src.spans, &plan.keep)
+        .into_iter()
+        .chain(locate_in(&src.spans, &bad))
+    {
         keep[k].push(r);
     }
     for (k, r) in locate_in(&src.spans, &plan.tombs) {
