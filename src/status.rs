@@ -410,6 +410,11 @@ fn strategy_note(st: &crate::job::strategy::Report) -> String {
         if !w.stayed.is_empty() {
             note.push_str(&format!("; still on the old inode: {}", who(&w.stayed)));
         }
+        if !w.gated && !w.followed.is_empty() {
+            note.push_str(
+                "; no open gate (it needs root): an app that reopens right after its last write to the old inode can read the log before that write is carried, and a line still in the old inode when its writer left waits for the next run; run logkeeper as root to close that gap",
+            );
+        }
     }
     note
 }

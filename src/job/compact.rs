@@ -288,24 +288,37 @@ pub fn compact(
         crate::failpoint!("after-late-prepare");
         let mut next = next;
         let first = carry.is_some() && !rotate && spec.is_keyed();
+        // The new file as the carry window appends to it, opened before
+        // the gate is armed on it (the run must not open the live path
+        // while its gate holds opens of it).
+        let (live, gate) = if carry.is_some() && !rotate {
+            let live = carry::append_handle(tmp.as_file(), tmp.path())?;
+            let gate = carry::Gate::arm(&live);
+            (Some(live), gate)
+        } else {
+            (None, carry::Gate::off())
+        };
         swap::exchange(&c, tmp, &rotated, || {
             // Not fatal: the window's first poll carries them (and fails
             // the run, after the directory fsync, if it cannot).
-            if first && let Err(e) = carry::first(&c.log, &rotated, &c.file, &mut next) {
+            if first
+                && let Some(live) = &live
+                && let Err(e) = carry::first(&c.log, live, &rotated, &c.file, &mut next)
+            {
                 tracing::warn!("{e}");
             }
             Ok(())
         })?;
-        Ok((appended, rotated, next))
+        Ok((appended, rotated, next, live, gate))
     })();
     let _ = c.file.unlock();
-    let (appended, rotated, mut next) = swapped?;
+    let (appended, rotated, mut next, live, gate) = swapped?;
     stats.timings.swap_ms = ms(t_swap);
     // The carry window (a swap that rotated a watched file only): what
     // lock-less writers append to the old inode reaches the live log now.
-    let window = match carry {
-        Some(cw) if !rotate => Some(carry::run(
-            &c.log, &rotated, &c.file, state_dir, &mut next, cw.window, cw.before,
+    let window = match (carry, live) {
+        (Some(cw), Some(live)) => Some(carry::run(
+            &c.log, &live, gate, &rotated, &c.file, state_dir, &mut next, cw.window, cw.before,
         )?),
         _ => None,
     };

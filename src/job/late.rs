@@ -267,14 +267,11 @@ fn carry_landed(log: &Path, cr: &Carrying) -> bool {
 }
 
 /// Record a carry before its append (see [`Carrying`]): `state` already
-/// shows the watch carried to `cr.to`. Renamed into place but not fsynced:
-/// readers of the live path wait for this, and a kill needs no fsync (the
-/// page cache survives it). After a power cut the journal may be the
-/// previous one: then a carried keyed line can be carried again at the
-/// next run, placed before its copy, which folds to the same value; if the
-/// journal survived but the append did not, the check on load finds the
-/// bytes missing and carries them then. The run ends with an fsynced
-/// [`commit`].
+/// shows the watch carried to `cr.to`. Durable (file fsync, rename,
+/// directory fsync) before the append, and the carry's append is
+/// fdatasynced before the next journal (`carry.rs`): after a kill or a
+/// power cut, at most the carry this journal names is in doubt, and the
+/// check on load settles it. The run ends with an fsynced [`commit`].
 pub fn journal_carry(state_dir: &Path, state: &LateWrites, cr: &Carrying) -> Result<()> {
     #[derive(Serialize)]
     struct StateFile<'a> {
@@ -293,12 +290,7 @@ pub fn journal_carry(state_dir: &Path, state: &LateWrites, cr: &Carrying) -> Res
         path: path.clone(),
         source,
     })?;
-    let mut tmp = durable::temp_beside(&path)?;
-    tmp.write_all(&json).ctx("write", tmp.path())?;
-    tmp.persist(&path)
-        .map_err(|e| e.error)
-        .ctx("rename temp file over", &path)?;
-    Ok(())
+    durable::atomic_write(&path, &json, 0o600)
 }
 
 /// Write `committed` and `prepared` (atomic replace, fsynced).

@@ -242,8 +242,8 @@ fn in_place_killed_after_truncate() {
 
 /// The carry window's steps (`src/job/carry.rs`): a lock-less writer
 /// appends to the old inode while the run carries; killed right after a
-/// carry's journal or right after its append, the next run neither loses
-/// nor repeats a line.
+/// carry's journal, after its append or after its fsync, the next run
+/// neither loses nor repeats a line.
 fn killed_carrying_at(point: &str) {
     let env = Env::new();
     let log = env.path("events.jsonl");
@@ -298,4 +298,8 @@ fn killed_after_carry_journal() {
 #[test]
 fn killed_after_carry_append() {
     killed_carrying_at("after-carry-append");
+}
+#[test]
+fn killed_after_carry_fsync() {
+    killed_carrying_at("after-carry-fsync");
 }

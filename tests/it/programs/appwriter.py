@@ -19,6 +19,8 @@ log, name, report_path, stop = sys.argv[1:5]
 rng = random.Random(os.getpid())
 mu = threading.Lock()
 truth = {}  # key -> seq of its last SET, or None after a DEL
+wrote_at = {}  # key -> when its last write completed (monotonic)
+last_write = [0.0]
 state = {"fd": os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644),
          "reloads": 0, "misses": 0, "worst": 0, "lines": 0, "examples": []}
 seq = 0
@@ -58,6 +60,7 @@ def watcher():
                 noticed = time.monotonic()
             elif time.monotonic() - noticed >= 0.15:
                 with mu:
+                    reopened = time.monotonic()
                     os.close(state["fd"])
                     state["fd"] = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
                     mine = dict(truth)  # every write made before the reopen
@@ -69,7 +72,14 @@ def watcher():
                         state["worst"] = max(state["worst"], len(wrong))
                         if len(state["examples"]) < 5:
                             k = wrong[0]
-                            state["examples"].append({"key": k, "wrote": mine[k], "saw": seen.get(k)})
+                            # Why it missed: how long before the reopen the
+                            # missed write was made, and whether it was the
+                            # app's last write before it.
+                            w = wrote_at.get(k, 0.0)
+                            state["examples"].append({
+                                "key": k, "wrote": mine[k], "saw": seen.get(k),
+                                "ms_before_reopen": round((reopened - w) * 1e3, 3),
+                                "last_write": w == last_write[0]})
                 noticed = None
         time.sleep(0.01)
 
@@ -86,6 +96,7 @@ while not os.path.exists(stop):
         os.write(state["fd"], b"\n")
         os.fdatasync(state["fd"])
         truth[key] = None if op == "DEL" else seq
+        wrote_at[key] = last_write[0] = time.monotonic()
         state["lines"] += 1
     time.sleep(0.01)
 t.join()

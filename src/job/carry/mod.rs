@@ -1,0 +1,612 @@
+//! The carry window (issue 14, G7): right after a swap, lock-less writers
+//! (class A until it notices the new inode and reopens, class C for the
+//! line in flight, class B for ever) still append to the old inode, now a
+//! rotated file. Left there, their lines reach the live path only at the
+//! next run. So the run keeps watching the old inode for `carry_window`
+//! (polled every [`TICK`]) and appends each complete line that lands there
+//! to the live log at once, under the writers' `flock`, until the census
+//! shows no process holds the old inode for writing, or the window ends.
+//!
+//! Lines carried here are live-log lines from then on: the late-write
+//! watch's `carried` advances with them, so the next fold does not place
+//! them again, and the swap point moves to the end of each carry, so the
+//! old inode's later lines (a writer still there when the window closed)
+//! fold in after the ones carried, in that writer's order. Lines written to the old inode after the
+//! window are carried by the next run, at the swap point, as before
+//! (`late.rs`).
+//!
+//! Crash order of one carry (G2): (1) the late-write state is rewritten
+//! with the watch advanced and a [`Carrying`] journal naming the live offset
+//! (atomic replace: file fsync, rename, directory fsync); (2) the bytes are
+//! appended in one `write`; (3) the log is fdatasynced. A kill or a power
+//! cut between (1) and (3) leaves the journal, and the next run's
+//! `late::load` checks the live log at that offset: the bytes are there
+//! (the watch stays advanced) or not (it goes back): never lost, never
+//! carried twice. Step (3) comes before the next carry's (1), so no journal
+//! on disk can name a carry whose predecessors' bytes are not durable.
+//!
+//! The open gate ([`Gate`]): where the run may (root), every open of the
+//! live path during the window waits until the old inode's complete lines
+//! are carried, so an app that reopens right after its last write to the
+//! old inode reads that write (issue 14's class-A app).
+//!
+//! Invariant: each writer's lines keep their order (a writer's lines reach
+//! the old inode before it reopens, and are carried before or as they come;
+//! its later lines go to the live log after that).
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{IoContext, Result};
+use crate::fold;
+use crate::job::census::{self, Opener};
+use crate::job::late::{self, Carrying, LateWrites};
+
+/// How often the old inode is polled for new bytes.
+pub const TICK: Duration = Duration::from_millis(5);
+/// How often the census of the old inode is taken.
+const CENSUS_EVERY: Duration = Duration::from_millis(50);
+/// The window stays open at least this long (a per-line writer that
+/// opened the old inode just before the swap is not in the census).
+const MIN_WINDOW: Duration = Duration::from_millis(30);
+/// The most bytes carried in one append (one `write`).
+const BATCH: u64 = 4 << 20;
+
+/// What the carry window did (in the run record, under `strategy`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Window {
+    /// Complete lines copied from the old inode into the live log.
+    pub lines: u64,
+    /// How long the window stayed open.
+    pub ms: f64,
+    /// The longest a carried line could have waited in the old inode
+    /// (the gap between two polls, plus the append).
+    pub max_carry_ms: f64,
+    /// Writers that held the old inode at the swap and left it during the
+    /// window (they follow a new inode: class A, or the writer protocol).
+    pub followed: Vec<Opener>,
+    /// Writers still holding the old inode when the window closed (they
+    /// keep one fd for life: class B); their later lines wait for the next
+    /// run.
+    pub stayed: Vec<Opener>,
+    /// The open gate was armed: every open of the live path during the
+    /// window waited until the old inode's complete lines were carried.
+    pub gated: bool,
+    /// Opens of the live path that waited at the gate.
+    pub gated_opens: u64,
+}
+
+/// Run the window for the file rotated by this swap. `state` is the
+/// late-write state the swap made true; its watch of `rotated` advances as
+/// lines are carried. `before` is the census of the log taken before the
+/// swap.
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    log: &Path,
+    live: &File,
+    gate: Gate,
+    rotated: &Path,
+    old: &File,
+    state_dir: &Path,
+    state: &mut LateWrites,
+    window: Duration,
+    before: &census::Census,
+) -> Result<Window> {
+    let t0 = Instant::now();
+    let mut out = Window {
+        gated: gate.armed(),
+        ..Window::default()
+    };
+    let ends = Ends {
+        log,
+        live,
+        rotated,
+        old,
+    };
+    let mut last_census: Option<Instant> = None;
+    let mut last_poll = t0;
+    let mut empty_seen = false;
+    let notify = Notify::new(rotated);
+    // Only an fd opened before the swap reaches the old inode: the writers
+    // of the census taken before it (and a per-line writer mid-line, which
+    // the final poll serves) are the ones to follow.
+    let pids: Vec<u32> = before.openers.iter().map(|o| o.pid).collect();
+    loop {
+        let gap = last_poll.elapsed();
+        last_poll = Instant::now();
+        // Once every writer that held the old inode has left it, a line
+        // still there was written before its writer reopened, and its
+        // writer may already have written newer lines to the live log:
+        // carrying it to the end now could put it after them. It stays
+        // for the next fold, at the swap point (the end of the last carry),
+        // which is before anything that writer wrote after reopening.
+        //
+        // With the open gate armed, that writer could not have written to
+        // the live log without opening it, and every open of it waited for
+        // a carry of all the complete lines then in the old inode: so the
+        // ones still there were written before it reopened, and carrying
+        // them now is in its order. Its reload waits for them.
+        if !pids.is_empty() && census::take_among(&[rotated], &pids).is_empty() {
+            if gate.armed() {
+                gate.pending();
+                let n = carry_all(&ends, state_dir, state)?;
+                note(&mut out, n, gap + last_poll.elapsed());
+                out.gated_opens += gate.allow_pending();
+            }
+            break;
+        }
+        let n = if gate.pending() {
+            // Opens of the live path wait here: carry every complete line
+            // the old inode holds now, then let them through.
+            let n = carry_all(&ends, state_dir, state)?;
+            out.gated_opens += gate.allow_pending();
+            n
+        } else {
+            carry_once(&ends, Some(state_dir), state)?
+        };
+        note(&mut out, n, gap + last_poll.elapsed());
+        // Done once no writer of the old inode is left and it holds no
+        // uncarried byte: a per-line writer (class C) that opened it just
+        // before the swap may still be between its two write calls.
+        let settled = || {
+            state
+                .watches
+                .iter()
+                .find(|w| w.rotated == rotated)
+                .is_none_or(|w| old.metadata().is_ok_and(|m| m.len() <= w.carried))
+        };
+        if t0.elapsed() >= window
+            || (empty_seen && n == 0 && t0.elapsed() >= MIN_WINDOW && settled())
+        {
+            break;
+        }
+        if last_census.is_none_or(|t| t.elapsed() >= CENSUS_EVERY) {
+            last_census = Some(Instant::now());
+            // One more poll after the census finds the old inode free: its
+            // last writer's final bytes landed before it closed.
+            empty_seen = census::take_among(&[rotated], &pids).is_empty();
+            if empty_seen {
+                continue;
+            }
+        }
+        notify.wait(TICK, &gate);
+    }
+    // Closing the group lets every open still waiting through.
+    drop(gate);
+    out.ms = ms(t0.elapsed());
+    let now = census::take_among(&[rotated], &pids);
+    out.stayed = now.of(rotated).cloned().collect();
+    out.followed = before
+        .openers
+        .iter()
+        .filter(|o| !out.stayed.iter().any(|s| s.pid == o.pid))
+        .cloned()
+        .collect();
+    Ok(out)
+}
+
+fn note(out: &mut Window, n: u64, waited: Duration) {
+    if n > 0 {
+        out.lines += n;
+        out.max_carry_ms = out.max_carry_ms.max(ms(waited));
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// Carry the complete lines that reached the old inode since the last
+/// carry. Returns how many lines were carried.
+/// The first carry, right after the rename and before the directory fsync
+/// (keyed stores only): lines a lock-less writer appended to the old inode
+/// between the tail copy and the rename would otherwise be missing from the
+/// live path, and their keys' values go back, until the window's first
+/// poll. Not journalled (the state cannot name the new inode before the
+/// directory fsync): a kill before the window's first journal can carry
+/// these lines again at the next run, as keyed duplicates placed before
+/// their copy, which fold to the same value.
+pub fn first(
+    log: &Path,
+    live: &File,
+    rotated: &Path,
+    old: &File,
+    state: &mut LateWrites,
+) -> Result<u64> {
+    let ends = Ends {
+        log,
+        live,
+        rotated,
+        old,
+    };
+    carry_once(&ends, None, state)
+}
+
+/// The two ends of a carry: the live log (`live`, the new inode, opened
+/// with `O_APPEND` before the gate was armed: the run never opens the
+/// live path while its own gate holds opens of it) and the old inode.
+struct Ends<'a> {
+    log: &'a Path,
+    live: &'a File,
+    rotated: &'a Path,
+    old: &'a File,
+}
+
+/// A second handle on the new file (before the exchange), appending:
+/// `fcntl(F_SETFL, O_APPEND)` on a duplicate, not an open of its name.
+/// The temp file's own handle shares the flag and is not written after.
+pub fn append_handle(tmp: &File, path: &Path) -> Result<File> {
+    use std::os::fd::AsRawFd;
+    let f = tmp.try_clone().ctx("duplicate the handle of", path)?;
+    // SAFETY: fcntl on an fd we own.
+    let rc = unsafe {
+        let fl = libc::fcntl(f.as_raw_fd(), libc::F_GETFL);
+        if fl < 0 {
+            fl
+        } else {
+            libc::fcntl(f.as_raw_fd(), libc::F_SETFL, fl | libc::O_APPEND)
+        }
+    };
+    if rc < 0 {
+        return Err(crate::Error::io(
+            "set O_APPEND on",
+            path,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(f)
+}
+
+/// Carry until no complete line is left in the old inode (or the log was
+/// replaced, or a writer holds its lock too long: then what is left waits
+/// for the next poll).
+fn carry_all(ends: &Ends, state_dir: &Path, state: &mut LateWrites) -> Result<u64> {
+    let mut total = 0;
+    loop {
+        let n = carry_once(ends, Some(state_dir), state)?;
+        if n == 0 {
+            return Ok(total);
+        }
+        total += n;
+    }
+}
+
+fn carry_once(ends: &Ends, state_dir: Option<&Path>, state: &mut LateWrites) -> Result<u64> {
+    let Ends {
+        log,
+        live,
+        rotated,
+        old,
+    } = *ends;
+    let Some(i) = state.watches.iter().position(|w| w.rotated == rotated) else {
+        return Ok(0);
+    };
+    let from = state.watches[i].carried;
+    let size = old.metadata().ctx("stat", rotated)?.len();
+    if size <= from {
+        return Ok(0);
+    }
+    let size = size.min(from + BATCH);
+    let to = fold::find_cut(old, size).ctx("read late writes in", rotated)?;
+    if to <= from {
+        return Ok(0);
+    }
+    let mut buf = vec![0u8; (to - from) as usize];
+    old.read_exact_at(&mut buf, from)
+        .ctx("read late writes in", rotated)?;
+
+    let meta = live.metadata().ctx("stat log", log)?;
+    let at_path = std::fs::metadata(log).ctx("stat log", log)?;
+    if !state
+        .live
+        .as_ref()
+        .is_some_and(|g| g.dev == meta.dev() && g.ino == meta.ino())
+        || (at_path.dev(), at_path.ino()) != (meta.dev(), meta.ino())
+    {
+        // Someone replaced the log since the swap: leave the lines to the
+        // next run's fold (they stay watched).
+        return Ok(0);
+    }
+    // Bounded: a writer that holds the lock while it opens the path would
+    // wait on the gate, which waits on this carry. Left for the next poll.
+    if !try_lock_for(live, log, LOCK_WAIT)? {
+        return Ok(0);
+    }
+    let done = append(live, log, &buf, from, to, rotated, state_dir, state, i);
+    let _ = live.unlock();
+    done?;
+    Ok(buf.iter().filter(|&&b| b == b'\n').count() as u64)
+}
+
+/// How long one carry waits for the writers' lock before it leaves the
+/// lines to the next poll.
+const LOCK_WAIT: Duration = Duration::from_millis(200);
+
+fn try_lock_for(file: &File, log: &Path, wait: Duration) -> Result<bool> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(true),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(false),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(crate::Error::io("take the writers' lock on", log, e));
+            }
+        }
+    }
+}
+
+/// The journalled append of one carry (writers' lock held on `live`).
+#[allow(clippy::too_many_arguments)]
+fn append(
+    live: &File,
+    log: &Path,
+    buf: &[u8],
+    from: u64,
+    to: u64,
+    rotated: &Path,
+    state_dir: Option<&Path>,
+    state: &mut LateWrites,
+    i: usize,
+) -> Result<()> {
+    // A line in flight at the end of the live log (a lock-less writer
+    // between its two write calls): give it up to 20 ms to finish; a line
+    // still torn then (a dead writer's) gets a `\n` first, so the carried
+    // lines never glue to it.
+    let mut tries = 0;
+    let (live_at, torn) = loop {
+        let at = live.metadata().ctx("stat log", log)?.len();
+        let torn = at > 0 && {
+            let mut b = [0u8; 1];
+            live.read_exact_at(&mut b, at - 1).ctx("read log", log)?;
+            b[0] != b'\n'
+        };
+        if !torn || tries == 20 {
+            break (at, torn);
+        }
+        tries += 1;
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    let mut bytes = Vec::with_capacity(buf.len() + 1);
+    if torn {
+        bytes.push(b'\n');
+    }
+    bytes.extend_from_slice(buf);
+    let w = &mut state.watches[i];
+    w.carried = to;
+    w.print = late::stamp(&File::open(rotated).ctx("open", rotated)?, to);
+    let cr = Carrying {
+        rotated: rotated.to_path_buf(),
+        from,
+        to,
+        live_at: live_at + torn as u64,
+        point: state.live.as_ref().map_or(0, |g| g.swap_point),
+    };
+    // Lines of the old inode not carried yet are newer than these: the
+    // next fold places them after this append, not at the old swap point.
+    if let Some(g) = state.live.as_mut() {
+        g.swap_point = cr.live_at + buf.len() as u64;
+    }
+    if let Some(dir) = state_dir {
+        late::journal_carry(dir, state, &cr)?;
+    }
+    crate::failpoint!("after-carry-journal");
+    (&*live)
+        .write_all(&bytes)
+        .ctx("append carried late writes to", log)?;
+    crate::failpoint!("after-carry-append");
+    // Durable before the next journal replaces this one: only the carry a
+    // journal names can be in doubt after a power cut.
+    live.sync_data().ctx("fsync log", log)?;
+    crate::failpoint!("after-carry-fsync");
+    Ok(())
+}
+
+/// Wakes the window as soon as the old inode is written (inotify
+/// `IN_MODIFY`), or after the tick where inotify is not available.
+struct Notify(Option<std::os::fd::OwnedFd>);
+
+impl Notify {
+    #[cfg(target_os = "linux")]
+    fn new(path: &Path) -> Notify {
+        use std::os::fd::FromRawFd;
+        let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+            return Notify(None);
+        };
+        // SAFETY: plain syscalls on a fresh fd we own.
+        unsafe {
+            let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
+            if fd < 0 {
+                return Notify(None);
+            }
+            let fd = std::os::fd::OwnedFd::from_raw_fd(fd);
+            use std::os::fd::AsRawFd;
+            if libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), libc::IN_MODIFY) < 0 {
+                return Notify(None);
+            }
+            Notify(Some(fd))
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn new(_path: &Path) -> Notify {
+        Notify(None)
+    }
+
+    /// Wait until the file is modified, an open waits at `gate`, or
+    /// `tick` passes; drain the file's events.
+    fn wait(&self, tick: Duration, gate: &Gate) {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let mut p: Vec<libc::pollfd> = [self.0.as_ref(), gate.fd.as_ref()]
+                .into_iter()
+                .flatten()
+                .map(|fd| libc::pollfd {
+                    fd: fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                })
+                .collect();
+            if !p.is_empty() {
+                let mut buf = [0u8; 4096];
+                // SAFETY: valid pollfds and buffer for the calls' durations.
+                unsafe {
+                    libc::poll(p.as_mut_ptr(), p.len() as _, tick.as_millis() as i32);
+                    if let Some(fd) = &self.0 {
+                        while libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) > 0 {}
+                    }
+                }
+                return;
+            }
+        }
+        std::thread::sleep(tick);
+    }
+}
+
+/// The open gate (Linux, `CAP_SYS_ADMIN`): a fanotify `FAN_OPEN_PERM` mark
+/// on the new live inode for the carry window. An open of the live path
+/// waits until the window has carried every complete line the old inode
+/// holds, so a reader that opens the path finds every line written before
+/// its open, whatever the scheduler does (an app that reloads right after
+/// its last write to the old inode, issue 14). Armed on the new file
+/// before the exchange, so no open of the path escapes it. Closing the
+/// group (the window's end, or the run's death) lets every waiting open
+/// through: the kernel answers for a group that is gone. Not armed where
+/// fanotify permission events are refused (not root, other systems, or
+/// `LOGKEEPER_OPEN_GATE=off`): then the window only polls.
+pub struct Gate {
+    fd: Option<std::os::fd::OwnedFd>,
+    /// Event fds read and not answered yet.
+    waiting: std::cell::RefCell<Vec<i32>>,
+}
+
+impl Gate {
+    /// No gate.
+    pub fn off() -> Gate {
+        Gate {
+            fd: None,
+            waiting: Default::default(),
+        }
+    }
+
+    /// Arm the gate on the inode `file` is open on.
+    #[cfg(target_os = "linux")]
+    pub fn arm(file: &File) -> Gate {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        if std::env::var("LOGKEEPER_OPEN_GATE").is_ok_and(|v| v == "off") {
+            return Gate::off();
+        }
+        // SAFETY: plain syscalls on fds we own; a null path marks the
+        // inode `file` is open on.
+        unsafe {
+            let fd = libc::fanotify_init(
+                libc::FAN_CLASS_CONTENT | libc::FAN_CLOEXEC | libc::FAN_NONBLOCK,
+                (libc::O_RDONLY | libc::O_CLOEXEC) as u32,
+            );
+            if fd < 0 {
+                return Gate::off();
+            }
+            let fd = OwnedFd::from_raw_fd(fd);
+            if libc::fanotify_mark(
+                fd.as_raw_fd(),
+                libc::FAN_MARK_ADD,
+                libc::FAN_OPEN_PERM,
+                file.as_raw_fd(),
+                std::ptr::null(),
+            ) < 0
+            {
+                return Gate::off();
+            }
+            Gate {
+                fd: Some(fd),
+                waiting: Default::default(),
+            }
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn arm(_file: &File) -> Gate {
+        Gate::off()
+    }
+
+    pub fn armed(&self) -> bool {
+        self.fd.is_some()
+    }
+
+    /// Whether an open waits at the gate (its events are read and kept
+    /// until [`Gate::allow_pending`]).
+    fn pending(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = &self.fd {
+            use std::os::fd::AsRawFd;
+            let mut buf = [0u64; 512];
+            let size = std::mem::size_of::<libc::fanotify_event_metadata>();
+            loop {
+                // SAFETY: the buffer is valid (and 8-aligned) for its length.
+                let n =
+                    unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), 8 * buf.len()) };
+                if n <= 0 {
+                    break;
+                }
+                let bytes = n as usize;
+                let mut at = 0;
+                while at + size <= bytes {
+                    // SAFETY: the kernel wrote whole events into the buffer;
+                    // `at` stays 8-aligned (event_len is a multiple of 8).
+                    let m: libc::fanotify_event_metadata =
+                        unsafe { std::ptr::read(buf.as_ptr().cast::<u8>().add(at).cast()) };
+                    if m.event_len as usize == 0 {
+                        break;
+                    }
+                    if m.fd >= 0 {
+                        self.waiting.borrow_mut().push(m.fd);
+                    }
+                    at += m.event_len as usize;
+                }
+            }
+        }
+        !self.waiting.borrow().is_empty()
+    }
+
+    /// Let every open read so far through. Returns how many.
+    fn allow_pending(&self) -> u64 {
+        let waiting: Vec<i32> = std::mem::take(&mut *self.waiting.borrow_mut());
+        #[cfg(target_os = "linux")]
+        if let Some(g) = &self.fd {
+            use std::os::fd::AsRawFd;
+            for &fd in &waiting {
+                let r = libc::fanotify_response {
+                    fd,
+                    response: libc::FAN_ALLOW,
+                };
+                // SAFETY: `r` is valid for the write; `fd` is the event's
+                // fd, ours to close once answered.
+                unsafe {
+                    libc::write(
+                        g.as_raw_fd(),
+                        (&r as *const libc::fanotify_response).cast(),
+                        std::mem::size_of::<libc::fanotify_response>(),
+                    );
+                    libc::close(fd);
+                }
+            }
+        }
+        waiting.len() as u64
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        // Answered before the group closes (closing would allow them too).
+        self.allow_pending();
+    }
+}
