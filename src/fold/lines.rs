@@ -70,6 +70,9 @@ pub fn for_each_line(
 /// then read back (see [`scan_chunk`]).
 pub(crate) const LONG_LINE: usize = 2 << 20;
 
+/// Whether a long line is valid JSON, with the spans of the pointers' values.
+pub(crate) type Verdict = Result<Vec<Option<Span>>, Invalid>;
+
 /// One line as [`for_each_line_bounded`] hands it over.
 pub(crate) enum Line<'a> {
     /// The line's bytes, without its `\n`, and whether they are already
@@ -77,10 +80,7 @@ pub(crate) enum Line<'a> {
     Whole(&'a [u8], bool),
     /// A line longer than [`LONG_LINE`]: its length (without the `\n`) and
     /// whether it is valid JSON, with the spans of the pointers' values.
-    Long {
-        len: u64,
-        verdict: Result<Vec<Option<Span>>, Invalid>,
-    },
+    Long { len: u64, verdict: Verdict },
 }
 
 /// Like [`for_each_line`], but the buffer never grows past [`LONG_LINE`]:
@@ -189,10 +189,7 @@ impl Reader<'_> {
     /// The buffer is full with one line longer than [`LONG_LINE`]:
     /// validate it in pieces until its `\n`. Returns its offset, length
     /// (without the `\n`) and verdict; the buffer then holds what follows.
-    fn stream_long_line(
-        &mut self,
-        ptrs: Option<&Pointers>,
-    ) -> io::Result<(u64, u64, Result<Vec<Option<Span>>, Invalid>)> {
+    fn stream_long_line(&mut self, ptrs: Option<&Pointers>) -> io::Result<(u64, u64, Verdict)> {
         let mut v = crate::fold::json::LineValidator::with_pointers(ptrs);
         v.feed(&self.buf[..self.filled]);
         let mut len = self.filled as u64;
