@@ -40,6 +40,12 @@ impl<'s> Classifier<'s> {
         }
     }
 
+    /// The spec this classifier applies (borrowed for the spec's life, not
+    /// the classifier's).
+    pub(crate) fn spec(&self) -> &'s FoldSpec {
+        self.spec
+    }
+
     pub fn classify(&mut self, line: &[u8]) -> Class {
         let scanned =
             self.scanner
@@ -78,7 +84,7 @@ impl<'s> Classifier<'s> {
 }
 
 impl Classifier<'_> {
-    /// Classify a valid line too long to hold ([`crate::fold::scan`]'s
+    /// Classify a valid line too long to hold ([`crate::fold::lines`]'s
     /// `LONG_LINE`) from the spans the streamed validator found, reading
     /// only the key and op values (with `read`), as [`Classifier::classify`]
     /// would from the whole line.

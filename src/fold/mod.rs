@@ -21,8 +21,11 @@ mod classify;
 #[cfg(test)]
 mod differential;
 pub mod json;
+mod keymap;
+mod lines;
+mod merge;
 mod scan;
-pub mod segments;
+pub mod spans;
 #[cfg(test)]
 mod tests;
 mod torn;
@@ -31,7 +34,36 @@ pub use crate::io::ranges::{
     Range, copy_ranges, copy_ranges_nl, split_at_newlines, write_ranges_at,
 };
 pub use classify::{Class, Classifier, decode_key, first_component_len};
-pub use scan::{count_lines_in, find_cut, fold, for_each_line, next_line_start};
+pub use lines::{count_lines_in, find_cut, for_each_line, next_line_start};
+pub(crate) use scan::Opts;
+
+/// Fold `[0, cut)` of `file` as a compaction does. `cut` must be 0 or just
+/// after a `\n`.
+pub fn fold(
+    spec: &FoldSpec,
+    file: &std::fs::File,
+    cut: u64,
+    threads: usize,
+) -> std::io::Result<Plan> {
+    // Shares below a few MiB are not worth a thread.
+    fold_min_chunk(spec, file, cut, threads, 8 << 20)
+}
+
+pub(crate) fn fold_min_chunk(
+    spec: &FoldSpec,
+    file: &std::fs::File,
+    cut: u64,
+    threads: usize,
+    min_chunk: u64,
+) -> std::io::Result<Plan> {
+    let span = spans::FileSpan {
+        file,
+        path: std::path::Path::new(""),
+        start: 0,
+        end: cut,
+    };
+    spans::fold_spans(spec, &[span], threads, min_chunk)
+}
 
 use crate::fold::json::{Invalid, Pointers};
 
@@ -86,7 +118,15 @@ pub struct Plan {
     /// How many malformed lines (and fragments) `bad` holds.
     pub bad_lines: u64,
     pub lines_in: u64,
+    /// Lines (and salvaged events) with the key, deletes included.
+    pub keyed_lines: u64,
     pub keys_live: u64,
+    /// Each deleted key's last write (sorted), when the fold was asked to
+    /// keep tombstones ([`Opts::tombs`]); empty otherwise.
+    pub tombs: Vec<Range>,
+    /// Passes over the input: more than one when the live keys would not
+    /// fit the key maps' memory budget at once.
+    pub passes: u32,
     pub keyless_kept: u64,
     pub deletes_dropped: u64,
     /// Malformed lines that ended in a complete event: the event was kept,

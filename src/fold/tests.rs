@@ -4,7 +4,7 @@
 use super::*;
 use crate::fold::classify::encode_component;
 use crate::fold::json::{Kind, Span};
-use crate::fold::scan::{Entry, StoredKey, fold_min_chunk};
+use crate::fold::keymap::Entry;
 use crate::io::ranges::{BUF, copy_ranges};
 use std::io::Write;
 
@@ -102,7 +102,7 @@ fn parallel_fold_equals_sequential_fold() {
 
 #[test]
 fn long_and_short_keys_fold_alike() {
-    // Keys around the inline limit, and long ones (boxed), with a delete
+    // Keys around the inline limit, and long ones (in the arena), with a delete
     // and a re-set; equal keys must meet whichever way they are stored.
     let mut text = String::new();
     let ids: Vec<String> = [0, 1, 20, 21, 22, 23, 24, 40, 200, 5000]
@@ -131,7 +131,6 @@ fn long_and_short_keys_fold_alike() {
             .collect();
         assert_eq!(out, want);
     }
-    assert_eq!(std::mem::size_of::<StoredKey>(), 32);
     assert_eq!(std::mem::size_of::<Entry>(), 16);
 }
 
@@ -267,7 +266,7 @@ fn salvage_never_takes_a_nested_value() {
 fn lines_longer_than_the_buffer_are_read_whole() {
     let big = format!(
         "{{\"t\":\"A\",\"id\":1,\"pad\":\"{}\"}}\n",
-        "x".repeat(crate::fold::scan::SCAN_BUF * 2 + 3)
+        "x".repeat(crate::fold::lines::SCAN_BUF * 2 + 3)
     );
     let text = format!("{big}{{\"t\":\"A\",\"id\":2}}\n");
     let (out, plan) = fold_text(&spec(), &text, 1);
@@ -280,7 +279,7 @@ fn lines_longer_than_the_buffer_are_read_whole() {
 /// quarantined whole.
 #[test]
 fn lines_longer_than_long_line_are_validated_in_pieces() {
-    let pad = "x".repeat(crate::fold::scan::LONG_LINE + BUF + 5);
+    let pad = "x".repeat(crate::fold::lines::LONG_LINE + BUF + 5);
     let long_ok = format!("{{\"t\":\"A\",\"id\":1,\"pad\":\"{pad}\"}}\n");
     let long_bad = format!("{{\"t\":\"A\",\"id\":3,\"pad\":\"{pad}\"\n");
     let tail = "{\"t\":\"A\",\"id\":1}\n{\"t\":\"A\",\"id\":2}\n";
@@ -312,4 +311,60 @@ fn adjacent_malformed_lines_form_one_run() {
         .map(|b| &text[b.range.start as usize..b.range.end as usize])
         .collect();
     assert_eq!(runs, ["x\ny\n", "z\n"]);
+}
+
+/// Keys that do not fit the maps' budget are folded over several passes,
+/// a range of hashes each; the plan is the one a single pass makes.
+#[test]
+fn a_fold_over_several_passes_equals_one_pass() {
+    use crate::fold::Opts;
+    use crate::fold::spans::{FileSpan, fold_source};
+    let mut text = String::new();
+    for i in 0..30_000u32 {
+        let id = (i * 7919) % 20_000;
+        match i % 10 {
+            3 => text.push_str(&format!("{{\"t\":\"A\",\"id\":{id},\"op\":\"DEL\"}}\n")),
+            5 => text.push_str("{\"no_key\":1}\n"),
+            7 if i % 1000 == 7 => text.push_str("not json\n"),
+            8 if i % 1000 == 8 => text.push_str(&format!(
+                "{{\"t\":\"B\",\"id\":{id}}}{{\"t\":\"C\",\"id\":{i}}}\n"
+            )),
+            _ => text.push_str(&format!("{{\"t\":\"A\",\"id\":{id},\"v\":{i}}}\n")),
+        }
+    }
+    let mut f = tempfile::tempfile().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    let span = [FileSpan {
+        file: &f,
+        path: std::path::Path::new(""),
+        start: 0,
+        end: text.len() as u64,
+    }];
+    for tombs in [false, true] {
+        for threads in [1, 3] {
+            let opts = |budget| Opts {
+                tombs,
+                budget,
+                ..Opts::compaction(threads, 1 << 10)
+            };
+            let one = fold_source(&spec(), &span[..], opts(usize::MAX)).unwrap();
+            let many = fold_source(&spec(), &span[..], opts(64 << 10)).unwrap();
+            assert_eq!(one.passes, 1);
+            assert!(many.passes > 2, "{} passes", many.passes);
+            assert_eq!(many.keep, one.keep);
+            assert_eq!(many.tombs, one.tombs);
+            assert_eq!(many.newlines, one.newlines);
+            assert!(!one.newlines.is_empty() && !one.bad.is_empty());
+            let figures = |p: &Plan| {
+                (
+                    p.keys_live,
+                    p.keyed_lines,
+                    p.lines_in,
+                    p.bad_lines,
+                    p.unglued,
+                )
+            };
+            assert_eq!(figures(&many), figures(&one));
+        }
+    }
 }

@@ -192,7 +192,7 @@ fn swapped_stats(
 /// lines (quarantined from their rotated file) in `late_lines_quarantined`.
 fn fold_stats(c: &Cut, spec: &FoldSpec) -> Result<Stats> {
     let mut late_bad = 0;
-    for (seg, b) in crate::fold::segments::locate_bad(&c.segments(), &c.plan.bad) {
+    for (seg, b) in crate::fold::spans::locate_bad(&c.spans(), &c.plan.bad) {
         if seg.path != c.log {
             late_bad += crate::fold::count_lines_in(seg.file, b.range)
                 .ctx("read late writes in", seg.path)?;
@@ -235,7 +235,7 @@ fn write_new(
     progress::begin(Phase::Write, snapshot_bytes);
     let tmp = swap::prepare(c)?;
     let snapshot = swap::write_snapshot(c, keep, &tmp, scan_threads())?;
-    let segs = c.segments();
+    let segs = c.spans();
     let plan = verify::Planned {
         keys: c.plan.keys_live,
         spec,

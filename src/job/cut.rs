@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use crate::config::StoreConfig;
 use crate::error::{Error, IoContext, Result};
-use crate::fold::segments::{self, Segment};
+use crate::fold::spans::{self, FileSpan};
 use crate::fold::{self, FoldSpec, Plan};
 use crate::io::durable;
 use crate::job::late::{self, LateWrites};
@@ -95,22 +95,22 @@ impl Cut {
             fingerprint,
         };
         let spec = FoldSpec::for_store(store)?;
-        c.plan = segments::fold_segments(&spec, &c.segments(), scan_threads(), 8 << 20)
+        c.plan = spans::fold_spans(&spec, &c.spans(), scan_threads(), 8 << 20)
             .ctx("read log", &c.log)?;
         Ok(c)
     }
 
     /// The logical stream: `live[0, P) ++ late… ++ live[P, cut)`.
-    pub fn segments(&self) -> Vec<Segment<'_>> {
+    pub fn spans(&self) -> Vec<FileSpan<'_>> {
         if self.late_bytes() == 0 {
-            return vec![Segment {
+            return vec![FileSpan {
                 file: &self.file,
                 path: &self.log,
                 start: 0,
                 end: self.cut,
             }];
         }
-        let mut v = vec![Segment {
+        let mut v = vec![FileSpan {
             file: &self.file,
             path: &self.log,
             start: 0,
@@ -120,14 +120,14 @@ impl Cut {
             self.late
                 .iter()
                 .filter(|o| o.end > o.watch.carried)
-                .map(|o| Segment {
+                .map(|o| FileSpan {
                     file: &o.file,
                     path: &o.watch.rotated,
                     start: o.watch.carried,
                     end: o.end,
                 }),
         );
-        v.push(Segment {
+        v.push(FileSpan {
             file: &self.file,
             path: &self.log,
             start: self.swap_point,

@@ -33,7 +33,6 @@
 //! lose its line: that is why `auto` never picks this strategy when it has
 //! seen a lock-less writer (`strategy.rs`).
 
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -41,7 +40,7 @@ use std::path::Path;
 
 use crate::config::StoreConfig;
 use crate::error::{Error, IoContext, Result};
-use crate::fold::{self, Class, Classifier, FoldSpec};
+use crate::fold::{self, FoldSpec};
 use crate::job::compact::{Compacted, resolve_log, scan_threads};
 use crate::job::cut::Cut;
 use crate::job::late::{Generation, LateWrites};
@@ -192,8 +191,8 @@ fn ms(since: std::time::Instant) -> f64 {
 fn fold_bytes(c: &Cut, log: &Path) -> Result<Vec<u8>> {
     let dir = crate::io::durable::parent_dir(log);
     let mut tmp = tempfile::tempfile_in(dir).ctx("create a temp file in", dir)?;
-    fold::segments::write_segments(
-        &c.segments(),
+    fold::spans::write_spans(
+        &c.spans(),
         &c.plan.keep,
         &c.plan.newlines,
         &tmp,
@@ -207,30 +206,22 @@ fn fold_bytes(c: &Cut, log: &Path) -> Result<Vec<u8>> {
     Ok(f)
 }
 
-/// `T`: the last line of each key whose last line deletes it, in order.
+/// `T`: the last line of each key whose last line deletes it, in order
+/// (the fold engine's tombstones).
 fn tombstones(spec: &FoldSpec, c: &Cut, log: &Path) -> Result<Vec<u8>> {
-    let mut last: HashMap<Vec<u8>, (u64, usize, bool)> = HashMap::new();
-    let mut cl = Classifier::new(spec);
-    fold::for_each_line(&c.file, 0, c.cut, |off, line| {
-        if let Class::Keyed { delete } = cl.classify(line) {
-            last.insert(cl.key.clone(), (off, line.len(), delete));
-        }
-    })
-    .ctx("read log", log)?;
-    let mut dels: Vec<(u64, usize)> = last
-        .into_values()
-        .filter(|&(_, _, d)| d)
-        .map(|(o, n, _)| (o, n))
-        .collect();
-    dels.sort_unstable();
+    let span = [fold::spans::FileSpan {
+        file: &c.file,
+        path: log,
+        start: 0,
+        end: c.cut,
+    }];
+    let opts = fold::Opts {
+        tombs: true,
+        salvage: false,
+        ..fold::Opts::compaction(scan_threads(), 8 << 20)
+    };
+    let plan = fold::spans::fold_source(spec, &span[..], opts).ctx("read log", log)?;
     let mut out = Vec::new();
-    for (off, n) in dels {
-        let at = out.len();
-        out.resize(at + n, 0);
-        c.file
-            .read_exact_at(&mut out[at..], off)
-            .ctx("read log", log)?;
-        out.push(b'\n');
-    }
+    fold::copy_ranges(&c.file, &plan.tombs, &mut out).ctx("read log", log)?;
     Ok(out)
 }

@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::error::{Error, IoContext, Result};
-use crate::fold::segments::{self, Segment};
+use crate::fold::spans::{self, FileSpan};
 use crate::fold::{self, Range};
 use crate::io::durable;
 use crate::io::rewrite::{self, Like, Rewrite};
@@ -55,8 +55,8 @@ pub fn prepare(c: &Cut) -> Result<Rewrite> {
 
 /// Step 1. Returns the snapshot's length.
 pub fn write_snapshot(c: &Cut, keep: &[Range], tmp: &Rewrite, threads: usize) -> Result<u64> {
-    let segs = c.segments();
-    let n = segments::write_segments(&segs, keep, &c.plan.newlines, tmp.file(), threads)
+    let segs = c.spans();
+    let n = spans::write_spans(&segs, keep, &c.plan.newlines, tmp.file(), threads)
         .and_then(|n| crate::failpoint::fail_io!(SnapshotWrite).map(|_| n))
         .map_err(|e| write_error(tmp.path(), &c.log, e))?;
     crate::failpoint::failpoint!(AfterSnapshotWrite);
@@ -72,13 +72,13 @@ pub fn quarantine_bad(c: &Cut) -> Result<Option<PathBuf>> {
     if c.plan.bad.is_empty() {
         return Ok(None);
     }
-    let segs = c.segments();
-    let located = segments::locate_bad(&segs, &c.plan.bad);
+    let segs = c.spans();
+    let located = spans::locate_bad(&segs, &c.plan.bad);
     let mut qfile = None;
     // Group by source file, keeping order.
     let mut i = 0;
     while i < located.len() {
-        let seg: Segment = located[i].0;
+        let seg: FileSpan = located[i].0;
         let mut bad = Vec::new();
         while i < located.len() && located[i].0.path == seg.path {
             bad.push(located[i].1.clone());

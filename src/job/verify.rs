@@ -4,11 +4,14 @@
 //! range, a lost or doubled line, a torn write, a bit flipped on its way to
 //! the disk) fails the run instead of reaching the log.
 //!
-//! Both sides are the same digest: the lines in order, each as (class, key,
-//! bytes), hashed (for a store without a key, as bytes only: every line is
-//! kept whole, so there is no class or key to compare). The *planned* side reads the plan's kept ranges from the
-//! files the fold read, in output order with the plan's inserted `\n`s;
-//! the *on-disk* side reads the temp file. The two run in parallel.
+//! Both sides are the same digest: the lines in order, each hashed with its
+//! offset, and (keyed stores) the fold's figures: live keys, and lines a
+//! fold would drop. The *planned* side reads the plan's kept ranges from
+//! the files the fold read, in output order with the plan's inserted
+//! `\n`s, and takes the plan's live keys; the *on-disk* side reads the
+//! temp file and folds it with the same fold engine as the compaction
+//! (`fold::spans`), in which a snapshot must be its own fold: every key
+//! once, no delete, no malformed line. The two sides run in parallel.
 //!
 //! Invariants:
 //! - Runs after the snapshot is fsynced and before anything else changes
@@ -29,8 +32,8 @@ use std::time::Instant;
 
 pub use crate::error::{Digest, Verification};
 use crate::error::{Error, IoContext, Result};
-use crate::fold::segments::{self, Segment};
-use crate::fold::{Class, Classifier, FoldSpec, Range};
+use crate::fold::spans::{self, FileSpan};
+use crate::fold::{FoldSpec, Range};
 
 /// Diagnosis files kept after failed verifications (the oldest go first).
 pub const KEEP_FAILED: usize = 3;
@@ -42,12 +45,12 @@ const CHUNK: usize = 1 << 20;
 const MIN_CHUNK: u64 = 4 << 20;
 
 /// What the new file's snapshot should hold: the `keep` ranges (virtual,
-/// see `fold::segments`) of `segs`, with a `\n` after each of `newlines`,
+/// see `fold::spans`) of `segs`, with a `\n` after each of `newlines`,
 /// holding `keys` live keys of `spec`.
 pub(crate) struct Planned<'a> {
     pub(crate) keys: u64,
     pub(crate) spec: &'a FoldSpec,
-    pub(crate) segs: &'a [Segment<'a>],
+    pub(crate) segs: &'a [FileSpan<'a>],
     pub(crate) keep: &'a [Range],
     pub(crate) newlines: &'a [u64],
 }
@@ -90,11 +93,11 @@ pub(crate) fn snapshot(
 /// The digest of the plan: its kept pieces read in output order (runs of
 /// pieces of one file with coalesced reads, as the snapshot was written).
 fn planned(plan: &Planned) -> std::io::Result<Digest> {
-    let mut d = LineDigest::new(None, 0);
+    let mut d = LineDigest::new(0);
     let mut group: Vec<Range> = Vec::new();
     let mut group_file = usize::MAX;
     for (piece, nl) in crate::fold::split_at_newlines(plan.keep, plan.newlines) {
-        for (k, r) in segments::locate(plan.segs, std::slice::from_ref(&piece)) {
+        for (k, r) in spans::locate(plan.segs, std::slice::from_ref(&piece)) {
             if k != group_file && !group.is_empty() {
                 crate::fold::copy_ranges(plan.segs[group_file].file, &group, &mut d)?;
                 group.clear();
@@ -116,41 +119,74 @@ fn planned(plan: &Planned) -> std::io::Result<Digest> {
     Ok(digest)
 }
 
-/// The digest of `[0, len)` of `file`, folded by `spec`: in chunks that
-/// start at line starts, one thread each (the line hashes are keyed by
-/// offset, so the chunking does not change the digest), their keys merged
-/// at the end.
+/// The digest of `[0, len)` of `file`, folded by `spec` with the fold
+/// engine: its lines hashed in the engine's shares (one thread each; the
+/// line hashes are keyed by offset, so the shares do not change the
+/// digest), then the file folded as a compaction would fold it.
 fn digest_file(spec: &FoldSpec, file: &File, len: u64) -> std::io::Result<Digest> {
-    let n = crate::job::compact::scan_threads().min((len / MIN_CHUNK).max(1) as usize);
-    let mut bounds = vec![0u64];
-    for i in 1..n {
-        let b = crate::fold::next_line_start(file, len * i as u64 / n as u64, len)?;
-        if b > *bounds.last().unwrap() && b < len {
-            bounds.push(b);
-        }
-    }
-    bounds.push(len);
-    let chunk = |start: u64, end: u64| -> std::io::Result<LineDigest> {
-        let mut d = LineDigest::new(spec.is_keyed().then(|| FoldCheck::new(spec)), start);
+    digest_file_in(spec, file, len, MIN_CHUNK)
+}
+
+fn digest_file_in(
+    spec: &FoldSpec,
+    file: &File,
+    len: u64,
+    min_chunk: u64,
+) -> std::io::Result<Digest> {
+    let threads = crate::job::compact::scan_threads();
+    // A snapshot ends in a `\n`; a damaged one may not: its last piece is
+    // hashed as an unended line and counted as a line a fold would drop.
+    let cut = crate::fold::find_cut(file, len)?;
+    let span = [FileSpan {
+        file,
+        path: Path::new(""),
+        start: 0,
+        end: cut,
+    }];
+    let shares = spans::split(&span[..], threads, min_chunk)?;
+    let parts = spans::for_shares(&shares, |_, pieces| {
+        let mut d = LineDigest::new(pieces.first().map_or(0, |p| p.start));
         let mut buf = vec![0u8; CHUNK];
-        read_range(file, Range { start, end }, &mut buf, |b| d.feed(b))?;
+        for p in pieces {
+            read_range(
+                file,
+                Range {
+                    start: p.start,
+                    end: p.end,
+                },
+                &mut buf,
+                |b| d.feed(b),
+            )?;
+        }
         Ok(d)
-    };
-    let parts = std::thread::scope(|s| {
-        let handles: Vec<_> = bounds
-            .windows(2)
-            .map(|w| s.spawn(move || chunk(w[0], w[1])))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("verify thread panicked"))
-            .collect::<std::io::Result<Vec<_>>>()
     })?;
-    let mut all = LineDigest::new(spec.is_keyed().then(|| FoldCheck::new(spec)), 0);
+    let mut all = LineDigest::new(0);
     for p in parts {
         all.absorb(p);
     }
-    Ok(all.finish())
+    let mut buf = vec![0u8; CHUNK];
+    read_range(
+        file,
+        Range {
+            start: cut,
+            end: len,
+        },
+        &mut buf,
+        |b| all.feed(b),
+    )?;
+    let mut digest = all.finish();
+    if spec.is_keyed() {
+        let opts = crate::fold::Opts {
+            tombs: false,
+            salvage: false,
+            ..crate::fold::Opts::compaction(threads, min_chunk)
+        };
+        let plan = spans::fold_source(spec, &span[..], opts)?;
+        digest.keys = plan.keys_live;
+        // Every repeat of a key, every delete, every malformed line.
+        digest.unfolded = plan.keyed_lines - plan.keys_live + plan.bad_lines + u64::from(cut < len);
+    }
+    Ok(digest)
 }
 
 fn read_range(
@@ -169,57 +205,10 @@ fn read_range(
     Ok(())
 }
 
-/// The fold of a snapshot, checked line by line: a snapshot is its own
-/// fold, so every line is a live event of a key not seen before, or a
-/// valid line without the key. Keys are remembered as 128-bit hashes
-/// (memory grows with live keys, as the scan's does; a collision could
-/// only fail a run, never pass a bad file).
-struct FoldCheck<'s> {
-    cls: Classifier<'s>,
-    /// Hashes of the live keys seen, in no order (sorted at the end).
-    keys: Vec<u128>,
-    unfolded: u64,
-}
-
-impl<'s> FoldCheck<'s> {
-    fn new(spec: &'s FoldSpec) -> Self {
-        FoldCheck {
-            cls: Classifier::new(spec),
-            keys: Vec::new(),
-            unfolded: 0,
-        }
-    }
-
-    fn line(&mut self, line: &[u8]) {
-        match self.cls.classify(line) {
-            Class::Keyed { delete: false } => {
-                let h = |seed: u64| {
-                    foldhash::quality::FixedState::with_seed(seed).hash_one(&self.cls.key[..])
-                };
-                self.keys.push((h(1) as u128) << 64 | h(2) as u128);
-            }
-            Class::Keyless => {}
-            Class::Keyed { delete: true } | Class::Malformed(_) => self.unfolded += 1,
-        }
-    }
-
-    /// (distinct keys, lines a fold would drop: those counted so far and
-    /// every repeat of a key).
-    fn finish(&mut self) -> (u64, u64) {
-        self.keys.sort_unstable();
-        let all = self.keys.len();
-        self.keys.dedup();
-        let distinct = self.keys.len() as u64;
-        (distinct, self.unfolded + (all as u64 - distinct))
-    }
-}
-
-/// Lines fed in pieces, each hashed (and, on disk, folded) as it
-/// completes. The digest is the wrapping sum of one hash per line of
+/// Lines fed in pieces, each hashed as it completes. The digest is the wrapping sum of one hash per line of
 /// (offset in the output, bytes): order-sensitive through the offset, and
 /// the same whether the stream is digested whole or in chunks.
-struct LineDigest<'s> {
-    fold: Option<FoldCheck<'s>>,
+struct LineDigest {
     pending: Vec<u8>,
     /// The output offset of the next line's first byte.
     at: u64,
@@ -230,10 +219,9 @@ struct LineDigest<'s> {
 
 const SEED: u64 = 0x6c6b_7665_7269_6679;
 
-impl<'s> LineDigest<'s> {
-    fn new(fold: Option<FoldCheck<'s>>, at: u64) -> Self {
+impl LineDigest {
+    fn new(at: u64) -> Self {
         LineDigest {
-            fold,
             pending: Vec::new(),
             at,
             sum: 0,
@@ -267,9 +255,6 @@ impl<'s> LineDigest<'s> {
         self.sum = self.sum.wrapping_add(h.finish());
         self.lines += 1;
         self.at += line.len() as u64 + 1;
-        if let Some(f) = self.fold.as_mut() {
-            f.line(line);
-        }
     }
 
     /// Add a later chunk's lines (its partial last line, if any, ends the
@@ -282,10 +267,6 @@ impl<'s> LineDigest<'s> {
         self.sum = self.sum.wrapping_add(other.sum);
         self.lines += other.lines;
         self.bytes += other.bytes;
-        if let (Some(f), Some(o)) = (self.fold.as_mut(), other.fold) {
-            f.keys.extend(o.keys);
-            f.unfolded += o.unfolded;
-        }
     }
 
     fn finish(mut self) -> Digest {
@@ -294,19 +275,18 @@ impl<'s> LineDigest<'s> {
             let rest = std::mem::take(&mut self.pending);
             self.line(&rest, false);
         }
-        let (keys, unfolded) = self.fold.as_mut().map_or((0, 0), FoldCheck::finish);
         Digest {
             lines: self.lines,
             bytes: self.bytes,
             hash: format!("{:016x}", self.sum),
-            keys,
-            unfolded,
+            keys: 0,
+            unfolded: 0,
         }
     }
 }
 
 /// The plan's side is read through [`crate::fold::copy_ranges`].
-impl std::io::Write for LineDigest<'_> {
+impl std::io::Write for LineDigest {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
         self.feed(b);
         Ok(b.len())
@@ -367,60 +347,73 @@ fn corrupt_for_tests(_file: &File, _len: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn spec() -> FoldSpec {
         FoldSpec::new(&["/t".into(), "/id".into()], Some("/op"), &["DEL".into()]).unwrap()
     }
 
-    fn digest(pieces: &[&[u8]]) -> Digest {
-        let s = spec();
-        let mut d = LineDigest::new(Some(FoldCheck::new(&s)), 0);
+    /// The planned side: lines fed in pieces.
+    fn fed(pieces: &[&[u8]]) -> Digest {
+        let mut d = LineDigest::new(0);
         for p in pieces {
             d.feed(p);
         }
         d.finish()
     }
 
+    /// The on-disk side, folded in shares of at least `min_chunk` bytes.
+    fn on_disk(text: &[u8], min_chunk: u64) -> Digest {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(text).unwrap();
+        digest_file_in(&spec(), &f, text.len() as u64, min_chunk).unwrap()
+    }
+
     #[test]
     fn the_digest_is_of_lines_not_of_how_they_were_cut() {
-        let whole = digest(&[b"{\"t\":1,\"id\":2}\n{\"t\":1,\"id\":3}\n"]);
-        let pieces = digest(&[b"{\"t\":1,", b"\"id\":2}\n{\"t\"", b":1,\"id\":3}\n"]);
+        let text: &[u8] = b"{\"t\":1,\"id\":2}\n{\"t\":1,\"id\":3}\n";
+        let whole = fed(&[text]);
+        let pieces = fed(&[b"{\"t\":1,", b"\"id\":2}\n{\"t\"", b":1,\"id\":3}\n"]);
         assert_eq!(whole, pieces);
-        assert_eq!(
-            (whole.lines, whole.bytes, whole.keys, whole.unfolded),
-            (2, 30, 2, 0)
-        );
+        let disk = on_disk(text, 1 << 20);
+        assert_eq!((disk.hash, disk.lines, disk.bytes), (whole.hash, 2, 30));
+        assert_eq!((disk.keys, disk.unfolded), (2, 0));
     }
 
     #[test]
     fn chunks_digested_apart_add_up_to_the_whole() {
-        let s = spec();
         let text: &[u8] = b"{\"t\":1,\"id\":2}\n{\"t\":1,\"id\":3}\n{\"t\":1,\"id\":2}\n";
-        let whole = digest(&[text]);
-        let mut first = LineDigest::new(Some(FoldCheck::new(&s)), 0);
+        let whole = fed(&[text]);
+        let mut first = LineDigest::new(0);
         first.feed(&text[..15]);
-        let mut rest = LineDigest::new(Some(FoldCheck::new(&s)), 15);
+        let mut rest = LineDigest::new(15);
         rest.feed(&text[15..]);
         first.absorb(rest);
         assert_eq!(first.finish(), whole);
+        let (one, shares) = (on_disk(text, 1 << 20), on_disk(text, 1));
+        assert_eq!(one, shares);
+        assert_eq!(one.hash, whole.hash);
         assert_eq!(
-            (whole.keys, whole.unfolded),
+            (one.keys, one.unfolded),
             (2, 1),
-            "a key twice across chunks"
+            "a key twice across shares"
         );
     }
 
     #[test]
     fn order_bytes_and_the_fold_all_count() {
-        let a = digest(&[b"{\"t\":1,\"id\":2}\n{\"t\":1,\"id\":3}\n"]);
-        let swapped = digest(&[b"{\"t\":1,\"id\":3}\n{\"t\":1,\"id\":2}\n"]);
-        let glued = digest(&[b"{\"t\":1,\"id\":2}{\"t\":1,\"id\":3}\n\n"]);
+        let a = fed(&[b"{\"t\":1,\"id\":2}\n{\"t\":1,\"id\":3}\n"]);
+        let swapped = fed(&[b"{\"t\":1,\"id\":3}\n{\"t\":1,\"id\":2}\n"]);
+        let glued = fed(&[b"{\"t\":1,\"id\":2}{\"t\":1,\"id\":3}\n\n"]);
         assert_ne!(a.hash, swapped.hash);
         assert_ne!(a.hash, glued.hash);
-        // A key twice, a delete, a malformed line: a fold would drop them.
-        let twice = digest(&[b"{\"t\":1,\"id\":2}\n{\"t\":1,\"id\":2,\"v\":1}\n"]);
+        // A key twice, a delete, a malformed line, a last line without its
+        // `\n`: a fold would drop or change them.
+        let twice = on_disk(b"{\"t\":1,\"id\":2}\n{\"t\":1,\"id\":2,\"v\":1}\n", 1);
         assert_eq!((twice.keys, twice.unfolded), (1, 1));
-        let del = digest(&[b"{\"t\":1,\"id\":2,\"op\":\"DEL\"}\nnope\n{\"x\":1}\n"]);
+        let del = on_disk(b"{\"t\":1,\"id\":2,\"op\":\"DEL\"}\nnope\n{\"x\":1}\n", 1);
         assert_eq!((del.keys, del.unfolded), (0, 2));
+        let torn = on_disk(b"{\"t\":1,\"id\":2}\n{\"t\":1,\"id", 1);
+        assert_eq!((torn.keys, torn.unfolded, torn.lines), (1, 1, 2));
     }
 }

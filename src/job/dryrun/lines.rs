@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::{Dropped, Group, LIST, TopKey};
 use crate::error::{IoContext, Result};
-use crate::fold::segments::Segment;
+use crate::fold::spans::FileSpan;
 use crate::fold::{self, Class, Classifier, FoldSpec, Range};
 
 /// The per-line breakdown: groups, drops and the most superseded keys.
@@ -153,7 +153,7 @@ impl Tally {
 /// keys that have superseded lines (a count each), like the fold's.
 pub(super) fn classify_lines(
     spec: &FoldSpec,
-    segs: &[Segment],
+    segs: &[FileSpan],
     plan: &fold::Plan,
     log: &Path,
 ) -> Result<Lines> {

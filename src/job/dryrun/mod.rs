@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::config::StoreConfig;
 use crate::error::{Error, IoContext, Result};
-use crate::fold::segments::{Segment, locate_bad};
+use crate::fold::spans::{FileSpan, locate_bad};
 use crate::fold::{self, FoldSpec, Range};
 use crate::job::census::{self, Census, Opener};
 use crate::job::cut::{Cut, fingerprint};
@@ -285,7 +285,7 @@ fn report(
     let spec = FoldSpec::for_store(store)?;
     let keyed = spec.is_keyed();
     let plan = &c.plan;
-    let segs = c.segments();
+    let segs = c.spans();
     let lines = classify_lines(&spec, &segs, plan, &c.log)?;
     let bytes_kept = plan.kept_bytes() + plan.newlines.len() as u64;
     let choice = choice(store, c, keyed);
@@ -403,7 +403,7 @@ fn run_figures(c: &Cut, keyed: bool, rotate: bool, rewritten: bool, bytes_kept: 
 /// malformed line does; a salvaged fragment does not).
 /// The first [`LIST`] quarantined lines: a run of adjacent malformed lines
 /// (one entry of the plan) is listed line by line, each with its reason.
-fn first_quarantined(located: &[(Segment, fold::Bad)]) -> Vec<QuarantinedLine> {
+fn first_quarantined(located: &[(FileSpan, fold::Bad)]) -> Vec<QuarantinedLine> {
     use std::os::unix::fs::FileExt;
     let mut out = Vec::new();
     for (seg, b) in located {
@@ -439,7 +439,7 @@ fn first_quarantined(located: &[(Segment, fold::Bad)]) -> Vec<QuarantinedLine> {
     out
 }
 
-fn line_ends_in_newline(seg: &Segment, r: Range) -> bool {
+fn line_ends_in_newline(seg: &FileSpan, r: Range) -> bool {
     use std::os::unix::fs::FileExt;
     let mut b = [0u8; 1];
     r.end > r.start && seg.file.read_exact_at(&mut b, r.end - 1).is_ok() && b[0] == b'\n'

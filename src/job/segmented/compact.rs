@@ -38,7 +38,6 @@
 //! stays would let `B`'s older write win. The delay protects a reader that
 //! read the old `A` before step 3 and opens `B` after it.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::MetadataExt;
@@ -50,7 +49,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::pattern::Segment;
 use crate::error::{Error, IoContext, Result};
-use crate::fold::{self, Class, Classifier, FoldSpec, Range};
+use crate::fold::spans::{Reopened, fold_source, locate_in};
+use crate::fold::{self, FoldSpec, Range};
+use crate::io::durable;
 use crate::io::rewrite::{Like, Rewrite};
 use crate::job::segmented::state::{FileId, Pending, SegState};
 
@@ -73,80 +74,6 @@ pub struct CompactionStats {
     pub tombstones_dropped: u64,
     /// Older writes of a key dropped because a later write supersedes them.
     pub superseded: u64,
-}
-
-struct Last {
-    file: u32,
-    range: Range,
-    tomb: bool,
-}
-
-type KeyMap = HashMap<Vec<u8>, Last, foldhash::fast::RandomState>;
-
-/// What scanning a run of inputs found.
-struct Scan {
-    last: KeyMap,
-    /// Per input of the run, its keyless lines.
-    keyless: Vec<Vec<Range>>,
-    lines_in: u64,
-    superseded: u64,
-    bytes_in: u64,
-}
-
-/// Scan `inputs[run]`: each key's last write within the run, keyless lines.
-fn scan(inputs: &[Segment], run: std::ops::Range<usize>, spec: &FoldSpec) -> Result<Scan> {
-    let mut out = Scan {
-        last: KeyMap::default(),
-        keyless: vec![Vec::new(); run.len()],
-        lines_in: 0,
-        superseded: 0,
-        bytes_in: 0,
-    };
-    let mut cls = Classifier::new(spec);
-    for i in run.clone() {
-        let seg = &inputs[i];
-        let (file, _) = open_checked(seg)?;
-        out.bytes_in += seg.size;
-        if seg.size == 0 {
-            continue;
-        }
-        let cut = fold::find_cut(&file, seg.size).ctx("read segment", &seg.path)?;
-        if cut != seg.size {
-            return Err(Error::Sync(crate::error::SyncError::SegmentChanged {
-                path: seg.path.clone(),
-                what: "ends in a torn line since it was checked",
-            }));
-        }
-        let keyless = &mut out.keyless[i - run.start];
-        let (last, lines_in, superseded) = (&mut out.last, &mut out.lines_in, &mut out.superseded);
-        fold::for_each_line(&file, 0, cut, |off, line| {
-            *lines_in += 1;
-            let range = Range {
-                start: off,
-                end: off + line.len() as u64 + 1,
-            };
-            match cls.classify(line) {
-                Class::Keyed { delete } => {
-                    let new = Last {
-                        file: i as u32,
-                        range,
-                        tomb: delete,
-                    };
-                    if let Some(old) = last.get_mut(cls.key.as_slice()) {
-                        *old = new;
-                        *superseded += 1;
-                    } else {
-                        last.insert(cls.key.clone(), new);
-                    }
-                }
-                // Health keeps malformed lines out of validated inputs; a
-                // line it did not judge is kept in place, like a keyless one.
-                Class::Keyless | Class::Malformed(_) => keyless.push(range),
-            }
-        })
-        .ctx("read segment", &seg.path)?;
-    }
-    Ok(out)
 }
 
 fn open_checked(seg: &Segment) -> Result<(File, std::fs::Metadata)> {
@@ -196,9 +123,13 @@ pub fn compact(
     Ok(st)
 }
 
-/// Pass 1, in parallel over runs of consecutive inputs: the last write of
-/// each key, and keyless lines per file. A key's last write is in the
-/// last run that has it. Returns the ranges each input keeps, in order.
+/// Pass 1: fold the inputs in seq order with the fold engine (one span
+/// per input, each opened only while read and checked to be the file that
+/// was validated), keeping tombstones and leaving malformed lines whole.
+/// Returns, per input, the ranges that survive: each key's last write
+/// (a tombstone only while its input is younger than `delete_retention`),
+/// keyless lines, and any malformed line (health keeps them out of
+/// validated inputs; one it did not judge is kept in place).
 fn fold_inputs(
     inputs: &[Segment],
     spec: &FoldSpec,
@@ -206,56 +137,63 @@ fn fold_inputs(
     now: SystemTime,
     st: &mut CompactionStats,
 ) -> Result<Vec<Vec<Range>>> {
-    let threads = crate::job::compact::scan_threads().min(inputs.len()).max(1);
-    let per = inputs.len().div_ceil(threads);
-    let scans: Vec<Scan> = std::thread::scope(|sc| {
-        let handles: Vec<_> = (0..inputs.len())
-            .step_by(per.max(1))
-            .map(|start| {
-                let end = (start + per).min(inputs.len());
-                sc.spawn(move || scan(inputs, start..end, spec))
+    for seg in inputs {
+        let (file, _) = open_checked(seg)?;
+        st.bytes_in += seg.size;
+        if fold::find_cut(&file, seg.size).ctx("read segment", &seg.path)? != seg.size {
+            return Err(Error::Sync(crate::error::SyncError::SegmentChanged {
+                path: seg.path.clone(),
+                what: "ends in a torn line since it was checked",
+            }));
+        }
+    }
+    // The engine's errors are io errors: the typed one is kept aside.
+    let failed = std::sync::Mutex::new(None);
+    let src = Reopened {
+        spans: inputs.iter().map(|s| (0, s.size)).collect(),
+        open: |k: usize| {
+            open_checked(&inputs[k]).map(|(f, _)| f).map_err(|e| {
+                let io = std::io::Error::other(e.to_string());
+                *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                io
             })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("segment scan thread panicked"))
-            .collect::<Result<Vec<_>>>()
+        },
+    };
+    let opts = fold::Opts {
+        tombs: true,
+        salvage: false,
+        ..fold::Opts::compaction(crate::job::compact::scan_threads(), 8 << 20)
+    };
+    let dir = inputs
+        .first()
+        .map_or(Path::new("."), |s| durable::parent_dir(&s.path));
+    let plan = fold_source(spec, &src, opts).map_err(|e| {
+        let typed = failed.lock().unwrap_or_else(|p| p.into_inner()).take();
+        typed.unwrap_or_else(|| Error::io("read segments in", dir, e))
     })?;
-    let mut last = KeyMap::default();
-    let mut keep: Vec<Vec<Range>> = Vec::with_capacity(inputs.len());
-    for sc in scans {
-        st.bytes_in += sc.bytes_in;
-        st.lines_in += sc.lines_in;
-        st.superseded += sc.superseded;
-        keep.extend(sc.keyless);
-        if last.is_empty() {
-            last = sc.last;
-            continue;
-        }
-        for (k, v) in sc.last {
-            if last.insert(k, v).is_some() {
-                st.superseded += 1;
-            }
-        }
+    st.lines_in += plan.lines_in;
+    st.keys_live += plan.keys_live;
+    st.superseded += plan.keyed_lines - plan.keys_live - plan.tombs.len() as u64;
+    let mut keep: Vec<Vec<Range>> = vec![Vec::new(); inputs.len()];
+    let bad: Vec<Range> = plan.bad.iter().map(|b| b.range).collect();
+    for (k, r) in locate_in(&src.spans, &plan.keep)
+        .into_iter()
+        .chain(locate_in(&src.spans, &bad))
+    {
+        keep[k].push(r);
     }
-    for l in last.into_values() {
-        if l.tomb {
-            let age = now
-                .duration_since(inputs[l.file as usize].mtime)
-                .unwrap_or_default();
-            if age > delete_retention {
-                st.tombstones_dropped += 1;
-                continue;
-            }
-            st.tombstones_kept += 1;
+    for (k, r) in locate_in(&src.spans, &plan.tombs) {
+        let age = now.duration_since(inputs[k].mtime).unwrap_or_default();
+        if age > delete_retention {
+            st.tombstones_dropped += 1;
         } else {
-            st.keys_live += 1;
+            st.tombstones_kept += 1;
+            keep[k].push(r);
         }
-        keep[l.file as usize].push(l.range);
     }
+    st.lines_out += plan.keys_live + plan.keyless_kept + plan.bad_lines + st.tombstones_kept;
     for k in &mut keep {
         k.sort_unstable();
-        st.lines_out += k.len() as u64;
         k.dedup_by(|next, prev| {
             if prev.end == next.start {
                 prev.end = next.end;

@@ -7,6 +7,7 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
@@ -16,7 +17,8 @@ use crate::config::SegmentPolicy;
 use crate::config::StoreConfig;
 use crate::config::pattern::{Listing, list};
 use crate::error::{Error, IoContext, Result};
-use crate::fold::{self, Class, Classifier, FoldSpec, Range};
+use crate::fold::spans::{Reopened, copy_spans, fold_source};
+use crate::fold::{self, FoldSpec};
 use crate::job::record::RunRecords;
 use crate::job::segmented::state::SegState;
 use crate::paths::Paths;
@@ -101,75 +103,48 @@ pub fn replay(
 ) -> Result<Replayed> {
     let l = list(&policy.pattern, &store.name)?;
     let spec = FoldSpec::for_store(store)?;
-    let mut cls = Classifier::new(&spec);
     let mut r = Replayed::default();
-    let mut files = Vec::new();
-    // Keyed: (file index, range) of each key's last write.
-    let mut last: std::collections::HashMap<Vec<u8>, (usize, Range, bool)> = Default::default();
-    let mut keyless: Vec<(usize, Range)> = Vec::new();
-    let out_err = |e: std::io::Error| Error::io("write to", "stdout", e);
+    // Each segment up to its last `\n`; the fold engine reopens them as it
+    // reads (a store may hold more segments than a process may keep open).
+    let mut files: Vec<(PathBuf, u64)> = Vec::new();
+    let mut spans = Vec::new();
     for seg in &l.segments {
         let file = match File::open(&seg.path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(Error::io("open segment", &seg.path, e)),
         };
-        let size = file.metadata().ctx("stat segment", &seg.path)?.len();
+        let meta = file.metadata().ctx("stat segment", &seg.path)?;
+        let size = meta.len();
         let cut = fold::find_cut(&file, size).ctx("read segment", &seg.path)?;
         r.files += 1;
         r.torn += u64::from(cut < size);
-        let idx = files.len();
-        let mut plain = Vec::new();
-        fold::for_each_line(&file, 0, cut, |off, line| {
-            r.lines += 1;
-            let range = Range {
-                start: off,
-                end: off + line.len() as u64 + 1,
-            };
-            match cls.classify(line) {
-                Class::Malformed(_) => r.malformed += 1,
-                Class::Keyed { delete } => {
-                    last.insert(cls.key.clone(), (idx, range, delete));
-                }
-                Class::Keyless if spec.is_keyed() => keyless.push((idx, range)),
-                Class::Keyless => plain.push(range),
+        files.push((seg.path.clone(), meta.ino()));
+        spans.push((0, cut));
+    }
+    let src = Reopened {
+        spans,
+        open: |k: usize| reopen(&files[k].0, files[k].1),
+    };
+    let opts = fold::Opts {
+        tombs: false,
+        salvage: false,
+        ..fold::Opts::compaction(crate::job::compact::scan_threads(), 8 << 20)
+    };
+    let reread = "read segments (pruned or compacted during the replay? run it again) in";
+    let dir = &policy.pattern.dir;
+    let plan = fold_source(&spec, &src, opts).map_err(|e| Error::io(reread, dir, e))?;
+    r.lines = plan.lines_in;
+    r.malformed = plan.bad_lines;
+    copy_spans(&src, &plan.keep, &plan.newlines, out).map_err(|e| {
+        // A write error is the output's; a read error, the store's.
+        match e.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::UnexpectedEof => {
+                Error::io(reread, dir, e)
             }
-        })
-        .ctx("read segment", &seg.path)?;
-        if !spec.is_keyed() {
-            fold::copy_ranges(&file, &plain, out).map_err(out_err)?;
+            _ => Error::io("write to", "stdout", e),
         }
-        // Reopened for the copy: a store may hold more segments than a
-        // process may keep open.
-        files.push(seg.path.clone());
-    }
-    if spec.is_keyed() {
-        let mut keep: Vec<(usize, Range)> = last
-            .into_values()
-            .filter(|(_, _, tomb)| !tomb)
-            .map(|(i, range, _)| (i, range))
-            .chain(keyless)
-            .collect();
-        keep.sort_unstable();
-        let mut i = 0;
-        while i < keep.len() {
-            let f = keep[i].0;
-            let j = keep[i..]
-                .iter()
-                .position(|k| k.0 != f)
-                .map_or(keep.len(), |p| i + p);
-            let ranges: Vec<Range> = keep[i..j].iter().map(|k| k.1).collect();
-            let file = File::open(&files[f]).map_err(|e| {
-                Error::io(
-                    "reopen segment (pruned or compacted during the replay? run it again)",
-                    &files[f],
-                    e,
-                )
-            })?;
-            fold::copy_ranges(&file, &ranges, out).map_err(out_err)?;
-            i = j;
-        }
-    }
+    })?;
     Ok(r)
 }
 
@@ -236,4 +211,16 @@ pub fn status_notes(
         }
     }
     (summary, notes)
+}
+
+/// Open a segment again, if it is still the file that was listed.
+fn reopen(path: &std::path::Path, ino: u64) -> std::io::Result<File> {
+    let f = File::open(path)?;
+    if f.metadata()?.ino() != ino {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{} was replaced", path.display()),
+        ));
+    }
+    Ok(f)
 }

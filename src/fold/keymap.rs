@@ -1,0 +1,414 @@
+//! The fold's one key map: encoded key → the range of its last write.
+//!
+//! Every fold (single-file compaction, segmented merge, `replay`, the
+//! verification before a swap) keeps its keys here. It is built for the
+//! scan's access pattern, one lookup-or-insert per keyed line:
+//! - the key's hash is computed once, by the caller ([`hash_key`]), and
+//!   passed to every operation, so a key is hashed once per line however
+//!   many maps (one per scan thread) it is looked up in;
+//! - open addressing with linear probing over 32-byte slots (two per cache
+//!   line), each holding the full 64-bit hash: a probe compares hashes, and
+//!   key bytes only when the hashes are equal (so a lookup touches one slot
+//!   and, for a long key, its bytes);
+//! - keys up to 7 bytes (`n` + a short number, most ids) live inside the
+//!   slot; longer ones in one arena (`Vec<u8>`), not one allocation each;
+//! - [`KeyMap::prefetch`] lets the scan ask for a slot's cache line a few
+//!   lines before it is needed.
+//!
+//! Invariants:
+//! - Equality is exact: a 64-bit hash match is confirmed by the key's bytes
+//!   (a collision must never merge two keys: it would drop a live one).
+//! - A slot's `hash` is never 0 (0 marks an empty slot; a key hashing to 0
+//!   is stored as 1, which only costs a byte compare on a collision).
+//! - At most 3/4 of the slots are used, so probe runs stay short.
+
+use std::hash::BuildHasher;
+use std::sync::OnceLock;
+
+use crate::io::ranges::Range;
+
+/// The last write of a key: its line's range and whether it deletes, in 16
+/// bytes (the flag is the top bit of `end`; no file reaches 2^63 bytes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Entry {
+    start: u64,
+    end_tomb: u64,
+}
+
+const TOMB: u64 = 1 << 63;
+
+impl Entry {
+    pub(crate) fn new(range: Range, tomb: bool) -> Self {
+        debug_assert!(range.end < TOMB);
+        Entry {
+            start: range.start,
+            end_tomb: range.end | if tomb { TOMB } else { 0 },
+        }
+    }
+    pub(crate) fn range(&self) -> Range {
+        Range {
+            start: self.start,
+            end: self.end_tomb & !TOMB,
+        }
+    }
+    pub(crate) fn tomb(&self) -> bool {
+        self.end_tomb & TOMB != 0
+    }
+}
+
+/// The hash of an encoded key, the same in every map of the process (the
+/// seed is random per process, so crafted keys cannot aim at collisions
+/// across runs). Never 0.
+#[inline]
+pub(crate) fn hash_key(key: &[u8]) -> u64 {
+    static STATE: OnceLock<foldhash::fast::RandomState> = OnceLock::new();
+    STATE.get_or_init(Default::default).hash_one(key).max(1)
+}
+
+/// A slot's key: inline (byte 7 is `0x80 | len`, the bytes first), or
+/// the key's offset in the arena (7 bytes, little-endian; byte 7 is 0),
+/// where it is stored as a LEB128 length and its bytes.
+type KeyRef = [u8; 8];
+const INLINE: u8 = 0x80;
+const INLINE_MAX: usize = 7;
+
+#[derive(Clone, Copy, Default)]
+#[repr(C)]
+struct Slot {
+    hash: u64,
+    key: KeyRef,
+    entry: Entry,
+}
+
+/// See the module doc.
+#[derive(Default)]
+pub(crate) struct KeyMap {
+    slots: Vec<Slot>,
+    arena: Vec<u8>,
+    len: usize,
+}
+
+fn inline(key: &[u8]) -> Option<KeyRef> {
+    (key.len() <= INLINE_MAX).then(|| {
+        let mut b = [0u8; 8];
+        b[..key.len()].copy_from_slice(key);
+        b[7] = INLINE | key.len() as u8;
+        b
+    })
+}
+
+impl KeyMap {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Ask for the cache line of `hash`'s first slot.
+    #[inline(always)]
+    pub(crate) fn prefetch(&self, hash: u64) {
+        #[cfg(target_arch = "x86_64")]
+        if !self.slots.is_empty() {
+            let i = hash as usize & (self.slots.len() - 1);
+            // SAFETY: `i` is in bounds; a prefetch reads nothing.
+            unsafe {
+                use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+                _mm_prefetch(self.slots.as_ptr().add(i).cast::<i8>(), _MM_HINT_T0);
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = hash;
+    }
+
+    /// Second stage of a prefetch: if `hash`'s first slot (asked for
+    /// earlier, so likely cached now) holds that hash with its key in the
+    /// arena, ask for the key's bytes, which the lookup will compare.
+    #[inline(always)]
+    pub(crate) fn prefetch_key(&self, hash: u64) {
+        #[cfg(target_arch = "x86_64")]
+        if !self.slots.is_empty() {
+            let s = &self.slots[hash as usize & (self.slots.len() - 1)];
+            if s.hash == hash && s.key[7] & INLINE == 0 {
+                let at =
+                    (u64::from_le_bytes(s.key) as usize).min(self.arena.len().saturating_sub(1));
+                // SAFETY: `at` is in bounds of the arena; a prefetch reads nothing.
+                unsafe {
+                    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+                    _mm_prefetch(self.arena.as_ptr().add(at).cast::<i8>(), _MM_HINT_T0);
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = hash;
+    }
+
+    fn key_of<'m>(&'m self, s: &'m Slot) -> &'m [u8] {
+        if s.key[7] & INLINE != 0 {
+            return &s.key[..(s.key[7] & 0x0f) as usize];
+        }
+        Self::arena_key(&self.arena, s.key)
+    }
+
+    fn arena_key(arena: &[u8], key: KeyRef) -> &[u8] {
+        let mut at = u64::from_le_bytes(key) as usize;
+        let (mut n, mut shift) = (0usize, 0);
+        loop {
+            let b = arena[at];
+            at += 1;
+            n |= ((b & 0x7f) as usize) << shift;
+            shift += 7;
+            if b < 0x80 {
+                break;
+            }
+        }
+        &arena[at..at + n]
+    }
+
+    /// The slot holding `key`, or the empty slot where it would go.
+    #[inline]
+    fn probe(&self, hash: u64, key: &[u8]) -> (usize, bool) {
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        loop {
+            let s = &self.slots[i];
+            if s.hash == 0 {
+                return (i, false);
+            }
+            if s.hash == hash && self.key_of(s) == key {
+                return (i, true);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    pub(crate) fn get(&self, hash: u64, key: &[u8]) -> Option<Entry> {
+        if self.len == 0 {
+            return None;
+        }
+        match self.probe(hash, key) {
+            (i, true) => Some(self.slots[i].entry),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn contains(&self, hash: u64, key: &[u8]) -> bool {
+        self.get(hash, key).is_some()
+    }
+
+    /// Set `key`'s entry; returns whether the key was already there.
+    #[inline]
+    pub(crate) fn upsert(&mut self, hash: u64, key: &[u8], entry: Entry) -> bool {
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            self.grow();
+        }
+        let (i, found) = self.probe(hash, key);
+        if !found {
+            let k = inline(key).unwrap_or_else(|| self.store(key));
+            self.slots[i] = Slot {
+                hash,
+                key: k,
+                entry,
+            };
+            self.len += 1;
+        } else {
+            self.slots[i].entry = entry;
+        }
+        found
+    }
+
+    /// Remove `key` (backward-shift deletion, so no grave slots). Its
+    /// arena bytes, if any, stay until the map is dropped.
+    pub(crate) fn remove(&mut self, hash: u64, key: &[u8]) {
+        if self.len == 0 {
+            return;
+        }
+        let (mut i, true) = self.probe(hash, key) else {
+            return;
+        };
+        let mask = self.slots.len() - 1;
+        let mut j = i;
+        loop {
+            j = (j + 1) & mask;
+            let h = self.slots[j].hash;
+            if h == 0 {
+                break;
+            }
+            // Slot j may move to i if its home is not in (i, j].
+            let home = h as usize & mask;
+            if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(i) & mask) {
+                self.slots[i] = self.slots[j];
+                i = j;
+            }
+        }
+        self.slots[i] = Slot::default();
+        self.len -= 1;
+    }
+
+    fn store(&mut self, key: &[u8]) -> KeyRef {
+        let at = (self.arena.len() as u64).to_le_bytes();
+        assert!(at[7] == 0, "key arena past 2^56 bytes");
+        let mut n = key.len();
+        while n >= 0x80 {
+            self.arena.push(n as u8 | 0x80);
+            n >>= 7;
+        }
+        self.arena.push(n as u8);
+        self.arena.extend_from_slice(key);
+        at
+    }
+
+    fn grow(&mut self) {
+        let cap = (self.slots.len() * 2).max(1024);
+        let old = std::mem::replace(&mut self.slots, vec![Slot::default(); cap]);
+        let mask = cap - 1;
+        for s in old.into_iter().filter(|s| s.hash != 0) {
+            let mut i = s.hash as usize & mask;
+            while self.slots[i].hash != 0 {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = s;
+        }
+    }
+
+    /// Whether the next insert of a new key doubles the slots.
+    pub(crate) fn needs_grow(&self) -> bool {
+        (self.len + 1) * 4 > self.slots.len() * 3
+    }
+
+    /// The bytes the map holds at the peak of its next growth: the old
+    /// slots, the doubled ones, and the arena.
+    pub(crate) fn grow_peak_bytes(&self) -> usize {
+        3 * self.slots.len().max(512) * std::mem::size_of::<Slot>() + self.arena.capacity()
+    }
+
+    /// Keep only the keys whose hash is at most `hi`, in place (no second
+    /// table): the others' slots are emptied, then every key is placed
+    /// again from its home slot, going round from an empty slot so that
+    /// each probe run is rebuilt in order. Surviving long keys move to a
+    /// fresh, smaller arena.
+    pub(crate) fn retain_upto(&mut self, hi: u64) {
+        for s in self.slots.iter_mut().filter(|s| s.hash > hi) {
+            *s = Slot::default();
+            self.len -= 1;
+        }
+        let n = self.slots.len();
+        let Some(e) = self.slots.iter().position(|s| s.hash == 0) else {
+            return;
+        };
+        for step in 1..=n {
+            let i = (e + step) & (n - 1);
+            if self.slots[i].hash == 0 {
+                continue;
+            }
+            let s = std::mem::take(&mut self.slots[i]);
+            let mut j = s.hash as usize & (n - 1);
+            while self.slots[j].hash != 0 {
+                j = (j + 1) & (n - 1);
+            }
+            self.slots[j] = s;
+        }
+        let old = std::mem::take(&mut self.arena);
+        let mut slots = std::mem::take(&mut self.slots);
+        for s in slots
+            .iter_mut()
+            .filter(|s| s.hash != 0 && s.key[7] & INLINE == 0)
+        {
+            let key = Self::arena_key(&old, s.key);
+            s.key = self.store(key);
+        }
+        self.slots = slots;
+    }
+
+    /// Every (hash, key, entry), in no order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, &[u8], Entry)> + '_ {
+        self.slots
+            .iter()
+            .filter(|s| s.hash != 0)
+            .map(|s| (s.hash, self.key_of(s), s.entry))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(n: u64) -> Entry {
+        Entry::new(
+            Range {
+                start: n,
+                end: n + 1,
+            },
+            false,
+        )
+    }
+
+    #[test]
+    fn keys_of_every_length_round_trip_and_colliding_hashes_stay_apart() {
+        let mut m = KeyMap::default();
+        let keys: Vec<Vec<u8>> = (0..3000u32)
+            .map(|i| {
+                let mut k = i.to_le_bytes().to_vec();
+                k.resize(i as usize % 200, b'x');
+                k.extend(i.to_le_bytes());
+                k
+            })
+            .collect();
+        for (i, k) in keys.iter().enumerate() {
+            // Every key under one of two hashes: only bytes tell them apart.
+            assert!(!m.upsert(1 + (i as u64 % 2), k, e(i as u64)));
+        }
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(m.get(1 + (i as u64 % 2), k), Some(e(i as u64)));
+            assert_eq!(m.get(1 + ((i as u64 + 1) % 2), k), None);
+        }
+        assert!(m.upsert(1, &keys[0], e(7)));
+        assert_eq!(m.get(1, &keys[0]), Some(e(7)));
+        assert_eq!(m.len(), keys.len());
+        let mut seen: Vec<Vec<u8>> = m.iter().map(|(_, k, _)| k.to_vec()).collect();
+        seen.sort();
+        let mut want = keys.clone();
+        want.sort();
+        assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn removal_keeps_every_other_key_reachable() {
+        let mut m = KeyMap::default();
+        let key = |i: u64| format!("key-{i}").into_bytes();
+        for i in 0..5000 {
+            m.upsert(hash_key(&key(i)), &key(i), e(i));
+        }
+        for i in (0..5000).filter(|i| i % 3 == 0) {
+            m.remove(hash_key(&key(i)), &key(i));
+        }
+        for i in 0..5000 {
+            let want = (i % 3 != 0).then(|| e(i));
+            assert_eq!(m.get(hash_key(&key(i)), &key(i)), want, "key {i}");
+        }
+        assert_eq!(m.len(), 5000 - 1667);
+        assert_eq!(std::mem::size_of::<Slot>(), 32);
+    }
+
+    #[test]
+    fn retaining_the_lower_hashes_keeps_those_keys_reachable_and_drops_the_rest() {
+        let mut m = KeyMap::default();
+        let key = |i: u64| format!("a longer key, stored in the arena: {i}").into_bytes();
+        for i in 0..6000 {
+            m.upsert(hash_key(&key(i)), &key(i), e(i));
+        }
+        let hi = u64::MAX / 3;
+        m.retain_upto(hi);
+        let mut kept = 0;
+        for i in 0..6000 {
+            let h = hash_key(&key(i));
+            let want = (h <= hi).then(|| e(i));
+            kept += usize::from(want.is_some());
+            assert_eq!(m.get(h, &key(i)), want, "key {i}");
+        }
+        assert_eq!(m.len(), kept);
+        assert!(kept > 1000 && kept < 3000, "{kept}");
+    }
+}

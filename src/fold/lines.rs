@@ -1,0 +1,265 @@
+//! Reading a file's lines through a bounded buffer, and finding line
+//! boundaries, for the fold and for everything that reads logs line by line.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use crate::fold::Range;
+use crate::fold::json::Pointers;
+use crate::fold::json::{Invalid, Span};
+
+/// Read buffer of the scan: small enough that the bytes the kernel just
+/// copied in are still in the core's L2 cache when they are parsed (a 4 MiB
+/// buffer is not); it grows for a line longer than itself.
+pub(crate) const SCAN_BUF: usize = 256 << 10;
+
+/// Call `f(offset, line_without_newline)` for each line of `[start, end)`,
+/// which must end just after a `\n`.
+pub fn for_each_line(
+    file: &File,
+    start: u64,
+    end: u64,
+    mut f: impl FnMut(u64, &[u8]),
+) -> io::Result<()> {
+    let mut buf = vec![0u8; SCAN_BUF.min((end - start) as usize).max(1)];
+    let mut filled = 0usize; // bytes of buf holding data
+    let mut base = start; // file offset of buf[0]
+    let mut pos = start; // next file offset to read
+    while pos < end || filled > 0 {
+        if pos < end && filled < buf.len() {
+            let want = ((end - pos) as usize).min(buf.len() - filled);
+            let n = file.read_at(&mut buf[filled..filled + want], pos)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("the log shrank while being read (expected data at byte {pos})"),
+                ));
+            }
+            filled += n;
+            pos += n as u64;
+            crate::io::progress::advance(n as u64);
+        }
+        let mut consumed = 0usize;
+        for nl in memchr::memchr_iter(b'\n', &buf[..filled]) {
+            f(base + consumed as u64, &buf[consumed..nl]);
+            consumed = nl + 1;
+        }
+        if consumed == 0 && filled == buf.len() {
+            // One line longer than the buffer: grow it.
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if consumed == 0 && pos >= end && filled > 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "range does not end with a newline",
+            ));
+        }
+        buf.copy_within(consumed..filled, 0);
+        filled -= consumed;
+        base += consumed as u64;
+    }
+    Ok(())
+}
+
+/// Lines up to this long are scanned in memory (the read buffer grows to
+/// hold one); a longer line is validated in pieces as it is read (by
+/// `json::LineValidator`, which also finds the pointers' spans), so memory
+/// stays flat whatever the line's length; only its key and op values are
+/// then read back (see [`scan_chunk`]).
+pub(crate) const LONG_LINE: usize = 2 << 20;
+
+/// Whether a long line is valid JSON, with the spans of the pointers' values.
+pub(crate) type Verdict = Result<Vec<Option<Span>>, Invalid>;
+
+/// One line as [`for_each_line_bounded`] hands it over.
+pub(crate) enum Line<'a> {
+    /// The line's bytes, without its `\n`, and whether they are already
+    /// known to be valid UTF-8 (checked with the whole buffer at once).
+    Whole(&'a [u8], bool),
+    /// A line longer than [`LONG_LINE`]: its length (without the `\n`) and
+    /// whether it is valid JSON, with the spans of the pointers' values.
+    Long { len: u64, verdict: Verdict },
+}
+
+/// Like [`for_each_line`], but the buffer never grows past [`LONG_LINE`]:
+/// a longer line is validated as it streams by.
+pub(crate) fn for_each_line_bounded(
+    file: &File,
+    start: u64,
+    end: u64,
+    ptrs: Option<&Pointers>,
+    mut f: impl FnMut(u64, Line),
+) -> io::Result<()> {
+    let mut r = Reader {
+        file,
+        buf: vec![0u8; SCAN_BUF.min((end - start) as usize).max(1)],
+        filled: 0,
+        base: start,
+        pos: start,
+        end,
+    };
+    while r.pos < end || r.filled > 0 {
+        r.fill()?;
+        let (buf, filled, base) = (&r.buf, r.filled, r.base);
+        let mut consumed = 0usize;
+        // One UTF-8 check for all the whole lines in the buffer (a `\n`
+        // is a character boundary); a line of a buffer that fails is
+        // checked on its own by the scanner.
+        let utf8 = memchr::memrchr(b'\n', &buf[..filled])
+            .is_some_and(|i| simdutf8::basic::from_utf8(&buf[..i]).is_ok());
+        for nl in memchr::memchr_iter(b'\n', &buf[..filled]) {
+            f(
+                base + consumed as u64,
+                Line::Whole(&buf[consumed..nl], utf8),
+            );
+            consumed = nl + 1;
+        }
+        if consumed == 0 && filled == r.buf.len() && r.pos < end {
+            if r.buf.len() < LONG_LINE {
+                // One line longer than the buffer: grow it.
+                r.buf.resize((r.buf.len() * 2).min(LONG_LINE), 0);
+            } else {
+                let (at, len, verdict) = r.stream_long_line(ptrs)?;
+                f(at, Line::Long { len, verdict });
+            }
+            continue;
+        }
+        if consumed == 0 && r.pos >= end && filled > 0 {
+            return Err(no_newline());
+        }
+        r.consume(consumed);
+    }
+    Ok(())
+}
+
+fn no_newline() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        "range does not end with a newline",
+    )
+}
+
+/// The bounded buffer of [`for_each_line_bounded`] over `[base, end)`.
+struct Reader<'f> {
+    file: &'f File,
+    buf: Vec<u8>,
+    /// Bytes of `buf` holding data.
+    filled: usize,
+    /// File offset of `buf[0]`.
+    base: u64,
+    /// Next file offset to read.
+    pos: u64,
+    end: u64,
+}
+
+impl Reader<'_> {
+    /// Read into `buf[at..]` from `pos` (at most up to `end`).
+    fn read(&mut self, at: usize) -> io::Result<usize> {
+        let want = ((self.end - self.pos) as usize).min(self.buf.len() - at);
+        let n = self.file.read_at(&mut self.buf[at..at + want], self.pos)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the log shrank while being read (expected data at byte {})",
+                    self.pos
+                ),
+            ));
+        }
+        crate::io::progress::advance(n as u64);
+        self.pos += n as u64;
+        Ok(n)
+    }
+
+    fn fill(&mut self) -> io::Result<()> {
+        if self.pos < self.end && self.filled < self.buf.len() {
+            self.filled += self.read(self.filled)?;
+        }
+        Ok(())
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.buf.copy_within(n..self.filled, 0);
+        self.filled -= n;
+        self.base += n as u64;
+    }
+
+    /// The buffer is full with one line longer than [`LONG_LINE`]:
+    /// validate it in pieces until its `\n`. Returns its offset, length
+    /// (without the `\n`) and verdict; the buffer then holds what follows.
+    fn stream_long_line(&mut self, ptrs: Option<&Pointers>) -> io::Result<(u64, u64, Verdict)> {
+        let mut v = crate::fold::json::LineValidator::with_pointers(ptrs);
+        v.feed(&self.buf[..self.filled]);
+        let mut len = self.filled as u64;
+        loop {
+            if self.pos >= self.end {
+                return Err(no_newline());
+            }
+            let n = self.read(0)?;
+            if let Some(nl) = memchr::memchr(b'\n', &self.buf[..n]) {
+                v.feed(&self.buf[..nl]);
+                len += nl as u64;
+                let at = self.base;
+                self.buf.copy_within(nl + 1..n, 0);
+                self.filled = n - nl - 1;
+                self.base += len + 1;
+                return Ok((at, len, v.finish()));
+            }
+            if v.ok() {
+                v.feed(&self.buf[..n]);
+            }
+            len += n as u64;
+        }
+    }
+}
+
+/// How many lines `range` of `file` holds: its `\n`s, plus one for a last
+/// line without one (a fragment). Read in a bounded buffer.
+pub fn count_lines_in(file: &File, range: Range) -> io::Result<u64> {
+    let mut buf = vec![0u8; (64 << 10).min(range.len() as usize)];
+    let (mut n, mut at, mut last) = (0, range.start, b'\n');
+    while at < range.end {
+        let want = ((range.end - at) as usize).min(buf.len());
+        file.read_exact_at(&mut buf[..want], at)?;
+        n += memchr::memchr_iter(b'\n', &buf[..want]).count() as u64;
+        last = buf[want - 1];
+        at += want as u64;
+    }
+    Ok(n + (last != b'\n') as u64)
+}
+
+/// The offset just after the last `\n` in the first `size` bytes of `file`.
+pub fn find_cut(file: &File, size: u64) -> io::Result<u64> {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut end = size;
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        file.read_exact_at(chunk, start)?;
+        if let Some(i) = memchr::memrchr(b'\n', chunk) {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+/// The first offset at or after `at` that starts a line (within `[at, limit]`).
+pub fn next_line_start(file: &File, at: u64, limit: u64) -> io::Result<u64> {
+    if at == 0 {
+        return Ok(0);
+    }
+    let mut buf = vec![0u8; 64 << 10];
+    let mut pos = at - 1;
+    while pos < limit {
+        let n = ((limit - pos) as usize).min(buf.len());
+        file.read_exact_at(&mut buf[..n], pos)?;
+        if let Some(i) = memchr::memchr(b'\n', &buf[..n]) {
+            return Ok(pos + i as u64 + 1);
+        }
+        pos += n as u64;
+    }
+    Ok(limit)
+}

@@ -1,0 +1,464 @@
+//! The fold engine: one logical stream made of spans of files, split over
+//! threads, folded into one [`Plan`].
+//!
+//! Every fold runs here: a single log's compaction (one span, or more when
+//! late writes are folded at the swap point), a segmented store's merge and
+//! `replay` (one span per segment), and the verification before a swap (the
+//! new file). A span is `[start, end)` of one file; late writes, for
+//! example, make the stream `live[0, P) ++ rotated₁[c₁, e₁) ++ … ++
+//! live[P, cut)`, because they belong at the swap point, not at the end.
+//!
+//! The spans are laid end to end in a virtual offset space: span `k`
+//! occupies `[base_k, base_k + len_k)`. The space is cut at line starts
+//! into one contiguous share per thread ([`split`]); each thread scans its
+//! share's pieces in order into one key map, recording virtual offsets; the
+//! merge ([`super::merge`]) then decides each key's last write. Copying maps
+//! the virtual ranges back to `(file, offset)` ([`locate`]).
+//!
+//! Invariants:
+//! - Every span starts at a line start and ends just after a `\n`, so no
+//!   line spans two spans.
+//! - With a single span `[0, cut)` of one file, virtual offsets are file
+//!   offsets.
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+
+use super::scan::{ChunkScan, Opts, Scan};
+use super::{Bad, FoldSpec, Plan, Range, next_line_start};
+use crate::io::ranges::{BUF, READ_GAP, copy_share};
+
+/// One piece of the logical stream: `[start, end)` of an open `file`.
+#[derive(Clone, Copy, Debug)]
+pub struct FileSpan<'a> {
+    pub file: &'a File,
+    pub path: &'a Path,
+    pub start: u64,
+    pub end: u64,
+}
+
+impl FileSpan<'_> {
+    pub fn len(&self) -> u64 {
+        self.end - self.start
+    }
+    pub fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+}
+
+/// Where a fold reads from: spans of files, each `[start, end)`.
+pub(crate) trait Source: Sync {
+    /// `(start, end)` of every span, in stream order.
+    fn bounds(&self) -> Vec<(u64, u64)>;
+    /// Run `f` on span `k`'s file.
+    fn with_file<R>(&self, k: usize, f: impl FnOnce(&File) -> io::Result<R>) -> io::Result<R>;
+}
+
+impl Source for [FileSpan<'_>] {
+    fn bounds(&self) -> Vec<(u64, u64)> {
+        self.iter().map(|s| (s.start, s.end)).collect()
+    }
+    fn with_file<R>(&self, k: usize, f: impl FnOnce(&File) -> io::Result<R>) -> io::Result<R> {
+        f(self[k].file)
+    }
+}
+
+/// Spans of files that are opened only while they are read (a segmented
+/// store may hold more files than a process may keep open): `open(k)`
+/// opens span `k`'s file, and may check it is still the file it was.
+pub(crate) struct Reopened<F> {
+    pub(crate) spans: Vec<(u64, u64)>,
+    pub(crate) open: F,
+}
+
+impl<F: Fn(usize) -> io::Result<File> + Sync> Source for Reopened<F> {
+    fn bounds(&self) -> Vec<(u64, u64)> {
+        self.spans.clone()
+    }
+    fn with_file<R>(&self, k: usize, f: impl FnOnce(&File) -> io::Result<R>) -> io::Result<R> {
+        f(&(self.open)(k)?)
+    }
+}
+
+/// Where each span starts in the virtual offset space, and the total.
+fn bases(bounds: &[(u64, u64)]) -> (Vec<u64>, u64) {
+    let mut at = 0;
+    let b = bounds
+        .iter()
+        .map(|(s, e)| {
+            let b = at;
+            at += e - s;
+            b
+        })
+        .collect();
+    (b, at)
+}
+
+/// Part of one thread's share: `[start, end)` of span `span`, whose first
+/// byte is at virtual offset `base`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Piece {
+    pub(crate) span: usize,
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+    pub(crate) base: u64,
+}
+
+/// The one way work is split across threads: the stream cut at line
+/// starts into at most `threads` contiguous shares of at least `min_chunk`
+/// bytes, each a list of pieces in stream order.
+pub(crate) fn split<S: Source + ?Sized>(
+    src: &S,
+    threads: usize,
+    min_chunk: u64,
+) -> io::Result<Vec<Vec<Piece>>> {
+    let bounds = src.bounds();
+    let (bases, total) = bases(&bounds);
+    let n = threads
+        .clamp(1, 16)
+        .min((total / min_chunk.max(1)).max(1) as usize);
+    let mut cuts = vec![0u64];
+    for i in 1..n {
+        let t = total * i as u64 / n as u64;
+        let k = bases.partition_point(|&b| b <= t) - 1;
+        let (s, e) = bounds[k];
+        let at = src.with_file(k, |f| next_line_start(f, s + (t - bases[k]), e))?;
+        let v = bases[k] + (at - s);
+        if v > *cuts.last().unwrap() && v < total {
+            cuts.push(v);
+        }
+    }
+    cuts.push(total);
+    Ok(cuts
+        .windows(2)
+        .map(|w| {
+            (0..bounds.len())
+                .filter_map(|k| {
+                    let (s, e) = bounds[k];
+                    let lo = w[0].max(bases[k]);
+                    let hi = w[1].min(bases[k] + (e - s));
+                    (lo < hi).then(|| Piece {
+                        span: k,
+                        start: s + (lo - bases[k]),
+                        end: s + (hi - bases[k]),
+                        base: lo,
+                    })
+                })
+                .collect()
+        })
+        .collect())
+}
+
+/// Run `f` on each share of [`split`], one thread each (inline when there
+/// is one), and return the results in stream order.
+pub(crate) fn for_shares<T: Send>(
+    shares: &[Vec<Piece>],
+    f: impl Fn(usize, &[Piece]) -> io::Result<T> + Sync,
+) -> io::Result<Vec<T>> {
+    if shares.len() <= 1 {
+        return shares.iter().enumerate().map(|(i, s)| f(i, s)).collect();
+    }
+    std::thread::scope(|sc| {
+        let f = &f;
+        let handles: Vec<_> = shares
+            .iter()
+            .enumerate()
+            .map(|(i, s)| sc.spawn(move || f(i, s)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("fold thread panicked"))
+            .collect()
+    })
+}
+
+/// Fold the logical stream `src` (in order). The plan's ranges are virtual
+/// offsets; map them back with [`locate`] / [`write_spans`] / [`copy_spans`].
+///
+/// Memory stays flat: the first pass records everything and folds the
+/// keys whose hash is below some `hi`, chosen as the threads' maps reach
+/// [`Opts::budget`]; each further pass reads the stream again and folds
+/// the next range of hashes, until every hash is covered. A key lives in
+/// exactly one pass, and its bytes are compared exactly within it.
+pub(crate) fn fold_source<S: Source + ?Sized>(
+    spec: &FoldSpec,
+    src: &S,
+    opts: Opts,
+) -> io::Result<Plan> {
+    let shares = split(src, opts.threads, opts.min_chunk)?;
+    let budget = (opts.budget / shares.len().max(1)).max(64 << 10);
+    let mut plan = Plan {
+        cut: bases(&src.bounds()).1,
+        ..Plan::default()
+    };
+    let mut lo = 0u64;
+    loop {
+        let chunks: Vec<ChunkScan> = for_shares(&shares, |i, pieces| {
+            let mut scan = Scan::new(spec, opts, i == 0, lo, budget);
+            for p in pieces {
+                src.with_file(p.span, |f| scan.piece(f, p.start, p.end, p.base))?;
+            }
+            Ok(scan.finish())
+        })?;
+        plan.passes += 1;
+        let hi = if lo == 0 {
+            super::merge::merge(spec, chunks, opts.tombs, &mut plan)
+        } else {
+            super::merge::merge_keys(chunks, opts.tombs, &mut plan)
+        };
+        if hi == u64::MAX {
+            break;
+        }
+        lo = hi + 1;
+    }
+    super::merge::keep_needed_newlines(&mut plan);
+    Ok(plan)
+}
+
+/// Fold the logical stream `segs` as a compaction does (deletes dropped,
+/// torn and glued lines salvaged).
+pub fn fold_spans(
+    spec: &FoldSpec,
+    segs: &[FileSpan],
+    threads: usize,
+    min_chunk: u64,
+) -> io::Result<Plan> {
+    fold_source(spec, segs, Opts::compaction(threads, min_chunk))
+}
+
+/// Split virtual ranges (sorted) into per-span file ranges, in order:
+/// `(span index, file range)`. A range that crosses a span boundary
+/// (adjacent kept lines coalesced) is split there.
+pub fn locate(segs: &[FileSpan], ranges: &[Range]) -> Vec<(usize, Range)> {
+    locate_in(&segs.bounds(), ranges)
+}
+
+pub(crate) fn locate_in(bounds: &[(u64, u64)], ranges: &[Range]) -> Vec<(usize, Range)> {
+    let (bases, _) = bases(bounds);
+    let len = |k: usize| bounds[k].1 - bounds[k].0;
+    let mut out: Vec<(usize, Range)> = Vec::with_capacity(ranges.len());
+    let mut k = 0;
+    for r in ranges {
+        let mut at = r.start;
+        while at < r.end {
+            while k + 1 < bounds.len() && at >= bases[k] + len(k) {
+                k += 1;
+            }
+            let upto = r.end.min(bases[k] + len(k));
+            let fr = Range {
+                start: bounds[k].0 + (at - bases[k]),
+                end: bounds[k].0 + (upto - bases[k]),
+            };
+            match out.last_mut() {
+                Some((lk, last)) if *lk == k && last.end == fr.start => last.end = fr.end,
+                _ => out.push((k, fr)),
+            }
+            at = upto;
+        }
+    }
+    out
+}
+
+/// A malformed line's (or run's) real place: the span's file path and
+/// file range. A run that crosses a span boundary is split there.
+pub fn locate_bad<'a>(segs: &[FileSpan<'a>], bad: &[Bad]) -> Vec<(FileSpan<'a>, Bad)> {
+    bad.iter()
+        .flat_map(|b| {
+            locate(segs, std::slice::from_ref(&b.range))
+                .into_iter()
+                .map(|(k, r)| {
+                    (
+                        segs[k],
+                        Bad {
+                            range: r,
+                            reason: b.reason.clone(),
+                        },
+                    )
+                })
+        })
+        .collect()
+}
+
+/// Pieces in output order: (span, file range, `\n` after it).
+fn output_pieces(
+    bounds: &[(u64, u64)],
+    ranges: &[Range],
+    newlines: &[u64],
+) -> Vec<(usize, Range, bool)> {
+    let mut pieces: Vec<(usize, Range, bool)> = Vec::new();
+    for (piece, nl) in super::split_at_newlines(ranges, newlines) {
+        let located = locate_in(bounds, std::slice::from_ref(&piece));
+        let last = located.len().saturating_sub(1);
+        pieces.extend(
+            located
+                .into_iter()
+                .enumerate()
+                .map(|(i, (k, r))| (k, r, nl && i == last)),
+        );
+    }
+    pieces
+}
+
+/// Copy the kept virtual `ranges` of `src` to `dst` in order, with a `\n`
+/// after each of `newlines`, one file open at a time. Returns the bytes
+/// written.
+pub(crate) fn copy_spans<S: Source + ?Sized>(
+    src: &S,
+    ranges: &[Range],
+    newlines: &[u64],
+    dst: &mut impl io::Write,
+) -> io::Result<u64> {
+    let pieces = output_pieces(&src.bounds(), ranges, newlines);
+    let mut total = 0;
+    let mut i = 0;
+    while i < pieces.len() {
+        let k = pieces[i].0;
+        let j = i + pieces[i..].iter().take_while(|p| p.0 == k).count();
+        total += src.with_file(k, |f| {
+            let mut n = 0;
+            for &(_, r, nl) in &pieces[i..j] {
+                n += super::copy_ranges(f, &[r], dst)?;
+                if nl {
+                    dst.write_all(b"\n")?;
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })?;
+        i = j;
+    }
+    Ok(total)
+}
+
+/// Write the kept virtual `ranges` of `segs` to `dst` from offset 0, in
+/// order (positioned writes, one thread per run of ranges in one file), with
+/// a `\n` after each of `newlines` (see [`Plan::newlines`]). Returns the
+/// bytes written.
+pub fn write_spans(
+    segs: &[FileSpan],
+    ranges: &[Range],
+    newlines: &[u64],
+    dst: &File,
+    threads: usize,
+) -> io::Result<u64> {
+    if segs.len() == 1 && segs[0].start == 0 && newlines.is_empty() {
+        return super::write_ranges_at(segs[0].file, ranges, dst, threads);
+    }
+    let pieces = output_pieces(&segs.bounds(), ranges, newlines);
+    let mut out_at = 0;
+    let mut i = 0;
+    while i < pieces.len() {
+        let k = pieces[i].0;
+        let mut group = Vec::new();
+        while i < pieces.len() && pieces[i].0 == k {
+            group.push(pieces[i].1);
+            let nl = pieces[i].2;
+            i += 1;
+            if nl {
+                break;
+            }
+        }
+        out_at += copy_share(segs[k].file, &group, dst, out_at, BUF, READ_GAP)?;
+        if pieces[i - 1].2 {
+            std::os::unix::fs::FileExt::write_all_at(dst, b"\n", out_at)?;
+            out_at += 1;
+        }
+    }
+    Ok(out_at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::fs::FileExt;
+
+    fn file(bytes: &[u8]) -> (tempfile::NamedTempFile, File) {
+        let mut t = tempfile::NamedTempFile::new().unwrap();
+        t.write_all(bytes).unwrap();
+        let f = File::open(t.path()).unwrap();
+        (t, f)
+    }
+
+    fn read_all(f: &File, n: u64) -> Vec<u8> {
+        let mut v = vec![0; n as usize];
+        f.read_exact_at(&mut v, 0).unwrap();
+        v
+    }
+
+    /// A late write of key 1 sits between the live log's old and new lines:
+    /// the newer line after the swap point wins, the late line beats the
+    /// one before it.
+    #[test]
+    fn late_span_folds_at_the_swap_point() {
+        let spec = FoldSpec::new(&["/k".into()], None, &[]).unwrap();
+        let live = b"{\"k\":1,\"v\":\"old\"}\n{\"k\":2,\"v\":\"old\"}\n{\"k\":1,\"v\":\"new\"}\n";
+        let p = 36; // after the first two lines
+        assert_eq!(live[p - 1], b'\n');
+        let late = b"{\"k\":1,\"v\":\"late\"}\n{\"k\":2,\"v\":\"late\"}\n";
+        let (lt, lf) = file(live);
+        let (rt, rf) = file(late);
+        let segs = [
+            FileSpan {
+                file: &lf,
+                path: lt.path(),
+                start: 0,
+                end: p as u64,
+            },
+            FileSpan {
+                file: &rf,
+                path: rt.path(),
+                start: 0,
+                end: late.len() as u64,
+            },
+            FileSpan {
+                file: &lf,
+                path: lt.path(),
+                start: p as u64,
+                end: live.len() as u64,
+            },
+        ];
+        let plan = fold_spans(&spec, &segs, 4, 1).unwrap();
+        let out = tempfile::tempfile().unwrap();
+        let n = write_spans(&segs, &plan.keep, &plan.newlines, &out, 2).unwrap();
+        assert_eq!(
+            String::from_utf8(read_all(&out, n)).unwrap(),
+            "{\"k\":2,\"v\":\"late\"}\n{\"k\":1,\"v\":\"new\"}\n"
+        );
+    }
+
+    /// A kept range that runs across a segment boundary (two adjacent kept
+    /// lines coalesced) maps back to one range in each file.
+    #[test]
+    fn locate_splits_a_range_at_a_span_boundary() {
+        let (at, af) = file(b"aaaa\nbbbb\n");
+        let (bt, bf) = file(b"cc\n");
+        let segs = [
+            FileSpan {
+                file: &af,
+                path: at.path(),
+                start: 5,
+                end: 10,
+            },
+            FileSpan {
+                file: &bf,
+                path: bt.path(),
+                start: 0,
+                end: 3,
+            },
+            FileSpan {
+                file: &af,
+                path: at.path(),
+                start: 0,
+                end: 5,
+            },
+        ];
+        let got = locate(
+            &segs,
+            &[Range { start: 2, end: 9 }, Range { start: 10, end: 13 }],
+        );
+        let got: Vec<(usize, u64, u64)> = got.iter().map(|(k, r)| (*k, r.start, r.end)).collect();
+        assert_eq!(got, vec![(0, 7, 10), (1, 0, 3), (2, 0, 1), (2, 2, 5)]);
+    }
+}
