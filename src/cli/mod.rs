@@ -105,7 +105,7 @@ fn restore_default_sigpipe() {
 ///
 /// ```no_run
 /// fn main() -> std::process::ExitCode {
-///     crate::run(std::env::args_os())
+///     logkeeper::run(std::env::args_os())
 /// }
 /// ```
 pub fn run<I, T>(args: I) -> ExitCode
