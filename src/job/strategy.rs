@@ -85,44 +85,44 @@ pub fn decide(
     state_dir: &Path,
     census: &Census,
 ) -> Result<(Strategy, Report)> {
-    let report = |s: Strategy, reason: String, unserved: Option<String>| Report {
+    if let Strategy::Swap | Strategy::InPlace = store.strategy {
+        let s = store.strategy;
+        let why = format!("strategy = \"{}\" in the config", s.as_str());
+        return Ok((s, report(s, why, None)));
+    }
+    if census.is_empty() {
+        let why = "no process holds the log open for writing: a swap serves writers that open it per line";
+        return Ok((Strategy::Swap, report(Strategy::Swap, why.into(), None)));
+    }
+    let file = File::open(log).ctx("open log", log)?;
+    let p = probe(&file, log, census, PROBE)?;
+    let Some((s, reason, unserved)) = conclude(&p, census) else {
+        return Ok(recall(state_dir, census));
+    };
+    remember(store, state_dir, &p, s, &reason, &unserved);
+    Ok((s, report(s, reason, unserved)))
+}
+
+fn report(s: Strategy, reason: String, unserved: Option<String>) -> Report {
+    Report {
         strategy: s.as_str().into(),
         reason,
         unserved,
         window: None,
-    };
-    match store.strategy {
-        Strategy::Swap | Strategy::InPlace => {
-            let s = store.strategy;
-            return Ok((
-                s,
-                report(
-                    s,
-                    format!("strategy = \"{}\" in the config", s.as_str()),
-                    None,
-                ),
-            ));
-        }
-        Strategy::Auto => {}
     }
-    if census.is_empty() {
-        return Ok((
-            Strategy::Swap,
-            report(
-                Strategy::Swap,
-                "no process holds the log open for writing: a swap serves writers that open it per line".into(),
-                None,
-            ),
-        ));
-    }
-    let file = File::open(log).ctx("open log", log)?;
-    let p = probe(&file, log, census, PROBE)?;
-    let names = |v: &[Opener]| {
-        v.iter()
-            .map(|o| format!("pid {} ({})", o.pid, o.program))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+}
+
+fn names(v: &[Opener]) -> String {
+    v.iter()
+        .map(|o| format!("pid {} ({})", o.pid, o.program))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What the probe `p` proves about the writers in `census` (pure): the
+/// strategy, why, and who it leaves unserved; `None` when nobody wrote
+/// during the probe (nothing proven).
+fn conclude(p: &Probe, census: &Census) -> Option<(Strategy, String, Option<String>)> {
     // In place is safe only for writers that take the lock: a process that
     // holds the log open and was not seen waiting for the lock may be a
     // lock-less writer that just did not write during the probe.
@@ -132,7 +132,7 @@ pub fn decide(
         .filter(|o| !p.lockers.iter().any(|l| l.pid == o.pid))
         .cloned()
         .collect();
-    let (s, reason, unserved) = if !p.lockers.is_empty() && p.grew {
+    Some(if !p.lockers.is_empty() && p.grew {
         (
             Strategy::Swap,
             format!(
@@ -187,54 +187,60 @@ pub fn decide(
             None,
         )
     } else {
-        let mem: Option<Memory> = std::fs::read(memory_path(state_dir))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        return Ok(match mem {
-            Some(m)
-                if m.strategy == "in-place"
-                    && census.complete()
-                    && census.openers.iter().all(|o| m.lockers.contains(&o.pid)) =>
-            {
-                (
-                    Strategy::InPlace,
-                    report(
-                        Strategy::InPlace,
-                        format!(
-                            "no writer wrote during the probe; as an earlier run found: {}",
-                            m.reason
-                        ),
-                        m.unserved,
-                    ),
-                )
-            }
-            Some(m) => (
-                Strategy::Swap,
-                report(
-                    Strategy::Swap,
-                    format!(
-                        "no writer wrote during the probe; as an earlier run found: {}",
-                        m.reason
-                    ),
-                    m.unserved,
-                ),
-            ),
-            None => (
-                Strategy::Swap,
-                report(
-                    Strategy::Swap,
-                    format!(
-                        "{} holds the log open but wrote nothing during the probe: swap (safe for every writer), then carry until it reopens",
-                        names(&census.openers)
-                    ),
-                    None,
-                ),
-            ),
-        });
+        return None;
+    })
+}
+
+/// A probe that saw no write: the last conclusive decision (while every
+/// writer is one it saw taking the lock, for in-place), else a swap.
+fn recall(state_dir: &Path, census: &Census) -> (Strategy, Report) {
+    let mem: Option<Memory> = std::fs::read(memory_path(state_dir))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let earlier = |m: &Memory| {
+        format!(
+            "no writer wrote during the probe; as an earlier run found: {}",
+            m.reason
+        )
     };
+    match mem {
+        Some(m)
+            if m.strategy == "in-place"
+                && census.complete()
+                && census.openers.iter().all(|o| m.lockers.contains(&o.pid)) =>
+        {
+            let why = earlier(&m);
+            (
+                Strategy::InPlace,
+                report(Strategy::InPlace, why, m.unserved),
+            )
+        }
+        Some(m) => {
+            let why = earlier(&m);
+            (Strategy::Swap, report(Strategy::Swap, why, m.unserved))
+        }
+        None => {
+            let why = format!(
+                "{} holds the log open but wrote nothing during the probe: swap (safe for every writer), then carry until it reopens",
+                names(&census.openers)
+            );
+            (Strategy::Swap, report(Strategy::Swap, why, None))
+        }
+    }
+}
+
+/// Keep a conclusive decision for runs whose probe sees no write.
+fn remember(
+    store: &StoreConfig,
+    state_dir: &Path,
+    p: &Probe,
+    s: Strategy,
+    reason: &str,
+    unserved: &Option<String>,
+) {
     let mem = Memory {
         strategy: s.as_str().into(),
-        reason: reason.clone(),
+        reason: reason.into(),
         unserved: unserved.clone(),
         lockers: p.lockers.iter().map(|o| o.pid).collect(),
     };
@@ -246,7 +252,6 @@ pub fn decide(
             store.name
         );
     }
-    Ok((s, report(s, reason, unserved)))
 }
 
 /// Hold the writers' lock on `file` for up to `dur`: who waits for it, and
@@ -288,4 +293,72 @@ fn lock_waiters(ino: u64) -> Vec<u32> {
             (inode == ino).then(|| f.get(5)?.parse().ok())?
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    //! `conclude` is the strategy's planner: pure over the census and what
+    //! the probe saw, tested with fake writers.
+    use super::*;
+
+    fn opener(pid: u32) -> Opener {
+        Opener {
+            pid,
+            program: format!("w{pid}"),
+            file: "events.jsonl".into(),
+            fd: 3,
+            flags: "O_WRONLY|O_APPEND".into(),
+            append: true,
+        }
+    }
+
+    fn census(pids: &[u32], blind: bool) -> Census {
+        Census {
+            openers: pids.iter().map(|&p| opener(p)).collect(),
+            supported: true,
+            blind: if blind {
+                vec!["hidepid".into()]
+            } else {
+                vec![]
+            },
+            ..Census::default()
+        }
+    }
+
+    fn probe(lockers: &[u32], grew: bool) -> Probe {
+        Probe {
+            lockers: lockers.iter().map(|&p| opener(p)).collect(),
+            grew,
+        }
+    }
+
+    #[test]
+    fn in_place_only_when_every_writer_was_seen_locking_and_the_census_is_complete() {
+        let c = census(&[1, 2], false);
+        let (s, _, unserved) = conclude(&probe(&[1, 2], false), &c).unwrap();
+        assert_eq!((s, unserved), (Strategy::InPlace, None));
+        // One writer never seen taking the lock: it may be lock-less.
+        let (s, _, unserved) = conclude(&probe(&[1], false), &c).unwrap();
+        assert_eq!(s, Strategy::Swap);
+        assert!(unserved.unwrap().contains("pid 2 (w2)"));
+        // A census that may miss writers.
+        let (s, why, _) = conclude(&probe(&[1, 2], false), &census(&[1, 2], true)).unwrap();
+        assert_eq!(s, Strategy::Swap);
+        assert!(why.contains("census is incomplete"), "{why}");
+    }
+
+    #[test]
+    fn a_lockless_append_during_the_probe_means_swap_and_leaves_the_locker_unserved() {
+        let c = census(&[1, 2], false);
+        let (s, _, unserved) = conclude(&probe(&[], true), &c).unwrap();
+        assert_eq!((s, unserved), (Strategy::Swap, None));
+        let (s, _, unserved) = conclude(&probe(&[1], true), &c).unwrap();
+        assert_eq!(s, Strategy::Swap);
+        assert!(unserved.unwrap().contains("next run"));
+    }
+
+    #[test]
+    fn a_probe_that_saw_no_write_proves_nothing() {
+        assert_eq!(conclude(&probe(&[], false), &census(&[1], false)), None);
+    }
 }

@@ -1,5 +1,5 @@
 //! Validation of a line fed in pieces, in constant memory: for lines too
-//! long to hold (see `LONG_LINE` in `fold::scan`), so that a 200 MB line
+//! long to hold (see `LONG_LINE` in `fold::lines`), so that a 200 MB line
 //! costs no more memory than a short one.
 //!
 //! The same 64-byte block masks as the in-memory scan ([`super::index`])
@@ -12,8 +12,11 @@
 //! reads the few bytes it needs back from the file).
 
 use super::index::{Masks, escape_ok, escaped, masks, prefix_xor};
-use super::lexer::unescape;
 use super::{Invalid, Kind, Node, Pointers, Span};
+
+mod paths;
+mod scalar;
+use scalar::Scalar;
 
 /// Member names on a pointer's path longer than this (raw) are not
 /// compared: no pointer token is that long (a raw name is at most six times
@@ -50,61 +53,6 @@ enum State {
     CommaOrClose,
     /// The top-level value is complete: only whitespace may follow.
     Done,
-}
-
-/// The number and literal automaton's state.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Scalar {
-    None,
-    /// Inside a literal: the word and how much of it has been seen.
-    Word(&'static [u8], u8),
-    Minus,
-    Zero,
-    Int,
-    Dot,
-    Frac,
-    Exp,
-    ExpSign,
-    ExpDigits,
-}
-
-impl Scalar {
-    fn start(b: u8) -> Option<Scalar> {
-        Some(match b {
-            b'-' => Scalar::Minus,
-            b'0' => Scalar::Zero,
-            b'1'..=b'9' => Scalar::Int,
-            b't' => Scalar::Word(b"true", 1),
-            b'f' => Scalar::Word(b"false", 1),
-            b'n' => Scalar::Word(b"null", 1),
-            _ => return None,
-        })
-    }
-
-    fn next(self, b: u8) -> Option<Scalar> {
-        use Scalar::*;
-        Some(match (self, b) {
-            (Word(w, n), _) if w.get(n as usize) == Some(&b) => Word(w, n + 1),
-            (Word(..), _) => return Option::None,
-            (Minus, b'0') => Zero,
-            (Minus, b'1'..=b'9') => Int,
-            (Int, b'0'..=b'9') => Int,
-            (Zero | Int, b'.') => Dot,
-            (Dot | Frac, b'0'..=b'9') => Frac,
-            (Zero | Int | Frac, b'e' | b'E') => Exp,
-            (Exp, b'+' | b'-') => ExpSign,
-            (Exp | ExpSign | ExpDigits, b'0'..=b'9') => ExpDigits,
-            _ => return Option::None,
-        })
-    }
-
-    fn complete(self) -> bool {
-        match self {
-            Scalar::Word(w, n) => n as usize == w.len(),
-            Scalar::Zero | Scalar::Int | Scalar::Frac | Scalar::ExpDigits => true,
-            _ => false,
-        }
-    }
 }
 
 /// Validates one line fed in pieces and, with pointers, finds the spans of
@@ -317,32 +265,8 @@ impl<'p> LineValidator<'p> {
             self.fail("control character in a string", base);
             return;
         }
-        // Hex digits owed by a `\u` at the end of the previous block.
-        let mut k0 = 0;
-        while self.hex_owed > 0 && k0 < real {
-            if !block[k0].is_ascii_hexdigit() {
-                self.fail("invalid \\u escape", base + k0 as u64);
-                return;
-            }
-            self.hex_owed -= 1;
-            k0 += 1;
-        }
-        let mut e = esc & in_str;
-        while e != 0 {
-            let k = e.trailing_zeros() as usize;
-            e &= e - 1;
-            if !escape_ok(block[k]) {
-                self.fail("invalid escape in a string", base + k as u64);
-                return;
-            }
-            if block[k] == b'u' {
-                let have = (real - k - 1).min(4);
-                if !block[k + 1..k + 1 + have].iter().all(u8::is_ascii_hexdigit) {
-                    self.fail("invalid \\u escape", base + k as u64);
-                    return;
-                }
-                self.hex_owed = (4 - have) as u8;
-            }
+        if !self.escapes_ok(&block, real, base, esc & in_str) {
+            return;
         }
         let scalar = !(m.op | m.space | m.quote | in_str);
         let starts = scalar & !(scalar << 1 | self.scalar_carry);
@@ -389,147 +313,38 @@ impl<'p> LineValidator<'p> {
         }
     }
 
-    fn take_name(&mut self, bytes: &[u8]) {
-        if self.name.len() <= NAME_CAP {
-            self.name
-                .extend_from_slice(&bytes[..bytes.len().min(NAME_CAP + 1 - self.name.len())]);
-        }
-    }
-
-    /// At a closing quote at `k`: end the member name being collected.
-    fn close_name(&mut self, block: &[u8; 64], base: u64, k: usize) {
-        if let Some(from) = self.name_from {
-            let f = (from.max(base) - base) as usize;
-            self.take_name(&block[f.min(k)..k]);
-        }
-    }
-
-    /// At a closing quote: end a string that is a target's value.
-    fn close_string_target(&mut self, at: u64, esc_now: u64) {
-        if !self.in_string || self.state == State::Colon {
-            return;
-        }
-        if let Some(o) = self.open.last().copied()
-            && o.depth == self.depth
-            && matches!(o.kind, Kind::String { .. })
-        {
-            self.open.pop();
-            self.spans[o.slot] = Some(Span {
-                start: o.start as usize + 1,
-                end: at as usize,
-                kind: Kind::String {
-                    escaped: esc_now > o.esc_before,
-                },
-            });
-        }
-    }
-
-    /// [`Self::token`] plus the walk along the pointers: which value is on
-    /// a pointer's path, where targets start and end.
-    fn token_with_paths(&mut self, c: u8, at: u64, esc_now: u64) {
-        // A scalar that is a target ends at its last byte.
-        if self.scalar != Scalar::None
-            && let Some((slot, start, kind)) = self.scalar_target.take()
-        {
-            self.spans[slot] = Some(Span {
-                start: start as usize,
-                end: self.scalar_end as usize,
-                kind,
-            });
-        }
-        let (state, depth, in_string) = (self.state, self.depth, self.in_string);
-        self.token(c, at);
-        if self.error.is_some() || in_string {
-            if in_string && state == State::Colon {
-                // The end of a member name: nothing to do until ':'.
-                self.name_from = None;
+    /// The escapes of this block (`esc`: the bytes after a backslash in a
+    /// string) and the hex digits of `\u` escapes, including those owed by
+    /// one at the end of the previous block. False (and failed) if one is
+    /// invalid.
+    fn escapes_ok(&mut self, block: &[u8; 64], real: usize, base: u64, esc: u64) -> bool {
+        let mut k0 = 0;
+        while self.hex_owed > 0 && k0 < real {
+            if !block[k0].is_ascii_hexdigit() {
+                self.fail("invalid \\u escape", base + k0 as u64);
+                return false;
             }
-            return;
+            self.hex_owed -= 1;
+            k0 += 1;
         }
-        let on_path = |s: &Self| s.path.last().is_some_and(|&(d, _, _)| d == depth);
-        match (state, c) {
-            (State::Value | State::ValueOrClose, b'{' | b'[' | b'"')
-            | (State::Value | State::ValueOrClose, b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
-                let node = self.pending.take();
-                if let Some(n) = node {
-                    let kind = match c {
-                        b'{' => Kind::Object,
-                        b'[' => Kind::Array,
-                        b'"' => Kind::String { escaped: false },
-                        b't' => Kind::True,
-                        b'f' => Kind::False,
-                        b'n' => Kind::Null,
-                        _ => Kind::Number,
-                    };
-                    if let Some(slot) = n.target {
-                        if matches!(kind, Kind::String { .. } | Kind::Object | Kind::Array) {
-                            self.open.push(Open {
-                                slot,
-                                start: at,
-                                depth,
-                                kind,
-                                esc_before: esc_now,
-                            });
-                        } else {
-                            self.scalar_target = Some((slot, at, kind));
-                            self.scalar_end = at + 1;
-                        }
-                    }
-                    if matches!(c, b'{' | b'[') && !n.children.is_empty() {
-                        self.path.push((self.depth, n, 0));
-                        if c == b'[' {
-                            self.pending = child(n, 0);
-                        }
-                    }
+        let mut e = esc;
+        while e != 0 {
+            let k = e.trailing_zeros() as usize;
+            e &= e - 1;
+            if !escape_ok(block[k]) {
+                self.fail("invalid escape in a string", base + k as u64);
+                return false;
+            }
+            if block[k] == b'u' {
+                let have = (real - k - 1).min(4);
+                if !block[k + 1..k + 1 + have].iter().all(u8::is_ascii_hexdigit) {
+                    self.fail("invalid \\u escape", base + k as u64);
+                    return false;
                 }
+                self.hex_owed = (4 - have) as u8;
             }
-            (State::NameOrClose | State::Name, b'"') if on_path(self) => {
-                self.name.clear();
-                self.name_from = Some(at + 1);
-            }
-            (State::Colon, b':') if on_path(self) => {
-                let n = self.path.last().unwrap().1;
-                let found = if self.name.len() > NAME_CAP {
-                    None
-                } else if self.name.contains(&b'\\') {
-                    let k = unescape(&self.name);
-                    n.children.iter().find(|(t, _)| *t == k)
-                } else {
-                    n.children.iter().find(|(t, _)| *t == self.name)
-                };
-                if let Some((_, c)) = found {
-                    for &s in &c.below {
-                        self.spans[s] = None;
-                    }
-                }
-                self.pending = found.map(|(_, c)| c);
-            }
-            (State::CommaOrClose, b',') if on_path(self) => {
-                let last = self.path.len() - 1;
-                let (_, n, i) = self.path[last];
-                if self.top_is_object() == Some(false) {
-                    self.path[last].2 = i + 1;
-                    self.pending = child(n, i + 1);
-                }
-            }
-            (_, b'}' | b']') => {
-                self.pending = None;
-                if self.path.last().is_some_and(|&(d, _, _)| d == depth) {
-                    self.path.pop();
-                }
-                if let Some(o) = self.open.last().copied()
-                    && o.depth == self.depth
-                {
-                    self.open.pop();
-                    self.spans[o.slot] = Some(Span {
-                        start: o.start as usize,
-                        end: at as usize + 1,
-                        kind: o.kind,
-                    });
-                }
-            }
-            _ => {}
         }
+        true
     }
 
     /// End the scalar being read, if any: it must be complete.
@@ -632,94 +447,5 @@ impl<'p> LineValidator<'p> {
     }
 }
 
-/// The child of an array node for element `i`.
-fn child(n: &Node, i: usize) -> Option<&Node> {
-    let mut digits = [0u8; 20];
-    let tok = super::fmt_index(i, &mut digits);
-    n.children
-        .iter()
-        .find(|(t, _)| t.as_slice() == tok)
-        .map(|(_, c)| c)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn streamed(line: &[u8], piece: usize) -> bool {
-        let mut v = LineValidator::new();
-        for p in line.chunks(piece.max(1)) {
-            v.feed(p);
-        }
-        v.finish().is_ok()
-    }
-
-    #[test]
-    fn streamed_validation_agrees_on_chosen_lines() {
-        for line in [
-            &br#"{"a":[1,2,{"b":"c\u00e9\"\\"}],"d":-0.5e+3,"e":true,"f":null}"#[..],
-            br#"  [ ]  "#,
-            br#""x""#,
-            b"0",
-            b"",
-            b"   ",
-            br#"{"a" 1}"#,
-            br#"[1 2]"#,
-            br#"[1,]"#,
-            br#"{"a":1,}"#,
-            br#"{"a":tru}"#,
-            br#"{"a":01}"#,
-            br#"{"a":"\x"}"#,
-            br#"{"a":"\u12G4"}"#,
-            b"{\"a\":\"\xff\"}",
-            br#"[}"#,
-            br#"{]"#,
-            br#"{"a":1}{"#,
-            br#"{"a":1} x"#,
-        ] {
-            let want = super::super::Scanner::new().validate(line).is_ok();
-            for piece in [1, 3, 63, 64, 65, 1000] {
-                assert_eq!(
-                    streamed(line, piece),
-                    want,
-                    "{:?} in pieces of {piece}",
-                    String::from_utf8_lossy(line)
-                );
-            }
-        }
-    }
-
-    proptest! {
-        /// Fed in pieces of any size, the streamed validator agrees with the
-        /// scanner on damaged JSON.
-        #[test]
-        fn streamed_validation_agrees_with_the_scanner(
-            doc in super::super::tests::json_value(),
-            cut in any::<prop::sample::Index>(),
-            junk in prop::collection::vec(prop_oneof![Just(b'"'), Just(b'\\'), Just(b'{'), Just(b']'), Just(b'u'), 0x80u8..=0xFF, any::<u8>()], 0..4),
-            piece in 1usize..100,
-        ) {
-            let mut bytes = doc.into_bytes();
-            let at = cut.index(bytes.len() + 1);
-            bytes.splice(at..at, junk);
-            let want = super::super::Scanner::new().validate(&bytes).is_ok();
-            prop_assert_eq!(streamed(&bytes, piece), want, "{:?}", String::from_utf8_lossy(&bytes));
-            // With pointers: the same spans as the in-memory scan.
-            let ptrs = Pointers::new(&["", "/a", "/b/0", "/ab/c", "/0", "/a/1/b"]).unwrap();
-            let mut want = vec![None; ptrs.len()];
-            let ok = super::super::Scanner::new().scan(&bytes, &ptrs, &mut want).is_ok();
-            let mut v = LineValidator::with_pointers(Some(&ptrs));
-            for p in bytes.chunks(piece) {
-                v.feed(p);
-            }
-            match v.finish() {
-                Ok(got) => {
-                    prop_assert!(ok);
-                    prop_assert_eq!(got, want, "{:?}", String::from_utf8_lossy(&bytes));
-                }
-                Err(_) => prop_assert!(!ok),
-            }
-        }
-    }
-}
+mod tests;
