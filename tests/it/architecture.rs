@@ -195,7 +195,7 @@ fn layer(node: &str) -> usize {
 
 /// Every `crate::a::b…` / `super::…` path in `code`, as module segments
 /// relative to the crate, including the members of `crate::{a, b::c}`.
-fn paths(code: &str, module: &[String], is_mod_rs: bool) -> Vec<Vec<String>> {
+fn paths(code: &str, module: &[String]) -> Vec<Vec<String>> {
     let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
     let mut out = Vec::new();
     let mut push = |base: Vec<String>, rest: &str| {
@@ -223,11 +223,9 @@ fn paths(code: &str, module: &[String], is_mod_rs: bool) -> Vec<Vec<String>> {
         let mut base: Vec<String> = Vec::new();
         let mut rest = &code[start + kw.len()..];
         if kw == "super::" {
-            base = module.to_vec();
-            if !is_mod_rs {
-                base.pop();
-            }
-            base.pop();
+            // `super` is the parent of the file's module (`module_of` has
+            // already dropped a `mod.rs`).
+            base = module[..module.len().saturating_sub(1)].to_vec();
             while let Some(r) = rest.strip_prefix("super::") {
                 base.pop();
                 rest = r;
@@ -262,7 +260,7 @@ fn edges(srcs: &[Source]) -> Vec<Edge> {
     let mut seen = BTreeSet::new();
     for s in srcs.iter().filter(|s| !s.module.is_empty()) {
         let from = node(&s.module, &dirs);
-        for p in paths(&s.code, &s.module, s.file.ends_with("/mod.rs")) {
+        for p in paths(&s.code, &s.module) {
             let Some(target) = (1..=p.len())
                 .rev()
                 .map(|n| p[..n].to_vec())
