@@ -2,6 +2,7 @@
 //! boundaries, for the fold and for everything that reads logs line by line.
 
 use std::fs::File;
+use std::hash::Hasher;
 use std::io;
 use std::os::unix::fs::FileExt;
 
@@ -262,4 +263,30 @@ pub fn next_line_start(file: &File, at: u64, limit: u64) -> io::Result<u64> {
         pos += n as u64;
     }
     Ok(limit)
+}
+
+/// Bytes hashed at each end of the prefix by [`fingerprint`].
+const PRINT: u64 = 64 << 10;
+
+/// A hash of the first and last 64 KiB before `cut`, with `cut` itself: a
+/// truncation (copytruncate) or a rewrite of the prefix changes it, while
+/// appends after the cut do not.
+pub fn fingerprint(file: &File, cut: u64) -> std::io::Result<u64> {
+    let mut h = std::hash::DefaultHasher::new();
+    h.write_u64(cut);
+    let mut buf = vec![0u8; PRINT.min(cut) as usize];
+    file.read_exact_at(&mut buf, 0)?;
+    h.write(&buf);
+    let n = buf.len() as u64;
+    file.read_exact_at(&mut buf, cut - n)?;
+    h.write(&buf);
+    Ok(h.finish())
+}
+
+/// Threads a fold splits its work across (the engine's shares).
+pub fn scan_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(4)
 }

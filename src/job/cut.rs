@@ -10,8 +10,7 @@
 //! the live log is inside the fold (see `late::open_watched`).
 
 use std::fs::{self, File, Metadata};
-use std::hash::Hasher;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::path::PathBuf;
 
@@ -41,23 +40,7 @@ pub struct Cut {
     pub fingerprint: u64,
 }
 
-/// Bytes hashed at each end of the prefix by [`fingerprint`].
-const PRINT: u64 = 64 << 10;
 
-/// A hash of the first and last 64 KiB before `cut`, with `cut` itself: a
-/// truncation (copytruncate) or a rewrite of the prefix changes it, while
-/// appends after the cut do not.
-pub fn fingerprint(file: &File, cut: u64) -> std::io::Result<u64> {
-    let mut h = std::hash::DefaultHasher::new();
-    h.write_u64(cut);
-    let mut buf = vec![0u8; PRINT.min(cut) as usize];
-    file.read_exact_at(&mut buf, 0)?;
-    h.write(&buf);
-    let n = buf.len() as u64;
-    file.read_exact_at(&mut buf, cut - n)?;
-    h.write(&buf);
-    Ok(h.finish())
-}
 
 impl Cut {
     /// Open, cut and fold the store's live log; with `state`, the late
@@ -82,7 +65,7 @@ impl Cut {
         // torn line, completed after the swap): that line was written after
         // the swap, so the late writes go before it.
         let swap_point = fold::find_cut(&file, point).ctx("read log", &log)?;
-        let fingerprint = fingerprint(&file, cut).ctx("read log", &log)?;
+        let fingerprint = fold::fingerprint(&file, cut).ctx("read log", &log)?;
         let mut c = Cut {
             log,
             file,
@@ -95,7 +78,7 @@ impl Cut {
             fingerprint,
         };
         let spec = FoldSpec::for_store(store)?;
-        c.plan = spans::fold_spans(&spec, &c.spans(), scan_threads(), 8 << 20)
+        c.plan = spans::fold_spans(&spec, &c.spans(), fold::scan_threads(), 8 << 20)
             .ctx("read log", &c.log)?;
         Ok(c)
     }
@@ -143,13 +126,6 @@ impl Cut {
     }
 }
 
-/// Threads used for the scan.
-pub fn scan_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(4)
-}
 
 /// The file to operate on: the log itself, or the file a symlinked log points
 /// to (the swap happens in the target's directory, so the link stays valid).

@@ -53,7 +53,7 @@ pub struct Watch {
     pub dev: u64,
     #[serde(default)]
     pub ino: u64,
-    /// A fingerprint of its bytes below `carried` (`cut::fingerprint`; 0:
+    /// A fingerprint of its bytes below `carried` (`fold::fingerprint`; 0:
     /// unknown), so a rewrite in place of the carried bytes is noticed.
     #[serde(default)]
     pub print: u64,
@@ -65,7 +65,7 @@ pub fn stamp(file: &File, carried: u64) -> u64 {
     if carried == 0 {
         return 0;
     }
-    crate::job::cut::fingerprint(file, carried).unwrap_or(0)
+    crate::fold::fingerprint(file, carried).unwrap_or(0)
 }
 
 /// The watched files that can no longer be trusted to hold every late line

@@ -43,7 +43,7 @@ use crate::fold::{self, Range};
 use crate::io::durable;
 use crate::io::rewrite::{self, Like, Rewrite};
 use crate::job::census;
-use crate::job::cut::{self, Cut};
+use crate::job::cut::Cut;
 use crate::job::{late, quarantine, rotation};
 
 /// Step 1, first half: the new file, beside the log, with the log's mode,
@@ -119,7 +119,7 @@ fn verify(c: &Cut) -> Result<()> {
     }
     let size = c.file.metadata().ctx("stat log", &c.log)?.len();
     let same =
-        size >= c.cut && cut::fingerprint(&c.file, c.cut).ctx("read log", &c.log)? == c.fingerprint;
+        size >= c.cut && crate::fold::fingerprint(&c.file, c.cut).ctx("read log", &c.log)? == c.fingerprint;
     if !same {
         return Err(Error::Sync(crate::error::SyncError::LogRewritten {
             path: c.log.clone(),

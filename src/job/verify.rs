@@ -133,7 +133,7 @@ fn digest_file_in(
     len: u64,
     min_chunk: u64,
 ) -> std::io::Result<Digest> {
-    let threads = crate::job::compact::scan_threads();
+    let threads = crate::fold::scan_threads();
     // A snapshot ends in a `\n`; a damaged one may not: its last piece is
     // hashed as an unended line and counted as a line a fold would drop.
     let cut = crate::fold::find_cut(file, len)?;

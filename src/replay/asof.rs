@@ -394,7 +394,7 @@ pub fn replay_as_of(
     // The point's lines (filtered by time) in one temp file, folded as a
     // log is: memory stays with the live keys.
     let (tmp, len) = gather(&sources, time_ptr.as_ref(), at, &mut r)?;
-    let plan = fold::fold(&spec, &tmp, len, crate::job::compact::scan_threads())
+    let plan = fold::fold(&spec, &tmp, len, crate::fold::scan_threads())
         .ctx("read a temp file in", std::env::temp_dir())?;
     r.malformed = plan.bad_lines;
     r.lines_out = plan.lines_out(spec.is_keyed());

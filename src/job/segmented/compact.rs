@@ -162,7 +162,7 @@ fn fold_inputs(
     let opts = fold::Opts {
         tombs: true,
         salvage: false,
-        ..fold::Opts::compaction(crate::job::compact::scan_threads(), 8 << 20)
+        ..fold::Opts::compaction(crate::fold::scan_threads(), 8 << 20)
     };
     let dir = inputs
         .first()

@@ -129,7 +129,7 @@ pub fn replay(
     let opts = fold::Opts {
         tombs: false,
         salvage: false,
-        ..fold::Opts::compaction(crate::job::compact::scan_threads(), 8 << 20)
+        ..fold::Opts::compaction(crate::fold::scan_threads(), 8 << 20)
     };
     let reread = "read segments (pruned or compacted during the replay? run it again) in";
     let dir = &policy.pattern.dir;
