@@ -34,7 +34,9 @@ pub use crate::io::ranges::{
     Range, copy_ranges, copy_ranges_nl, split_at_newlines, write_ranges_at,
 };
 pub use classify::{Class, Classifier, decode_key, first_component_len};
-pub use lines::{count_lines_in, find_cut, fingerprint, for_each_line, next_line_start, scan_threads};
+pub use lines::{
+    count_lines_in, find_cut, fingerprint, for_each_line, next_line_start, scan_threads,
+};
 pub(crate) use scan::Opts;
 
 /// Fold `[0, cut)` of `file` as a compaction does. `cut` must be 0 or just

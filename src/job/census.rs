@@ -31,40 +31,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
-/// One file descriptor open for writing on a watched file.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Opener {
-    pub pid: u32,
-    /// The program name (`/proc/<pid>/comm`), e.g. `marshal`.
-    pub program: String,
-    /// Which watched file the descriptor refers to (the name the caller gave
-    /// for that inode, e.g. the live log or a rotated file).
-    pub file: PathBuf,
-    pub fd: u32,
-    /// The open flags that matter to a log, e.g. `O_WRONLY|O_APPEND`.
-    pub flags: String,
-    /// Opened with `O_APPEND`: every write lands at the end of the inode.
-    pub append: bool,
-}
-
-/// Who had the watched files open for writing at one instant.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Census {
-    pub openers: Vec<Opener>,
-    /// Processes whose descriptors could not be read (another user's, or
-    /// restricted by `hidepid`): the census may miss their writers.
-    pub unreadable: u32,
-    /// False where this platform has no census (the list is then empty).
-    pub supported: bool,
-    /// Why the census cannot see every process that may write (empty when
-    /// it can): processes of other users it may not read, a PID namespace
-    /// that hides the rest of the machine, `/proc` mounted with `hidepid`.
-    /// A run then assumes unseen writers exist (see [`Census::complete`]).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub blind: Vec<String>,
-}
+pub use crate::job::record::report::{Census, Opener};
 
 impl Census {
     /// The openers of one watched file.

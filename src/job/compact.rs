@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use crate::config::{LogPolicy, StoreConfig};
 use crate::error::{Error, IoContext, Result};
+pub use crate::fold::scan_threads;
 use crate::fold::{FoldSpec, Range};
 use crate::io::durable;
 use crate::io::progress::{self, Phase};
@@ -21,7 +22,6 @@ use crate::job::carry;
 use crate::job::census::Census;
 use crate::job::cut::Cut;
 pub use crate::job::cut::resolve_log;
-pub use crate::fold::scan_threads;
 use crate::job::late::{self, Generation, LateWrites, Watch};
 use crate::job::record::Stats;
 use crate::job::{interrupt, swap, verify};

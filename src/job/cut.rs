@@ -40,8 +40,6 @@ pub struct Cut {
     pub fingerprint: u64,
 }
 
-
-
 impl Cut {
     /// Open, cut and fold the store's live log; with `state`, the late
     /// writes it records are folded in at the swap point.
@@ -125,7 +123,6 @@ impl Cut {
         self.late.iter().map(|o| o.end - o.watch.carried).sum()
     }
 }
-
 
 /// The file to operate on: the log itself, or the file a symlinked log points
 /// to (the swap happens in the target's directory, so the link stays valid).

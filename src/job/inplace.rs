@@ -40,8 +40,8 @@ use std::path::Path;
 
 use crate::config::StoreConfig;
 use crate::error::{Error, IoContext, Result};
-use crate::fold::{self, FoldSpec};
 use crate::fold::scan_threads;
+use crate::fold::{self, FoldSpec};
 use crate::job::compact::{Compacted, resolve_log};
 use crate::job::cut::Cut;
 use crate::job::late::{Generation, LateWrites};

@@ -29,29 +29,12 @@ use serde::{Deserialize, Serialize};
 use crate::config::{StoreConfig, Strategy};
 use crate::error::{IoContext, Result};
 use crate::io::durable;
-use crate::job::carry;
 use crate::job::census::{Census, Opener};
+pub use crate::job::record::report::Report;
 use crate::job::swap;
 
 /// How long the probe holds the writers' lock at most.
 pub const PROBE: Duration = Duration::from_millis(100);
-
-/// What a run chose and why (in the run record and `status`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Report {
-    /// `swap` or `in-place`.
-    pub strategy: String,
-    /// Why, naming the writers that decided it.
-    pub reason: String,
-    /// Writers whose lines this strategy cannot make visible within 1 s,
-    /// and what to do (none when every writer is served).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unserved: Option<String>,
-    /// The carry window after a swap.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub window: Option<carry::Window>,
-}
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Memory {

@@ -118,8 +118,8 @@ fn verify(c: &Cut) -> Result<()> {
         }));
     }
     let size = c.file.metadata().ctx("stat log", &c.log)?.len();
-    let same =
-        size >= c.cut && crate::fold::fingerprint(&c.file, c.cut).ctx("read log", &c.log)? == c.fingerprint;
+    let same = size >= c.cut
+        && crate::fold::fingerprint(&c.file, c.cut).ctx("read log", &c.log)? == c.fingerprint;
     if !same {
         return Err(Error::Sync(crate::error::SyncError::LogRewritten {
             path: c.log.clone(),

@@ -17,27 +17,12 @@
 //! `max_age` is judged by a segment's mtime: the time its last (newest)
 //! event was written.
 
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
-
-use serde::{Deserialize, Serialize};
 
 use crate::config::SegmentPolicy;
 use crate::config::pattern::Listing;
+pub use crate::job::record::report::Pruned;
 use crate::plan::Busy;
-
-/// One segment deleted by retention.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pruned {
-    pub file: PathBuf,
-    /// The seq in its name (its first event).
-    pub seq: u64,
-    /// The next segment's seq: the pruned file held events `[seq, next_seq)`.
-    pub next_seq: u64,
-    pub bytes: u64,
-    /// Which limit deleted it: `keep_files`, `max_age` or `max_bytes`.
-    pub reason: String,
-}
 
 /// The limits, as configured.
 #[derive(Clone, Copy, Debug, Default)]

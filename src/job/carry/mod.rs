@@ -40,14 +40,13 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::{IoContext, Result};
 use crate::fold;
-use crate::job::census::{self, Opener};
+use crate::job::census::{self};
 use crate::job::late::{self, Carrying, LateWrites};
 
 mod os;
+pub use crate::job::record::report::Window;
 pub use os::Gate;
 use os::Notify;
 
@@ -60,31 +59,6 @@ const CENSUS_EVERY: Duration = Duration::from_millis(50);
 const MIN_WINDOW: Duration = Duration::from_millis(30);
 /// The most bytes carried in one append (one `write`).
 const BATCH: u64 = 4 << 20;
-
-/// What the carry window did (in the run record, under `strategy`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Window {
-    /// Complete lines copied from the old inode into the live log.
-    pub lines: u64,
-    /// How long the window stayed open.
-    pub ms: f64,
-    /// The longest a carried line could have waited in the old inode
-    /// (the gap between two polls, plus the append).
-    pub max_carry_ms: f64,
-    /// Writers that held the old inode at the swap and left it during the
-    /// window (they follow a new inode: class A, or the writer protocol).
-    pub followed: Vec<Opener>,
-    /// Writers still holding the old inode when the window closed (they
-    /// keep one fd for life: class B); their later lines wait for the next
-    /// run.
-    pub stayed: Vec<Opener>,
-    /// The open gate was armed: every open of the live path during the
-    /// window waited until the old inode's complete lines were carried.
-    pub gated: bool,
-    /// Opens of the live path that waited at the gate.
-    pub gated_opens: u64,
-}
 
 /// Run the window for the file rotated by this swap. `state` is the
 /// late-write state the swap made true; its watch of `rotated` advances as

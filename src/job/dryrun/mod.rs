@@ -26,10 +26,10 @@ use serde::Serialize;
 
 use crate::config::StoreConfig;
 use crate::error::{Error, IoContext, Result};
+use crate::fold::fingerprint;
 use crate::fold::spans::{FileSpan, locate_bad};
 use crate::fold::{self, FoldSpec, Range};
 use crate::job::census::{self, Census, Opener};
-use crate::fold::fingerprint;
 use crate::job::cut::Cut;
 use crate::job::late;
 use crate::job::record::RunRecords;

@@ -23,6 +23,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{IoContext, Result, to_json};
 use crate::io::durable;
 
+pub mod report;
+
 /// How a run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -142,11 +144,11 @@ pub struct Stats {
     pub kept_for_late_writes: Vec<PathBuf>,
     /// Who had the live log or a rotated file open for writing after the
     /// run (see `census`).
-    pub writers: crate::job::census::Census,
+    pub writers: report::Census,
     /// How the log was replaced and why (`swap` + carry window, or
     /// `in-place`), and writers not served within 1 s (docs/writers.md).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub strategy: Option<crate::job::strategy::Report>,
+    pub strategy: Option<report::Report>,
     /// The filesystem reported no size (0 total blocks), so the free-space
     /// check was skipped.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -156,10 +158,10 @@ pub struct Stats {
     /// planned fold and of the new file read back; on a failed run, the
     /// mismatch and where the new file was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verify: Option<crate::job::verify::Verification>,
+    pub verify: Option<crate::error::Verification>,
     /// Segmented stores only: the directory, prunes, health, compaction.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub segments: Option<crate::job::segmented::SegmentStats>,
+    pub segments: Option<report::SegmentStats>,
 }
 
 fn is_zero(n: &u64) -> bool {

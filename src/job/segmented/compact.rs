@@ -41,11 +41,10 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use chrono::Utc;
-use serde::{Deserialize, Serialize};
 
 use crate::config::pattern::Segment;
 use crate::error::{Error, IoContext, Result};
@@ -53,28 +52,8 @@ use crate::fold::spans::{Reopened, fold_source, locate_in};
 use crate::fold::{self, FoldSpec, Range};
 use crate::io::durable;
 use crate::io::rewrite::{Like, Rewrite};
+pub use crate::job::record::report::CompactionStats;
 use crate::job::segmented::state::{FileId, Pending, SegState};
-
-/// What a compaction did.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct CompactionStats {
-    /// Segments read.
-    pub inputs: u64,
-    /// Segments written (each under its group's first input's name).
-    pub outputs: Vec<PathBuf>,
-    /// Inputs whose events are now in an output: deleted after the delay.
-    pub replaced: Vec<PathBuf>,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    pub lines_in: u64,
-    pub lines_out: u64,
-    pub keys_live: u64,
-    pub tombstones_kept: u64,
-    pub tombstones_dropped: u64,
-    /// Older writes of a key dropped because a later write supersedes them.
-    pub superseded: u64,
-}
 
 fn open_checked(seg: &Segment) -> Result<(File, std::fs::Metadata)> {
     let f = File::open(&seg.path).ctx("open segment", &seg.path)?;

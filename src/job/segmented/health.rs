@@ -27,18 +27,8 @@ use crate::fold::json::{Invalid, Kind, Pointers, Scanner, Span};
 use crate::fold::{self, Bad, FoldSpec, Range};
 use crate::io::rewrite::{Like, Rewrite};
 use crate::job::quarantine;
+pub use crate::job::record::report::SeqProblem;
 use crate::job::segmented::state::FileId;
-
-/// An event whose seq breaks the order readers rely on.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SeqProblem {
-    pub file: PathBuf,
-    /// Byte offset of the event's line in the segment.
-    pub offset: u64,
-    pub seq: u64,
-    /// e.g. `is not greater than the previous event's (41)`.
-    pub problem: String,
-}
 
 /// Reported per segment at most.
 const SEQ_PROBLEMS_MAX: usize = 10;

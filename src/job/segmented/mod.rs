@@ -38,7 +38,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use chrono::Utc;
-use serde::{Deserialize, Serialize};
 
 pub use view::{DirSummary, replay, status_notes};
 
@@ -50,44 +49,13 @@ use crate::config::StoreConfig;
 use crate::config::pattern::{Listing, list};
 use crate::error::Result;
 use crate::fold::FoldSpec;
+pub use crate::job::record::report::SegmentStats;
 use crate::job::record::{Outcome, Stats};
-use crate::job::segmented::compact::CompactionStats;
-use crate::job::segmented::state::{Pruned, SegState};
+use crate::job::segmented::state::SegState;
 use crate::job::{Done, SyncOptions, census};
 use crate::paths::Paths;
 use crate::plan::Busy;
 use crate::plan::segmented::{self as planner, Choice, Facts};
-
-/// What a run of a segmented store did, in the run record
-/// (`stats.segments`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct SegmentStats {
-    /// The directory after the run.
-    pub dir: DirSummary,
-    /// The oldest retained seq before the run.
-    pub oldest_seq_before: Option<u64>,
-    /// Segments deleted by retention (by this run, or by an interrupted run
-    /// whose record was never written: `reason` then says so).
-    pub pruned: Vec<Pruned>,
-    /// Sealed segments whose lines were checked by this run.
-    pub validated: u64,
-    /// Sealed segments rewritten without their malformed or torn lines.
-    pub repaired: Vec<PathBuf>,
-    /// Sealed segments left alone because a process had them open for
-    /// writing.
-    pub open_for_writing: Vec<PathBuf>,
-    /// Events whose seq (with `seq` set) is not increasing across the
-    /// checked segments (at most 10 per segment); nothing is changed.
-    pub seq_problems: Vec<health::SeqProblem>,
-    /// Bytes of sealed segments not yet compacted, and their share of the
-    /// sealed bytes, when the run decided whether to compact.
-    pub dirty_bytes: u64,
-    pub dirty_ratio: f64,
-    pub compaction: Option<CompactionStats>,
-    /// Compaction inputs deleted (their events are in a merged segment).
-    pub inputs_deleted: Vec<PathBuf>,
-}
 
 fn ms(t: Instant) -> f64 {
     (t.elapsed().as_secs_f64() * 1e6).round() / 1e3

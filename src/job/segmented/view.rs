@@ -10,9 +10,6 @@ use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-
 use crate::config::SegmentPolicy;
 use crate::config::StoreConfig;
 use crate::config::pattern::{Listing, list};
@@ -20,36 +17,9 @@ use crate::error::{Error, IoContext, Result};
 use crate::fold::spans::{Reopened, copy_spans, fold_source};
 use crate::fold::{self, FoldSpec};
 use crate::job::record::RunRecords;
+pub use crate::job::record::report::DirSummary;
 use crate::job::segmented::state::SegState;
 use crate::paths::Paths;
-
-/// A segmented store's directory at one instant.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct DirSummary {
-    /// Segment files (names matching the pattern).
-    pub files: u64,
-    /// Their total size.
-    pub bytes: u64,
-    /// The smallest seq in a name: the oldest retained event.
-    pub oldest_seq: Option<u64>,
-    /// The seq in the active segment's name.
-    pub newest_seq: Option<u64>,
-    /// The active segment (the newest by seq; never touched).
-    pub active: Option<PathBuf>,
-    pub active_bytes: u64,
-    /// Bytes in segments that no compaction has produced or found clean
-    /// (the active one included).
-    pub bytes_since_compaction: u64,
-    pub last_compaction: Option<DateTime<Utc>>,
-    /// Compaction inputs waiting to be deleted (their events are already
-    /// in a merged segment).
-    pub pending_delete: u64,
-    /// Files in the directory that do not match the pattern (never touched).
-    pub unmatched: Vec<PathBuf>,
-    /// Seqs carried by more than one name: readers cannot order those files.
-    pub duplicate_seqs: Vec<u64>,
-}
 
 pub(super) fn describe(l: &Listing, state: &SegState) -> DirSummary {
     DirSummary {
