@@ -300,6 +300,8 @@ impl Scanner {
         self.scan(line, &NONE, &mut [])
     }
 
+    /// One value, descending along `node` (the pointer trie) and recording its
+    /// span if `node` is a target; the rest goes to non-recursive `skip`.
     fn value(&mut self, c: &mut Cursor, node: &Node, out: &mut [Option<Span>]) -> R<Kind> {
         c.ws();
         let start = c.i;
@@ -307,76 +309,8 @@ impl Scanner {
             self.skip(c)?
         } else {
             match c.peek() {
-                Some(b'{') => {
-                    c.i += 1;
-                    c.ws();
-                    if c.peek() == Some(b'}') {
-                        c.i += 1;
-                    } else {
-                        loop {
-                            c.ws();
-                            let (ks, ke, esc) = c.string()?;
-                            c.ws();
-                            c.expect(b':', "expected ':' after an object key")?;
-                            let key = &c.b[ks..ke];
-                            let child = if esc {
-                                let k = unescape(key);
-                                node.children.iter().find(|(t, _)| *t == k)
-                            } else {
-                                node.children.iter().find(|(t, _)| t.as_slice() == key)
-                            };
-                            match child {
-                                Some((_, n)) => {
-                                    for &s in &n.below {
-                                        out[s] = None;
-                                    }
-                                    self.value(c, n, out)?;
-                                }
-                                None => {
-                                    c.ws();
-                                    self.skip(c)?;
-                                }
-                            }
-                            c.ws();
-                            match c.next() {
-                                Some(b',') => continue,
-                                Some(b'}') => break,
-                                _ => return Err(c.err("expected ',' or '}' in an object")),
-                            }
-                        }
-                    }
-                    Kind::Object
-                }
-                Some(b'[') => {
-                    c.i += 1;
-                    c.ws();
-                    if c.peek() == Some(b']') {
-                        c.i += 1;
-                    } else {
-                        let mut index = 0usize;
-                        let mut digits = itoa_buf();
-                        loop {
-                            let tok = fmt_index(index, &mut digits);
-                            match node.children.iter().find(|(t, _)| t.as_slice() == tok) {
-                                Some((_, n)) => {
-                                    self.value(c, n, out)?;
-                                }
-                                None => {
-                                    c.ws();
-                                    self.skip(c)?;
-                                }
-                            }
-                            index += 1;
-                            c.ws();
-                            match c.next() {
-                                Some(b',') => continue,
-                                Some(b']') => break,
-                                _ => return Err(c.err("expected ',' or ']' in an array")),
-                            }
-                        }
-                    }
-                    Kind::Array
-                }
+                Some(b'{') => self.object(c, node, out)?,
+                Some(b'[') => self.array(c, node, out)?,
                 _ => self.skip(c)?,
             }
         };
@@ -395,6 +329,76 @@ impl Scanner {
             });
         }
         Ok(kind)
+    }
+
+    /// An object on a pointer's path (`c` at its `{`): a member named by a child
+    /// of `node` has its slots cleared (last wins) and is descended into.
+    #[inline]
+    fn object(&mut self, c: &mut Cursor, node: &Node, out: &mut [Option<Span>]) -> R<Kind> {
+        c.i += 1;
+        c.ws();
+        if c.peek() == Some(b'}') {
+            c.i += 1;
+            return Ok(Kind::Object);
+        }
+        loop {
+            c.ws();
+            let (ks, ke, esc) = c.string()?;
+            c.ws();
+            c.expect(b':', "expected ':' after an object key")?;
+            let key = &c.b[ks..ke];
+            let child = if esc {
+                let k = unescape(key);
+                node.children.iter().find(|(t, _)| *t == k)
+            } else {
+                node.children.iter().find(|(t, _)| t.as_slice() == key)
+            };
+            if let Some((_, n)) = child {
+                for &s in &n.below {
+                    out[s] = None;
+                }
+                self.value(c, n, out)?;
+            } else {
+                c.ws();
+                self.skip(c)?;
+            }
+            c.ws();
+            match c.next() {
+                Some(b',') => continue,
+                Some(b'}') => return Ok(Kind::Object),
+                _ => return Err(c.err("expected ',' or '}' in an object")),
+            }
+        }
+    }
+
+    /// An array on a pointer's path (`c` at its `[`): elements whose index
+    /// is a child of `node` are descended into; the others are skipped.
+    #[inline]
+    fn array(&mut self, c: &mut Cursor, node: &Node, out: &mut [Option<Span>]) -> R<Kind> {
+        c.i += 1;
+        c.ws();
+        if c.peek() == Some(b']') {
+            c.i += 1;
+            return Ok(Kind::Array);
+        }
+        let mut index = 0usize;
+        let mut digits = [0u8; 20];
+        loop {
+            let tok = fmt_index(index, &mut digits);
+            if let Some((_, n)) = node.children.iter().find(|(t, _)| t.as_slice() == tok) {
+                self.value(c, n, out)?;
+            } else {
+                c.ws();
+                self.skip(c)?;
+            }
+            index += 1;
+            c.ws();
+            match c.next() {
+                Some(b',') => continue,
+                Some(b']') => return Ok(Kind::Array),
+                _ => return Err(c.err("expected ',' or ']' in an array")),
+            }
+        }
     }
 
     /// Validate and skip one value without recursion.
@@ -477,10 +481,6 @@ impl Scanner {
         self.stack.truncate(base);
         result
     }
-}
-
-fn itoa_buf() -> [u8; 20] {
-    [0; 20]
 }
 
 pub(super) fn fmt_index(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {

@@ -139,77 +139,16 @@ impl<'a> Walk<'a> {
         Ok(kind)
     }
 
+    /// One value, descending along `node` (the pointer trie) and recording
+    /// its span if `node` is a target; the rest goes to non-recursive `skip`.
     fn value(&mut self, stack: &mut Vec<bool>, node: &Node, out: &mut [Option<Span>]) -> W<Kind> {
         let (start, c) = self.tok()?;
         let kind = if node.children.is_empty() {
             self.skip(stack)?
         } else {
             match c {
-                b'{' => {
-                    self.k += 1;
-                    if self.byte() == Some(b'}') {
-                        self.k += 1;
-                    } else {
-                        loop {
-                            let (ks, ke) = self.member_name()?;
-                            let key = &self.line[ks..ke];
-                            let child = if self.has_escape(ks, ke) {
-                                let k = unescape(key);
-                                node.children.iter().find(|(t, _)| *t == k)
-                            } else {
-                                node.children.iter().find(|(t, _)| t.as_slice() == key)
-                            };
-                            match child {
-                                Some((_, n)) => {
-                                    for &s in &n.below {
-                                        out[s] = None;
-                                    }
-                                    self.value(stack, n, out)?;
-                                }
-                                None => {
-                                    self.skip(stack)?;
-                                }
-                            }
-                            match self.byte() {
-                                Some(b',') => self.k += 1,
-                                Some(b'}') => break,
-                                _ => return Err(Bad),
-                            }
-                        }
-                        self.k += 1;
-                    }
-                    self.end = self.pos[self.k - 1] as usize + 1;
-                    Kind::Object
-                }
-                b'[' => {
-                    self.k += 1;
-                    if self.byte() == Some(b']') {
-                        self.k += 1;
-                    } else {
-                        let mut index = 0usize;
-                        let mut digits = [0u8; 20];
-                        loop {
-                            let tok = super::fmt_index(index, &mut digits);
-                            match node.children.iter().find(|(t, _)| t.as_slice() == tok) {
-                                Some((_, n)) => {
-                                    self.value(stack, n, out)?;
-                                }
-                                None => {
-                                    self.skip(stack)?;
-                                }
-                            }
-                            index += 1;
-                            match self.byte() {
-                                Some(b',') => self.k += 1,
-                                Some(b']') => break,
-                                _ => return Err(Bad),
-                            }
-                        }
-                        self.k += 1;
-                    }
-                    self.end = self.pos[self.k - 1] as usize + 1;
-                    Kind::Array
-                }
+                b'{' => self.object(stack, node, out)?,
+                b'[' => self.array(stack, node, out)?,
                 _ => self.skip(stack)?,
             }
         };
@@ -230,6 +169,72 @@ impl<'a> Walk<'a> {
             });
         }
         Ok(kind)
+    }
+
+    /// An object on a pointer's path (entry `k` is its `{`): a member named
+    /// by a child of `node` has that child's slots cleared (last member
+    /// wins) and is descended into; the others are skipped.
+    #[inline]
+    fn object(&mut self, stack: &mut Vec<bool>, node: &Node, out: &mut [Option<Span>]) -> W<Kind> {
+        self.k += 1;
+        if self.byte() != Some(b'}') {
+            loop {
+                let (ks, ke) = self.member_name()?;
+                let key = &self.line[ks..ke];
+                let child = if self.has_escape(ks, ke) {
+                    let k = unescape(key);
+                    node.children.iter().find(|(t, _)| *t == k)
+                } else {
+                    node.children.iter().find(|(t, _)| t.as_slice() == key)
+                };
+                if let Some((_, n)) = child {
+                    for &s in &n.below {
+                        out[s] = None;
+                    }
+                    self.value(stack, n, out)?;
+                } else {
+                    self.skip(stack)?;
+                }
+                match self.byte() {
+                    Some(b',') => self.k += 1,
+                    Some(b'}') => break,
+                    _ => return Err(Bad),
+                }
+            }
+        }
+        // Past the `}`, whether the object was empty or not.
+        self.k += 1;
+        self.end = self.pos[self.k - 1] as usize + 1;
+        Ok(Kind::Object)
+    }
+
+    /// An array on a pointer's path (entry `k` is its `[`): elements whose
+    /// index is a child of `node` are descended into; the others are skipped.
+    #[inline]
+    fn array(&mut self, stack: &mut Vec<bool>, node: &Node, out: &mut [Option<Span>]) -> W<Kind> {
+        self.k += 1;
+        if self.byte() != Some(b']') {
+            let mut index = 0usize;
+            let mut digits = [0u8; 20];
+            loop {
+                let tok = super::fmt_index(index, &mut digits);
+                if let Some((_, n)) = node.children.iter().find(|(t, _)| t.as_slice() == tok) {
+                    self.value(stack, n, out)?;
+                } else {
+                    self.skip(stack)?;
+                }
+                index += 1;
+                match self.byte() {
+                    Some(b',') => self.k += 1,
+                    Some(b']') => break,
+                    _ => return Err(Bad),
+                }
+            }
+        }
+        // Past the `]`, whether the array was empty or not.
+        self.k += 1;
+        self.end = self.pos[self.k - 1] as usize + 1;
+        Ok(Kind::Array)
     }
 
     /// Validate and skip one value without recursion. A string's kind is
