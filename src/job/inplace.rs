@@ -73,27 +73,84 @@ pub fn compact(store: &StoreConfig, state: &LateWrites) -> Result<Attempt> {
     r
 }
 
+/// The rewrite, with the writers' lock held: steps 1 to 5 of the module
+/// doc, in that order.
 fn locked(store: &StoreConfig, state: &LateWrites, log: &Path, rw: &File) -> Result<Attempt> {
     let t0 = std::time::Instant::now();
     let spec = FoldSpec::for_store(store)?;
     let c = Cut::take(store, Some(state))?;
     let me = rw.metadata().ctx("stat log", log)?;
+    if let Some(why) = decline(&c, &me, log)? {
+        return Ok(Attempt::Declined(why));
+    }
+    let mut stats = stats_of(&c);
+    if c.plan.is_identity() {
+        return Ok(same(state, stats));
+    }
+    let snapshot = c.plan.kept_bytes() + c.plan.newlines.len() as u64;
+    if snapshot > MAX_BYTES {
+        return Ok(Attempt::Declined(format!(
+            "the fold is {snapshot} bytes, more than the {MAX_BYTES} an in-place rewrite writes at once"
+        )));
+    }
+    let f = fold_bytes(&c, log)?;
+    let t = tombstones(&spec, &c, log)?;
+    // Step 1.
+    stats.quarantine_file = swap::quarantine_bad(&c)?;
+    // Step 2.
+    let end = append_fold(log, c.size, &f, &t)?;
+    // Step 3.
+    if grew(rw, log, end)? {
+        return Ok(same(state, stopped(rw, log, stats, t0)?));
+    }
+    // Step 4.
+    copy_down(rw, log, &f)?;
+    // Step 5.
+    if grew(rw, log, end)? {
+        return Ok(same(state, stopped(rw, log, stats, t0)?));
+    }
+    truncate(rw, log, f.len() as u64)?;
+    stats.bytes_after = f.len() as u64;
+    stats.rewritten = true;
+    stats.timings.write_ms = ms(t0);
+    let mut next = state.clone();
+    next.live = Some(Generation {
+        dev: me.dev(),
+        ino: me.ino(),
+        swap_point: f.len() as u64,
+    });
+    Ok(Attempt::Done(Box::new(Compacted {
+        stats,
+        state: next,
+        window: None,
+    })))
+}
+
+/// Why the log is not rewritten in place (before anything is written):
+/// `None` if it can be. An error if the log at the path is no longer the
+/// inode locked.
+fn decline(c: &Cut, me: &std::fs::Metadata, log: &Path) -> Result<Option<String>> {
     if (me.dev(), me.ino()) != (c.meta.dev(), c.meta.ino()) {
         return Err(Error::Sync(crate::error::SyncError::LogReplaced {
             path: log.to_path_buf(),
         }));
     }
     if c.late_bytes() > 0 {
-        return Ok(Attempt::Declined(
+        return Ok(Some(
             "late writes of an earlier swap are folded at their swap point first".into(),
         ));
     }
     if c.cut != c.size {
-        return Ok(Attempt::Declined(
+        return Ok(Some(
             "the log ends in a torn line (a writer died mid-line)".into(),
         ));
     }
-    let mut stats = Stats {
+    Ok(None)
+}
+
+/// The run's stats before anything is written (the log unchanged).
+fn stats_of(c: &Cut) -> Stats {
+    Stats {
         bytes_before: c.size,
         bytes_after: c.size,
         lines_in: c.plan.lines_in,
@@ -105,31 +162,28 @@ fn locked(store: &StoreConfig, state: &LateWrites, log: &Path, rw: &File) -> Res
         salvaged: c.plan.salvaged,
         unglued: c.plan.unglued,
         ..Stats::default()
-    };
-    let same = |stats: Stats| {
-        Attempt::Done(Box::new(Compacted {
-            stats,
-            state: state.clone(),
-            window: None,
-        }))
-    };
-    if c.plan.is_identity() {
-        return Ok(same(stats));
     }
-    let snapshot = c.plan.kept_bytes() + c.plan.newlines.len() as u64;
-    if snapshot > MAX_BYTES {
-        return Ok(Attempt::Declined(format!(
-            "the fold is {snapshot} bytes, more than the {MAX_BYTES} an in-place rewrite writes at once"
-        )));
-    }
-    let f = fold_bytes(&c, log)?;
-    let t = tombstones(&spec, &c, log)?;
-    stats.quarantine_file = swap::quarantine_bad(&c)?;
+}
+
+/// Done without a rewrite: the log's inode and the late-write state are
+/// as they were.
+fn same(state: &LateWrites, stats: Stats) -> Attempt {
+    Attempt::Done(Box::new(Compacted {
+        stats,
+        state: state.clone(),
+        window: None,
+    }))
+}
+
+/// Step 2: append `\n F T` to the log (`size` bytes long) in one `write`,
+/// then fdatasync. From here the fold is `fold(L)` at every instant.
+/// Returns the log's size after the append.
+fn append_fold(log: &Path, size: u64, f: &[u8], t: &[u8]) -> Result<u64> {
     let mut region = Vec::with_capacity(1 + f.len() + t.len());
     region.push(b'\n');
-    region.extend_from_slice(&f);
-    region.extend_from_slice(&t);
-    let end = c.size + region.len() as u64;
+    region.extend_from_slice(f);
+    region.extend_from_slice(t);
+    let end = size + region.len() as u64;
 
     crate::failpoint::failpoint!(BeforeInplaceAppend);
     let app = OpenOptions::new()
@@ -149,39 +203,42 @@ fn locked(store: &StoreConfig, state: &LateWrites, log: &Path, rw: &File) -> Res
     }
     app.sync_data().ctx("fsync log", log)?;
     crate::failpoint::failpoint!(AfterInplaceAppend);
-    let grew = |rw: &File| -> Result<bool> { Ok(rw.metadata().ctx("stat log", log)?.len() != end) };
-    if grew(rw)? {
-        stats.bytes_after = rw.metadata().ctx("stat log", log)?.len();
-        stats.timings.write_ms = ms(t0);
-        return Ok(same(stats));
-    }
-    rw.write_all_at(&f, 0)
+    Ok(end)
+}
+
+/// Steps 3 and 5: the log is no longer `end` bytes long, so a lock-less
+/// writer appended after `F T` (the fold is still right) and the run stops
+/// without shrinking it.
+fn grew(rw: &File, log: &Path, end: u64) -> Result<bool> {
+    Ok(rw.metadata().ctx("stat log", log)?.len() != end)
+}
+
+/// The stats of a run stopped because the log grew: nothing is shrunk.
+fn stopped(rw: &File, log: &Path, mut stats: Stats, t0: std::time::Instant) -> Result<Stats> {
+    stats.bytes_after = rw.metadata().ctx("stat log", log)?.len();
+    stats.timings.write_ms = ms(t0);
+    Ok(stats)
+}
+
+/// Step 4: `F` over `[0, |F|)`, then fdatasync. Any mixture of old and new
+/// bytes below `|L|` folds right: the complete `F T` after it restores
+/// every key's last value.
+fn copy_down(rw: &File, log: &Path, f: &[u8]) -> Result<()> {
+    rw.write_all_at(f, 0)
         .and_then(|_| rw.sync_data())
         .map_err(|e| swap::write_error(log, log, e))?;
     crate::failpoint::failpoint!(AfterInplaceCopyDown);
-    if grew(rw)? {
-        stats.bytes_after = rw.metadata().ctx("stat log", log)?.len();
-        stats.timings.write_ms = ms(t0);
-        return Ok(same(stats));
-    }
-    rw.set_len(f.len() as u64)
+    Ok(())
+}
+
+/// Step 5, after the size check: the log is truncated to `|F|` and
+/// fsynced. The file is `F`.
+fn truncate(rw: &File, log: &Path, len: u64) -> Result<()> {
+    rw.set_len(len)
         .and_then(|_| rw.sync_all())
         .ctx("truncate log", log)?;
     crate::failpoint::failpoint!(AfterInplaceTruncate);
-    stats.bytes_after = f.len() as u64;
-    stats.rewritten = true;
-    stats.timings.write_ms = ms(t0);
-    let mut next = state.clone();
-    next.live = Some(Generation {
-        dev: me.dev(),
-        ino: me.ino(),
-        swap_point: f.len() as u64,
-    });
-    Ok(Attempt::Done(Box::new(Compacted {
-        stats,
-        state: next,
-        window: None,
-    })))
+    Ok(())
 }
 
 fn ms(since: std::time::Instant) -> f64 {

@@ -81,57 +81,139 @@ pub fn run(
         gated: gate.armed(),
         ..Window::default()
     };
-    let ends = Ends {
-        log,
-        live,
-        rotated,
-        old,
-    };
-    let mut last_census: Option<Instant> = None;
-    let mut last_poll = t0;
-    let mut empty_seen = false;
     let notify = Notify::new(rotated);
     // Only an fd opened before the swap reaches the old inode: the writers
     // of the census taken before it (and a per-line writer mid-line, which
     // the final poll serves) are the ones to follow.
     let pids: Vec<u32> = before.openers.iter().map(|o| o.pid).collect();
+    let mut polls = Polls {
+        ends: Ends {
+            log,
+            live,
+            rotated,
+            old,
+        },
+        gate: &gate,
+        state_dir,
+        pids: &pids,
+        t0,
+        window,
+        last_census: None,
+        last_poll: t0,
+        empty_seen: false,
+    };
     loop {
-        let gap = last_poll.elapsed();
-        last_poll = Instant::now();
-        // Once every writer that held the old inode has left it, a line
-        // still there was written before its writer reopened, and its
-        // writer may already have written newer lines to the live log:
-        // carrying it to the end now could put it after them. It stays
-        // for the next fold, at the swap point (the end of the last carry),
-        // which is before anything that writer wrote after reopening.
-        //
-        // With the open gate armed, that writer could not have written to
-        // the live log without opening it, and every open of it waited for
-        // a carry of all the complete lines then in the old inode: so the
-        // ones still there were written before it reopened, and carrying
-        // them now is in its order. Its reload waits for them.
-        if !pids.is_empty() && census::take_among(&[rotated], &pids).is_empty() {
-            if gate.armed() {
-                gate.pending();
-                let n = carry_all(&ends, state_dir, state)?;
-                note(&mut out, n, gap + last_poll.elapsed());
-                out.gated_opens += gate.allow_pending();
-            }
-            break;
+        match polls.poll(state, &mut out)? {
+            Next::Close => break,
+            Next::Again => continue,
+            Next::Wait => notify.wait(TICK, &gate),
         }
-        let n = if gate.pending() {
+    }
+    // Closing the group lets every open still waiting through.
+    drop(gate);
+    close(out, t0, rotated, &pids, before)
+}
+
+/// What the window does after one poll.
+enum Next {
+    /// The window closes.
+    Close,
+    /// Poll again at once (the census just found the old inode free).
+    Again,
+    /// Wait for new bytes in the old inode, or an open at the gate, or a
+    /// [`TICK`].
+    Wait,
+}
+
+/// The window's polling state: what one poll reads and advances.
+struct Polls<'a> {
+    ends: Ends<'a>,
+    gate: &'a Gate,
+    state_dir: &'a Path,
+    /// The writers of the census taken before the swap.
+    pids: &'a [u32],
+    t0: Instant,
+    window: Duration,
+    last_census: Option<Instant>,
+    last_poll: Instant,
+    empty_seen: bool,
+}
+
+impl Polls<'_> {
+    /// One poll of the old inode: carry what landed there (letting gated
+    /// opens through after it), then decide whether the window closes.
+    fn poll(&mut self, state: &mut LateWrites, out: &mut Window) -> Result<Next> {
+        let gap = self.last_poll.elapsed();
+        self.last_poll = Instant::now();
+        if self.writers_left() {
+            self.last_carry(state, out, gap)?;
+            return Ok(Next::Close);
+        }
+        let n = self.carry(state, out)?;
+        note(out, n, gap + self.last_poll.elapsed());
+        if self.done(n, state) {
+            return Ok(Next::Close);
+        }
+        if self.last_census.is_none_or(|t| t.elapsed() >= CENSUS_EVERY) {
+            self.last_census = Some(Instant::now());
+            // One more poll after the census finds the old inode free: its
+            // last writer's final bytes landed before it closed.
+            self.empty_seen = census::take_among(&[self.ends.rotated], self.pids).is_empty();
+            if self.empty_seen {
+                return Ok(Next::Again);
+            }
+        }
+        Ok(Next::Wait)
+    }
+
+    /// Every writer that held the old inode has left it.
+    ///
+    /// Once that is so, a line still there was written before its writer
+    /// reopened, and its writer may already have written newer lines to
+    /// the live log: carrying it to the end now could put it after them.
+    /// It stays for the next fold, at the swap point (the end of the last
+    /// carry), which is before anything that writer wrote after reopening.
+    fn writers_left(&self) -> bool {
+        !self.pids.is_empty() && census::take_among(&[self.ends.rotated], self.pids).is_empty()
+    }
+
+    /// The carry made as the window closes because its writers left.
+    ///
+    /// With the open gate armed, that writer could not have written to
+    /// the live log without opening it, and every open of it waited for
+    /// a carry of all the complete lines then in the old inode: so the
+    /// ones still there were written before it reopened, and carrying
+    /// them now is in its order. Its reload waits for them. Without the
+    /// gate nothing is carried ([`Polls::writers_left`]).
+    fn last_carry(&self, state: &mut LateWrites, out: &mut Window, gap: Duration) -> Result<()> {
+        if self.gate.armed() {
+            self.gate.pending();
+            let n = carry_all(&self.ends, self.state_dir, state)?;
+            note(out, n, gap + self.last_poll.elapsed());
+            out.gated_opens += self.gate.allow_pending();
+        }
+        Ok(())
+    }
+
+    /// One poll's carry. Returns how many lines were carried.
+    fn carry(&self, state: &mut LateWrites, out: &mut Window) -> Result<u64> {
+        Ok(if self.gate.pending() {
             // Opens of the live path wait here: carry every complete line
             // the old inode holds now, then let them through.
-            let n = carry_all(&ends, state_dir, state)?;
-            out.gated_opens += gate.allow_pending();
+            let n = carry_all(&self.ends, self.state_dir, state)?;
+            out.gated_opens += self.gate.allow_pending();
             n
         } else {
-            carry_once(&ends, Some(state_dir), state)?
-        };
-        note(&mut out, n, gap + last_poll.elapsed());
-        // Done once no writer of the old inode is left and it holds no
-        // uncarried byte: a per-line writer (class C) that opened it just
-        // before the swap may still be between its two write calls.
+            carry_once(&self.ends, Some(self.state_dir), state)?
+        })
+    }
+
+    /// The window closes at its end, or once no writer of the old inode is
+    /// left and it holds no uncarried byte: a per-line writer (class C)
+    /// that opened it just before the swap may still be between its two
+    /// write calls. `n` is the lines this poll carried.
+    fn done(&self, n: u64, state: &LateWrites) -> bool {
+        let (rotated, old) = (self.ends.rotated, self.ends.old);
         let settled = || {
             state
                 .watches
@@ -139,26 +221,22 @@ pub fn run(
                 .find(|w| w.rotated == rotated)
                 .is_none_or(|w| old.metadata().is_ok_and(|m| m.len() <= w.carried))
         };
-        if t0.elapsed() >= window
-            || (empty_seen && n == 0 && t0.elapsed() >= MIN_WINDOW && settled())
-        {
-            break;
-        }
-        if last_census.is_none_or(|t| t.elapsed() >= CENSUS_EVERY) {
-            last_census = Some(Instant::now());
-            // One more poll after the census finds the old inode free: its
-            // last writer's final bytes landed before it closed.
-            empty_seen = census::take_among(&[rotated], &pids).is_empty();
-            if empty_seen {
-                continue;
-            }
-        }
-        notify.wait(TICK, &gate);
+        self.t0.elapsed() >= self.window
+            || (self.empty_seen && n == 0 && self.t0.elapsed() >= MIN_WINDOW && settled())
     }
-    // Closing the group lets every open still waiting through.
-    drop(gate);
+}
+
+/// The window's record, once it has closed (and the gate with it): who
+/// followed the new inode and who stayed on the old one.
+fn close(
+    mut out: Window,
+    t0: Instant,
+    rotated: &Path,
+    pids: &[u32],
+    before: &census::Census,
+) -> Result<Window> {
     out.ms = ms(t0.elapsed());
-    let now = census::take_among(&[rotated], &pids);
+    let now = census::take_among(&[rotated], pids);
     out.stayed = now.of(rotated).cloned().collect();
     out.followed = before
         .openers
