@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::common::*;
 
 const PROGRAMS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/programs");
-const APP: &str = "lk-app";
+pub(crate) const APP: &str = "lk-app";
 const OPS: &str = "lk-ops";
 const GROUP: &str = "lk-shared";
 /// Keys of the users' own (primary) groups in the id map.
@@ -23,7 +23,7 @@ const OPS_GID: &str = "lk-ops's group";
 
 /// The ids of the test users and group, creating them if needed; `None`
 /// (with a loud message) when not root: these tests need real users.
-fn users() -> Option<HashMap<&'static str, u32>> {
+pub(crate) fn users() -> Option<HashMap<&'static str, u32>> {
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!(
@@ -77,7 +77,7 @@ fn own(path: &Path, uid: u32, gid: u32, mode: u32) {
 }
 
 /// A command run as `user` (its own group plus its supplementary ones).
-fn as_user(user: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
+pub(crate) fn as_user(user: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut c = Command::new("setpriv");
     c.args(["--reuid", user, "--regid", user, "--init-groups", "--"])
         .arg(program);
@@ -85,7 +85,7 @@ fn as_user(user: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
 }
 
 /// logkeeper, pinned to `env`, run as `user` (root: as is).
-fn lk_as(env: &Env, user: &str, args: &[&str]) -> Command {
+pub(crate) fn lk_as(env: &Env, user: &str, args: &[&str]) -> Command {
     let mut c = if user == "root" {
         Command::new(BIN)
     } else {

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::common::*;
+use crate::deploy::{APP, as_user, lk_as, users};
 use crate::writer_classes::{PROGRAMS, go_writer};
 
 const RUN_EVERY: Duration = Duration::from_secs(3);
@@ -48,17 +49,22 @@ fn now() -> f64 {
 }
 
 /// One writer process of class `class`, writing item_type `name`.
-fn start(env: &Env, class: char, log: &Path) -> (String, PathBuf, Child) {
+/// `user`: run it as that user (a deployment where the app is not root).
+fn start(env: &Env, class: char, log: &Path, user: Option<&str>) -> (String, PathBuf, Child) {
     let name = format!("{class}w");
     let journal = env.path(&format!("journal-{class}"));
     let truth = env.path(&format!("truth-{class}.json"));
     let stop = env.path("stop");
+    let program = |p: &Path| match user {
+        Some(u) => as_user(u, p),
+        None => Command::new(p),
+    };
     let mut c = if class == 'C' {
-        let mut c = Command::new(go_writer());
+        let mut c = program(go_writer());
         c.arg(log).arg(&name).arg(&truth).arg(&stop);
         c
     } else {
-        let mut c = Command::new("python3");
+        let mut c = program(Path::new("/usr/bin/python3"));
         c.arg(Path::new(PROGRAMS).join("writer.py"))
             .arg(class.to_string())
             .arg(log)
@@ -260,15 +266,67 @@ struct Outcome {
     run_times: Vec<(f64, f64)>,
 }
 
+/// Who runs logkeeper, and where, beside the writers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Deploy {
+    /// Root in the host's PID namespace (the writers root too).
+    Root,
+    /// The log's owner (`lk-app`), as the writers: no open gate (not root),
+    /// and a census that cannot read other users' processes.
+    Owner,
+    /// Root inside `unshare -p --mount-proc`, the writers outside it: a
+    /// census that sees none of them.
+    PidNamespace,
+}
+
 fn scenario(classes: &'static [char], keep: u32) -> Outcome {
+    scenario_as(classes, keep, Deploy::Root)
+}
+
+/// `logkeeper` with `args`, run as `deploy` says.
+fn sync_as(env: &Env, deploy: Deploy, args: &[&str]) -> std::process::Output {
+    let c = lk_as(
+        env,
+        if deploy == Deploy::Owner { APP } else { "root" },
+        args,
+    );
+    let mut c = if deploy == Deploy::PidNamespace {
+        let mut u = Command::new("unshare");
+        u.args(["-p", "-f", "--mount-proc"])
+            .arg(c.get_program())
+            .args(c.get_args())
+            .current_dir(env.dir.path())
+            .stdin(Stdio::null());
+        for (k, v) in c.get_envs() {
+            if let Some(v) = v {
+                u.env(k, v);
+            }
+        }
+        u
+    } else {
+        c
+    };
+    c.output().unwrap()
+}
+
+fn scenario_as(classes: &'static [char], keep: u32, deploy: Deploy) -> Outcome {
     let env = Env::new();
     let log = env.path("events.jsonl");
     gen_log(&log, 2_000, 300, 0, false);
     env.keyed_store_with("m", &log, &["--keep-rotated", &keep.to_string()]);
+    let user = (deploy == Deploy::Owner).then_some(APP);
+    if let Some(u) = user {
+        let ok = Command::new("chown")
+            .args(["-R", &format!("{u}:{u}")])
+            .arg(env.dir.path())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "chown the sandbox to {u}");
+    }
     let mut writers: Vec<(char, String, PathBuf, Child)> = classes
         .iter()
         .map(|&c| {
-            let (n, j, ch) = start(&env, c, &log);
+            let (n, j, ch) = start(&env, c, &log, user);
             (c, n, j, ch)
         })
         .collect();
@@ -291,10 +349,16 @@ fn scenario(classes: &'static [char], keep: u32) -> Outcome {
     while t0.elapsed() < FOR {
         let next = t0 + RUN_EVERY * (runs as u32 + 1);
         let began = now();
-        let d = env.lk(["sync", "now", "--force", "--json"]).output();
+        let out = sync_as(&env, deploy, &["sync", "now", "--force", "--json"]);
         run_times.push((began, now()));
-        assert_eq!(d.out.status.code(), Some(0), "{}", d.stderr());
-        let run = &d.json()["runs"][0];
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let run = &v["runs"][0];
         if run["stats"]["rewritten"] == true {
             runs += 1;
         }
@@ -317,7 +381,15 @@ fn scenario(classes: &'static [char], keep: u32) -> Outcome {
         .map(|(c, n, j, _)| (*c, lags(n, j, &seen.folds, &seen.glued)))
         .collect();
     Outcome {
-        label: format!("{} keep_rotated={keep}", classes.iter().collect::<String>()),
+        label: format!(
+            "{}{} keep_rotated={keep}",
+            classes.iter().collect::<String>(),
+            match deploy {
+                Deploy::Root => "",
+                Deploy::Owner => " as owner",
+                Deploy::PidNamespace => " in pid ns",
+            }
+        ),
         runs,
         lags,
         went_back: seen.went_back.clone(),
@@ -430,6 +502,67 @@ struct AppRun {
     killed_after_exchange: u64,
     /// Runs whose carry window had the open gate armed (`carry::Gate`).
     gated: u64,
+}
+
+/// G7 in the other deployments (docs/deployment.md): run as the log's
+/// owner, like its lock-less writer (no open gate, a census that cannot
+/// read other users' processes), and as root in another PID namespace (a
+/// census that sees no writer). A reader of the live path must still see
+/// every line of the class-A writer within 1 s, and no value go back.
+#[test]
+fn lockless_writer_is_visible_within_a_second_as_the_owner_and_in_a_pid_namespace() {
+    let Some(_ids) = users() else { return };
+    need("unshare", "util-linux");
+    let _one = one_at_a_time();
+    let handles: Vec<_> = [Deploy::Owner, Deploy::PidNamespace]
+        .into_iter()
+        .map(|d| std::thread::spawn(move || scenario_as(&['A'], 3, d)))
+        .collect();
+    let mut failures = Vec::new();
+    for h in handles {
+        let o = h.join().unwrap();
+        let (_, l) = &o.lags[0];
+        println!(
+            "visibility {:<26} class A: {:>5} lines, max lag {:>7.1} ms, {} over 1 s, {} values went back ({} compactions; strategy {}, gated {})",
+            o.label,
+            l.lines,
+            l.max_ms,
+            l.over_1s,
+            o.went_back.len(),
+            o.runs,
+            o.strategy["strategy"],
+            o.strategy["window"]["gated"]
+        );
+        assert!(
+            l.lines > 50,
+            "{}: the writer wrote only {}",
+            o.label,
+            l.lines
+        );
+        if l.over_1s > 0 {
+            failures.push(format!(
+                "{}: {} lines invisible > 1 s (max {:.0} ms), first {:?}; runs {:?}",
+                o.label, l.over_1s, l.max_ms, l.late, o.run_times
+            ));
+        }
+        if !o.went_back.is_empty() {
+            failures.push(format!(
+                "{}: {:?}",
+                o.label,
+                &o.went_back[..o.went_back.len().min(3)]
+            ));
+        }
+        if o.runs < 8 {
+            failures.push(format!("{}: only {} compactions", o.label, o.runs));
+        }
+        if o.label.contains("as owner") && o.strategy["window"]["gated"] != false {
+            failures.push(format!(
+                "{}: a run as the owner armed the open gate: {}",
+                o.label, o.strategy
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
 }
 
 /// The class-A app of issue 14, over at least 50 compactions (a run every
