@@ -189,15 +189,7 @@ impl<'p> LineValidator<'p> {
             } else if self.hex_owed > 0 {
                 self.fail("invalid \\u escape", end);
             } else {
-                if self.scalar != Scalar::None
-                    && let Some((slot, start, kind)) = self.scalar_target.take()
-                {
-                    self.spans[slot] = Some(Span {
-                        start: start as usize,
-                        end: self.scalar_end as usize,
-                        kind,
-                    });
-                }
+                self.end_scalar_target();
                 self.end_scalar(end);
                 if self.error.is_none() && self.state != State::Done {
                     self.fail(

@@ -81,7 +81,7 @@ impl LineValidator<'_> {
     }
 
     /// A scalar that is a target ends at its last byte.
-    fn end_scalar_target(&mut self) {
+    pub(super) fn end_scalar_target(&mut self) {
         if self.scalar != Scalar::None
             && let Some((slot, start, kind)) = self.scalar_target.take()
         {
