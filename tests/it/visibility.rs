@@ -506,6 +506,8 @@ struct AppRun {
     gated: u64,
     /// The kinds of gate the runs had (`stats.strategy.window.gate`).
     gates: std::collections::BTreeSet<String>,
+    /// `status` after the first run with a carry window.
+    status: String,
 }
 
 /// G7 in the other deployments (docs/deployment.md): run as the log's
@@ -618,6 +620,7 @@ fn app_scenario(kill: bool, deploy: Deploy) -> AppRun {
         killed_after_exchange: 0,
         gated: 0,
         gates: Default::default(),
+        status: String::new(),
     };
     let mut rng = 0x2545F4914F6CDD1Du64 ^ kill as u64;
     let mut next = || {
@@ -669,6 +672,10 @@ fn app_scenario(kill: bool, deploy: Deploy) -> AppRun {
             }
             if let Some(g) = stats["strategy"]["window"]["gate"].as_str() {
                 out.gates.insert(g.to_string());
+                if out.status.is_empty() {
+                    let st = lk(&["status"]).output().unwrap();
+                    out.status = String::from_utf8_lossy(&st.stdout).into_owned();
+                }
             }
         }
         // The schedule under test: a run every 400 ms.
@@ -746,6 +753,14 @@ fn class_a_app_reloads_never_miss_their_own_writes() {
         if r.report["misses"] != 0 {
             failures.push(format!("as {user}: {}", r.report));
         }
+        // `status` says which gate the window had.
+        let said = format!("open gate: {}", expected_gate(user));
+        if expected_gate(user) != "none" && !r.status.contains(&said) {
+            failures.push(format!(
+                "as {user}: status does not say {said:?}: {}",
+                r.status
+            ));
+        }
         let want = std::collections::BTreeSet::from([expected_gate(user).to_string()]);
         if r.gated != r.compactions || r.gates != want {
             failures.push(format!(
@@ -790,5 +805,107 @@ fn class_a_app_with_runs_killed_at_random_instants() {
             "as {user}: {}",
             r.report
         );
+    }
+}
+
+/// Whether process `pid` waits inside `open` at a run's open gate: a lease
+/// break it waits for is a `->` line of `/proc/locks`; a fanotify
+/// permission event shows in its kernel wait channel.
+fn waits_at_the_gate(pid: u32) -> bool {
+    blocked_on_a_lock(pid)
+        || std::fs::read_to_string(format!("/proc/{pid}/wchan"))
+            .is_ok_and(|w| w.contains("fanotify"))
+}
+
+/// A run stopped (`SIGSTOP`) in its carry window holds opens of the live
+/// path at its gate; once it is SIGKILLed, a waiting open goes on at once
+/// (the kernel answers a dead fanotify group's events, and drops a lease
+/// with its file's last descriptor), well before a lease's own bound
+/// (`/proc/sys/fs/lease-break-time`), and the next run recovers the fold.
+/// As root (fanotify) and as the log's owner (lease).
+fn killed_while_an_open_waits_at_its_gate(deploy: Deploy) {
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    gen_log(&log, 2_000, 300, 0, false);
+    let want = reference_fold(&std::fs::read(&log).unwrap());
+    env.keyed_store("m", &log);
+    // A window that stays open while the holder below keeps the old inode.
+    let cfg = std::fs::read_to_string(env.config()).unwrap()
+        + "strategy = \"swap\"\ncarry_window = \"60s\"\n";
+    env.write_config(&cfg);
+    let user = if deploy == Deploy::Owner { APP } else { "root" };
+    if deploy == Deploy::Owner {
+        let ok = Command::new("chown")
+            .args(["-R", &format!("{APP}:{APP}")])
+            .arg(env.dir.path())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "chown the sandbox to {APP}");
+    }
+    // A lock-less writer's fd for life (it writes nothing): the census of
+    // the old inode keeps the window open.
+    let fd = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let mut holder = match deploy {
+        Deploy::Owner => as_user(APP, "sleep"),
+        _ => Command::new("sleep"),
+    }
+    .arg("120")
+    .stdout(fd)
+    .spawn()
+    .unwrap();
+    let before = std::fs::metadata(&log).unwrap().ino();
+    let mut run = lk_as(&env, user, &["sync", "now", "--force"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The gate is armed before the exchange: once the path names the new
+    // inode, the run is in its window.
+    wait_for("the exchange", Duration::from_secs(30), || {
+        std::fs::metadata(&log).unwrap().ino() != before
+    });
+    signal(run.id(), libc::SIGSTOP);
+    let mut reader = Command::new("cat")
+        .arg(&log)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(
+        &format!("cat to wait at the gate of a run as {user}"),
+        Duration::from_secs(10),
+        || waits_at_the_gate(reader.id()),
+    );
+    let killed = Instant::now();
+    signal(run.id(), libc::SIGKILL);
+    let _ = run.wait();
+    let bound: u64 = std::fs::read_to_string("/proc/sys/fs/lease-break-time")
+        .map_or(45, |t| t.trim().parse().unwrap_or(45));
+    // Far below the lease's own bound: the open went on because the run died.
+    let st = wait_exit(&mut reader, Duration::from_secs(bound.min(10)));
+    assert!(st.success(), "as {user}: cat failed: {st}");
+    println!(
+        "as {user}: an open waiting at a stopped run's gate went on {:.1} ms after the run was killed (lease-break-time {bound} s)",
+        killed.elapsed().as_secs_f64() * 1e3
+    );
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let d = lk_as(&env, user, &["sync", "now", "--force"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        d.status.code(),
+        Some(0),
+        "as {user}: {}",
+        String::from_utf8_lossy(&d.stderr)
+    );
+    assert!(fold_file(&log) == want, "as {user}: the fold changed");
+}
+
+#[test]
+fn an_open_waiting_at_a_stopped_runs_gate_goes_on_once_the_run_is_killed() {
+    let _one = one_at_a_time();
+    killed_while_an_open_waits_at_its_gate(Deploy::Root);
+    if users().is_some() {
+        killed_while_an_open_waits_at_its_gate(Deploy::Owner);
     }
 }
