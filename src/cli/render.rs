@@ -255,7 +255,13 @@ fn details(s: &StoreStatus) -> String {
             ));
         }
     }
-    if let Some(r) = &s.last_run {
+    // A failed run's summary is its error, which the `failed` reason below
+    // already says with its time: each fact once.
+    if let Some(r) = s
+        .last_run
+        .as_ref()
+        .filter(|r| !(r.outcome == Outcome::Error && s.health == Health::Failed))
+    {
         out.push_str(&format!("  last run: {}\n", summary(r)));
     }
     match (&s.running, s.waiting_for.as_slice()) {
