@@ -36,6 +36,9 @@ pub enum Pipeline {
     Segmented,
     /// Steps that both a single-log and a segmented run pass.
     Shared,
+    /// Taking the store lock when it must be replaced (a lock file this
+    /// user cannot write, left by another user): only such a run passes.
+    Lock,
 }
 
 macro_rules! failpoints {
@@ -146,6 +149,9 @@ failpoints! {
     SegmentBeforeMergeRename = "segment-before-merge-rename", Crash, Segmented;
     /// Segmented: between two merged inputs being deleted.
     SegmentDeleteInput = "segment-delete-input", Crash, Segmented;
+    /// Replacing a lock file this user cannot write: the fresh one is
+    /// locked under its temp name, not yet renamed over the old one.
+    LockReplaceBeforeRename = "lock-replace-before-rename", Crash, Lock;
 }
 
 impl Failpoint {

@@ -2,7 +2,8 @@
 //!
 //! - temp files beside the log (`.<log>.lk-tmp.*`): an unfinished snapshot,
 //!   or, after an exchange, a second name of the old log whose rotated name
-//!   keeps it;
+//!   keeps it; and an unfinished replacement of the lock file
+//!   (`.<log>.lock.lk-tmp.*`), only those provably this user's own;
 //! - temp files of the store's state records (`.last-run.json.lk-tmp.*`,
 //!   `.late-writes.json.lk-tmp.*`, …) in `<state>/stores/<name>/`;
 //! - rotated names that point at the live inode (a run killed between
@@ -26,6 +27,7 @@ use crate::job::rotation;
 pub fn recover(log: &Path, state_dir: &Path) -> Result<Vec<PathBuf>> {
     crate::failpoint::failpoint!(BeforeRecover);
     let mut recovered = durable::remove_stale_temps(log)?;
+    recovered.extend(crate::job::lock::remove_stale_temps(log)?);
     recovered.extend(rotation::remove_live_links(log)?);
     // The records lock: a run that found the store busy writes its record
     // (through a temp file here) under that lock only, not under the store

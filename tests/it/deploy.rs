@@ -724,3 +724,79 @@ fn dangling_symlinked_log_says_what_to_do() {
         d.stderr()
     );
 }
+
+// ---- 7. Temp files a crash left (leftovers item 3) -------------------------
+
+/// A run killed while replacing a lock file it cannot write (a root-owned
+/// one, left by an older root run) left `.events.jsonl.lock.lk-tmp.*`
+/// beside the log for good. The next run removes it, but only a file it can
+/// prove is its own: a symlink or another user's file under such a name is
+/// left alone (and never followed).
+#[test]
+fn crash_while_replacing_the_lock_leaves_no_temp_file_after_the_next_run() {
+    let Some(ids) = users() else { return };
+    for point in crash_points(logkeeper::testing::FailpointPipeline::Lock) {
+        let point = point.name();
+        let env = shared_env();
+        let data = env.path("data");
+        std::fs::create_dir(&data).unwrap();
+        own(&data, ids[APP], ids[APP_GID], 0o755);
+        let log = data.join("events.jsonl");
+        let lock = data.join("events.jsonl.lock");
+        gen_log(&log, 500, 50, 0, false);
+        own(&log, ids[APP], ids[APP_GID], 0o644);
+        std::fs::create_dir(env.state()).unwrap();
+        own(&env.state(), ids[APP], ids[APP_GID], 0o700);
+        store(&env, &log, "");
+        std::fs::write(&lock, b"").unwrap();
+        own(&lock, 0, 0, 0o644);
+
+        let mut killed = lk_as(&env, APP, &["sync", "now", "--force"]);
+        killed.env("LOGKEEPER_FAILPOINT", point);
+        let o = run(killed);
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            o.status.signal(),
+            Some(9),
+            "{point}: not killed there: {}",
+            text(&o)
+        );
+        let prefix = ".events.jsonl.lock.lk-tmp.";
+        let left = files_with_prefix(&data, prefix);
+        assert_eq!(
+            left.len(),
+            1,
+            "{point}: the crash left no temp file: {left:?}"
+        );
+
+        // Names a run must not touch: a symlink (to a file of the app's)
+        // and another user's file.
+        let precious = data.join("precious");
+        std::fs::write(&precious, b"keep me").unwrap();
+        own(&precious, ids[APP], ids[APP_GID], 0o644);
+        let link = data.join(format!("{prefix}planted-link"));
+        std::os::unix::fs::symlink(&precious, &link).unwrap();
+        let foreign = data.join(format!("{prefix}planted-by-ops"));
+        std::fs::write(&foreign, b"ops").unwrap();
+        own(&foreign, ids[OPS], ids[OPS_GID], 0o600);
+
+        let o = run(lk_as(&env, APP, &["sync", "now", "--force"]));
+        assert_eq!(o.status.code(), Some(0), "{point}: {}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("recovered: removed"),
+            "{point}: {}",
+            text(&o)
+        );
+        assert_eq!(
+            files_with_prefix(&data, prefix),
+            vec![foreign.clone(), link.clone()],
+            "{point}: the crash's temp file is still there, or a planted name was removed"
+        );
+        assert_eq!(std::fs::read(&precious).unwrap(), b"keep me");
+        assert_eq!(std::fs::metadata(&lock).unwrap().uid(), ids[APP], "{point}");
+        std::fs::remove_file(&link).unwrap();
+        std::fs::remove_file(&foreign).unwrap();
+        let left = temps_under(&[&data, &env.state()]);
+        assert!(left.is_empty(), "{point}: temp files left: {left:?}");
+    }
+}

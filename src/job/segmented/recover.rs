@@ -1,5 +1,5 @@
 //! Step 2 of a run of a segmented store: what a crashed run left. Temp
-//! files of an interrupted merge or repair are removed; the prunes of a run
+//! files of an interrupted merge, repair or lock replacement are removed; the prunes of a run
 //! killed before its record was written are named in this run's record
 //! (they stay in the journal until a run's record names them); merged
 //! inputs whose `file_delete_delay` has passed are deleted.
@@ -25,6 +25,11 @@ pub(super) fn recover(r: &mut Run, store: &str, policy: &SegmentPolicy) -> Resul
         std::fs::remove_file(t).map_err(|e| crate::Error::io("remove stale temp file", t, e))?;
         tracing::warn!("removed {} left by an interrupted run", t.display());
         r.stats.recovered.push(t.clone());
+    }
+    // An unfinished replacement of the store's lock file (this run holds it).
+    for t in crate::job::lock::remove_stale_temps(&pattern.lock_anchor(store))? {
+        tracing::warn!("removed {} left by an interrupted run", t.display());
+        r.stats.recovered.push(t);
     }
     if !r.state.journal.pruned.is_empty() {
         // Prunes of killed runs stay in the journal, now under this run,

@@ -322,6 +322,29 @@ pub fn temps(log: &Path) -> Vec<PathBuf> {
     files_with_prefix(log.parent().unwrap(), &format!(".{name}.lk-tmp."))
 }
 
+/// Every logkeeper temp file (a name with `.lk-tmp.`) under each of `dirs`,
+/// at any depth: after a run that recovered, there must be none in the
+/// log's directory or the state dir.
+pub fn temps_under(dirs: &[&Path]) -> Vec<PathBuf> {
+    fn walk(d: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(&p, out);
+            } else if e.file_name().to_string_lossy().contains(".lk-tmp.") {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for d in dirs {
+        walk(d, &mut out);
+    }
+    out.sort();
+    out
+}
+
 pub fn mode(p: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
