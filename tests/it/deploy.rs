@@ -800,3 +800,86 @@ fn crash_while_replacing_the_lock_leaves_no_temp_file_after_the_next_run() {
         assert!(left.is_empty(), "{point}: temp files left: {left:?}");
     }
 }
+
+// ---- 8. Segmented stores: the owner pre-check (leftovers item 4) -----------
+
+/// Every name under `dir` with its owner, mode and bytes (directories by
+/// name only).
+fn snapshot(dir: &Path) -> Vec<(PathBuf, u32, u32, Vec<u8>)> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let bytes = if m.is_file() {
+                std::fs::read(&p).unwrap()
+            } else {
+                Vec::new()
+            };
+            (p, m.uid(), m.mode(), bytes)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// A segmented store of lk-app's, run by lk-ops (who shares its group and
+/// may write its directory): refused before anything is changed, as a log
+/// store is (no lock file, no prune, no merge), saying whom to run it as.
+/// Run as lk-app itself, the same store runs.
+#[test]
+fn another_users_run_of_a_segmented_store_refuses_untouched() {
+    let Some(ids) = users() else { return };
+    let env = shared_env();
+    let dir = env.path("feed");
+    std::fs::create_dir(&dir).unwrap();
+    own(&dir, ids[APP], ids[GROUP], 0o2770);
+    for f in 0..8u64 {
+        let seg = dir.join(format!("events-{:020}.jsonl", f * 10 + 1));
+        let lines: String = (0..10)
+            .map(|i| {
+                format!(
+                    "{{\"seq\":{},\"account\":\"a{}\",\"op\":\"SET\"}}\n",
+                    f * 10 + i + 1,
+                    i % 3
+                )
+            })
+            .collect();
+        std::fs::write(&seg, lines).unwrap();
+        own(&seg, ids[APP], ids[GROUP], 0o660);
+    }
+    env.write_config(&format!(
+        "[[store]]\nname = \"feed\"\nsegments = \"{}/events-{{seq}}.jsonl\"\nkeep_files = 4\nkey = [\"/account\"]\nop = \"/op\"\nmin_dirty_ratio = 0.0\nfile_delete_delay = \"0s\"\n",
+        dir.display()
+    ));
+    set_mode(&env.config(), 0o644);
+    let ops_state = env.path("ops-state");
+    std::fs::create_dir(&ops_state).unwrap();
+    own(&ops_state, ids[OPS], ids[OPS_GID], 0o700);
+    let before = snapshot(&dir);
+    let o = run({
+        let mut c = lk_as(&env, OPS, &["sync", "now", "--force"]);
+        c.env("LOGKEEPER_STATE_DIR", &ops_state);
+        c
+    });
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("sudo -u lk-app") && err.contains("nothing was changed"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(snapshot(&dir), before, "the directory was changed");
+
+    // Its owner's run does the work.
+    let app_state = env.path("app-state");
+    std::fs::create_dir(&app_state).unwrap();
+    own(&app_state, ids[APP], ids[APP_GID], 0o700);
+    let o = run({
+        let mut c = lk_as(&env, APP, &["sync", "now", "--force"]);
+        c.env("LOGKEEPER_STATE_DIR", &app_state);
+        c
+    });
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_ne!(snapshot(&dir), before, "the owner's run changed nothing");
+}
