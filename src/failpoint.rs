@@ -201,17 +201,20 @@ pub(crate) use {fail_io, failpoint};
 
 /// A failpoint kills the run (`LOGKEEPER_FAILPOINT=name`) or pauses it
 /// (`LOGKEEPER_PAUSE=name`: the run creates the file `LOGKEEPER_PAUSE_FILE`
-/// and waits, up to 60 s, until the test removes it), so a test can act
-/// between two steps.
+/// and waits until the test removes it, or until the test process that
+/// started it is gone), so a test can act between two steps. No time
+/// limit: a run that went on by itself after a while would race the test
+/// on a loaded machine.
 #[cfg(feature = "failpoints")]
 pub(crate) fn hit(point: Failpoint) {
     debug_assert_eq!(point.kind(), Kind::Crash, "{point:?}");
     if std::env::var("LOGKEEPER_PAUSE").is_ok_and(|v| v == point.name())
         && let Some(flag) = std::env::var_os("LOGKEEPER_PAUSE_FILE")
     {
+        // SAFETY: getppid cannot fail.
+        let parent = unsafe { libc::getppid() };
         let _ = std::fs::write(&flag, b"");
-        let t0 = std::time::Instant::now();
-        while std::path::Path::new(&flag).exists() && t0.elapsed().as_secs() < 60 {
+        while std::path::Path::new(&flag).exists() && unsafe { libc::getppid() } == parent {
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
     }

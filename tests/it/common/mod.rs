@@ -173,18 +173,41 @@ impl Run {
 
     /// Spawn with the failpoint pause at `point` (feature `failpoints`):
     /// the run creates `flag` there and waits until the test removes it.
-    /// Returns once the run is paused.
+    /// Returns once the run is paused. Polls for what it waits for: the
+    /// flag (paused), or the run's exit (it will never pause: fails at once
+    /// with its exit and output). Only a run still going after
+    /// [`PAUSE_DEADLINE`] without getting there fails by time, saying what
+    /// it is doing (its process state, whether it waits for a file lock).
     pub fn paused(self, point: &str, flag: &Path) -> Child {
-        let child = self
+        let mut child = self
             .env("LOGKEEPER_PAUSE", point)
             .env("LOGKEEPER_PAUSE_FILE", flag)
             .spawn();
-        wait_for(
-            &format!("the run to pause at {point}"),
-            std::time::Duration::from_secs(30),
-            || flag.exists(),
-        );
-        child
+        let t0 = std::time::Instant::now();
+        loop {
+            if flag.exists() {
+                return child;
+            }
+            if let Some(st) = child.try_wait().unwrap() {
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "the run exited ({st}) before it paused at {point} (a point it never reached: did it fail first?)\n--- stdout:\n{}\n--- stderr:\n{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            if t0.elapsed() > PAUSE_DEADLINE {
+                let pid = child.id();
+                let state = proc_state(pid);
+                let locked = blocked_on_a_lock(pid);
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the run (pid {pid}) was still going after {PAUSE_DEADLINE:?} and had not paused at {point}: process state {state}, waiting for a file lock: {locked}"
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     pub fn spawn(mut self) -> Child {
@@ -381,6 +404,24 @@ pub fn peak_rss_kib(env: &Env, args: &[&str]) -> (i32, i64) {
             String::from_utf8_lossy(&out.stderr)
         ),
     }
+}
+
+/// How long [`Run::paused`] lets a run that is still going take to reach
+/// its pause point: far beyond any run of the tests, even on a loaded
+/// machine; a run that exits is reported at once.
+pub const PAUSE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The state letter and kernel wait channel of process `pid` (from
+/// `/proc`), e.g. `S (sleeping) in do_sys_poll`, for a failure message.
+pub fn proc_state(pid: u32) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .unwrap_or("?")
+        .to_string();
+    let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+    format!("{state} in {}", if wchan.is_empty() { "?" } else { &wchan })
 }
 
 /// Poll `cond` every 20 ms until it holds; panic with `what` after `timeout`.
