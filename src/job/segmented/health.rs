@@ -243,6 +243,10 @@ impl SeqCheck<'_> {
     }
 }
 
+/// Whether a streamed line is valid JSON, with the spans of the pointers'
+/// values (relative to the line's start).
+type Verdict = Result<Vec<Option<Span>>, Invalid>;
+
 /// A bounded read buffer over `[base, end)` of a segment.
 struct Chunks<'f> {
     file: &'f File,
@@ -291,10 +295,7 @@ impl Chunks<'_> {
     /// The buffer is full with one line longer than it: validate the line
     /// in pieces until its `\n`. Returns its offset and verdict (spans
     /// relative to its start); the buffer then holds what follows it.
-    fn stream_long_line(
-        &mut self,
-        ptr: &Pointers,
-    ) -> std::io::Result<(u64, Result<Vec<Option<Span>>, Invalid>)> {
+    fn stream_long_line(&mut self, ptr: &Pointers) -> std::io::Result<(u64, Verdict)> {
         let mut v = crate::fold::json::LineValidator::with_pointers(Some(ptr));
         v.feed(&self.buf[..self.filled]);
         let at = self.base;
