@@ -736,69 +736,97 @@ fn dangling_symlinked_log_says_what_to_do() {
 fn crash_while_replacing_the_lock_leaves_no_temp_file_after_the_next_run() {
     let Some(ids) = users() else { return };
     for point in crash_points(logkeeper::testing::FailpointPipeline::Lock) {
-        let point = point.name();
         let env = shared_env();
         let data = env.path("data");
         std::fs::create_dir(&data).unwrap();
         own(&data, ids[APP], ids[APP_GID], 0o755);
         let log = data.join("events.jsonl");
-        let lock = data.join("events.jsonl.lock");
         gen_log(&log, 500, 50, 0, false);
         own(&log, ids[APP], ids[APP_GID], 0o644);
-        std::fs::create_dir(env.state()).unwrap();
-        own(&env.state(), ids[APP], ids[APP_GID], 0o700);
         store(&env, &log, "");
-        std::fs::write(&lock, b"").unwrap();
-        own(&lock, 0, 0, 0o644);
-
-        let mut killed = lk_as(&env, APP, &["sync", "now", "--force"]);
-        killed.env("LOGKEEPER_FAILPOINT", point);
-        let o = run(killed);
-        use std::os::unix::process::ExitStatusExt;
-        assert_eq!(
-            o.status.signal(),
-            Some(9),
-            "{point}: not killed there: {}",
-            text(&o)
-        );
-        let prefix = ".events.jsonl.lock.lk-tmp.";
-        let left = files_with_prefix(&data, prefix);
-        assert_eq!(
-            left.len(),
-            1,
-            "{point}: the crash left no temp file: {left:?}"
-        );
-
-        // Names a run must not touch: a symlink (to a file of the app's)
-        // and another user's file.
-        let precious = data.join("precious");
-        std::fs::write(&precious, b"keep me").unwrap();
-        own(&precious, ids[APP], ids[APP_GID], 0o644);
-        let link = data.join(format!("{prefix}planted-link"));
-        std::os::unix::fs::symlink(&precious, &link).unwrap();
-        let foreign = data.join(format!("{prefix}planted-by-ops"));
-        std::fs::write(&foreign, b"ops").unwrap();
-        own(&foreign, ids[OPS], ids[OPS_GID], 0o600);
-
-        let o = run(lk_as(&env, APP, &["sync", "now", "--force"]));
-        assert_eq!(o.status.code(), Some(0), "{point}: {}", text(&o));
-        assert!(
-            String::from_utf8_lossy(&o.stdout).contains("recovered: removed"),
-            "{point}: {}",
-            text(&o)
-        );
-        assert_eq!(
-            files_with_prefix(&data, prefix),
-            vec![foreign.clone(), link.clone()],
-            "{point}: the crash's temp file is still there, or a planted name was removed"
-        );
-        assert_eq!(std::fs::read(&precious).unwrap(), b"keep me");
-        assert_eq!(std::fs::metadata(&lock).unwrap().uid(), ids[APP], "{point}");
-        std::fs::remove_file(&link).unwrap();
-        std::fs::remove_file(&foreign).unwrap();
-        let left = temps_under(&[&data, &env.state()]);
-        assert!(left.is_empty(), "{point}: temp files left: {left:?}");
+        lock_replaced_by_a_killed_run(&ids, &env, point.name(), &data.join("events.jsonl.lock"));
     }
+}
+
+/// The same for a segmented store, whose lock is `<dir>/.<name>.lock`.
+#[test]
+fn crash_while_replacing_a_segmented_stores_lock_leaves_no_temp_file() {
+    let Some(ids) = users() else { return };
+    for point in crash_points(logkeeper::testing::FailpointPipeline::Lock) {
+        let env = shared_env();
+        let dir = env.path("feed");
+        std::fs::create_dir(&dir).unwrap();
+        own(&dir, ids[APP], ids[APP_GID], 0o755);
+        for seq in [1u64, 11] {
+            let seg = dir.join(format!("events-{seq:020}.jsonl"));
+            std::fs::write(&seg, format!("{{\"seq\":{seq}}}\n")).unwrap();
+            own(&seg, ids[APP], ids[APP_GID], 0o644);
+        }
+        env.write_config(&format!(
+            "[[store]]\nname = \"feed\"\nsegments = \"{}/events-{{seq}}.jsonl\"\n",
+            dir.display()
+        ));
+        set_mode(&env.config(), 0o644);
+        lock_replaced_by_a_killed_run(&ids, &env, point.name(), &dir.join(".feed.lock"));
+    }
+}
+
+/// `lock` is root's 0644 (the owner cannot write it); kill lk-app's run at
+/// `point`, mid-replacement; plant a symlink and lk-ops' file under the
+/// lock's temp names; the next run of lk-app's removes only its own.
+fn lock_replaced_by_a_killed_run(ids: &HashMap<&str, u32>, env: &Env, point: &str, lock: &Path) {
+    let dir = lock.parent().unwrap();
+    std::fs::create_dir(env.state()).unwrap();
+    own(&env.state(), ids[APP], ids[APP_GID], 0o700);
+    std::fs::write(lock, b"").unwrap();
+    own(lock, 0, 0, 0o644);
+
+    let mut killed = lk_as(env, APP, &["sync", "now", "--force"]);
+    killed.env("LOGKEEPER_FAILPOINT", point);
+    let o = run(killed);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        o.status.signal(),
+        Some(9),
+        "{point}: not killed there: {}",
+        text(&o)
+    );
+    let prefix = format!(".{}.lk-tmp.", lock.file_name().unwrap().to_string_lossy());
+    let left = files_with_prefix(dir, &prefix);
+    assert_eq!(
+        left.len(),
+        1,
+        "{point}: the crash left no temp file: {left:?}"
+    );
+
+    // Names a run must not touch: a symlink (to a file of the app's) and
+    // another user's file.
+    let precious = env.path("precious");
+    std::fs::write(&precious, b"keep me").unwrap();
+    let link = dir.join(format!("{prefix}planted-link"));
+    std::os::unix::fs::symlink(&precious, &link).unwrap();
+    let foreign = dir.join(format!("{prefix}planted-by-ops"));
+    std::fs::write(&foreign, b"ops").unwrap();
+    own(&foreign, ids[OPS], ids[OPS_GID], 0o600);
+
+    let o = run(lk_as(env, APP, &["sync", "now", "--force"]));
+    assert_eq!(o.status.code(), Some(0), "{point}: {}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("recovered: removed"),
+        "{point}: {}",
+        text(&o)
+    );
+    assert_eq!(
+        files_with_prefix(dir, &prefix),
+        vec![foreign.clone(), link.clone()],
+        "{point}: the crash's temp file is still there, or a planted name was removed"
+    );
+    assert_eq!(std::fs::read(&precious).unwrap(), b"keep me");
+    assert_eq!(std::fs::metadata(lock).unwrap().uid(), ids[APP], "{point}");
+    std::fs::remove_file(&link).unwrap();
+    std::fs::remove_file(&foreign).unwrap();
+    let left = temps_under(&[dir, &env.state()]);
+    assert!(left.is_empty(), "{point}: temp files left: {left:?}");
 }
 
 // ---- 8. Segmented stores: the owner pre-check (leftovers item 4) -----------
