@@ -121,7 +121,7 @@ failpoints! {
     /// Between two rotated files being pruned.
     MidPrune = "mid-prune", Crash, Log;
     /// Before an atomic file write (records, state) renames its temp file.
-    AtomicWriteBeforeRename = "atomic-write-before-rename", Crash, Log;
+    AtomicWriteBeforeRename = "atomic-write-before-rename", Crash, Shared;
     /// Before the run is recorded.
     BeforeRecord = "before-record", Crash, Shared;
     /// In place: before the fold is appended to the log.
