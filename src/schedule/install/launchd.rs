@@ -238,7 +238,9 @@ pub fn plan_uninstall(ctx: &Context) -> Result<Plan> {
     let domain = format!("gui/{}", ctx.uid);
     let pre_commands = remove
         .iter()
-        .map(|p| PlannedCommand::may_fail(launchctl(ctx, &bootout(&domain, p))))
+        // Must succeed: the plists and the marker are what lets a second
+        // uninstall retry it (apply keeps them when it fails).
+        .map(|p| PlannedCommand::must(launchctl(ctx, &bootout(&domain, p))))
         .collect();
     let mode = if remove.iter().any(|p| label_of(p).contains(".sync.")) {
         Mode::Timer
