@@ -1005,3 +1005,61 @@ fn uninstall_whose_crontab_edit_failed_keeps_the_block_and_says_what_to_do() {
     );
     assert_eq!(markers(&env), Vec::<PathBuf>::new());
 }
+
+/// A stand-in `launchctl` whose `bootout` exits `code` with launchctl's
+/// message for it (3: the agent is not loaded; others: a real failure).
+fn launchctl_bootout_exiting(env: &Env, code: i32) -> String {
+    let script = env.path(&format!("launchctl-{code}.sh"));
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {}\nif [ \"$1\" = bootout ]; then echo \"Boot-out failed: {code}: error\" >&2; exit {code}; fi\n",
+            env.path("calls.log").display()
+        ),
+    )
+    .unwrap();
+    set_mode(&script, 0o755);
+    script.to_string_lossy().into_owned()
+}
+
+// Uninstall's bootout must succeed (or the registration is kept to retry),
+// but an agent that is not loaded is already booted out: launchctl says so
+// with exit 3 (ESRCH), and the uninstall goes on.
+#[test]
+fn uninstall_of_a_launchd_agent_that_is_not_loaded_goes_on_and_a_failed_bootout_keeps_it() {
+    let env = Env::new();
+    two_stores(&env);
+    lk_install(
+        &env,
+        [
+            "schedule",
+            "install",
+            "--backend",
+            "launchd",
+            "--mode",
+            "timer",
+        ],
+    );
+    let agents = files_in(&env.path("home/Library/LaunchAgents"));
+    assert!(!agents.is_empty());
+    let failing = env_with(
+        &env,
+        "LOGKEEPER_LAUNCHCTL",
+        launchctl_bootout_exiting(&env, 5),
+    );
+    let d = env.lk(["schedule", "uninstall"]).envs(failing).status(1);
+    assert!(d.stderr().contains("nothing was removed"), "{}", d.stderr());
+    assert_eq!(files_in(&env.path("home/Library/LaunchAgents")), agents);
+    assert_eq!(markers(&env).len(), 1, "the registration is kept");
+    let not_loaded = env_with(
+        &env,
+        "LOGKEEPER_LAUNCHCTL",
+        launchctl_bootout_exiting(&env, 3),
+    );
+    env.lk(["schedule", "uninstall"]).envs(not_loaded).status(0);
+    assert_eq!(
+        files_in(&env.path("home/Library/LaunchAgents")),
+        Vec::<PathBuf>::new()
+    );
+    assert_eq!(markers(&env), Vec::<PathBuf>::new());
+}

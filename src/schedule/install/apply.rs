@@ -162,7 +162,12 @@ fn run_command(c: &PlannedCommand, applied: &mut Applied, hint: &str) -> Result<
         .stdin(Stdio::null())
         .output();
     let ok = match &out {
-        Ok(o) => o.status.success(),
+        Ok(o) => {
+            o.status.success()
+                || o.status
+                    .code()
+                    .is_some_and(|code| c.already_done.contains(&code))
+        }
         Err(_) => false,
     };
     if !ok && c.tolerate_failure {
