@@ -264,6 +264,11 @@ struct Outcome {
     strategy: Value,
     /// When each run began and ended (to place the late lines).
     run_times: Vec<(f64, f64)>,
+    /// `status` after the last run, as the deployment's user.
+    status: String,
+    /// Each run's strategy, reason and what it left unserved, in order,
+    /// consecutive repeats merged: (first run, last run, record).
+    strategies: Vec<(u64, u64, Value)>,
 }
 
 /// Who runs logkeeper, and where, beside the writers.
@@ -311,10 +316,26 @@ fn sync_as(env: &Env, deploy: Deploy, args: &[&str]) -> std::process::Output {
 }
 
 fn scenario_as(classes: &'static [char], keep: u32, deploy: Deploy) -> Outcome {
+    scenario_forced(classes, keep, deploy, None)
+}
+
+/// [`scenario_as`], with `strategy = "<forced>"` in the store's config when
+/// given (else `auto`, the default).
+fn scenario_forced(
+    classes: &'static [char],
+    keep: u32,
+    deploy: Deploy,
+    forced: Option<&'static str>,
+) -> Outcome {
     let env = Env::new();
     let log = env.path("events.jsonl");
     gen_log(&log, 2_000, 300, 0, false);
     env.keyed_store_with("m", &log, &["--keep-rotated", &keep.to_string()]);
+    if let Some(s) = forced {
+        // The store's table is the config's last: the key lands in it.
+        let cfg = std::fs::read_to_string(env.config()).unwrap();
+        env.write_config(&format!("{cfg}strategy = \"{s}\"\n"));
+    }
     let user = (deploy == Deploy::Owner).then_some(APP);
     if let Some(u) = user {
         let ok = Command::new("chown")
@@ -347,6 +368,8 @@ fn scenario_as(classes: &'static [char], keep: u32, deploy: Deploy) -> Outcome {
     let mut runs = 0;
     let mut strategy = Value::Null;
     let mut run_times = Vec::new();
+    let mut strategies: Vec<(u64, u64, Value)> = Vec::new();
+    let mut n = 0;
     while t0.elapsed() < FOR {
         let next = t0 + RUN_EVERY * (runs as u32 + 1);
         let began = now();
@@ -364,6 +387,16 @@ fn scenario_as(classes: &'static [char], keep: u32, deploy: Deploy) -> Outcome {
             runs += 1;
         }
         strategy = run["stats"]["strategy"].clone();
+        n += 1;
+        let said = serde_json::json!({
+            "strategy": strategy["strategy"],
+            "reason": strategy["reason"],
+            "unserved": strategy["unserved"],
+        });
+        match strategies.last_mut() {
+            Some(last) if last.2 == said => last.1 = n,
+            _ => strategies.push((n, n, said)),
+        }
         // The schedule under test: a run every 3 s.
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
@@ -376,6 +409,8 @@ fn scenario_as(classes: &'static [char], keep: u32, deploy: Deploy) -> Outcome {
     std::thread::sleep(READ_EVERY * 3);
     stop.store(true, Ordering::Relaxed);
     r.join().unwrap();
+    let status = sync_as(&env, deploy, &["status"]);
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
     let seen = seen.lock().unwrap();
     let lags = writers
         .iter()
@@ -383,8 +418,9 @@ fn scenario_as(classes: &'static [char], keep: u32, deploy: Deploy) -> Outcome {
         .collect();
     Outcome {
         label: format!(
-            "{}{} keep_rotated={keep}",
+            "{}{}{} keep_rotated={keep}",
             classes.iter().collect::<String>(),
+            forced.map_or(String::new(), |s| format!(" {s}")),
             match deploy {
                 Deploy::Root => "",
                 Deploy::Owner => " as owner",
@@ -396,6 +432,8 @@ fn scenario_as(classes: &'static [char], keep: u32, deploy: Deploy) -> Outcome {
         went_back: seen.went_back.clone(),
         strategy,
         run_times,
+        status,
+        strategies,
     }
 }
 
@@ -573,6 +611,132 @@ fn lockless_writer_is_visible_within_a_second_as_the_owner_and_in_a_pid_namespac
             ));
         }
     }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// G7 in the README's recommended deployment: logkeeper run as the log's
+/// owner (`lk-app`), the writers too. B, C and D each alone and all four on
+/// one log, `keep_rotated` 0 and 3, `strategy = "auto"`; then B alone with
+/// `strategy = "in-place"` in the config. A (alone: the test above), C and
+/// D must be visible within 1 s and no value may go back. B under `auto`
+/// may not be: one run whose census is incomplete (as the owner, a process
+/// just switching to the owner's uid cannot be inspected for a moment;
+/// the other scenarios' `setpriv` starts make that likely here) swaps, and
+/// that swap detaches B for life. If B is late, `status` must say it is not
+/// served within 1 s and what to do (set `strategy = "in-place"`), and the
+/// record must say so (`strategy.unserved`); its lag stays bounded by the
+/// run interval. Forced in place, B alone is served within 1 s.
+#[test]
+fn as_the_owner_c_and_d_are_visible_within_a_second_and_b_is_once_in_place_is_set() {
+    let Some(_ids) = users() else { return };
+    need("go", "golang-go");
+    let _one = one_at_a_time();
+    go_writer();
+    let mut scenarios: Vec<(&'static [char], u32, Option<&'static str>)> = Vec::new();
+    for keep in [0, 3] {
+        for c in [&['B'][..], &['C'], &['D'], &['A', 'B', 'C', 'D']] {
+            scenarios.push((c, keep, None));
+        }
+        scenarios.push((&['B'], keep, Some("in-place")));
+    }
+    let t0 = Instant::now();
+    let handles: Vec<_> = scenarios
+        .into_iter()
+        .map(|(c, k, f)| std::thread::spawn(move || scenario_forced(c, k, Deploy::Owner, f)))
+        .collect();
+    let outcomes: Vec<Outcome> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let mut failures = Vec::new();
+    for o in &outcomes {
+        let forced = o.label.contains("in-place");
+        for (c, l) in &o.lags {
+            println!(
+                "visibility {:<34} class {c}: {:>5} lines, max lag {:>7.1} ms, {} over 1 s, {} values went back, {} glued ({} compactions; strategy {}, gate {})",
+                o.label,
+                l.lines,
+                l.max_ms,
+                l.over_1s,
+                o.went_back.len(),
+                l.glued,
+                o.runs,
+                o.strategy["strategy"],
+                o.strategy["window"]["gate"]
+            );
+            assert!(
+                l.lines > 50,
+                "{}: writer {c} wrote only {}",
+                o.label,
+                l.lines
+            );
+        }
+        let b_late = o.lags.iter().any(|(c, l)| *c == 'B' && l.over_1s > 0);
+        if b_late {
+            let warning = o
+                .status
+                .lines()
+                .find(|l| l.contains("not served within 1 s"))
+                .unwrap_or("(none)");
+            println!("visibility {:<34} status: {}", o.label, warning.trim());
+        }
+        if o.lags.iter().any(|(c, _)| *c == 'B') {
+            for (first, last, said) in &o.strategies {
+                println!(
+                    "visibility {:<34} runs {first}-{last}: {} ({}); unserved: {}",
+                    o.label, said["strategy"], said["reason"], said["unserved"]
+                );
+            }
+        }
+        for (c, l) in &o.lags {
+            if *c == 'B' && !forced {
+                // Unserved by `auto` as the owner: bounded by one run
+                // interval (plus the run), and said with what to do.
+                if l.max_ms > (RUN_EVERY.as_millis() as f64) * 2.0 + 2000.0 {
+                    failures.push(format!("{}: B's lag {:.0} ms", o.label, l.max_ms));
+                }
+                continue;
+            }
+            if l.over_1s > 0 {
+                failures.push(format!(
+                    "{}: class {c}: {} lines invisible > 1 s (max {:.0} ms), first {:?}; runs {:?}",
+                    o.label, l.over_1s, l.max_ms, l.late, o.run_times
+                ));
+            }
+        }
+        if b_late && !forced {
+            let said = o.strategy["unserved"].as_str().unwrap_or_default();
+            if !said.contains("strategy = \"in-place\"") {
+                failures.push(format!(
+                    "{}: B is late but the record does not say what to do: {}",
+                    o.label, o.strategy
+                ));
+            }
+            if !o.status.contains("not served within 1 s")
+                || !o.status.contains("strategy = \"in-place\"")
+            {
+                failures.push(format!(
+                    "{}: B is late but status does not say so, with what to do:\n{}",
+                    o.label, o.status
+                ));
+            }
+        }
+        if forced && o.strategy["strategy"] != "in-place" {
+            failures.push(format!("{}: forced, yet {}", o.label, o.strategy));
+        }
+        if !o.went_back.is_empty() {
+            failures.push(format!(
+                "{}: {:?}",
+                o.label,
+                &o.went_back[..o.went_back.len().min(3)]
+            ));
+        }
+        if o.runs < 8 {
+            failures.push(format!("{}: only {} compactions", o.label, o.runs));
+        }
+    }
+    println!(
+        "visibility as owner: {} scenarios in {:.1} s",
+        outcomes.len(),
+        t0.elapsed().as_secs_f64()
+    );
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
