@@ -188,7 +188,7 @@ mod linux {
         census.openers.sort_by_key(|o| (o.pid, o.fd));
         if census.unreadable > 0 {
             census.blind.push(format!(
-                "{} process(es) of other users could not be inspected",
+                "{} process(es) could not be inspected (other users', or not dumpable after a change of user)",
                 census.unreadable
             ));
         }
@@ -202,8 +202,7 @@ mod linux {
         owners: &[Option<(u32, u32, u32)>],
         census: &mut Census,
     ) {
-        let fd_dir = format!("/proc/{pid}/fd");
-        let fds = match std::fs::read_dir(&fd_dir) {
+        let fds = match read_fd_dir(pid) {
             Ok(fds) => fds,
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
                 if may_write(pid, owners) {
@@ -249,6 +248,44 @@ mod linux {
                 append: flags & libc::O_APPEND as u32 != 0,
             });
         }
+    }
+
+    /// `/proc/<pid>/fd`. A process of our own user is unreadable while it
+    /// is not dumpable: for a moment after it switched to this user (`sudo
+    /// -u`, `setpriv`, cron and systemd `User=` all do) until it execs, or
+    /// for good if it dropped privileges without exec. Counted unreadable at
+    /// that moment, it made one run of a class-B store swap (an incomplete
+    /// census), which detached the writer for its life; so it is read again
+    /// a few times, 5 ms apart, before it counts as unreadable.
+    fn read_fd_dir(pid: u32) -> std::io::Result<std::fs::ReadDir> {
+        let fd_dir = format!("/proc/{pid}/fd");
+        let mut tries = 0;
+        loop {
+            match std::fs::read_dir(&fd_dir) {
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::PermissionDenied
+                        && tries < 3
+                        && ours(pid) =>
+                {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// Whether `pid` runs as this process's effective user (the second
+    /// field of `Uid:` in `/proc/<pid>/status`, readable by anyone).
+    fn ours(pid: u32) -> bool {
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u32>().ok())
+                == Some(me)
+        })
     }
 
     /// The open flags of `pid`'s descriptor `fd`, which was just seen to

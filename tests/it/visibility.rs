@@ -617,17 +617,17 @@ fn lockless_writer_is_visible_within_a_second_as_the_owner_and_in_a_pid_namespac
 /// G7 in the README's recommended deployment: logkeeper run as the log's
 /// owner (`lk-app`), the writers too. B, C and D each alone and all four on
 /// one log, `keep_rotated` 0 and 3, `strategy = "auto"`; then B alone with
-/// `strategy = "in-place"` in the config. A (alone: the test above), C and
-/// D must be visible within 1 s and no value may go back. B under `auto`
-/// may not be: one run whose census is incomplete (as the owner, a process
-/// just switching to the owner's uid cannot be inspected for a moment;
-/// the other scenarios' `setpriv` starts make that likely here) swaps, and
-/// that swap detaches B for life. If B is late, `status` must say it is not
-/// served within 1 s and what to do (set `strategy = "in-place"`), and the
-/// record must say so (`strategy.unserved`); its lag stays bounded by the
-/// run interval. Forced in place, B alone is served within 1 s.
+/// `strategy = "in-place"` in the config. A (alone: the test above), B
+/// alone, C and D must be visible within 1 s and no value may go back.
+/// B alone under `auto` used to be detached here: a process just switching
+/// to the owner's uid (the other scenarios' `setpriv` starts) cannot be
+/// inspected for a moment, the census was counted incomplete, and one run
+/// swapped; the census now reads such a process again. B beside lock-less
+/// writers (ABCD) is not served within 1 s (documented): `status` and the
+/// record must say so with what to do, and its lag stays bounded by the
+/// run interval. Forced in place, B alone is served within 1 s too.
 #[test]
-fn as_the_owner_c_and_d_are_visible_within_a_second_and_b_is_once_in_place_is_set() {
+fn as_the_owner_every_class_is_visible_within_a_second_but_b_beside_lockless_writers() {
     let Some(_ids) = users() else { return };
     need("go", "golang-go");
     let _one = one_at_a_time();
@@ -686,8 +686,8 @@ fn as_the_owner_c_and_d_are_visible_within_a_second_and_b_is_once_in_place_is_se
             }
         }
         for (c, l) in &o.lags {
-            if *c == 'B' && !forced {
-                // Unserved by `auto` as the owner: bounded by one run
+            if *c == 'B' && !forced && o.lags.len() > 1 {
+                // Beside lock-less writers: unserved, bounded by one run
                 // interval (plus the run), and said with what to do.
                 if l.max_ms > (RUN_EVERY.as_millis() as f64) * 2.0 + 2000.0 {
                     failures.push(format!("{}: B's lag {:.0} ms", o.label, l.max_ms));
