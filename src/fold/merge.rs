@@ -23,6 +23,11 @@ pub(crate) fn merge(spec: &FoldSpec, chunks: Vec<ChunkScan>, tombs: bool, plan: 
         plan.bad_lines += c.bad_lines;
         keyless.extend(c.keyless);
         hi = hi.min(c.hi);
+        if let Some(d) = c.digest {
+            plan.digest
+                .get_or_insert_with(|| super::digest::LineDigest::new(0))
+                .absorb_digest(&d);
+        }
         maps.push(c.map);
     }
     if spec.is_keyed() {
