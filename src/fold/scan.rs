@@ -23,7 +23,7 @@ pub(crate) struct Opts {
     /// fragment, or two events glued); otherwise it is malformed whole.
     pub(crate) salvage: bool,
     /// Bytes all the threads' key maps may hold together. A thread whose
-    /// map would outgrow its share keeps only the lower half of the hash
+    /// map would outgrow its share keeps only the lower part of the hash
     /// range it still holds; the keys above are folded by a further pass
     /// over the input (see [`crate::fold::spans::fold_source`]).
     pub(crate) budget: usize,
@@ -55,7 +55,7 @@ impl Opts {
 #[derive(Default)]
 pub(crate) struct ChunkScan {
     pub(crate) map: KeyMap,
-    pub(crate) keyless: Vec<Range>,
+    pub(crate) keyless: crate::fold::runs::Runs,
     /// Malformed lines (and fragments), adjacent whole lines in one run.
     pub(crate) bad: Vec<Bad>,
     pub(crate) bad_lines: u64,
@@ -276,13 +276,11 @@ impl<'s> Scan<'s> {
         self.queued -= 1;
     }
 
-    /// The map is full: keep the lower half of the hash range it holds.
+    /// The map is full: keep the lower part of the hash range it holds.
     #[cold]
     #[inline(never)]
     fn evict(&mut self) {
-        let hi = self.lo + (self.out.hi - self.lo) / 2;
-        self.out.hi = hi;
-        self.out.map.retain_upto(hi);
+        self.out.hi = self.out.map.evict(self.lo, self.out.hi);
     }
 
     /// Apply every pending update and return the share's results.
