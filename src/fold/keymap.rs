@@ -434,5 +434,10 @@ mod tests {
         }
         assert_eq!(m.len(), kept);
         assert!(kept > 1000 && kept < 3000, "{kept}");
+        // An eviction keeps the lower three quarters of the range held.
+        let hi2 = m.evict(0, hi);
+        assert_eq!(hi2, hi / 4 * 3);
+        assert_eq!(m.len(), m.iter().filter(|(h, _, _)| *h <= hi2).count());
+        assert!(m.len() * 2 > kept && m.len() < kept, "{} of {kept}", m.len());
     }
 }
