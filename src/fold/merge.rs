@@ -1,16 +1,27 @@
 //! Combining the threads' scans of one pass into the [`Plan`].
+//!
+//! Invariants:
+//! - The survivors so far (`keep`, every pass's, kept compact in [`Runs`]
+//!   until the fold ends) are sorted and coalesced after every pass.
+//! - A key is merged in exactly one pass: the one whose hash range holds
+//!   its hash.
 
+use super::runs::Runs;
 use super::scan::ChunkScan;
 use super::{FoldSpec, Plan, Range};
 use crate::fold::keymap::KeyMap;
-use crate::io::ranges::coalesce;
 
-/// Add the first pass's scans (in stream order) to `plan`: the counts,
-/// malformed lines and glued events, keyless lines, and the keys of the
-/// pass ([`merge_keys`]). Returns the highest hash the pass folded.
-pub(crate) fn merge(spec: &FoldSpec, chunks: Vec<ChunkScan>, tombs: bool, plan: &mut Plan) -> u64 {
+/// Add the first pass's scans (in stream order) to `plan` and `keep`: the
+/// counts, malformed lines and glued events, keyless lines, and the keys
+/// of the pass ([`merge_keys`]). Returns the highest hash the pass folded.
+pub(crate) fn merge(
+    spec: &FoldSpec,
+    chunks: Vec<ChunkScan>,
+    tombs: bool,
+    plan: &mut Plan,
+    keep: &mut Runs,
+) -> u64 {
     let mut maps = Vec::with_capacity(chunks.len());
-    let mut keyless = Vec::new();
     let mut hi = u64::MAX;
     for c in chunks {
         plan.lines_in += c.lines;
@@ -21,25 +32,36 @@ pub(crate) fn merge(spec: &FoldSpec, chunks: Vec<ChunkScan>, tombs: bool, plan: 
         plan.newlines.extend(c.newlines);
         plan.bad.extend(c.bad);
         plan.bad_lines += c.bad_lines;
-        keyless.extend(c.keyless);
+        // Keyless lines are in stream order already.
+        plan.keyless_kept += c.keyless.pushed();
+        c.keyless.iter().for_each(|r| keep.push(r));
         hi = hi.min(c.hi);
+        if let Some(d) = c.digest {
+            plan.digest
+                .get_or_insert_with(|| super::digest::LineDigest::new(0))
+                .absorb_digest(&d);
+        }
         maps.push(c.map);
     }
     if spec.is_keyed() {
-        plan.keyless_kept = keyless.len() as u64;
-        // Keyless lines are in stream order already.
-        plan.keep = coalesce(keyless);
-        merge_maps(maps, hi, tombs, plan);
+        merge_maps(maps, hi, tombs, plan, keep);
     } else {
-        plan.keep = all_but_bad(&plan.bad, plan.cut);
+        all_but_bad(&plan.bad, plan.cut, keep);
     }
     hi
 }
 
-/// Add a later pass's keys to `plan`. Returns the highest hash it folded.
-pub(crate) fn merge_keys(chunks: Vec<ChunkScan>, tombs: bool, plan: &mut Plan) -> u64 {
+/// Add a later pass's keys to `plan` and `keep`. Returns the highest hash
+/// it folded.
+pub(crate) fn merge_keys(
+    chunks: Vec<ChunkScan>,
+    tombs: bool,
+    plan: &mut Plan,
+    keep: &mut Runs,
+) -> u64 {
     let hi = chunks.iter().map(|c| c.hi).min().unwrap_or(u64::MAX);
-    merge_maps(chunks.into_iter().map(|c| c.map).collect(), hi, tombs, plan);
+    let maps = chunks.into_iter().map(|c| c.map).collect();
+    merge_maps(maps, hi, tombs, plan, keep);
     hi
 }
 
@@ -50,7 +72,7 @@ pub(crate) fn merge_keys(chunks: Vec<ChunkScan>, tombs: bool, plan: &mut Plan) -
 /// nowhere). The maps are read in order and each is freed once read, so
 /// peak memory stays near the sum of the maps. A share's ranges lie
 /// within the share, so the shares' sorted survivors concatenate sorted.
-fn merge_maps(mut maps: Vec<KeyMap>, hi: u64, tombs: bool, plan: &mut Plan) {
+fn merge_maps(mut maps: Vec<KeyMap>, hi: u64, tombs: bool, plan: &mut Plan, keep: &mut Runs) {
     let mut live: Vec<Range> = Vec::new();
     let mut dead: Vec<Range> = Vec::new();
     for i in 0..maps.len() {
@@ -71,35 +93,13 @@ fn merge_maps(mut maps: Vec<KeyMap>, hi: u64, tombs: bool, plan: &mut Plan) {
         dead[at_dead..].sort_unstable();
     }
     plan.keys_live += live.len() as u64;
-    plan.keep = union(std::mem::take(&mut plan.keep), coalesce(live));
+    *keep = keep.union(&live);
+    drop(live);
     // Tombstones stay one range per line: they are counted and aged apiece.
     let mut all = std::mem::take(&mut plan.tombs);
     all.extend(dead);
     all.sort_unstable();
     plan.tombs = all;
-}
-
-/// Two sorted lists of disjoint ranges as one, adjacent ranges joined.
-fn union(a: Vec<Range>, b: Vec<Range>) -> Vec<Range> {
-    if a.is_empty() {
-        return b;
-    }
-    let mut out: Vec<Range> = Vec::with_capacity(a.len() + b.len());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() || j < b.len() {
-        let next = if j == b.len() || (i < a.len() && a[i].start < b[j].start) {
-            i += 1;
-            a[i - 1]
-        } else {
-            j += 1;
-            b[j - 1]
-        };
-        match out.last_mut() {
-            Some(last) if last.end == next.start => last.end = next.end,
-            _ => out.push(next),
-        }
-    }
-    out
 }
 
 /// A `\n` is needed only after a glued event that survived.
@@ -113,8 +113,7 @@ pub(crate) fn keep_needed_newlines(plan: &mut Plan) {
 }
 
 /// Append-only: everything but the malformed lines.
-fn all_but_bad(bad: &[super::Bad], cut: u64) -> Vec<Range> {
-    let mut keep = Vec::new();
+fn all_but_bad(bad: &[super::Bad], cut: u64, keep: &mut Runs) {
     let mut at = 0;
     for b in bad {
         if b.range.start > at {
@@ -131,5 +130,4 @@ fn all_but_bad(bad: &[super::Bad], cut: u64) -> Vec<Range> {
             end: cut,
         });
     }
-    keep
 }

@@ -20,10 +20,12 @@
 mod classify;
 #[cfg(test)]
 mod differential;
+pub(crate) mod digest;
 pub mod json;
 mod keymap;
 mod lines;
 mod merge;
+mod runs;
 mod scan;
 pub mod spans;
 #[cfg(test)]
@@ -141,6 +143,8 @@ pub struct Plan {
     /// one: a `\n` is written there ([`copy_ranges_nl`]).
     pub newlines: Vec<u64>,
     pub cut: u64,
+    /// Every line hashed, when the fold was asked for it ([`Opts::digest`]).
+    pub(crate) digest: Option<digest::LineDigest>,
 }
 
 impl Plan {

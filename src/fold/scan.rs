@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io;
 
+use crate::fold::digest::LineDigest;
 use crate::fold::keymap::{Entry, KeyMap, hash_key};
 use crate::fold::lines::{Line, for_each_line_bounded};
 use crate::fold::{Bad, Class, Classifier, FoldSpec, Range};
@@ -22,10 +23,13 @@ pub(crate) struct Opts {
     /// fragment, or two events glued); otherwise it is malformed whole.
     pub(crate) salvage: bool,
     /// Bytes all the threads' key maps may hold together. A thread whose
-    /// map would outgrow its share keeps only the lower half of the hash
+    /// map would outgrow its share keeps only the lower part of the hash
     /// range it still holds; the keys above are folded by a further pass
     /// over the input (see [`crate::fold::spans::fold_source`]).
     pub(crate) budget: usize,
+    /// Also hash every line (first pass) into [`crate::fold::Plan::digest`],
+    /// for the verification before a swap: one read of the new file.
+    pub(crate) digest: bool,
 }
 
 /// The default [`Opts::budget`]: the maps stay under this however many
@@ -41,6 +45,7 @@ impl Opts {
             tombs: false,
             salvage: true,
             budget: MAP_BUDGET,
+            digest: false,
         }
     }
 }
@@ -50,7 +55,7 @@ impl Opts {
 #[derive(Default)]
 pub(crate) struct ChunkScan {
     pub(crate) map: KeyMap,
-    pub(crate) keyless: Vec<Range>,
+    pub(crate) keyless: crate::fold::runs::Runs,
     /// Malformed lines (and fragments), adjacent whole lines in one run.
     pub(crate) bad: Vec<Bad>,
     pub(crate) bad_lines: u64,
@@ -62,6 +67,8 @@ pub(crate) struct ChunkScan {
     pub(crate) newlines: Vec<u64>,
     /// The map holds every key of this share whose hash is in `[lo, hi]`.
     pub(crate) hi: u64,
+    /// The share's lines hashed ([`Opts::digest`], first pass only).
+    pub(crate) digest: Option<LineDigest>,
 }
 
 /// Keyed lines wait this many lines between their hash (and a prefetch of
@@ -103,6 +110,7 @@ impl<'s> Scan<'s> {
         Scan {
             out: ChunkScan {
                 hi: u64::MAX,
+                digest: (opts.digest && lo == 0).then(|| LineDigest::new(0)),
                 ..ChunkScan::default()
             },
             cls: Classifier::new(spec),
@@ -125,6 +133,17 @@ impl<'s> Scan<'s> {
         let mut read_err = None;
         for_each_line_bounded(file, start, end, Some(ptrs), |off, line| {
             self.out.lines += u64::from(self.pass0);
+            if let Some(d) = self.out.digest.as_mut() {
+                let at = off.wrapping_add(shift);
+                match &line {
+                    Line::Whole(b, _) => d.line(at, b),
+                    Line::Long { len, .. } => {
+                        if let Err(e) = d.line_in_file(file, off, *len, at) {
+                            read_err.get_or_insert(e);
+                        }
+                    }
+                }
+            }
             let (class, len) = match line {
                 Line::Whole(line, utf8) => {
                     self.cls.utf8_known = utf8;
@@ -257,13 +276,11 @@ impl<'s> Scan<'s> {
         self.queued -= 1;
     }
 
-    /// The map is full: keep the lower half of the hash range it holds.
+    /// The map is full: keep the lower part of the hash range it holds.
     #[cold]
     #[inline(never)]
     fn evict(&mut self) {
-        let hi = self.lo + (self.out.hi - self.lo) / 2;
-        self.out.hi = hi;
-        self.out.map.retain_upto(hi);
+        self.out.hi = self.out.map.evict(self.lo, self.out.hi);
     }
 
     /// Apply every pending update and return the share's results.

@@ -192,6 +192,7 @@ pub(crate) fn fold_source<S: Source + ?Sized>(
         cut: bases(&src.bounds()).1,
         ..Plan::default()
     };
+    let mut keep = super::runs::Runs::default();
     let mut lo = 0u64;
     loop {
         let chunks: Vec<ChunkScan> = for_shares(&shares, |i, pieces| {
@@ -203,15 +204,17 @@ pub(crate) fn fold_source<S: Source + ?Sized>(
         })?;
         plan.passes += 1;
         let hi = if lo == 0 {
-            super::merge::merge(spec, chunks, opts.tombs, &mut plan)
+            super::merge::merge(spec, chunks, opts.tombs, &mut plan, &mut keep)
         } else {
-            super::merge::merge_keys(chunks, opts.tombs, &mut plan)
+            super::merge::merge_keys(chunks, opts.tombs, &mut plan, &mut keep)
         };
         if hi == u64::MAX {
             break;
         }
         lo = hi + 1;
     }
+    plan.keep = keep.to_vec();
+    drop(keep);
     super::merge::keep_needed_newlines(&mut plan);
     Ok(plan)
 }

@@ -25,7 +25,8 @@ impl Range {
 /// small enough to keep peak memory flat.
 pub const BUF: usize = 4 << 20;
 
-/// Join adjacent ranges, in place.
+/// Join adjacent ranges, in place (the fold joins its own: `fold::runs`).
+#[cfg(test)]
 pub(crate) fn coalesce(mut sorted: Vec<Range>) -> Vec<Range> {
     sorted.dedup_by(|next, prev| {
         if prev.end == next.start {

@@ -9,8 +9,9 @@
 //! fold would drop. The *planned* side reads the plan's kept ranges from
 //! the files the fold read, in output order with the plan's inserted
 //! `\n`s, and takes the plan's live keys; the *on-disk* side reads the
-//! temp file and folds it with the same fold engine as the compaction
-//! (`fold::spans`), in which a snapshot must be its own fold: every key
+//! temp file once, folding it with the same fold engine as the compaction
+//! (`fold::spans`), whose scan also hashes each line as it reads it
+//! ([`crate::fold::digest`]); a snapshot must be its own fold: every key
 //! once, no delete, no malformed line. The two sides run in parallel.
 //!
 //! Invariants:
@@ -24,7 +25,6 @@
 //!   wrote and are not part of the fold's plan.
 
 use std::fs::File;
-use std::hash::{BuildHasher, Hasher};
 
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -32,6 +32,7 @@ use std::time::Instant;
 
 pub use crate::error::{Digest, Verification};
 use crate::error::{Error, IoContext, Result};
+use crate::fold::digest::LineDigest;
 use crate::fold::spans::{self, FileSpan};
 use crate::fold::{FoldSpec, Range};
 
@@ -114,15 +115,16 @@ fn planned(plan: &Planned) -> std::io::Result<Digest> {
     if !group.is_empty() {
         crate::fold::copy_ranges(plan.segs[group_file].file, &group, &mut d)?;
     }
-    let mut digest = d.finish();
+    let mut digest = finished(d);
     digest.keys = plan.keys;
     Ok(digest)
 }
 
 /// The digest of `[0, len)` of `file`, folded by `spec` with the fold
-/// engine: its lines hashed in the engine's shares (one thread each; the
-/// line hashes are keyed by offset, so the shares do not change the
-/// digest), then the file folded as a compaction would fold it.
+/// engine, which hashes each line as its scan reads it (one read of the
+/// file; the line hashes are keyed by offset, so the engine's shares do
+/// not change the digest). An append-only store's file is only hashed,
+/// in the same shares.
 fn digest_file(spec: &FoldSpec, file: &File, len: u64) -> std::io::Result<Digest> {
     digest_file_in(spec, file, len, MIN_CHUNK)
 }
@@ -143,28 +145,26 @@ fn digest_file_in(
         start: 0,
         end: cut,
     }];
-    let shares = spans::split(&span[..], threads, min_chunk)?;
-    let parts = spans::for_shares(&shares, |_, pieces| {
-        let mut d = LineDigest::new(pieces.first().map_or(0, |p| p.start));
-        let mut buf = vec![0u8; CHUNK];
-        for p in pieces {
-            read_range(
-                file,
-                Range {
-                    start: p.start,
-                    end: p.end,
-                },
-                &mut buf,
-                |b| d.feed(b),
-            )?;
-        }
-        Ok(d)
-    })?;
-    let mut all = LineDigest::new(0);
-    for p in parts {
-        all.absorb(p);
-    }
+    let (mut all, mut digest) = if spec.is_keyed() {
+        let opts = crate::fold::Opts {
+            tombs: false,
+            salvage: false,
+            digest: true,
+            ..crate::fold::Opts::compaction(threads, min_chunk)
+        };
+        let plan = spans::fold_source(spec, &span[..], opts)?;
+        let digest = Digest {
+            keys: plan.keys_live,
+            // Every repeat of a key, every delete, every malformed line.
+            unfolded: plan.keyed_lines - plan.keys_live + plan.bad_lines + u64::from(cut < len),
+            ..Digest::default()
+        };
+        (plan.digest.unwrap_or_else(|| LineDigest::new(0)), digest)
+    } else {
+        (hash_lines(&span, threads, min_chunk)?, Digest::default())
+    };
     let mut buf = vec![0u8; CHUNK];
+    all.set_at(cut);
     read_range(
         file,
         Range {
@@ -174,19 +174,44 @@ fn digest_file_in(
         &mut buf,
         |b| all.feed(b),
     )?;
-    let mut digest = all.finish();
-    if spec.is_keyed() {
-        let opts = crate::fold::Opts {
-            tombs: false,
-            salvage: false,
-            ..crate::fold::Opts::compaction(threads, min_chunk)
-        };
-        let plan = spans::fold_source(spec, &span[..], opts)?;
-        digest.keys = plan.keys_live;
-        // Every repeat of a key, every delete, every malformed line.
-        digest.unfolded = plan.keyed_lines - plan.keys_live + plan.bad_lines + u64::from(cut < len);
-    }
+    let lines = finished(all);
+    (digest.lines, digest.bytes, digest.hash) = (lines.lines, lines.bytes, lines.hash);
     Ok(digest)
+}
+
+/// The lines' part of a [`Digest`] (a last line without its `\n` is
+/// hashed as unended: never in a plan).
+fn finished(mut d: LineDigest) -> Digest {
+    d.finish();
+    Digest {
+        lines: d.lines,
+        bytes: d.bytes,
+        hash: format!("{:016x}", d.sum),
+        keys: 0,
+        unfolded: 0,
+    }
+}
+
+/// The lines of `span` hashed in the engine's shares, one thread each.
+fn hash_lines(span: &[FileSpan], threads: usize, min_chunk: u64) -> std::io::Result<LineDigest> {
+    let shares = spans::split(span, threads, min_chunk)?;
+    let parts = spans::for_shares(&shares, |_, pieces| {
+        let mut d = LineDigest::new(pieces.first().map_or(0, |p| p.start));
+        let mut buf = vec![0u8; CHUNK];
+        for p in pieces {
+            let r = Range {
+                start: p.start,
+                end: p.end,
+            };
+            read_range(span[p.span].file, r, &mut buf, |b| d.feed(b))?;
+        }
+        Ok(d)
+    })?;
+    let mut all = LineDigest::new(0);
+    for p in &parts {
+        all.absorb_digest(p);
+    }
+    Ok(all)
 }
 
 fn read_range(
@@ -203,97 +228,6 @@ fn read_range(
         at += n as u64;
     }
     Ok(())
-}
-
-/// Lines fed in pieces, each hashed as it completes. The digest is the wrapping sum of one hash per line of
-/// (offset in the output, bytes): order-sensitive through the offset, and
-/// the same whether the stream is digested whole or in chunks.
-struct LineDigest {
-    pending: Vec<u8>,
-    /// The output offset of the next line's first byte.
-    at: u64,
-    sum: u64,
-    lines: u64,
-    bytes: u64,
-}
-
-const SEED: u64 = 0x6c6b_7665_7269_6679;
-
-impl LineDigest {
-    fn new(at: u64) -> Self {
-        LineDigest {
-            pending: Vec::new(),
-            at,
-            sum: 0,
-            lines: 0,
-            bytes: 0,
-        }
-    }
-
-    fn feed(&mut self, mut b: &[u8]) {
-        self.bytes += b.len() as u64;
-        while let Some(i) = memchr::memchr(b'\n', b) {
-            if self.pending.is_empty() {
-                self.line(&b[..i], true);
-            } else {
-                let mut line = std::mem::take(&mut self.pending);
-                line.extend_from_slice(&b[..i]);
-                self.line(&line, true);
-                line.clear();
-                self.pending = line;
-            }
-            b = &b[i + 1..];
-        }
-        self.pending.extend_from_slice(b);
-    }
-
-    fn line(&mut self, line: &[u8], ended: bool) {
-        let mut h = foldhash::fast::FixedState::with_seed(SEED).build_hasher();
-        h.write_u64(self.at);
-        h.write(line);
-        h.write_u8(ended as u8);
-        self.sum = self.sum.wrapping_add(h.finish());
-        self.lines += 1;
-        self.at += line.len() as u64 + 1;
-    }
-
-    /// Add a later chunk's lines (its partial last line, if any, ends the
-    /// stream).
-    fn absorb(&mut self, mut other: LineDigest) {
-        if !other.pending.is_empty() {
-            let rest = std::mem::take(&mut other.pending);
-            other.line(&rest, false);
-        }
-        self.sum = self.sum.wrapping_add(other.sum);
-        self.lines += other.lines;
-        self.bytes += other.bytes;
-    }
-
-    fn finish(mut self) -> Digest {
-        if !self.pending.is_empty() {
-            // A last line without its `\n`: never in a plan.
-            let rest = std::mem::take(&mut self.pending);
-            self.line(&rest, false);
-        }
-        Digest {
-            lines: self.lines,
-            bytes: self.bytes,
-            hash: format!("{:016x}", self.sum),
-            keys: 0,
-            unfolded: 0,
-        }
-    }
-}
-
-/// The plan's side is read through [`crate::fold::copy_ranges`].
-impl std::io::Write for LineDigest {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.feed(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Copy the snapshot into `<state_dir>/verify-failed/<stamp>.jsonl`
@@ -359,7 +293,7 @@ mod tests {
         for p in pieces {
             d.feed(p);
         }
-        d.finish()
+        finished(d)
     }
 
     /// The on-disk side, folded in shares of at least `min_chunk` bytes.
@@ -388,8 +322,9 @@ mod tests {
         first.feed(&text[..15]);
         let mut rest = LineDigest::new(15);
         rest.feed(&text[15..]);
-        first.absorb(rest);
-        assert_eq!(first.finish(), whole);
+        rest.finish();
+        first.absorb_digest(&rest);
+        assert_eq!(finished(first), whole);
         let (one, shares) = (on_disk(text, 1 << 20), on_disk(text, 1));
         assert_eq!(one, shares);
         assert_eq!(one.hash, whole.hash);
