@@ -76,9 +76,8 @@ pub(crate) type Verdict = Result<Vec<Option<Span>>, Invalid>;
 
 /// One line as [`for_each_line_bounded`] hands it over.
 pub(crate) enum Line<'a> {
-    /// The line's bytes, without its `\n`, and whether they are already
-    /// known to be valid UTF-8 (checked with the whole buffer at once).
-    Whole(&'a [u8], bool),
+    /// The line's bytes, without its `\n`.
+    Whole(&'a [u8]),
     /// A line longer than [`LONG_LINE`]: its length (without the `\n`) and
     /// whether it is valid JSON, with the spans of the pointers' values.
     Long { len: u64, verdict: Verdict },
@@ -115,8 +114,7 @@ const MAP_WINDOW: usize = 4 << 20;
 
 /// [`for_each_line_bounded`] through read-only maps of [`MAP_WINDOW`]
 /// bytes ([`crate::io::mapped`]): no copy out of the page cache. Lines are
-/// handed over in batches of about [`SCAN_BUF`] bytes, each UTF-8-checked
-/// at once while it is fresh in the cache, then parsed; a batch is trusted
+/// handed over in batches of about [`SCAN_BUF`] bytes; a batch is trusted
 /// only if the window was not torn (the file shrank) by the time it was
 /// parsed: else the scan fails as a short read does, and what `f` was given
 /// from that batch must be dropped (the fold's error does that).
@@ -154,14 +152,13 @@ fn for_each_line_mapped(
                 },
             };
             let batch = &bytes[i..nl];
-            let utf8 = simdutf8::basic::from_utf8(batch).is_ok();
             let mut line_at = i;
             for k in memchr::memchr_iter(b'\n', batch) {
                 let line = &bytes[line_at..i + k];
-                f(at + line_at as u64, Line::Whole(line, utf8));
+                f(at + line_at as u64, Line::Whole(line));
                 line_at = i + k + 1;
             }
-            f(at + line_at as u64, Line::Whole(&bytes[line_at..nl], utf8));
+            f(at + line_at as u64, Line::Whole(&bytes[line_at..nl]));
             // Lines handed over from a torn window may have read zeros:
             // the caller's results are void (it sees the error).
             w.check(at + i as u64)?;
@@ -222,15 +219,10 @@ fn for_each_line_read(
         r.fill()?;
         let (buf, filled, base) = (&r.buf, r.filled, r.base);
         let mut consumed = 0usize;
-        // One UTF-8 check for all the whole lines in the buffer (a `\n`
-        // is a character boundary); a line of a buffer that fails is
-        // checked on its own by the scanner.
-        let utf8 = memchr::memrchr(b'\n', &buf[..filled])
-            .is_some_and(|i| simdutf8::basic::from_utf8(&buf[..i]).is_ok());
         for nl in memchr::memchr_iter(b'\n', &buf[..filled]) {
             f(
                 base + consumed as u64,
-                Line::Whole(&buf[consumed..nl], utf8),
+                Line::Whole(&buf[consumed..nl]),
             );
             consumed = nl + 1;
         }
@@ -422,7 +414,7 @@ mod tests {
             out.push((
                 at,
                 match line {
-                    Line::Whole(b, _) => Ok(b.to_vec()),
+                    Line::Whole(b) => Ok(b.to_vec()),
                     Line::Long { len, verdict } => Err((len, verdict.is_ok())),
                 },
             ))

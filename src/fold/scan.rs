@@ -126,10 +126,7 @@ impl<'s> Scan<'s> {
         for_each_line_bounded(file, start, end, Some(ptrs), |off, line| {
             self.out.lines += u64::from(self.pass0);
             let (class, len) = match line {
-                Line::Whole(line, utf8) => {
-                    self.cls.utf8_known = utf8;
-                    return self.whole(off, shift, line);
-                }
+                Line::Whole(line) => return self.whole(off, shift, line),
                 Line::Long { len, verdict } => match verdict {
                     // Validated in pieces; only its key and op values are read.
                     Ok(spans) => (
