@@ -220,10 +220,7 @@ fn for_each_line_read(
         let (buf, filled, base) = (&r.buf, r.filled, r.base);
         let mut consumed = 0usize;
         for nl in memchr::memchr_iter(b'\n', &buf[..filled]) {
-            f(
-                base + consumed as u64,
-                Line::Whole(&buf[consumed..nl]),
-            );
+            f(base + consumed as u64, Line::Whole(&buf[consumed..nl]));
             consumed = nl + 1;
         }
         if consumed == 0 && filled == r.buf.len() && r.pos < end {
@@ -405,10 +402,11 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    /// What a scan hands over, owned: (offset, line or (length, verdict)).
-    fn collect(
-        scan: impl FnOnce(&mut dyn FnMut(u64, Line)) -> io::Result<()>,
-    ) -> Vec<(u64, Result<Vec<u8>, (u64, bool)>)> {
+    /// One line a scan handed over, owned: its offset, and its bytes or
+    /// (for a long line) its length and whether it is valid.
+    type Got = (u64, Result<Vec<u8>, (u64, bool)>);
+
+    fn collect(scan: impl FnOnce(&mut dyn FnMut(u64, Line)) -> io::Result<()>) -> Vec<Got> {
         let mut out = Vec::new();
         scan(&mut |at, line| {
             out.push((
@@ -434,7 +432,7 @@ mod tests {
             n += 1;
             let pad = "p".repeat((n * 7919 % 600) as usize);
             writeln!(log, r#"{{"id":{n},"pad":"{pad}"}}"#).unwrap();
-            if n % 5000 == 0 {
+            if n.is_multiple_of(5000) {
                 writeln!(log, r#"{{"id":0,"big":"{}"}}"#, "b".repeat(SCAN_BUF * 3)).unwrap();
             }
             if n == 9000 {
@@ -451,7 +449,10 @@ mod tests {
         let read = collect(|f2| for_each_line_read(&f, 0, end, Some(&ptrs), f2));
         assert_eq!(mapped.len(), read.len());
         assert!(mapped == read, "the two scans differ");
-        let longs: Vec<_> = mapped.iter().filter_map(|(_, l)| l.as_ref().err()).collect();
+        let longs: Vec<_> = mapped
+            .iter()
+            .filter_map(|(_, l)| l.as_ref().err())
+            .collect();
         assert_eq!(longs.len(), 2);
         assert_eq!((longs[0].1, longs[1].1), (true, false));
         // From a line start in the middle, to the end.
