@@ -36,6 +36,9 @@ pub enum Pipeline {
     Segmented,
     /// Steps that both a single-log and a segmented run pass.
     Shared,
+    /// Taking the store lock when it must be replaced (a lock file this
+    /// user cannot write, left by another user): only such a run passes.
+    Lock,
 }
 
 macro_rules! failpoints {
@@ -118,7 +121,7 @@ failpoints! {
     /// Between two rotated files being pruned.
     MidPrune = "mid-prune", Crash, Log;
     /// Before an atomic file write (records, state) renames its temp file.
-    AtomicWriteBeforeRename = "atomic-write-before-rename", Crash, Log;
+    AtomicWriteBeforeRename = "atomic-write-before-rename", Crash, Shared;
     /// Before the run is recorded.
     BeforeRecord = "before-record", Crash, Shared;
     /// In place: before the fold is appended to the log.
@@ -146,6 +149,9 @@ failpoints! {
     SegmentBeforeMergeRename = "segment-before-merge-rename", Crash, Segmented;
     /// Segmented: between two merged inputs being deleted.
     SegmentDeleteInput = "segment-delete-input", Crash, Segmented;
+    /// Replacing a lock file this user cannot write: the fresh one is
+    /// locked under its temp name, not yet renamed over the old one.
+    LockReplaceBeforeRename = "lock-replace-before-rename", Crash, Lock;
 }
 
 impl Failpoint {
@@ -195,17 +201,20 @@ pub(crate) use {fail_io, failpoint};
 
 /// A failpoint kills the run (`LOGKEEPER_FAILPOINT=name`) or pauses it
 /// (`LOGKEEPER_PAUSE=name`: the run creates the file `LOGKEEPER_PAUSE_FILE`
-/// and waits, up to 60 s, until the test removes it), so a test can act
-/// between two steps.
+/// and waits until the test removes it, or until the test process that
+/// started it is gone), so a test can act between two steps. No time
+/// limit: a run that went on by itself after a while would race the test
+/// on a loaded machine.
 #[cfg(feature = "failpoints")]
 pub(crate) fn hit(point: Failpoint) {
     debug_assert_eq!(point.kind(), Kind::Crash, "{point:?}");
     if std::env::var("LOGKEEPER_PAUSE").is_ok_and(|v| v == point.name())
         && let Some(flag) = std::env::var_os("LOGKEEPER_PAUSE_FILE")
     {
+        // SAFETY: getppid cannot fail.
+        let parent = unsafe { libc::getppid() };
         let _ = std::fs::write(&flag, b"");
-        let t0 = std::time::Instant::now();
-        while std::path::Path::new(&flag).exists() && t0.elapsed().as_secs() < 60 {
+        while std::path::Path::new(&flag).exists() && unsafe { libc::getppid() } == parent {
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
     }

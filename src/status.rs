@@ -383,6 +383,7 @@ pub fn fmt_time(t: DateTime<Utc>) -> String {
 
 /// `strategy: swap (why); carry window: ...` for `status` (docs/writers.md).
 fn strategy_note(st: &crate::job::strategy::Report) -> String {
+    use crate::job::carry::GateKind;
     let mut note = format!("strategy: {} ({})", st.strategy, st.reason);
     if let Some(w) = &st.window {
         let who = |v: &[crate::job::census::Opener]| {
@@ -401,10 +402,19 @@ fn strategy_note(st: &crate::job::strategy::Report) -> String {
         if !w.stayed.is_empty() {
             note.push_str(&format!("; still on the old inode: {}", who(&w.stayed)));
         }
-        if !w.gated && !w.followed.is_empty() {
-            note.push_str(
-                "; no open gate (it needs root): an app that reopens right after its last write to the old inode can read the log before that write is carried, and a line still in the old inode when its writer left waits for the next run; run logkeeper as root to close that gap",
-            );
+        match w.gate {
+            GateKind::None if !w.followed.is_empty() => note.push_str(
+                "; no open gate (a fanotify mark needs root, a lease needs the run to own the log): an app that reopens right after its last write to the old inode can read the log before that write is carried, and a line still in the old inode when its writer left waits for the next run; run logkeeper as the log's owner or as root, without LOGKEEPER_OPEN_GATE=off, to close that gap",
+            ),
+            GateKind::None => {}
+            GateKind::Fanotify => note.push_str(&format!(
+                "; open gate: fanotify ({} open(s) of the log waited for a carry)",
+                w.gated_opens
+            )),
+            GateKind::Lease => note.push_str(&format!(
+                "; open gate: lease ({} break(s): opens of the log waited for a carry)",
+                w.gated_opens
+            )),
         }
     }
     note

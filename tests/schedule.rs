@@ -840,7 +840,7 @@ fn uninstall_reports_a_failed_or_missing_systemctl() {
         err.contains("disable") && err.contains("No medium found"),
         "{err}"
     );
-    assert!(err.contains("may still be loaded"), "{err}");
+    assert!(err.contains("may still be active"), "{err}");
     // Absent altogether: the same, with the reason.
     lk_install(&env, ["schedule", "install", "--backend", "systemd"]);
     vars.retain(|(k, _)| *k != "LOGKEEPER_SYSTEMCTL");
@@ -852,7 +852,11 @@ fn uninstall_reports_a_failed_or_missing_systemctl() {
         .lk(["schedule", "uninstall", "--backend", "systemd"])
         .envs(vars)
         .status(1);
-    assert!(d.stderr().contains("could not run it"), "{}", d.stderr());
+    assert!(
+        d.stderr().contains("cannot run") && d.stderr().contains("nothing was removed"),
+        "{}",
+        d.stderr()
+    );
 }
 
 // Issue 16 C.16: a failed install left its unit file behind.
@@ -880,4 +884,182 @@ fn failed_install_leaves_no_unit_file_behind() {
             .status(0)
             .stdout_has("no schedule installed");
     }
+}
+
+/// The registration files of this sandbox's state dir (`schedule-*.json`).
+fn markers(env: &Env) -> Vec<PathBuf> {
+    files_in(&env.state())
+        .into_iter()
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.starts_with("schedule-") && n.ends_with(".json")
+        })
+        .collect()
+}
+
+/// `install_env` with `var` replaced by `tool`.
+fn env_with(env: &Env, var: &'static str, tool: String) -> Vec<(&'static str, String)> {
+    let mut vars = install_env(env);
+    vars.retain(|(k, _)| *k != var);
+    vars.push((var, tool));
+    vars
+}
+
+// A failed `systemctl disable` left an active timer that logkeeper had
+// forgotten: the marker and the unit files were removed anyway, so a second
+// uninstall had nothing to disable.
+#[test]
+fn uninstall_whose_disable_failed_keeps_the_registration_to_retry() {
+    let env = Env::new();
+    two_stores(&env);
+    lk_install(
+        &env,
+        [
+            "schedule",
+            "install",
+            "--backend",
+            "systemd",
+            "--mode",
+            "timer",
+        ],
+    );
+    let units = files_in(&unit_dir(&env));
+    assert_eq!(units.len(), 5, "{units:?}");
+    assert_eq!(markers(&env).len(), 1);
+    let failing = env_with(&env, "LOGKEEPER_SYSTEMCTL", failing_tool(&env));
+    let d = env.lk(["schedule", "uninstall"]).envs(failing).status(1);
+    let err = d.stderr();
+    // What failed, that nothing was removed, and what to do.
+    assert!(
+        err.contains("disable --now") && err.contains("No medium found"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was removed"), "{err}");
+    assert!(err.contains("run it again"), "{err}");
+    assert!(!d.stdout().contains("removed "), "{}", d.stdout());
+    assert_eq!(files_in(&unit_dir(&env)), units, "unit files kept");
+    assert_eq!(markers(&env).len(), 1, "the registration is kept");
+    env.lk(["schedule", "show"])
+        .envs(install_env(&env))
+        .status(0)
+        .stdout_has("schedule: systemd (timer mode)");
+    // The retry disables the same units, then removes everything.
+    std::fs::remove_file(env.path("calls.log")).ok();
+    env.lk(["schedule", "uninstall"])
+        .envs(install_env(&env))
+        .status(0);
+    let retried = calls(&env);
+    assert!(
+        retried.contains("--user disable --now") && retried.contains(".timer"),
+        "{retried}"
+    );
+    assert_eq!(files_in(&unit_dir(&env)), Vec::<PathBuf>::new());
+    assert_eq!(markers(&env), Vec::<PathBuf>::new());
+}
+
+/// A stand-in `crontab` keeping the table in `crontab.txt`; with
+/// `FAIL_CRONTAB_EDIT` set, `crontab -` and `crontab -r` fail.
+fn file_crontab(env: &Env) -> String {
+    let script = env.path("crontab.sh");
+    let table = env.path("crontab.txt");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nt={}\nif [ \"$1\" = -l ]; then [ -f \"$t\" ] || {{ echo 'no crontab for you' >&2; exit 1; }}; exec cat \"$t\"; fi\nif [ -n \"$FAIL_CRONTAB_EDIT\" ]; then echo 'crontab: cannot write: Permission denied' >&2; exit 1; fi\nif [ \"$1\" = -r ]; then exec rm \"$t\"; fi\nexec cat > \"$t\"\n",
+            table.display()
+        ),
+    )
+    .unwrap();
+    set_mode(&script, 0o755);
+    script.to_string_lossy().into_owned()
+}
+
+#[test]
+fn uninstall_whose_crontab_edit_failed_keeps_the_block_and_says_what_to_do() {
+    let env = Env::new();
+    two_stores(&env);
+    let vars = env_with(&env, "LOGKEEPER_CRONTAB", file_crontab(&env));
+    env.lk(["schedule", "install", "--backend", "cron"])
+        .envs(vars.clone())
+        .status(0);
+    let block = std::fs::read_to_string(env.path("crontab.txt")).unwrap();
+    assert!(block.contains("# BEGIN logkeeper"), "{block}");
+    let d = env
+        .lk(["schedule", "uninstall"])
+        .envs(vars.clone())
+        .env("FAIL_CRONTAB_EDIT", "1")
+        .status(1);
+    let err = d.stderr();
+    assert!(err.contains("Permission denied"), "{err}");
+    assert!(err.contains("nothing was removed"), "{err}");
+    assert!(err.contains("run it again"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(env.path("crontab.txt")).unwrap(),
+        block
+    );
+    assert_eq!(markers(&env).len(), 1, "the registration is kept");
+    env.lk(["schedule", "uninstall"]).envs(vars).status(0);
+    assert!(
+        !env.path("crontab.txt").exists(),
+        "a crontab of only our block goes"
+    );
+    assert_eq!(markers(&env), Vec::<PathBuf>::new());
+}
+
+/// A stand-in `launchctl` whose `bootout` exits `code` with launchctl's
+/// message for it (3: the agent is not loaded; others: a real failure).
+fn launchctl_bootout_exiting(env: &Env, code: i32) -> String {
+    let script = env.path(&format!("launchctl-{code}.sh"));
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {}\nif [ \"$1\" = bootout ]; then echo \"Boot-out failed: {code}: error\" >&2; exit {code}; fi\n",
+            env.path("calls.log").display()
+        ),
+    )
+    .unwrap();
+    set_mode(&script, 0o755);
+    script.to_string_lossy().into_owned()
+}
+
+// Uninstall's bootout must succeed (or the registration is kept to retry),
+// but an agent that is not loaded is already booted out: launchctl says so
+// with exit 3 (ESRCH), and the uninstall goes on.
+#[test]
+fn uninstall_of_a_launchd_agent_that_is_not_loaded_goes_on_and_a_failed_bootout_keeps_it() {
+    let env = Env::new();
+    two_stores(&env);
+    lk_install(
+        &env,
+        [
+            "schedule",
+            "install",
+            "--backend",
+            "launchd",
+            "--mode",
+            "timer",
+        ],
+    );
+    let agents = files_in(&env.path("home/Library/LaunchAgents"));
+    assert!(!agents.is_empty());
+    let failing = env_with(
+        &env,
+        "LOGKEEPER_LAUNCHCTL",
+        launchctl_bootout_exiting(&env, 5),
+    );
+    let d = env.lk(["schedule", "uninstall"]).envs(failing).status(1);
+    assert!(d.stderr().contains("nothing was removed"), "{}", d.stderr());
+    assert_eq!(files_in(&env.path("home/Library/LaunchAgents")), agents);
+    assert_eq!(markers(&env).len(), 1, "the registration is kept");
+    let not_loaded = env_with(
+        &env,
+        "LOGKEEPER_LAUNCHCTL",
+        launchctl_bootout_exiting(&env, 3),
+    );
+    env.lk(["schedule", "uninstall"]).envs(not_loaded).status(0);
+    assert_eq!(
+        files_in(&env.path("home/Library/LaunchAgents")),
+        Vec::<PathBuf>::new()
+    );
+    assert_eq!(markers(&env), Vec::<PathBuf>::new());
 }

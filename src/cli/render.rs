@@ -255,7 +255,7 @@ fn details(s: &StoreStatus) -> String {
             ));
         }
     }
-    if let Some(r) = &s.last_run {
+    if let Some(r) = last_run_shown(s) {
         out.push_str(&format!("  last run: {}\n", summary(r)));
     }
     match (&s.running, s.waiting_for.as_slice()) {
@@ -302,6 +302,15 @@ fn details(s: &StoreStatus) -> String {
         out.push_str(&format!("  note: {note}\n"));
     }
     out
+}
+
+/// The last run, for its `last run:` line; none for a failed one whose
+/// summary (its error) the `failed` reason already says with its time:
+/// each fact once.
+fn last_run_shown(s: &StoreStatus) -> Option<&RunRecord> {
+    s.last_run
+        .as_ref()
+        .filter(|r| !(r.outcome == Outcome::Error && s.health == Health::Failed))
 }
 
 /// The human lines for a registration.

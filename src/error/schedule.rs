@@ -14,7 +14,7 @@ pub enum ScheduleError {
     #[error("cannot run `{cmd}`: {source}{hint}")]
     ToolNotRun {
         cmd: String,
-        hint: &'static str,
+        hint: String,
         #[source]
         source: std::io::Error,
     },
@@ -25,7 +25,7 @@ pub enum ScheduleError {
         cmd: String,
         status: String,
         stderr: String,
-        hint: &'static str,
+        hint: String,
     },
 
     /// The schedule is already registered with another backend.

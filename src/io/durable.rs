@@ -82,8 +82,18 @@ pub fn atomic_write(target: &Path, bytes: &[u8], new_mode: u32) -> Result<()> {
     tmp.persist().map(drop)
 }
 
-/// Remove the temp files a crashed run left beside `target`. Only call this
-/// while holding the store's lock: a live run's temp file looks the same.
+/// Remove the temp files a crashed run left for `target`
+/// (`.<target>.lk-tmp.*`); returns what was removed. The caller holds the
+/// lock that every maker of such a file holds, so none is in use.
+///
+/// Only a file this run can prove is logkeeper's own is removed: a regular
+/// file (a symlink, FIFO or directory under that name is left alone, and
+/// nothing is followed), owned by this user, or, when root, by the
+/// target's owner (root gives its temp files away; it only runs in
+/// directories no other user can write, so nobody else could have made
+/// one there). Another user's file under that name (planted in a
+/// directory both can write) is left alone with a warning, not removed
+/// and not an error that would stop every run.
 pub fn remove_stale_temps(target: &Path) -> Result<Vec<PathBuf>> {
     let dir = parent_dir(target);
     let prefix = temp_prefix(target);
@@ -93,13 +103,26 @@ pub fn remove_stale_temps(target: &Path) -> Result<Vec<PathBuf>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
         Err(e) => return Err(crate::Error::io("list directory", dir, e)),
     };
+    let me = crate::io::safe::euid();
+    let target_owner = fs::symlink_metadata(target).ok().map(|m| m.uid());
+    let ours = |uid: u32| uid == me || (crate::io::safe::is_root() && Some(uid) == target_owner);
     for entry in entries {
         let entry = entry.ctx("list directory", dir)?;
-        if entry.file_name().to_string_lossy().starts_with(&prefix) {
-            let p = entry.path();
-            fs::remove_file(&p).ctx("remove stale temp file", &p)?;
-            removed.push(p);
+        if !entry.file_name().to_string_lossy().starts_with(&prefix) {
+            continue;
         }
+        let p = entry.path();
+        // lstat: the name itself, never what a link points to.
+        let meta = fs::symlink_metadata(&p).ctx("stat stale temp file", &p)?;
+        if !meta.file_type().is_file() || !ours(meta.uid()) {
+            tracing::warn!(
+                "left {} alone: it has the name of a logkeeper temp file but is not one of this user's regular files",
+                p.display()
+            );
+            continue;
+        }
+        fs::remove_file(&p).ctx("remove stale temp file", &p)?;
+        removed.push(p);
     }
     if !removed.is_empty() {
         fsync_dir(dir)?;

@@ -123,15 +123,45 @@ pub(super) fn check_can_keep_owner(
     log: &std::path::Path,
     live: &std::fs::Metadata,
 ) -> crate::Result<()> {
+    check_owner(log, live, "the rewritten log", "its own log")
+}
+
+/// Before a segmented store is touched (a prune, a repair, a merge, its
+/// lock file): the run can keep the owner and group of every sealed
+/// segment (the active one is never touched), as
+/// [`check_can_keep_owner`] for a log. A merge writes under its first
+/// input's name with that input's owner; a run that could not give it
+/// would fail midway, after retention had already deleted files.
+pub(super) fn check_can_keep_segment_owners(
+    segments: &[crate::config::pattern::Segment],
+) -> crate::Result<()> {
+    for s in segments {
+        // A segment gone since the listing is no one's to keep.
+        if let Ok(m) = std::fs::symlink_metadata(&s.path) {
+            check_owner(&s.path, &m, "repaired and merged segments", "its own files")?;
+        }
+    }
+    Ok(())
+}
+
+/// `path` (of `meta`) may be replaced by this run: root, or its owner in
+/// its group. Else the refusal says whom to run as; `new` is what the
+/// run would write, `lose` what the app would lose access to.
+fn check_owner(
+    path: &std::path::Path,
+    meta: &std::fs::Metadata,
+    new: &str,
+    lose: &str,
+) -> crate::Result<()> {
     use std::os::unix::fs::MetadataExt;
-    if safe::is_root() || (live.uid() == safe::euid() && safe::in_group(live.gid())) {
+    if safe::is_root() || (meta.uid() == safe::euid() && safe::in_group(meta.gid())) {
         return Ok(());
     }
-    let (u, g) = (safe::user_name(live.uid()), safe::group_name(live.gid()));
+    let (u, g) = (safe::user_name(meta.uid()), safe::group_name(meta.gid()));
     Err(Error::Unsafe {
-        path: log.to_path_buf(),
+        path: path.to_path_buf(),
         msg: format!(
-            "belongs to {u}:{g}, and a run as {me} cannot give the rewritten log that owner (the app would lose access to its own log); nothing was changed: run this store as {u} (`sudo -u {u} logkeeper sync now`, `User={u}` in the systemd unit) or as root",
+            "belongs to {u}:{g}, and a run as {me} cannot give {new} that owner (the app would lose access to {lose}); nothing was changed: run this store as {u} (`sudo -u {u} logkeeper sync now`, `User={u}` in the systemd unit) or as root",
             me = safe::user_name(safe::euid())
         ),
     })

@@ -301,6 +301,7 @@ fn replace_lock(
         ));
     }
     let _ = (name, dir);
+    crate::failpoint::failpoint!(LockReplaceBeforeRename);
     // Renamed over the old lock file, the directory fsynced.
     let file = fresh.persist()?;
     drop(old);
@@ -312,6 +313,14 @@ impl Drop for StoreLock {
         let _ = self.file.set_len(0);
         let _ = self.file.unlock();
     }
+}
+
+/// Remove the temp files of a lock replacement ([`replace_lock`]) that a
+/// crashed run left beside the lock of `anchor` (the log, or a segmented
+/// store's anchor); returns what was removed. Call it holding that lock:
+/// only a holder makes one, so every one found is stale.
+pub fn remove_stale_temps(anchor: &Path) -> Result<Vec<PathBuf>> {
+    durable::remove_stale_temps(&lock_path(anchor))
 }
 
 /// What the lock file says about its holder, if anything.

@@ -165,12 +165,19 @@ pub fn sync_store(paths: &Paths, store: &StoreConfig, opts: &SyncOptions) -> Run
     rec
 }
 
-/// A run that could not keep the log's owner refuses before it makes any
-/// file beside the log (the lock included).
+/// A run that could not keep the owner of the log (or of a segmented
+/// store's segments) refuses before it makes any file beside them (the
+/// lock included), deletes or rewrites anything.
 fn before_lock(store: &StoreConfig) -> crate::Result<()> {
-    match store.log().map(std::fs::metadata) {
-        Some(Ok(m)) => guard::check_can_keep_owner(store.path(), &m),
-        _ => Ok(()),
+    match &store.kind {
+        StoreKind::Log(p) => match std::fs::metadata(&p.log) {
+            Ok(m) => guard::check_can_keep_owner(&p.log, &m),
+            Err(_) => Ok(()),
+        },
+        StoreKind::Segmented(p) => {
+            let listing = crate::config::pattern::list(&p.pattern, &store.name)?;
+            guard::check_can_keep_segment_owners(listing.sealed())
+        }
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! - temp files beside the log (`.<log>.lk-tmp.*`): an unfinished snapshot,
 //!   or, after an exchange, a second name of the old log whose rotated name
-//!   keeps it;
+//!   keeps it; and an unfinished replacement of the lock file
+//!   (`.<log>.lock.lk-tmp.*`), only those provably this user's own;
 //! - temp files of the store's state records (`.last-run.json.lk-tmp.*`,
 //!   `.late-writes.json.lk-tmp.*`, …) in `<state>/stores/<name>/`;
 //! - rotated names that point at the live inode (a run killed between
@@ -26,7 +27,20 @@ use crate::job::rotation;
 pub fn recover(log: &Path, state_dir: &Path) -> Result<Vec<PathBuf>> {
     crate::failpoint::failpoint!(BeforeRecover);
     let mut recovered = durable::remove_stale_temps(log)?;
+    recovered.extend(crate::job::lock::remove_stale_temps(log)?);
     recovered.extend(rotation::remove_live_links(log)?);
+    recovered.extend(remove_state_temps(state_dir)?);
+    for p in &recovered {
+        tracing::warn!("removed {} left by an interrupted run", p.display());
+    }
+    Ok(recovered)
+}
+
+/// Remove the temp files of the store's state records
+/// (`<state>/stores/<name>/.*.lk-tmp.*`) a crashed run left; the caller
+/// holds the store lock. Returns what was removed. Both kinds of store
+/// write their records and state there, so both recover them.
+pub(crate) fn remove_state_temps(state_dir: &Path) -> Result<Vec<PathBuf>> {
     // The records lock: a run that found the store busy writes its record
     // (through a temp file here) under that lock only, not under the store
     // lock this run holds; its live temp file must not be taken for a
@@ -37,25 +51,22 @@ pub fn recover(log: &Path, state_dir: &Path) -> Result<Vec<PathBuf>> {
     } else {
         None
     };
-    if let Ok(entries) = std::fs::read_dir(state_dir) {
-        let mut any = false;
-        for e in entries.flatten() {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with('.') && name.contains(".lk-tmp.") {
-                let p = e.path();
-                std::fs::remove_file(&p)
-                    .map_err(|err| crate::Error::io("remove stale temp file", &p, err))?;
-                recovered.push(p);
-                any = true;
-            }
-        }
-        if any {
-            durable::fsync_dir(state_dir)?;
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(state_dir) else {
+        return Ok(removed);
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.contains(".lk-tmp.") {
+            let p = e.path();
+            std::fs::remove_file(&p)
+                .map_err(|err| crate::Error::io("remove stale temp file", &p, err))?;
+            removed.push(p);
         }
     }
-    for p in &recovered {
-        tracing::warn!("removed {} left by an interrupted run", p.display());
+    if !removed.is_empty() {
+        durable::fsync_dir(state_dir)?;
     }
-    Ok(recovered)
+    Ok(removed)
 }

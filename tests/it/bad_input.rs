@@ -289,34 +289,6 @@ fn repeat_malformed_line_is_quarantined_per_generation() {
         assert_eq!(last.generation.ino, Some(inodes[run as usize - 1]));
     }
 }
-/// Run `logkeeper ARGS` in `env` and return its exit code and peak RSS
-/// (KiB). The binary is started by a small python3 process that reports
-/// its children's `ru_maxrss`: a child forked straight from this large,
-/// multi-threaded test process would count the test's own pages, which it
-/// shares until its exec, in its high-water mark.
-fn peak_rss_kib(env: &Env, args: &[&str]) -> (i32, i64) {
-    const SCRIPT: &str = "import resource, subprocess, sys\n\
-        rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n\
-        print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n";
-    let out = std::process::Command::new("python3")
-        .args(["-c", SCRIPT, BIN])
-        .args(args)
-        .env("LOGKEEPER_CONFIG", env.config())
-        .env("LOGKEEPER_STATE_DIR", env.state())
-        .env_remove("LOGKEEPER_FAILPOINT")
-        .output()
-        .expect("python3 (the tests need it)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut it = text.split_whitespace().map(|w| w.parse::<i64>().unwrap());
-    match (it.next(), it.next()) {
-        (Some(rc), Some(kib)) => (rc as i32, kib),
-        _ => panic!(
-            "no figures from python3: {text} {}",
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    }
-}
-
 /// A.4 of issue 16: memory does not grow with malformed bytes. 32 MB of
 /// malformed 2 KiB lines plus one 24 MB malformed line: the run used to
 /// hold the whole quarantine output, the long line and its entry in

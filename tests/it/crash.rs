@@ -64,11 +64,8 @@ fn killed_at(point: &str) {
         fold_before,
         "{point}: fold changed by recovery"
     );
-    assert!(
-        temps(&log).is_empty(),
-        "{point}: temp files left: {:?}",
-        temps(&log)
-    );
+    let left = temps_under(&[env.dir.path(), &env.state()]);
+    assert!(left.is_empty(), "{point}: temp files left: {left:?}");
     let live = std::fs::metadata(&log).unwrap().ino();
     for r in rotated(&log) {
         assert_ne!(
@@ -173,7 +170,8 @@ fn killed_in_place_at(point: &str) {
         fold_before.len(),
         "{point}: not compacted after recovery"
     );
-    assert!(temps(&log).is_empty(), "{point}: temps left");
+    let left = temps_under(&[env.dir.path(), &env.state()]);
+    assert!(left.is_empty(), "{point}: temp files left: {left:?}");
 }
 
 #[test]
@@ -232,6 +230,8 @@ fn killed_carrying_at(point: &str) {
     for i in 0..400 {
         assert_eq!(ids.get(&i), Some(&1), "{point}: line {i} lost or repeated");
     }
+    let left = temps_under(&[env.dir.path(), &env.state()]);
+    assert!(left.is_empty(), "{point}: temp files left: {left:?}");
 }
 
 #[test]

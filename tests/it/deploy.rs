@@ -724,3 +724,190 @@ fn dangling_symlinked_log_says_what_to_do() {
         d.stderr()
     );
 }
+
+// ---- 7. Temp files a crash left (leftovers item 3) -------------------------
+
+/// A run killed while replacing a lock file it cannot write (a root-owned
+/// one, left by an older root run) left `.events.jsonl.lock.lk-tmp.*`
+/// beside the log for good. The next run removes it, but only a file it can
+/// prove is its own: a symlink or another user's file under such a name is
+/// left alone (and never followed).
+#[test]
+fn crash_while_replacing_the_lock_leaves_no_temp_file_after_the_next_run() {
+    let Some(ids) = users() else { return };
+    for point in crash_points(logkeeper::testing::FailpointPipeline::Lock) {
+        let env = shared_env();
+        let data = env.path("data");
+        std::fs::create_dir(&data).unwrap();
+        own(&data, ids[APP], ids[APP_GID], 0o755);
+        let log = data.join("events.jsonl");
+        gen_log(&log, 500, 50, 0, false);
+        own(&log, ids[APP], ids[APP_GID], 0o644);
+        store(&env, &log, "");
+        lock_replaced_by_a_killed_run(&ids, &env, point.name(), &data.join("events.jsonl.lock"));
+    }
+}
+
+/// The same for a segmented store, whose lock is `<dir>/.<name>.lock`.
+#[test]
+fn crash_while_replacing_a_segmented_stores_lock_leaves_no_temp_file() {
+    let Some(ids) = users() else { return };
+    for point in crash_points(logkeeper::testing::FailpointPipeline::Lock) {
+        let env = shared_env();
+        let dir = env.path("feed");
+        std::fs::create_dir(&dir).unwrap();
+        own(&dir, ids[APP], ids[APP_GID], 0o755);
+        for seq in [1u64, 11] {
+            let seg = dir.join(format!("events-{seq:020}.jsonl"));
+            std::fs::write(&seg, format!("{{\"seq\":{seq}}}\n")).unwrap();
+            own(&seg, ids[APP], ids[APP_GID], 0o644);
+        }
+        env.write_config(&format!(
+            "[[store]]\nname = \"feed\"\nsegments = \"{}/events-{{seq}}.jsonl\"\n",
+            dir.display()
+        ));
+        set_mode(&env.config(), 0o644);
+        lock_replaced_by_a_killed_run(&ids, &env, point.name(), &dir.join(".feed.lock"));
+    }
+}
+
+/// `lock` is root's 0644 (the owner cannot write it); kill lk-app's run at
+/// `point`, mid-replacement; plant a symlink and lk-ops' file under the
+/// lock's temp names; the next run of lk-app's removes only its own.
+fn lock_replaced_by_a_killed_run(ids: &HashMap<&str, u32>, env: &Env, point: &str, lock: &Path) {
+    let dir = lock.parent().unwrap();
+    std::fs::create_dir(env.state()).unwrap();
+    own(&env.state(), ids[APP], ids[APP_GID], 0o700);
+    std::fs::write(lock, b"").unwrap();
+    own(lock, 0, 0, 0o644);
+
+    let mut killed = lk_as(env, APP, &["sync", "now", "--force"]);
+    killed.env("LOGKEEPER_FAILPOINT", point);
+    let o = run(killed);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        o.status.signal(),
+        Some(9),
+        "{point}: not killed there: {}",
+        text(&o)
+    );
+    let prefix = format!(".{}.lk-tmp.", lock.file_name().unwrap().to_string_lossy());
+    let left = files_with_prefix(dir, &prefix);
+    assert_eq!(
+        left.len(),
+        1,
+        "{point}: the crash left no temp file: {left:?}"
+    );
+
+    // Names a run must not touch: a symlink (to a file of the app's) and
+    // another user's file.
+    let precious = env.path("precious");
+    std::fs::write(&precious, b"keep me").unwrap();
+    let link = dir.join(format!("{prefix}planted-link"));
+    std::os::unix::fs::symlink(&precious, &link).unwrap();
+    let foreign = dir.join(format!("{prefix}planted-by-ops"));
+    std::fs::write(&foreign, b"ops").unwrap();
+    own(&foreign, ids[OPS], ids[OPS_GID], 0o600);
+
+    let o = run(lk_as(env, APP, &["sync", "now", "--force"]));
+    assert_eq!(o.status.code(), Some(0), "{point}: {}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("recovered: removed"),
+        "{point}: {}",
+        text(&o)
+    );
+    assert_eq!(
+        files_with_prefix(dir, &prefix),
+        vec![foreign.clone(), link.clone()],
+        "{point}: the crash's temp file is still there, or a planted name was removed"
+    );
+    assert_eq!(std::fs::read(&precious).unwrap(), b"keep me");
+    assert_eq!(std::fs::metadata(lock).unwrap().uid(), ids[APP], "{point}");
+    std::fs::remove_file(&link).unwrap();
+    std::fs::remove_file(&foreign).unwrap();
+    let left = temps_under(&[dir, &env.state()]);
+    assert!(left.is_empty(), "{point}: temp files left: {left:?}");
+}
+
+// ---- 8. Segmented stores: the owner pre-check (leftovers item 4) -----------
+
+/// Every name under `dir` with its owner, mode and bytes (directories by
+/// name only).
+fn snapshot(dir: &Path) -> Vec<(PathBuf, u32, u32, Vec<u8>)> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let bytes = if m.is_file() {
+                std::fs::read(&p).unwrap()
+            } else {
+                Vec::new()
+            };
+            (p, m.uid(), m.mode(), bytes)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// A segmented store of lk-app's, run by lk-ops (who shares its group and
+/// may write its directory): refused before anything is changed, as a log
+/// store is (no lock file, no prune, no merge), saying whom to run it as.
+/// Run as lk-app itself, the same store runs.
+#[test]
+fn another_users_run_of_a_segmented_store_refuses_untouched() {
+    let Some(ids) = users() else { return };
+    let env = shared_env();
+    let dir = env.path("feed");
+    std::fs::create_dir(&dir).unwrap();
+    own(&dir, ids[APP], ids[GROUP], 0o2770);
+    for f in 0..8u64 {
+        let seg = dir.join(format!("events-{:020}.jsonl", f * 10 + 1));
+        let lines: String = (0..10)
+            .map(|i| {
+                format!(
+                    "{{\"seq\":{},\"account\":\"a{}\",\"op\":\"SET\"}}\n",
+                    f * 10 + i + 1,
+                    i % 3
+                )
+            })
+            .collect();
+        std::fs::write(&seg, lines).unwrap();
+        own(&seg, ids[APP], ids[GROUP], 0o660);
+    }
+    env.write_config(&format!(
+        "[[store]]\nname = \"feed\"\nsegments = \"{}/events-{{seq}}.jsonl\"\nkeep_files = 4\nkey = [\"/account\"]\nop = \"/op\"\nmin_dirty_ratio = 0.0\nfile_delete_delay = \"0s\"\n",
+        dir.display()
+    ));
+    set_mode(&env.config(), 0o644);
+    let ops_state = env.path("ops-state");
+    std::fs::create_dir(&ops_state).unwrap();
+    own(&ops_state, ids[OPS], ids[OPS_GID], 0o700);
+    let before = snapshot(&dir);
+    let o = run({
+        let mut c = lk_as(&env, OPS, &["sync", "now", "--force"]);
+        c.env("LOGKEEPER_STATE_DIR", &ops_state);
+        c
+    });
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("sudo -u lk-app") && err.contains("nothing was changed"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(snapshot(&dir), before, "the directory was changed");
+
+    // Its owner's run does the work.
+    let app_state = env.path("app-state");
+    std::fs::create_dir(&app_state).unwrap();
+    own(&app_state, ids[APP], ids[APP_GID], 0o700);
+    let o = run({
+        let mut c = lk_as(&env, APP, &["sync", "now", "--force"]);
+        c.env("LOGKEEPER_STATE_DIR", &app_state);
+        c
+    });
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_ne!(snapshot(&dir), before, "the owner's run changed nothing");
+}

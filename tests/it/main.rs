@@ -16,6 +16,7 @@ mod deploy;
 mod disk_faults;
 mod dry_run;
 mod growth;
+mod harness;
 mod hooks;
 mod late_writes;
 mod lock;

@@ -147,3 +147,22 @@ fn status_shows_a_run_in_progress_and_its_holder() {
     let j = env.lk(["status", "--json"]).output().json();
     assert!(j["stores"][0]["running"].is_null());
 }
+
+/// A failed run's error is one fact: `status` says it once (the reason
+/// line), not once as the last run's summary and again as the reason.
+#[test]
+fn status_prints_a_failed_runs_error_once() {
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    std::fs::create_dir(&log).unwrap();
+    env.keyed_store("m", &log);
+    env.lk(["sync", "now"]).status(1);
+    let out = env.lk(["status"]).status(1).stdout();
+    let times = out.matches("is a directory, not a log file").count();
+    assert_eq!(times, 1, "the error is printed {times} times:\n{out}");
+    assert!(out.contains("FAILED"), "{out}");
+    assert!(
+        out.contains("failed:"),
+        "the reason line says it failed:\n{out}"
+    );
+}

@@ -194,10 +194,11 @@ fn finish(ctx: &Context, plan: &Plan, dry_run: bool) -> anyhow::Result<u8> {
         outln!("{verb}: nothing to change");
     }
     if !plan.install && !applied.failed.is_empty() {
-        // The files are gone, but what the failed command was to stop (a
-        // loaded timer, service or agent) may still run: exit 1 (C.16).
+        // The disable step succeeded (a failed one stops `apply` with the
+        // files and the marker kept); a follow-up (`daemon-reload`) did not:
+        // exit 1 (C.16).
         eprintln!(
-            "logkeeper: {verb} is incomplete: the schedule may still be loaded; check with `logkeeper schedule show` and the service manager, then run the failed command(s) by hand"
+            "logkeeper: {verb} is incomplete: the jobs were stopped and their files and registration removed, but the service manager may still list them until it reloads; run the failed command(s) by hand"
         );
         return Ok(exit::FAILED);
     }

@@ -25,10 +25,11 @@
 //! carried twice. Step (3) comes before the next carry's (1), so no journal
 //! on disk can name a carry whose predecessors' bytes are not durable.
 //!
-//! The open gate ([`Gate`]): where the run may (root), every open of the
-//! live path during the window waits until the old inode's complete lines
-//! are carried, so an app that reopens right after its last write to the
-//! old inode reads that write (issue 14's class-A app).
+//! The open gate ([`Gate`]): where the run may (a fanotify mark as root, a
+//! write lease as the log's owner), an open of the live path during the
+//! window waits until the old inode's complete lines are carried, so an
+//! app that reopens right after its last write to the old inode reads that
+//! write (issue 14's class-A app).
 //!
 //! Invariant: each writer's lines keep their order (a writer's lines reach
 //! the old inode before it reopens, and are carried before or as they come;
@@ -46,7 +47,7 @@ use crate::job::census::{self};
 use crate::job::late::{self, Carrying, LateWrites};
 
 mod os;
-pub use crate::job::record::report::Window;
+pub use crate::job::record::report::{GateKind, Window};
 pub use os::Gate;
 use os::Notify;
 
@@ -79,6 +80,7 @@ pub fn run(
     let t0 = Instant::now();
     let mut out = Window {
         gated: gate.armed(),
+        gate: gate.kind(),
         ..Window::default()
     };
     let notify = Notify::new(rotated);
@@ -145,6 +147,7 @@ impl Polls<'_> {
     fn poll(&mut self, state: &mut LateWrites, out: &mut Window) -> Result<Next> {
         let gap = self.last_poll.elapsed();
         self.last_poll = Instant::now();
+        self.gate.rearm();
         if self.writers_left() {
             self.last_carry(state, out, gap)?;
             return Ok(Next::Close);
@@ -179,14 +182,16 @@ impl Polls<'_> {
 
     /// The carry made as the window closes because its writers left.
     ///
-    /// With the open gate armed, that writer could not have written to
-    /// the live log without opening it, and every open of it waited for
-    /// a carry of all the complete lines then in the old inode: so the
-    /// ones still there were written before it reopened, and carrying
-    /// them now is in its order. Its reload waits for them. Without the
-    /// gate nothing is carried ([`Polls::writers_left`]).
+    /// With an open gate that every open so far waited at, that writer
+    /// could not have written to the live log without opening it, and
+    /// every open of it waited for a carry of all the complete lines then
+    /// in the old inode: so the ones still there were written before it
+    /// reopened, and carrying them now is in its order. Its reload waits
+    /// for them. Otherwise (no gate, or a lease let go once: an open may
+    /// have passed while it was not held) nothing is carried
+    /// ([`Polls::writers_left`]).
     fn last_carry(&self, state: &mut LateWrites, out: &mut Window, gap: Duration) -> Result<()> {
-        if self.gate.armed() {
+        if self.gate.covered_every_open() {
             self.gate.pending();
             let n = carry_all(&self.ends, self.state_dir, state)?;
             note(out, n, gap + self.last_poll.elapsed());

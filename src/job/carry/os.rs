@@ -1,11 +1,14 @@
 //! The carry window's OS glue: what wakes it ([`Notify`], inotify on the
 //! old inode) and what holds readers back until it has caught up
-//! ([`Gate`], a fanotify open-permission mark on the new inode). Both
-//! degrade to nothing where the system refuses them; the window then polls.
+//! ([`Gate`], a fanotify open-permission mark or a write lease on the new
+//! inode). Both degrade to nothing where the system refuses them; the
+//! window then polls.
 
 use std::fs::File;
 use std::path::Path;
 use std::time::Duration;
+
+use crate::job::record::report::GateKind;
 
 /// Wakes the window as soon as the old inode is written (inotify
 /// `IN_MODIFY`), or after the tick where inotify is not available.
@@ -44,7 +47,7 @@ impl Notify {
         #[cfg(target_os = "linux")]
         {
             use std::os::fd::AsRawFd;
-            let mut p: Vec<libc::pollfd> = [self.0.as_ref(), gate.fd.as_ref()]
+            let mut p: Vec<libc::pollfd> = [self.0.as_ref(), gate.wake_fd()]
                 .into_iter()
                 .flatten()
                 .map(|fd| libc::pollfd {
@@ -69,39 +72,96 @@ impl Notify {
     }
 }
 
-/// The open gate (Linux, `CAP_SYS_ADMIN`): a fanotify `FAN_OPEN_PERM` mark
-/// on the new live inode for the carry window. An open of the live path
-/// waits until the window has carried every complete line the old inode
-/// holds, so a reader that opens the path finds every line written before
-/// its open, whatever the scheduler does (an app that reloads right after
-/// its last write to the old inode, issue 14). Armed on the new file
-/// before the exchange, so no open of the path escapes it. Closing the
-/// group (the window's end, or the run's death) lets every waiting open
-/// through: the kernel answers for a group that is gone. Not armed where
-/// fanotify permission events are refused (not root, other systems, or
-/// `LOGKEEPER_OPEN_GATE=off`): then the window only polls.
-pub struct Gate {
-    fd: Option<std::os::fd::OwnedFd>,
-    /// Event fds read and not answered yet.
-    waiting: std::cell::RefCell<Vec<i32>>,
+/// The open gate: for the carry window, opens of the live path wait until
+/// the window has carried every complete line the old inode holds, so a
+/// reader that opens the path finds every line written before its open,
+/// whatever the scheduler does (an app that reloads right after its last
+/// write to the old inode, issue 14). Armed on the new file before the
+/// exchange, so no open of the path escapes it. Two kinds, the first the
+/// run may arm (`LOGKEEPER_OPEN_GATE=lease` forces the second, `off`
+/// neither; other systems have neither):
+///
+/// - **fanotify** (`CAP_SYS_ADMIN`): a `FAN_OPEN_PERM` mark on the new
+///   inode. Every open waits; each is let through after a carry. Closing
+///   the group (the window's end, or the run's death) lets every waiting
+///   open through. A stopped run (`SIGSTOP`) holds opens until it goes on
+///   or dies: the kernel sets no bound.
+/// - **lease** (the file's owner, or `CAP_LEASE`): a write lease
+///   (`F_SETLEASE F_WRLCK`) on the new file, taken while the run's handle
+///   is its only open. An open by any other process breaks it and waits;
+///   the window sees the break (`F_GETLEASE` no longer says `F_WRLCK`),
+///   carries, and lets go, which lets every waiting open through. It takes
+///   the lease again as soon as no other process has the file open, so an
+///   open is gated unless another process holds the file open at that
+///   moment. The lease dies with the run's descriptor (its end, or its
+///   death); a stopped run holds opens for at most
+///   `/proc/sys/fs/lease-break-time` seconds (45 by default), after which
+///   the kernel breaks the lease itself.
+///
+/// Opens with `O_NONBLOCK` fail with `EWOULDBLOCK` at a lease instead of
+/// waiting (rare for regular files).
+pub struct Gate(Kind);
+
+enum Kind {
+    Off,
+    Fanotify {
+        fd: std::os::fd::OwnedFd,
+        /// Event fds read and not answered yet.
+        waiting: std::cell::RefCell<Vec<i32>>,
+    },
+    Lease(Lease),
 }
+
+/// A write lease on the new file, through a duplicate of the run's append
+/// handle (a lease belongs to the open file, which the duplicate shares:
+/// the carry's writes through the handle do not break it).
+struct Lease {
+    fd: std::os::fd::OwnedFd,
+    /// The lease is ours now.
+    held: std::cell::Cell<bool>,
+    /// It was let go for a break at least once: an open since then may
+    /// have passed ungated (while another process held the file open).
+    released: std::cell::Cell<bool>,
+}
+
+/// The signal the kernel sends the lease holder on a break. The default,
+/// `SIGIO`, would terminate the run; `SIGURG`'s default action is to
+/// ignore it. The window learns of a break from `F_GETLEASE`, not from
+/// the signal.
+#[cfg(target_os = "linux")]
+const BREAK_SIGNAL: libc::c_int = libc::SIGURG;
+
+/// `fcntl(F_SETSIG)` (`asm-generic/fcntl.h`; not in the `libc` crate).
+#[cfg(target_os = "linux")]
+const F_SETSIG: libc::c_int = 10;
 
 impl Gate {
     /// No gate.
     pub fn off() -> Gate {
-        Gate {
-            fd: None,
-            waiting: Default::default(),
+        Gate(Kind::Off)
+    }
+
+    /// Arm the gate on the inode `file` is open on. `file` must be the
+    /// only open of that inode (for a lease).
+    #[cfg(target_os = "linux")]
+    pub fn arm(file: &File) -> Gate {
+        match std::env::var("LOGKEEPER_OPEN_GATE").as_deref() {
+            Ok("off") => Gate::off(),
+            Ok("lease") => Gate::lease(file).unwrap_or_else(Gate::off),
+            _ => Gate::fanotify(file)
+                .or_else(|| Gate::lease(file))
+                .unwrap_or_else(Gate::off),
         }
     }
 
-    /// Arm the gate on the inode `file` is open on.
+    #[cfg(not(target_os = "linux"))]
+    pub fn arm(_file: &File) -> Gate {
+        Gate::off()
+    }
+
     #[cfg(target_os = "linux")]
-    pub fn arm(file: &File) -> Gate {
+    fn fanotify(file: &File) -> Option<Gate> {
         use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-        if std::env::var("LOGKEEPER_OPEN_GATE").is_ok_and(|v| v == "off") {
-            return Gate::off();
-        }
         // SAFETY: plain syscalls on fds we own; a null path marks the
         // inode `file` is open on.
         unsafe {
@@ -110,7 +170,7 @@ impl Gate {
                 (libc::O_RDONLY | libc::O_CLOEXEC) as u32,
             );
             if fd < 0 {
-                return Gate::off();
+                return None;
             }
             let fd = OwnedFd::from_raw_fd(fd);
             if libc::fanotify_mark(
@@ -121,89 +181,307 @@ impl Gate {
                 std::ptr::null(),
             ) < 0
             {
-                return Gate::off();
+                return None;
             }
-            Gate {
-                fd: Some(fd),
+            Some(Gate(Kind::Fanotify {
+                fd,
                 waiting: Default::default(),
-            }
+            }))
         }
     }
 
-    #[cfg(not(target_os = "linux"))]
-    pub fn arm(_file: &File) -> Gate {
-        Gate::off()
+    #[cfg(target_os = "linux")]
+    fn lease(file: &File) -> Option<Gate> {
+        let fd: std::os::fd::OwnedFd = file.try_clone().ok()?.into();
+        take_lease(&fd).then(|| {
+            Gate(Kind::Lease(Lease {
+                fd,
+                held: std::cell::Cell::new(true),
+                released: std::cell::Cell::new(false),
+            }))
+        })
+    }
+
+    pub fn kind(&self) -> GateKind {
+        match self.0 {
+            Kind::Off => GateKind::None,
+            Kind::Fanotify { .. } => GateKind::Fanotify,
+            Kind::Lease(_) => GateKind::Lease,
+        }
     }
 
     pub fn armed(&self) -> bool {
-        self.fd.is_some()
+        !matches!(self.0, Kind::Off)
     }
 
-    /// Whether an open waits at the gate (its events are read and kept
-    /// until [`Gate::allow_pending`]).
-    pub(super) fn pending(&self) -> bool {
+    /// Every open of the live path since the exchange waited for a carry
+    /// of the old inode's complete lines (or is waiting now).
+    pub(super) fn covered_every_open(&self) -> bool {
+        match &self.0 {
+            Kind::Off => false,
+            Kind::Fanotify { .. } => true,
+            Kind::Lease(l) => !l.released.get(),
+        }
+    }
+
+    /// The fd that becomes readable when an open waits (fanotify only: a
+    /// lease break is seen by [`Gate::pending`] at the next tick).
+    fn wake_fd(&self) -> Option<&std::os::fd::OwnedFd> {
+        match &self.0 {
+            Kind::Fanotify { fd, .. } => Some(fd),
+            _ => None,
+        }
+    }
+
+    /// Take the lease again once no other process has the file open
+    /// (a cheap `fcntl`; it fails while one does).
+    pub(super) fn rearm(&self) {
         #[cfg(target_os = "linux")]
-        if let Some(fd) = &self.fd {
+        if let Kind::Lease(l) = &self.0
+            && !l.held.get()
+        {
+            l.held.set(take_lease(&l.fd));
+        }
+    }
+
+    /// Whether an open waits at the gate (fanotify: its events are read
+    /// and kept until [`Gate::allow_pending`]; a lease: it is being broken).
+    pub(super) fn pending(&self) -> bool {
+        match &self.0 {
+            Kind::Off => false,
+            Kind::Fanotify { fd, waiting } => {
+                read_events(fd, &mut waiting.borrow_mut());
+                !waiting.borrow().is_empty()
+            }
+            Kind::Lease(l) => l.held.get() && l.breaking(),
+        }
+    }
+
+    /// Let every open read so far through. Returns how many (a lease: 1
+    /// for the break).
+    pub(super) fn allow_pending(&self) -> u64 {
+        match &self.0 {
+            Kind::Off => 0,
+            Kind::Fanotify { fd, waiting } => {
+                let waiting: Vec<i32> = std::mem::take(&mut *waiting.borrow_mut());
+                allow(fd, &waiting);
+                waiting.len() as u64
+            }
+            Kind::Lease(l) => {
+                if !(l.held.get() && l.breaking()) {
+                    return 0;
+                }
+                l.release();
+                l.released.set(true);
+                1
+            }
+        }
+    }
+}
+
+/// Take a write lease on the file `fd` is open on, with [`BREAK_SIGNAL`]
+/// as its break signal. Set before each take: letting a lease go
+/// (`F_UNLCK`) resets the file's signal to `SIGIO`, which would kill the
+/// run at the next break.
+#[cfg(target_os = "linux")]
+fn take_lease(fd: &std::os::fd::OwnedFd) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: fcntl on an fd we own.
+    unsafe {
+        libc::fcntl(fd.as_raw_fd(), F_SETSIG, BREAK_SIGNAL) == 0
+            && libc::fcntl(fd.as_raw_fd(), libc::F_SETLEASE, libc::F_WRLCK) == 0
+    }
+}
+
+impl Lease {
+    /// Another open wants the file: `F_GETLEASE` says what the lease is
+    /// being broken to (`F_RDLCK` or `F_UNLCK`).
+    fn breaking(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        {
             use std::os::fd::AsRawFd;
-            let mut buf = [0u64; 512];
-            let size = std::mem::size_of::<libc::fanotify_event_metadata>();
-            loop {
-                // SAFETY: the buffer is valid (and 8-aligned) for its length.
-                let n =
-                    unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), 8 * buf.len()) };
-                if n <= 0 {
+            // SAFETY: fcntl on an fd we own.
+            let now = unsafe { libc::fcntl(self.fd.as_raw_fd(), libc::F_GETLEASE) };
+            now != libc::F_WRLCK
+        }
+        #[cfg(not(target_os = "linux"))]
+        false
+    }
+
+    /// Let go: every open waiting on the lease goes on.
+    fn release(&self) {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: fcntl on an fd we own. A lease the kernel already
+            // broke (after lease-break-time) is simply not there.
+            unsafe { libc::fcntl(self.fd.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK) };
+        }
+        self.held.set(false);
+    }
+}
+
+/// Read the fanotify events waiting on `fd` into `waiting` (their fds).
+fn read_events(fd: &std::os::fd::OwnedFd, waiting: &mut Vec<i32>) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let mut buf = [0u64; 512];
+        let size = std::mem::size_of::<libc::fanotify_event_metadata>();
+        loop {
+            // SAFETY: the buffer is valid (and 8-aligned) for its length.
+            let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), 8 * buf.len()) };
+            if n <= 0 {
+                break;
+            }
+            let bytes = n as usize;
+            let mut at = 0;
+            while at + size <= bytes {
+                // SAFETY: the kernel wrote whole events into the buffer;
+                // `at` stays 8-aligned (event_len is a multiple of 8).
+                let m: libc::fanotify_event_metadata =
+                    unsafe { std::ptr::read(buf.as_ptr().cast::<u8>().add(at).cast()) };
+                if m.event_len as usize == 0 {
                     break;
                 }
-                let bytes = n as usize;
-                let mut at = 0;
-                while at + size <= bytes {
-                    // SAFETY: the kernel wrote whole events into the buffer;
-                    // `at` stays 8-aligned (event_len is a multiple of 8).
-                    let m: libc::fanotify_event_metadata =
-                        unsafe { std::ptr::read(buf.as_ptr().cast::<u8>().add(at).cast()) };
-                    if m.event_len as usize == 0 {
-                        break;
-                    }
-                    if m.fd >= 0 {
-                        self.waiting.borrow_mut().push(m.fd);
-                    }
-                    at += m.event_len as usize;
+                if m.fd >= 0 {
+                    waiting.push(m.fd);
                 }
+                at += m.event_len as usize;
             }
         }
-        !self.waiting.borrow().is_empty()
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (fd, waiting);
+}
 
-    /// Let every open read so far through. Returns how many.
-    pub(super) fn allow_pending(&self) -> u64 {
-        let waiting: Vec<i32> = std::mem::take(&mut *self.waiting.borrow_mut());
-        #[cfg(target_os = "linux")]
-        if let Some(g) = &self.fd {
-            use std::os::fd::AsRawFd;
-            for &fd in &waiting {
-                let r = libc::fanotify_response {
-                    fd,
-                    response: libc::FAN_ALLOW,
-                };
-                // SAFETY: `r` is valid for the write; `fd` is the event's
-                // fd, ours to close once answered.
-                unsafe {
-                    libc::write(
-                        g.as_raw_fd(),
-                        (&r as *const libc::fanotify_response).cast(),
-                        std::mem::size_of::<libc::fanotify_response>(),
-                    );
-                    libc::close(fd);
-                }
+/// Answer `FAN_ALLOW` to each waiting open's event, and close its fd.
+fn allow(g: &std::os::fd::OwnedFd, waiting: &[i32]) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        for &fd in waiting {
+            let r = libc::fanotify_response {
+                fd,
+                response: libc::FAN_ALLOW,
+            };
+            // SAFETY: `r` is valid for the write; `fd` is the event's fd,
+            // ours to close once answered.
+            unsafe {
+                libc::write(
+                    g.as_raw_fd(),
+                    (&r as *const libc::fanotify_response).cast(),
+                    std::mem::size_of::<libc::fanotify_response>(),
+                );
+                libc::close(fd);
             }
         }
-        waiting.len() as u64
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (g, waiting);
 }
 
 impl Drop for Gate {
     fn drop(&mut self) {
-        // Answered before the group closes (closing would allow them too).
-        self.allow_pending();
+        match &self.0 {
+            // Answered before the group closes (closing would allow them
+            // too).
+            Kind::Fanotify { .. } => {
+                self.allow_pending();
+            }
+            // Closing the duplicate would not end the lease while the run's
+            // append handle lives: let go now.
+            Kind::Lease(l) if l.held.get() => l.release(),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    //! The lease gate's kernel protocol, with real opens from another
+    //! thread (a lease breaks for any open but its own file's).
+    use super::*;
+    use std::time::Instant;
+
+    fn until(what: &str, mut cond: impl FnMut() -> bool) {
+        let t0 = Instant::now();
+        while !cond() {
+            assert!(t0.elapsed() < Duration::from_secs(10), "waited for {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn an_open_waits_at_the_lease_until_it_is_let_go_and_the_lease_is_taken_again_once_the_file_is_free()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        let Some(gate) = Gate::lease(&file) else {
+            // Leases disabled here (/proc/sys/fs/leases-enable = 0).
+            return;
+        };
+        assert_eq!(gate.kind(), GateKind::Lease);
+        assert!(gate.covered_every_open());
+        // Writes through the gated file do not break the lease.
+        use std::io::Write;
+        (&file).write_all(b"x\n").unwrap();
+        assert!(!gate.pending());
+
+        let opened = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (p, o) = (path.clone(), opened.clone());
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let reader = std::thread::spawn(move || {
+            let f = File::open(&p).unwrap();
+            o.store(true, std::sync::atomic::Ordering::SeqCst);
+            // Hold the file open until told to close it.
+            rx.recv().unwrap();
+            drop(f);
+        });
+        until("the open to break the lease", || gate.pending());
+        assert!(
+            !opened.load(std::sync::atomic::Ordering::SeqCst),
+            "the open went on while the lease was held"
+        );
+        assert_eq!(gate.allow_pending(), 1);
+        until("the open to go on", || {
+            opened.load(std::sync::atomic::Ordering::SeqCst)
+        });
+        assert!(!gate.covered_every_open());
+        // Another process's open holds the file: the lease cannot be taken.
+        gate.rearm();
+        assert!(!gate.pending() && gate.allow_pending() == 0);
+        let Kind::Lease(l) = &gate.0 else {
+            unreachable!()
+        };
+        assert!(!l.held.get(), "a lease was taken while the file was open");
+        tx.send(()).unwrap();
+        reader.join().unwrap();
+        gate.rearm();
+        assert!(l.held.get(), "the lease was not taken again");
+        // A break of the lease taken again signals this process as the
+        // first did (`SIGURG`, ignored; `SIGIO` would kill the test).
+        let p = path.clone();
+        let second = std::thread::spawn(move || drop(File::open(p).unwrap()));
+        until("the second open to break the lease", || gate.pending());
+        assert_eq!(gate.allow_pending(), 1);
+        second.join().unwrap();
+        gate.rearm();
+        assert!(l.held.get(), "the lease was not taken a third time");
+        drop(gate);
+        // Let go at the drop: a non-blocking open (`EWOULDBLOCK` at a
+        // lease) goes on.
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)
+            .expect("the lease was let go at the drop");
     }
 }

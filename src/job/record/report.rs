@@ -60,11 +60,41 @@ pub struct Window {
     /// keep one fd for life: class B); their later lines wait for the next
     /// run.
     pub stayed: Vec<Opener>,
-    /// The open gate was armed: every open of the live path during the
-    /// window waited until the old inode's complete lines were carried.
+    /// An open gate was armed (`gate` is not `none`): opens of the live
+    /// path during the window waited until the old inode's complete lines
+    /// were carried.
     pub gated: bool,
-    /// Opens of the live path that waited at the gate.
+    /// Which open gate the window had.
+    pub gate: GateKind,
+    /// With a fanotify gate, the opens of the live path that waited at it;
+    /// with a lease, the breaks (each let every open waiting then through).
     pub gated_opens: u64,
+}
+
+/// The open gate of a carry window (docs/writers.md, "The open gate").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GateKind {
+    /// No gate: not permitted here, or `LOGKEEPER_OPEN_GATE=off`.
+    #[default]
+    None,
+    /// A fanotify `FAN_OPEN_PERM` mark (`CAP_SYS_ADMIN`): every open of the
+    /// live path waits.
+    Fanotify,
+    /// A write lease (`F_SETLEASE`; the file's owner, or `CAP_LEASE`):
+    /// opens wait while it is held, and it is held whenever no other
+    /// process has the live file open.
+    Lease,
+}
+
+impl GateKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            GateKind::None => "none",
+            GateKind::Fanotify => "fanotify",
+            GateKind::Lease => "lease",
+        }
+    }
 }
 
 /// What a run chose and why (in the run record and `status`).

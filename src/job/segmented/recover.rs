@@ -1,5 +1,6 @@
 //! Step 2 of a run of a segmented store: what a crashed run left. Temp
-//! files of an interrupted merge or repair are removed; the prunes of a run
+//! files of an interrupted merge, repair or lock replacement, and those of
+//! the state records in the state dir, are removed; the prunes of a run
 //! killed before its record was written are named in this run's record
 //! (they stay in the journal until a run's record names them); merged
 //! inputs whose `file_delete_delay` has passed are deleted.
@@ -25,6 +26,14 @@ pub(super) fn recover(r: &mut Run, store: &str, policy: &SegmentPolicy) -> Resul
         std::fs::remove_file(t).map_err(|e| crate::Error::io("remove stale temp file", t, e))?;
         tracing::warn!("removed {} left by an interrupted run", t.display());
         r.stats.recovered.push(t.clone());
+    }
+    // An unfinished replacement of the store's lock file (this run holds
+    // it), and the temp files of the state records and segment state.
+    let mut others = crate::job::lock::remove_stale_temps(&pattern.lock_anchor(store))?;
+    others.extend(crate::job::recover::remove_state_temps(&r.state_dir)?);
+    for t in others {
+        tracing::warn!("removed {} left by an interrupted run", t.display());
+        r.stats.recovered.push(t);
     }
     if !r.state.journal.pruned.is_empty() {
         // Prunes of killed runs stay in the journal, now under this run,

@@ -22,10 +22,19 @@ pub struct Applied {
 /// write the crontab, run the registration commands, record the marker.
 /// An install whose registration commands fail takes back the files it
 /// wrote (C.16), so a failed install leaves no unit file behind.
+///
+/// An uninstall whose disable step (a `pre_command`) or crontab edit fails
+/// changes nothing: the files and the marker stay, so the registration is
+/// still shown and a second uninstall retries the same step.
 pub fn apply(ctx: &Context, plan: &Plan) -> Result<Applied> {
     let mut applied = Applied::default();
+    let hint = if plan.install {
+        INSTALL_HINT.to_string()
+    } else {
+        uninstall_hint(ctx, plan.backend)
+    };
     for c in &plan.pre_commands {
-        run_command(c, &mut applied)?;
+        run_command(c, &mut applied, &hint)?;
     }
     for f in &plan.files {
         if f.changed() {
@@ -44,10 +53,11 @@ pub fn apply(ctx: &Context, plan: &Plan) -> Result<Applied> {
     if let Some(c) = &plan.crontab
         && c.before != c.after
     {
-        cron::write_crontab(ctx, c.after.as_deref())?;
+        cron::write_crontab(ctx, c.after.as_deref())
+            .map_err(|e| if plan.install { e } else { with_hint(e, &hint) })?;
     }
     for c in &plan.commands {
-        if let Err(e) = run_command(c, &mut applied) {
+        if let Err(e) = run_command(c, &mut applied, &hint) {
             if plan.install {
                 take_back(&plan.files);
             }
@@ -99,13 +109,65 @@ fn take_back(files: &[PlannedFile]) {
     }
 }
 
-fn run_command(c: &PlannedCommand, applied: &mut Applied) -> Result<()> {
+/// What a failed registration command of an install leaves.
+const INSTALL_HINT: &str =
+    "; the files it would have registered were taken back: fix the cause and run install again";
+
+/// What a failed step of an uninstall leaves, and what the user can do.
+fn uninstall_hint(ctx: &Context, backend: Backend) -> String {
+    let cause = match backend {
+        Backend::Systemd => {
+            " (e.g. run it in the user's login session, where `systemctl --user` reaches the user's service manager)"
+        }
+        Backend::Launchd => " (e.g. run it in the user's GUI login session)",
+        Backend::Cron => "",
+    };
+    format!(
+        "; nothing was removed: the schedule may still be active, and its registration ({}) is kept so that `logkeeper schedule uninstall` retries this step: fix the cause{cause} and run it again; if you know the jobs are not loaded, delete what `logkeeper schedule show` lists and that file by hand",
+        ctx.marker().display()
+    )
+}
+
+/// `e` with `hint` after the hint it has (a tool's error; others as they are).
+fn with_hint(e: Error, hint: &str) -> Error {
+    use crate::error::ScheduleError as S;
+    match e {
+        Error::Schedule(S::ToolFailed {
+            cmd,
+            status,
+            stderr,
+            hint: h,
+        }) => Error::Schedule(S::ToolFailed {
+            cmd,
+            status,
+            stderr,
+            hint: h + hint,
+        }),
+        Error::Schedule(S::ToolNotRun {
+            cmd,
+            hint: h,
+            source,
+        }) => Error::Schedule(S::ToolNotRun {
+            cmd,
+            hint: h + hint,
+            source,
+        }),
+        e => e,
+    }
+}
+
+fn run_command(c: &PlannedCommand, applied: &mut Applied, hint: &str) -> Result<()> {
     let out = Command::new(&c.argv[0])
         .args(&c.argv[1..])
         .stdin(Stdio::null())
         .output();
     let ok = match &out {
-        Ok(o) => o.status.success(),
+        Ok(o) => {
+            o.status.success()
+                || o.status
+                    .code()
+                    .is_some_and(|code| c.already_done.contains(&code))
+        }
         Err(_) => false,
     };
     if !ok && c.tolerate_failure {
@@ -122,17 +184,16 @@ fn run_command(c: &PlannedCommand, applied: &mut Applied) -> Result<()> {
         applied.failed.push((c.display(), why));
     }
     if !ok && !c.tolerate_failure {
-        const HINT: &str = "; the files it would have registered were taken back: fix the cause and run install again";
         return Err(match out {
             Ok(o) => Error::Schedule(crate::error::ScheduleError::ToolFailed {
                 cmd: c.display(),
                 status: o.status.to_string(),
                 stderr: String::from_utf8_lossy(&o.stderr).trim().to_string(),
-                hint: HINT,
+                hint: hint.to_string(),
             }),
             Err(source) => Error::Schedule(crate::error::ScheduleError::ToolNotRun {
                 cmd: c.display(),
-                hint: HINT,
+                hint: hint.to_string(),
                 source,
             }),
         });

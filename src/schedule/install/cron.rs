@@ -48,9 +48,9 @@ fn not_run(cmd: &[String], arg: &str, source: std::io::Error) -> Error {
     Error::Schedule(crate::error::ScheduleError::ToolNotRun {
         cmd: format!("{} {arg}", cmd.join(" ")),
         hint: if source.kind() == std::io::ErrorKind::NotFound {
-            ": cron is not installed; install it (e.g. `apt-get install cron`), or use another backend (--backend systemd)"
+            ": cron is not installed; install it (e.g. `apt-get install cron`), or use another backend (--backend systemd)".into()
         } else {
-            ""
+            String::new()
         },
         source,
     })
@@ -62,7 +62,7 @@ fn failed(cmd: &[String], arg: &str, out: &std::process::Output) -> Error {
         cmd: format!("{} {arg}", cmd.join(" ")),
         status: out.status.to_string(),
         stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        hint: "",
+        hint: String::new(),
     })
 }
 

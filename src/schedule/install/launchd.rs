@@ -238,7 +238,12 @@ pub fn plan_uninstall(ctx: &Context) -> Result<Plan> {
     let domain = format!("gui/{}", ctx.uid);
     let pre_commands = remove
         .iter()
-        .map(|p| PlannedCommand::may_fail(launchctl(ctx, &bootout(&domain, p))))
+        // Must succeed: the plists and the marker are what lets a second
+        // uninstall retry it (apply keeps them when it fails). An agent
+        // that is not loaded is already booted out: `launchctl` says so
+        // with 3 (ESRCH, "No such process") or 113 ("Could not find
+        // specified service").
+        .map(|p| PlannedCommand::must_unless(launchctl(ctx, &bootout(&domain, p)), &[3, 113]))
         .collect();
     let mode = if remove.iter().any(|p| label_of(p).contains(".sync.")) {
         Mode::Timer

@@ -196,6 +196,9 @@ impl PlannedFile {
 pub struct PlannedCommand {
     pub argv: Vec<String>,
     pub tolerate_failure: bool,
+    /// Exit codes that mean "already done" (the job was not loaded), which
+    /// count as success.
+    pub already_done: &'static [i32],
 }
 
 impl PlannedCommand {
@@ -203,12 +206,23 @@ impl PlannedCommand {
         PlannedCommand {
             argv,
             tolerate_failure: false,
+            already_done: &[],
+        }
+    }
+    /// A step that must succeed, where the exit codes in `already_done`
+    /// mean there was nothing to do.
+    pub fn must_unless(argv: Vec<String>, already_done: &'static [i32]) -> Self {
+        PlannedCommand {
+            argv,
+            tolerate_failure: false,
+            already_done,
         }
     }
     pub fn may_fail(argv: Vec<String>) -> Self {
         PlannedCommand {
             argv,
             tolerate_failure: true,
+            already_done: &[],
         }
     }
     pub fn display(&self) -> String {

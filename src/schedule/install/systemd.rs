@@ -246,7 +246,9 @@ pub fn plan_uninstall(ctx: &Context) -> Result<Plan> {
     if !units.is_empty() {
         let mut a = vec!["disable", "--now"];
         a.extend(units.iter().map(String::as_str));
-        pre_commands.push(PlannedCommand::may_fail(systemctl(ctx, &a)));
+        // Must succeed: the files and the marker are what lets a second
+        // uninstall retry it (apply keeps them when it fails).
+        pre_commands.push(PlannedCommand::must(systemctl(ctx, &a)));
         commands.push(PlannedCommand::may_fail(systemctl(ctx, &["daemon-reload"])));
     }
     let mode = if units.iter().any(|u| u.ends_with(".timer")) {

@@ -173,18 +173,41 @@ impl Run {
 
     /// Spawn with the failpoint pause at `point` (feature `failpoints`):
     /// the run creates `flag` there and waits until the test removes it.
-    /// Returns once the run is paused.
+    /// Returns once the run is paused. Polls for what it waits for: the
+    /// flag (paused), or the run's exit (it will never pause: fails at once
+    /// with its exit and output). Only a run still going after
+    /// [`PAUSE_DEADLINE`] without getting there fails by time, saying what
+    /// it is doing (its process state, whether it waits for a file lock).
     pub fn paused(self, point: &str, flag: &Path) -> Child {
-        let child = self
+        let mut child = self
             .env("LOGKEEPER_PAUSE", point)
             .env("LOGKEEPER_PAUSE_FILE", flag)
             .spawn();
-        wait_for(
-            &format!("the run to pause at {point}"),
-            std::time::Duration::from_secs(30),
-            || flag.exists(),
-        );
-        child
+        let t0 = std::time::Instant::now();
+        loop {
+            if flag.exists() {
+                return child;
+            }
+            if let Some(st) = child.try_wait().unwrap() {
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "the run exited ({st}) before it paused at {point} (a point it never reached: did it fail first?)\n--- stdout:\n{}\n--- stderr:\n{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            if t0.elapsed() > PAUSE_DEADLINE {
+                let pid = child.id();
+                let state = proc_state(pid);
+                let locked = blocked_on_a_lock(pid);
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the run (pid {pid}) was still going after {PAUSE_DEADLINE:?} and had not paused at {point}: process state {state}, waiting for a file lock: {locked}"
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     pub fn spawn(mut self) -> Child {
@@ -322,6 +345,29 @@ pub fn temps(log: &Path) -> Vec<PathBuf> {
     files_with_prefix(log.parent().unwrap(), &format!(".{name}.lk-tmp."))
 }
 
+/// Every logkeeper temp file (a name with `.lk-tmp.`) under each of `dirs`,
+/// at any depth: after a run that recovered, there must be none in the
+/// log's directory or the state dir.
+pub fn temps_under(dirs: &[&Path]) -> Vec<PathBuf> {
+    fn walk(d: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(&p, out);
+            } else if e.file_name().to_string_lossy().contains(".lk-tmp.") {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for d in dirs {
+        walk(d, &mut out);
+    }
+    out.sort();
+    out
+}
+
 pub fn mode(p: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
@@ -330,6 +376,52 @@ pub fn mode(p: &Path) -> u32 {
 pub fn set_mode(p: &Path, m: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+}
+
+/// Run `logkeeper ARGS` in `env` and return its exit code and peak RSS
+/// (KiB). The binary is started by a small python3 process that reports
+/// its children's `ru_maxrss`: a child forked straight from this large,
+/// multi-threaded test process would count the test's own pages, which it
+/// shares until its exec, in its high-water mark.
+pub fn peak_rss_kib(env: &Env, args: &[&str]) -> (i32, i64) {
+    const SCRIPT: &str = "import resource, subprocess, sys\n\
+        rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n\
+        print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", SCRIPT, BIN])
+        .args(args)
+        .env("LOGKEEPER_CONFIG", env.config())
+        .env("LOGKEEPER_STATE_DIR", env.state())
+        .env_remove("LOGKEEPER_FAILPOINT")
+        .output()
+        .expect("python3 (the tests need it)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text.split_whitespace().map(|w| w.parse::<i64>().unwrap());
+    match (it.next(), it.next()) {
+        (Some(rc), Some(kib)) => (rc as i32, kib),
+        _ => panic!(
+            "no figures from python3: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+/// How long [`Run::paused`] lets a run that is still going take to reach
+/// its pause point: far beyond any run of the tests, even on a loaded
+/// machine; a run that exits is reported at once.
+pub const PAUSE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The state letter and kernel wait channel of process `pid` (from
+/// `/proc`), e.g. `S (sleeping) in do_sys_poll`, for a failure message.
+pub fn proc_state(pid: u32) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .unwrap_or("?")
+        .to_string();
+    let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+    format!("{state} in {}", if wchan.is_empty() { "?" } else { &wchan })
 }
 
 /// Poll `cond` every 20 ms until it holds; panic with `what` after `timeout`.

@@ -131,13 +131,7 @@ fn a_segmented_run_killed_at_each_point_leaves_a_consistent_directory() {
             "{point}: quarantined {} times: {q}",
             q.lines().count()
         );
-        assert!(
-            std::fs::read_dir(&dir).unwrap().all(|e| !e
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .contains(".lk-tmp.")),
-            "{point}: temp files left"
-        );
+        let left = temps_under(&[&dir, &env.state()]);
+        assert!(left.is_empty(), "{point}: temp files left: {left:?}");
     }
 }

@@ -497,3 +497,69 @@ fn with_a_seq_pointer_events_out_of_order_are_reported_and_left_alone() {
         .status(2)
         .stderr_has("`seq`: only applies to a segmented store");
 }
+
+/// The seq check of a sealed segment (`seq = "/seq"`) read each line whole
+/// into a buffer that doubled until the line fit: a 96 MiB line took over
+/// 128 MiB. It now holds a bounded buffer, as the fold does, and streams a
+/// longer line through the validator; the event's seq is still checked.
+#[test]
+fn seq_check_of_a_huge_line_keeps_memory_flat() {
+    let env = Env::new();
+    let dir = env.path("feed");
+    std::fs::create_dir_all(&dir).unwrap();
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(dir.join(format!("events-{:020}.jsonl", 1))).unwrap(),
+        );
+        writeln!(f, r#"{{"seq":1,"account":"a"}}"#).unwrap();
+        // 5, then 3: the check must read the huge line's seq to report
+        // the event after it.
+        write!(f, r#"{{"seq":5,"account":"a","pad":""#).unwrap();
+        let chunk = vec![b'p'; 1 << 20];
+        for _ in 0..96 {
+            f.write_all(&chunk).unwrap();
+        }
+        writeln!(f, r#""}}"#).unwrap();
+        writeln!(f, r#"{{"seq":3,"account":"a"}}"#).unwrap();
+    }
+    std::fs::write(
+        dir.join(format!("events-{:020}.jsonl", 10)),
+        "{\"seq\":10,\"account\":\"b\"}\n",
+    )
+    .unwrap();
+    seg_store(&env, &dir, "seq = \"/seq\"");
+    let (code, peak_kib) = peak_rss_kib(&env, &["sync", "now", "feed"]);
+    assert_eq!(code, 0);
+    let problems = last_segments(&env)["seq_problems"].clone();
+    let got: Vec<(u64, u64, String)> = problems
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["offset"].as_u64().unwrap(),
+                p["seq"].as_u64().unwrap(),
+                p["problem"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let size = std::fs::metadata(dir.join(format!("events-{:020}.jsonl", 1)))
+        .unwrap()
+        .len();
+    let last = r#"{"seq":3,"account":"a"}"#.len() as u64 + 1;
+    assert_eq!(
+        got,
+        [(
+            size - last,
+            3,
+            "is not greater than the previous event's (5)".to_string()
+        )],
+        "{problems}"
+    );
+    assert!(
+        peak_kib < 48 * 1024,
+        "peak RSS {} MiB for a 96 MiB line (bound 48 MiB)",
+        peak_kib / 1024
+    );
+}
