@@ -24,9 +24,6 @@ pub struct Classifier<'s> {
     spans: Vec<Option<Span>>,
     /// The encoded key of the last [`Class::Keyed`] line.
     pub key: Vec<u8>,
-    /// The next lines are known to be valid UTF-8 (the scan checked their
-    /// whole buffer at once), so the scanner need not check them again.
-    pub(crate) utf8_known: bool,
 }
 
 impl<'s> Classifier<'s> {
@@ -36,7 +33,6 @@ impl<'s> Classifier<'s> {
             scanner: Scanner::new(),
             spans: vec![None; spec.ptrs.len()],
             key: Vec::with_capacity(64),
-            utf8_known: false,
         }
     }
 
@@ -47,9 +43,7 @@ impl<'s> Classifier<'s> {
     }
 
     pub fn classify(&mut self, line: &[u8]) -> Class {
-        let scanned =
-            self.scanner
-                .scan_utf8_known(line, &self.spec.ptrs, &mut self.spans, self.utf8_known);
+        let scanned = self.scanner.scan(line, &self.spec.ptrs, &mut self.spans);
         if let Err(e) = scanned {
             return Class::Malformed(e);
         }

@@ -76,17 +76,131 @@ pub(crate) type Verdict = Result<Vec<Option<Span>>, Invalid>;
 
 /// One line as [`for_each_line_bounded`] hands it over.
 pub(crate) enum Line<'a> {
-    /// The line's bytes, without its `\n`, and whether they are already
-    /// known to be valid UTF-8 (checked with the whole buffer at once).
-    Whole(&'a [u8], bool),
+    /// The line's bytes, without its `\n`.
+    Whole(&'a [u8]),
     /// A line longer than [`LONG_LINE`]: its length (without the `\n`) and
     /// whether it is valid JSON, with the spans of the pointers' values.
     Long { len: u64, verdict: Verdict },
 }
 
-/// Like [`for_each_line`], but the buffer never grows past [`LONG_LINE`]:
-/// a longer line is validated as it streams by.
+/// Like [`for_each_line`], but memory stays bounded whatever the lines:
+/// a line longer than [`LONG_LINE`] is validated as it streams by. On
+/// Linux the range is read through maps ([`for_each_line_mapped`]), else
+/// through a buffer that never grows past [`LONG_LINE`].
 pub(crate) fn for_each_line_bounded(
+    file: &File,
+    start: u64,
+    end: u64,
+    ptrs: Option<&Pointers>,
+    f: impl FnMut(u64, Line),
+) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    if end - start >= MAP_MIN {
+        return for_each_line_mapped(file, start, end, ptrs, f);
+    }
+    for_each_line_read(file, start, end, ptrs, f)
+}
+
+/// A range shorter than this is read with `pread` (a map costs a few
+/// system calls and page faults more than a small read).
+#[cfg(target_os = "linux")]
+const MAP_MIN: u64 = 1 << 20;
+
+/// Bytes mapped at once per thread: more than [`LONG_LINE`] (so a window
+/// always ends a line or holds a long one's start), few enough that the
+/// mapped pages (counted in the process's RSS) stay a small share of it.
+#[cfg(target_os = "linux")]
+const MAP_WINDOW: usize = 4 << 20;
+
+/// [`for_each_line_bounded`] through read-only maps of [`MAP_WINDOW`]
+/// bytes ([`crate::io::mapped`]): no copy out of the page cache. Lines are
+/// handed over in batches of about [`SCAN_BUF`] bytes; a batch is trusted
+/// only if the window was not torn (the file shrank) by the time it was
+/// parsed: else the scan fails as a short read does, and what `f` was given
+/// from that batch must be dropped (the fold's error does that).
+#[cfg(target_os = "linux")]
+fn for_each_line_mapped(
+    file: &File,
+    start: u64,
+    end: u64,
+    ptrs: Option<&Pointers>,
+    mut f: impl FnMut(u64, Line),
+) -> io::Result<()> {
+    use crate::io::mapped::Window;
+    let mut at = start;
+    'window: while at < end {
+        let w = Window::new(file, at, ((end - at) as usize).min(MAP_WINDOW))?;
+        let bytes = w.bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let lim = (i + SCAN_BUF).min(bytes.len());
+            let nl = match memchr::memrchr(b'\n', &bytes[i..lim]) {
+                Some(k) => i + k,
+                // One line longer than a batch.
+                None => match memchr::memchr(b'\n', &bytes[lim..bytes.len().min(i + LONG_LINE)]) {
+                    Some(k) => lim + k,
+                    None if i + LONG_LINE < bytes.len() || at + bytes.len() as u64 == end => {
+                        w.check(at + i as u64)?;
+                        let from = at + i as u64;
+                        let (len, verdict) = stream_mapped(file, from, end, ptrs)?;
+                        f(from, Line::Long { len, verdict });
+                        at = from + len + 1;
+                        continue 'window;
+                    }
+                    // The line goes on past the window: map from its start.
+                    None => break,
+                },
+            };
+            let batch = &bytes[i..nl];
+            let mut line_at = i;
+            for k in memchr::memchr_iter(b'\n', batch) {
+                let line = &bytes[line_at..i + k];
+                f(at + line_at as u64, Line::Whole(line));
+                line_at = i + k + 1;
+            }
+            f(at + line_at as u64, Line::Whole(&bytes[line_at..nl]));
+            // Lines handed over from a torn window may have read zeros:
+            // the caller's results are void (it sees the error).
+            w.check(at + i as u64)?;
+            crate::io::progress::advance((nl + 1 - i) as u64);
+            i = nl + 1;
+        }
+        at += i as u64;
+    }
+    Ok(())
+}
+
+/// A line longer than [`LONG_LINE`] starting at `from`, validated window by
+/// window until its `\n`: its length (without the `\n`) and verdict.
+#[cfg(target_os = "linux")]
+fn stream_mapped(
+    file: &File,
+    from: u64,
+    end: u64,
+    ptrs: Option<&Pointers>,
+) -> io::Result<(u64, Verdict)> {
+    let mut v = crate::fold::json::LineValidator::with_pointers(ptrs);
+    let mut at = from;
+    while at < end {
+        let w = crate::io::mapped::Window::new(file, at, ((end - at) as usize).min(MAP_WINDOW))?;
+        let bytes = w.bytes();
+        let nl = memchr::memchr(b'\n', bytes);
+        let piece = &bytes[..nl.unwrap_or(bytes.len())];
+        if v.ok() {
+            v.feed(piece);
+        }
+        w.check(at)?;
+        crate::io::progress::advance(piece.len() as u64 + u64::from(nl.is_some()));
+        at += piece.len() as u64;
+        if nl.is_some() {
+            return Ok((at - from, v.finish()));
+        }
+    }
+    Err(no_newline())
+}
+
+/// [`for_each_line_bounded`] through a bounded read buffer.
+fn for_each_line_read(
     file: &File,
     start: u64,
     end: u64,
@@ -105,16 +219,8 @@ pub(crate) fn for_each_line_bounded(
         r.fill()?;
         let (buf, filled, base) = (&r.buf, r.filled, r.base);
         let mut consumed = 0usize;
-        // One UTF-8 check for all the whole lines in the buffer (a `\n`
-        // is a character boundary); a line of a buffer that fails is
-        // checked on its own by the scanner.
-        let utf8 = memchr::memrchr(b'\n', &buf[..filled])
-            .is_some_and(|i| simdutf8::basic::from_utf8(&buf[..i]).is_ok());
         for nl in memchr::memchr_iter(b'\n', &buf[..filled]) {
-            f(
-                base + consumed as u64,
-                Line::Whole(&buf[consumed..nl], utf8),
-            );
+            f(base + consumed as u64, Line::Whole(&buf[consumed..nl]));
             consumed = nl + 1;
         }
         if consumed == 0 && filled == r.buf.len() && r.pos < end {
@@ -289,4 +395,70 @@ pub fn scan_threads() -> usize {
         .map(|n| n.get())
         .unwrap_or(1)
         .min(4)
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// One line a scan handed over, owned: its offset, and its bytes or
+    /// (for a long line) its length and whether it is valid.
+    type Got = (u64, Result<Vec<u8>, (u64, bool)>);
+
+    fn collect(scan: impl FnOnce(&mut dyn FnMut(u64, Line)) -> io::Result<()>) -> Vec<Got> {
+        let mut out = Vec::new();
+        scan(&mut |at, line| {
+            out.push((
+                at,
+                match line {
+                    Line::Whole(b) => Ok(b.to_vec()),
+                    Line::Long { len, verdict } => Err((len, verdict.is_ok())),
+                },
+            ))
+        })
+        .unwrap();
+        out
+    }
+
+    /// The mapped scan hands over exactly what the buffered one does: lines
+    /// across window edges, a line longer than a batch, long lines (valid
+    /// and not) streamed, one starting a window, and the last line.
+    #[test]
+    fn mapped_and_buffered_scans_hand_over_the_same_lines() {
+        let mut log = Vec::new();
+        let mut n = 0u64;
+        while log.len() < 3 * MAP_WINDOW + 12_345 {
+            n += 1;
+            let pad = "p".repeat((n * 7919 % 600) as usize);
+            writeln!(log, r#"{{"id":{n},"pad":"{pad}"}}"#).unwrap();
+            if n.is_multiple_of(5000) {
+                writeln!(log, r#"{{"id":0,"big":"{}"}}"#, "b".repeat(SCAN_BUF * 3)).unwrap();
+            }
+            if n == 9000 {
+                writeln!(log, r#"{{"long":"{}"}}"#, "l".repeat(LONG_LINE + 10)).unwrap();
+                writeln!(log, r#"{{"torn":"{}"#, "t".repeat(MAP_WINDOW + 10)).unwrap();
+            }
+        }
+        let mut t = tempfile::NamedTempFile::new().unwrap();
+        t.write_all(&log).unwrap();
+        let f = t.reopen().unwrap();
+        let end = log.len() as u64;
+        let ptrs = Pointers::new(&["/id"]).unwrap();
+        let mapped = collect(|f2| for_each_line_mapped(&f, 0, end, Some(&ptrs), f2));
+        let read = collect(|f2| for_each_line_read(&f, 0, end, Some(&ptrs), f2));
+        assert_eq!(mapped.len(), read.len());
+        assert!(mapped == read, "the two scans differ");
+        let longs: Vec<_> = mapped
+            .iter()
+            .filter_map(|(_, l)| l.as_ref().err())
+            .collect();
+        assert_eq!(longs.len(), 2);
+        assert_eq!((longs[0].1, longs[1].1), (true, false));
+        // From a line start in the middle, to the end.
+        let mid = next_line_start(&f, end / 2, end).unwrap();
+        let a = collect(|f2| for_each_line_mapped(&f, mid, end, None, f2));
+        let b = collect(|f2| for_each_line_read(&f, mid, end, None, f2));
+        assert!(a == b && !a.is_empty());
+    }
 }

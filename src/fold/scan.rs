@@ -145,10 +145,7 @@ impl<'s> Scan<'s> {
                 }
             }
             let (class, len) = match line {
-                Line::Whole(line, utf8) => {
-                    self.cls.utf8_known = utf8;
-                    return self.whole(off, shift, line);
-                }
+                Line::Whole(line) => return self.whole(off, shift, line),
                 Line::Long { len, verdict } => match verdict {
                     // Validated in pieces; only its key and op values are read.
                     Ok(spans) => (

@@ -2,6 +2,8 @@
 
 pub mod durable;
 pub mod locks;
+#[cfg(target_os = "linux")]
+pub(crate) mod mapped;
 pub mod progress;
 pub mod ranges;
 pub mod rewrite;

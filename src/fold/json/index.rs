@@ -12,8 +12,10 @@
 //! two consecutive entries) and every scalar start.
 //!
 //! The checks that need no grammar are done here, on whole masks: a control
-//! byte inside a string, an invalid escape, an unterminated string. UTF-8 is
-//! checked on the whole line by `simdutf8` (its own runtime CPU detection).
+//! byte inside a string, an invalid escape, an unterminated string. A sixth
+//! mask, the bytes' top bits, says whether the line is all ASCII; only a
+//! line that is not gets a UTF-8 check, by `simdutf8` on the whole line (its
+//! own runtime CPU detection).
 //!
 //! Invariants: when [`build`] returns `true`, between two consecutive index
 //! entries outside a string there are only whitespace and the bytes of the
@@ -28,6 +30,8 @@ pub(super) struct Masks {
     pub(super) control: u64,
     pub(super) space: u64,
     pub(super) op: u64,
+    /// Bytes >= 0x80 (not ASCII): a line without any is valid UTF-8.
+    pub(super) high: u64,
 }
 
 /// The byte classes of the scalar fallback, as bits of a table entry.
@@ -72,6 +76,7 @@ fn masks_scalar(block: &[u8; 64]) -> Masks {
         m.control |= ((c & C as u64) >> 2) << k;
         m.space |= ((c & W as u64) >> 3) << k;
         m.op |= ((c & O as u64) >> 4) << k;
+        m.high |= ((b >> 7) as u64) << k;
     }
     m
 }
@@ -116,11 +121,14 @@ pub(super) fn masks(block: &[u8; 64]) -> Masks {
                 _mm_or_si128(_mm_cmpeq_epi8(v, colon), _mm_cmpeq_epi8(v, comma)),
             );
             let o = _mm_movemask_epi8(o) as u16 as u64;
+            // The movemask of `v` itself is its bytes' top bits.
+            let h = _mm_movemask_epi8(v) as u16 as u64;
             m.quote |= q << shift;
             m.backslash |= b << shift;
             m.control |= c << shift;
             m.space |= s << shift;
             m.op |= o << shift;
+            m.high |= h << shift;
         }
     }
     m
@@ -170,6 +178,7 @@ fn masks_avx2(block: &[u8; 64]) -> Masks {
             m.control |= c << shift;
             m.space |= (_mm256_movemask_epi8(sp) as u32 as u64) << shift;
             m.op |= (_mm256_movemask_epi8(o) as u32 as u64) << shift;
+            m.high |= (_mm256_movemask_epi8(v) as u32 as u64) << shift;
         }
     }
     m
@@ -234,10 +243,13 @@ pub(super) fn escape_ok(b: u8) -> bool {
     )
 }
 
-/// Build the structural index of `line` into `pos`. Returns `false` when
+/// Build the structural index of `line` into `pos`. Returns `None` when
 /// the line is certainly not valid JSON (a check that needs no grammar
-/// failed); `true` means only that the grammar walk may proceed.
-pub(super) fn build(line: &[u8], pos: &mut Vec<u32>, escapes: &mut Vec<u64>) -> bool {
+/// failed); `Some(ascii)` means only that the grammar walk may proceed,
+/// `ascii` that every byte of the line is ASCII (so it is valid UTF-8 and
+/// needs no UTF-8 check: the common case, found for one compare per 32
+/// bytes instead of a second pass over the line).
+pub(super) fn build(line: &[u8], pos: &mut Vec<u32>, escapes: &mut Vec<u64>) -> Option<bool> {
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         // SAFETY: AVX2 was detected at run time.
@@ -250,7 +262,7 @@ pub(super) fn build(line: &[u8], pos: &mut Vec<u32>, escapes: &mut Vec<u64>) -> 
 /// loops use (`count_ones`, `trailing_zeros`); the check asks for all three.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,popcnt,bmi1")]
-unsafe fn build_avx2(line: &[u8], pos: &mut Vec<u32>, escapes: &mut Vec<u64>) -> bool {
+unsafe fn build_avx2(line: &[u8], pos: &mut Vec<u32>, escapes: &mut Vec<u64>) -> Option<bool> {
     build_with::<true>(line, pos, escapes)
 }
 
@@ -258,7 +270,11 @@ unsafe fn build_avx2(line: &[u8], pos: &mut Vec<u32>, escapes: &mut Vec<u64>) ->
 /// bits of the backslashes inside strings (so the walk can tell whether a
 /// string has escapes without reading it).
 #[inline(always)]
-fn build_with<const AVX2: bool>(line: &[u8], pos: &mut Vec<u32>, escapes: &mut Vec<u64>) -> bool {
+fn build_with<const AVX2: bool>(
+    line: &[u8],
+    pos: &mut Vec<u32>,
+    escapes: &mut Vec<u64>,
+) -> Option<bool> {
     pos.clear();
     escapes.clear();
     debug_assert!(line.len() < u32::MAX as usize);
@@ -268,6 +284,7 @@ fn build_with<const AVX2: bool>(line: &[u8], pos: &mut Vec<u32>, escapes: &mut V
     let mut esc_carry = 0u64;
     let mut in_str_carry = 0u64;
     let mut scalar_carry = 0u64;
+    let mut high = 0u64;
     let mut at = 0usize;
     let mut tail = [b' '; 64];
     while at < line.len() {
@@ -296,6 +313,7 @@ fn build_with<const AVX2: bool>(line: &[u8], pos: &mut Vec<u32>, escapes: &mut V
         // and the bit logic below into vectors of single bits and unpacks
         // them bit by bit (callgrind: ~5x the instructions of this loop).
         let m = std::hint::black_box(m);
+        high |= m.high;
         let esc = if m.backslash | esc_carry == 0 {
             0
         } else {
@@ -305,11 +323,11 @@ fn build_with<const AVX2: bool>(line: &[u8], pos: &mut Vec<u32>, escapes: &mut V
         let in_str = prefix_xor(quote) ^ in_str_carry;
         in_str_carry = ((in_str as i64) >> 63) as u64;
         if m.control & in_str != 0 {
-            return false;
+            return None;
         }
         let esc_in_str = esc & in_str;
         if esc_in_str != 0 && !escapes_ok(line, block, at, esc_in_str) {
-            return false;
+            return None;
         }
         escapes.push(m.backslash & in_str);
         // Scalar bytes: outside strings, not a quote, space or structural.
@@ -320,7 +338,7 @@ fn build_with<const AVX2: bool>(line: &[u8], pos: &mut Vec<u32>, escapes: &mut V
         push_bits(pos, at as u32, structural);
         at += 64;
     }
-    in_str_carry == 0
+    (in_str_carry == 0).then_some(high == 0)
 }
 
 /// Check each escaped character of a block (bits of `esc`): one of the
@@ -383,7 +401,7 @@ mod tests {
         fn simd_and_scalar_byte_classes_agree(bytes in prop::collection::vec(any::<u8>(), 64)) {
             let block: &[u8; 64] = bytes.as_slice().try_into().unwrap();
             let (a, b) = (masks(block), masks_scalar(block));
-            let bits = |m: Masks| (m.quote, m.backslash, m.control, m.space, m.op);
+            let bits = |m: Masks| (m.quote, m.backslash, m.control, m.space, m.op, m.high);
             prop_assert_eq!(bits(a), bits(b));
             #[cfg(target_arch = "x86_64")]
             if has_avx2() {

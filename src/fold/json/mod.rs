@@ -174,29 +174,17 @@ impl Scanner {
     /// Validate `line` and fill `out[slot]` with the span found at each
     /// pointer (`None` where the document has no such value).
     pub fn scan(&mut self, line: &[u8], ptrs: &Pointers, out: &mut [Option<Span>]) -> R<Kind> {
-        self.scan_utf8_known(line, ptrs, out, false)
-    }
-
-    /// [`Scanner::scan`] of a line the caller has already found to be
-    /// valid UTF-8 when `utf8_known` (the fold checks a whole buffer of
-    /// lines at once).
-    pub(crate) fn scan_utf8_known(
-        &mut self,
-        line: &[u8],
-        ptrs: &Pointers,
-        out: &mut [Option<Span>],
-        utf8_known: bool,
-    ) -> R<Kind> {
         debug_assert!(out.len() >= ptrs.len());
         for o in out.iter_mut() {
             *o = None;
         }
-        // The fast path: whole-line UTF-8 check, structural index, walk.
-        // It says only whether the line is valid; for an invalid one the
-        // byte lexer below finds the reason (malformed lines are rare).
+        // The fast path: structural index, UTF-8 check (of a line that is
+        // not all ASCII), walk. It says only whether the line is valid; for
+        // an invalid one the byte lexer below finds the reason (malformed
+        // lines are rare).
         if line.len() < u32::MAX as usize - 64
-            && (utf8_known || simdutf8::basic::from_utf8(line).is_ok())
-            && index::build(line, &mut self.pos, &mut self.escapes)
+            && let Some(ascii) = index::build(line, &mut self.pos, &mut self.escapes)
+            && (ascii || simdutf8::basic::from_utf8(line).is_ok())
         {
             let walked = walk::Walk::new(line, &self.pos, &self.escapes).line(
                 &mut self.stack,
