@@ -136,7 +136,7 @@ impl<'s> Scan<'s> {
             if let Some(d) = self.out.digest.as_mut() {
                 let at = off.wrapping_add(shift);
                 match &line {
-                    Line::Whole(b, _) => d.line(at, b),
+                    Line::Whole(b) => d.line(at, b),
                     Line::Long { len, .. } => {
                         if let Err(e) = d.line_in_file(file, off, *len, at) {
                             read_err.get_or_insert(e);
