@@ -70,6 +70,54 @@ pub fn copy_ranges(src: &File, ranges: &[Range], dst: &mut impl Write) -> io::Re
     Ok(total)
 }
 
+/// How much of the file one map covers in [`hash_ranges`].
+#[cfg(target_os = "linux")]
+const MAP_WINDOW: usize = 4 << 20;
+
+/// [`copy_ranges`] for a `dst` in memory (a hash): on Linux the bytes are
+/// handed over from read-only maps of the file (`io::mapped`), so a range
+/// costs no copy out of the page cache and the gaps between ranges are
+/// never read (the verification's planned side reads the survivors of the
+/// whole log: with `pread` it copied nearly every byte of it). A window
+/// the file lost while mapped is reported after its bytes were handed over
+/// (zeros in their place), so `dst` must be something the caller throws
+/// away on error, never a file a reader sees.
+pub fn hash_ranges(src: &File, ranges: &[Range], dst: &mut impl Write) -> io::Result<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        use crate::io::mapped::Window;
+        let last = ranges.last().map_or(0, |r| r.end);
+        let mut held: Option<(u64, Window)> = None;
+        let mut total = 0;
+        for r in ranges {
+            let mut at = r.start;
+            while at < r.end {
+                let inside = held
+                    .as_ref()
+                    .is_some_and(|(s, w)| *s <= at && at < s + w.bytes().len() as u64);
+                if !inside {
+                    if let Some((s, w)) = held.take() {
+                        w.check(s)?;
+                    }
+                    let len = ((last - at) as usize).min(MAP_WINDOW);
+                    held = Some((at, Window::new(src, at, len)?));
+                }
+                let (s, w) = held.as_ref().expect("a window holds `at`");
+                let upto = r.end.min(s + w.bytes().len() as u64);
+                dst.write_all(&w.bytes()[(at - s) as usize..(upto - s) as usize])?;
+                total += upto - at;
+                at = upto;
+            }
+        }
+        if let Some((s, w)) = held {
+            w.check(s)?;
+        }
+        Ok(total)
+    }
+    #[cfg(not(target_os = "linux"))]
+    copy_ranges(src, ranges, dst)
+}
+
 /// Reads of survivors separated by at most this many bytes are merged into
 /// one read: re-reading a small gap costs less than another syscall, while
 /// long gaps (early in a log, where few lines are any key's last write) are
@@ -296,6 +344,64 @@ pub fn split_at_newlines(ranges: &[Range], newlines: &[u64]) -> Vec<(Range, bool
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The verification's planned side reads through maps: the bytes it
+    /// hands over must be exactly what `copy_ranges` reads, for ranges that
+    /// cross window edges, sit far apart, or are longer than a window; and a
+    /// range past the file's end is an error, not zeros.
+    #[test]
+    fn hash_ranges_hands_over_what_copy_ranges_reads() {
+        let mut text = Vec::new();
+        let mut x = 99u64;
+        while text.len() < 3 * (4 << 20) + 7_777 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            text.push(b'a' + (x >> 59) as u8);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(&path, &text).unwrap();
+        let f = File::open(&path).unwrap();
+        let n = text.len() as u64;
+        let w = 4u64 << 20;
+        let ranges = [
+            Range { start: 0, end: 10 },
+            Range {
+                start: 4_000,
+                end: 4_100,
+            },
+            Range {
+                start: w - 50,
+                end: w + 50,
+            },
+            Range {
+                start: w + 60_000,
+                end: 2 * w + 5,
+            },
+            Range {
+                start: 2 * w + 100,
+                end: 3 * w + 200,
+            },
+            Range {
+                start: n - 3,
+                end: n,
+            },
+        ];
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        assert_eq!(
+            hash_ranges(&f, &ranges, &mut a).unwrap(),
+            copy_ranges(&f, &ranges, &mut b).unwrap()
+        );
+        assert_eq!(a.len(), b.len());
+        assert!(a == b, "the bytes differ");
+        let past = [Range {
+            start: n - 3,
+            end: n + 1,
+        }];
+        let e = hash_ranges(&f, &past, &mut Vec::new()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+    }
 
     #[test]
     fn write_ranges_at_equals_plain_concatenation() {

@@ -100,20 +100,20 @@ fn planned(plan: &Planned) -> std::io::Result<Digest> {
     for (piece, nl) in crate::fold::split_at_newlines(plan.keep, plan.newlines) {
         for (k, r) in spans::locate(plan.segs, std::slice::from_ref(&piece)) {
             if k != group_file && !group.is_empty() {
-                crate::fold::copy_ranges(plan.segs[group_file].file, &group, &mut d)?;
+                crate::io::ranges::hash_ranges(plan.segs[group_file].file, &group, &mut d)?;
                 group.clear();
             }
             group_file = k;
             group.push(r);
         }
         if nl {
-            crate::fold::copy_ranges(plan.segs[group_file].file, &group, &mut d)?;
+            crate::io::ranges::hash_ranges(plan.segs[group_file].file, &group, &mut d)?;
             group.clear();
             d.feed(b"\n");
         }
     }
     if !group.is_empty() {
-        crate::fold::copy_ranges(plan.segs[group_file].file, &group, &mut d)?;
+        crate::io::ranges::hash_ranges(plan.segs[group_file].file, &group, &mut d)?;
     }
     let mut digest = finished(d);
     digest.keys = plan.keys;
