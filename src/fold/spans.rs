@@ -319,15 +319,21 @@ pub(crate) fn copy_spans<S: Source + ?Sized>(
         let k = pieces[i].0;
         let j = i + pieces[i..].iter().take_while(|p| p.0 == k).count();
         total += src.with_file(k, |f| {
+            // Ranges up to each inserted `\n` go in one call: its window
+            // serves neighbouring ranges (a call per range read a fresh
+            // 1 MiB for each line).
             let mut n = 0;
+            let mut batch = Vec::new();
             for &(_, r, nl) in &pieces[i..j] {
-                n += super::copy_ranges(f, &[r], dst)?;
+                batch.push(r);
                 if nl {
+                    n += super::copy_ranges(f, &batch, dst)?;
+                    batch.clear();
                     dst.write_all(b"\n")?;
                     n += 1;
                 }
             }
-            Ok(n)
+            Ok(n + super::copy_ranges(f, &batch, dst)?)
         })?;
         i = j;
     }
