@@ -122,6 +122,12 @@ struct Lease {
     /// It was let go for a break at least once: an open since then may
     /// have passed ungated (while another process held the file open).
     released: std::cell::Cell<bool>,
+    /// When the kernel may have broken the lease by itself: a break that
+    /// began after the last time the lease was seen whole ends at most
+    /// `lease-break-time` later, and the open then goes on uncarried (the
+    /// run stopped or stalled meanwhile). Seen whole: taken, or
+    /// `F_GETLEASE` says `F_WRLCK`.
+    lapse_at: std::cell::Cell<std::time::Instant>,
 }
 
 /// The signal the kernel sends the lease holder on a break. The default,
@@ -198,6 +204,7 @@ impl Gate {
                 fd,
                 held: std::cell::Cell::new(true),
                 released: std::cell::Cell::new(false),
+                lapse_at: std::cell::Cell::new(lapse_from_now()),
             }))
         })
     }
@@ -220,7 +227,10 @@ impl Gate {
         match &self.0 {
             Kind::Off => false,
             Kind::Fanotify { .. } => true,
-            Kind::Lease(l) => !l.released.get(),
+            Kind::Lease(l) => {
+                l.check_lapse();
+                !l.released.get()
+            }
         }
     }
 
@@ -239,8 +249,10 @@ impl Gate {
         #[cfg(target_os = "linux")]
         if let Kind::Lease(l) = &self.0
             && !l.held.get()
+            && take_lease(&l.fd)
         {
-            l.held.set(take_lease(&l.fd));
+            l.held.set(true);
+            l.lapse_at.set(lapse_from_now());
         }
     }
 
@@ -253,7 +265,10 @@ impl Gate {
                 read_events(fd, &mut waiting.borrow_mut());
                 !waiting.borrow().is_empty()
             }
-            Kind::Lease(l) => l.held.get() && l.breaking(),
+            Kind::Lease(l) => {
+                l.check_lapse();
+                l.held.get() && l.breaking()
+            }
         }
     }
 
@@ -293,7 +308,37 @@ fn take_lease(fd: &std::os::fd::OwnedFd) -> bool {
     }
 }
 
+/// When a lease seen whole now may have been broken by the kernel at the
+/// earliest: `/proc/sys/fs/lease-break-time` (45 s by default) less a
+/// margin for the clock's and the check's granularity.
+fn lapse_from_now() -> std::time::Instant {
+    static SECS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let secs = *SECS.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/fs/lease-break-time")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(45)
+    });
+    std::time::Instant::now() + Duration::from_secs(secs).saturating_sub(Duration::from_secs(2))
+}
+
 impl Lease {
+    /// Seen whole now: the lapse moves on. Past its lapse and being
+    /// broken: the kernel may have let an open through uncarried, so no
+    /// open counts as gated any more (`released`), and the lease is not
+    /// ours (taken again by [`Gate::rearm`] when the file is free).
+    fn check_lapse(&self) {
+        if !self.held.get() {
+            return;
+        }
+        if !self.breaking() {
+            self.lapse_at.set(lapse_from_now());
+        } else if std::time::Instant::now() >= self.lapse_at.get() {
+            self.release();
+            self.released.set(true);
+        }
+    }
+
     /// Another open wants the file: `F_GETLEASE` says what the lease is
     /// being broken to (`F_RDLCK` or `F_UNLCK`).
     fn breaking(&self) -> bool {
@@ -410,6 +455,43 @@ mod tests {
             assert!(t0.elapsed() < Duration::from_secs(10), "waited for {what}");
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    /// A run that stalls past `lease-break-time` while an open waits (the
+    /// kernel then lets the open through uncarried) must not count that
+    /// open as gated: the window's last carry would place the old inode's
+    /// lines after the writer's newer ones. The stall is played by moving
+    /// the lapse to now; the open is real.
+    #[test]
+    fn a_lease_broken_past_its_lapse_no_longer_counts_every_open_as_gated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        let Some(gate) = Gate::lease(&file) else {
+            return;
+        };
+        let Kind::Lease(l) = &gate.0 else {
+            unreachable!()
+        };
+        // Seen whole: the lapse moves on, the gate still covers every open.
+        l.lapse_at.set(Instant::now());
+        assert!(gate.covered_every_open());
+        assert!(l.lapse_at.get() > Instant::now() + Duration::from_secs(1));
+        let p = path.clone();
+        let opener = std::thread::spawn(move || drop(File::open(p).unwrap()));
+        until("the open to break the lease", || l.breaking());
+        l.lapse_at.set(Instant::now());
+        assert!(
+            !gate.covered_every_open(),
+            "a break past the lapse still counted as gated"
+        );
+        assert!(!l.held.get());
+        opener.join().unwrap();
     }
 
     #[test]
