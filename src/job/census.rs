@@ -255,8 +255,9 @@ mod linux {
     /// -u`, `setpriv`, cron and systemd `User=` all do) until it execs, or
     /// for good if it dropped privileges without exec. Counted unreadable at
     /// that moment, it made one run of a class-B store swap (an incomplete
-    /// census), which detached the writer for its life; so it is read again
-    /// a few times, 5 ms apart, before it counts as unreadable.
+    /// census), which detached the writer for its life; so one that just
+    /// started is read again a few times, 5 ms apart, before it counts as
+    /// unreadable.
     fn read_fd_dir(pid: u32) -> std::io::Result<std::fs::ReadDir> {
         let fd_dir = format!("/proc/{pid}/fd");
         let mut tries = 0;
@@ -265,13 +266,37 @@ mod linux {
                 Err(e)
                     if e.kind() == std::io::ErrorKind::PermissionDenied
                         && tries < 3
-                        && ours(pid) =>
+                        && ours(pid)
+                        && just_started(pid) =>
                 {
                     tries += 1;
                     std::thread::sleep(std::time::Duration::from_millis(5));
                 }
                 r => return r,
             }
+        }
+    }
+
+    /// Whether `pid` started less than 2 s ago (`starttime`, field 22 of
+    /// `/proc/<pid>/stat`, against `/proc/uptime`): one that has been
+    /// unreadable longer dropped privileges without `exec` (a prefork
+    /// server, an agent that made itself undumpable) and stays so, and
+    /// re-reading it would cost every census 15 ms.
+    pub(super) fn just_started(pid: u32) -> bool {
+        // SAFETY: sysconf has no preconditions.
+        let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let start = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                let rest = &s[s.rfind(')')? + 1..];
+                rest.split_whitespace().nth(19)?.parse::<f64>().ok()
+            });
+        let up = std::fs::read_to_string("/proc/uptime")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok());
+        match (start, up) {
+            (Some(start), Some(up)) => up - start / tick < 2.0,
+            _ => false,
         }
     }
 
@@ -383,6 +408,23 @@ mod tests {
     use std::io::Write;
     use std::os::unix::fs::MetadataExt;
     use std::process::{Command, Stdio};
+
+    /// Only a process that just started is read again when unreadable: a
+    /// child spawned now is, init (started with the machine) is not.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn only_a_process_that_just_started_is_read_again() {
+        let mut child = Command::new("sleep")
+            .arg("5")
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let fresh = linux::just_started(child.id());
+        child.kill().ok();
+        child.wait().ok();
+        assert!(fresh, "a child spawned now did not count as just started");
+        assert!(!linux::just_started(1), "init counted as just started");
+    }
 
     /// A child shell holds `file` open for appending on fd 3 until its stdin
     /// closes; the census finds it, with its flags, and not a reader.
