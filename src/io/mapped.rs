@@ -80,7 +80,22 @@ fn install() -> bool {
             }
         }
     });
-    INSTALLED.load(Ordering::Acquire)
+    INSTALLED.load(Ordering::Acquire) && still_ours()
+}
+
+/// Whether SIGBUS still goes to [`on_sigbus`]: the handler hands the signal
+/// back to the previous disposition on a fault that is not a window's, and
+/// a host program embedding the library may install its own later. A map
+/// without the guard could kill the process if the file shrank, so then
+/// windows are read instead.
+fn still_ours() -> bool {
+    // SAFETY: sigaction with a null new action only reads the current one
+    // into a zeroed struct we own.
+    unsafe {
+        let mut cur: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut cur) == 0
+            && cur.sa_sigaction == on_sigbus as *const () as usize
+    }
 }
 
 /// The SIGBUS handler. Async-signal-safe: atomics and `mmap`/`sigaction`
@@ -94,7 +109,9 @@ extern "C" fn on_sigbus(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mu
             continue;
         }
         let end = slot.end.load(Ordering::Acquire);
-        if addr >= end {
+        // The slot may have been released and claimed again between the
+        // two loads: `end` then belongs to another window than `start`.
+        if addr >= end || slot.start.load(Ordering::Acquire) != start {
             continue;
         }
         let page = addr & !(PAGE.load(Ordering::Relaxed) - 1);
