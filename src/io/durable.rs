@@ -112,8 +112,12 @@ pub fn remove_stale_temps(target: &Path) -> Result<Vec<PathBuf>> {
             continue;
         }
         let p = entry.path();
-        // lstat: the name itself, never what a link points to.
-        let meta = fs::symlink_metadata(&p).ctx("stat stale temp file", &p)?;
+        // lstat: the name itself, never what a link points to. A name gone
+        // since the listing (another run, or its owner) is not an error.
+        let meta = match fs::symlink_metadata(&p) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            r => r.ctx("stat stale temp file", &p)?,
+        };
         if !meta.file_type().is_file() || !ours(meta.uid()) {
             tracing::warn!(
                 "left {} alone: it has the name of a logkeeper temp file but is not one of this user's regular files",
@@ -121,7 +125,10 @@ pub fn remove_stale_temps(target: &Path) -> Result<Vec<PathBuf>> {
             );
             continue;
         }
-        fs::remove_file(&p).ctx("remove stale temp file", &p)?;
+        match fs::remove_file(&p) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            r => r.ctx("remove stale temp file", &p)?,
+        }
         removed.push(p);
     }
     if !removed.is_empty() {
