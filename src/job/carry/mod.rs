@@ -55,6 +55,11 @@ use os::Notify;
 pub const TICK: Duration = Duration::from_millis(5);
 /// How often the census of the old inode is taken.
 const CENSUS_EVERY: Duration = Duration::from_millis(50);
+/// With a blind census, the window closes before its end only after the
+/// old inode got no line for this long: longer than a lock-less writer
+/// takes to reopen after it sees a new inode (150 ms for the class-A
+/// daemon), so a writer the census cannot see is still followed.
+const BLIND_QUIET: Duration = Duration::from_millis(400);
 /// The window stays open at least this long (a per-line writer that
 /// opened the old inode just before the swap is not in the census).
 const MIN_WINDOW: Duration = Duration::from_millis(30);
@@ -103,6 +108,8 @@ pub fn run(
         last_census: None,
         last_poll: t0,
         empty_seen: false,
+        blind: !before.complete(),
+        last_growth: t0,
     };
     loop {
         match polls.poll(state, &mut out)? {
@@ -139,6 +146,13 @@ struct Polls<'a> {
     last_census: Option<Instant>,
     last_poll: Instant,
     empty_seen: bool,
+    /// The census before the swap could not see every process (a PID
+    /// namespace of its own, unreadable processes): an empty census of
+    /// the old inode does not mean its writers left, so the window closes
+    /// early only once the old inode has been quiet for [`BLIND_QUIET`].
+    blind: bool,
+    /// When a poll last carried a line.
+    last_growth: Instant,
 }
 
 impl Polls<'_> {
@@ -153,6 +167,9 @@ impl Polls<'_> {
             return Ok(Next::Close);
         }
         let n = self.carry(state, out)?;
+        if n > 0 {
+            self.last_growth = Instant::now();
+        }
         note(out, n, gap + self.last_poll.elapsed());
         if self.done(n, state) {
             return Ok(Next::Close);
@@ -161,7 +178,8 @@ impl Polls<'_> {
             self.last_census = Some(Instant::now());
             // One more poll after the census finds the old inode free: its
             // last writer's final bytes landed before it closed.
-            self.empty_seen = census::take_among(&[self.ends.rotated], self.pids).is_empty();
+            self.empty_seen = census::take_among(&[self.ends.rotated], self.pids).is_empty()
+                && (!self.blind || self.last_growth.elapsed() >= BLIND_QUIET);
             if self.empty_seen {
                 return Ok(Next::Again);
             }
