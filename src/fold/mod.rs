@@ -36,6 +36,7 @@ pub use crate::io::ranges::{
     Range, copy_ranges, copy_ranges_nl, split_at_newlines, write_ranges_at,
 };
 pub use classify::{Class, Classifier, decode_key, first_component_len};
+pub(crate) use lines::{Line, for_each_line_bounded};
 pub use lines::{
     count_lines_in, find_cut, fingerprint, for_each_line, next_line_start, scan_threads,
 };

@@ -125,11 +125,6 @@ pub fn check(
     Ok(out)
 }
 
-/// Lines up to this long are checked in a buffer; a longer one streams
-/// through the validator in pieces, so memory stays flat whatever a line's
-/// length (the same bound as the fold's reader, `fold::lines::LONG_LINE`).
-const LINE_BUF: usize = 2 << 20;
-
 /// The events of `[0, cut)` whose seq (at `ptr`) is not in
 /// `[seg.seq, next)` or not greater than the previous one's. Lines that are
 /// not valid JSON, or have no numeric seq, are health's other business.
@@ -149,40 +144,26 @@ fn check_seqs(
     };
     let mut sc = Scanner::new();
     let mut spans = [None];
-    let mut r = Chunks {
-        file,
-        buf: vec![0u8; LINE_BUF.min(cut as usize).max(1)],
-        filled: 0,
-        base: 0,
-        pos: 0,
-        end: cut,
-    };
-    while (r.pos < cut || r.filled > 0) && check.out.len() < SEQ_PROBLEMS_MAX {
-        r.fill()?;
-        let mut consumed = 0usize;
-        for nl in memchr::memchr_iter(b'\n', &r.buf[..r.filled]) {
-            let line = &r.buf[consumed..nl];
+    // The fold's bounded reader: a line past `fold::LONG_LINE` is validated
+    // as it streams by and only its seq is read back.
+    fold::for_each_line_bounded(file, 0, cut, Some(ptr), |at, line| match line {
+        fold::Line::Whole(line) => {
             if sc.scan(line, ptr, &mut spans).is_ok() {
                 let v = spans[0].and_then(|s| seq_value(s, |a, b| Ok(line[a..b].to_vec())));
-                check.event(r.base + consumed as u64, v);
+                check.event(at, v);
             }
-            consumed = nl + 1;
         }
-        if consumed == 0 && r.filled == r.buf.len() {
-            let (at, verdict) = r.stream_long_line(ptr)?;
+        fold::Line::Long { verdict, .. } => {
             if let Ok(found) = verdict {
                 let read = |a: usize, b: usize| {
                     let mut v = vec![0u8; b - a];
                     std::os::unix::fs::FileExt::read_exact_at(file, &mut v, at + a as u64)?;
                     Ok(v)
                 };
-                let v = found[0].and_then(|s| seq_value(s, read));
-                check.event(at, v);
+                check.event(at, found[0].and_then(|s| seq_value(s, read)));
             }
-            continue;
         }
-        r.consume(consumed);
-    }
+    })?;
     Ok(check.out)
 }
 
@@ -240,82 +221,6 @@ impl SeqCheck<'_> {
             });
         }
         self.prev = Some(v);
-    }
-}
-
-/// Whether a streamed line is valid JSON, with the spans of the pointers'
-/// values (relative to the line's start).
-type Verdict = Result<Vec<Option<Span>>, Invalid>;
-
-/// A bounded read buffer over `[base, end)` of a segment.
-struct Chunks<'f> {
-    file: &'f File,
-    buf: Vec<u8>,
-    /// Bytes of `buf` holding data.
-    filled: usize,
-    /// File offset of `buf[0]`.
-    base: u64,
-    /// Next file offset to read.
-    pos: u64,
-    end: u64,
-}
-
-impl Chunks<'_> {
-    /// Read into `buf[at..]` from `pos`; the bytes read.
-    fn read(&mut self, at: usize) -> std::io::Result<usize> {
-        use std::os::unix::fs::FileExt;
-        let want = ((self.end - self.pos) as usize).min(self.buf.len() - at);
-        let n = self.file.read_at(&mut self.buf[at..at + want], self.pos)?;
-        if n == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                format!(
-                    "the segment shrank while being read (expected data at byte {})",
-                    self.pos
-                ),
-            ));
-        }
-        self.pos += n as u64;
-        Ok(n)
-    }
-
-    fn fill(&mut self) -> std::io::Result<()> {
-        if self.pos < self.end && self.filled < self.buf.len() {
-            self.filled += self.read(self.filled)?;
-        }
-        Ok(())
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.buf.copy_within(n..self.filled, 0);
-        self.filled -= n;
-        self.base += n as u64;
-    }
-
-    /// The buffer is full with one line longer than it: validate the line
-    /// in pieces until its `\n`. Returns its offset and verdict (spans
-    /// relative to its start); the buffer then holds what follows it.
-    fn stream_long_line(&mut self, ptr: &Pointers) -> std::io::Result<(u64, Verdict)> {
-        let mut v = crate::fold::json::LineValidator::with_pointers(Some(ptr));
-        v.feed(&self.buf[..self.filled]);
-        let at = self.base;
-        let mut len = self.filled as u64;
-        loop {
-            // `end` is just after a `\n`, so the line ends before it.
-            let n = self.read(0)?;
-            if let Some(nl) = memchr::memchr(b'\n', &self.buf[..n]) {
-                v.feed(&self.buf[..nl]);
-                len += nl as u64;
-                self.buf.copy_within(nl + 1..n, 0);
-                self.filled = n - nl - 1;
-                self.base = at + len + 1;
-                return Ok((at, v.finish()));
-            }
-            if v.ok() {
-                v.feed(&self.buf[..n]);
-            }
-            len += n as u64;
-        }
     }
 }
 
