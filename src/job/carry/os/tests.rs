@@ -11,13 +11,9 @@ fn until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// A run that stalls past `lease-break-time` while an open waits (the
-/// kernel then lets the open through uncarried) must not count that
-/// open as gated: the window's last carry would place the old inode's
-/// lines after the writer's newer ones. The stall is played by moving
-/// the lapse to now; the open is real.
-#[test]
-fn a_lease_broken_past_its_lapse_no_longer_counts_every_open_as_gated() {
+/// A fresh file, open read-write: the only open of its inode, as the
+/// run's handle on the new log is when the gate is armed.
+fn new_file() -> (tempfile::TempDir, std::path::PathBuf, File) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log");
     let file = std::fs::OpenOptions::new()
@@ -26,6 +22,17 @@ fn a_lease_broken_past_its_lapse_no_longer_counts_every_open_as_gated() {
         .create_new(true)
         .open(&path)
         .unwrap();
+    (dir, path, file)
+}
+
+/// A run that stalls past `lease-break-time` while an open waits (the
+/// kernel then lets the open through uncarried) must not count that
+/// open as gated: the window's last carry would place the old inode's
+/// lines after the writer's newer ones. The stall is played by moving
+/// the lapse to now; the open is real.
+#[test]
+fn a_lease_broken_past_its_lapse_no_longer_counts_every_open_as_gated() {
+    let (_dir, path, file) = new_file();
     let Some(gate) = Gate::lease(&file) else {
         return;
     };
@@ -51,14 +58,7 @@ fn a_lease_broken_past_its_lapse_no_longer_counts_every_open_as_gated() {
 #[test]
 fn an_open_waits_at_the_lease_until_it_is_let_go_and_the_lease_is_taken_again_once_the_file_is_free()
  {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("log");
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .unwrap();
+    let (_dir, path, file) = new_file();
     let Some(gate) = Gate::lease(&file) else {
         // Leases disabled here (/proc/sys/fs/leases-enable = 0).
         return;
