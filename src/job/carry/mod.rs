@@ -60,9 +60,6 @@ const CENSUS_EVERY: Duration = Duration::from_millis(50);
 /// takes to reopen after it sees a new inode (150 ms for the class-A
 /// daemon), so a writer the census cannot see is still followed.
 const BLIND_QUIET: Duration = Duration::from_millis(400);
-/// The window stays open at least this long (a per-line writer that
-/// opened the old inode just before the swap is not in the census).
-const MIN_WINDOW: Duration = Duration::from_millis(30);
 /// The most bytes carried in one append (one `write`).
 const BATCH: u64 = 4 << 20;
 
@@ -70,6 +67,12 @@ const BATCH: u64 = 4 << 20;
 /// late-write state the swap made true; its watch of `rotated` advances as
 /// lines are carried. `before` is the census of the log taken before the
 /// swap.
+///
+/// The writers followed are those of `before` and those of a census of the
+/// old inode taken now, after the exchange (see [`after_exchange`]): when
+/// both see every process and name nobody, no process can append to the
+/// old inode any more, and the window closes as soon as it holds no
+/// uncarried byte, without waiting.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     log: &Path,
@@ -89,10 +92,7 @@ pub fn run(
         ..Window::default()
     };
     let notify = Notify::new(rotated);
-    // Only an fd opened before the swap reaches the old inode: the writers
-    // of the census taken before it (and a per-line writer mid-line, which
-    // the final poll serves) are the ones to follow.
-    let pids: Vec<u32> = before.openers.iter().map(|o| o.pid).collect();
+    let writers = after_exchange(rotated, before);
     let mut polls = Polls {
         ends: Ends {
             log,
@@ -102,13 +102,14 @@ pub fn run(
         },
         gate: &gate,
         state_dir,
-        pids: &pids,
+        pids: &writers.pids,
         t0,
         window,
-        last_census: None,
+        // The census after the exchange is the window's first.
+        last_census: Some(t0),
         last_poll: t0,
-        empty_seen: false,
-        blind: !before.complete(),
+        empty_seen: writers.nobody(),
+        blind: writers.blind,
         last_growth: t0,
     };
     loop {
@@ -118,9 +119,84 @@ pub fn run(
             Next::Wait => notify.wait(TICK, &gate),
         }
     }
-    // Closing the group lets every open still waiting through.
-    drop(gate);
-    close(out, t0, rotated, &pids, before)
+    retire(gate, notify);
+    close(out, t0, rotated, &writers)
+}
+
+/// End the gate and the wake-up: let every open waiting at the gate
+/// through, remove both marks, then close both on a thread of their own.
+/// Closing an fsnotify group (fanotify, inotify) waits until the kernel
+/// has freed its marks, an RCU grace period (1-15 ms measured, as long as
+/// the rest of a run with no writer; two closes in a row waited two):
+/// with the marks removed first that wait is one, and off the run's path.
+/// An open that reached the gate after the answer here is answered as the
+/// close begins; the thread ends at the latest as the process exits.
+fn retire(gate: Gate, notify: Notify) {
+    gate.allow_pending();
+    gate.unmark();
+    notify.unwatch();
+    let closing = move || {
+        drop(gate);
+        drop(notify);
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("carry-close".into())
+        .spawn(closing)
+    {
+        // No thread: the failed spawn dropped the closure, which closed
+        // them here.
+        tracing::debug!("closed the carry window's gate inline: {e}");
+    }
+}
+
+/// Who may still append to the old inode, as the window starts.
+struct Writers {
+    /// The openers of the census before the swap, then those only the
+    /// census after the exchange saw (each pid once).
+    openers: Vec<census::Opener>,
+    pids: Vec<u32>,
+    /// Either census could not see every process.
+    blind: bool,
+}
+
+impl Writers {
+    /// Nobody holds the old inode for writing, and the censuses saw every
+    /// process: no process can append to it from now on.
+    fn nobody(&self) -> bool {
+        !self.blind && self.pids.is_empty()
+    }
+}
+
+/// The writers to follow: the census of the log taken before the swap
+/// (`before`) and a census of the old inode (`rotated`) taken now, after
+/// the exchange.
+///
+/// Why the second census: only an fd opened before the exchange reaches
+/// the old inode (an open after it resolves the log's name to the new
+/// inode), and an fd stays in `/proc/<pid>/fd` until it is closed. So a
+/// census after the exchange that sees every process lists every process
+/// that can still append to the old inode, including a per-line writer
+/// (class C) that opened it between the census before the swap and the
+/// exchange; one that already closed it wrote its bytes first, and the
+/// window carries them before it closes (`Polls::done` waits until the old
+/// inode holds no uncarried byte). A blind census proves no absence: then
+/// the window waits for [`BLIND_QUIET`] as before.
+fn after_exchange(rotated: &Path, before: &census::Census) -> Writers {
+    let now = census::take(&[rotated]);
+    let mut openers = before.openers.clone();
+    for o in &now.openers {
+        if !openers.iter().any(|b| b.pid == o.pid) {
+            openers.push(o.clone());
+        }
+    }
+    let mut pids: Vec<u32> = openers.iter().map(|o| o.pid).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    Writers {
+        openers,
+        pids,
+        blind: !before.complete() || !now.complete(),
+    }
 }
 
 /// What the window does after one poll.
@@ -139,7 +215,8 @@ struct Polls<'a> {
     ends: Ends<'a>,
     gate: &'a Gate,
     state_dir: &'a Path,
-    /// The writers of the census taken before the swap.
+    /// The writers of the census taken before the swap and of the one
+    /// taken after the exchange ([`after_exchange`]).
     pids: &'a [u32],
     t0: Instant,
     window: Duration,
@@ -173,6 +250,10 @@ impl Polls<'_> {
         note(out, n, gap + self.last_poll.elapsed());
         if self.done(n, state) {
             return Ok(Next::Close);
+        }
+        if self.empty_seen && n > 0 {
+            // Nobody can append any more: carry the rest now.
+            return Ok(Next::Again);
         }
         if self.last_census.is_none_or(|t| t.elapsed() >= CENSUS_EVERY) {
             self.last_census = Some(Instant::now());
@@ -232,9 +313,9 @@ impl Polls<'_> {
     }
 
     /// The window closes at its end, or once no writer of the old inode is
-    /// left and it holds no uncarried byte: a per-line writer (class C)
-    /// that opened it just before the swap may still be between its two
-    /// write calls. `n` is the lines this poll carried.
+    /// left and it holds no uncarried byte (the last bytes of a per-line
+    /// writer that closed it after the swap are carried first). `n` is the
+    /// lines this poll carried.
     fn done(&self, n: u64, state: &LateWrites) -> bool {
         let (rotated, old) = (self.ends.rotated, self.ends.old);
         let settled = || {
@@ -244,24 +325,19 @@ impl Polls<'_> {
                 .find(|w| w.rotated == rotated)
                 .is_none_or(|w| old.metadata().is_ok_and(|m| m.len() <= w.carried))
         };
-        self.t0.elapsed() >= self.window
-            || (self.empty_seen && n == 0 && self.t0.elapsed() >= MIN_WINDOW && settled())
+        self.t0.elapsed() >= self.window || (self.empty_seen && n == 0 && settled())
     }
 }
 
 /// The window's record, once it has closed (and the gate with it): who
 /// followed the new inode and who stayed on the old one.
-fn close(
-    mut out: Window,
-    t0: Instant,
-    rotated: &Path,
-    pids: &[u32],
-    before: &census::Census,
-) -> Result<Window> {
+fn close(mut out: Window, t0: Instant, rotated: &Path, writers: &Writers) -> Result<Window> {
     out.ms = ms(t0.elapsed());
-    let now = census::take_among(&[rotated], pids);
-    out.stayed = now.of(rotated).cloned().collect();
-    out.followed = before
+    if !writers.pids.is_empty() {
+        let now = census::take_among(&[rotated], &writers.pids);
+        out.stayed = now.of(rotated).cloned().collect();
+    }
+    out.followed = writers
         .openers
         .iter()
         .filter(|o| !out.stayed.iter().any(|s| s.pid == o.pid))
