@@ -15,9 +15,10 @@
 //! once, no delete, no malformed line. The two sides run in parallel.
 //!
 //! Invariants:
-//! - Runs after the snapshot is fsynced and before anything else changes
-//!   (quarantine, writers' lock, rotated link, exchange): a mismatch leaves
-//!   every file of the store as it was.
+//! - Runs after the snapshot is written, beside its fsync (the caller
+//!   waits for both), and before anything else changes (quarantine,
+//!   writers' lock, rotated link, exchange): a mismatch leaves every file
+//!   of the store as it was.
 //! - On a mismatch the temp file is kept for diagnosis under the store's
 //!   state dir, in `verify-failed/`, the newest [`KEEP_FAILED`] only.
 //! - Covers the snapshot (the fold). The late writes and the tail, appended
