@@ -70,19 +70,20 @@ pub fn copy_ranges(src: &File, ranges: &[Range], dst: &mut impl Write) -> io::Re
     Ok(total)
 }
 
-/// How much of the file one map covers in [`hash_ranges`].
+/// How much of the file one map covers in [`copy_ranges_mapped`].
 #[cfg(target_os = "linux")]
 const MAP_WINDOW: usize = 4 << 20;
 
-/// [`copy_ranges`] for a `dst` in memory (a hash): on Linux the bytes are
-/// handed over from read-only maps of the file (`io::mapped`), so a range
-/// costs no copy out of the page cache and the gaps between ranges are
-/// never read (the verification's planned side reads the survivors of the
-/// whole log: with `pread` it copied nearly every byte of it). A window
-/// the file lost while mapped is reported after its bytes were handed over
-/// (zeros in their place), so `dst` must be something the caller throws
-/// away on error, never a file a reader sees.
-pub fn hash_ranges(src: &File, ranges: &[Range], dst: &mut impl Write) -> io::Result<u64> {
+/// [`copy_ranges`] through maps: on Linux the bytes are handed over from
+/// read-only maps of the file (`io::mapped`), so a range costs no copy out
+/// of the page cache and the gaps between ranges are never read (the
+/// survivors of a log lie a few KiB apart: merged `pread`s copied nearly
+/// every byte of it). Used by the snapshot's write ([`write_ranges_at`])
+/// and the verification's planned side. A window the file lost while
+/// mapped is reported after its bytes were handed over (zeros in their
+/// place), so `dst` must be something the caller throws away on error (a
+/// hash, a temp file), never a file a reader sees.
+pub fn copy_ranges_mapped(src: &File, ranges: &[Range], dst: &mut impl Write) -> io::Result<u64> {
     #[cfg(target_os = "linux")]
     {
         use crate::io::mapped::Window;
@@ -187,8 +188,94 @@ fn write_ranges_at_with(
     })
 }
 
-/// Copy `ranges` of `src` to `dst` starting at output offset `out_at`.
+/// Copy `ranges` of `src` to `dst` starting at output offset `out_at`:
+/// through maps on Linux ([`copy_ranges_mapped`]; `buf_size` and `gap`
+/// are then unused), else with merged reads ([`copy_share_read`]).
 pub(crate) fn copy_share(
+    src: &File,
+    ranges: &[Range],
+    dst: &File,
+    out_at: u64,
+    buf_size: usize,
+    gap: u64,
+) -> io::Result<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = (buf_size, gap);
+        let mut out = Positioned::new(dst, out_at);
+        copy_ranges_mapped(src, ranges, &mut out)?;
+        out.flush()?;
+        Ok(out.at - out_at)
+    }
+    #[cfg(not(target_os = "linux"))]
+    copy_share_read(src, ranges, dst, out_at, buf_size, gap)
+}
+
+/// A writer at increasing offsets of `dst` (positioned writes of up to
+/// [`OUT_BUF`] bytes), starting writeback every [`WRITEBACK_STEP`] and
+/// reporting progress, as [`copy_share_read`] does.
+#[cfg(target_os = "linux")]
+struct Positioned<'a> {
+    dst: &'a File,
+    /// Where the next flush writes.
+    at: u64,
+    /// Writeback started up to here.
+    synced: u64,
+    buf: Vec<u8>,
+}
+
+#[cfg(target_os = "linux")]
+impl<'a> Positioned<'a> {
+    fn new(dst: &'a File, at: u64) -> Self {
+        Positioned {
+            dst,
+            at,
+            synced: at,
+            buf: Vec::with_capacity(OUT_BUF),
+        }
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.dst.write_all_at(bytes, self.at)?;
+        crate::io::progress::advance(bytes.len() as u64);
+        self.at += bytes.len() as u64;
+        if self.at - self.synced >= WRITEBACK_STEP {
+            start_writeback(self.dst, self.synced, self.at - self.synced);
+            self.synced = self.at;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Write for Positioned<'_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        if self.buf.len() + bytes.len() > OUT_BUF {
+            self.flush()?;
+        }
+        if bytes.len() >= OUT_BUF {
+            self.put(bytes)?;
+        } else {
+            self.buf.extend_from_slice(bytes);
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            let buf = std::mem::take(&mut self.buf);
+            self.put(&buf)?;
+            self.buf = buf;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+}
+
+/// [`copy_share`] with `pread`s of up to `buf_size` bytes, each covering
+/// the following ranges less than `gap` apart.
+#[cfg(any(test, not(target_os = "linux")))]
+fn copy_share_read(
     src: &File,
     ranges: &[Range],
     dst: &File,
@@ -261,6 +348,7 @@ pub(crate) fn copy_share(
     Ok(out_at - start_at)
 }
 
+#[cfg(any(test, not(target_os = "linux")))]
 fn read_exact_log(src: &File, buf: &mut [u8], at: u64) -> io::Result<()> {
     if read_full_at(src, buf, at)? < buf.len() {
         return Err(io::Error::new(
@@ -350,7 +438,7 @@ mod tests {
     /// cross window edges, sit far apart, or are longer than a window; and a
     /// range past the file's end is an error, not zeros.
     #[test]
-    fn hash_ranges_hands_over_what_copy_ranges_reads() {
+    fn copy_ranges_mapped_hands_over_what_copy_ranges_reads() {
         let mut text = Vec::new();
         let mut x = 99u64;
         while text.len() < 3 * (4 << 20) + 7_777 {
@@ -390,7 +478,7 @@ mod tests {
         ];
         let (mut a, mut b) = (Vec::new(), Vec::new());
         assert_eq!(
-            hash_ranges(&f, &ranges, &mut a).unwrap(),
+            copy_ranges_mapped(&f, &ranges, &mut a).unwrap(),
             copy_ranges(&f, &ranges, &mut b).unwrap()
         );
         assert_eq!(a.len(), b.len());
@@ -399,7 +487,7 @@ mod tests {
             start: n - 3,
             end: n + 1,
         }];
-        let e = hash_ranges(&f, &past, &mut Vec::new()).unwrap_err();
+        let e = copy_ranges_mapped(&f, &past, &mut Vec::new()).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
     }
 
@@ -446,6 +534,13 @@ mod tests {
                         got == want,
                         "keep 1/{keep_every}, {threads} threads, buf {buf}"
                     );
+                    // The read path (the copy elsewhere than Linux).
+                    let out = tempfile::tempfile().unwrap();
+                    let n = copy_share_read(&f, &ranges, &out, 0, buf, gap).unwrap();
+                    let mut got = Vec::new();
+                    std::io::Read::read_to_end(&mut &out, &mut got).unwrap();
+                    assert_eq!(n, want.len() as u64);
+                    assert!(got == want, "read path: keep 1/{keep_every}, buf {buf}");
                 }
             }
         }
