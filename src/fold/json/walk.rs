@@ -18,7 +18,11 @@ pub(super) struct Bad;
 type W<T> = Result<T, Bad>;
 
 pub(super) struct Walk<'a> {
+    /// The line, or a batch up to the line's end: positions (in `pos`,
+    /// `escapes`) count from its start.
     line: &'a [u8],
+    /// Where the line starts in `line`: spans are given from there.
+    base: usize,
     pos: &'a [u32],
     /// Per 64-byte block, the backslashes inside strings (stage 1).
     escapes: &'a [u64],
@@ -31,9 +35,11 @@ const OBJ: bool = true;
 const ARR: bool = false;
 
 impl<'a> Walk<'a> {
-    pub(super) fn new(line: &'a [u8], pos: &'a [u32], escapes: &'a [u64]) -> Self {
+    /// A walk of the line `line[base..]` whose index entries are `pos`.
+    pub(super) fn new(line: &'a [u8], base: usize, pos: &'a [u32], escapes: &'a [u64]) -> Self {
         Walk {
             line,
+            base,
             pos,
             escapes,
             k: 0,
@@ -155,15 +161,15 @@ impl<'a> Walk<'a> {
         if let Some(slot) = node.target {
             out[slot] = Some(match kind {
                 Kind::String { .. } => Span {
-                    start: start + 1,
-                    end: self.end - 1,
+                    start: start + 1 - self.base,
+                    end: self.end - 1 - self.base,
                     kind: Kind::String {
                         escaped: self.has_escape(start + 1, self.end - 1),
                     },
                 },
                 _ => Span {
-                    start,
-                    end: self.end,
+                    start: start - self.base,
+                    end: self.end - self.base,
                     kind,
                 },
             });
