@@ -83,6 +83,11 @@ impl<'a> Walk<'a> {
             return false;
         }
         let (first, last) = (start / 64, (end - 1) / 64);
+        if first == last {
+            // Most strings: within one block.
+            let bits = self.escapes[first] >> (start % 64);
+            return bits & (u64::MAX >> (63 - (end - 1 - start))) != 0;
+        }
         (first..=last).any(|w| {
             let mut bits = self.escapes[w];
             if w == first {
@@ -149,14 +154,10 @@ impl<'a> Walk<'a> {
     /// its span if `node` is a target; the rest goes to non-recursive `skip`.
     fn value(&mut self, stack: &mut Vec<bool>, node: &Node, out: &mut [Option<Span>]) -> W<Kind> {
         let (start, c) = self.tok()?;
-        let kind = if node.children.is_empty() {
-            self.skip(stack)?
-        } else {
-            match c {
-                b'{' => self.object(stack, node, out)?,
-                b'[' => self.array(stack, node, out)?,
-                _ => self.skip(stack)?,
-            }
+        let kind = match c {
+            b'{' if !node.children.is_empty() => self.object(stack, node, out)?,
+            b'[' if !node.children.is_empty() => self.array(stack, node, out)?,
+            _ => self.skip_value(stack)?,
         };
         if let Some(slot) = node.target {
             out[slot] = Some(match kind {
@@ -199,7 +200,7 @@ impl<'a> Walk<'a> {
                     }
                     self.value(stack, n, out)?;
                 } else {
-                    self.skip(stack)?;
+                    self.skip_value(stack)?;
                 }
                 match self.byte() {
                     Some(b',') => self.k += 1,
@@ -227,7 +228,7 @@ impl<'a> Walk<'a> {
                 if let Some((_, n)) = node.children.iter().find(|(t, _)| t.as_slice() == tok) {
                     self.value(stack, n, out)?;
                 } else {
-                    self.skip(stack)?;
+                    self.skip_value(stack)?;
                 }
                 index += 1;
                 match self.byte() {
@@ -241,6 +242,21 @@ impl<'a> Walk<'a> {
         self.k += 1;
         self.end = self.pos[self.k - 1] as usize + 1;
         Ok(Kind::Array)
+    }
+
+    /// [`Walk::skip`], with the common values (strings, scalars) read
+    /// here, without the call and the stack bookkeeping of a container.
+    #[inline(always)]
+    fn skip_value(&mut self, stack: &mut Vec<bool>) -> W<Kind> {
+        let (p, c) = self.tok()?;
+        match c {
+            b'"' => {
+                self.string()?;
+                Ok(Kind::String { escaped: false })
+            }
+            b'{' | b'[' => self.skip(stack),
+            _ => self.scalar(p, c),
+        }
     }
 
     /// Validate and skip one value without recursion. A string's kind is
