@@ -119,8 +119,20 @@ fn for_each_line_mapped(
         let mut i = 0;
         while i < bytes.len() {
             let lim = (i + step).min(bytes.len());
-            let nl = match memchr::memrchr(b'\n', &bytes[i..lim]) {
-                Some(k) => i + k,
+            // Indexed, the batch's own pass finds its last `\n` (the partial
+            // line after it is indexed again with the next batch): no
+            // out-of-order first touch of the batch's end by `memrchr`.
+            let mut indexed = 0;
+            let last = match index.as_deref_mut() {
+                Some(ix) => {
+                    ix.index(&bytes[i..lim]);
+                    indexed = lim - i;
+                    ix.lines().checked_sub(1).map(|j| i + ix.line(j).end)
+                }
+                None => memchr::memrchr(b'\n', &bytes[i..lim]).map(|k| i + k),
+            };
+            let nl = match last {
+                Some(nl) => nl,
                 // One line longer than a batch.
                 None => match memchr::memchr(b'\n', &bytes[lim..bytes.len().min(i + LONG_LINE)]) {
                     Some(k) => lim + k,
@@ -137,22 +149,12 @@ fn for_each_line_mapped(
                 },
             };
             if let Some(ix) = index.as_deref_mut() {
-                let batch = &bytes[i..=nl];
-                ix.index(batch);
-                let ix = &*ix;
-                for j in 0..ix.lines() {
-                    let r = ix.line(j);
-                    let indexed = Indexed {
-                        bytes: batch,
-                        batch: ix,
-                        line: j,
-                    };
-                    f(
-                        at + (i + r.start) as u64,
-                        Line::Whole(&batch[r]),
-                        Some(indexed),
-                    );
+                if ix.lines() == 0 {
+                    // One line longer than a batch: index it whole.
+                    ix.index(&bytes[i..=nl]);
+                    indexed = nl + 1 - i;
                 }
+                hand_over(&bytes[i..i + indexed], ix, at + i as u64, &mut f);
             } else {
                 let batch = &bytes[i..nl];
                 let mut line_at = i;
@@ -175,6 +177,21 @@ fn for_each_line_mapped(
         }
     }
     Ok(())
+}
+
+/// Hand over every line of an indexed batch that starts at file offset
+/// `base`, with its index.
+#[cfg(target_os = "linux")]
+fn hand_over(batch: &[u8], ix: &Batch, base: u64, f: &mut impl FnMut(u64, Line, Option<Indexed>)) {
+    for j in 0..ix.lines() {
+        let r = ix.line(j);
+        let indexed = Indexed {
+            bytes: batch,
+            batch: ix,
+            line: j,
+        };
+        f(base + r.start as u64, Line::Whole(&batch[r]), Some(indexed));
+    }
 }
 
 /// A line longer than [`LONG_LINE`] starting at `from`, validated window by
