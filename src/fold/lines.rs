@@ -94,9 +94,10 @@ const MAP_WINDOW: usize = 4 << 20;
 /// handed over in batches of about [`SCAN_BUF`] bytes; a batch is trusted
 /// only if the window was not torn (the file shrank) by the time it was
 /// parsed: else the scan fails as a short read does, and what `f` was given
-/// from that batch must be dropped (the fold's error does that). With a
-/// `batch`, each batch of about [`INDEX_BATCH`] bytes is indexed whole and
-/// its lines handed over with their index.
+/// from that batch must be dropped (the fold's error does that). With an
+/// `index`, up to [`INDEX_BATCH`] bytes are indexed at once, the batch ends
+/// after the last complete line among them, and its lines are handed over
+/// with their index.
 #[cfg(target_os = "linux")]
 fn for_each_line_mapped(
     file: &File,
