@@ -13,9 +13,10 @@
 //!   touches one slot and, for a long key, its bytes;
 //! - keys up to 7 bytes (`n` + a short number, most ids) live inside the
 //!   slot; longer ones in one arena (`Vec<u8>`), not one allocation each;
-//! - the slots, and the arena once it spans 2 MiB pages, are on huge pages
-//!   ([`crate::io::table`]): lookups land at random, and on small pages
-//!   most of them also missed the TLB;
+//! - the slots are on huge pages ([`crate::io::table`]): lookups land at
+//!   random, and on small pages most of them also missed the TLB (the
+//!   arena is not: advising it made whole 2 MiB pages of its unused
+//!   capacity resident, for no measurable gain);
 //! - [`KeyMap::prefetch`] lets the scan ask for a slot's cache lines a few
 //!   lines before it is needed, and [`KeyMap::prefetch_key`] then for the
 //!   key's bytes in the arena.
@@ -31,7 +32,7 @@ use std::hash::BuildHasher;
 use std::sync::OnceLock;
 
 use crate::io::ranges::Range;
-use crate::io::table::{Table, Zeroable, advise_huge};
+use crate::io::table::{Table, Zeroable};
 
 /// The last write of a key: its line's range and whether it deletes, in 16
 /// bytes (the flag is the top bit of `end`; no file reaches 2^63 bytes).
@@ -310,7 +311,6 @@ impl KeyMap {
     fn store(&mut self, key: &[u8]) -> KeyRef {
         let at = (self.arena.len() as u64).to_le_bytes();
         assert!(at[7] == 0, "key arena past 2^56 bytes");
-        let cap = self.arena.capacity();
         let mut n = key.len();
         while n >= 0x80 {
             self.arena.push(n as u8 | 0x80);
@@ -318,11 +318,6 @@ impl KeyMap {
         }
         self.arena.push(n as u8);
         self.arena.extend_from_slice(key);
-        if self.arena.capacity() != cap {
-            // Grown (moved or extended): ask for huge pages again over
-            // the new buffer (see `crate::io::table`).
-            advise_huge(self.arena.as_ptr(), self.arena.capacity());
-        }
         at
     }
 

@@ -103,9 +103,8 @@ impl<T: Zeroable> DerefMut for Table<T> {
 }
 
 /// Ask for huge pages over the whole 2 MiB pages inside `[p, p + len)`
-/// (none if it holds none); a hint, failures ignored. For a buffer that is
-/// touched at random, like the key map's arena.
-pub(crate) fn advise_huge(p: *const u8, len: usize) {
+/// (none if it holds none); a hint, failures ignored.
+fn advise_huge(p: *const u8, len: usize) {
     let start = (p as usize).next_multiple_of(HUGE);
     let end = (p as usize).saturating_add(len) / HUGE * HUGE;
     if end > start {
