@@ -15,55 +15,6 @@ use crate::fold::json::{Invalid, Span};
 /// buffer is not); it grows for a line longer than itself.
 pub(crate) const SCAN_BUF: usize = 256 << 10;
 
-/// Call `f(offset, line_without_newline)` for each line of `[start, end)`,
-/// which must end just after a `\n`.
-pub fn for_each_line(
-    file: &File,
-    start: u64,
-    end: u64,
-    mut f: impl FnMut(u64, &[u8]),
-) -> io::Result<()> {
-    let mut buf = vec![0u8; SCAN_BUF.min((end - start) as usize).max(1)];
-    let mut filled = 0usize; // bytes of buf holding data
-    let mut base = start; // file offset of buf[0]
-    let mut pos = start; // next file offset to read
-    while pos < end || filled > 0 {
-        if pos < end && filled < buf.len() {
-            let want = ((end - pos) as usize).min(buf.len() - filled);
-            let n = file.read_at(&mut buf[filled..filled + want], pos)?;
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("the log shrank while being read (expected data at byte {pos})"),
-                ));
-            }
-            filled += n;
-            pos += n as u64;
-            crate::io::progress::advance(n as u64);
-        }
-        let mut consumed = 0usize;
-        for nl in memchr::memchr_iter(b'\n', &buf[..filled]) {
-            f(base + consumed as u64, &buf[consumed..nl]);
-            consumed = nl + 1;
-        }
-        if consumed == 0 && filled == buf.len() {
-            // One line longer than the buffer: grow it.
-            buf.resize(buf.len() * 2, 0);
-            continue;
-        }
-        if consumed == 0 && pos >= end && filled > 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "range does not end with a newline",
-            ));
-        }
-        buf.copy_within(consumed..filled, 0);
-        filled -= consumed;
-        base += consumed as u64;
-    }
-    Ok(())
-}
-
 /// Lines up to this long are scanned in memory (the read buffer grows to
 /// hold one); a longer line is validated in pieces as it is read (by
 /// `json::LineValidator`, which also finds the pointers' spans), so memory
@@ -83,7 +34,8 @@ pub(crate) enum Line<'a> {
     Long { len: u64, verdict: Verdict },
 }
 
-/// Like [`for_each_line`], but memory stays bounded whatever the lines:
+/// Call `f(offset, line)` for each line of `[start, end)` (which must end
+/// just after a `\n`), with memory bounded whatever the lines:
 /// a line longer than [`LONG_LINE`] is validated as it streams by. On
 /// Linux the range is read through maps ([`for_each_line_mapped`]), else
 /// through a buffer that never grows past [`LONG_LINE`].

@@ -36,10 +36,8 @@ pub use crate::io::ranges::{
     Range, copy_ranges, copy_ranges_nl, split_at_newlines, write_ranges_at,
 };
 pub use classify::{Class, Classifier, decode_key, first_component_len};
-pub(crate) use lines::{Line, for_each_line_bounded};
-pub use lines::{
-    count_lines_in, find_cut, fingerprint, for_each_line, next_line_start, scan_threads,
-};
+pub(crate) use lines::{Line, Verdict, for_each_line_bounded};
+pub use lines::{count_lines_in, find_cut, fingerprint, next_line_start, scan_threads};
 pub(crate) use scan::Opts;
 
 /// Fold `[0, cut)` of `file` as a compaction does. `cut` must be 0 or just
@@ -99,6 +97,53 @@ impl FoldSpec {
     pub fn is_keyed(&self) -> bool {
         self.key_slots > 0
     }
+}
+
+/// Read the bytes of `s`, a span of the line that starts at `off` in
+/// `file`: how a line too long to hold ([`Line::Long`]) is classified, by
+/// reading back only its key and op values.
+pub(crate) fn read_span(
+    file: &std::fs::File,
+    off: u64,
+    s: &json::Span,
+) -> std::io::Result<Vec<u8>> {
+    let mut b = vec![0u8; s.end - s.start];
+    std::os::unix::fs::FileExt::read_exact_at(file, &mut b, off + s.start as u64)?;
+    Ok(b)
+}
+
+/// Call `f(offset, length_without_newline, class, key)` for each line of
+/// `[start, end)` of `file`, classified as the fold classifies it, through
+/// the fold's bounded reader: memory stays flat however long a line is (a
+/// line longer than `LONG_LINE` is validated as it streams by and only its
+/// key and op values are read). `key` is the line's encoded key when it is
+/// keyed.
+pub(crate) fn for_each_classified(
+    cls: &mut Classifier,
+    file: &std::fs::File,
+    start: u64,
+    end: u64,
+    mut f: impl FnMut(u64, u64, Class, &[u8]),
+) -> std::io::Result<()> {
+    let ptrs = &cls.spec().ptrs;
+    let mut read_err = None;
+    for_each_line_bounded(file, start, end, Some(ptrs), |off, line| {
+        let (len, class) = match line {
+            Line::Whole(b) => (b.len() as u64, cls.classify(b)),
+            Line::Long { len, verdict } => match verdict {
+                Ok(spans) => match cls.classify_spans(&spans, |s| read_span(file, off, s)) {
+                    Ok(class) => (len, class),
+                    Err(e) => {
+                        read_err.get_or_insert(e);
+                        return;
+                    }
+                },
+                Err(reason) => (len, Class::Malformed(reason)),
+            },
+        };
+        f(off, len, class, &cls.key);
+    })?;
+    read_err.map_or(Ok(()), Err)
 }
 
 /// A line (or the torn fragment at the start of one) that is not valid

@@ -148,8 +148,26 @@ fn line_time(scanner: &mut Scanner, ptrs: &Pointers, line: &[u8]) -> Option<Date
     let mut spans: [Option<Span>; 1] = [None];
     scanner.scan(line, ptrs, &mut spans).ok()?;
     let s = spans[0]?;
-    let raw = &line[s.start..s.end];
-    match s.kind {
+    value_time(&line[s.start..s.end], s.kind)
+}
+
+/// A time value longer than this is not one: a line too long to hold
+/// ([`fold::Line::Long`]) has its time value read back only up to it.
+const MAX_TIME_VALUE: usize = 256;
+
+/// The time of a line too long to hold, from the span its streamed
+/// validation found, reading back only that value.
+fn long_line_time(file: &File, off: u64, verdict: &fold::Verdict) -> Option<DateTime<Utc>> {
+    let s = (*verdict.as_ref().ok()?.first()?)?;
+    if s.end - s.start > MAX_TIME_VALUE {
+        return None;
+    }
+    value_time(&fold::read_span(file, off, &s).ok()?, s.kind)
+}
+
+/// A time from a value's raw text: an instant string or Unix seconds.
+fn value_time(raw: &[u8], kind: Kind) -> Option<DateTime<Utc>> {
+    match kind {
         Kind::String { escaped } => {
             let bytes = if escaped { unescape(raw) } else { raw.to_vec() };
             parse_instant(std::str::from_utf8(&bytes).ok()?)
@@ -288,6 +306,20 @@ fn exact_stream(pts: &[Point]) -> Vec<Source> {
     pts.iter().map(|p| p.raw.clone()).collect()
 }
 
+/// Copy `len` bytes of `file` from `off` to `w`, through a bounded buffer.
+fn copy_from(file: &File, mut off: u64, len: u64, w: &mut impl Write) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; (len as usize).min(1 << 20)];
+    let end = off + len;
+    while off < end {
+        let n = ((end - off) as usize).min(buf.len());
+        file.read_exact_at(&mut buf[..n], off)?;
+        w.write_all(&buf[..n])?;
+        off += n as u64;
+    }
+    Ok(())
+}
+
 /// The lines of `sources` (those after `at` by `time_ptr` skipped) in one
 /// temp file, and its length; counts what it skipped into `r`.
 fn gather(
@@ -304,12 +336,16 @@ fn gather(
         let cut = fold::find_cut(&f, *end).ctx("read", path)?;
         let from = fold::find_cut(&f, *start).ctx("read", path)?.min(cut);
         let mut failed = None;
-        fold::for_each_line(&f, from, cut, |_, line| {
+        fold::for_each_line_bounded(&f, from, cut, time_ptr, |off, line| {
             if failed.is_some() {
                 return;
             }
             if let Some(ptrs) = time_ptr {
-                match line_time(&mut scanner, ptrs, line) {
+                let t = match &line {
+                    fold::Line::Whole(b) => line_time(&mut scanner, ptrs, b),
+                    fold::Line::Long { verdict, .. } => long_line_time(&f, off, verdict),
+                };
+                match t {
                     Some(t) if t > at => {
                         r.skipped_after += 1;
                         return;
@@ -318,7 +354,12 @@ fn gather(
                     None => r.untimed += 1,
                 }
             }
-            if let Err(e) = w.write_all(line).and_then(|()| w.write_all(b"\n")) {
+            let copied = match line {
+                fold::Line::Whole(b) => w.write_all(b).and_then(|()| w.write_all(b"\n")),
+                // Copied in pieces, `\n` included: memory stays flat.
+                fold::Line::Long { len, .. } => copy_from(&f, off, len + 1, &mut w),
+            };
+            if let Err(e) = copied {
                 failed = Some(e);
             }
         })

@@ -20,6 +20,7 @@ mod harness;
 mod hooks;
 mod late_writes;
 mod lock;
+mod long_lines;
 mod metrics;
 mod papercuts;
 mod progress;

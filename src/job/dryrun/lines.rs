@@ -168,16 +168,21 @@ pub(super) fn classify_lines(
     let mut base = 0u64;
     for seg in segs {
         let shift = base as i128 - seg.start as i128;
-        fold::for_each_line(seg.file, seg.start, seg.end, |off, line| {
-            let len = line.len() as u64 + 1;
-            let start = (off as i128 + shift) as u64;
-            let fate = fates.of(Range {
-                start,
-                end: start + len,
-            });
-            let class = cls.classify(line);
-            tally.count(&class, &cls.key, fate, len);
-        })
+        fold::for_each_classified(
+            &mut cls,
+            seg.file,
+            seg.start,
+            seg.end,
+            |off, len, class, key| {
+                let len = len + 1;
+                let start = (off as i128 + shift) as u64;
+                let fate = fates.of(Range {
+                    start,
+                    end: start + len,
+                });
+                tally.count(&class, key, fate, len);
+            },
+        )
         .ctx("read log", log)?;
         base += seg.len();
     }
