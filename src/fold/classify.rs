@@ -3,6 +3,7 @@
 
 use crate::fold::FoldSpec;
 use crate::fold::json::{Indexed, Invalid, Kind, Scanner, Span, unescape};
+use crate::fold::keymap::same_bytes;
 
 /// How one line classifies.
 #[derive(Debug, PartialEq, Eq)]
@@ -83,7 +84,7 @@ impl<'s> Classifier<'s> {
                     let v = unescape(raw);
                     self.spec.delete.contains(&v)
                 } else {
-                    self.spec.delete.iter().any(|d| d.as_slice() == raw)
+                    self.spec.delete.iter().any(|d| same_bytes(d, raw))
                 }
             }
             _ => false,

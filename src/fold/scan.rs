@@ -75,7 +75,7 @@ pub(crate) struct ChunkScan {
 /// Keyed lines wait this many lines between their hash (and a prefetch of
 /// their slot) and their map update, so the slot's cache line arrives while
 /// the next lines are parsed instead of stalling the scan.
-const PIPELINE: usize = 8;
+const PIPELINE: usize = 16;
 
 /// A keyed line waiting for its map update.
 #[derive(Default)]
@@ -248,8 +248,10 @@ impl<'s> Scan<'s> {
         self.out.map.prefetch(hash);
         let p = &mut self.ring[(self.head + self.queued) % PIPELINE];
         p.hash = hash;
-        p.key.clear();
-        p.key.extend_from_slice(&self.cls.key);
+        // The key moves to the ring without a copy: the classifier gets
+        // the applied update's buffer back and clears it before its next
+        // key (so `self.cls.key` is stale until the next keyed line).
+        std::mem::swap(&mut p.key, &mut self.cls.key);
         p.entry = Entry::new(range, delete);
         self.queued += 1;
         // Halfway down the pipeline, the slot has arrived: ask for its key.
