@@ -2,7 +2,8 @@
 //! whether it deletes), keyless, or malformed out.
 
 use crate::fold::FoldSpec;
-use crate::fold::json::{Invalid, Kind, Scanner, Span, unescape};
+use crate::fold::json::{Indexed, Invalid, Kind, Scanner, Span, unescape};
+use crate::fold::keymap::same_bytes;
 
 /// How one line classifies.
 #[derive(Debug, PartialEq, Eq)]
@@ -44,6 +45,21 @@ impl<'s> Classifier<'s> {
 
     pub fn classify(&mut self, line: &[u8]) -> Class {
         let scanned = self.scanner.scan(line, &self.spec.ptrs, &mut self.spans);
+        self.classify_scanned(line, scanned)
+    }
+
+    /// [`Classifier::classify`] of `line`, one line of an indexed batch
+    /// (`ix`), without stage 1 per line.
+    pub(crate) fn classify_indexed(&mut self, line: &[u8], ix: Indexed) -> Class {
+        let scanned = self
+            .scanner
+            .scan_indexed(ix, &self.spec.ptrs, &mut self.spans);
+        self.classify_scanned(line, scanned)
+    }
+
+    /// The class of a scanned line, from the scan's verdict and spans.
+    #[inline(always)]
+    fn classify_scanned(&mut self, line: &[u8], scanned: Result<Kind, Invalid>) -> Class {
         if let Err(e) = scanned {
             return Class::Malformed(e);
         }
@@ -68,7 +84,7 @@ impl<'s> Classifier<'s> {
                     let v = unescape(raw);
                     self.spec.delete.contains(&v)
                 } else {
-                    self.spec.delete.iter().any(|d| d.as_slice() == raw)
+                    self.spec.delete.iter().any(|d| same_bytes(d, raw))
                 }
             }
             _ => false,

@@ -7,13 +7,19 @@
 //!   passed to every operation, so a key is hashed once per line however
 //!   many maps (one per scan thread) it is looked up in;
 //! - open addressing with linear probing over 32-byte slots (two per cache
-//!   line), each holding the full 64-bit hash: a probe compares hashes, and
-//!   key bytes only when the hashes are equal (so a lookup touches one slot
-//!   and, for a long key, its bytes);
+//!   line: the table is cache-line aligned), each holding the full 64-bit
+//!   hash: a probe compares hashes, then lengths, and key bytes only when
+//!   both are equal (an inlined word compare, [`same_bytes`]), so a lookup
+//!   touches one slot and, for a long key, its bytes;
 //! - keys up to 7 bytes (`n` + a short number, most ids) live inside the
 //!   slot; longer ones in one arena (`Vec<u8>`), not one allocation each;
-//! - [`KeyMap::prefetch`] lets the scan ask for a slot's cache line a few
-//!   lines before it is needed.
+//! - the slots are on huge pages ([`crate::io::table`]): lookups land at
+//!   random, and on small pages most of them also missed the TLB (the
+//!   arena is not: advising it made whole 2 MiB pages of its unused
+//!   capacity resident, for no measurable gain);
+//! - [`KeyMap::prefetch`] lets the scan ask for a slot's cache lines a few
+//!   lines before it is needed, and [`KeyMap::prefetch_key`] then for the
+//!   key's bytes in the arena.
 //!
 //! Invariants:
 //! - Equality is exact: a 64-bit hash match is confirmed by the key's bytes
@@ -26,6 +32,7 @@ use std::hash::BuildHasher;
 use std::sync::OnceLock;
 
 use crate::io::ranges::Range;
+use crate::io::table::{Table, Zeroable};
 
 /// The last write of a key: its line's range and whether it deletes, in 16
 /// bytes (the flag is the top bit of `end`; no file reaches 2^63 bytes).
@@ -71,6 +78,38 @@ pub(crate) fn hash_key(key: &[u8]) -> u64 {
 type KeyRef = [u8; 8];
 const INLINE: u8 = 0x80;
 const INLINE_MAX: usize = 7;
+/// How many slots of a probe run [`KeyMap::prefetch_key`] looks at (the
+/// two cache lines [`KeyMap::prefetch`] asked for).
+const PREFETCH_RUN: usize = 4;
+
+/// `a == b`, inlined up to 32 bytes: a few word compares, no call into
+/// libc's `memcmp` (the lookup of every keyed line, and the op's compare
+/// with the delete values, paid for one).
+#[inline(always)]
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    // Words from the front and from the back, overlapping in the middle:
+    // every byte is in at least one of them.
+    let w4 = |s: &[u8], i: usize| u32::from_le_bytes(s[i..i + 4].try_into().expect("4 bytes"));
+    let w8 = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+    match n {
+        0 => true,
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=7 => (w4(a, 0) ^ w4(b, 0)) | (w4(a, n - 4) ^ w4(b, n - 4)) == 0,
+        8..=16 => (w8(a, 0) ^ w8(b, 0)) | (w8(a, n - 8) ^ w8(b, n - 8)) == 0,
+        17..=32 => {
+            (w8(a, 0) ^ w8(b, 0))
+                | (w8(a, 8) ^ w8(b, 8))
+                | (w8(a, n - 16) ^ w8(b, n - 16))
+                | (w8(a, n - 8) ^ w8(b, n - 8))
+                == 0
+        }
+        _ => a == b,
+    }
+}
 
 #[derive(Clone, Copy, Default)]
 #[repr(C)]
@@ -80,10 +119,14 @@ struct Slot {
     entry: Entry,
 }
 
+// SAFETY: all-zero bytes are the empty slot (`hash` 0), and a slot is
+// plain data.
+unsafe impl Zeroable for Slot {}
+
 /// See the module doc.
 #[derive(Default)]
 pub(crate) struct KeyMap {
-    slots: Vec<Slot>,
+    slots: Table<Slot>,
     arena: Vec<u8>,
     len: usize,
 }
@@ -107,37 +150,55 @@ impl KeyMap {
         self.len == 0
     }
 
-    /// Ask for the cache line of `hash`'s first slot.
+    /// Ask for the cache lines of `hash`'s first slots: its home's line
+    /// and the next, where most probe runs end.
     #[inline(always)]
     pub(crate) fn prefetch(&self, hash: u64) {
         #[cfg(target_arch = "x86_64")]
         if !self.slots.is_empty() {
             let i = hash as usize & (self.slots.len() - 1);
-            // SAFETY: `i` is in bounds; a prefetch reads nothing.
+            // Slots are 32 bytes in a cache-aligned table: two per line.
+            let next = (i | 1) + 1;
+            // SAFETY: `i` is in bounds and `next` at most one past the end
+            // (`wrapping_add`: never dereferenced); a prefetch reads nothing.
             unsafe {
                 use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-                _mm_prefetch(self.slots.as_ptr().add(i).cast::<i8>(), _MM_HINT_T0);
+                let p = self.slots.as_ptr();
+                _mm_prefetch(p.add(i).cast::<i8>(), _MM_HINT_T0);
+                _mm_prefetch(p.wrapping_add(next).cast::<i8>(), _MM_HINT_T0);
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = hash;
     }
 
-    /// Second stage of a prefetch: if `hash`'s first slot (asked for
-    /// earlier, so likely cached now) holds that hash with its key in the
-    /// arena, ask for the key's bytes, which the lookup will compare.
+    /// Second stage of a prefetch: find `hash` in the first slots of its
+    /// probe run (asked for earlier, so likely cached now) and, if its key
+    /// is in the arena, ask for the key's bytes, which the lookup will
+    /// compare. A hint only: a key further down the run is not asked for.
     #[inline(always)]
     pub(crate) fn prefetch_key(&self, hash: u64) {
         #[cfg(target_arch = "x86_64")]
-        if !self.slots.is_empty() {
-            let s = &self.slots[hash as usize & (self.slots.len() - 1)];
-            if s.hash == hash && s.key[7] & INLINE == 0 {
-                let at =
-                    (u64::from_le_bytes(s.key) as usize).min(self.arena.len().saturating_sub(1));
-                // SAFETY: `at` is in bounds of the arena; a prefetch reads nothing.
-                unsafe {
-                    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-                    _mm_prefetch(self.arena.as_ptr().add(at).cast::<i8>(), _MM_HINT_T0);
+        if !self.slots.is_empty() && !self.arena.is_empty() {
+            let mask = self.slots.len() - 1;
+            let home = hash as usize & mask;
+            for i in home..home + PREFETCH_RUN {
+                let s = &self.slots[i & mask];
+                if s.hash == 0 || (s.hash == hash && s.key[7] & INLINE != 0) {
+                    return;
+                }
+                if s.hash == hash {
+                    let at = (u64::from_le_bytes(s.key) as usize).min(self.arena.len() - 1);
+                    // SAFETY: `at` is in bounds of the arena, `at + 31` at
+                    // most past it (`wrapping_add`: never dereferenced); a
+                    // prefetch reads nothing.
+                    unsafe {
+                        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+                        let p = self.arena.as_ptr().add(at);
+                        _mm_prefetch(p.cast::<i8>(), _MM_HINT_T0);
+                        _mm_prefetch(p.wrapping_add(31).cast::<i8>(), _MM_HINT_T0);
+                    }
+                    return;
                 }
             }
         }
@@ -177,7 +238,7 @@ impl KeyMap {
             if s.hash == 0 {
                 return (i, false);
             }
-            if s.hash == hash && self.key_of(s) == key {
+            if s.hash == hash && same_bytes(self.key_of(s), key) {
                 return (i, true);
             }
             i = (i + 1) & mask;
@@ -262,9 +323,9 @@ impl KeyMap {
 
     fn grow(&mut self) {
         let cap = (self.slots.len() * 2).max(1024);
-        let old = std::mem::replace(&mut self.slots, vec![Slot::default(); cap]);
+        let old = std::mem::replace(&mut self.slots, Table::zeroed(cap));
         let mask = cap - 1;
-        for s in old.into_iter().filter(|s| s.hash != 0) {
+        for &s in old.iter().filter(|s| s.hash != 0) {
             let mut i = s.hash as usize & mask;
             while self.slots[i].hash != 0 {
                 i = (i + 1) & mask;
@@ -364,128 +425,4 @@ impl KeyMap {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn e(n: u64) -> Entry {
-        Entry::new(
-            Range {
-                start: n,
-                end: n + 1,
-            },
-            false,
-        )
-    }
-
-    #[test]
-    fn keys_of_every_length_round_trip_and_colliding_hashes_stay_apart() {
-        let mut m = KeyMap::default();
-        let keys: Vec<Vec<u8>> = (0..3000u32)
-            .map(|i| {
-                let mut k = i.to_le_bytes().to_vec();
-                k.resize(i as usize % 200, b'x');
-                k.extend(i.to_le_bytes());
-                k
-            })
-            .collect();
-        for (i, k) in keys.iter().enumerate() {
-            // Every key under one of two hashes: only bytes tell them apart.
-            assert!(!m.upsert(1 + (i as u64 % 2), k, e(i as u64)));
-        }
-        for (i, k) in keys.iter().enumerate() {
-            assert_eq!(m.get(1 + (i as u64 % 2), k), Some(e(i as u64)));
-            assert_eq!(m.get(1 + ((i as u64 + 1) % 2), k), None);
-        }
-        assert!(m.upsert(1, &keys[0], e(7)));
-        assert_eq!(m.get(1, &keys[0]), Some(e(7)));
-        assert_eq!(m.len(), keys.len());
-        let mut seen: Vec<Vec<u8>> = m.iter().map(|(_, k, _)| k.to_vec()).collect();
-        seen.sort();
-        let mut want = keys.clone();
-        want.sort();
-        assert_eq!(seen, want);
-    }
-
-    #[test]
-    fn removal_keeps_every_other_key_reachable() {
-        let mut m = KeyMap::default();
-        let key = |i: u64| format!("key-{i}").into_bytes();
-        for i in 0..5000 {
-            m.upsert(hash_key(&key(i)), &key(i), e(i));
-        }
-        for i in (0..5000).filter(|i| i % 3 == 0) {
-            m.remove(hash_key(&key(i)), &key(i));
-        }
-        for i in 0..5000 {
-            let want = (i % 3 != 0).then(|| e(i));
-            assert_eq!(m.get(hash_key(&key(i)), &key(i)), want, "key {i}");
-        }
-        assert_eq!(m.len(), 5000 - 1667);
-        assert_eq!(std::mem::size_of::<Slot>(), 32);
-    }
-
-    /// Keys crowded into few homes, so probe runs are long and wrap
-    /// around the table's end, and evictions cut them anywhere: every key
-    /// kept stays reachable from its home.
-    #[test]
-    fn keys_kept_by_a_retain_stay_reachable_when_probe_runs_wrap() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
-        for round in 0..300 {
-            let mut m = KeyMap::default();
-            // 1024 slots; up to 700 keys whose homes sit in a few windows,
-            // one of them at the end of the table.
-            let n = 300 + next() % 400;
-            let keys: Vec<(u64, Vec<u8>)> = (0..n)
-                .map(|i| {
-                    let home = [1000, 1010, 5, 300][(next() % 4) as usize] + next() % 24;
-                    let h = ((next() >> 10) << 10) | (home & 1023);
-                    (h.max(1), format!("k{round}-{i}").into_bytes())
-                })
-                .collect();
-            for (i, (h, k)) in keys.iter().enumerate() {
-                m.upsert(*h, k, e(i as u64));
-            }
-            let hi = next();
-            m.retain_upto(hi);
-            for (i, (h, k)) in keys.iter().enumerate() {
-                let want = (*h <= hi).then(|| e(i as u64));
-                assert_eq!(m.get(*h, k), want, "round {round}, key {i}");
-            }
-        }
-    }
-
-    #[test]
-    fn retaining_the_lower_hashes_keeps_those_keys_reachable_and_drops_the_rest() {
-        let mut m = KeyMap::default();
-        let key = |i: u64| format!("a longer key, stored in the arena: {i}").into_bytes();
-        for i in 0..6000 {
-            m.upsert(hash_key(&key(i)), &key(i), e(i));
-        }
-        let hi = u64::MAX / 3;
-        m.retain_upto(hi);
-        let mut kept = 0;
-        for i in 0..6000 {
-            let h = hash_key(&key(i));
-            let want = (h <= hi).then(|| e(i));
-            kept += usize::from(want.is_some());
-            assert_eq!(m.get(h, &key(i)), want, "key {i}");
-        }
-        assert_eq!(m.len(), kept);
-        assert!(kept > 1000 && kept < 3000, "{kept}");
-        // An eviction keeps the lower three quarters of the range held.
-        let hi2 = m.evict(0, hi);
-        assert_eq!(hi2, hi / 4 * 3);
-        assert_eq!(m.len(), m.iter().filter(|(h, _, _)| *h <= hi2).count());
-        assert!(
-            m.len() * 2 > kept && m.len() < kept,
-            "{} of {kept}",
-            m.len()
-        );
-    }
-}
+mod tests;

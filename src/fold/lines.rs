@@ -7,8 +7,10 @@ use std::io;
 use std::os::unix::fs::FileExt;
 
 use crate::fold::Range;
+#[cfg(target_os = "linux")]
+use crate::fold::json::Batch;
 use crate::fold::json::Pointers;
-use crate::fold::json::{Invalid, Span};
+use crate::fold::json::{Indexed, Invalid, Span};
 
 /// Read buffer of the scan: small enough that the bytes the kernel just
 /// copied in are still in the core's L2 cache when they are parsed (a 4 MiB
@@ -44,14 +46,37 @@ pub(crate) fn for_each_line_bounded(
     start: u64,
     end: u64,
     ptrs: Option<&Pointers>,
-    f: impl FnMut(u64, Line),
+    mut f: impl FnMut(u64, Line),
+) -> io::Result<()> {
+    for_each_line_indexed(file, start, end, ptrs, false, |at, line, _| f(at, line))
+}
+
+/// [`for_each_line_bounded`]; with `index`, the whole lines of a mapped
+/// range come with their batch's structural index ([`Batch`]: stage 1 of
+/// the scan run over many lines at once, which also finds where they end,
+/// so no separate search for `\n` is made) for
+/// [`crate::fold::json::Scanner::scan_indexed`].
+pub(crate) fn for_each_line_indexed(
+    file: &File,
+    start: u64,
+    end: u64,
+    ptrs: Option<&Pointers>,
+    index: bool,
+    mut f: impl FnMut(u64, Line, Option<Indexed>),
 ) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     if end - start >= MAP_MIN {
-        return for_each_line_mapped(file, start, end, ptrs, f);
+        let mut batch = index.then(Batch::default);
+        return for_each_line_mapped(file, start, end, ptrs, batch.as_mut(), f);
     }
-    for_each_line_read(file, start, end, ptrs, f)
+    let _ = index;
+    for_each_line_read(file, start, end, ptrs, |at, line| f(at, line, None))
 }
+
+/// Bytes of lines indexed at once ([`Batch`]): the batch and its index
+/// stay in the core's L2 cache until its lines are walked.
+#[cfg(target_os = "linux")]
+const INDEX_BATCH: usize = 64 << 10;
 
 /// A range shorter than this is read with `pread` (a map costs a few
 /// system calls and page faults more than a small read).
@@ -69,25 +94,46 @@ const MAP_WINDOW: usize = 4 << 20;
 /// handed over in batches of about [`SCAN_BUF`] bytes; a batch is trusted
 /// only if the window was not torn (the file shrank) by the time it was
 /// parsed: else the scan fails as a short read does, and what `f` was given
-/// from that batch must be dropped (the fold's error does that).
+/// from that batch must be dropped (the fold's error does that). With an
+/// `index`, up to [`INDEX_BATCH`] bytes are indexed at once, the batch ends
+/// after the last complete line among them, and its lines are handed over
+/// with their index.
 #[cfg(target_os = "linux")]
 fn for_each_line_mapped(
     file: &File,
     start: u64,
     end: u64,
     ptrs: Option<&Pointers>,
-    mut f: impl FnMut(u64, Line),
+    mut index: Option<&mut Batch>,
+    mut f: impl FnMut(u64, Line, Option<Indexed>),
 ) -> io::Result<()> {
     use crate::io::mapped::Window;
+    let step = if index.is_some() {
+        INDEX_BATCH
+    } else {
+        SCAN_BUF
+    };
     let mut at = start;
     'window: while at < end {
         let w = Window::new(file, at, ((end - at) as usize).min(MAP_WINDOW))?;
         let bytes = w.bytes();
         let mut i = 0;
         while i < bytes.len() {
-            let lim = (i + SCAN_BUF).min(bytes.len());
-            let nl = match memchr::memrchr(b'\n', &bytes[i..lim]) {
-                Some(k) => i + k,
+            let lim = (i + step).min(bytes.len());
+            // Indexed, the batch's own pass finds its last `\n` (the partial
+            // line after it is indexed again with the next batch): no
+            // out-of-order first touch of the batch's end by `memrchr`.
+            let mut indexed = 0;
+            let last = match index.as_deref_mut() {
+                Some(ix) => {
+                    ix.index(&bytes[i..lim]);
+                    indexed = lim - i;
+                    ix.lines().checked_sub(1).map(|j| i + ix.line(j).end)
+                }
+                None => memchr::memrchr(b'\n', &bytes[i..lim]).map(|k| i + k),
+            };
+            let nl = match last {
+                Some(nl) => nl,
                 // One line longer than a batch.
                 None => match memchr::memchr(b'\n', &bytes[lim..bytes.len().min(i + LONG_LINE)]) {
                     Some(k) => lim + k,
@@ -95,7 +141,7 @@ fn for_each_line_mapped(
                         w.check(at + i as u64)?;
                         let from = at + i as u64;
                         let (len, verdict) = stream_mapped(file, from, end, ptrs)?;
-                        f(from, Line::Long { len, verdict });
+                        f(from, Line::Long { len, verdict }, None);
                         at = from + len + 1;
                         continue 'window;
                     }
@@ -103,14 +149,23 @@ fn for_each_line_mapped(
                     None => break,
                 },
             };
-            let batch = &bytes[i..nl];
-            let mut line_at = i;
-            for k in memchr::memchr_iter(b'\n', batch) {
-                let line = &bytes[line_at..i + k];
-                f(at + line_at as u64, Line::Whole(line));
-                line_at = i + k + 1;
+            if let Some(ix) = index.as_deref_mut() {
+                if ix.lines() == 0 {
+                    // One line longer than a batch: index it whole.
+                    ix.index(&bytes[i..=nl]);
+                    indexed = nl + 1 - i;
+                }
+                hand_over(&bytes[i..i + indexed], ix, at + i as u64, &mut f);
+            } else {
+                let batch = &bytes[i..nl];
+                let mut line_at = i;
+                for k in memchr::memchr_iter(b'\n', batch) {
+                    let line = &bytes[line_at..i + k];
+                    f(at + line_at as u64, Line::Whole(line), None);
+                    line_at = i + k + 1;
+                }
+                f(at + line_at as u64, Line::Whole(&bytes[line_at..nl]), None);
             }
-            f(at + line_at as u64, Line::Whole(&bytes[line_at..nl]));
             // Lines handed over from a torn window may have read zeros:
             // the caller's results are void (it sees the error).
             w.check(at + i as u64)?;
@@ -118,8 +173,26 @@ fn for_each_line_mapped(
             i = nl + 1;
         }
         at += i as u64;
+        if let Some(ix) = index.as_deref_mut() {
+            ix.shrink();
+        }
     }
     Ok(())
+}
+
+/// Hand over every line of an indexed batch that starts at file offset
+/// `base`, with its index.
+#[cfg(target_os = "linux")]
+fn hand_over(batch: &[u8], ix: &Batch, base: u64, f: &mut impl FnMut(u64, Line, Option<Indexed>)) {
+    for j in 0..ix.lines() {
+        let r = ix.line(j);
+        let indexed = Indexed {
+            bytes: batch,
+            batch: ix,
+            line: j,
+        };
+        f(base + r.start as u64, Line::Whole(&batch[r]), Some(indexed));
+    }
 }
 
 /// A line longer than [`LONG_LINE`] starting at `from`, validated window by
@@ -350,67 +423,4 @@ pub fn scan_threads() -> usize {
 }
 
 #[cfg(all(test, target_os = "linux"))]
-mod tests {
-    use super::*;
-    use std::io::Write;
-
-    /// One line a scan handed over, owned: its offset, and its bytes or
-    /// (for a long line) its length and whether it is valid.
-    type Got = (u64, Result<Vec<u8>, (u64, bool)>);
-
-    fn collect(scan: impl FnOnce(&mut dyn FnMut(u64, Line)) -> io::Result<()>) -> Vec<Got> {
-        let mut out = Vec::new();
-        scan(&mut |at, line| {
-            out.push((
-                at,
-                match line {
-                    Line::Whole(b) => Ok(b.to_vec()),
-                    Line::Long { len, verdict } => Err((len, verdict.is_ok())),
-                },
-            ))
-        })
-        .unwrap();
-        out
-    }
-
-    /// The mapped scan hands over exactly what the buffered one does: lines
-    /// across window edges, a line longer than a batch, long lines (valid
-    /// and not) streamed, one starting a window, and the last line.
-    #[test]
-    fn mapped_and_buffered_scans_hand_over_the_same_lines() {
-        let mut log = Vec::new();
-        let mut n = 0u64;
-        while log.len() < 3 * MAP_WINDOW + 12_345 {
-            n += 1;
-            let pad = "p".repeat((n * 7919 % 600) as usize);
-            writeln!(log, r#"{{"id":{n},"pad":"{pad}"}}"#).unwrap();
-            if n.is_multiple_of(5000) {
-                writeln!(log, r#"{{"id":0,"big":"{}"}}"#, "b".repeat(SCAN_BUF * 3)).unwrap();
-            }
-            if n == 9000 {
-                writeln!(log, r#"{{"long":"{}"}}"#, "l".repeat(LONG_LINE + 10)).unwrap();
-                writeln!(log, r#"{{"torn":"{}"#, "t".repeat(MAP_WINDOW + 10)).unwrap();
-            }
-        }
-        let mut t = tempfile::NamedTempFile::new().unwrap();
-        t.write_all(&log).unwrap();
-        let f = t.reopen().unwrap();
-        let end = log.len() as u64;
-        let ptrs = Pointers::new(&["/id"]).unwrap();
-        let mapped = collect(|f2| for_each_line_mapped(&f, 0, end, Some(&ptrs), f2));
-        let read = collect(|f2| for_each_line_read(&f, 0, end, Some(&ptrs), f2));
-        assert_eq!(mapped.len(), read.len());
-        assert!(mapped == read, "the two scans differ");
-        let longs: Vec<_> = mapped
-            .iter()
-            .filter_map(|(_, l)| l.as_ref().err())
-            .collect();
-        assert_eq!(longs.len(), 2);
-        assert_eq!((longs[0].1, longs[1].1), (true, false));
-        // From a line start in the middle, to the end.
-        let mid = next_line_start(&f, end / 2, end).unwrap();
-        let a = collect(|f2| for_each_line_mapped(&f, mid, end, None, f2));
-        let b = collect(|f2| for_each_line_read(&f, mid, end, None, f2));
-        assert!(a == b && !a.is_empty());
-    }
-}
+mod tests;

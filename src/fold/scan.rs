@@ -5,8 +5,9 @@ use std::fs::File;
 use std::io;
 
 use crate::fold::digest::LineDigest;
+use crate::fold::json::Indexed;
 use crate::fold::keymap::{Entry, KeyMap, hash_key};
-use crate::fold::lines::{Line, for_each_line_bounded};
+use crate::fold::lines::{Line, for_each_line_indexed};
 use crate::fold::{Bad, Class, Classifier, FoldSpec, Range};
 
 /// How the engine folds (see [`crate::fold::spans::fold_source`]).
@@ -74,7 +75,7 @@ pub(crate) struct ChunkScan {
 /// Keyed lines wait this many lines between their hash (and a prefetch of
 /// their slot) and their map update, so the slot's cache line arrives while
 /// the next lines are parsed instead of stalling the scan.
-const PIPELINE: usize = 8;
+const PIPELINE: usize = 16;
 
 /// A keyed line waiting for its map update.
 #[derive(Default)]
@@ -131,7 +132,7 @@ impl<'s> Scan<'s> {
         let shift = base.wrapping_sub(start);
         let ptrs = &self.cls.spec().ptrs;
         let mut read_err = None;
-        for_each_line_bounded(file, start, end, Some(ptrs), |off, line| {
+        for_each_line_indexed(file, start, end, Some(ptrs), true, |off, line, ix| {
             self.out.lines += u64::from(self.pass0);
             if let Some(d) = self.out.digest.as_mut() {
                 let at = off.wrapping_add(shift);
@@ -145,7 +146,7 @@ impl<'s> Scan<'s> {
                 }
             }
             let (class, len) = match line {
-                Line::Whole(line) => return self.whole(off, shift, line),
+                Line::Whole(line) => return self.whole(off, shift, line, ix),
                 Line::Long { len, verdict } => match verdict {
                     // Validated in pieces; only its key and op values are read.
                     Ok(spans) => (
@@ -177,15 +178,19 @@ impl<'s> Scan<'s> {
         read_err.map_or(Ok(()), Err)
     }
 
-    /// One whole line at file offset `off`.
+    /// One whole line at file offset `off` (with its batch's index, if the
+    /// batch was indexed whole).
     #[inline(always)]
-    fn whole(&mut self, off: u64, shift: u64, line: &[u8]) {
+    fn whole(&mut self, off: u64, shift: u64, line: &[u8], ix: Option<Indexed>) {
         let v = off.wrapping_add(shift);
         let range = Range {
             start: v,
             end: v + line.len() as u64 + 1,
         };
-        let class = self.cls.classify(line);
+        let class = match ix {
+            Some(ix) => self.cls.classify_indexed(line, ix),
+            None => self.cls.classify(line),
+        };
         if let Class::Malformed(reason) = &class
             && self.opts.salvage
         {
@@ -243,8 +248,10 @@ impl<'s> Scan<'s> {
         self.out.map.prefetch(hash);
         let p = &mut self.ring[(self.head + self.queued) % PIPELINE];
         p.hash = hash;
-        p.key.clear();
-        p.key.extend_from_slice(&self.cls.key);
+        // The key moves to the ring without a copy: the classifier gets
+        // the applied update's buffer back and clears it before its next
+        // key (so `self.cls.key` is stale until the next keyed line).
+        std::mem::swap(&mut p.key, &mut self.cls.key);
         p.entry = Entry::new(range, delete);
         self.queued += 1;
         // Halfway down the pipeline, the slot has arrived: ask for its key.

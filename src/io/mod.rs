@@ -9,3 +9,4 @@ pub mod ranges;
 pub mod rewrite;
 pub mod safe;
 pub mod sys;
+pub(crate) mod table;

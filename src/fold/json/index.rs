@@ -32,6 +32,8 @@ pub(super) struct Masks {
     pub(super) op: u64,
     /// Bytes >= 0x80 (not ASCII): a line without any is valid UTF-8.
     pub(super) high: u64,
+    /// `\n` (also in `space` and `control`): where a batch's lines end.
+    pub(super) newline: u64,
 }
 
 /// The byte classes of the scalar fallback, as bits of a table entry.
@@ -40,6 +42,7 @@ const B: u8 = 2;
 const C: u8 = 4;
 const W: u8 = 8;
 const O: u8 = 16;
+const N: u8 = 32;
 
 static CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -50,7 +53,7 @@ static CLASS: [u8; 256] = {
     }
     t[b' ' as usize] = W;
     t[b'\t' as usize] |= W;
-    t[b'\n' as usize] |= W;
+    t[b'\n' as usize] |= W | N;
     t[b'\r' as usize] |= W;
     t[b'"' as usize] = Q;
     t[b'\\' as usize] = B;
@@ -76,6 +79,7 @@ fn masks_scalar(block: &[u8; 64]) -> Masks {
         m.control |= ((c & C as u64) >> 2) << k;
         m.space |= ((c & W as u64) >> 3) << k;
         m.op |= ((c & O as u64) >> 4) << k;
+        m.newline |= ((c & N as u64) >> 5) << k;
         m.high |= ((b >> 7) as u64) << k;
     }
     m
@@ -110,11 +114,13 @@ pub(super) fn masks(block: &[u8; 64]) -> Masks {
             let b = _mm_movemask_epi8(_mm_cmpeq_epi8(v, backslash)) as u16 as u64;
             // Unsigned v < 0x20 exactly when max(v, 0x1f) == 0x1f.
             let c = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(v, limit), limit)) as u16 as u64;
+            let n = _mm_cmpeq_epi8(v, lf);
             let s = _mm_or_si128(
                 _mm_or_si128(_mm_cmpeq_epi8(v, space), _mm_cmpeq_epi8(v, tab)),
-                _mm_or_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(v, cr)),
+                _mm_or_si128(n, _mm_cmpeq_epi8(v, cr)),
             );
             let s = _mm_movemask_epi8(s) as u16 as u64;
+            let n = _mm_movemask_epi8(n) as u16 as u64;
             let vl = _mm_or_si128(v, lower);
             let o = _mm_or_si128(
                 _mm_or_si128(_mm_cmpeq_epi8(vl, open), _mm_cmpeq_epi8(vl, close)),
@@ -129,6 +135,7 @@ pub(super) fn masks(block: &[u8; 64]) -> Masks {
             m.space |= s << shift;
             m.op |= o << shift;
             m.high |= h << shift;
+            m.newline |= n << shift;
         }
     }
     m
@@ -164,9 +171,10 @@ fn masks_avx2(block: &[u8; 64]) -> Masks {
             let b = _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, backslash)) as u32 as u64;
             let c = _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_max_epu8(v, limit), limit)) as u32
                 as u64;
+            let n = _mm256_cmpeq_epi8(v, lf);
             let sp = _mm256_or_si256(
                 _mm256_or_si256(_mm256_cmpeq_epi8(v, space), _mm256_cmpeq_epi8(v, tab)),
-                _mm256_or_si256(_mm256_cmpeq_epi8(v, lf), _mm256_cmpeq_epi8(v, cr)),
+                _mm256_or_si256(n, _mm256_cmpeq_epi8(v, cr)),
             );
             let vl = _mm256_or_si256(v, lower);
             let o = _mm256_or_si256(
@@ -179,6 +187,7 @@ fn masks_avx2(block: &[u8; 64]) -> Masks {
             m.space |= (_mm256_movemask_epi8(sp) as u32 as u64) << shift;
             m.op |= (_mm256_movemask_epi8(o) as u32 as u64) << shift;
             m.high |= (_mm256_movemask_epi8(v) as u32 as u64) << shift;
+            m.newline |= (_mm256_movemask_epi8(n) as u32 as u64) << shift;
         }
     }
     m
@@ -266,6 +275,41 @@ unsafe fn build_avx2(line: &[u8], pos: &mut Vec<u32>, escapes: &mut Vec<u64>) ->
     build_with::<true>(line, pos, escapes)
 }
 
+/// The masks of one block with the classifier `AVX2` picks, behind an
+/// optimisation barrier: without it LLVM folds the movemasks and the bit
+/// logic after them into vectors of single bits and unpacks them bit by
+/// bit (callgrind: ~5x the instructions of the block loop).
+#[inline(always)]
+pub(super) fn block_masks<const AVX2: bool>(block: &[u8; 64]) -> Masks {
+    #[cfg(target_arch = "x86_64")]
+    let m = if AVX2 {
+        // SAFETY: only `build_avx2` and `build_batch_avx2` instantiate
+        // AVX2 = true, after the run-time check.
+        unsafe { masks_avx2(block) }
+    } else {
+        masks(block)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let m = masks(block);
+    std::hint::black_box(m)
+}
+
+/// The 64-byte block of `bytes` at `at`; the last, partial one is copied
+/// into `tail` and padded with spaces (whitespace ends a scalar and
+/// changes nothing else).
+#[inline(always)]
+pub(super) fn block_at<'b>(bytes: &'b [u8], at: usize, tail: &'b mut [u8; 64]) -> &'b [u8; 64] {
+    match bytes.get(at..at + 64) {
+        Some(b) => b.try_into().unwrap(),
+        None => {
+            let n = bytes.len() - at;
+            tail[..n].copy_from_slice(&bytes[at..]);
+            tail[n..].fill(b' ');
+            tail
+        }
+    }
+}
+
 /// [`build`] with a given block classifier; `escapes` gets, per block, the
 /// bits of the backslashes inside strings (so the walk can tell whether a
 /// string has escapes without reading it).
@@ -278,9 +322,6 @@ fn build_with<const AVX2: bool>(
     pos.clear();
     escapes.clear();
     debug_assert!(line.len() < u32::MAX as usize);
-    // Worst case one entry per byte (e.g. "[[[["), plus a block of slack
-    // so entries can be written without a capacity check per bit.
-    pos.reserve(line.len() + 64 + 8);
     let mut esc_carry = 0u64;
     let mut in_str_carry = 0u64;
     let mut scalar_carry = 0u64;
@@ -288,31 +329,8 @@ fn build_with<const AVX2: bool>(
     let mut at = 0usize;
     let mut tail = [b' '; 64];
     while at < line.len() {
-        let block: &[u8; 64] = match line.get(at..at + 64) {
-            Some(b) => b.try_into().unwrap(),
-            None => {
-                // The last, partial block, padded with spaces: whitespace
-                // ends a scalar and changes nothing else.
-                let n = line.len() - at;
-                tail[..n].copy_from_slice(&line[at..]);
-                tail[n..].fill(b' ');
-                &tail
-            }
-        };
-        #[cfg(target_arch = "x86_64")]
-        let m = if AVX2 {
-            // SAFETY: only `build_avx2` instantiates AVX2 = true, after the
-            // run-time check.
-            unsafe { masks_avx2(block) }
-        } else {
-            masks(block)
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        let m = masks(block);
-        // An optimisation barrier: without it LLVM folds the movemasks
-        // and the bit logic below into vectors of single bits and unpacks
-        // them bit by bit (callgrind: ~5x the instructions of this loop).
-        let m = std::hint::black_box(m);
+        let block = block_at(line, at, &mut tail);
+        let m = block_masks::<AVX2>(block);
         high |= m.high;
         let esc = if m.backslash | esc_carry == 0 {
             0
@@ -326,7 +344,7 @@ fn build_with<const AVX2: bool>(
             return None;
         }
         let esc_in_str = esc & in_str;
-        if esc_in_str != 0 && !escapes_ok(line, block, at, esc_in_str) {
+        if esc_in_str != 0 && bad_escapes(line, block, at, esc_in_str) != 0 {
             return None;
         }
         escapes.push(m.backslash & in_str);
@@ -335,45 +353,60 @@ fn build_with<const AVX2: bool>(
         let starts = scalar & !(scalar << 1 | scalar_carry);
         scalar_carry = scalar >> 63;
         let structural = (m.op & !in_str) | quote | starts;
+        pos.reserve(64 + 8);
         push_bits(pos, at as u32, structural);
         at += 64;
     }
     (in_str_carry == 0).then_some(high == 0)
 }
 
-/// Check each escaped character of a block (bits of `esc`): one of the
-/// nine JSON escapes, and `\u` followed by four hex digits in the line.
-#[cold]
-fn escapes_ok(line: &[u8], block: &[u8; 64], at: usize, mut esc: u64) -> bool {
+/// Whether `b` may follow a backslash in a JSON string, as a table.
+static ESCAPE_OK: [bool; 256] = {
+    let mut t = [false; 256];
+    let ok = *b"\"\\/bfnrtu";
+    let mut i = 0;
+    while i < ok.len() {
+        t[ok[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// The escaped characters of a block (bits of `esc`, inside strings of
+/// `bytes` at block offset `at`) that are not one of the nine JSON escapes,
+/// or are a `\u` not followed by four hex digits.
+#[inline]
+pub(super) fn bad_escapes(bytes: &[u8], block: &[u8; 64], at: usize, mut esc: u64) -> u64 {
+    let mut bad = 0;
     while esc != 0 {
         let k = esc.trailing_zeros() as usize;
         esc &= esc - 1;
         let b = block[k];
-        if !escape_ok(b) {
-            return false;
-        }
-        if b == b'u' {
-            let p = at + k + 1;
-            match line.get(p..p + 4) {
-                Some(h) if h.iter().all(u8::is_ascii_hexdigit) => {}
-                _ => return false,
-            }
+        if !ESCAPE_OK[b as usize] || b == b'u' && !hex4(bytes, at + k + 1) {
+            bad |= 1 << k;
         }
     }
-    true
+    bad
+}
+
+/// Whether `bytes[p..p + 4]` are four hex digits.
+#[cold]
+fn hex4(bytes: &[u8], p: usize) -> bool {
+    bytes
+        .get(p..p + 4)
+        .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
 }
 
 /// Append `base + k` for every set bit `k` of `bits`.
 #[inline(always)]
-fn push_bits(pos: &mut Vec<u32>, base: u32, mut bits: u64) {
+pub(super) fn push_bits(pos: &mut Vec<u32>, base: u32, mut bits: u64) {
     let n = bits.count_ones() as usize;
     let len = pos.len();
     debug_assert!(pos.capacity() >= len + n.next_multiple_of(4));
-    // SAFETY: `build` reserved one entry per byte of the line plus a block
-    // and 8 of slack; each block adds at most one entry per byte of the
-    // line, and the loop below writes at most 3 entries past `n` (into the
-    // slack; `set_len` leaves them out). The first `n` entries are
-    // initialised before `set_len`.
+    // SAFETY: the callers reserve 64 + 8 entries before each block; a
+    // block adds at most 64 (one per byte), and the loop below writes at
+    // most 3 entries past `n` (into the slack; `set_len` leaves them out).
+    // The first `n` entries are initialised before `set_len`.
     unsafe {
         let out = pos.as_mut_ptr().add(len);
         let mut i = 0;
@@ -401,7 +434,7 @@ mod tests {
         fn simd_and_scalar_byte_classes_agree(bytes in prop::collection::vec(any::<u8>(), 64)) {
             let block: &[u8; 64] = bytes.as_slice().try_into().unwrap();
             let (a, b) = (masks(block), masks_scalar(block));
-            let bits = |m: Masks| (m.quote, m.backslash, m.control, m.space, m.op, m.high);
+            let bits = |m: Masks| (m.quote, m.backslash, m.control, m.space, m.op, m.high, m.newline);
             prop_assert_eq!(bits(a), bits(b));
             #[cfg(target_arch = "x86_64")]
             if has_avx2() {

@@ -12,11 +12,13 @@
 //! - [`Scanner::scan`] returns `Ok` iff the line is one JSON value with
 //!   optional surrounding whitespace and is valid UTF-8.
 //! - Duplicate object members: the last one wins, as in most JSON readers.
+mod batch;
 mod index;
 mod lexer;
 mod stream;
 mod walk;
 
+pub use batch::{Batch, Indexed};
 pub use stream::LineValidator;
 
 use lexer::Cursor;
@@ -186,7 +188,7 @@ impl Scanner {
             && let Some(ascii) = index::build(line, &mut self.pos, &mut self.escapes)
             && (ascii || simdutf8::basic::from_utf8(line).is_ok())
         {
-            let walked = walk::Walk::new(line, &self.pos, &self.escapes).line(
+            let walked = walk::Walk::new(line, 0, &self.pos, &self.escapes).line(
                 &mut self.stack,
                 &ptrs.root,
                 out,

@@ -18,7 +18,11 @@ pub(super) struct Bad;
 type W<T> = Result<T, Bad>;
 
 pub(super) struct Walk<'a> {
+    /// The line, or a batch up to the line's end: positions (in `pos`,
+    /// `escapes`) count from its start.
     line: &'a [u8],
+    /// Where the line starts in `line`: spans are given from there.
+    base: usize,
     pos: &'a [u32],
     /// Per 64-byte block, the backslashes inside strings (stage 1).
     escapes: &'a [u64],
@@ -31,9 +35,11 @@ const OBJ: bool = true;
 const ARR: bool = false;
 
 impl<'a> Walk<'a> {
-    pub(super) fn new(line: &'a [u8], pos: &'a [u32], escapes: &'a [u64]) -> Self {
+    /// A walk of the line `line[base..]` whose index entries are `pos`.
+    pub(super) fn new(line: &'a [u8], base: usize, pos: &'a [u32], escapes: &'a [u64]) -> Self {
         Walk {
             line,
+            base,
             pos,
             escapes,
             k: 0,
@@ -77,6 +83,11 @@ impl<'a> Walk<'a> {
             return false;
         }
         let (first, last) = (start / 64, (end - 1) / 64);
+        if first == last {
+            // Most strings: within one block.
+            let bits = self.escapes[first] >> (start % 64);
+            return bits & (u64::MAX >> (63 - (end - 1 - start))) != 0;
+        }
         (first..=last).any(|w| {
             let mut bits = self.escapes[w];
             if w == first {
@@ -143,27 +154,23 @@ impl<'a> Walk<'a> {
     /// its span if `node` is a target; the rest goes to non-recursive `skip`.
     fn value(&mut self, stack: &mut Vec<bool>, node: &Node, out: &mut [Option<Span>]) -> W<Kind> {
         let (start, c) = self.tok()?;
-        let kind = if node.children.is_empty() {
-            self.skip(stack)?
-        } else {
-            match c {
-                b'{' => self.object(stack, node, out)?,
-                b'[' => self.array(stack, node, out)?,
-                _ => self.skip(stack)?,
-            }
+        let kind = match c {
+            b'{' if !node.children.is_empty() => self.object(stack, node, out)?,
+            b'[' if !node.children.is_empty() => self.array(stack, node, out)?,
+            _ => self.skip_value(stack)?,
         };
         if let Some(slot) = node.target {
             out[slot] = Some(match kind {
                 Kind::String { .. } => Span {
-                    start: start + 1,
-                    end: self.end - 1,
+                    start: start + 1 - self.base,
+                    end: self.end - 1 - self.base,
                     kind: Kind::String {
                         escaped: self.has_escape(start + 1, self.end - 1),
                     },
                 },
                 _ => Span {
-                    start,
-                    end: self.end,
+                    start: start - self.base,
+                    end: self.end - self.base,
                     kind,
                 },
             });
@@ -193,7 +200,7 @@ impl<'a> Walk<'a> {
                     }
                     self.value(stack, n, out)?;
                 } else {
-                    self.skip(stack)?;
+                    self.skip_value(stack)?;
                 }
                 match self.byte() {
                     Some(b',') => self.k += 1,
@@ -221,7 +228,7 @@ impl<'a> Walk<'a> {
                 if let Some((_, n)) = node.children.iter().find(|(t, _)| t.as_slice() == tok) {
                     self.value(stack, n, out)?;
                 } else {
-                    self.skip(stack)?;
+                    self.skip_value(stack)?;
                 }
                 index += 1;
                 match self.byte() {
@@ -235,6 +242,21 @@ impl<'a> Walk<'a> {
         self.k += 1;
         self.end = self.pos[self.k - 1] as usize + 1;
         Ok(Kind::Array)
+    }
+
+    /// [`Walk::skip`], with the common values (strings, scalars) read
+    /// here, without the call and the stack bookkeeping of a container.
+    #[inline(always)]
+    fn skip_value(&mut self, stack: &mut Vec<bool>) -> W<Kind> {
+        let (p, c) = self.tok()?;
+        match c {
+            b'"' => {
+                self.string()?;
+                Ok(Kind::String { escaped: false })
+            }
+            b'{' | b'[' => self.skip(stack),
+            _ => self.scalar(p, c),
+        }
     }
 
     /// Validate and skip one value without recursion. A string's kind is

@@ -1,0 +1,179 @@
+//! The key map's unit tests: every key reachable through growth, removal,
+//! eviction and colliding hashes.
+
+use super::*;
+
+fn e(n: u64) -> Entry {
+    Entry::new(
+        Range {
+            start: n,
+            end: n + 1,
+        },
+        false,
+    )
+}
+
+#[test]
+fn keys_of_every_length_round_trip_and_colliding_hashes_stay_apart() {
+    let mut m = KeyMap::default();
+    let keys: Vec<Vec<u8>> = (0..3000u32)
+        .map(|i| {
+            let mut k = i.to_le_bytes().to_vec();
+            k.resize(i as usize % 200, b'x');
+            k.extend(i.to_le_bytes());
+            k
+        })
+        .collect();
+    for (i, k) in keys.iter().enumerate() {
+        // Every key under one of two hashes: only bytes tell them apart.
+        assert!(!m.upsert(1 + (i as u64 % 2), k, e(i as u64)));
+    }
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(m.get(1 + (i as u64 % 2), k), Some(e(i as u64)));
+        assert_eq!(m.get(1 + ((i as u64 + 1) % 2), k), None);
+    }
+    assert!(m.upsert(1, &keys[0], e(7)));
+    assert_eq!(m.get(1, &keys[0]), Some(e(7)));
+    assert_eq!(m.len(), keys.len());
+    let mut seen: Vec<Vec<u8>> = m.iter().map(|(_, k, _)| k.to_vec()).collect();
+    seen.sort();
+    let mut want = keys.clone();
+    want.sort();
+    assert_eq!(seen, want);
+}
+
+#[test]
+fn removal_keeps_every_other_key_reachable() {
+    let mut m = KeyMap::default();
+    let key = |i: u64| format!("key-{i}").into_bytes();
+    for i in 0..5000 {
+        m.upsert(hash_key(&key(i)), &key(i), e(i));
+    }
+    for i in (0..5000).filter(|i| i % 3 == 0) {
+        m.remove(hash_key(&key(i)), &key(i));
+    }
+    for i in 0..5000 {
+        let want = (i % 3 != 0).then(|| e(i));
+        assert_eq!(m.get(hash_key(&key(i)), &key(i)), want, "key {i}");
+    }
+    assert_eq!(m.len(), 5000 - 1667);
+    assert_eq!(std::mem::size_of::<Slot>(), 32);
+}
+
+/// Keys crowded into few homes, so probe runs are long and wrap
+/// around the table's end, and evictions cut them anywhere: every key
+/// kept stays reachable from its home.
+#[test]
+fn keys_kept_by_a_retain_stay_reachable_when_probe_runs_wrap() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..300 {
+        let mut m = KeyMap::default();
+        // 1024 slots; up to 700 keys whose homes sit in a few windows,
+        // one of them at the end of the table.
+        let n = 300 + next() % 400;
+        let keys: Vec<(u64, Vec<u8>)> = (0..n)
+            .map(|i| {
+                let home = [1000, 1010, 5, 300][(next() % 4) as usize] + next() % 24;
+                let h = ((next() >> 10) << 10) | (home & 1023);
+                (h.max(1), format!("k{round}-{i}").into_bytes())
+            })
+            .collect();
+        for (i, (h, k)) in keys.iter().enumerate() {
+            m.upsert(*h, k, e(i as u64));
+        }
+        let hi = next();
+        m.retain_upto(hi);
+        for (i, (h, k)) in keys.iter().enumerate() {
+            let want = (*h <= hi).then(|| e(i as u64));
+            assert_eq!(m.get(*h, k), want, "round {round}, key {i}");
+        }
+    }
+}
+
+#[test]
+fn retaining_the_lower_hashes_keeps_those_keys_reachable_and_drops_the_rest() {
+    let mut m = KeyMap::default();
+    let key = |i: u64| format!("a longer key, stored in the arena: {i}").into_bytes();
+    for i in 0..6000 {
+        m.upsert(hash_key(&key(i)), &key(i), e(i));
+    }
+    let hi = u64::MAX / 3;
+    m.retain_upto(hi);
+    let mut kept = 0;
+    for i in 0..6000 {
+        let h = hash_key(&key(i));
+        let want = (h <= hi).then(|| e(i));
+        kept += usize::from(want.is_some());
+        assert_eq!(m.get(h, &key(i)), want, "key {i}");
+    }
+    assert_eq!(m.len(), kept);
+    assert!(kept > 1000 && kept < 3000, "{kept}");
+    // An eviction keeps the lower three quarters of the range held.
+    let hi2 = m.evict(0, hi);
+    assert_eq!(hi2, hi / 4 * 3);
+    assert_eq!(m.len(), m.iter().filter(|(h, _, _)| *h <= hi2).count());
+    assert!(
+        m.len() * 2 > kept && m.len() < kept,
+        "{} of {kept}",
+        m.len()
+    );
+}
+
+/// The inlined compare agrees with `==` at every length around its word
+/// sizes, for equal slices and for a difference at every position.
+#[test]
+fn same_bytes_finds_a_difference_at_any_position_of_any_length() {
+    for n in 0..=70usize {
+        let a: Vec<u8> = (0..n).map(|i| (i * 7 + 1) as u8).collect();
+        assert!(same_bytes(&a, &a.clone()), "len {n}");
+        for at in 0..n {
+            for bit in [0x01, 0x80] {
+                let mut b = a.clone();
+                b[at] ^= bit;
+                assert!(!same_bytes(&a, &b), "len {n}, byte {at}");
+                assert!(!same_bytes(&b, &a), "len {n}, byte {at}");
+            }
+        }
+        let mut longer = a.clone();
+        longer.push(0);
+        assert!(
+            !same_bytes(&a, &longer) && !same_bytes(&longer, &a),
+            "len {n}"
+        );
+    }
+}
+
+/// Keys that share one hash and a length, and differ in a single byte at
+/// any position, stay apart, for every length around the inline limit and
+/// the compare's word sizes; the last write of each wins.
+#[test]
+fn keys_differing_in_one_byte_under_one_hash_stay_apart() {
+    for n in 1..=40usize {
+        let mut m = KeyMap::default();
+        let base: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut keys = vec![base.clone()];
+        for at in 0..n {
+            let mut k = base.clone();
+            k[at] ^= 0x20;
+            keys.push(k);
+        }
+        for round in 0..2u64 {
+            for (i, k) in keys.iter().enumerate() {
+                assert_eq!(m.upsert(42, k, e(round * 1000 + i as u64)), round == 1);
+            }
+        }
+        assert_eq!(m.len(), keys.len(), "len {n}");
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(m.get(42, k), Some(e(1000 + i as u64)), "len {n}, key {i}");
+        }
+        let mut short = base.clone();
+        short.pop();
+        assert_eq!(m.get(42, &short), None, "len {n}");
+    }
+}
