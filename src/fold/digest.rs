@@ -191,7 +191,7 @@ impl LineDigest {
     }
 }
 
-/// The planned side is read through [`crate::io::ranges::hash_ranges`].
+/// The planned side is read through [`crate::io::ranges::copy_ranges_mapped`].
 impl std::io::Write for LineDigest {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
         self.feed(b);

@@ -70,19 +70,20 @@ pub fn copy_ranges(src: &File, ranges: &[Range], dst: &mut impl Write) -> io::Re
     Ok(total)
 }
 
-/// How much of the file one map covers in [`hash_ranges`].
+/// How much of the file one map covers in [`copy_ranges_mapped`].
 #[cfg(target_os = "linux")]
 const MAP_WINDOW: usize = 4 << 20;
 
-/// [`copy_ranges`] for a `dst` in memory (a hash): on Linux the bytes are
-/// handed over from read-only maps of the file (`io::mapped`), so a range
-/// costs no copy out of the page cache and the gaps between ranges are
-/// never read (the verification's planned side reads the survivors of the
-/// whole log: with `pread` it copied nearly every byte of it). A window
-/// the file lost while mapped is reported after its bytes were handed over
-/// (zeros in their place), so `dst` must be something the caller throws
-/// away on error, never a file a reader sees.
-pub fn hash_ranges(src: &File, ranges: &[Range], dst: &mut impl Write) -> io::Result<u64> {
+/// [`copy_ranges`] through maps: on Linux the bytes are handed over from
+/// read-only maps of the file (`io::mapped`), so a range costs no copy out
+/// of the page cache and the gaps between ranges are never read (the
+/// survivors of a log lie a few KiB apart: merged `pread`s copied nearly
+/// every byte of it). Used by the snapshot's write ([`write_ranges_at`])
+/// and the verification's planned side. A window the file lost while
+/// mapped is reported after its bytes were handed over (zeros in their
+/// place), so `dst` must be something the caller throws away on error (a
+/// hash, a temp file), never a file a reader sees.
+pub fn copy_ranges_mapped(src: &File, ranges: &[Range], dst: &mut impl Write) -> io::Result<u64> {
     #[cfg(target_os = "linux")]
     {
         use crate::io::mapped::Window;
@@ -187,8 +188,94 @@ fn write_ranges_at_with(
     })
 }
 
-/// Copy `ranges` of `src` to `dst` starting at output offset `out_at`.
+/// Copy `ranges` of `src` to `dst` starting at output offset `out_at`:
+/// through maps on Linux ([`copy_ranges_mapped`]; `buf_size` and `gap`
+/// are then unused), else with merged reads ([`copy_share_read`]).
 pub(crate) fn copy_share(
+    src: &File,
+    ranges: &[Range],
+    dst: &File,
+    out_at: u64,
+    buf_size: usize,
+    gap: u64,
+) -> io::Result<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = (buf_size, gap);
+        let mut out = Positioned::new(dst, out_at);
+        copy_ranges_mapped(src, ranges, &mut out)?;
+        out.flush()?;
+        Ok(out.at - out_at)
+    }
+    #[cfg(not(target_os = "linux"))]
+    copy_share_read(src, ranges, dst, out_at, buf_size, gap)
+}
+
+/// A writer at increasing offsets of `dst` (positioned writes of up to
+/// [`OUT_BUF`] bytes), starting writeback every [`WRITEBACK_STEP`] and
+/// reporting progress, as [`copy_share_read`] does.
+#[cfg(target_os = "linux")]
+struct Positioned<'a> {
+    dst: &'a File,
+    /// Where the next flush writes.
+    at: u64,
+    /// Writeback started up to here.
+    synced: u64,
+    buf: Vec<u8>,
+}
+
+#[cfg(target_os = "linux")]
+impl<'a> Positioned<'a> {
+    fn new(dst: &'a File, at: u64) -> Self {
+        Positioned {
+            dst,
+            at,
+            synced: at,
+            buf: Vec::with_capacity(OUT_BUF),
+        }
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.dst.write_all_at(bytes, self.at)?;
+        crate::io::progress::advance(bytes.len() as u64);
+        self.at += bytes.len() as u64;
+        if self.at - self.synced >= WRITEBACK_STEP {
+            start_writeback(self.dst, self.synced, self.at - self.synced);
+            self.synced = self.at;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Write for Positioned<'_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        if self.buf.len() + bytes.len() > OUT_BUF {
+            self.flush()?;
+        }
+        if bytes.len() >= OUT_BUF {
+            self.put(bytes)?;
+        } else {
+            self.buf.extend_from_slice(bytes);
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            let buf = std::mem::take(&mut self.buf);
+            self.put(&buf)?;
+            self.buf = buf;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+}
+
+/// [`copy_share`] with `pread`s of up to `buf_size` bytes, each covering
+/// the following ranges less than `gap` apart.
+#[cfg(any(test, not(target_os = "linux")))]
+fn copy_share_read(
     src: &File,
     ranges: &[Range],
     dst: &File,
@@ -261,6 +348,7 @@ pub(crate) fn copy_share(
     Ok(out_at - start_at)
 }
 
+#[cfg(any(test, not(target_os = "linux")))]
 fn read_exact_log(src: &File, buf: &mut [u8], at: u64) -> io::Result<()> {
     if read_full_at(src, buf, at)? < buf.len() {
         return Err(io::Error::new(
@@ -342,121 +430,4 @@ pub fn split_at_newlines(ranges: &[Range], newlines: &[u64]) -> Vec<(Range, bool
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The verification's planned side reads through maps: the bytes it
-    /// hands over must be exactly what `copy_ranges` reads, for ranges that
-    /// cross window edges, sit far apart, or are longer than a window; and a
-    /// range past the file's end is an error, not zeros.
-    #[test]
-    fn hash_ranges_hands_over_what_copy_ranges_reads() {
-        let mut text = Vec::new();
-        let mut x = 99u64;
-        while text.len() < 3 * (4 << 20) + 7_777 {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            text.push(b'a' + (x >> 59) as u8);
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log");
-        std::fs::write(&path, &text).unwrap();
-        let f = File::open(&path).unwrap();
-        let n = text.len() as u64;
-        let w = 4u64 << 20;
-        let ranges = [
-            Range { start: 0, end: 10 },
-            Range {
-                start: 4_000,
-                end: 4_100,
-            },
-            Range {
-                start: w - 50,
-                end: w + 50,
-            },
-            Range {
-                start: w + 60_000,
-                end: 2 * w + 5,
-            },
-            Range {
-                start: 2 * w + 100,
-                end: 3 * w + 200,
-            },
-            Range {
-                start: n - 3,
-                end: n,
-            },
-        ];
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        assert_eq!(
-            hash_ranges(&f, &ranges, &mut a).unwrap(),
-            copy_ranges(&f, &ranges, &mut b).unwrap()
-        );
-        assert_eq!(a.len(), b.len());
-        assert!(a == b, "the bytes differ");
-        let past = [Range {
-            start: n - 3,
-            end: n + 1,
-        }];
-        let e = hash_ranges(&f, &past, &mut Vec::new()).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
-    }
-
-    #[test]
-    fn write_ranges_at_equals_plain_concatenation() {
-        // Varied line lengths, some longer than the test buffer, and gaps
-        // both under and over the merge threshold.
-        let mut text = Vec::new();
-        let mut lines = Vec::new();
-        let mut x = 12345u64;
-        for i in 0..3000u64 {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let len = if i % 500 == 3 {
-                5000
-            } else {
-                (x >> 33) as usize % 300
-            };
-            let start = text.len() as u64;
-            text.extend(std::iter::repeat_n(b'a' + (i % 26) as u8, len));
-            text.push(b'\n');
-            lines.push(Range {
-                start,
-                end: text.len() as u64,
-            });
-        }
-        let mut f = tempfile::tempfile().unwrap();
-        f.write_all(&text).unwrap();
-        for keep_every in [1usize, 2, 7, 40] {
-            let ranges: Vec<Range> = coalesce(lines.iter().copied().step_by(keep_every).collect());
-            let want: Vec<u8> = ranges
-                .iter()
-                .flat_map(|r| text[r.start as usize..r.end as usize].iter().copied())
-                .collect();
-            for threads in [1, 2, 3, 16] {
-                for (buf, gap) in [(1024, 0), (4096, 512), (BUF, READ_GAP)] {
-                    let out = tempfile::tempfile().unwrap();
-                    let n = write_ranges_at_with(&f, &ranges, &out, threads, buf, gap).unwrap();
-                    let mut got = Vec::new();
-                    std::io::Read::read_to_end(&mut &out, &mut got).unwrap();
-                    assert_eq!(n, want.len() as u64);
-                    assert!(
-                        got == want,
-                        "keep 1/{keep_every}, {threads} threads, buf {buf}"
-                    );
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn write_ranges_at_reports_a_log_that_shrank() {
-        let mut f = tempfile::tempfile().unwrap();
-        f.write_all(b"{}\n{}\n").unwrap();
-        let out = tempfile::tempfile().unwrap();
-        let e = write_ranges_at(&f, &[Range { start: 3, end: 10 }], &out, 2).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
-    }
-}
+mod tests;

@@ -244,7 +244,17 @@ fn write_new(
         keep,
         newlines: &c.plan.newlines,
     };
-    let verified = verify::snapshot(&plan, tmp.temp(), snapshot, &c.log, state_dir)?;
+    // The fsync waits on the disk, the verification reads the page cache:
+    // they run at once, and the swap goes on only when both passed. The
+    // verification reads what a read after the fsync would (the fsync
+    // writes the cached pages out; it does not change them).
+    let (synced, verified) = std::thread::scope(|s| {
+        let synced = s.spawn(|| swap::sync_snapshot(c, &tmp));
+        let verified = verify::snapshot(&plan, tmp.temp(), snapshot, &c.log, state_dir);
+        (synced.join().expect("fsync thread panicked"), verified)
+    });
+    synced?;
+    let verified = verified?;
     stats.timings.verify_ms = verified.ms;
     stats.verify = Some(verified);
     interrupt::check("after writing the new file")?;

@@ -37,15 +37,16 @@ pub(super) fn refuse_broken_watches(
 /// a swap it goes on writing into the rotated file at that offset, which
 /// can be below what was already carried (another writer appended after
 /// it), so its lines would be overwritten or never carried. Detected before
-/// anything is touched; the run fails naming the process.
+/// anything is touched; the run fails naming the process. `census` is the
+/// census of `log` the run takes before it compacts.
 pub(super) fn refuse_unsafe_writers(
     store: &StoreConfig,
     log: &std::path::Path,
+    census: &census::Census,
 ) -> crate::Result<()> {
     if store.allow_positional_writers {
         return Ok(());
     }
-    let census = census::take(&[log]);
     let Some(o) = census.openers.iter().find(|o| !o.append) else {
         return Ok(());
     };

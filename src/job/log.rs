@@ -58,9 +58,13 @@ pub(super) fn run(
     }
 
     refuse_broken_watches(&state_dir, &late_state)?;
-    refuse_unsafe_writers(store, &log)?;
+    // One census of the writers before the run compacts: who may not be
+    // swapped away from (no `O_APPEND`), the strategy's, the carry
+    // window's first.
+    let before = census::take(&[&log]);
+    refuse_unsafe_writers(store, &log, &before)?;
     interrupt::check("before compacting")?;
-    let compacted = replace_log(store, policy, &log, &state_dir, &late_state)?;
+    let compacted = replace_log(store, policy, &log, &state_dir, &late_state, &before)?;
     let mut stats = compacted.stats;
     stats.recovered = recovered;
     let t = Instant::now();
@@ -118,9 +122,9 @@ fn replace_log(
     log: &std::path::Path,
     state_dir: &std::path::Path,
     late_state: &late::LateWrites,
+    before: &census::Census,
 ) -> crate::Result<compact::Compacted> {
-    let before = census::take(&[log]);
-    let (mut chosen, mut report) = strategy::decide(store, log, state_dir, &before)?;
+    let (mut chosen, mut report) = strategy::decide(store, log, state_dir, before)?;
     if chosen == crate::config::Strategy::InPlace && !store.is_keyed() {
         chosen = crate::config::Strategy::Swap;
         report.strategy = "swap".into();
@@ -147,7 +151,7 @@ fn replace_log(
             state_dir,
             late_state,
             Some(compact::CarryWindow {
-                before: &before,
+                before,
                 window: store.carry_window,
             }),
         )?,

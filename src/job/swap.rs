@@ -2,8 +2,9 @@
 //! one function per step, in this crash order (G1, G2):
 //!
 //! 1. [`write_snapshot`]: the fold's survivors into an exclusive temp file
-//!    beside the log, with the log's mode; fsync. A crash leaves a temp
-//!    file, removed by the next run.
+//!    beside the log, with the log's mode; [`sync_snapshot`]: fsync, while
+//!    the snapshot is verified (`verify.rs`; both must pass). A crash
+//!    leaves a temp file, removed by the next run.
 //! 2. [`quarantine_bad`]: malformed lines appended to the quarantine file,
 //!    fsynced, *before* the swap (a crash after it may repeat an entry, which
 //!    the quarantine skips; the other order could lose a line).
@@ -53,18 +54,24 @@ pub fn prepare(c: &Cut) -> Result<Rewrite> {
     Rewrite::beside(&c.log, Like::File(&c.file, &c.meta))
 }
 
-/// Step 1. Returns the snapshot's length.
+/// Step 1, the write. Returns the snapshot's length.
 pub fn write_snapshot(c: &Cut, keep: &[Range], tmp: &Rewrite, threads: usize) -> Result<u64> {
     let segs = c.spans();
     let n = spans::write_spans(&segs, keep, &c.plan.newlines, tmp.file(), threads)
         .and_then(|n| crate::failpoint::fail_io!(SnapshotWrite).map(|_| n))
         .map_err(|e| write_error(tmp.path(), &c.log, e))?;
     crate::failpoint::failpoint!(AfterSnapshotWrite);
+    Ok(n)
+}
+
+/// Step 1, the fsync of the snapshot (run beside its verification: the
+/// swap waits for both).
+pub fn sync_snapshot(c: &Cut, tmp: &Rewrite) -> Result<()> {
     crate::failpoint::fail_io!(SnapshotFsync)
         .and_then(|_| tmp.file().sync_data())
         .map_err(|e| write_error(tmp.path(), &c.log, e))?;
     crate::failpoint::failpoint!(AfterSnapshotFsync);
-    Ok(n)
+    Ok(())
 }
 
 /// Step 2. Returns the quarantine file, if anything was quarantined.

@@ -15,9 +15,10 @@
 //! once, no delete, no malformed line. The two sides run in parallel.
 //!
 //! Invariants:
-//! - Runs after the snapshot is fsynced and before anything else changes
-//!   (quarantine, writers' lock, rotated link, exchange): a mismatch leaves
-//!   every file of the store as it was.
+//! - Runs after the snapshot is written, beside its fsync (the caller
+//!   waits for both), and before anything else changes (quarantine,
+//!   writers' lock, rotated link, exchange): a mismatch leaves every file
+//!   of the store as it was.
 //! - On a mismatch the temp file is kept for diagnosis under the store's
 //!   state dir, in `verify-failed/`, the newest [`KEEP_FAILED`] only.
 //! - Covers the snapshot (the fold). The late writes and the tail, appended
@@ -100,20 +101,20 @@ fn planned(plan: &Planned) -> std::io::Result<Digest> {
     for (piece, nl) in crate::fold::split_at_newlines(plan.keep, plan.newlines) {
         for (k, r) in spans::locate(plan.segs, std::slice::from_ref(&piece)) {
             if k != group_file && !group.is_empty() {
-                crate::io::ranges::hash_ranges(plan.segs[group_file].file, &group, &mut d)?;
+                crate::io::ranges::copy_ranges_mapped(plan.segs[group_file].file, &group, &mut d)?;
                 group.clear();
             }
             group_file = k;
             group.push(r);
         }
         if nl {
-            crate::io::ranges::hash_ranges(plan.segs[group_file].file, &group, &mut d)?;
+            crate::io::ranges::copy_ranges_mapped(plan.segs[group_file].file, &group, &mut d)?;
             group.clear();
             d.feed(b"\n");
         }
     }
     if !group.is_empty() {
-        crate::io::ranges::hash_ranges(plan.segs[group_file].file, &group, &mut d)?;
+        crate::io::ranges::copy_ranges_mapped(plan.segs[group_file].file, &group, &mut d)?;
     }
     let mut digest = finished(d);
     digest.keys = plan.keys;

@@ -272,6 +272,110 @@ fn a_file_moved_over_the_log_before_the_rename_stays_the_log() {
     assert!(temps(&log).is_empty(), "{:?}", temps(&log));
 }
 
+/// A per-line writer (class C: open, write the JSON, write the `\n`,
+/// close; no lock), a separate process. It opens the log now and marks
+/// `<flags>.opened`; writes `line` in two calls once `<flags>.go` exists;
+/// closes once `<flags>.release` exists (each polled, 5 ms apart).
+#[cfg(feature = "failpoints")]
+fn per_line_writer(log: &Path, flags: &Path, line: &str) -> std::process::Child {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(
+            r#"exec 3>>"$1"; : > "$2.opened"
+            while [ ! -e "$2.go" ]; do sleep 0.005; done
+            printf '%s' "$3" >&3; printf '\n' >&3
+            while [ ! -e "$2.release" ]; do sleep 0.005; done
+            exec 3>&-"#,
+        )
+        .arg("sh")
+        .arg(log)
+        .arg(flags)
+        .arg(line)
+        .spawn()
+        .unwrap()
+}
+
+/// The carry window after a swap: the census taken after the exchange
+/// (not only the one before the swap) says who may still append to the
+/// old inode. A per-line writer that opened the log between the census
+/// before the swap and the exchange, and writes its line only after the
+/// swap, is followed: its line reaches the live path during this run (not
+/// at the next one), and the record names it among the writers followed.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_per_line_writer_that_opened_just_before_the_swap_is_followed_by_the_window() {
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    gen_log(&log, 2_000, 200, 0, false);
+    keyed(&env, &log, 1);
+    let (mut run, flag) = paused_run(&env, "after-late-prepare");
+    let flags = env.path("c");
+    let mut writer = per_line_writer(&log, &flags, &set("C", 1, "after-swap"));
+    let opened = flags.with_extension("opened");
+    wait_for(
+        "the writer to open the log",
+        Duration::from_secs(10),
+        || opened.exists(),
+    );
+    let old = std::fs::metadata(&log).unwrap().ino();
+    std::fs::remove_file(&flag).unwrap();
+    wait_for("the swap", Duration::from_secs(30), || {
+        std::fs::metadata(&log).is_ok_and(|m| m.ino() != old)
+    });
+    std::fs::write(flags.with_extension("go"), b"").unwrap();
+    wait_for(
+        "the writer's line at the live path",
+        Duration::from_secs(10),
+        || value_of(&log, "C", 1).as_deref() == Some("after-swap"),
+    );
+    assert!(
+        run.try_wait().unwrap().is_none(),
+        "the run ended before the writer left the old inode"
+    );
+    std::fs::write(flags.with_extension("release"), b"").unwrap();
+    assert!(wait_exit(&mut writer, Duration::from_secs(10)).success());
+    assert_eq!(wait_exit(&mut run, Duration::from_secs(30)).code(), Some(0));
+    let rec = env.last_run("m").unwrap();
+    let w = &rec["stats"]["strategy"]["window"];
+    assert!(w["lines"].as_u64().unwrap() >= 1, "{w}");
+    let followed: Vec<u64> = w["followed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["pid"].as_u64().unwrap())
+        .collect();
+    assert!(followed.contains(&u64::from(writer.id())), "{w}");
+    assert_eq!(w["stayed"].as_array().map_or(0, Vec::len), 0, "{w}");
+}
+
+/// The carry window closes as soon as a complete census after the exchange
+/// finds nobody holding the old inode, but not before what is there is
+/// carried (by the first carry at the exchange, or the window's polls): a
+/// per-line writer that opened the log just before the swap, wrote its
+/// line and closed it (all before the window began) has its line at the
+/// live path when the run ends.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_line_written_and_closed_just_before_the_swap_is_carried_by_the_window() {
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    gen_log(&log, 2_000, 200, 0, false);
+    keyed(&env, &log, 1);
+    let (mut run, flag) = paused_run(&env, "after-late-prepare");
+    let flags = env.path("c");
+    for f in ["go", "release"] {
+        std::fs::write(flags.with_extension(f), b"").unwrap();
+    }
+    let mut writer = per_line_writer(&log, &flags, &set("C", 2, "before-swap"));
+    assert!(wait_exit(&mut writer, Duration::from_secs(10)).success());
+    std::fs::remove_file(&flag).unwrap();
+    assert_eq!(wait_exit(&mut run, Duration::from_secs(30)).code(), Some(0));
+    assert_eq!(value_of(&log, "C", 2).as_deref(), Some("before-swap"));
+    let rec = env.last_run("m").unwrap();
+    let w = &rec["stats"]["strategy"]["window"];
+    assert_eq!(w["stayed"].as_array().map_or(0, Vec::len), 0, "{w}");
+}
+
 /// Finding 9: a quarantine file that ends in a partial entry (a run killed
 /// mid-write) does not swallow the next entry.
 #[test]

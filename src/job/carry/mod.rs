@@ -36,18 +36,18 @@
 //! its later lines go to the live log after that).
 
 use std::fs::File;
-use std::io::Write;
-use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::error::{IoContext, Result};
-use crate::fold;
+use crate::error::Result;
 use crate::job::census::{self};
-use crate::job::late::{self, Carrying, LateWrites};
+use crate::job::late::LateWrites;
 
+mod copy;
 mod os;
 pub use crate::job::record::report::{GateKind, Window};
+use copy::{Ends, carry_all, carry_once};
+pub use copy::{append_handle, first};
 pub use os::Gate;
 use os::Notify;
 
@@ -60,16 +60,17 @@ const CENSUS_EVERY: Duration = Duration::from_millis(50);
 /// takes to reopen after it sees a new inode (150 ms for the class-A
 /// daemon), so a writer the census cannot see is still followed.
 const BLIND_QUIET: Duration = Duration::from_millis(400);
-/// The window stays open at least this long (a per-line writer that
-/// opened the old inode just before the swap is not in the census).
-const MIN_WINDOW: Duration = Duration::from_millis(30);
-/// The most bytes carried in one append (one `write`).
-const BATCH: u64 = 4 << 20;
 
 /// Run the window for the file rotated by this swap. `state` is the
 /// late-write state the swap made true; its watch of `rotated` advances as
 /// lines are carried. `before` is the census of the log taken before the
 /// swap.
+///
+/// The writers followed are those of `before` and those of a census of the
+/// old inode taken now, after the exchange (see [`after_exchange`]): when
+/// both see every process and name nobody, no process can append to the
+/// old inode any more, and the window closes as soon as it holds no
+/// uncarried byte, without waiting.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     log: &Path,
@@ -89,10 +90,7 @@ pub fn run(
         ..Window::default()
     };
     let notify = Notify::new(rotated);
-    // Only an fd opened before the swap reaches the old inode: the writers
-    // of the census taken before it (and a per-line writer mid-line, which
-    // the final poll serves) are the ones to follow.
-    let pids: Vec<u32> = before.openers.iter().map(|o| o.pid).collect();
+    let writers = after_exchange(rotated, before);
     let mut polls = Polls {
         ends: Ends {
             log,
@@ -102,13 +100,14 @@ pub fn run(
         },
         gate: &gate,
         state_dir,
-        pids: &pids,
+        pids: &writers.pids,
         t0,
         window,
-        last_census: None,
+        // The census after the exchange is the window's first.
+        last_census: Some(t0),
         last_poll: t0,
-        empty_seen: false,
-        blind: !before.complete(),
+        empty_seen: writers.nobody(),
+        blind: writers.blind,
         last_growth: t0,
     };
     loop {
@@ -118,9 +117,84 @@ pub fn run(
             Next::Wait => notify.wait(TICK, &gate),
         }
     }
-    // Closing the group lets every open still waiting through.
-    drop(gate);
-    close(out, t0, rotated, &pids, before)
+    retire(gate, notify);
+    close(out, t0, rotated, &writers)
+}
+
+/// End the gate and the wake-up: let every open waiting at the gate
+/// through, remove both marks, then close both on a thread of their own.
+/// Closing an fsnotify group (fanotify, inotify) waits until the kernel
+/// has freed its marks, an RCU grace period (1-15 ms measured, as long as
+/// the rest of a run with no writer; two closes in a row waited two):
+/// with the marks removed first that wait is one, and off the run's path.
+/// An open that reached the gate after the answer here is answered as the
+/// close begins; the thread ends at the latest as the process exits.
+fn retire(gate: Gate, notify: Notify) {
+    gate.allow_pending();
+    gate.unmark();
+    notify.unwatch();
+    let closing = move || {
+        drop(gate);
+        drop(notify);
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("carry-close".into())
+        .spawn(closing)
+    {
+        // No thread: the failed spawn dropped the closure, which closed
+        // them here.
+        tracing::debug!("closed the carry window's gate inline: {e}");
+    }
+}
+
+/// Who may still append to the old inode, as the window starts.
+struct Writers {
+    /// The openers of the census before the swap, then those only the
+    /// census after the exchange saw (each pid once).
+    openers: Vec<census::Opener>,
+    pids: Vec<u32>,
+    /// Either census could not see every process.
+    blind: bool,
+}
+
+impl Writers {
+    /// Nobody holds the old inode for writing, and the censuses saw every
+    /// process: no process can append to it from now on.
+    fn nobody(&self) -> bool {
+        !self.blind && self.pids.is_empty()
+    }
+}
+
+/// The writers to follow: the census of the log taken before the swap
+/// (`before`) and a census of the old inode (`rotated`) taken now, after
+/// the exchange.
+///
+/// Why the second census: only an fd opened before the exchange reaches
+/// the old inode (an open after it resolves the log's name to the new
+/// inode), and an fd stays in `/proc/<pid>/fd` until it is closed. So a
+/// census after the exchange that sees every process lists every process
+/// that can still append to the old inode, including a per-line writer
+/// (class C) that opened it between the census before the swap and the
+/// exchange; one that already closed it wrote its bytes first, and the
+/// window carries them before it closes (`Polls::done` waits until the old
+/// inode holds no uncarried byte). A blind census proves no absence: then
+/// the window waits for [`BLIND_QUIET`] as before.
+fn after_exchange(rotated: &Path, before: &census::Census) -> Writers {
+    let now = census::take(&[rotated]);
+    let mut openers = before.openers.clone();
+    for o in &now.openers {
+        if !openers.iter().any(|b| b.pid == o.pid) {
+            openers.push(o.clone());
+        }
+    }
+    let mut pids: Vec<u32> = openers.iter().map(|o| o.pid).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    Writers {
+        openers,
+        pids,
+        blind: !before.complete() || !now.complete(),
+    }
 }
 
 /// What the window does after one poll.
@@ -139,7 +213,8 @@ struct Polls<'a> {
     ends: Ends<'a>,
     gate: &'a Gate,
     state_dir: &'a Path,
-    /// The writers of the census taken before the swap.
+    /// The writers of the census taken before the swap and of the one
+    /// taken after the exchange ([`after_exchange`]).
     pids: &'a [u32],
     t0: Instant,
     window: Duration,
@@ -173,6 +248,10 @@ impl Polls<'_> {
         note(out, n, gap + self.last_poll.elapsed());
         if self.done(n, state) {
             return Ok(Next::Close);
+        }
+        if self.empty_seen && n > 0 {
+            // Nobody can append any more: carry the rest now.
+            return Ok(Next::Again);
         }
         if self.last_census.is_none_or(|t| t.elapsed() >= CENSUS_EVERY) {
             self.last_census = Some(Instant::now());
@@ -232,9 +311,9 @@ impl Polls<'_> {
     }
 
     /// The window closes at its end, or once no writer of the old inode is
-    /// left and it holds no uncarried byte: a per-line writer (class C)
-    /// that opened it just before the swap may still be between its two
-    /// write calls. `n` is the lines this poll carried.
+    /// left and it holds no uncarried byte (the last bytes of a per-line
+    /// writer that closed it after the swap are carried first). `n` is the
+    /// lines this poll carried.
     fn done(&self, n: u64, state: &LateWrites) -> bool {
         let (rotated, old) = (self.ends.rotated, self.ends.old);
         let settled = || {
@@ -244,24 +323,19 @@ impl Polls<'_> {
                 .find(|w| w.rotated == rotated)
                 .is_none_or(|w| old.metadata().is_ok_and(|m| m.len() <= w.carried))
         };
-        self.t0.elapsed() >= self.window
-            || (self.empty_seen && n == 0 && self.t0.elapsed() >= MIN_WINDOW && settled())
+        self.t0.elapsed() >= self.window || (self.empty_seen && n == 0 && settled())
     }
 }
 
 /// The window's record, once it has closed (and the gate with it): who
 /// followed the new inode and who stayed on the old one.
-fn close(
-    mut out: Window,
-    t0: Instant,
-    rotated: &Path,
-    pids: &[u32],
-    before: &census::Census,
-) -> Result<Window> {
+fn close(mut out: Window, t0: Instant, rotated: &Path, writers: &Writers) -> Result<Window> {
     out.ms = ms(t0.elapsed());
-    let now = census::take_among(&[rotated], pids);
-    out.stayed = now.of(rotated).cloned().collect();
-    out.followed = before
+    if !writers.pids.is_empty() {
+        let now = census::take_among(&[rotated], &writers.pids);
+        out.stayed = now.of(rotated).cloned().collect();
+    }
+    out.followed = writers
         .openers
         .iter()
         .filter(|o| !out.stayed.iter().any(|s| s.pid == o.pid))
@@ -279,212 +353,4 @@ fn note(out: &mut Window, n: u64, waited: Duration) {
 
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
-}
-
-/// Carry the complete lines that reached the old inode since the last
-/// carry. Returns how many lines were carried.
-/// The first carry, right after the rename and before the directory fsync
-/// (keyed stores only): lines a lock-less writer appended to the old inode
-/// between the tail copy and the rename would otherwise be missing from the
-/// live path, and their keys' values go back, until the window's first
-/// poll. Not journalled (the state cannot name the new inode before the
-/// directory fsync): a kill before the window's first journal can carry
-/// these lines again at the next run, as keyed duplicates placed before
-/// their copy, which fold to the same value.
-pub fn first(
-    log: &Path,
-    live: &File,
-    rotated: &Path,
-    old: &File,
-    state: &mut LateWrites,
-) -> Result<u64> {
-    let ends = Ends {
-        log,
-        live,
-        rotated,
-        old,
-    };
-    carry_once(&ends, None, state)
-}
-
-/// The two ends of a carry: the live log (`live`, the new inode, opened
-/// with `O_APPEND` before the gate was armed: the run never opens the
-/// live path while its own gate holds opens of it) and the old inode.
-struct Ends<'a> {
-    log: &'a Path,
-    live: &'a File,
-    rotated: &'a Path,
-    old: &'a File,
-}
-
-/// A second handle on the new file (before the exchange), appending:
-/// `fcntl(F_SETFL, O_APPEND)` on a duplicate, not an open of its name.
-/// The temp file's own handle shares the flag and is not written after.
-pub fn append_handle(tmp: &File, path: &Path) -> Result<File> {
-    use std::os::fd::AsRawFd;
-    let f = tmp.try_clone().ctx("duplicate the handle of", path)?;
-    // SAFETY: fcntl on an fd we own.
-    let rc = unsafe {
-        let fl = libc::fcntl(f.as_raw_fd(), libc::F_GETFL);
-        if fl < 0 {
-            fl
-        } else {
-            libc::fcntl(f.as_raw_fd(), libc::F_SETFL, fl | libc::O_APPEND)
-        }
-    };
-    if rc < 0 {
-        return Err(crate::Error::io(
-            "set O_APPEND on",
-            path,
-            std::io::Error::last_os_error(),
-        ));
-    }
-    Ok(f)
-}
-
-/// Carry until no complete line is left in the old inode (or the log was
-/// replaced, or a writer holds its lock too long: then what is left waits
-/// for the next poll).
-fn carry_all(ends: &Ends, state_dir: &Path, state: &mut LateWrites) -> Result<u64> {
-    let mut total = 0;
-    loop {
-        let n = carry_once(ends, Some(state_dir), state)?;
-        if n == 0 {
-            return Ok(total);
-        }
-        total += n;
-    }
-}
-
-fn carry_once(ends: &Ends, state_dir: Option<&Path>, state: &mut LateWrites) -> Result<u64> {
-    let Ends {
-        log,
-        live,
-        rotated,
-        old,
-    } = *ends;
-    let Some(i) = state.watches.iter().position(|w| w.rotated == rotated) else {
-        return Ok(0);
-    };
-    let from = state.watches[i].carried;
-    let size = old.metadata().ctx("stat", rotated)?.len();
-    if size <= from {
-        return Ok(0);
-    }
-    let size = size.min(from + BATCH);
-    let to = fold::find_cut(old, size).ctx("read late writes in", rotated)?;
-    if to <= from {
-        return Ok(0);
-    }
-    let mut buf = vec![0u8; (to - from) as usize];
-    old.read_exact_at(&mut buf, from)
-        .ctx("read late writes in", rotated)?;
-
-    let meta = live.metadata().ctx("stat log", log)?;
-    let at_path = std::fs::metadata(log).ctx("stat log", log)?;
-    if !state
-        .live
-        .as_ref()
-        .is_some_and(|g| g.dev == meta.dev() && g.ino == meta.ino())
-        || (at_path.dev(), at_path.ino()) != (meta.dev(), meta.ino())
-    {
-        // Someone replaced the log since the swap: leave the lines to the
-        // next run's fold (they stay watched).
-        return Ok(0);
-    }
-    // Bounded: a writer that holds the lock while it opens the path would
-    // wait on the gate, which waits on this carry. Left for the next poll.
-    if !try_lock_for(live, log, LOCK_WAIT)? {
-        return Ok(0);
-    }
-    let done = append(live, log, &buf, from, to, rotated, state_dir, state, i);
-    let _ = live.unlock();
-    done?;
-    Ok(buf.iter().filter(|&&b| b == b'\n').count() as u64)
-}
-
-/// How long one carry waits for the writers' lock before it leaves the
-/// lines to the next poll.
-const LOCK_WAIT: Duration = Duration::from_millis(200);
-
-fn try_lock_for(file: &File, log: &Path, wait: Duration) -> Result<bool> {
-    let deadline = Instant::now() + wait;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(true),
-            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_micros(200));
-            }
-            Err(std::fs::TryLockError::WouldBlock) => return Ok(false),
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(crate::Error::io("take the writers' lock on", log, e));
-            }
-        }
-    }
-}
-
-/// The journalled append of one carry (writers' lock held on `live`).
-#[allow(clippy::too_many_arguments)]
-fn append(
-    live: &File,
-    log: &Path,
-    buf: &[u8],
-    from: u64,
-    to: u64,
-    rotated: &Path,
-    state_dir: Option<&Path>,
-    state: &mut LateWrites,
-    i: usize,
-) -> Result<()> {
-    // A line in flight at the end of the live log (a lock-less writer
-    // between its two write calls): give it up to 20 ms to finish; a line
-    // still torn then (a dead writer's) gets a `\n` first, so the carried
-    // lines never glue to it.
-    let mut tries = 0;
-    let (live_at, torn) = loop {
-        let at = live.metadata().ctx("stat log", log)?.len();
-        let torn = at > 0 && {
-            let mut b = [0u8; 1];
-            live.read_exact_at(&mut b, at - 1).ctx("read log", log)?;
-            b[0] != b'\n'
-        };
-        if !torn || tries == 20 {
-            break (at, torn);
-        }
-        tries += 1;
-        std::thread::sleep(Duration::from_millis(1));
-    };
-    let mut bytes = Vec::with_capacity(buf.len() + 1);
-    if torn {
-        bytes.push(b'\n');
-    }
-    bytes.extend_from_slice(buf);
-    let w = &mut state.watches[i];
-    w.carried = to;
-    w.print = late::stamp(&File::open(rotated).ctx("open", rotated)?, to);
-    let cr = Carrying {
-        rotated: rotated.to_path_buf(),
-        from,
-        to,
-        live_at: live_at + torn as u64,
-        point: state.live.as_ref().map_or(0, |g| g.swap_point),
-    };
-    // Lines of the old inode not carried yet are newer than these: the
-    // next fold places them after this append, not at the old swap point.
-    if let Some(g) = state.live.as_mut() {
-        g.swap_point = cr.live_at + buf.len() as u64;
-    }
-    if let Some(dir) = state_dir {
-        late::journal_carry(dir, state, &cr)?;
-    }
-    crate::failpoint::failpoint!(AfterCarryJournal);
-    (&*live)
-        .write_all(&bytes)
-        .ctx("append carried late writes to", log)?;
-    crate::failpoint::failpoint!(AfterCarryAppend);
-    // Durable before the next journal replaces this one: only the carry a
-    // journal names can be in doubt after a power cut.
-    live.sync_data().ctx("fsync log", log)?;
-    crate::failpoint::failpoint!(AfterCarryFsync);
-    Ok(())
 }

@@ -11,8 +11,9 @@ use std::time::Duration;
 use crate::job::record::report::GateKind;
 
 /// Wakes the window as soon as the old inode is written (inotify
-/// `IN_MODIFY`), or after the tick where inotify is not available.
-pub(super) struct Notify(Option<std::os::fd::OwnedFd>);
+/// `IN_MODIFY`, the fd and its watch), or after the tick where inotify is
+/// not available.
+pub(super) struct Notify(Option<(std::os::fd::OwnedFd, i32)>);
 
 impl Notify {
     #[cfg(target_os = "linux")]
@@ -29,10 +30,23 @@ impl Notify {
             }
             let fd = std::os::fd::OwnedFd::from_raw_fd(fd);
             use std::os::fd::AsRawFd;
-            if libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), libc::IN_MODIFY) < 0 {
+            let wd = libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), libc::IN_MODIFY);
+            if wd < 0 {
                 return Notify(None);
             }
-            Notify(Some(fd))
+            Notify(Some((fd, wd)))
+        }
+    }
+
+    /// Remove the watch, so that closing the fd later has no mark left to
+    /// wait for (see [`Gate::unmark`]).
+    pub(super) fn unwatch(&self) {
+        #[cfg(target_os = "linux")]
+        if let Some((fd, wd)) = &self.0 {
+            use std::os::fd::AsRawFd;
+            // SAFETY: a syscall on an fd we own; failure leaves the watch,
+            // which the close removes.
+            unsafe { libc::inotify_rm_watch(fd.as_raw_fd(), *wd) };
         }
     }
 
@@ -47,7 +61,7 @@ impl Notify {
         #[cfg(target_os = "linux")]
         {
             use std::os::fd::AsRawFd;
-            let mut p: Vec<libc::pollfd> = [self.0.as_ref(), gate.wake_fd()]
+            let mut p: Vec<libc::pollfd> = [self.0.as_ref().map(|(fd, _)| fd), gate.wake_fd()]
                 .into_iter()
                 .flatten()
                 .map(|fd| libc::pollfd {
@@ -61,7 +75,7 @@ impl Notify {
                 // SAFETY: valid pollfds and buffer for the calls' durations.
                 unsafe {
                     libc::poll(p.as_mut_ptr(), p.len() as _, tick.as_millis() as i32);
-                    if let Some(fd) = &self.0 {
+                    if let Some((fd, _)) = &self.0 {
                         while libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) > 0 {}
                     }
                 }
@@ -219,6 +233,33 @@ impl Gate {
 
     pub fn armed(&self) -> bool {
         !matches!(self.0, Kind::Off)
+    }
+
+    /// Stop gating (fanotify: remove the group's mark; opens already
+    /// waiting still wait for an answer, which [`Gate::allow_pending`] or
+    /// the close gives). Closing an fsnotify group that still has marks
+    /// waits for the kernel to free them, an RCU grace period (1-15 ms
+    /// measured); marks removed first are freed in the background, and
+    /// one grace period serves every mark removed together (the gate's and
+    /// [`Notify`]'s), so the close that follows has nothing left to wait
+    /// for.
+    pub(super) fn unmark(&self) {
+        #[cfg(target_os = "linux")]
+        if let Kind::Fanotify { fd, .. } = &self.0 {
+            use std::os::fd::AsRawFd;
+            // SAFETY: a syscall on an fd we own; FAN_MARK_FLUSH removes
+            // every inode mark of the group (its one mark). A failure
+            // leaves the mark, which the close removes.
+            unsafe {
+                libc::fanotify_mark(
+                    fd.as_raw_fd(),
+                    libc::FAN_MARK_FLUSH,
+                    0,
+                    libc::AT_FDCWD,
+                    std::ptr::null(),
+                )
+            };
+        }
     }
 
     /// Every open of the live path since the exchange waited for a carry
