@@ -151,15 +151,7 @@ impl<'s> Scan<'s> {
                     // Validated in pieces; only its key and op values are read.
                     Ok(spans) => (
                         self.cls
-                            .classify_spans(&spans, |s| {
-                                let mut b = vec![0u8; s.end - s.start];
-                                std::os::unix::fs::FileExt::read_exact_at(
-                                    file,
-                                    &mut b,
-                                    off + s.start as u64,
-                                )?;
-                                Ok(b)
-                            })
+                            .classify_spans(&spans, |s| crate::fold::read_span(file, off, s))
                             .unwrap_or_else(|e| {
                                 read_err.get_or_insert(e);
                                 Class::Keyless
