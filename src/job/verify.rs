@@ -92,33 +92,38 @@ pub(crate) fn snapshot(
     }))
 }
 
-/// The digest of the plan: its kept pieces read in output order (runs of
-/// pieces of one file with coalesced reads, as the snapshot was written).
+/// The digest of the plan: its kept pieces read in output order, with the
+/// plan's `\n`s between them (runs of pieces of one file with coalesced
+/// reads, as the snapshot was written).
 fn planned(plan: &Planned) -> std::io::Result<Digest> {
     let mut d = LineDigest::new(0);
-    let mut group: Vec<Range> = Vec::new();
-    let mut group_file = usize::MAX;
+    let mut batch: Vec<Range> = Vec::new();
     for (piece, nl) in crate::fold::split_at_newlines(plan.keep, plan.newlines) {
-        for (k, r) in spans::locate(plan.segs, std::slice::from_ref(&piece)) {
-            if k != group_file && !group.is_empty() {
-                crate::io::ranges::copy_ranges_mapped(plan.segs[group_file].file, &group, &mut d)?;
-                group.clear();
-            }
-            group_file = k;
-            group.push(r);
-        }
+        batch.push(piece);
         if nl {
-            crate::io::ranges::copy_ranges_mapped(plan.segs[group_file].file, &group, &mut d)?;
-            group.clear();
+            feed_ranges(plan.segs, &batch, &mut d)?;
+            batch.clear();
             d.feed(b"\n");
         }
     }
-    if !group.is_empty() {
-        crate::io::ranges::copy_ranges_mapped(plan.segs[group_file].file, &group, &mut d)?;
-    }
+    feed_ranges(plan.segs, &batch, &mut d)?;
     let mut digest = finished(d);
     digest.keys = plan.keys;
     Ok(digest)
+}
+
+/// Feed `d` the bytes of the virtual `ranges` of `segs`, in order: located
+/// in one pass (not one allocation per piece), each run of one file's
+/// ranges hashed straight from read-only maps of that file.
+fn feed_ranges(segs: &[FileSpan], ranges: &[Range], d: &mut LineDigest) -> std::io::Result<()> {
+    let located = spans::locate(segs, ranges);
+    let mut run: Vec<Range> = Vec::new();
+    for same_file in located.chunk_by(|a, b| a.0 == b.0) {
+        run.clear();
+        run.extend(same_file.iter().map(|&(_, r)| r));
+        crate::io::ranges::copy_ranges_mapped(segs[same_file[0].0].file, &run, d)?;
+    }
+    Ok(())
 }
 
 /// The digest of `[0, len)` of `file`, folded by `spec` with the fold
