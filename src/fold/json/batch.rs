@@ -8,7 +8,10 @@
 //! lines are cut from the same pass; each line's entries are what
 //! `build` would find for it alone (the invariants below and the tests).
 
-use super::index::{bad_escapes, block_at, block_masks, escaped, has_avx2, prefix_xor, push_bits};
+use super::index::{
+    bad_escapes, block_at, block_masks, escaped, has_avx2, prefix_xor_with, push_bits,
+    reserve_entries,
+};
 use super::{Kind, Pointers, R, Scanner, Span, walk};
 
 /// Stage 1 of a whole batch of lines at once (the line ends found in the
@@ -151,7 +154,7 @@ pub(super) fn build_batch(bytes: &[u8], ix: &mut BatchIndex) {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,popcnt,bmi1")]
+#[target_feature(enable = "avx2,popcnt,bmi1,pclmulqdq")]
 unsafe fn build_batch_avx2(bytes: &[u8], ix: &mut BatchIndex) {
     build_batch_with::<true>(bytes, ix)
 }
@@ -175,6 +178,7 @@ fn build_batch_with<const AVX2: bool>(bytes: &[u8], ix: &mut BatchIndex) {
     let mut line_bad = false;
     let mut at = 0usize;
     let mut tail = [b' '; 64];
+    reserve_entries(pos, bytes.len());
     while at < bytes.len() {
         prefetch(bytes, at + PREFETCH);
         let block = block_at(bytes, at, &mut tail);
@@ -186,7 +190,7 @@ fn build_batch_with<const AVX2: bool>(bytes: &[u8], ix: &mut BatchIndex) {
             escaped(m.backslash, &mut esc_carry)
         };
         let quote = m.quote & !esc;
-        let mut in_str = prefix_xor(quote) ^ in_str_carry;
+        let mut in_str = prefix_xor_with::<AVX2>(quote) ^ in_str_carry;
         // A newline inside a string: its line is bad (the control check
         // below), and the bytes after it start outside any string.
         let mut open = m.newline & in_str;
@@ -222,7 +226,6 @@ fn build_batch_with<const AVX2: bool>(bytes: &[u8], ix: &mut BatchIndex) {
             nl &= nl - 1;
         }
         line_bad |= bad != 0;
-        pos.reserve(64 + 8);
         push_bits(pos, at as u32, structural);
         at += 64;
     }

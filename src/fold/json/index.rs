@@ -193,14 +193,15 @@ fn masks_avx2(block: &[u8; 64]) -> Masks {
     m
 }
 
-/// Whether this CPU has AVX2 (and POPCNT, BMI1), asked once (std caches
-/// the answer).
+/// Whether this CPU has AVX2 (and POPCNT, BMI1, PCLMULQDQ), asked once
+/// (std caches the answer).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(super) fn has_avx2() -> bool {
     std::arch::is_x86_feature_detected!("avx2")
         && std::arch::is_x86_feature_detected!("popcnt")
         && std::arch::is_x86_feature_detected!("bmi1")
+        && std::arch::is_x86_feature_detected!("pclmulqdq")
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -243,6 +244,33 @@ pub(super) fn prefix_xor(mut x: u64) -> u64 {
     x
 }
 
+/// [`prefix_xor`] with the instructions `AVX2` picks: on the AVX2 path one
+/// carry-less multiply by all-ones (simdjson's trick: bit `k` of the
+/// product is the XOR of bits `0..=k`), instead of the six shift-xor steps.
+#[inline(always)]
+pub(super) fn prefix_xor_with<const AVX2: bool>(x: u64) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: only `build_avx2` and `build_batch_avx2` instantiate
+        // AVX2 = true, after `has_avx2` (which asks for PCLMULQDQ too).
+        return unsafe { prefix_xor_clmul(x) };
+    }
+    prefix_xor(x)
+}
+
+/// The low 64 bits of `x` carry-less times `!0`. Safe to call only when
+/// the CPU has PCLMULQDQ; inlined into callers compiled with it.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "pclmulqdq")]
+#[inline]
+unsafe fn prefix_xor_clmul(x: u64) -> u64 {
+    use std::arch::x86_64::{
+        _mm_clmulepi64_si128, _mm_cvtsi128_si64, _mm_set_epi64x, _mm_set1_epi8,
+    };
+    let product = _mm_clmulepi64_si128::<0>(_mm_set_epi64x(0, x as i64), _mm_set1_epi8(-1));
+    _mm_cvtsi128_si64(product) as u64
+}
+
 /// Whether `b` may follow a backslash in a JSON string.
 #[inline]
 pub(super) fn escape_ok(b: u8) -> bool {
@@ -268,9 +296,10 @@ pub(super) fn build(line: &[u8], pos: &mut Vec<u32>, escapes: &mut Vec<u64>) -> 
 }
 
 /// Every AVX2 CPU (Haswell on) also has POPCNT and BMI1, which the bit
-/// loops use (`count_ones`, `trailing_zeros`); the check asks for all three.
+/// loops use (`count_ones`, `trailing_zeros`), and PCLMULQDQ, which the
+/// prefix XOR uses; the check asks for all four.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,popcnt,bmi1")]
+#[target_feature(enable = "avx2,popcnt,bmi1,pclmulqdq")]
 unsafe fn build_avx2(line: &[u8], pos: &mut Vec<u32>, escapes: &mut Vec<u64>) -> Option<bool> {
     build_with::<true>(line, pos, escapes)
 }
@@ -328,6 +357,7 @@ fn build_with<const AVX2: bool>(
     let mut high = 0u64;
     let mut at = 0usize;
     let mut tail = [b' '; 64];
+    reserve_entries(pos, line.len());
     while at < line.len() {
         let block = block_at(line, at, &mut tail);
         let m = block_masks::<AVX2>(block);
@@ -338,7 +368,7 @@ fn build_with<const AVX2: bool>(
             escaped(m.backslash, &mut esc_carry)
         };
         let quote = m.quote & !esc;
-        let in_str = prefix_xor(quote) ^ in_str_carry;
+        let in_str = prefix_xor_with::<AVX2>(quote) ^ in_str_carry;
         in_str_carry = ((in_str as i64) >> 63) as u64;
         if m.control & in_str != 0 {
             return None;
@@ -353,7 +383,6 @@ fn build_with<const AVX2: bool>(
         let starts = scalar & !(scalar << 1 | scalar_carry);
         scalar_carry = scalar >> 63;
         let structural = (m.op & !in_str) | quote | starts;
-        pos.reserve(64 + 8);
         push_bits(pos, at as u32, structural);
         at += 64;
     }
@@ -397,15 +426,25 @@ fn hex4(bytes: &[u8], p: usize) -> bool {
         .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
 }
 
+/// Room for every entry [`push_bits`] may write for `len` bytes: at most
+/// one per byte, plus its slack. Reserved once per line or batch, so the
+/// block loop does no capacity check.
+#[inline(always)]
+pub(super) fn reserve_entries(pos: &mut Vec<u32>, len: usize) {
+    pos.reserve(len + 8);
+}
+
 /// Append `base + k` for every set bit `k` of `bits`.
 #[inline(always)]
 pub(super) fn push_bits(pos: &mut Vec<u32>, base: u32, mut bits: u64) {
     let n = bits.count_ones() as usize;
     let len = pos.len();
     debug_assert!(pos.capacity() >= len + n.next_multiple_of(4));
-    // SAFETY: the callers reserve 64 + 8 entries before each block; a
-    // block adds at most 64 (one per byte), and the loop below writes at
-    // most 3 entries past `n` (into the slack; `set_len` leaves them out).
+    // SAFETY: the callers call `reserve_entries` for all their bytes
+    // before the first block; a block adds at most one entry per byte (the
+    // padding of a last, partial block is spaces, which add none), and the
+    // loop below writes at most 3 entries past `n` (into the slack;
+    // `set_len` leaves them out).
     // The first `n` entries are initialised before `set_len`.
     unsafe {
         let out = pos.as_mut_ptr().add(len);
@@ -424,38 +463,4 @@ pub(super) fn push_bits(pos: &mut Vec<u32>, base: u32, mut bits: u64) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        /// The SIMD classifier and the portable table agree on every byte.
-        #[test]
-        fn simd_and_scalar_byte_classes_agree(bytes in prop::collection::vec(any::<u8>(), 64)) {
-            let block: &[u8; 64] = bytes.as_slice().try_into().unwrap();
-            let (a, b) = (masks(block), masks_scalar(block));
-            let bits = |m: Masks| (m.quote, m.backslash, m.control, m.space, m.op, m.high, m.newline);
-            prop_assert_eq!(bits(a), bits(b));
-            #[cfg(target_arch = "x86_64")]
-            if has_avx2() {
-                // SAFETY: AVX2 was detected at run time.
-                let c = unsafe { masks_avx2(block) };
-                prop_assert_eq!(bits(c), bits(b));
-            }
-        }
-    }
-
-    #[test]
-    fn escaped_characters_follow_odd_backslash_runs() {
-        let line = br#"\" \\" \\\" x"#;
-        let mut block = [b' '; 64];
-        block[..line.len()].copy_from_slice(line);
-        let m = masks_scalar(&block);
-        let mut carry = 0;
-        let e = escaped(m.backslash, &mut carry);
-        let got: Vec<usize> = (0..64).filter(|k| e >> k & 1 == 1).collect();
-        // `\"` escapes the quote at 1; `\\` escapes the backslash at 4;
-        // `\\\"` escapes the backslash at 8 and the quote at 10.
-        assert_eq!(got, vec![1, 4, 8, 10]);
-    }
-}
+mod tests;

@@ -36,7 +36,14 @@ const ARR: bool = false;
 
 impl<'a> Walk<'a> {
     /// A walk of the line `line[base..]` whose index entries are `pos`.
+    ///
+    /// Invariant (which [`Walk::tok`] and [`Walk::byte`] rely on to read
+    /// without a bounds check): every entry is a position in `line`. Stage 1
+    /// pushes entries in increasing order, so checking the last one here
+    /// (once per line) checks them all.
     pub(super) fn new(line: &'a [u8], base: usize, pos: &'a [u32], escapes: &'a [u64]) -> Self {
+        debug_assert!(pos.is_sorted());
+        assert!(pos.last().is_none_or(|&p| (p as usize) < line.len()));
         Walk {
             line,
             base,
@@ -65,14 +72,18 @@ impl<'a> Walk<'a> {
     #[inline(always)]
     fn tok(&self) -> W<(usize, u8)> {
         match self.pos.get(self.k) {
-            Some(&p) => Ok((p as usize, self.line[p as usize])),
+            // SAFETY: every entry is < line.len() (the invariant of `new`).
+            Some(&p) => Ok((p as usize, unsafe { *self.line.get_unchecked(p as usize) })),
             None => Err(Bad),
         }
     }
 
     #[inline(always)]
     fn byte(&self) -> Option<u8> {
-        self.pos.get(self.k).map(|&p| self.line[p as usize])
+        // SAFETY: every entry is < line.len() (the invariant of `new`).
+        self.pos
+            .get(self.k)
+            .map(|&p| unsafe { *self.line.get_unchecked(p as usize) })
     }
 
     /// Whether the string content `[start, end)` has a backslash, from the
