@@ -68,10 +68,14 @@ struct Node {
     /// Every output slot at or below this node: a duplicate member replaces
     /// the whole earlier value (last wins), so they are cleared first.
     below: Vec<usize>,
+    /// No child's token has a backslash: a raw member name equal to one is
+    /// then unescaped already, so the walk compares raw names first.
+    plain_tokens: bool,
 }
 
 impl Node {
     fn fill_below(&mut self) -> Vec<usize> {
+        self.plain_tokens = self.children.iter().all(|(t, _)| !t.contains(&b'\\'));
         let mut v: Vec<usize> = self.target.into_iter().collect();
         for (_, c) in &mut self.children {
             v.extend(c.fill_below());
@@ -284,6 +288,7 @@ impl Scanner {
                 target: None,
                 children: Vec::new(),
                 below: Vec::new(),
+                plain_tokens: true,
             },
             count: 0,
         };
