@@ -68,14 +68,24 @@ struct Node {
     /// Every output slot at or below this node: a duplicate member replaces
     /// the whole earlier value (last wins), so they are cleared first.
     below: Vec<usize>,
-    /// No child's token has a backslash: a raw member name equal to one is
-    /// then unescaped already, so the walk compares raw names first.
-    plain_tokens: bool,
+    /// The lengths of the children's tokens, as [`len_bit`]s: a member
+    /// name of no such length names no child (no compare needed).
+    token_lens: u64,
+}
+
+/// The bit of a length in [`Node::token_lens`]: lengths of 63 and more
+/// share the top bit.
+#[inline(always)]
+fn len_bit(len: usize) -> u64 {
+    1 << len.min(63)
 }
 
 impl Node {
     fn fill_below(&mut self) -> Vec<usize> {
-        self.plain_tokens = self.children.iter().all(|(t, _)| !t.contains(&b'\\'));
+        self.token_lens = self
+            .children
+            .iter()
+            .fold(0, |m, (t, _)| m | len_bit(t.len()));
         let mut v: Vec<usize> = self.target.into_iter().collect();
         for (_, c) in &mut self.children {
             v.extend(c.fill_below());
@@ -288,7 +298,7 @@ impl Scanner {
                 target: None,
                 children: Vec::new(),
                 below: Vec::new(),
-                plain_tokens: true,
+                token_lens: 0,
             },
             count: 0,
         };

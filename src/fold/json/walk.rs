@@ -18,7 +18,7 @@
 //! found by the byte lexer ([`super::lexer`]), which runs only then.
 
 use super::lexer::unescape;
-use super::{Kind, Node, Span};
+use super::{Kind, Node, Span, len_bit};
 use crate::fold::keymap::same_bytes;
 
 /// Not valid JSON (no reason: the caller asks the byte lexer for one).
@@ -221,10 +221,47 @@ impl<'a> Walk<'a> {
     /// the innermost in bit 0); levels deeper than 64 spill their bits to
     /// `stack`, so any depth costs memory, not the call stack.
     fn skip_container(&self, k: usize, stack: &mut Vec<bool>) -> W<usize> {
+        if let Some(end) = self.flat_array(k) {
+            return end;
+        }
         let base = stack.len();
         let result = self.skip_inner(k, stack);
         stack.truncate(base);
         result
+    }
+
+    /// An array of strings and scalars only (the common one, e.g. tags)
+    /// at entry `k`, validated by a loop without the container stack;
+    /// `None` if `k` is not an array or holds a container (then the
+    /// general loop walks it from the start).
+    #[inline(always)]
+    fn flat_array(&self, k0: usize) -> Option<W<usize>> {
+        if self.byte(k0) != b'[' {
+            return None;
+        }
+        let mut k = k0 + 1;
+        if self.byte(k) == b']' {
+            return Some(Ok(k + 1));
+        }
+        loop {
+            let c = self.byte(k);
+            if c == b'"' {
+                k += 2;
+            } else if c == b'[' || c == b'{' {
+                return None;
+            } else {
+                let p = *self.pos.get(k)? as usize;
+                if self.scalar(p, c).is_err() {
+                    return Some(Err(Bad));
+                }
+                k += 1;
+            }
+            match self.byte(k) {
+                b',' => k += 1,
+                b']' => return Some(Ok(k + 1)),
+                _ => return Some(Err(Bad)),
+            }
+        }
     }
 
     #[inline(always)]
@@ -365,32 +402,24 @@ impl<'a> Walk<'a> {
     }
 
     /// The child of `node` that the member name `[ks, ke)` (raw, as in
-    /// the line) names, if any. Raw names are compared first: a name
-    /// without escapes is its own decoding, and one equal to a token
-    /// without a backslash has none. Only a name with escapes is decoded.
+    /// the line) names, if any. A name without escapes is its own
+    /// decoding, compared as it is, and only if a child's token has its
+    /// length; a name with escapes is decoded first (rare: cold).
     #[inline(always)]
     fn child<'n>(&self, node: &'n Node, ks: usize, ke: usize) -> Option<&'n Node> {
-        let raw = &self.line[ks..ke];
-        if node.plain_tokens {
-            for (t, n) in &node.children {
-                if same_bytes(t, raw) {
-                    return Some(n);
-                }
-            }
-            if !self.has_escape(ks, ke) {
-                return None;
-            }
-        } else if !self.has_escape(ks, ke) {
-            return node
-                .children
-                .iter()
-                .find(|(t, _)| same_bytes(t, raw))
-                .map(|(_, n)| n);
+        debug_assert!(ks <= ke && ke <= self.line.len());
+        // SAFETY: `ks` is one past an opening quote's entry and `ke` its
+        // closing quote's entry: entries increase and are in `line`.
+        let raw = unsafe { self.line.get_unchecked(ks..ke) };
+        if self.has_escape(ks, ke) {
+            return child_escaped(node, raw);
         }
-        let name = unescape(raw);
+        if node.token_lens & len_bit(raw.len()) == 0 {
+            return None;
+        }
         node.children
             .iter()
-            .find(|(t, _)| *t == name)
+            .find(|(t, _)| same_bytes(t, raw))
             .map(|(_, n)| n)
     }
 
@@ -468,6 +497,17 @@ impl<'a> Walk<'a> {
     }
 }
 
+/// The child of `node` named by the raw member name `raw`, which has
+/// escapes: decoded, then compared.
+#[cold]
+fn child_escaped<'n>(node: &'n Node, raw: &[u8]) -> Option<&'n Node> {
+    let name = unescape(raw);
+    node.children
+        .iter()
+        .find(|(t, _)| *t == name)
+        .map(|(_, n)| n)
+}
+
 /// Open a container of type `obj` on the bit stack of
 /// [`Walk::skip_inner`]: its bit goes in at the bottom, and the 64th
 /// level's bit, about to be shifted out, to `stack`.
@@ -538,3 +578,6 @@ fn literal(b: &[u8], p: usize, word: &[u8]) -> Option<usize> {
     let end = p + word.len();
     (b.get(p..end) == Some(word)).then_some(end)
 }
+
+#[cfg(test)]
+mod tests;
