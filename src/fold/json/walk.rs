@@ -183,8 +183,10 @@ impl<'a> Walk<'a> {
     }
 
     /// A number or literal starting at `p` (byte `c`): it must fill its
-    /// whole run of scalar bytes. Returns its end.
-    #[inline(always)]
+    /// whole run of scalar bytes. Returns its end. Out of line: the
+    /// member loops stay small (fewer registers spilled per member) and
+    /// most values are strings.
+    #[inline(never)]
     fn scalar(&self, p: usize, c: u8) -> W<usize> {
         let end = match c {
             b'-' | b'0'..=b'9' => number(self.line, p),
@@ -535,12 +537,26 @@ fn kind_of(c: u8) -> Kind {
     }
 }
 
+/// One in every byte of a word.
+const LO: u64 = 0x0101_0101_0101_0101;
+
 /// The end of the RFC 8259 number that starts at `p`, if one does (the
 /// caller checks what follows it). Past the line's end reads as a space.
 #[inline(always)]
 fn number(b: &[u8], p: usize) -> Option<usize> {
     let at = |i: usize| b.get(i).copied().unwrap_or(b' ');
     let digits = |mut i: usize| {
+        // Eight bytes at a time: `t` holds 0..=9 in a digit's byte; a
+        // byte of `t` of 10 or more gets its top bit from the add (no
+        // carry out of the bytes below it, all digits) or has it already.
+        while let Some(w) = b.get(i..i + 8) {
+            let t = u64::from_le_bytes(w.try_into().expect("8 bytes")) ^ (LO * b'0' as u64);
+            let other = (t.wrapping_add(LO * 0x76) | t) & (LO * 0x80);
+            if other != 0 {
+                return i + (other.trailing_zeros() / 8) as usize;
+            }
+            i += 8;
+        }
         while at(i).is_ascii_digit() {
             i += 1;
         }
