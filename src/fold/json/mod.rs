@@ -68,16 +68,9 @@ struct Node {
     /// Every output slot at or below this node: a duplicate member replaces
     /// the whole earlier value (last wins), so they are cleared first.
     below: Vec<usize>,
-    /// The lengths of the children's tokens, as [`len_bit`]s: a member
-    /// name of no such length names no child (no compare needed).
+    /// The lengths of the children's tokens, as [`walk::len_bit`]s: a
+    /// member name of no such length names no child (no compare needed).
     token_lens: u64,
-}
-
-/// The bit of a length in [`Node::token_lens`]: lengths of 63 and more
-/// share the top bit.
-#[inline(always)]
-fn len_bit(len: usize) -> u64 {
-    1 << len.min(63)
 }
 
 impl Node {
@@ -85,7 +78,7 @@ impl Node {
         self.token_lens = self
             .children
             .iter()
-            .fold(0, |m, (t, _)| m | len_bit(t.len()));
+            .fold(0, |m, (t, _)| m | walk::len_bit(t.len()));
         let mut v: Vec<usize> = self.target.into_iter().collect();
         for (_, c) in &mut self.children {
             v.extend(c.fill_below());
