@@ -299,17 +299,18 @@ impl Carries {
 /// (from the page cache) otherwise waits on memory at almost every block.
 const PREFETCH: usize = 1024;
 
-/// Ask for the cache line of `bytes[at]` (nothing if past the end).
+/// Ask for the cache line of `bytes[at]`. No check that `at` is inside
+/// `bytes` (one compare and branch less per block): a prefetch is only a
+/// hint, it never faults, and the address is only computed (wrapping),
+/// never read by Rust.
 #[inline(always)]
 fn prefetch(bytes: &[u8], at: usize) {
     #[cfg(target_arch = "x86_64")]
-    if at < bytes.len() {
-        // SAFETY: SSE is part of the x86-64 baseline; a prefetch never
-        // faults, and the address is inside `bytes`.
-        unsafe {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().add(at).cast());
-        }
+    // SAFETY: SSE is part of the x86-64 baseline; a prefetch never faults
+    // and has no effect on the program's state.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().wrapping_add(at).cast());
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (bytes, at);
