@@ -72,6 +72,16 @@ pub(crate) struct ChunkScan {
     pub(crate) digest: Option<LineDigest>,
 }
 
+/// One part's results that are joined in stream order, part after part
+/// (see [`crate::fold::pool`]): the rest of a scan is counts and the key
+/// map, which do not depend on the order the parts were scanned in.
+#[derive(Default)]
+pub(crate) struct Ordered {
+    pub(crate) keyless: crate::fold::runs::Runs,
+    pub(crate) bad: Vec<Bad>,
+    pub(crate) newlines: Vec<u64>,
+}
+
 /// Keyed lines wait this many lines between their hash (and a prefetch of
 /// their slot) and their map update, so the slot's cache line arrives while
 /// the next lines are parsed instead of stalling the scan.
@@ -123,6 +133,24 @@ impl<'s> Scan<'s> {
             ring: Default::default(),
             head: 0,
             queued: 0,
+        }
+    }
+
+    /// The next lines scanned are the stream's first (nothing precedes
+    /// them, so a delete just removes its key) or not. Updates still in the
+    /// pipeline are unaffected but for a delete, which may then leave a
+    /// tombstone where removing it would have done: the same fold.
+    pub(crate) fn set_first(&mut self, first: bool) {
+        self.first = first && !self.opts.tombs;
+    }
+
+    /// Take what was recorded in stream order since the last call: the
+    /// scan goes on with another part.
+    pub(crate) fn take_ordered(&mut self) -> Ordered {
+        Ordered {
+            keyless: std::mem::take(&mut self.out.keyless),
+            bad: std::mem::take(&mut self.out.bad),
+            newlines: std::mem::take(&mut self.out.newlines),
         }
     }
 
