@@ -27,6 +27,7 @@ mod lines;
 mod merge;
 mod runs;
 mod scan;
+pub(crate) mod snapshot;
 pub mod spans;
 #[cfg(test)]
 mod tests;

@@ -34,6 +34,7 @@ use std::time::Instant;
 pub use crate::error::{Digest, Verification};
 use crate::error::{Error, IoContext, Result};
 use crate::fold::digest::LineDigest;
+use crate::fold::snapshot::own_fold;
 use crate::fold::spans::{self, FileSpan};
 use crate::fold::{FoldSpec, Range};
 
@@ -45,6 +46,12 @@ const CHUNK: usize = 1 << 20;
 
 /// The new file is folded in parallel chunks of at least this much.
 const MIN_CHUNK: u64 = 4 << 20;
+
+/// A snapshot of up to this many keys is folded as its own fold, which
+/// holds 8 bytes per key (the key maps' budget, `fold::scan::MAP_BUDGET`,
+/// at most); a bigger one by the engine, whose maps stay in that budget
+/// by folding in passes.
+const MAX_OWN_KEYS: usize = (32 << 20) / 8;
 
 /// What the new file's snapshot should hold: the `keep` ranges (virtual,
 /// see `fold::spans`) of `segs`, with a `\n` after each of `newlines`,
@@ -71,7 +78,7 @@ pub(crate) fn snapshot(
     corrupt_for_tests(tmp.as_file(), len);
     let (planned, on_disk) = std::thread::scope(|s| {
         let planned = s.spawn(|| planned(plan));
-        let on_disk = digest_file(plan.spec, tmp.as_file(), len);
+        let on_disk = digest_file(plan.spec, tmp.as_file(), len, plan.keys);
         (planned.join().expect("verify thread panicked"), on_disk)
     });
     let mut v = Verification {
@@ -126,20 +133,32 @@ fn feed_ranges(segs: &[FileSpan], ranges: &[Range], d: &mut LineDigest) -> std::
     Ok(())
 }
 
-/// The digest of `[0, len)` of `file`, folded by `spec` with the fold
-/// engine, which hashes each line as its scan reads it (one read of the
-/// file; the line hashes are keyed by offset, so the engine's shares do
-/// not change the digest). An append-only store's file is only hashed,
-/// in the same shares.
-fn digest_file(spec: &FoldSpec, file: &File, len: u64) -> std::io::Result<Digest> {
-    digest_file_in(spec, file, len, MIN_CHUNK)
+/// The digest of `[0, len)` of `file`, folded by `spec`, each line hashed
+/// as the fold reads it (one read of the file; the line hashes are keyed
+/// by offset, so the shares do not change the digest). A keyed store's
+/// file is first folded as its own fold ([`own_fold`]: the keys' hashes
+/// checked distinct, no key map), then, if that gives no answer (a key
+/// hash repeats) or the plan has more than [`MAX_OWN_KEYS`] keys (`keys`
+/// only picks the method: both are exact), by the fold engine, which
+/// compares keys byte for byte. An append-only store's file is only
+/// hashed, in the same shares.
+fn digest_file(spec: &FoldSpec, file: &File, len: u64, keys: u64) -> std::io::Result<Digest> {
+    let max_own = if keys <= MAX_OWN_KEYS as u64 {
+        MAX_OWN_KEYS
+    } else {
+        0
+    };
+    digest_file_in(spec, file, len, MIN_CHUNK, max_own)
 }
 
+/// [`digest_file`] in shares of at least `min_chunk` bytes, trying the
+/// own fold with up to `max_own` keys first (0: the engine only).
 fn digest_file_in(
     spec: &FoldSpec,
     file: &File,
     len: u64,
     min_chunk: u64,
+    max_own: usize,
 ) -> std::io::Result<Digest> {
     let threads = crate::fold::scan_threads();
     // A snapshot ends in a `\n`; a damaged one may not: its last piece is
@@ -151,7 +170,20 @@ fn digest_file_in(
         start: 0,
         end: cut,
     }];
-    let (mut all, mut digest) = if spec.is_keyed() {
+    let torn = u64::from(cut < len);
+    let own = match spec.is_keyed() && max_own > 0 {
+        true => own_fold(spec, file, cut, threads, min_chunk, max_own)?,
+        false => None,
+    };
+    let (mut all, mut digest) = if let Some(own) = own {
+        let digest = Digest {
+            keys: own.keys_live(),
+            // Every key once: only deletes and malformed lines are unfolded.
+            unfolded: own.deletes + own.bad_lines + torn,
+            ..Digest::default()
+        };
+        (own.digest, digest)
+    } else if spec.is_keyed() {
         let opts = crate::fold::Opts {
             tombs: false,
             salvage: false,
@@ -162,7 +194,7 @@ fn digest_file_in(
         let digest = Digest {
             keys: plan.keys_live,
             // Every repeat of a key, every delete, every malformed line.
-            unfolded: plan.keyed_lines - plan.keys_live + plan.bad_lines + u64::from(cut < len),
+            unfolded: plan.keyed_lines - plan.keys_live + plan.bad_lines + torn,
             ..Digest::default()
         };
         (plan.digest.unwrap_or_else(|| LineDigest::new(0)), digest)
@@ -302,11 +334,16 @@ mod tests {
         finished(d)
     }
 
-    /// The on-disk side, folded in shares of at least `min_chunk` bytes.
+    /// The on-disk side, folded in shares of at least `min_chunk` bytes:
+    /// as its own fold and by the engine, which must agree.
     fn on_disk(text: &[u8], min_chunk: u64) -> Digest {
         let mut f = tempfile::tempfile().unwrap();
         f.write_all(text).unwrap();
-        digest_file_in(&spec(), &f, text.len() as u64, min_chunk).unwrap()
+        let n = text.len() as u64;
+        let own = digest_file_in(&spec(), &f, n, min_chunk, 1 << 20).unwrap();
+        let engine = digest_file_in(&spec(), &f, n, min_chunk, 0).unwrap();
+        assert_eq!(own, engine, "{}", String::from_utf8_lossy(text));
+        own
     }
 
     #[test]
@@ -356,5 +393,97 @@ mod tests {
         assert_eq!((del.keys, del.unfolded), (0, 2));
         let torn = on_disk(b"{\"t\":1,\"id\":2}\n{\"t\":1,\"id", 1);
         assert_eq!((torn.keys, torn.unfolded, torn.lines), (1, 1, 2));
+    }
+
+    /// Lines of a log: key 1 written twice (its first write superseded),
+    /// keys 2 and 3 once, key 4 deleted.
+    const LOG: [&str; 6] = [
+        "{\"t\":1,\"id\":1,\"v\":0}\n",
+        "{\"t\":1,\"id\":2,\"v\":0}\n",
+        "{\"t\":1,\"id\":4,\"v\":0}\n",
+        "{\"t\":1,\"id\":1,\"v\":1}\n",
+        "{\"t\":1,\"id\":3,\"v\":0}\n",
+        "{\"t\":1,\"id\":4,\"op\":\"DEL\"}\n",
+    ];
+
+    /// Verify a snapshot of `written` (lines of [`LOG`], one byte flipped
+    /// at `flip` if given) against a plan that keeps the lines `planned`
+    /// with `keys` live keys.
+    fn verify_lines(
+        planned: &[usize],
+        keys: u64,
+        written: &[usize],
+        flip: Option<usize>,
+    ) -> Result<Verification> {
+        let dir = tempfile::tempdir().unwrap();
+        let log_path = dir.path().join("log.jsonl");
+        std::fs::write(&log_path, LOG.concat()).unwrap();
+        let log = File::open(&log_path).unwrap();
+        let at = |i: usize| LOG[..i].iter().map(|l| l.len() as u64).sum::<u64>();
+        let keep: Vec<Range> = planned
+            .iter()
+            .map(|&i| Range {
+                start: at(i),
+                end: at(i + 1),
+            })
+            .collect();
+        let segs = [FileSpan {
+            file: &log,
+            path: &log_path,
+            start: 0,
+            end: at(LOG.len()),
+        }];
+        let spec = spec();
+        let plan = Planned {
+            keys,
+            spec: &spec,
+            segs: &segs,
+            keep: &keep,
+            newlines: &[],
+        };
+        let mut bytes: Vec<u8> = written.iter().flat_map(|&i| LOG[i].bytes()).collect();
+        if let Some(i) = flip {
+            bytes[i] ^= 0x01;
+        }
+        let mut tmp = tempfile::NamedTempFile::new_in(dir.path()).unwrap();
+        tmp.write_all(&bytes).unwrap();
+        let state = dir.path().join("state");
+        let v = snapshot(&plan, &tmp, bytes.len() as u64, &log_path, &state);
+        if let Err(Error::Sync(crate::error::SyncError::VerifyFailed { verification, .. })) = &v {
+            let kept = verification.kept.as_ref().expect("the new file is kept");
+            assert_eq!(std::fs::read(kept).unwrap(), bytes);
+        }
+        v
+    }
+
+    /// The check that a snapshot is its own fold without key maps (the
+    /// keys' hashes checked distinct) still fails every snapshot that is
+    /// not the plan's fold: a changed byte, a dropped or doubled line, and
+    /// a plan that (wrongly) kept a superseded write or a delete, written
+    /// as planned, so only the fold of the file can tell.
+    #[test]
+    fn a_snapshot_that_is_not_the_plans_fold_fails_verify() {
+        let ok = verify_lines(&[1, 3, 4], 3, &[1, 3, 4], None).unwrap();
+        assert_eq!(ok.planned, ok.on_disk);
+        assert_eq!((ok.on_disk.keys, ok.on_disk.unfolded), (3, 0));
+        let fails = |planned: &[usize], keys, written: &[usize], flip| {
+            let e = verify_lines(planned, keys, written, flip).unwrap_err();
+            assert!(e.to_string().contains("verify before swap failed"), "{e}");
+        };
+        fails(&[1, 3, 4], 3, &[1, 3, 4], Some(30));
+        fails(&[1, 3, 4], 3, &[1, 4], None);
+        fails(&[1, 3, 4], 3, &[1, 3, 3, 4], None);
+        // Key 1 twice: the lines hash as planned, the fold finds a repeat,
+        // whether the plan counted 3 keys or (a merge that kept both
+        // writes as keys) 4.
+        fails(&[0, 1, 3, 4], 3, &[0, 1, 3, 4], None);
+        fails(&[0, 1, 3, 4], 4, &[0, 1, 3, 4], None);
+        // Key 1 twice in two shares of the file is found the same way.
+        assert_eq!(
+            on_disk(&[LOG[0], LOG[1], LOG[3]].concat().into_bytes(), 1).unfolded,
+            1
+        );
+        // A delete kept.
+        fails(&[1, 3, 4, 5], 3, &[1, 3, 4, 5], None);
     }
 }
