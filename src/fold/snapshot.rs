@@ -96,7 +96,8 @@ pub(crate) fn own_fold_by(
                 deletes: 0,
                 bad_lines: 0,
             },
-            hashes: Vec::new(),
+            // Reserved whole (not touched until used): no copy as it grows.
+            hashes: Vec::with_capacity(cap + 1),
         };
         let mut cls = Classifier::new(spec);
         for p in pieces {
@@ -186,32 +187,34 @@ fn scan(
     read_err.map_or(Ok(!over), Err)
 }
 
-/// Whether no value repeats within or across `sorted` (each sorted).
+/// Whether no value repeats within or across `sorted` (each sorted): each
+/// run has no two equal neighbours, and no two runs share a value (one
+/// linear walk per pair of runs; there are a few, one per thread).
 fn distinct(sorted: &[&[u64]]) -> bool {
     if sorted.iter().any(|s| s.windows(2).any(|w| w[0] == w[1])) {
         return false;
     }
-    // A merge of the shares' sorted runs (a few of them): a repeat across
-    // two shares meets itself at the merge's front.
-    let mut heads: Vec<&[u64]> = sorted.iter().copied().filter(|s| !s.is_empty()).collect();
-    let mut last = None;
-    while !heads.is_empty() {
-        let (i, x) = heads
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (i, s[0]))
-            .min_by_key(|&(_, x)| x)
-            .expect("heads is not empty");
-        if last == Some(x) {
-            return false;
-        }
-        last = Some(x);
-        heads[i] = &heads[i][1..];
-        if heads[i].is_empty() {
-            heads.swap_remove(i);
+    for (i, a) in sorted.iter().enumerate() {
+        for b in &sorted[i + 1..] {
+            if share_a_value(a, b) {
+                return false;
+            }
         }
     }
     true
+}
+
+/// Whether two sorted runs have a value in common.
+fn share_a_value(a: &[u64], b: &[u64]) -> bool {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => return true,
+        }
+    }
+    false
 }
 
 #[cfg(test)]
