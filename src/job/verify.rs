@@ -486,4 +486,49 @@ mod tests {
         // A delete kept.
         fails(&[1, 3, 4, 5], 3, &[1, 3, 4, 5], None);
     }
+
+    /// Lines longer than the scan holds at once (validated as they stream
+    /// by, their key read back) fold the same as their own fold and by the
+    /// engine: a keyed one, the same key again, and a malformed one.
+    #[test]
+    fn long_lines_fold_the_same_both_ways() {
+        let pad = "x".repeat(3 << 20);
+        let long = format!("{{\"t\":1,\"id\":7,\"pad\":\"{pad}\"}}\n");
+        let bad = format!("{{\"t\":1,\"id\":8,\"pad\":\"{pad}\n");
+        let once = on_disk(format!("{{\"t\":1,\"id\":1}}\n{long}").as_bytes(), 1);
+        assert_eq!((once.keys, once.unfolded, once.lines), (2, 0, 2));
+        let twice = on_disk(format!("{long}{{\"id\":7,\"t\":1}}\n").as_bytes(), 1 << 20);
+        assert_eq!((twice.keys, twice.unfolded), (1, 1));
+        let malformed = on_disk(format!("{bad}{{\"t\":1,\"id\":1}}\n").as_bytes(), 1);
+        assert_eq!((malformed.keys, malformed.unfolded), (1, 1));
+    }
+
+    /// One random snapshot line: a keyed event (some keys repeat, some
+    /// spelled with an escape, some deleting), a line without the key, or
+    /// a malformed one.
+    fn any_line() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            6 => (0u8..40, any::<bool>()).prop_map(|(id, esc)| {
+                let t = if esc { "\\u0031" } else { "1" };
+                format!("{{\"t\":\"{t}\",\"id\":{id}}}")
+            }),
+            1 => (0u8..40).prop_map(|id| format!("{{\"t\":\"1\",\"id\":{id},\"op\":\"DEL\"}}")),
+            1 => Just("{\"x\":1}".to_string()),
+            1 => Just("{\"t\":\"1\",\"id\":".to_string()),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The own fold answers only when it may, and then as the engine
+        /// does (`on_disk` checks both agree), in shares of any size.
+        #[test]
+        fn the_own_fold_and_the_engine_agree(
+            lines in proptest::collection::vec(any_line(), 0..60),
+            min_chunk in 1u64..200,
+        ) {
+            let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+            on_disk(text.as_bytes(), min_chunk);
+        }
+    }
 }
