@@ -150,6 +150,11 @@ impl KeyMap {
         self.len == 0
     }
 
+    /// The table's size in slots (empty ones included).
+    pub(crate) fn slots(&self) -> usize {
+        self.slots.len()
+    }
+
     /// Ask for the cache lines of `hash`'s first slots: its home's line
     /// and the next, where most probe runs end.
     #[inline(always)]
@@ -416,8 +421,20 @@ impl KeyMap {
     }
 
     /// Every (hash, key, entry), in no order.
+    #[cfg(test)]
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, &[u8], Entry)> + '_ {
-        self.slots
+        self.iter_part(0, 1)
+    }
+
+    /// Part `p` of `parts` of [`Self::iter`]: the parts together yield
+    /// every entry once (so threads can each take some).
+    pub(crate) fn iter_part(
+        &self,
+        p: usize,
+        parts: usize,
+    ) -> impl Iterator<Item = (u64, &[u8], Entry)> + '_ {
+        let n = self.slots.len();
+        self.slots[n * p / parts..n * (p + 1) / parts]
             .iter()
             .filter(|s| s.hash != 0)
             .map(|s| (s.hash, self.key_of(s), s.entry))

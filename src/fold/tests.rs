@@ -377,3 +377,41 @@ fn a_fold_over_several_passes_equals_one_pass() {
         }
     }
 }
+
+/// Enough keys that the merge of the shares' maps runs on several threads
+/// (`merge::PARALLEL_SLOTS`), with deletes and tombstones: the same plan
+/// as one share's.
+#[test]
+fn a_merge_split_across_threads_equals_one_share() {
+    use crate::fold::Opts;
+    use crate::fold::spans::{FileSpan, fold_source};
+    let mut text = String::new();
+    for i in 0..240_000u64 {
+        let id = (i * 104_729) % 90_000;
+        let op = if i % 11 == 0 { "DEL" } else { "SET" };
+        text.push_str(&format!("{{\"t\":\"A\",\"id\":{id},\"op\":\"{op}\"}}\n"));
+    }
+    let mut f = tempfile::tempfile().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    let span = [FileSpan {
+        file: &f,
+        path: std::path::Path::new(""),
+        start: 0,
+        end: text.len() as u64,
+    }];
+    for tombs in [false, true] {
+        let opts = |threads| Opts {
+            tombs,
+            ..Opts::compaction(threads, 1 << 10)
+        };
+        let one = fold_source(&spec(), &span[..], opts(1)).unwrap();
+        assert!(one.keys_live > 60_000 && one.keys_live < 90_000);
+        for threads in [2, 3] {
+            let many = fold_source(&spec(), &span[..], opts(threads)).unwrap();
+            assert_eq!(many.passes, 1);
+            assert_eq!(many.keep, one.keep, "{threads} threads");
+            assert_eq!(many.tombs, one.tombs, "{threads} threads");
+            assert_eq!(many.keys_live, one.keys_live);
+        }
+    }
+}

@@ -106,19 +106,25 @@ impl Rewrite {
 
     /// Steps 4-6: fsync (unless done since the last write), rename over
     /// the target, fsync the directory. Returns the new file, open.
-    pub fn persist(mut self) -> Result<File> {
+    pub fn persist(self) -> Result<File> {
+        let dir = durable::parent_dir(&self.target).to_path_buf();
+        let file = self.rename()?;
+        durable::fsync_dir(&dir)?;
+        Ok(file)
+    }
+
+    /// Steps 4-5 only: the caller fsyncs the directory (once for several
+    /// renames in it, [`durable::atomic_write_all`]).
+    pub fn rename(mut self) -> Result<File> {
         if !self.synced {
             let path = self.tmp.path().to_path_buf();
             self.sync().ctx("fsync", &path)?;
         }
         let target = self.target;
-        let file = self
-            .tmp
+        self.tmp
             .persist(&target)
             .map_err(|e| e.error)
-            .ctx("rename temp file over", &target)?;
-        durable::fsync_dir(durable::parent_dir(&target))?;
-        Ok(file)
+            .ctx("rename temp file over", &target)
     }
 
     /// For an exchange ([`exchange`]): the synced temp file, whose name
@@ -197,6 +203,27 @@ mod tests {
         r.file_mut().write_all(b"x").unwrap();
         r.persist().unwrap();
         assert_eq!(fs::metadata(&target).unwrap().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn files_replaced_together_each_keep_their_mode_and_leave_no_temp_file() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b, c) = (d.path().join("a"), d.path().join("b"), d.path().join("c"));
+        fs::write(&a, b"old a").unwrap();
+        fs::set_permissions(&a, fs::Permissions::from_mode(0o640)).unwrap();
+        fs::write(&b, b"old b").unwrap();
+        durable::atomic_write_all(&[(&a, b"new a"), (&b, b"new b"), (&c, b"new c")], 0o600)
+            .unwrap();
+        assert_eq!(fs::read(&a).unwrap(), b"new a");
+        assert_eq!(fs::read(&b).unwrap(), b"new b");
+        assert_eq!(fs::read(&c).unwrap(), b"new c");
+        assert_eq!(fs::metadata(&a).unwrap().mode() & 0o777, 0o640);
+        assert_eq!(fs::metadata(&c).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::read_dir(d.path()).unwrap().count(),
+            3,
+            "no temp file left"
+        );
     }
 
     #[test]

@@ -388,23 +388,23 @@ impl RunRecords {
         durable::ensure_private_dir(&self.dir)?;
         let last_run = self.file("last-run.json");
         let json = to_json("the run record", &last_run, rec, true)?;
-        durable::atomic_write(&last_run, &json, 0o600)?;
+        let last_success = self.file("last-success.json");
+        let compaction = self.file("compaction.json");
+        let b = Baseline {
+            bytes_after: rec.stats.bytes_after,
+            at: rec.finished_at,
+        };
+        let b = to_json("the compaction baseline", &compaction, &b, false)?;
+        // Each file is whole on its own, so they are replaced together
+        // (one round of fsyncs): a crash may leave some old, some new.
+        let mut files = vec![(last_run.as_path(), json.as_slice())];
         if success {
-            durable::atomic_write(&self.file("last-success.json"), &json, 0o600)?;
+            files.push((&last_success, &json));
         }
         if baseline {
-            let b = Baseline {
-                bytes_after: rec.stats.bytes_after,
-                at: rec.finished_at,
-            };
-            let path = self.file("compaction.json");
-            durable::atomic_write(
-                &path,
-                &to_json("the compaction baseline", &path, &b, false)?,
-                0o600,
-            )?;
+            files.push((&compaction, &b));
         }
-        Ok(())
+        durable::atomic_write_all(&files, 0o600)
     }
 
     pub fn append_history(&self, rec: &RunRecord) -> Result<()> {
