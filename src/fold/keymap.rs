@@ -260,10 +260,6 @@ impl KeyMap {
         }
     }
 
-    pub(crate) fn contains(&self, hash: u64, key: &[u8]) -> bool {
-        self.get(hash, key).is_some()
-    }
-
     /// Set `key`'s entry; returns whether the key was already there.
     #[inline]
     pub(crate) fn upsert(&mut self, hash: u64, key: &[u8], entry: Entry) -> bool {

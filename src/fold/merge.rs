@@ -6,53 +6,52 @@
 //! - A key is merged in exactly one pass: the one whose hash range holds
 //!   its hash.
 
+use super::pool::Scanned;
 use super::runs::Runs;
 use super::scan::ChunkScan;
 use super::{FoldSpec, Plan, Range};
 use crate::fold::keymap::KeyMap;
 
-/// Add the first pass's scans (in stream order) to `plan` and `keep`: the
-/// counts, malformed lines and glued events, keyless lines, and the keys
-/// of the pass ([`merge_keys`]). Returns the highest hash the pass folded.
+/// Add the first pass's scans to `plan` and `keep`: the counts, malformed
+/// lines and glued events, keyless lines (each part's, in stream order),
+/// and the keys of the pass ([`merge_keys`]). Returns the highest hash the
+/// pass folded.
 pub(crate) fn merge(
     spec: &FoldSpec,
-    chunks: Vec<ChunkScan>,
+    scanned: Scanned,
     tombs: bool,
     plan: &mut Plan,
     keep: &mut Runs,
 ) -> u64 {
-    let mut maps = Vec::with_capacity(chunks.len());
-    let mut hi = u64::MAX;
-    for c in chunks {
+    for c in &scanned.scans {
         plan.lines_in += c.lines;
         plan.keyed_lines += c.keyed;
         plan.deletes_dropped += c.deletes;
         plan.salvaged += c.salvaged;
         plan.unglued += c.unglued;
-        plan.newlines.extend(c.newlines);
-        plan.bad.extend(c.bad);
         plan.bad_lines += c.bad_lines;
-        // Keyless lines are in stream order already.
-        plan.keyless_kept += c.keyless.pushed();
-        c.keyless.iter().for_each(|r| keep.push(r));
-        hi = hi.min(c.hi);
-        if let Some(d) = c.digest {
+        if let Some(d) = &c.digest {
             plan.digest
                 .get_or_insert_with(|| super::digest::LineDigest::new(0))
-                .absorb_digest(&d);
+                .absorb_digest(d);
         }
-        maps.push(c.map);
+    }
+    for part in scanned.parts {
+        plan.newlines.extend(part.newlines);
+        plan.bad.extend(part.bad);
+        plan.keyless_kept += part.keyless.pushed();
+        part.keyless.iter().for_each(|r| keep.push(r));
     }
     if spec.is_keyed() {
-        merge_maps(maps, hi, tombs, plan, keep);
+        merge_keys(scanned.scans, tombs, plan, keep)
     } else {
         all_but_bad(&plan.bad, plan.cut, keep);
+        scanned.scans.iter().map(|c| c.hi).min().unwrap_or(u64::MAX)
     }
-    hi
 }
 
-/// Add a later pass's keys to `plan` and `keep`. Returns the highest hash
-/// it folded.
+/// Add a pass's keys to `plan` and `keep`. Returns the highest hash it
+/// folded.
 pub(crate) fn merge_keys(
     chunks: Vec<ChunkScan>,
     tombs: bool,
@@ -65,20 +64,15 @@ pub(crate) fn merge_keys(
     hi
 }
 
-/// A key's last write is in the last share that has it; an entry of share
-/// `i` (with a hash of at most `hi`: every share holds all of its keys up
-/// to there) survives unless a later share has the key, and then goes to
-/// `keep` (or, if it deletes, to `tombs` when `tombs` is asked for, else
-/// nowhere). A share's ranges lie within the share, so the shares' sorted
-/// survivors concatenate sorted.
+/// A key's last write is the one with the greatest offset among the maps
+/// (each map holds the last write among the parts it scanned). An entry
+/// (with a hash of at most `hi`: every map holds all of its keys up to
+/// there) survives unless another map has the key at a greater offset, and
+/// goes to `keep` (or, if it deletes, to `tombs` when `tombs` is asked
+/// for, else nowhere).
 fn merge_maps(maps: Vec<KeyMap>, hi: u64, tombs: bool, plan: &mut Plan, keep: &mut Runs) {
-    let found = survivors(&maps, hi, tombs);
+    let (live, dead) = survivors(&maps, hi, tombs);
     drop(maps);
-    let (mut live, mut dead) = (Vec::new(), Vec::new());
-    for (l, d) in found {
-        live.extend(l);
-        dead.extend(d);
-    }
     plan.keys_live += live.len() as u64;
     *keep = keep.union(&live);
     drop(live);
@@ -92,12 +86,19 @@ fn merge_maps(maps: Vec<KeyMap>, hi: u64, tombs: bool, plan: &mut Plan, keep: &m
 /// Below this many slots in all, the merge is not worth a thread.
 const PARALLEL_SLOTS: usize = 1 << 16;
 
-/// Each map's survivors (live, dead), sorted. The maps' slots are cut
-/// into parts that one thread per share takes in turn: the merge reads
-/// every map's entries and looks each up in the later maps (a random read
-/// of a table of several MiB per key), which alone took one core ~10 ms on
-/// the standard workload.
-fn survivors(maps: &[KeyMap], hi: u64, tombs: bool) -> Vec<(Vec<Range>, Vec<Range>)> {
+/// What one part of one map's slots decided: its candidates (live, dead),
+/// each sorted, and the start offsets of the later maps' entries that lost
+/// to one of its entries (a line's offset names its entry: no two lines,
+/// so no two entries, start at the same offset).
+type Decided = (Vec<Range>, Vec<Range>, Vec<u64>);
+
+/// The survivors (live, dead), each sorted. Every key of a map is looked
+/// up in the later maps, and of each pair the entry with the smaller
+/// offset loses; whatever never lost survives. The maps' slots are cut
+/// into parts that one thread per map takes in turn: each lookup is a
+/// random read in a table of several MiB (and the key's bytes), which
+/// alone took one core ~10 ms on the standard workload.
+fn survivors(maps: &[KeyMap], hi: u64, tombs: bool) -> (Vec<Range>, Vec<Range>) {
     let slots: usize = maps.iter().map(KeyMap::slots).sum();
     let threads = if slots < PARALLEL_SLOTS {
         1
@@ -116,10 +117,10 @@ fn survivors(maps: &[KeyMap], hi: u64, tombs: bool) -> Vec<(Vec<Range>, Vec<Rang
             let Some(&(m, p)) = items.get(i) else {
                 return done;
             };
-            done.push((i, part(maps, m, p, parts, hi, tombs)));
+            done.push(part(maps, m, (p, parts), hi, tombs));
         }
     };
-    let mut done: Vec<_> = std::thread::scope(|s| {
+    let done: Vec<Decided> = std::thread::scope(|s| {
         let others: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
         let mut all = work();
         for h in others {
@@ -127,57 +128,70 @@ fn survivors(maps: &[KeyMap], hi: u64, tombs: bool) -> Vec<(Vec<Range>, Vec<Rang
         }
         all
     });
-    done.sort_unstable_by_key(|(i, _)| *i);
-    let mut out: Vec<(Vec<Range>, Vec<Range>)> = vec![Default::default(); maps.len()];
-    for (i, (l, d)) in done {
-        let o = &mut out[items[i].0];
-        o.0.extend(l);
-        o.1.extend(d);
+    let mut lost: Vec<u64> = done
+        .iter()
+        .flat_map(|(_, _, l)| l.iter().copied())
+        .collect();
+    lost.sort_unstable();
+    let (mut live, mut dead) = (Vec::new(), Vec::new());
+    for (l, d, _) in done {
+        live.extend(l);
+        dead.extend(d);
     }
-    for (l, d) in &mut out {
-        // Each part's ranges are sorted: the stable sort merges the runs.
-        l.sort();
-        d.sort();
-    }
-    out
+    // Each part's ranges are sorted: the stable sort merges the runs.
+    live.sort();
+    dead.sort();
+    drop_lost(&mut live, &lost);
+    drop_lost(&mut dead, &lost);
+    (live, dead)
+}
+
+/// Remove from `rs` the ranges that start at an offset in `lost`; both
+/// are sorted, so one walk does it.
+fn drop_lost(rs: &mut Vec<Range>, lost: &[u64]) {
+    let mut i = 0;
+    rs.retain(|r| {
+        while i < lost.len() && lost[i] < r.start {
+            i += 1;
+        }
+        lost.get(i) != Some(&r.start)
+    });
 }
 
 /// How far ahead of its lookup an entry's slot in the later maps is asked
 /// for ([`KeyMap::prefetch`]), and half as far its key's bytes.
 const AHEAD: usize = 16;
 
-/// The survivors of part `p` of map `m`, each list sorted.
-fn part(
-    maps: &[KeyMap],
-    m: usize,
-    p: usize,
-    parts: usize,
-    hi: u64,
-    tombs: bool,
-) -> (Vec<Range>, Vec<Range>) {
+/// What part `p` of `parts` of map `m`'s slots decides ([`Decided`]).
+fn part(maps: &[KeyMap], m: usize, (p, parts): (usize, usize), hi: u64, tombs: bool) -> Decided {
     let later = &maps[m + 1..];
-    let (mut live, mut dead) = (Vec::new(), Vec::new());
+    let (mut live, mut dead, mut lost) = (Vec::new(), Vec::new(), Vec::new());
     let mut ahead = maps[m].iter_part(p, parts).map(|(h, _, _)| h);
     let mut mid = maps[m].iter_part(p, parts).map(|(h, _, _)| h);
+    let prefetch = |h| later.iter().for_each(|l| l.prefetch(h));
+    let prefetch_key = |h| later.iter().for_each(|l| l.prefetch_key(h));
     if !later.is_empty() {
-        ahead
-            .by_ref()
-            .take(AHEAD)
-            .for_each(|h| later.iter().for_each(|l| l.prefetch(h)));
-        mid.by_ref()
-            .take(AHEAD / 2)
-            .for_each(|h| later.iter().for_each(|l| l.prefetch_key(h)));
+        ahead.by_ref().take(AHEAD).for_each(prefetch);
+        mid.by_ref().take(AHEAD / 2).for_each(prefetch_key);
     }
     for (h, k, e) in maps[m].iter_part(p, parts) {
+        if h > hi {
+            continue;
+        }
         if !later.is_empty() {
-            if let Some(a) = ahead.next() {
-                later.iter().for_each(|l| l.prefetch(a));
-            }
-            if let Some(a) = mid.next() {
-                later.iter().for_each(|l| l.prefetch_key(a));
+            ahead.next().map(prefetch);
+            mid.next().map(prefetch_key);
+        }
+        let start = e.range().start;
+        let mut won = true;
+        for l in later {
+            match l.get(h, k) {
+                Some(o) if o.range().start > start => won = false,
+                Some(o) => lost.push(o.range().start),
+                None => {}
             }
         }
-        if h > hi || later.iter().any(|l| l.contains(h, k)) {
+        if !won {
             continue;
         }
         if !e.tomb() {
@@ -188,7 +202,7 @@ fn part(
     }
     live.sort_unstable();
     dead.sort_unstable();
-    (live, dead)
+    (live, dead, lost)
 }
 
 /// A `\n` is needed only after a glued event that survived.
@@ -218,5 +232,61 @@ fn all_but_bad(bad: &[super::Bad], cut: u64, keep: &mut Runs) {
             start: at,
             end: cut,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fold::keymap::{Entry, hash_key};
+
+    fn map(entries: &[(&str, u64, bool)]) -> ChunkScan {
+        let mut c = ChunkScan {
+            hi: u64::MAX,
+            ..ChunkScan::default()
+        };
+        for &(k, start, tomb) in entries {
+            let r = Range {
+                start,
+                end: start + 5,
+            };
+            c.map
+                .upsert(hash_key(k.as_bytes()), k.as_bytes(), Entry::new(r, tomb));
+        }
+        c
+    }
+
+    /// Maps whose parts interleave (a thread's map holds several parts):
+    /// of each key's entries, the one at the greatest offset wins, in any
+    /// map; a winning delete keeps nothing (or its tombstone).
+    #[test]
+    fn the_write_at_the_greatest_offset_wins_in_whichever_map() {
+        let maps = || {
+            vec![
+                map(&[
+                    ("k1", 100, false),
+                    ("k2", 10, false),
+                    ("k3", 20, true),
+                    ("k5", 400, false),
+                ]),
+                map(&[
+                    ("k1", 50, false),
+                    ("k2", 900, false),
+                    ("k3", 5, false),
+                    ("k4", 300, false),
+                    ("k5", 700, false),
+                ]),
+                map(&[("k5", 600, false), ("k6", 30, true)]),
+            ]
+        };
+        let starts = |rs: &[Range]| rs.iter().map(|r| r.start).collect::<Vec<_>>();
+        for tombs in [false, true] {
+            let (mut plan, mut keep) = (Plan::default(), Runs::default());
+            assert_eq!(merge_keys(maps(), tombs, &mut plan, &mut keep), u64::MAX);
+            assert_eq!(starts(&keep.to_vec()), [100, 300, 700, 900]);
+            assert_eq!(plan.keys_live, 4);
+            let dead: &[u64] = if tombs { &[20, 30] } else { &[] };
+            assert_eq!(starts(&plan.tombs), dead);
+        }
     }
 }

@@ -25,6 +25,7 @@ pub mod json;
 mod keymap;
 mod lines;
 mod merge;
+mod pool;
 mod runs;
 mod scan;
 pub(crate) mod snapshot;

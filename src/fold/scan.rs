@@ -1,5 +1,6 @@
-//! One thread's share of the fold: its lines classified, each key's last
-//! write kept in a [`KeyMap`].
+//! One thread's scan in the fold: the lines of the parts it takes
+//! ([`crate::fold::pool`]) classified, each key's last write among them kept
+//! in a [`KeyMap`].
 
 use std::fs::File;
 use std::io;
@@ -13,7 +14,7 @@ use crate::fold::{Bad, Class, Classifier, FoldSpec, Range};
 /// How the engine folds (see [`crate::fold::spans::fold_source`]).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Opts {
-    /// Threads to scan on (each takes one contiguous share of the stream).
+    /// Threads to scan on (each takes parts of the stream in turn).
     pub(crate) threads: usize,
     /// A share smaller than this is not worth a thread.
     pub(crate) min_chunk: u64,
@@ -51,7 +52,7 @@ impl Opts {
     }
 }
 
-/// What one share of the stream found. Offsets are virtual (see
+/// What one thread's parts of the stream found. Offsets are virtual (see
 /// [`crate::fold::spans`]).
 #[derive(Default)]
 pub(crate) struct ChunkScan {
@@ -66,10 +67,20 @@ pub(crate) struct ChunkScan {
     pub(crate) salvaged: u64,
     pub(crate) unglued: u64,
     pub(crate) newlines: Vec<u64>,
-    /// The map holds every key of this share whose hash is in `[lo, hi]`.
+    /// The map holds every key of these parts whose hash is in `[lo, hi]`.
     pub(crate) hi: u64,
-    /// The share's lines hashed ([`Opts::digest`], first pass only).
+    /// The parts' lines hashed ([`Opts::digest`], first pass only).
     pub(crate) digest: Option<LineDigest>,
+}
+
+/// One part's results that are joined in stream order, part after part
+/// (see [`crate::fold::pool`]): the rest of a scan is counts and the key
+/// map, which do not depend on the order the parts were scanned in.
+#[derive(Default)]
+pub(crate) struct Ordered {
+    pub(crate) keyless: crate::fold::runs::Runs,
+    pub(crate) bad: Vec<Bad>,
+    pub(crate) newlines: Vec<u64>,
 }
 
 /// Keyed lines wait this many lines between their hash (and a prefetch of
@@ -90,13 +101,13 @@ pub(crate) struct Scan<'s> {
     pub(crate) out: ChunkScan,
     cls: Classifier<'s>,
     opts: Opts,
-    /// Nothing precedes this share (and tombstones are not wanted): a
+    /// Nothing precedes the part being scanned (and tombstones are not wanted): a
     /// delete just removes its key.
     first: bool,
     /// The first pass records everything; later ones only keys.
     pass0: bool,
     lo: u64,
-    /// This share's map may hold this many bytes.
+    /// This thread's map may hold this many bytes.
     budget: usize,
     ring: [Pending; PIPELINE],
     /// Pending updates: `ring[head..head + queued]` (mod PIPELINE).
@@ -105,7 +116,7 @@ pub(crate) struct Scan<'s> {
 }
 
 impl<'s> Scan<'s> {
-    /// The scan of one share in the pass that folds the keys whose hash
+    /// The scan of one thread in the pass that folds the keys whose hash
     /// is at least `lo`, its map holding at most `budget` bytes.
     pub(crate) fn new(spec: &'s FoldSpec, opts: Opts, first: bool, lo: u64, budget: usize) -> Self {
         Scan {
@@ -123,6 +134,24 @@ impl<'s> Scan<'s> {
             ring: Default::default(),
             head: 0,
             queued: 0,
+        }
+    }
+
+    /// The next lines scanned are the stream's first (nothing precedes
+    /// them, so a delete just removes its key) or not. Updates still in the
+    /// pipeline are unaffected but for a delete, which may then leave a
+    /// tombstone where removing it would have done: the same fold.
+    pub(crate) fn set_first(&mut self, first: bool) {
+        self.first = first && !self.opts.tombs;
+    }
+
+    /// Take what was recorded in stream order since the last call: the
+    /// scan goes on with another part.
+    pub(crate) fn take_ordered(&mut self) -> Ordered {
+        Ordered {
+            keyless: std::mem::take(&mut self.out.keyless),
+            bad: std::mem::take(&mut self.out.bad),
+            newlines: std::mem::take(&mut self.out.newlines),
         }
     }
 
@@ -263,7 +292,7 @@ impl<'s> Scan<'s> {
         if p.hash > self.out.hi {
             // Evicted meanwhile: a later pass folds it.
         } else if p.entry.tomb() && self.first {
-            // Nothing precedes this share: a delete leaves no trace.
+            // Nothing precedes this part: a delete leaves no trace.
             self.out.map.remove(p.hash, &p.key);
         } else {
             self.out.map.upsert(p.hash, &p.key, p.entry);
@@ -279,7 +308,7 @@ impl<'s> Scan<'s> {
         self.out.hi = self.out.map.evict(self.lo, self.out.hi);
     }
 
-    /// Apply every pending update and return the share's results.
+    /// Apply every pending update and return the thread's results.
     pub(crate) fn finish(mut self) -> ChunkScan {
         while self.queued > 0 {
             self.apply_one();

@@ -10,9 +10,11 @@
 //!
 //! The spans are laid end to end in a virtual offset space: span `k`
 //! occupies `[base_k, base_k + len_k)`. The space is cut at line starts
-//! into one contiguous share per thread ([`split`]); each thread scans its
-//! share's pieces in order into one key map, recording virtual offsets; the
-//! merge ([`super::merge`]) then decides each key's last write. Copying maps
+//! into parts ([`split`]), many per thread; each thread takes the next
+//! part in stream order and scans its pieces into its one key map,
+//! recording virtual offsets ([`super::pool`]); the merge
+//! ([`super::merge`]) then decides each key's last write: the one at the
+//! greatest offset in any map. Copying maps
 //! the virtual ranges back to `(file, offset)` ([`locate`]).
 //!
 //! Invariants:
@@ -25,7 +27,7 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 
-use super::scan::{ChunkScan, Opts, Scan};
+use super::scan::Opts;
 use super::{Bad, FoldSpec, Plan, Range, next_line_start};
 use crate::io::ranges::{BUF, READ_GAP, copy_share};
 
@@ -116,7 +118,7 @@ pub(crate) fn split<S: Source + ?Sized>(
     let bounds = src.bounds();
     let (bases, total) = bases(&bounds);
     let n = threads
-        .clamp(1, 16)
+        .clamp(1, 256)
         .min((total / min_chunk.max(1)).max(1) as usize);
     let mut cuts = vec![0u64];
     for i in 1..n {
@@ -186,8 +188,20 @@ pub(crate) fn fold_source<S: Source + ?Sized>(
     src: &S,
     opts: Opts,
 ) -> io::Result<Plan> {
-    let shares = split(src, opts.threads, opts.min_chunk)?;
-    let budget = (opts.budget / shares.len().max(1)).max(64 << 10);
+    use super::pool::{PARTS_PER_THREAD, scan_parts};
+    // As many threads as shares of at least `min_chunk`, each taking parts
+    // a fraction of a share (`fold::pool`).
+    let threads = split(src, opts.threads, opts.min_chunk)?.len();
+    let parts = match threads {
+        0 | 1 => split(src, 1, opts.min_chunk)?,
+        n => split(
+            src,
+            n * PARTS_PER_THREAD,
+            (opts.min_chunk / PARTS_PER_THREAD as u64).max(1),
+        )?,
+    };
+    let threads = threads.min(parts.len()).max(1);
+    let budget = (opts.budget / threads).max(64 << 10);
     let mut plan = Plan {
         cut: bases(&src.bounds()).1,
         ..Plan::default()
@@ -195,18 +209,15 @@ pub(crate) fn fold_source<S: Source + ?Sized>(
     let mut keep = super::runs::Runs::default();
     let mut lo = 0u64;
     loop {
-        let chunks: Vec<ChunkScan> = for_shares(&shares, |i, pieces| {
-            let mut scan = Scan::new(spec, opts, i == 0, lo, budget);
-            for p in pieces {
-                src.with_file(p.span, |f| scan.piece(f, p.start, p.end, p.base))?;
-            }
-            Ok(scan.finish())
+        let scanned = scan_parts(spec, opts, &parts, threads, (lo, budget), |scan, part| {
+            part.iter()
+                .try_for_each(|p| src.with_file(p.span, |f| scan.piece(f, p.start, p.end, p.base)))
         })?;
         plan.passes += 1;
         let hi = if lo == 0 {
-            super::merge::merge(spec, chunks, opts.tombs, &mut plan, &mut keep)
+            super::merge::merge(spec, scanned, opts.tombs, &mut plan, &mut keep)
         } else {
-            super::merge::merge_keys(chunks, opts.tombs, &mut plan, &mut keep)
+            super::merge::merge_keys(scanned.scans, opts.tombs, &mut plan, &mut keep)
         };
         if hi == u64::MAX {
             break;
