@@ -4,10 +4,9 @@
 //! A snapshot holds every live key exactly once, no delete and no
 //! malformed line. So instead of the engine's key maps (each key's bytes
 //! stored and looked up, the threads' maps merged, the survivors sorted),
-//! each thread classifies the lines of the parts it takes as the engine
-//! does, hashes them into the line digest, and keeps only the 64-bit hash
-//! of each keyed line's key; the hashes are then sorted and checked
-//! distinct.
+//! each thread classifies its share's lines as the engine does, hashes
+//! them into the line digest, and keeps only the 64-bit hash of each
+//! keyed line's key; the hashes are then sorted and checked distinct.
 //!
 //! Invariants:
 //! - Exact, not probabilistic: equal keys have equal hashes, so distinct
@@ -18,13 +17,12 @@
 //! - When it answers, its figures are those the engine's fold would give:
 //!   every key once, so the live keys are the keyed lines that do not
 //!   delete, and no line is superseded.
-//! - Memory: 8 bytes per keyed line, at most `max_keys` in all; a thread
+//! - Memory: 8 bytes per keyed line, at most `max_keys` in all; a share
 //!   that would hold more than its part gives up (`None`).
 
 use std::fs::File;
 use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::digest::LineDigest;
 use super::lines::{Line, for_each_line_indexed};
@@ -49,14 +47,14 @@ impl OwnFold {
     }
 }
 
-/// One thread's findings, its key hashes sorted.
+/// One share's findings, its key hashes sorted.
 struct Share {
     fold: OwnFold,
     hashes: Vec<u64>,
 }
 
-/// Fold `[0, cut)` of `file` (`cut` 0 or just after a `\n`) on as many
-/// threads as the engine would (shares of at least `min_chunk` bytes), if its
+/// Fold `[0, cut)` of `file` (`cut` 0 or just after a `\n`) in the
+/// engine's shares of at least `min_chunk` bytes, one thread each, if its
 /// keys are distinct and at most `max_keys`; `None` otherwise (see the
 /// module doc).
 pub(crate) fn own_fold(
@@ -88,14 +86,9 @@ pub(crate) fn own_fold_by(
         start: 0,
         end: cut,
     }];
-    // Parts taken by whichever thread is free (as the engine's scan,
-    // `fold::pool`): a thread that loses its core for a while delays the
-    // others by about one part. Order does not matter here: the line
-    // hashes are keyed by offset and the key hashes are sorted.
-    let (workers, parts) = spans::parts(&span[..], threads, min_chunk)?;
-    let cap = max_keys / workers;
-    let next = AtomicUsize::new(0);
-    let work = || -> io::Result<Option<Share>> {
+    let shares = spans::split(&span[..], threads, min_chunk)?;
+    let cap = max_keys / shares.len().max(1);
+    let found = spans::for_shares(&shares, |_, pieces| {
         let mut share = Share {
             fold: OwnFold {
                 digest: LineDigest::new(0),
@@ -107,27 +100,14 @@ pub(crate) fn own_fold_by(
             hashes: Vec::with_capacity(cap + 1),
         };
         let mut cls = Classifier::new(spec);
-        while let Some(pieces) = parts.get(next.fetch_add(1, Ordering::Relaxed)) {
-            for p in pieces {
-                if !scan(&mut cls, file, p.start, p.end, &mut share, cap, &hash)? {
-                    return Ok(None);
-                }
+        for p in pieces {
+            if !scan(&mut cls, file, p.start, p.end, &mut share, cap, &hash)? {
+                return Ok(None);
             }
         }
         share.hashes.sort_unstable();
         Ok(distinct(&[&share.hashes]).then_some(share))
-    };
-    let found: Vec<Option<Share>> = if workers == 1 {
-        vec![work()?]
-    } else {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = (0..workers).map(|_| s.spawn(work)).collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("verify thread panicked"))
-                .collect::<io::Result<_>>()
-        })?
-    };
+    })?;
     let Some(found) = found.into_iter().collect::<Option<Vec<Share>>>() else {
         return Ok(None);
     };
@@ -260,8 +240,8 @@ mod tests {
         assert!(!distinct(&[&[1], &[2], &[1]]));
     }
 
-    /// Distinct keys answer; the same key twice (in one part or across
-    /// parts) and two keys with one hash do not: the engine must decide.
+    /// Distinct keys answer; the same key twice (in one share or across
+    /// shares) and two keys with one hash do not: the engine must decide.
     #[test]
     fn only_distinct_key_hashes_give_an_answer() {
         let text: &[u8] =

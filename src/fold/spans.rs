@@ -152,28 +152,6 @@ pub(crate) fn split<S: Source + ?Sized>(
         .collect())
 }
 
-/// As many threads as [`split`] makes shares of at least `min_chunk`
-/// (at most `threads`), and the parts they take (`fold::pool`): each a
-/// fraction of a share, so the threads end within about one part of each
-/// other. Returns `(threads, parts)`.
-pub(crate) fn parts<S: Source + ?Sized>(
-    src: &S,
-    threads: usize,
-    min_chunk: u64,
-) -> io::Result<(usize, Vec<Vec<Piece>>)> {
-    use super::pool::PARTS_PER_THREAD;
-    let threads = split(src, threads, min_chunk)?.len();
-    let parts = match threads {
-        0 | 1 => split(src, 1, min_chunk)?,
-        n => split(
-            src,
-            n * PARTS_PER_THREAD,
-            (min_chunk / PARTS_PER_THREAD as u64).max(1),
-        )?,
-    };
-    Ok((threads.min(parts.len()).max(1), parts))
-}
-
 /// Run `f` on each share of [`split`], one thread each (inline when there
 /// is one), and return the results in stream order.
 pub(crate) fn for_shares<T: Send>(
@@ -210,8 +188,19 @@ pub(crate) fn fold_source<S: Source + ?Sized>(
     src: &S,
     opts: Opts,
 ) -> io::Result<Plan> {
-    use super::pool::scan_parts;
-    let (threads, parts) = parts(src, opts.threads, opts.min_chunk)?;
+    use super::pool::{PARTS_PER_THREAD, scan_parts};
+    // As many threads as shares of at least `min_chunk`, each taking parts
+    // a fraction of a share (`fold::pool`).
+    let threads = split(src, opts.threads, opts.min_chunk)?.len();
+    let parts = match threads {
+        0 | 1 => split(src, 1, opts.min_chunk)?,
+        n => split(
+            src,
+            n * PARTS_PER_THREAD,
+            (opts.min_chunk / PARTS_PER_THREAD as u64).max(1),
+        )?,
+    };
+    let threads = threads.min(parts.len()).max(1);
     let budget = (opts.budget / threads).max(64 << 10);
     let mut plan = Plan {
         cut: bases(&src.bounds()).1,
