@@ -9,8 +9,7 @@
 //! `build` would find for it alone (the invariants below and the tests).
 
 use super::index::{
-    bad_escapes, block_at, block_masks, escaped, has_avx2, prefix_xor_with, push_bits,
-    reserve_entries,
+    bad_escapes, block_masks, escaped, has_avx2, prefix_xor_with, push_bits_with, reserve_entries,
 };
 use super::{Kind, Pointers, R, Scanner, Span, walk};
 
@@ -168,29 +167,76 @@ fn build_batch_with<const AVX2: bool>(bytes: &[u8], ix: &mut BatchIndex) {
         utf8_upto,
     } = ix;
     pos.clear();
-    escapes.clear();
     marks.clear();
-    let mut esc_carry = 0u64;
-    let mut in_str_carry = 0u64;
-    let mut scalar_carry = 0u64;
-    let mut high = 0u64;
-    // A check failed on the line in progress, in an earlier block.
-    let mut line_bad = false;
-    let mut at = 0usize;
-    let mut tail = [b' '; 64];
     reserve_entries(pos, bytes.len());
-    while at < bytes.len() {
+    // One word per block, written in place (no capacity check per block).
+    let n_blocks = bytes.len().div_ceil(64);
+    escapes.clear();
+    escapes.reserve(n_blocks);
+    let mut s = Carries::default();
+    let mut blocks = bytes.chunks_exact(64);
+    let mut out = escapes.spare_capacity_mut()[..n_blocks].iter_mut();
+    let mut at = 0usize;
+    for (block, esc) in (&mut blocks).zip(&mut out) {
         prefetch(bytes, at + PREFETCH);
-        let block = block_at(bytes, at, &mut tail);
+        let block = block.try_into().unwrap();
+        esc.write(s.block::<AVX2>(bytes, block, at, pos, marks));
+        at += 64;
+    }
+    let rest = blocks.remainder();
+    if let Some(esc) = out.next() {
+        // The last, partial block, padded with spaces (whitespace ends a
+        // scalar and changes nothing else).
+        let mut tail = [b' '; 64];
+        tail[..rest.len()].copy_from_slice(rest);
+        esc.write(s.block::<AVX2>(bytes, &tail, at, pos, marks));
+    }
+    // SAFETY: the loops above wrote the first `n_blocks` words, one per
+    // block (`n_blocks` counts a partial last block, which `out` had left).
+    unsafe { escapes.set_len(n_blocks) };
+    // Not from stage 1's masks: `simdutf8` tells an ASCII batch apart in
+    // its own pass, as cheaply as the top-bit mask would per block.
+    *utf8_upto = if simdutf8::basic::from_utf8(bytes).is_ok() {
+        bytes.len()
+    } else {
+        simdutf8::compat::from_utf8(bytes).map_or_else(|e| e.valid_up_to(), |_| bytes.len())
+    };
+}
+
+/// What [`build_batch`] carries from one block to the next.
+#[derive(Default)]
+struct Carries {
+    /// The previous block ended in an odd run of backslashes.
+    esc: u64,
+    /// All ones when the previous block ended inside a string.
+    in_str: u64,
+    /// The previous block ended with a scalar byte.
+    scalar: u64,
+    /// A check failed on the line in progress, in an earlier block.
+    line_bad: bool,
+}
+
+impl Carries {
+    /// Index the 64-byte `block` at `at` in `bytes`: push its entries and
+    /// the marks of the lines that end in it; return its backslashes
+    /// inside strings.
+    #[inline(always)]
+    fn block<const AVX2: bool>(
+        &mut self,
+        bytes: &[u8],
+        block: &[u8; 64],
+        at: usize,
+        pos: &mut Vec<u32>,
+        marks: &mut Vec<Mark>,
+    ) -> u64 {
         let m = block_masks::<AVX2>(block);
-        high |= m.high;
-        let esc = if m.backslash | esc_carry == 0 {
+        let esc = if m.backslash | self.esc == 0 {
             0
         } else {
-            escaped(m.backslash, &mut esc_carry)
+            escaped(m.backslash, &mut self.esc)
         };
         let quote = m.quote & !esc;
-        let mut in_str = prefix_xor_with::<AVX2>(quote) ^ in_str_carry;
+        let mut in_str = prefix_xor_with::<AVX2>(quote) ^ self.in_str;
         // A newline inside a string: its line is bad (the control check
         // below), and the bytes after it start outside any string.
         let mut open = m.newline & in_str;
@@ -199,41 +245,52 @@ fn build_batch_with<const AVX2: bool>(bytes: &[u8], ix: &mut BatchIndex) {
             in_str ^= after;
             open = m.newline & in_str & after;
         }
-        in_str_carry = (((in_str & !m.newline) as i64) >> 63) as u64;
+        self.in_str = (((in_str & !m.newline) as i64) >> 63) as u64;
         let mut bad = m.control & in_str;
         let esc_in_str = esc & in_str;
         if esc_in_str != 0 {
             bad |= bad_escapes(bytes, block, at, esc_in_str);
         }
-        escapes.push(m.backslash & in_str);
         let scalar = !(m.op | m.space | m.quote | in_str);
-        let starts = scalar & !(scalar << 1 | scalar_carry);
-        scalar_carry = scalar >> 63;
+        let starts = scalar & !(scalar << 1 | self.scalar);
+        self.scalar = scalar >> 63;
         let structural = (m.op & !in_str) | quote | starts;
-        let before = pos.len() as u32;
-        let mut nl = m.newline;
-        while nl != 0 {
-            let k = nl.trailing_zeros();
+        if m.newline != 0 {
+            self.marks(m.newline, bad, structural, at, pos.len() as u32, marks);
+        } else {
+            self.line_bad |= bad != 0;
+        }
+        push_bits_with::<AVX2>(pos, at as u32, structural);
+        m.backslash & in_str
+    }
+
+    /// Push the marks of the lines that end at the `newline` bits of the
+    /// block at `at`, whose entries start at `before`.
+    #[inline(always)]
+    fn marks(
+        &mut self,
+        mut newline: u64,
+        mut bad: u64,
+        structural: u64,
+        at: usize,
+        before: u32,
+        marks: &mut Vec<Mark>,
+    ) {
+        while newline != 0 {
+            let k = newline.trailing_zeros();
             // Bits 0..=k: this block's part of the line ending at `k`.
             let upto = u64::MAX >> (63 - k);
             marks.push(Mark {
                 end: at as u32 + k,
                 k_end: before + (structural & (upto >> 1)).count_ones(),
-                ok: !line_bad && bad & upto == 0,
+                ok: !self.line_bad && bad & upto == 0,
             });
             bad &= !upto;
-            line_bad = false;
-            nl &= nl - 1;
+            self.line_bad = false;
+            newline &= newline - 1;
         }
-        line_bad |= bad != 0;
-        push_bits(pos, at as u32, structural);
-        at += 64;
+        self.line_bad = bad != 0;
     }
-    *utf8_upto = if high == 0 || simdutf8::basic::from_utf8(bytes).is_ok() {
-        bytes.len()
-    } else {
-        simdutf8::compat::from_utf8(bytes).map_or_else(|e| e.valid_up_to(), |_| bytes.len())
-    };
 }
 
 /// How far ahead of the block being indexed [`build_batch`] asks for the
@@ -242,17 +299,18 @@ fn build_batch_with<const AVX2: bool>(bytes: &[u8], ix: &mut BatchIndex) {
 /// (from the page cache) otherwise waits on memory at almost every block.
 const PREFETCH: usize = 1024;
 
-/// Ask for the cache line of `bytes[at]` (nothing if past the end).
+/// Ask for the cache line of `bytes[at]`. No check that `at` is inside
+/// `bytes` (one compare and branch less per block): a prefetch is only a
+/// hint, it never faults, and the address is only computed (wrapping),
+/// never read by Rust.
 #[inline(always)]
 fn prefetch(bytes: &[u8], at: usize) {
     #[cfg(target_arch = "x86_64")]
-    if at < bytes.len() {
-        // SAFETY: SSE is part of the x86-64 baseline; a prefetch never
-        // faults, and the address is inside `bytes`.
-        unsafe {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().add(at).cast());
-        }
+    // SAFETY: SSE is part of the x86-64 baseline; a prefetch never faults
+    // and has no effect on the program's state.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().wrapping_add(at).cast());
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (bytes, at);

@@ -68,10 +68,17 @@ struct Node {
     /// Every output slot at or below this node: a duplicate member replaces
     /// the whole earlier value (last wins), so they are cleared first.
     below: Vec<usize>,
+    /// The lengths of the children's tokens, as [`walk::len_bit`]s: a
+    /// member name of no such length names no child (no compare needed).
+    token_lens: u64,
 }
 
 impl Node {
     fn fill_below(&mut self) -> Vec<usize> {
+        self.token_lens = self
+            .children
+            .iter()
+            .fold(0, |m, (t, _)| m | walk::len_bit(t.len()));
         let mut v: Vec<usize> = self.target.into_iter().collect();
         for (_, c) in &mut self.children {
             v.extend(c.fill_below());
@@ -284,6 +291,7 @@ impl Scanner {
                 target: None,
                 children: Vec::new(),
                 below: Vec::new(),
+                token_lens: 0,
             },
             count: 0,
         };
