@@ -166,8 +166,13 @@ impl LineDigest {
     /// Bytes of the stream, in order, cut anywhere.
     pub(crate) fn feed(&mut self, mut b: &[u8]) {
         while let Some(i) = memchr::memchr(b'\n', b) {
-            self.part(&b[..i]);
-            self.end_at(self.at, true);
+            if self.len == 0 {
+                // A whole line in `b`: hashed where it lies, not copied.
+                self.line(self.at, &b[..i]);
+            } else {
+                self.part(&b[..i]);
+                self.end_at(self.at, true);
+            }
             b = &b[i + 1..];
         }
         if !b.is_empty() {

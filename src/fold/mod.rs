@@ -28,6 +28,7 @@ mod merge;
 mod pool;
 mod runs;
 mod scan;
+pub(crate) mod snapshot;
 pub mod spans;
 #[cfg(test)]
 mod tests;

@@ -34,6 +34,7 @@ use std::time::Instant;
 pub use crate::error::{Digest, Verification};
 use crate::error::{Error, IoContext, Result};
 use crate::fold::digest::LineDigest;
+use crate::fold::snapshot::own_fold;
 use crate::fold::spans::{self, FileSpan};
 use crate::fold::{FoldSpec, Range};
 
@@ -45,6 +46,12 @@ const CHUNK: usize = 1 << 20;
 
 /// The new file is folded in parallel chunks of at least this much.
 const MIN_CHUNK: u64 = 4 << 20;
+
+/// A snapshot of up to this many keys is folded as its own fold, which
+/// holds 8 bytes per key (the key maps' budget, `fold::scan::MAP_BUDGET`,
+/// at most); a bigger one by the engine, whose maps stay in that budget
+/// by folding in passes.
+const MAX_OWN_KEYS: usize = (32 << 20) / 8;
 
 /// What the new file's snapshot should hold: the `keep` ranges (virtual,
 /// see `fold::spans`) of `segs`, with a `\n` after each of `newlines`,
@@ -71,7 +78,7 @@ pub(crate) fn snapshot(
     corrupt_for_tests(tmp.as_file(), len);
     let (planned, on_disk) = std::thread::scope(|s| {
         let planned = s.spawn(|| planned(plan));
-        let on_disk = digest_file(plan.spec, tmp.as_file(), len);
+        let on_disk = digest_file(plan.spec, tmp.as_file(), len, plan.keys);
         (planned.join().expect("verify thread panicked"), on_disk)
     });
     let mut v = Verification {
@@ -126,20 +133,32 @@ fn feed_ranges(segs: &[FileSpan], ranges: &[Range], d: &mut LineDigest) -> std::
     Ok(())
 }
 
-/// The digest of `[0, len)` of `file`, folded by `spec` with the fold
-/// engine, which hashes each line as its scan reads it (one read of the
-/// file; the line hashes are keyed by offset, so the engine's shares do
-/// not change the digest). An append-only store's file is only hashed,
-/// in the same shares.
-fn digest_file(spec: &FoldSpec, file: &File, len: u64) -> std::io::Result<Digest> {
-    digest_file_in(spec, file, len, MIN_CHUNK)
+/// The digest of `[0, len)` of `file`, folded by `spec`, each line hashed
+/// as the fold reads it (one read of the file; the line hashes are keyed
+/// by offset, so the shares do not change the digest). A keyed store's
+/// file is first folded as its own fold ([`own_fold`]: the keys' hashes
+/// checked distinct, no key map), then, if that gives no answer (a key
+/// hash repeats) or the plan has more than [`MAX_OWN_KEYS`] keys (`keys`
+/// only picks the method: both are exact), by the fold engine, which
+/// compares keys byte for byte. An append-only store's file is only
+/// hashed, in the same shares.
+fn digest_file(spec: &FoldSpec, file: &File, len: u64, keys: u64) -> std::io::Result<Digest> {
+    let max_own = if keys <= MAX_OWN_KEYS as u64 {
+        MAX_OWN_KEYS
+    } else {
+        0
+    };
+    digest_file_in(spec, file, len, MIN_CHUNK, max_own)
 }
 
+/// [`digest_file`] in shares of at least `min_chunk` bytes, trying the
+/// own fold with up to `max_own` keys first (0: the engine only).
 fn digest_file_in(
     spec: &FoldSpec,
     file: &File,
     len: u64,
     min_chunk: u64,
+    max_own: usize,
 ) -> std::io::Result<Digest> {
     let threads = crate::fold::scan_threads();
     // A snapshot ends in a `\n`; a damaged one may not: its last piece is
@@ -151,7 +170,20 @@ fn digest_file_in(
         start: 0,
         end: cut,
     }];
-    let (mut all, mut digest) = if spec.is_keyed() {
+    let torn = u64::from(cut < len);
+    let own = match spec.is_keyed() && max_own > 0 {
+        true => own_fold(spec, file, cut, threads, min_chunk, max_own)?,
+        false => None,
+    };
+    let (mut all, mut digest) = if let Some(own) = own {
+        let digest = Digest {
+            keys: own.keys_live(),
+            // Every key once: only deletes and malformed lines are unfolded.
+            unfolded: own.deletes + own.bad_lines + torn,
+            ..Digest::default()
+        };
+        (own.digest, digest)
+    } else if spec.is_keyed() {
         let opts = crate::fold::Opts {
             tombs: false,
             salvage: false,
@@ -162,7 +194,7 @@ fn digest_file_in(
         let digest = Digest {
             keys: plan.keys_live,
             // Every repeat of a key, every delete, every malformed line.
-            unfolded: plan.keyed_lines - plan.keys_live + plan.bad_lines + u64::from(cut < len),
+            unfolded: plan.keyed_lines - plan.keys_live + plan.bad_lines + torn,
             ..Digest::default()
         };
         (plan.digest.unwrap_or_else(|| LineDigest::new(0)), digest)
@@ -285,76 +317,4 @@ fn corrupt_for_tests(_file: &File, _len: u64) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-
-    fn spec() -> FoldSpec {
-        FoldSpec::new(&["/t".into(), "/id".into()], Some("/op"), &["DEL".into()]).unwrap()
-    }
-
-    /// The planned side: lines fed in pieces.
-    fn fed(pieces: &[&[u8]]) -> Digest {
-        let mut d = LineDigest::new(0);
-        for p in pieces {
-            d.feed(p);
-        }
-        finished(d)
-    }
-
-    /// The on-disk side, folded in shares of at least `min_chunk` bytes.
-    fn on_disk(text: &[u8], min_chunk: u64) -> Digest {
-        let mut f = tempfile::tempfile().unwrap();
-        f.write_all(text).unwrap();
-        digest_file_in(&spec(), &f, text.len() as u64, min_chunk).unwrap()
-    }
-
-    #[test]
-    fn the_digest_is_of_lines_not_of_how_they_were_cut() {
-        let text: &[u8] = b"{\"t\":1,\"id\":2}\n{\"t\":1,\"id\":3}\n";
-        let whole = fed(&[text]);
-        let pieces = fed(&[b"{\"t\":1,", b"\"id\":2}\n{\"t\"", b":1,\"id\":3}\n"]);
-        assert_eq!(whole, pieces);
-        let disk = on_disk(text, 1 << 20);
-        assert_eq!((disk.hash, disk.lines, disk.bytes), (whole.hash, 2, 30));
-        assert_eq!((disk.keys, disk.unfolded), (2, 0));
-    }
-
-    #[test]
-    fn chunks_digested_apart_add_up_to_the_whole() {
-        let text: &[u8] = b"{\"t\":1,\"id\":2}\n{\"t\":1,\"id\":3}\n{\"t\":1,\"id\":2}\n";
-        let whole = fed(&[text]);
-        let mut first = LineDigest::new(0);
-        first.feed(&text[..15]);
-        let mut rest = LineDigest::new(15);
-        rest.feed(&text[15..]);
-        rest.finish();
-        first.absorb_digest(&rest);
-        assert_eq!(finished(first), whole);
-        let (one, shares) = (on_disk(text, 1 << 20), on_disk(text, 1));
-        assert_eq!(one, shares);
-        assert_eq!(one.hash, whole.hash);
-        assert_eq!(
-            (one.keys, one.unfolded),
-            (2, 1),
-            "a key twice across shares"
-        );
-    }
-
-    #[test]
-    fn order_bytes_and_the_fold_all_count() {
-        let a = fed(&[b"{\"t\":1,\"id\":2}\n{\"t\":1,\"id\":3}\n"]);
-        let swapped = fed(&[b"{\"t\":1,\"id\":3}\n{\"t\":1,\"id\":2}\n"]);
-        let glued = fed(&[b"{\"t\":1,\"id\":2}{\"t\":1,\"id\":3}\n\n"]);
-        assert_ne!(a.hash, swapped.hash);
-        assert_ne!(a.hash, glued.hash);
-        // A key twice, a delete, a malformed line, a last line without its
-        // `\n`: a fold would drop or change them.
-        let twice = on_disk(b"{\"t\":1,\"id\":2}\n{\"t\":1,\"id\":2,\"v\":1}\n", 1);
-        assert_eq!((twice.keys, twice.unfolded), (1, 1));
-        let del = on_disk(b"{\"t\":1,\"id\":2,\"op\":\"DEL\"}\nnope\n{\"x\":1}\n", 1);
-        assert_eq!((del.keys, del.unfolded), (0, 2));
-        let torn = on_disk(b"{\"t\":1,\"id\":2}\n{\"t\":1,\"id", 1);
-        assert_eq!((torn.keys, torn.unfolded, torn.lines), (1, 1, 2));
-    }
-}
+mod tests;
