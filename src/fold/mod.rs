@@ -40,7 +40,7 @@ pub use crate::io::ranges::{
 pub use classify::{Class, Classifier, decode_key, first_component_len};
 pub(crate) use lines::{Line, Verdict, for_each_line_bounded};
 pub use lines::{count_lines_in, find_cut, fingerprint, next_line_start, scan_threads};
-pub(crate) use scan::Opts;
+pub(crate) use scan::{MAP_BUDGET, Opts};
 
 /// Fold `[0, cut)` of `file` as a compaction does. `cut` must be 0 or just
 /// after a `\n`.

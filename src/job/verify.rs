@@ -48,10 +48,10 @@ const CHUNK: usize = 1 << 20;
 const MIN_CHUNK: u64 = 4 << 20;
 
 /// A snapshot of up to this many keys is folded as its own fold, which
-/// holds 8 bytes per key (the key maps' budget, `fold::scan::MAP_BUDGET`,
+/// holds 8 bytes per key (the key maps' budget, [`crate::fold::MAP_BUDGET`],
 /// at most); a bigger one by the engine, whose maps stay in that budget
 /// by folding in passes.
-const MAX_OWN_KEYS: usize = (32 << 20) / 8;
+const MAX_OWN_KEYS: usize = crate::fold::MAP_BUDGET / 8;
 
 /// What the new file's snapshot should hold: the `keep` ranges (virtual,
 /// see `fold::spans`) of `segs`, with a `\n` after each of `newlines`,
