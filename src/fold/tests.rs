@@ -12,6 +12,23 @@ fn spec() -> FoldSpec {
     FoldSpec::new(&["/t".into(), "/id".into()], Some("/op"), &["DEL".into()]).unwrap()
 }
 
+/// `text` in a temp file.
+fn file_of(text: &str) -> std::fs::File {
+    let mut f = tempfile::tempfile().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+/// The whole of `f`, which holds `text`, as the one span of a fold.
+fn whole<'a>(f: &'a std::fs::File, text: &str) -> crate::fold::spans::FileSpan<'a> {
+    crate::fold::spans::FileSpan {
+        file: f,
+        path: std::path::Path::new(""),
+        start: 0,
+        end: text.len() as u64,
+    }
+}
+
 fn fold_text(spec: &FoldSpec, text: &str, threads: usize) -> (String, Plan) {
     let mut f = tempfile::tempfile().unwrap();
     f.write_all(text.as_bytes()).unwrap();
@@ -318,7 +335,7 @@ fn adjacent_malformed_lines_form_one_run() {
 #[test]
 fn a_fold_over_several_passes_equals_one_pass() {
     use crate::fold::Opts;
-    use crate::fold::spans::{FileSpan, fold_source};
+    use crate::fold::spans::fold_source;
     let mut text = String::new();
     for i in 0..30_000u32 {
         let id = (i * 7919) % 20_000;
@@ -332,14 +349,8 @@ fn a_fold_over_several_passes_equals_one_pass() {
             _ => text.push_str(&format!("{{\"t\":\"A\",\"id\":{id},\"v\":{i}}}\n")),
         }
     }
-    let mut f = tempfile::tempfile().unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-    let span = [FileSpan {
-        file: &f,
-        path: std::path::Path::new(""),
-        start: 0,
-        end: text.len() as u64,
-    }];
+    let f = file_of(&text);
+    let span = [whole(&f, &text)];
     for tombs in [false, true] {
         for threads in [1, 3] {
             let opts = |budget| Opts {
@@ -384,21 +395,15 @@ fn a_fold_over_several_passes_equals_one_pass() {
 #[test]
 fn a_merge_split_across_threads_equals_one_share() {
     use crate::fold::Opts;
-    use crate::fold::spans::{FileSpan, fold_source};
+    use crate::fold::spans::fold_source;
     let mut text = String::new();
     for i in 0..240_000u64 {
         let id = (i * 104_729) % 90_000;
         let op = if i % 11 == 0 { "DEL" } else { "SET" };
         text.push_str(&format!("{{\"t\":\"A\",\"id\":{id},\"op\":\"{op}\"}}\n"));
     }
-    let mut f = tempfile::tempfile().unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-    let span = [FileSpan {
-        file: &f,
-        path: std::path::Path::new(""),
-        start: 0,
-        end: text.len() as u64,
-    }];
+    let f = file_of(&text);
+    let span = [whole(&f, &text)];
     for tombs in [false, true] {
         let opts = |threads| Opts {
             tombs,
