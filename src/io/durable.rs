@@ -73,13 +73,7 @@ pub fn copy_mode_and_owner(file: &File, path: &Path, like: &fs::Metadata) -> Res
 ///
 /// An existing target's mode is kept; a new one gets `new_mode`.
 pub fn atomic_write(target: &Path, bytes: &[u8], new_mode: u32) -> Result<()> {
-    use crate::io::rewrite::{Like, Rewrite};
-    let mut tmp = Rewrite::beside(target, Like::Target(new_mode))?;
-    let path = tmp.path().to_path_buf();
-    tmp.file_mut().write_all(bytes).ctx("write", &path)?;
-    tmp.sync().ctx("fsync", &path)?;
-    crate::failpoint::failpoint!(AtomicWriteBeforeRename);
-    tmp.persist().map(drop)
+    atomic_write_all(&[(target, bytes)], new_mode)
 }
 
 /// Atomically replace (or create) several files of one directory, as
