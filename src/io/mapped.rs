@@ -165,6 +165,17 @@ impl Window {
     /// Map `[start, start + len)` of `file`. The file must hold those bytes
     /// now (checked); if it loses them while mapped, [`Window::torn`] says so.
     pub(crate) fn new(file: &File, start: u64, len: usize) -> io::Result<Window> {
+        Window::map(file, start, len, libc::MAP_POPULATE)
+    }
+
+    /// [`Window::new`] for a window read sparsely: its pages are mapped in
+    /// as they are first touched (the kernel maps a few around each), not
+    /// all at once.
+    pub(crate) fn sparse(file: &File, start: u64, len: usize) -> io::Result<Window> {
+        Window::map(file, start, len, 0)
+    }
+
+    fn map(file: &File, start: u64, len: usize, populate: libc::c_int) -> io::Result<Window> {
         let size = file.metadata()?.len();
         if start + len as u64 > size {
             return Err(shrank(size));
@@ -188,7 +199,7 @@ impl Window {
                 std::ptr::null_mut(),
                 map_len,
                 libc::PROT_READ,
-                libc::MAP_SHARED | libc::MAP_POPULATE,
+                libc::MAP_SHARED | populate,
                 file.as_raw_fd(),
                 base as libc::off_t,
             )

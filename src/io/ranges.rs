@@ -70,9 +70,16 @@ pub fn copy_ranges(src: &File, ranges: &[Range], dst: &mut impl Write) -> io::Re
     Ok(total)
 }
 
-/// How much of the file one map covers in [`copy_ranges_mapped`].
+/// How much of the file one map covers in [`copy_ranges_mapped`]. The
+/// survivors lie sparse over most of a log, so a window is mapped in as it
+/// is touched ([`Window::sparse`]), not populated whole: populating 4 MiB
+/// windows made page-table entries for every page of the log and tore
+/// them down again (the two copy threads contending on the address
+/// space's lock, and a TLB shootdown per window), 20-25% of the
+/// snapshot's write. Larger windows mean fewer maps; this size keeps the
+/// mapped pages (which count in the peak RSS) at what the scan maps.
 #[cfg(target_os = "linux")]
-const MAP_WINDOW: usize = 4 << 20;
+const MAP_WINDOW: usize = 16 << 20;
 
 /// Ranges ahead of the one being copied whose first bytes are fetched
 /// into the cache (see [`prefetch_range`]).
@@ -84,7 +91,8 @@ const PREFETCH_AHEAD: usize = 4;
 /// each on a page of its own, which the hardware prefetchers do not cross:
 /// without this every range starts with a TLB and cache miss, most of the
 /// time of hashing the survivors (issue 16). A prefetch never faults, so
-/// an address whose page is not mapped in is harmless.
+/// an address whose page is not mapped in yet is harmless (the windows are
+/// mapped in as they are touched: such a prefetch is simply dropped).
 #[cfg(target_os = "linux")]
 #[inline]
 fn prefetch_range(w: &[u8], s: u64, r: Range) {
@@ -137,7 +145,7 @@ pub fn copy_ranges_mapped(src: &File, ranges: &[Range], dst: &mut impl Write) ->
                         w.check(s)?;
                     }
                     let len = ((last - at) as usize).min(MAP_WINDOW);
-                    held = Some((at, Window::new(src, at, len)?));
+                    held = Some((at, Window::sparse(src, at, len)?));
                 }
                 let (s, w) = held.as_ref().expect("a window holds `at`");
                 let upto = r.end.min(s + w.bytes().len() as u64);
@@ -169,59 +177,87 @@ const OUT_BUF: usize = 1 << 20;
 const WRITEBACK_STEP: u64 = 8 << 20;
 
 /// Write the bytes of `ranges` (sorted, non-overlapping) of `src` to `dst`
-/// from offset 0, in order, with up to `threads` threads, each copying a
-/// contiguous share of the ranges to its own offset with positioned writes.
-/// Only the survivors (and gaps under [`READ_GAP`]) are read. Writeback of
-/// the output is started in steps; the caller still fsyncs `dst`. Returns
-/// the bytes written. `dst`'s file position is not used or moved.
+/// from offset 0, in order, with up to `threads` threads, each taking parts
+/// of the ranges in turn and copying each to its own offset with positioned
+/// writes. Only the survivors (and gaps under [`READ_GAP`]) are read.
+/// Writeback of the output is started in steps; the caller still fsyncs
+/// `dst`. Returns the bytes written. `dst`'s file position is not used or
+/// moved.
 pub fn write_ranges_at(
     src: &File,
     ranges: &[Range],
     dst: &File,
     threads: usize,
 ) -> io::Result<u64> {
-    write_ranges_at_with(src, ranges, dst, threads, BUF, READ_GAP)
+    write_ranges_at_with(src, ranges, dst, threads, (BUF, READ_GAP), MIN_SHARE)
 }
+
+/// Below this many output bytes per thread a second thread costs more
+/// than it saves.
+const MIN_SHARE: u64 = 4 << 20;
+
+/// Parts per thread of [`write_ranges_at`]. Why parts, not one share per
+/// thread: equal output bytes are not equal work. A log's survivors lie
+/// sparse early in it (few lines there are any key's last write) and dense
+/// late, and a sparse stretch touches a source page per line: with one
+/// share per thread, the thread copying the first half took twice as long
+/// as the other (23 against 12 ms on the standard workload).
+const WRITE_PARTS_PER_THREAD: usize = 8;
 
 fn write_ranges_at_with(
     src: &File,
     ranges: &[Range],
     dst: &File,
     threads: usize,
-    buf_size: usize,
-    gap: u64,
+    (buf_size, gap): (usize, u64),
+    min_share: u64,
 ) -> io::Result<u64> {
     let total: u64 = ranges.iter().map(Range::len).sum();
-    // Below a few MiB a second thread costs more than it saves.
     let threads = threads
         .clamp(1, 16)
-        .min((total / (4 << 20)).max(1) as usize);
+        .min((total / min_share.max(1)).max(1) as usize);
     if threads == 1 {
         return copy_share(src, ranges, dst, 0, buf_size, gap);
     }
-    // Split by output bytes; each share starts where the previous one ends.
-    let mut shares = Vec::with_capacity(threads);
-    let (mut from, mut acc, mut out_at) = (0usize, 0u64, 0u64);
-    for (i, r) in ranges.iter().enumerate() {
-        acc += r.len();
-        if acc * threads as u64 >= total * (shares.len() as u64 + 1) && shares.len() + 1 < threads {
-            shares.push((&ranges[from..=i], out_at));
-            from = i + 1;
-            out_at = acc;
-        }
-    }
-    shares.push((&ranges[from..], out_at));
-    std::thread::scope(|s| {
-        let handles: Vec<_> = shares
-            .into_iter()
-            .map(|(part, at)| s.spawn(move || copy_share(src, part, dst, at, buf_size, gap)))
-            .collect();
+    let parts = split_by_output(ranges, total, threads * WRITE_PARTS_PER_THREAD);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || -> io::Result<u64> {
         let mut written = 0;
-        for h in handles {
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(&(part, at)) = parts.get(i) else {
+                return Ok(written);
+            };
+            written += copy_share(src, part, dst, at, buf_size, gap)?;
+        }
+    };
+    std::thread::scope(|s| {
+        let others: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        let mut written = work()?;
+        for h in others {
             written += h.join().expect("copy thread panicked")?;
         }
         Ok(written)
     })
+}
+
+/// `ranges` cut into `n` parts of about equal output bytes (never an empty
+/// one), each with the output offset where it starts.
+fn split_by_output(ranges: &[Range], total: u64, n: usize) -> Vec<(&[Range], u64)> {
+    let mut parts = Vec::with_capacity(n);
+    let (mut from, mut acc, mut out_at) = (0usize, 0u64, 0u64);
+    for (i, r) in ranges.iter().enumerate() {
+        acc += r.len();
+        if acc * n as u64 >= total * (parts.len() as u64 + 1) && parts.len() + 1 < n {
+            parts.push((&ranges[from..=i], out_at));
+            from = i + 1;
+            out_at = acc;
+        }
+    }
+    if from < ranges.len() {
+        parts.push((&ranges[from..], out_at));
+    }
+    parts
 }
 
 /// Copy `ranges` of `src` to `dst` starting at output offset `out_at`:
@@ -241,6 +277,10 @@ pub(crate) fn copy_share(
         let mut out = Positioned::new(dst, out_at);
         copy_ranges_mapped(src, ranges, &mut out)?;
         out.flush()?;
+        // The part's last bytes too: the fsync then finds them on their way.
+        if out.at > out.synced {
+            start_writeback(dst, out.synced, out.at - out.synced);
+        }
         Ok(out.at - out_at)
     }
     #[cfg(not(target_os = "linux"))]

@@ -92,8 +92,18 @@ fn write_ranges_at_equals_plain_concatenation() {
             .collect();
         for threads in [1, 2, 3, 16] {
             for (buf, gap) in [(1024, 0), (4096, 512), (BUF, READ_GAP)] {
+                // Small shares, so the parts and threads are exercised.
                 let out = tempfile::tempfile().unwrap();
-                let n = write_ranges_at_with(&f, &ranges, &out, threads, buf, gap).unwrap();
+                let n = write_ranges_at_with(&f, &ranges, &out, threads, (buf, gap), 1024).unwrap();
+                let mut got = Vec::new();
+                std::io::Read::read_to_end(&mut &out, &mut got).unwrap();
+                assert_eq!(n, want.len() as u64);
+                assert!(
+                    got == want,
+                    "parts: keep 1/{keep_every}, {threads} threads, buf {buf}"
+                );
+                let out = tempfile::tempfile().unwrap();
+                let n = write_ranges_at(&f, &ranges, &out, threads).unwrap();
                 let mut got = Vec::new();
                 std::io::Read::read_to_end(&mut &out, &mut got).unwrap();
                 assert_eq!(n, want.len() as u64);
@@ -120,4 +130,29 @@ fn write_ranges_at_reports_a_log_that_shrank() {
     let out = tempfile::tempfile().unwrap();
     let e = write_ranges_at(&f, &[Range { start: 3, end: 10 }], &out, 2).unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+}
+
+#[test]
+fn output_parts_cover_the_ranges_in_order_at_their_offsets() {
+    let ranges: Vec<Range> = (0..50u64)
+        .map(|i| Range {
+            start: i * 1000,
+            end: i * 1000 + 1 + (i * 37) % 400,
+        })
+        .collect();
+    let total: u64 = ranges.iter().map(Range::len).sum();
+    for n in [1, 2, 7, 16, 50, 200] {
+        let parts = split_by_output(&ranges, total, n);
+        assert!(parts.len() <= n && !parts.is_empty(), "{n} parts");
+        let mut at = 0;
+        let mut joined = Vec::new();
+        for (part, out_at) in &parts {
+            assert!(!part.is_empty(), "{n} parts: an empty one");
+            assert_eq!(*out_at, at, "{n} parts");
+            at += part.iter().map(Range::len).sum::<u64>();
+            joined.extend_from_slice(part);
+        }
+        assert_eq!((joined, at), (ranges.clone(), total), "{n} parts");
+    }
+    assert!(split_by_output(&[], 0, 4).is_empty());
 }
