@@ -140,8 +140,33 @@ fn inline(key: &[u8]) -> Option<KeyRef> {
     })
 }
 
+/// The fewest slots a map grows to (its first table).
+const MIN_SLOTS: usize = 1024;
+
 impl KeyMap {
-    #[cfg(test)]
+    /// An empty map with room for `keys` keys without growing, but no
+    /// larger than a map grows to under `budget` bytes (a doubling to `s`
+    /// slots needs `48 * s` bytes at its peak, [`Self::grow_peak_bytes`]).
+    /// `keys` 0 is an empty map that grows from [`MIN_SLOTS`]. The caller
+    /// bounds `keys` by what its input could hold (an unbounded `budget`
+    /// does not).
+    pub(crate) fn with_room(keys: u64, budget: usize) -> Self {
+        let want = usize::try_from(keys.saturating_mul(4) / 3 + 1).unwrap_or(usize::MAX);
+        let most = budget / (3 * std::mem::size_of::<Slot>() / 2);
+        if keys == 0 || most < MIN_SLOTS {
+            return Self::default();
+        }
+        let slots = want
+            .checked_next_power_of_two()
+            .unwrap_or(usize::MAX)
+            .min(1 << most.ilog2())
+            .max(MIN_SLOTS);
+        KeyMap {
+            slots: Table::zeroed(slots),
+            ..Self::default()
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.len
     }
@@ -323,7 +348,7 @@ impl KeyMap {
     }
 
     fn grow(&mut self) {
-        let cap = (self.slots.len() * 2).max(1024);
+        let cap = (self.slots.len() * 2).max(MIN_SLOTS);
         let old = std::mem::replace(&mut self.slots, Table::zeroed(cap));
         let mask = cap - 1;
         for &s in old.iter().filter(|s| s.hash != 0) {

@@ -59,6 +59,8 @@ pub(crate) fn merge_keys(
     keep: &mut Runs,
 ) -> u64 {
     let hi = chunks.iter().map(|c| c.hi).min().unwrap_or(u64::MAX);
+    let most = chunks.iter().map(|c| c.map.len() as u64).max().unwrap_or(0);
+    plan.map_keys = plan.map_keys.max(most);
     let maps = chunks.into_iter().map(|c| c.map).collect();
     merge_maps(maps, hi, tombs, plan, keep);
     hi

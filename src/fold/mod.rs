@@ -191,6 +191,9 @@ pub struct Plan {
     /// one: a `\n` is written there ([`copy_ranges_nl`]).
     pub newlines: Vec<u64>,
     pub cut: u64,
+    /// The most keys one thread's key map held at the end of a pass: what
+    /// the next fold of this log may start its maps at ([`Opts::presize`]).
+    pub map_keys: u64,
     /// Every line hashed, when the fold was asked for it ([`Opts::digest`]).
     pub(crate) digest: Option<digest::LineDigest>,
 }

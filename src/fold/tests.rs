@@ -385,6 +385,30 @@ fn a_fold_over_several_passes_equals_one_pass() {
             };
             assert_eq!(lines(&many), lines(&one));
             assert_eq!(lines(&one).1, 30_000);
+            // Maps started with room (`Opts::presize`: little, what the
+            // fold held, more, more than the budget allows): the same fold.
+            assert!(
+                one.map_keys > 1000 && one.map_keys <= 30_000,
+                "{}",
+                one.map_keys
+            );
+            for (presize, budget) in [1, one.map_keys, 10 * one.map_keys]
+                .into_iter()
+                .flat_map(|n| [(n, usize::MAX), (n, 64 << 10)])
+                .chain([(u64::MAX, 64 << 10)])
+            {
+                let sized = Opts {
+                    presize,
+                    ..opts(budget)
+                };
+                let p = fold_source(&spec(), &span[..], sized).unwrap();
+                let at = format!("presize {presize}, budget {budget}, {threads} threads");
+                assert_eq!(p.keep, one.keep, "{at}");
+                assert_eq!(p.tombs, one.tombs, "{at}");
+                assert_eq!(p.newlines, one.newlines, "{at}");
+                assert_eq!(figures(&p), figures(&one), "{at}");
+                assert_eq!(lines(&p), lines(&one), "{at}");
+            }
         }
     }
 }

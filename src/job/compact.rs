@@ -23,7 +23,7 @@ use crate::job::census::Census;
 use crate::job::cut::Cut;
 pub use crate::job::cut::resolve_log;
 use crate::job::late::{self, Generation, LateWrites, Watch};
-use crate::job::record::Stats;
+use crate::job::record::{RunRecords, Stats};
 use crate::job::{interrupt, swap, verify};
 use crate::plan::{self, log::Choice};
 
@@ -106,7 +106,11 @@ pub fn compact(
         Phase::Scan,
         fs::metadata(&policy.log).map_or(0, |m| m.len()),
     );
-    let mut c = Cut::take(store, Some(state))?;
+    let keys = RunRecords::new(state_dir.to_path_buf())
+        .baseline()
+        .and_then(|b| b.map_keys)
+        .unwrap_or(0);
+    let mut c = Cut::take_presized(store, Some(state), keys)?;
     interrupt::check("after reading the log")?;
     let spec = FoldSpec::for_store(store)?;
     let mut stats = fold_stats(&c, &spec)?;
@@ -212,6 +216,7 @@ fn fold_stats(c: &Cut, spec: &FoldSpec) -> Result<Stats> {
         unglued: c.plan.unglued,
         tail_bytes: c.size.saturating_sub(c.cut),
         late_lines_quarantined: late_bad,
+        map_keys: c.plan.map_keys,
         ..Stats::default()
     })
 }

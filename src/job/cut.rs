@@ -44,6 +44,17 @@ impl Cut {
     /// Open, cut and fold the store's live log; with `state`, the late
     /// writes it records are folded in at the swap point.
     pub fn take(store: &StoreConfig, state: Option<&LateWrites>) -> Result<Cut> {
+        Cut::take_presized(store, state, 0)
+    }
+
+    /// [`Cut::take`], the fold's key maps starting with room for `keys`
+    /// keys each (what the last fold of this log held, `Plan::map_keys`;
+    /// capped by the bytes to read, at 8 a keyed line at least).
+    pub fn take_presized(
+        store: &StoreConfig,
+        state: Option<&LateWrites>,
+        keys: u64,
+    ) -> Result<Cut> {
         let log = resolve_log(store.path())?;
         let file = crate::io::safe::open_beside(&log, crate::io::safe::Access::Read)
             .map_err(|e| crate::io::safe::access_hint(&log, e))
@@ -76,8 +87,12 @@ impl Cut {
             fingerprint,
         };
         let spec = FoldSpec::for_store(store)?;
-        c.plan = spans::fold_spans(&spec, &c.spans(), fold::scan_threads(), 8 << 20)
-            .ctx("read log", &c.log)?;
+        let bytes: u64 = c.spans().iter().map(FileSpan::len).sum();
+        let opts = fold::Opts {
+            presize: keys.min(bytes / 8),
+            ..fold::Opts::compaction(fold::scan_threads(), 8 << 20)
+        };
+        c.plan = spans::fold_source(&spec, c.spans().as_slice(), opts).ctx("read log", &c.log)?;
         Ok(c)
     }
 

@@ -212,3 +212,34 @@ fn replay_prints_the_fold() {
         .collect();
     assert_eq!(d.out.stdout, expected);
 }
+
+/// A compaction records how many keys its fold's maps held
+/// (`compaction.json`, `map_keys`), and the next run starts its maps with
+/// that much room. The count only sizes the maps: a wrong one (far too
+/// many for the log, or too few) gives the same fold.
+#[test]
+fn the_last_runs_key_count_sizes_the_next_fold_and_a_wrong_one_changes_nothing() {
+    let env = Env::new();
+    let log = env.path("events.jsonl");
+    gen_log(&log, 60_000, 6_000, 0, false);
+    let before = std::fs::read(&log).unwrap();
+    env.keyed_store("m", &log);
+    env.lk(["sync", "now", "--force"]).status(0);
+    let baseline = env.state().join("stores/m/compaction.json");
+    let recorded: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&baseline).unwrap()).unwrap();
+    let held = recorded["map_keys"].as_u64().expect("map_keys recorded");
+    assert!((1000..=6_000).contains(&held), "map_keys {held}");
+    let folded = std::fs::read(&log).unwrap();
+    assert_eq!(reference_fold(&folded), reference_fold(&before));
+
+    for wrong in [1u64, 1 << 40] {
+        std::fs::write(&log, &before).unwrap();
+        let mut b = recorded.clone();
+        b["map_keys"] = wrong.into();
+        std::fs::write(&baseline, b.to_string()).unwrap();
+        env.lk(["sync", "now", "--force"]).status(0);
+        let after = std::fs::read(&log).unwrap();
+        assert_eq!(after, folded, "map_keys {wrong}: another fold");
+    }
+}

@@ -177,3 +177,23 @@ fn keys_differing_in_one_byte_under_one_hash_stay_apart() {
         assert_eq!(m.get(42, &short), None, "len {n}");
     }
 }
+
+#[test]
+fn a_map_with_room_holds_its_keys_without_growing_and_respects_the_budget() {
+    let m = KeyMap::with_room(100_000, usize::MAX);
+    assert_eq!(m.slots(), 1 << 18, "100k keys at 3/4 load");
+    let mut m = KeyMap::with_room(5000, usize::MAX);
+    let slots = m.slots();
+    for i in 0..5000u64 {
+        let k = format!("key-{i}");
+        m.upsert(hash_key(k.as_bytes()), k.as_bytes(), Entry::default());
+    }
+    assert_eq!((m.slots(), m.len()), (slots, 5000), "it grew");
+    // No larger than growing under the budget reaches (48 bytes a slot at
+    // a doubling's peak), and none below the first table.
+    assert_eq!(KeyMap::with_room(1 << 30, 48 << 20).slots(), 1 << 20);
+    assert_eq!(KeyMap::with_room(1 << 30, (48 << 20) - 1).slots(), 1 << 19);
+    assert_eq!(KeyMap::with_room(3, usize::MAX).slots(), MIN_SLOTS);
+    assert_eq!(KeyMap::with_room(0, usize::MAX).slots(), 0);
+    assert_eq!(KeyMap::with_room(1 << 30, 1000).slots(), 0);
+}

@@ -162,6 +162,10 @@ pub struct Stats {
     /// Segmented stores only: the directory, prunes, health, compaction.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segments: Option<report::SegmentStats>,
+    /// The most keys one fold thread's map held (`Plan::map_keys`): kept
+    /// in `compaction.json` for the next run's maps, not reported.
+    #[serde(skip)]
+    pub map_keys: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -313,6 +317,12 @@ pub struct RecordsLock {
 pub struct Baseline {
     pub bytes_after: u64,
     pub at: DateTime<Utc>,
+    /// The most keys one thread's key map held in that compaction's fold:
+    /// the next fold of the log starts its maps with room for as many
+    /// (`fold::Opts::presize`). Absent in older files, and after a fold
+    /// with no keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map_keys: Option<u64>,
 }
 
 impl RunRecords {
@@ -393,6 +403,7 @@ impl RunRecords {
         let b = Baseline {
             bytes_after: rec.stats.bytes_after,
             at: rec.finished_at,
+            map_keys: Some(rec.stats.map_keys).filter(|&n| n > 0),
         };
         let b = to_json("the compaction baseline", &compaction, &b, false)?;
         // Each file is whole on its own, so they are replaced together
