@@ -295,8 +295,12 @@ impl<'s> Scan<'s> {
     #[inline(always)]
     fn apply_one(&mut self) {
         let map = &self.out.map;
-        if map.needs_grow() && map.grow_peak_bytes() > self.budget && !map.is_empty() {
-            self.evict();
+        if map.past_half() {
+            if map.grow_peak_bytes() <= self.budget {
+                self.out.map.grow_early();
+            } else if map.needs_grow() && !map.is_empty() {
+                self.evict();
+            }
         }
         let p = &self.ring[self.head];
         if p.hash > self.out.hi {
