@@ -24,11 +24,11 @@
 
 mod classes;
 
-#[cfg(target_arch = "x86_64")]
-use classes::masks_avx2;
 #[allow(unused_imports)]
 use classes::masks_scalar;
-pub(super) use classes::{Masks, has_avx2, masks};
+pub(super) use classes::{Masks, has_avx2, has_avx512, masks};
+#[cfg(target_arch = "x86_64")]
+use classes::{masks_avx2, masks_avx512};
 
 const EVEN: u64 = 0x5555_5555_5555_5555;
 
@@ -135,6 +135,28 @@ pub(super) fn block_masks<const AVX2: bool>(block: &[u8; 64]) -> Masks {
     } else {
         masks(block)
     };
+    #[cfg(not(target_arch = "x86_64"))]
+    let m = masks(block);
+    Masks {
+        quote: opaque(m.quote),
+        backslash: opaque(m.backslash),
+        control: opaque(m.control),
+        space: opaque(m.space),
+        op: opaque(m.op),
+        high: opaque(m.high),
+        newline: opaque(m.newline),
+    }
+}
+
+/// [`block_masks`] with the AVX-512 classifier ([`masks_avx512`]), behind
+/// the same barriers. Only `build_batch_avx512` reaches it, after the
+/// run-time check ([`has_avx512`]); elsewhere than x86-64 it is the
+/// portable classifier (never called).
+#[inline(always)]
+pub(super) fn block_masks_avx512(block: &[u8; 64]) -> Masks {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: see above: AVX-512 F and BW were detected at run time.
+    let m = unsafe { masks_avx512(block) };
     #[cfg(not(target_arch = "x86_64"))]
     let m = masks(block);
     Masks {
@@ -275,7 +297,7 @@ fn hex4(bytes: &[u8], p: usize) -> bool {
 /// once per line or batch, so the block loop does no capacity check.
 #[inline(always)]
 pub(super) fn reserve_entries(pos: &mut Vec<u32>, len: usize) {
-    pos.reserve(len + 8);
+    pos.reserve(len + 16);
 }
 
 /// Append `base + k` for every set bit `k` of `bits`.
@@ -318,6 +340,53 @@ pub(super) fn push_bits_with<const AVX2: bool>(pos: &mut Vec<u32>, base: u32, bi
         return unsafe { push_bits_spread(pos, base, bits) };
     }
     push_bits(pos, base, bits)
+}
+
+/// [`push_bits`] with AVX-512 ([`push_bits_compress`]). Only
+/// `build_batch_avx512` calls it, after [`has_avx512`], having reserved
+/// with [`reserve_entries`]; elsewhere than x86-64 it is [`push_bits`].
+#[inline(always)]
+pub(super) fn push_bits_avx512(pos: &mut Vec<u32>, base: u32, bits: u64) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: see above.
+    unsafe {
+        push_bits_compress(pos, base, bits)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    push_bits(pos, base, bits)
+}
+
+/// [`push_bits`] 16 bits at a time: the 16 positions `base + k` in one
+/// vector, compressed (`vpcompressd`) to those whose bit is set, all 16
+/// stored, and the end moved on by the bits' count (the entries past it
+/// are overwritten by the next step's, or left in the slack). Four fixed
+/// steps per block. Safe to call only when the CPU has AVX-512 F and
+/// POPCNT, and with room for the bits' entries plus 16 (what
+/// [`reserve_entries`] leaves).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,popcnt")]
+#[inline]
+unsafe fn push_bits_compress(pos: &mut Vec<u32>, base: u32, bits: u64) {
+    use std::arch::x86_64::*;
+    let len = pos.len();
+    debug_assert!(pos.capacity() >= len + bits.count_ones() as usize + 16);
+    // SAFETY: step `i` writes entries `n..n + 16`, where `n`, the entries
+    // of the steps before it, is at most the block's entries; the room
+    // checked above covers them. The first `n` entries are initialised
+    // before `set_len`.
+    unsafe {
+        let out = pos.as_mut_ptr().add(len);
+        let mut n = 0usize;
+        let iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        let mut at = _mm512_add_epi32(iota, _mm512_set1_epi32(base as i32));
+        for i in 0..4 {
+            let m = (bits >> (16 * i)) as u16;
+            _mm512_storeu_si512(out.add(n).cast(), _mm512_maskz_compress_epi32(m, at));
+            n += m.count_ones() as usize;
+            at = _mm512_add_epi32(at, _mm512_set1_epi32(16));
+        }
+        pos.set_len(len + n);
+    }
 }
 
 /// Per byte value, the positions of its set bits, lowest first, one per

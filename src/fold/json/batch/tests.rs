@@ -9,6 +9,35 @@ use proptest::prelude::*;
 
 const PTRS: [&str; 4] = ["/a", "/b/0", "/a/b", "/0"];
 
+/// The portable path (no AVX2), and the AVX2 and AVX-512 paths where the
+/// CPU has them, build the same index as `ix` (the batch took the best).
+fn every_path_builds_the_same_index(bytes: &[u8], ix: &BatchIndex) -> Result<(), TestCaseError> {
+    let mut portable = BatchIndex::default();
+    build_batch_with::<false, false>(bytes, &mut portable);
+    prop_assert_eq!(&portable.pos, &ix.pos);
+    prop_assert_eq!(&portable.marks, &ix.marks);
+    prop_assert_eq!(&portable.escapes, &ix.escapes);
+    prop_assert_eq!(portable.utf8_upto, ix.utf8_upto);
+    #[cfg(target_arch = "x86_64")]
+    for (has, build) in [
+        (
+            has_avx2(),
+            build_batch_avx2 as unsafe fn(&[u8], &mut BatchIndex),
+        ),
+        (has_avx512(), build_batch_avx512),
+    ] {
+        if has {
+            let mut simd = BatchIndex::default();
+            // SAFETY: the CPU has the path's features (asked just above).
+            unsafe { build(bytes, &mut simd) };
+            prop_assert_eq!(&simd.pos, &ix.pos);
+            prop_assert_eq!(&simd.marks, &ix.marks);
+            prop_assert_eq!(&simd.escapes, &ix.escapes);
+        }
+    }
+    Ok(())
+}
+
 /// Index `lines` (each without `\n`) as one batch, and check every line
 /// against [`build`] and [`Scanner::scan`] on the line alone.
 fn check(lines: &[Vec<u8>]) -> Result<(), TestCaseError> {
@@ -21,13 +50,7 @@ fn check(lines: &[Vec<u8>]) -> Result<(), TestCaseError> {
     batch.index(&bytes);
     prop_assert_eq!(batch.lines(), lines.len());
     let ix = &batch.ix;
-    // The portable path (no AVX2) builds the same index.
-    let mut portable = BatchIndex::default();
-    build_batch_with::<false>(&bytes, &mut portable);
-    prop_assert_eq!(&portable.pos, &ix.pos);
-    prop_assert_eq!(&portable.marks, &ix.marks);
-    prop_assert_eq!(&portable.escapes, &ix.escapes);
-    prop_assert_eq!(portable.utf8_upto, ix.utf8_upto);
+    every_path_builds_the_same_index(&bytes, ix)?;
     let ptrs = Pointers::new(&PTRS).unwrap();
     let (mut pos, mut esc) = (Vec::new(), Vec::new());
     for (j, line) in lines.iter().enumerate() {

@@ -173,6 +173,35 @@ pub(super) fn masks_avx2(block: &[u8; 64]) -> Masks {
     m
 }
 
+/// The same masks with AVX-512 (F, BW): one 64-byte load, each class one
+/// compare straight into a mask register, with [`masks_avx2`]'s nibble
+/// tables (`vpshufb` looks up per 128-bit lane here too). Only called
+/// where [`has_avx512`] said the CPU has it.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+#[inline]
+pub(super) fn masks_avx512(block: &[u8; 64]) -> Masks {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller checked AVX-512 F and BW at run time; the load
+    // reads the 64 bytes of `block`, the table loads 16 bytes each.
+    unsafe {
+        let v = _mm512_loadu_si512(block.as_ptr().cast());
+        let table = |t: &[u8; 16]| _mm512_broadcast_i32x4(_mm_loadu_si128(t.as_ptr().cast()));
+        let is = |b: u8| _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(b as i8));
+        let control = _mm512_cmple_epu8_mask(v, _mm512_set1_epi8(0x1f));
+        let vl = _mm512_or_si512(v, _mm512_set1_epi8(0x20));
+        Masks {
+            quote: is(b'"'),
+            backslash: is(b'\\'),
+            control,
+            space: _mm512_cmpeq_epi8_mask(v, _mm512_shuffle_epi8(table(&WS_TABLE), v)),
+            op: _mm512_cmpeq_epi8_mask(vl, _mm512_shuffle_epi8(table(&OP_TABLE), v)) & !control,
+            high: _mm512_movepi8_mask(v),
+            newline: is(b'\n'),
+        }
+    }
+}
+
 /// One bit per byte of `x`: its top bit (a compare's result).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
@@ -220,6 +249,26 @@ pub(in crate::fold::json) fn has_avx2() -> bool {
 #[cfg(not(target_arch = "x86_64"))]
 #[inline(always)]
 pub(in crate::fold::json) fn has_avx2() -> bool {
+    false
+}
+
+/// Whether this CPU has AVX-512 F and BW besides [`has_avx2`]'s features
+/// (asked once: std caches the answer). `LOGKEEPER_NO_AVX512` set to
+/// anything turns the AVX-512 path off (to compare the two paths on one
+/// machine; read once).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(in crate::fold::json) fn has_avx512() -> bool {
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && has_avx2()
+        && !*OFF.get_or_init(|| std::env::var_os("LOGKEEPER_NO_AVX512").is_some())
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+pub(in crate::fold::json) fn has_avx512() -> bool {
     false
 }
 

@@ -17,6 +17,12 @@ proptest! {
             let c = unsafe { masks_avx2(block) };
             prop_assert_eq!(bits(c), bits(b));
         }
+        #[cfg(target_arch = "x86_64")]
+        if has_avx512() {
+            // SAFETY: AVX-512 F and BW were detected at run time.
+            let c = unsafe { masks_avx512(block) };
+            prop_assert_eq!(bits(c), bits(b));
+        }
     }
 
     /// The carry-less multiply computes the shift-xor chain's prefix
@@ -80,6 +86,15 @@ fn every_byte_value_gets_the_table_s_classes() {
                     "AVX2 on block {block:?}"
                 );
             }
+            #[cfg(target_arch = "x86_64")]
+            if has_avx512() {
+                // SAFETY: AVX-512 F and BW were detected at run time.
+                assert_eq!(
+                    bits(unsafe { masks_avx512(&block) }),
+                    want,
+                    "AVX-512 on block {block:?}"
+                );
+            }
         }
     }
 }
@@ -113,6 +128,15 @@ proptest! {
             // SAFETY: AVX2 and POPCNT were detected at run time; the room
             // is reserved.
             unsafe { push_bits_spread(&mut fast, base, bits) };
+            prop_assert_eq!(&fast, &slow);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if has_avx512() {
+            let mut fast = vec![7u32; before];
+            reserve_entries(&mut fast, 64);
+            // SAFETY: AVX-512 F and POPCNT were detected at run time; the
+            // room is reserved.
+            unsafe { push_bits_compress(&mut fast, base, bits) };
             prop_assert_eq!(&fast, &slow);
         }
     }
