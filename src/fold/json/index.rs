@@ -137,15 +137,7 @@ pub(super) fn block_masks<const AVX2: bool>(block: &[u8; 64]) -> Masks {
     };
     #[cfg(not(target_arch = "x86_64"))]
     let m = masks(block);
-    Masks {
-        quote: opaque(m.quote),
-        backslash: opaque(m.backslash),
-        control: opaque(m.control),
-        space: opaque(m.space),
-        op: opaque(m.op),
-        high: opaque(m.high),
-        newline: opaque(m.newline),
-    }
+    behind_barriers(m)
 }
 
 /// [`block_masks`] with the AVX-512 classifier ([`masks_avx512`]), behind
@@ -159,6 +151,12 @@ pub(super) fn block_masks_avx512(block: &[u8; 64]) -> Masks {
     let m = unsafe { masks_avx512(block) };
     #[cfg(not(target_arch = "x86_64"))]
     let m = masks(block);
+    behind_barriers(m)
+}
+
+/// Each of `m`'s masks behind its own barrier ([`opaque`]).
+#[inline(always)]
+fn behind_barriers(m: Masks) -> Masks {
     Masks {
         quote: opaque(m.quote),
         backslash: opaque(m.backslash),
