@@ -396,37 +396,68 @@ pub fn copy_ranges_nl(
 }
 
 /// `ranges` cut at each of `newlines` (sorted), each piece with whether a
-/// `\n` follows it.
-pub fn split_at_newlines(ranges: &[Range], newlines: &[u64]) -> Vec<(Range, bool)> {
-    let mut out = Vec::with_capacity(ranges.len() + newlines.len());
-    let mut n = 0;
-    for r in ranges {
-        let mut at = r.start;
-        while n < newlines.len() && newlines[n] <= at {
-            n += 1;
-        }
-        while n < newlines.len() && newlines[n] <= r.end {
-            out.push((
-                Range {
-                    start: at,
-                    end: newlines[n],
-                },
-                true,
-            ));
-            at = newlines[n];
-            n += 1;
-        }
-        if at < r.end {
-            out.push((
-                Range {
-                    start: at,
-                    end: r.end,
-                },
-                false,
-            ));
+/// `\n` follows it. Lazy ([`Pieces`]): a fold over millions of live keys
+/// has as many pieces, and a list of them (24 bytes each) was most of the
+/// verification's memory at 10M keys.
+pub fn split_at_newlines<'a>(ranges: &'a [Range], newlines: &'a [u64]) -> Pieces<'a> {
+    let mut p = Pieces {
+        ranges,
+        newlines,
+        at: 0,
+        n: 0,
+    };
+    p.enter();
+    p
+}
+
+/// The pieces of [`split_at_newlines`], in order.
+pub struct Pieces<'a> {
+    /// The ranges not yet done, the first from `at` on.
+    ranges: &'a [Range],
+    newlines: &'a [u64],
+    at: u64,
+    /// The first newline not yet passed.
+    n: usize,
+}
+
+impl Pieces<'_> {
+    /// Start the first range left: a newline at or before its start
+    /// belongs to the ranges before it.
+    fn enter(&mut self) {
+        if let Some(r) = self.ranges.first() {
+            self.at = r.start;
+            while self.n < self.newlines.len() && self.newlines[self.n] <= self.at {
+                self.n += 1;
+            }
         }
     }
-    out
+}
+
+impl Iterator for Pieces<'_> {
+    type Item = (Range, bool);
+
+    fn next(&mut self) -> Option<(Range, bool)> {
+        loop {
+            let end = self.ranges.first()?.end;
+            let start = self.at;
+            if self.n < self.newlines.len() && self.newlines[self.n] <= end {
+                self.at = self.newlines[self.n];
+                self.n += 1;
+                return Some((
+                    Range {
+                        start,
+                        end: self.at,
+                    },
+                    true,
+                ));
+            }
+            self.ranges = &self.ranges[1..];
+            self.enter();
+            if start < end {
+                return Some((Range { start, end }, false));
+            }
+        }
+    }
 }
 
 #[cfg(test)]

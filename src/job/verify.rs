@@ -99,17 +99,24 @@ pub(crate) fn snapshot(
     }))
 }
 
+/// Pieces of the plan hashed per batch at most: the batch, and where its
+/// pieces lie, are the planned side's only memory (a batch of the whole
+/// plan was 40 MiB at 10M live keys, on top of the on-disk side's maps).
+const PLANNED_BATCH: usize = 1 << 14;
+
 /// The digest of the plan: its kept pieces read in output order, with the
 /// plan's `\n`s between them (runs of pieces of one file with coalesced
-/// reads, as the snapshot was written).
+/// reads, as the snapshot was written), in batches of [`PLANNED_BATCH`].
 fn planned(plan: &Planned) -> std::io::Result<Digest> {
     let mut d = LineDigest::new(0);
-    let mut batch: Vec<Range> = Vec::new();
+    let mut batch: Vec<Range> = Vec::with_capacity(PLANNED_BATCH);
     for (piece, nl) in crate::fold::split_at_newlines(plan.keep, plan.newlines) {
         batch.push(piece);
-        if nl {
+        if nl || batch.len() == PLANNED_BATCH {
             feed_ranges(plan.segs, &batch, &mut d)?;
             batch.clear();
+        }
+        if nl {
             d.feed(b"\n");
         }
     }

@@ -156,3 +156,67 @@ fn output_parts_cover_the_ranges_in_order_at_their_offsets() {
     }
     assert!(split_by_output(&[], 0, 4).is_empty());
 }
+
+/// The eager form the lazy [`split_at_newlines`] replaced.
+fn split_eager(ranges: &[Range], newlines: &[u64]) -> Vec<(Range, bool)> {
+    let mut out = Vec::new();
+    let mut n = 0;
+    for r in ranges {
+        let mut at = r.start;
+        while n < newlines.len() && newlines[n] <= at {
+            n += 1;
+        }
+        while n < newlines.len() && newlines[n] <= r.end {
+            out.push((
+                Range {
+                    start: at,
+                    end: newlines[n],
+                },
+                true,
+            ));
+            at = newlines[n];
+            n += 1;
+        }
+        if at < r.end {
+            out.push((
+                Range {
+                    start: at,
+                    end: r.end,
+                },
+                false,
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn pieces_at_newlines_are_the_ranges_cut_at_each_newline() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = |m: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % m
+    };
+    for _ in 0..2000 {
+        let (mut ranges, mut at) = (Vec::new(), 0);
+        for _ in 0..next(6) {
+            let start = at + next(3);
+            let end = start + 1 + next(5);
+            ranges.push(Range { start, end });
+            at = end;
+        }
+        let mut newlines: Vec<u64> = (0..next(6)).map(|_| next(at + 2)).collect();
+        newlines.sort_unstable();
+        newlines.dedup();
+        let lazy: Vec<_> = split_at_newlines(&ranges, &newlines).collect();
+        assert_eq!(
+            lazy,
+            split_eager(&ranges, &newlines),
+            "{ranges:?} {newlines:?}"
+        );
+        let bytes: u64 = lazy.iter().map(|(r, _)| r.len()).sum();
+        assert_eq!(bytes, ranges.iter().map(Range::len).sum::<u64>());
+    }
+}

@@ -214,3 +214,48 @@ proptest::proptest! {
         on_disk(text.as_bytes(), min_chunk);
     }
 }
+
+/// The planned side hashes a plan of many more pieces than it holds at
+/// once, with `\n`s inserted, as the bytes the snapshot's write makes.
+#[test]
+fn a_plan_longer_than_a_batch_hashes_as_its_bytes() {
+    let lines: Vec<String> = (0..5 * PLANNED_BATCH + 5)
+        .map(|i| match i % 7 {
+            0 => format!("{{\"t\":1,\"id\":{i}}}"),
+            _ => format!("{{\"t\":1,\"id\":{i}}}\n"),
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("log.jsonl");
+    std::fs::write(&log_path, lines.concat()).unwrap();
+    let log = File::open(&log_path).unwrap();
+    let (mut keep, mut newlines, mut expected, mut at) = (vec![], vec![], vec![], 0u64);
+    for (i, l) in lines.iter().enumerate() {
+        let end = at + l.len() as u64;
+        if i % 2 == 1 || i % 7 == 0 {
+            keep.push(Range { start: at, end });
+            expected.extend_from_slice(l.as_bytes());
+            if !l.ends_with('\n') {
+                newlines.push(end);
+                expected.push(b'\n');
+            }
+        }
+        at = end;
+    }
+    let segs = [FileSpan {
+        file: &log,
+        path: &log_path,
+        start: 0,
+        end: at,
+    }];
+    let spec = spec();
+    let plan = Planned {
+        keys: 0,
+        spec: &spec,
+        segs: &segs,
+        keep: &keep,
+        newlines: &newlines,
+    };
+    assert!(keep.len() > 2 * PLANNED_BATCH);
+    assert_eq!(planned(&plan).unwrap(), fed(&[&expected]));
+}
