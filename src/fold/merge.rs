@@ -8,7 +8,7 @@
 
 use super::pool::Scanned;
 use super::runs::Runs;
-use super::scan::ChunkScan;
+use super::scan::{ChunkScan, Opts};
 use super::{FoldSpec, Plan, Range};
 use crate::fold::keymap::KeyMap;
 
@@ -19,7 +19,7 @@ use crate::fold::keymap::KeyMap;
 pub(crate) fn merge(
     spec: &FoldSpec,
     scanned: Scanned,
-    tombs: bool,
+    opts: Opts,
     plan: &mut Plan,
     keep: &mut Runs,
 ) -> u64 {
@@ -43,7 +43,7 @@ pub(crate) fn merge(
         part.keyless.iter().for_each(|r| keep.push(r));
     }
     if spec.is_keyed() {
-        merge_keys(scanned.scans, tombs, plan, keep)
+        merge_keys(scanned.scans, opts, plan, keep)
     } else {
         all_but_bad(&plan.bad, plan.cut, keep);
         scanned.scans.iter().map(|c| c.hi).min().unwrap_or(u64::MAX)
@@ -54,15 +54,19 @@ pub(crate) fn merge(
 /// folded.
 pub(crate) fn merge_keys(
     chunks: Vec<ChunkScan>,
-    tombs: bool,
+    opts: Opts,
     plan: &mut Plan,
     keep: &mut Runs,
 ) -> u64 {
     let hi = chunks.iter().map(|c| c.hi).min().unwrap_or(u64::MAX);
     let most = chunks.iter().map(|c| c.map.len() as u64).max().unwrap_or(0);
     plan.map_keys = plan.map_keys.max(most);
-    let maps = chunks.into_iter().map(|c| c.map).collect();
-    merge_maps(maps, hi, tombs, plan, keep);
+    let maps: Vec<KeyMap> = chunks.into_iter().map(|c| c.map).collect();
+    if opts.count_only {
+        plan.keys_live += count_live(&maps, hi);
+    } else {
+        merge_maps(maps, hi, opts.tombs, plan, keep);
+    }
     hi
 }
 
@@ -101,6 +105,23 @@ type Decided = (Vec<Range>, Vec<Range>, Vec<u64>);
 /// random read in a table of several MiB (and the key's bytes), which
 /// alone took one core ~10 ms on the standard workload.
 fn survivors(maps: &[KeyMap], hi: u64, tombs: bool) -> (Vec<Range>, Vec<Range>) {
+    let (done, threads) = per_part(maps, |m, parts| part(maps, m, parts, hi, tombs));
+    let (mut live, mut dead, mut lost) = (Vec::new(), Vec::new(), Vec::new());
+    for (l, d, x) in done {
+        live.push(l);
+        dead.push(d);
+        lost.push(x);
+    }
+    (gather(&live, &lost, threads), gather(&dead, &lost, threads))
+}
+
+/// `f(m, (p, parts))` for every part `p` of every map `m`'s slots, taken
+/// in turn by one thread per map (one thread for small maps). Returns the
+/// results in no particular order, and the thread count.
+fn per_part<T: Send>(
+    maps: &[KeyMap],
+    f: impl Fn(usize, (usize, usize)) -> T + Sync,
+) -> (Vec<T>, usize) {
     let slots: usize = maps.iter().map(KeyMap::slots).sum();
     let threads = if slots < PARALLEL_SLOTS {
         1
@@ -119,17 +140,28 @@ fn survivors(maps: &[KeyMap], hi: u64, tombs: bool) -> (Vec<Range>, Vec<Range>) 
             let Some(&(m, p)) = items.get(i) else {
                 return done;
             };
-            done.push(part(maps, m, (p, parts), hi, tombs));
+            done.push(f(m, (p, parts)));
         }
     };
-    let done: Vec<Decided> = on_threads(threads, work);
-    let (mut live, mut dead, mut lost) = (Vec::new(), Vec::new(), Vec::new());
-    for (l, d, x) in done {
-        live.push(l);
-        dead.push(d);
-        lost.push(x);
-    }
-    (gather(&live, &lost, threads), gather(&dead, &lost, threads))
+    (on_threads(threads, work), threads)
+}
+
+/// How many keys of the maps (with a hash of at most `hi`) end live:
+/// [`survivors`]' live count without their ranges ([`Opts::count_only`]).
+/// An entry is its key's last write if no other map has the key at a
+/// greater offset (no two entries share an offset), so each map looks in
+/// all the others, not only the later ones: nothing to gather.
+fn count_live(maps: &[KeyMap], hi: u64) -> u64 {
+    let count = |m: usize, (p, parts)| {
+        let others = || maps.iter().enumerate().filter(move |&(j, _)| j != m);
+        let last =
+            |h, k, at| others().all(|(_, o)| o.get(h, k).is_none_or(|e| e.range().start < at));
+        maps[m]
+            .iter_part(p, parts)
+            .filter(|&(h, k, e)| h <= hi && !e.tomb() && last(h, k, e.range().start))
+            .count() as u64
+    };
+    per_part(maps, count).0.into_iter().sum()
 }
 
 /// `work` on `threads` threads (this one among them), its results joined.
@@ -373,12 +405,24 @@ mod tests {
         };
         let starts = |rs: &[Range]| rs.iter().map(|r| r.start).collect::<Vec<_>>();
         for tombs in [false, true] {
+            let opts = Opts {
+                tombs,
+                ..Opts::compaction(1, 1)
+            };
             let (mut plan, mut keep) = (Plan::default(), Runs::default());
-            assert_eq!(merge_keys(maps(), tombs, &mut plan, &mut keep), u64::MAX);
+            assert_eq!(merge_keys(maps(), opts, &mut plan, &mut keep), u64::MAX);
             assert_eq!(starts(&keep.to_vec()), [100, 300, 700, 900]);
             assert_eq!(plan.keys_live, 4);
             let dead: &[u64] = if tombs { &[20, 30] } else { &[] };
             assert_eq!(starts(&plan.tombs), dead);
+            // Counted only: the same live keys, no ranges.
+            let counted = Opts {
+                count_only: true,
+                ..opts
+            };
+            let (mut plan, mut keep) = (Plan::default(), Runs::default());
+            assert_eq!(merge_keys(maps(), counted, &mut plan, &mut keep), u64::MAX);
+            assert_eq!((plan.keys_live, keep.len(), plan.tombs.len()), (4, 0, 0));
         }
     }
 

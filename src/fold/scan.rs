@@ -40,6 +40,12 @@ pub(crate) struct Opts {
     /// 15-20 ms of a run over 100k keys. Only the start changes: the fold
     /// is the same.
     pub(crate) presize: u64,
+    /// Count the live keys without keeping their ranges: the plan's
+    /// figures and digest are right, its `keep` holds only keyless lines.
+    /// The verification before a swap wants the figures only; each pass
+    /// over 10M live keys held a list of its survivors (16 bytes each)
+    /// beside the maps.
+    pub(crate) count_only: bool,
 }
 
 /// The default [`Opts::budget`]: the maps stay under this however many
@@ -57,6 +63,7 @@ impl Opts {
             budget: MAP_BUDGET,
             digest: false,
             presize: 0,
+            count_only: false,
         }
     }
 }

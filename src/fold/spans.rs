@@ -215,9 +215,9 @@ pub(crate) fn fold_source<S: Source + ?Sized>(
         })?;
         plan.passes += 1;
         let hi = if lo == 0 {
-            super::merge::merge(spec, scanned, opts.tombs, &mut plan, &mut keep)
+            super::merge::merge(spec, scanned, opts, &mut plan, &mut keep)
         } else {
-            super::merge::merge_keys(scanned.scans, opts.tombs, &mut plan, &mut keep)
+            super::merge::merge_keys(scanned.scans, opts, &mut plan, &mut keep)
         };
         if hi == u64::MAX {
             break;

@@ -378,6 +378,21 @@ fn a_fold_over_several_passes_equals_one_pass() {
                 )
             };
             assert_eq!(figures(&many), figures(&one));
+            // Counting the live keys without their ranges (the
+            // verification's fold): the same figures in one pass or many.
+            for budget in [usize::MAX, 64 << 10] {
+                let counted = Opts {
+                    count_only: true,
+                    ..opts(budget)
+                };
+                let counted = fold_source(&spec(), &span[..], counted).unwrap();
+                assert_eq!(figures(&counted), figures(&one), "budget {budget}");
+                assert!(
+                    budget == usize::MAX || counted.passes > 2,
+                    "{}",
+                    counted.passes
+                );
+            }
             // Every line hashed once, in the first pass only.
             let lines = |p: &Plan| {
                 let d = p.digest.as_ref().unwrap();

@@ -195,6 +195,7 @@ fn digest_file_in(
             tombs: false,
             salvage: false,
             digest: true,
+            count_only: true,
             ..crate::fold::Opts::compaction(threads, min_chunk)
         };
         let plan = spans::fold_source(spec, &span[..], opts)?;
