@@ -366,7 +366,7 @@ pub fn write_spans(
         return super::write_ranges_at(segs[0].file, ranges, dst, threads);
     }
     let pieces = output_pieces(&segs.bounds(), ranges, newlines);
-    let mut out_at = 0;
+    let (mut out_at, mut staging) = (0, Vec::new());
     let mut i = 0;
     while i < pieces.len() {
         let k = pieces[i].0;
@@ -379,7 +379,14 @@ pub fn write_spans(
                 break;
             }
         }
-        out_at += copy_share(segs[k].file, &group, dst, out_at, BUF, READ_GAP)?;
+        out_at += copy_share(
+            segs[k].file,
+            &group,
+            dst,
+            out_at,
+            (BUF, READ_GAP),
+            &mut staging,
+        )?;
         if pieces[i - 1].2 {
             std::os::unix::fs::FileExt::write_all_at(dst, b"\n", out_at)?;
             out_at += 1;

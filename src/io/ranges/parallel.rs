@@ -52,18 +52,18 @@ pub(super) fn write_ranges_at_with(
         .clamp(1, 16)
         .min((total / min_share.max(1)).max(1) as usize);
     if threads == 1 {
-        return copy_share(src, ranges, dst, 0, buf_size, gap);
+        return copy_share(src, ranges, dst, 0, (buf_size, gap), &mut Vec::new());
     }
     let parts = split_by_output(ranges, total, threads * WRITE_PARTS_PER_THREAD);
     let next = std::sync::atomic::AtomicUsize::new(0);
     let work = || -> io::Result<u64> {
-        let mut written = 0;
+        let (mut written, mut staging) = (0, Vec::new());
         loop {
             let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let Some(&(part, at)) = parts.get(i) else {
                 return Ok(written);
             };
-            written += copy_share(src, part, dst, at, buf_size, gap)?;
+            written += copy_share(src, part, dst, at, (buf_size, gap), &mut staging)?;
         }
     };
     std::thread::scope(|s| {
