@@ -48,26 +48,27 @@ pub(crate) fn for_each_line_bounded(
     ptrs: Option<&Pointers>,
     mut f: impl FnMut(u64, Line),
 ) -> io::Result<()> {
-    for_each_line_indexed(file, start, end, ptrs, false, |at, line, _| f(at, line))
+    for_each_line_indexed(file, start, end, ptrs, None, |at, line, _| f(at, line))
 }
 
-/// [`for_each_line_bounded`]; with `index`, the whole lines of a mapped
-/// range come with their batch's structural index ([`Batch`]: stage 1 of
-/// the scan run over many lines at once, which also finds where they end,
-/// so no separate search for `\n` is made) for
-/// [`crate::fold::json::Scanner::scan_indexed`].
+/// [`for_each_line_bounded`]; with an `index`, the whole lines of a
+/// mapped range come with their batch's structural index ([`Batch`]:
+/// stage 1 of the scan run over many lines at once, which also finds where
+/// they end, so no separate search for `\n` is made) for
+/// [`crate::fold::json::Scanner::scan_indexed`]. The caller keeps the
+/// `Batch` from range to range: its index (256 KiB for a 64 KiB batch) is
+/// then allocated, and its pages faulted, once per thread, not per range.
 pub(crate) fn for_each_line_indexed(
     file: &File,
     start: u64,
     end: u64,
     ptrs: Option<&Pointers>,
-    index: bool,
+    index: Option<&mut Batch>,
     mut f: impl FnMut(u64, Line, Option<Indexed>),
 ) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     if end - start >= MAP_MIN {
-        let mut batch = index.then(Batch::default);
-        return for_each_line_mapped(file, start, end, ptrs, batch.as_mut(), f);
+        return for_each_line_mapped(file, start, end, ptrs, index, f);
     }
     let _ = index;
     for_each_line_read(file, start, end, ptrs, |at, line| f(at, line, None))

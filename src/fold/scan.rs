@@ -126,6 +126,8 @@ pub(crate) struct Scan<'s> {
     /// This thread's map may hold this many bytes.
     budget: usize,
     ring: [Pending; PIPELINE],
+    /// Stage 1's index, kept from piece to piece.
+    batch: crate::fold::json::Batch,
     /// Pending updates: `ring[head..head + queued]` (mod PIPELINE).
     head: usize,
     queued: usize,
@@ -149,6 +151,7 @@ impl<'s> Scan<'s> {
             lo,
             budget,
             ring: Default::default(),
+            batch: Default::default(),
             head: 0,
             queued: 0,
         }
@@ -178,41 +181,51 @@ impl<'s> Scan<'s> {
         let shift = base.wrapping_sub(start);
         let ptrs = &self.cls.spec().ptrs;
         let mut read_err = None;
-        for_each_line_indexed(file, start, end, Some(ptrs), true, |off, line, ix| {
-            self.out.lines += u64::from(self.pass0);
-            if let Some(d) = self.out.digest.as_mut() {
-                let at = off.wrapping_add(shift);
-                match &line {
-                    Line::Whole(b) => d.line(at, b),
-                    Line::Long { len, .. } => {
-                        if let Err(e) = d.line_in_file(file, off, *len, at) {
-                            read_err.get_or_insert(e);
+        let mut batch = std::mem::take(&mut self.batch);
+        let scanned = for_each_line_indexed(
+            file,
+            start,
+            end,
+            Some(ptrs),
+            Some(&mut batch),
+            |off, line, ix| {
+                self.out.lines += u64::from(self.pass0);
+                if let Some(d) = self.out.digest.as_mut() {
+                    let at = off.wrapping_add(shift);
+                    match &line {
+                        Line::Whole(b) => d.line(at, b),
+                        Line::Long { len, .. } => {
+                            if let Err(e) = d.line_in_file(file, off, *len, at) {
+                                read_err.get_or_insert(e);
+                            }
                         }
                     }
                 }
-            }
-            let (class, len) = match line {
-                Line::Whole(line) => return self.whole(off, shift, line, ix),
-                Line::Long { len, verdict } => match verdict {
-                    // Validated in pieces; only its key and op values are read.
-                    Ok(spans) => (
-                        self.cls
-                            .classify_spans(&spans, |s| crate::fold::read_span(file, off, s))
-                            .unwrap_or_else(|e| {
-                                read_err.get_or_insert(e);
-                                Class::Keyless
-                            }),
-                        len,
-                    ),
-                    Err(reason) => (Class::Malformed(reason), len),
-                },
-            };
-            let range = Range {
-                start: off.wrapping_add(shift),
-                end: (off + len + 1).wrapping_add(shift),
-            };
-            self.record(class, range);
-        })?;
+                let (class, len) = match line {
+                    Line::Whole(line) => return self.whole(off, shift, line, ix),
+                    Line::Long { len, verdict } => match verdict {
+                        // Validated in pieces; only its key and op values are read.
+                        Ok(spans) => (
+                            self.cls
+                                .classify_spans(&spans, |s| crate::fold::read_span(file, off, s))
+                                .unwrap_or_else(|e| {
+                                    read_err.get_or_insert(e);
+                                    Class::Keyless
+                                }),
+                            len,
+                        ),
+                        Err(reason) => (Class::Malformed(reason), len),
+                    },
+                };
+                let range = Range {
+                    start: off.wrapping_add(shift),
+                    end: (off + len + 1).wrapping_add(shift),
+                };
+                self.record(class, range);
+            },
+        );
+        self.batch = batch;
+        scanned?;
         read_err.map_or(Ok(()), Err)
     }
 

@@ -145,7 +145,9 @@ fn scan(
     let ptrs = &cls.spec().ptrs;
     let mut read_err = None;
     let mut over = false;
-    for_each_line_indexed(file, start, end, Some(ptrs), true, |off, line, ix| {
+    // One piece per share as a rule: a batch of its own costs nothing.
+    let batch = Some(&mut super::json::Batch::default());
+    for_each_line_indexed(file, start, end, Some(ptrs), batch, |off, line, ix| {
         if over {
             return;
         }
