@@ -330,12 +330,9 @@ fn adjacent_malformed_lines_form_one_run() {
     assert_eq!(runs, ["x\ny\n", "z\n"]);
 }
 
-/// Keys that do not fit the maps' budget are folded over several passes,
-/// a range of hashes each; the plan is the one a single pass makes.
-#[test]
-fn a_fold_over_several_passes_equals_one_pass() {
-    use crate::fold::Opts;
-    use crate::fold::spans::fold_source;
+/// 30,000 lines over 20,000 keys, with deletes, keyless, malformed and
+/// glued lines: more keys than a 64 KiB budget holds in one pass.
+fn many_keys_text() -> String {
     let mut text = String::new();
     for i in 0..30_000u32 {
         let id = (i * 7919) % 20_000;
@@ -349,6 +346,28 @@ fn a_fold_over_several_passes_equals_one_pass() {
             _ => text.push_str(&format!("{{\"t\":\"A\",\"id\":{id},\"v\":{i}}}\n")),
         }
     }
+    text
+}
+
+/// A plan's figures (what the verification compares, and more).
+fn figures(p: &Plan) -> (u64, u64, u64, u64, u64, u64) {
+    (
+        p.keys_live,
+        p.keyed_lines,
+        p.lines_in,
+        p.bad_lines,
+        p.unglued,
+        p.keyless_kept,
+    )
+}
+
+/// Keys that do not fit the maps' budget are folded over several passes,
+/// a range of hashes each; the plan is the one a single pass makes.
+#[test]
+fn a_fold_over_several_passes_equals_one_pass() {
+    use crate::fold::Opts;
+    use crate::fold::spans::fold_source;
+    let text = many_keys_text();
     let f = file_of(&text);
     let span = [whole(&f, &text)];
     for tombs in [false, true] {
@@ -367,32 +386,7 @@ fn a_fold_over_several_passes_equals_one_pass() {
             assert_eq!(many.tombs, one.tombs);
             assert_eq!(many.newlines, one.newlines);
             assert!(!one.newlines.is_empty() && !one.bad.is_empty());
-            let figures = |p: &Plan| {
-                (
-                    p.keys_live,
-                    p.keyed_lines,
-                    p.lines_in,
-                    p.bad_lines,
-                    p.unglued,
-                    p.keyless_kept,
-                )
-            };
             assert_eq!(figures(&many), figures(&one));
-            // Counting the live keys without their ranges (the
-            // verification's fold): the same figures in one pass or many.
-            for budget in [usize::MAX, 64 << 10] {
-                let counted = Opts {
-                    count_only: true,
-                    ..opts(budget)
-                };
-                let counted = fold_source(&spec(), &span[..], counted).unwrap();
-                assert_eq!(figures(&counted), figures(&one), "budget {budget}");
-                assert!(
-                    budget == usize::MAX || counted.passes > 2,
-                    "{}",
-                    counted.passes
-                );
-            }
             // Every line hashed once, in the first pass only.
             let lines = |p: &Plan| {
                 let d = p.digest.as_ref().unwrap();
@@ -424,6 +418,47 @@ fn a_fold_over_several_passes_equals_one_pass() {
                 assert_eq!(figures(&p), figures(&one), "{at}");
                 assert_eq!(lines(&p), lines(&one), "{at}");
             }
+        }
+    }
+}
+
+/// Counting the live keys without their ranges (`Opts::count_only`, the
+/// verification's fold) gives the figures and digest of the full fold, in
+/// one pass or many, and keeps no keyed range.
+#[test]
+fn a_fold_that_only_counts_gives_the_full_folds_figures() {
+    use crate::fold::Opts;
+    use crate::fold::spans::fold_source;
+    let text = many_keys_text();
+    let f = file_of(&text);
+    let span = [whole(&f, &text)];
+    for threads in [1, 3] {
+        let opts = |budget, count_only| Opts {
+            budget,
+            digest: true,
+            count_only,
+            ..Opts::compaction(threads, 1 << 10)
+        };
+        let full = fold_source(&spec(), &span[..], opts(usize::MAX, false)).unwrap();
+        for budget in [usize::MAX, 64 << 10] {
+            let counted = fold_source(&spec(), &span[..], opts(budget, true)).unwrap();
+            let at = format!("budget {budget}, {threads} threads");
+            assert_eq!(figures(&counted), figures(&full), "{at}");
+            let sum = |p: &Plan| p.digest.as_ref().map(|d| (d.sum, d.lines));
+            assert_eq!(sum(&counted), sum(&full), "{at}");
+            assert!(
+                budget == usize::MAX || counted.passes > 2,
+                "{at}: {}",
+                counted.passes
+            );
+            // Only the keyless lines' ranges are kept.
+            let kept_lines: usize = counted
+                .keep
+                .iter()
+                .map(|r| text[r.start as usize..r.end as usize].matches('\n').count())
+                .sum();
+            assert_eq!(kept_lines as u64, full.keyless_kept, "{at}");
+            assert!(full.keyless_kept > 0 && full.keys_live > 0);
         }
     }
 }
