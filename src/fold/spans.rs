@@ -294,25 +294,28 @@ pub fn locate_bad<'a>(segs: &[FileSpan<'a>], bad: &[Bad]) -> Vec<(FileSpan<'a>, 
         .collect()
 }
 
-/// Pieces in output order: (span, file range, `\n` after it).
-fn output_pieces(
-    bounds: &[(u64, u64)],
-    ranges: &[Range],
-    newlines: &[u64],
-) -> Vec<(usize, Range, bool)> {
-    let mut pieces: Vec<(usize, Range, bool)> = Vec::new();
-    for (piece, nl) in super::split_at_newlines(ranges, newlines) {
+/// Pieces in output order: (span, file range, `\n` after it), made as
+/// they are consumed: a plan over millions of live keys has as many, and
+/// a list of them (32 bytes each) held the write's memory in proportion.
+fn output_pieces<'a>(
+    bounds: &'a [(u64, u64)],
+    ranges: &'a [Range],
+    newlines: &'a [u64],
+) -> impl Iterator<Item = (usize, Range, bool)> + 'a {
+    super::split_at_newlines(ranges, newlines).flat_map(move |(piece, nl)| {
         let located = locate_in(bounds, std::slice::from_ref(&piece));
         let last = located.len().saturating_sub(1);
-        pieces.extend(
-            located
-                .into_iter()
-                .enumerate()
-                .map(|(i, (k, r))| (k, r, nl && i == last)),
-        );
-    }
-    pieces
+        located
+            .into_iter()
+            .enumerate()
+            .map(move |(i, (k, r))| (k, r, nl && i == last))
+    })
 }
+
+/// At most this many ranges are copied in one call: what a copy holds
+/// beside the plan stays bounded, however many pieces lie between two
+/// inserted `\n`s in one file.
+const GROUP_MAX: usize = 1 << 14;
 
 /// Copy the kept virtual `ranges` of `src` to `dst` in order, with a `\n`
 /// after each of `newlines`, one file open at a time. Returns the bytes
@@ -323,30 +326,28 @@ pub(crate) fn copy_spans<S: Source + ?Sized>(
     newlines: &[u64],
     dst: &mut impl io::Write,
 ) -> io::Result<u64> {
-    let pieces = output_pieces(&src.bounds(), ranges, newlines);
+    let bounds = src.bounds();
+    let mut pieces = output_pieces(&bounds, ranges, newlines).peekable();
     let mut total = 0;
-    let mut i = 0;
-    while i < pieces.len() {
-        let k = pieces[i].0;
-        let j = i + pieces[i..].iter().take_while(|p| p.0 == k).count();
+    while let Some(&(k, _, _)) = pieces.peek() {
         total += src.with_file(k, |f| {
             // Ranges up to each inserted `\n` go in one call: its window
             // serves neighbouring ranges (a call per range read a fresh
             // 1 MiB for each line).
-            let mut n = 0;
-            let mut batch = Vec::new();
-            for &(_, r, nl) in &pieces[i..j] {
+            let (mut n, mut batch) = (0, Vec::new());
+            while let Some((_, r, nl)) = pieces.next_if(|p| p.0 == k) {
                 batch.push(r);
-                if nl {
+                if nl || batch.len() == GROUP_MAX {
                     n += super::copy_ranges(f, &batch, dst)?;
                     batch.clear();
+                }
+                if nl {
                     dst.write_all(b"\n")?;
                     n += 1;
                 }
             }
             Ok(n + super::copy_ranges(f, &batch, dst)?)
         })?;
-        i = j;
     }
     Ok(total)
 }
@@ -365,29 +366,24 @@ pub fn write_spans(
     if segs.len() == 1 && segs[0].start == 0 && newlines.is_empty() {
         return super::write_ranges_at(segs[0].file, ranges, dst, threads);
     }
-    let pieces = output_pieces(&segs.bounds(), ranges, newlines);
-    let (mut out_at, mut staging) = (0, Vec::new());
-    let mut i = 0;
-    while i < pieces.len() {
-        let k = pieces[i].0;
-        let mut group = Vec::new();
-        while i < pieces.len() && pieces[i].0 == k {
-            group.push(pieces[i].1);
-            let nl = pieces[i].2;
-            i += 1;
+    let bounds = segs.bounds();
+    let mut pieces = output_pieces(&bounds, ranges, newlines).peekable();
+    let (mut out_at, mut staging, mut group) = (0, Vec::new(), Vec::new());
+    while let Some(&(k, _, _)) = pieces.peek() {
+        group.clear();
+        let mut nl = false;
+        while group.len() < GROUP_MAX
+            && let Some((_, r, n)) = pieces.next_if(|p| p.0 == k)
+        {
+            group.push(r);
+            nl = n;
             if nl {
                 break;
             }
         }
-        out_at += copy_share(
-            segs[k].file,
-            &group,
-            dst,
-            out_at,
-            (BUF, READ_GAP),
-            &mut staging,
-        )?;
-        if pieces[i - 1].2 {
+        let at = (BUF, READ_GAP);
+        out_at += copy_share(segs[k].file, &group, dst, out_at, at, &mut staging)?;
+        if nl {
             std::os::unix::fs::FileExt::write_all_at(dst, b"\n", out_at)?;
             out_at += 1;
         }

@@ -91,3 +91,71 @@ fn locate_splits_a_range_at_a_span_boundary() {
     let got: Vec<(usize, u64, u64)> = got.iter().map(|(k, r)| (*k, r.start, r.end)).collect();
     assert_eq!(got, vec![(0, 7, 10), (1, 0, 3), (2, 0, 1), (2, 2, 5)]);
 }
+
+/// Both writers of a plan over several files put out its ranges'
+/// bytes in order with the `\n`s inserted, for more pieces than one
+/// copy takes (`GROUP_MAX`), ranges crossing span boundaries, and
+/// stretches with and without inserted `\n`s.
+#[test]
+fn spans_are_written_as_the_ranges_bytes_with_the_inserted_newlines() {
+    let a: Vec<u8> = (0..200_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let b: Vec<u8> = (0..100_000u32).map(|i| b'A' + (i % 26) as u8).collect();
+    let ((at, af), (bt, bf)) = (file(&a), file(&b));
+    let segs = [
+        FileSpan {
+            file: &af,
+            path: at.path(),
+            start: 150_000,
+            end: 200_000,
+        },
+        FileSpan {
+            file: &bf,
+            path: bt.path(),
+            start: 0,
+            end: 100_000,
+        },
+        FileSpan {
+            file: &af,
+            path: at.path(),
+            start: 0,
+            end: 150_000,
+        },
+    ];
+    let virt: Vec<u8> = [&a[150_000..], &b[..], &a[..150_000]].concat();
+    // 3-byte ranges 5 apart, a few long ones across the boundaries.
+    let mut ranges: Vec<Range> = (0..60_000u64)
+        .map(|i| Range {
+            start: i * 5,
+            end: i * 5 + 3,
+        })
+        .filter(|r| r.start < 49_990 || r.start > 150_010)
+        .collect();
+    ranges.push(Range {
+        start: 49_992,
+        end: 150_008,
+    });
+    ranges.sort_unstable();
+    // Newlines after some pieces, none in the middle stretch.
+    let newlines: Vec<u64> = ranges
+        .iter()
+        .filter(|r| r.start % 35 == 0 && r.start < 200_000)
+        .map(|r| r.end)
+        .chain([50_010, 150_008])
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut want = Vec::new();
+    for (r, nl) in super::super::split_at_newlines(&ranges, &newlines) {
+        want.extend_from_slice(&virt[r.start as usize..r.end as usize]);
+        if nl {
+            want.push(b'\n');
+        }
+    }
+    assert!(ranges.len() > 2 * GROUP_MAX && newlines.len() > 1000);
+    let out = tempfile::tempfile().unwrap();
+    let n = write_spans(&segs, &ranges, &newlines, &out, 2).unwrap();
+    assert_eq!(read_all(&out, n), want);
+    let mut copied = Vec::new();
+    let n = copy_spans(&segs[..], &ranges, &newlines, &mut copied).unwrap();
+    assert_eq!((n as usize, copied), (want.len(), want));
+}
