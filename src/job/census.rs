@@ -256,8 +256,8 @@ mod linux {
     /// for good if it dropped privileges without exec. Counted unreadable at
     /// that moment, it made one run of a class-B store swap (an incomplete
     /// census), which detached the writer for its life; so one that just
-    /// started is read again a few times, 5 ms apart, before it counts as
-    /// unreadable.
+    /// started is read again, 5 ms apart, up to [`REREADS`] times, before
+    /// it counts as unreadable.
     fn read_fd_dir(pid: u32) -> std::io::Result<std::fs::ReadDir> {
         let fd_dir = format!("/proc/{pid}/fd");
         let mut tries = 0;
@@ -265,7 +265,7 @@ mod linux {
             match std::fs::read_dir(&fd_dir) {
                 Err(e)
                     if e.kind() == std::io::ErrorKind::PermissionDenied
-                        && tries < 3
+                        && tries < REREADS
                         && ours(pid)
                         && just_started(pid) =>
                 {
@@ -276,6 +276,14 @@ mod linux {
             }
         }
     }
+
+    /// How many times [`read_fd_dir`] reads a just-started, undumpable
+    /// process of our own user again, 5 ms apart. 3 (15 ms) was not
+    /// enough on a loaded 2-core machine: a fresh CI run with builds
+    /// beside it counted a test's just-switched writer unreadable, and a
+    /// class-B store swapped. The switch to exec takes longer under
+    /// load; 40 (200 ms at most) is paid only while such a process exists.
+    const REREADS: u32 = 40;
 
     /// Whether `pid` started less than 2 s ago (`starttime`, field 22 of
     /// `/proc/<pid>/stat`, against `/proc/uptime`): one that has been
