@@ -83,6 +83,7 @@ mod ops;
 mod paths;
 mod plan;
 mod replay;
+mod rng;
 mod schedule;
 mod status;
 pub mod testing;

@@ -13,11 +13,15 @@
 //!   `status` report the holder;
 //! - [`DemoLog`]: the demo's realistic log generator;
 //! - [`CronFields`]: the cron-to-systemd/launchd translation, checked
-//!   against the OS's own calendar evaluation.
+//!   against the OS's own calendar evaluation;
+//! - [`XorShift`]: the fixed-seed randomness of the unit and integration
+//!   tests (deterministic in CI, seeds from the environment where a test
+//!   offers a long search).
 
 pub use crate::demo::DemoLog;
 pub use crate::failpoint::{Failpoint, Kind as FailpointKind, Pipeline as FailpointPipeline};
 pub use crate::job::lock::{StoreLock, Wait};
 pub use crate::job::quarantine::{Entry as QuarantineEntry, read as read_quarantine};
 pub use crate::job::record::RunRecords;
+pub use crate::rng::XorShift;
 pub use crate::schedule::install::calendar::CronFields;

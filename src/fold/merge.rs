@@ -430,13 +430,8 @@ mod tests {
     /// dropped, however the offsets cluster and for any thread count.
     #[test]
     fn the_binned_gather_equals_one_sort() {
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut rnd = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = crate::rng::XorShift::new(0x9e37_79b9_7f4a_7c15);
+        let mut rnd = move || rng.next_u64();
         for (runs_n, per_run, spread) in
             [(0, 0, 1), (1, 3, 10), (16, 500, 1 << 20), (8, 2000, 50_000)]
         {

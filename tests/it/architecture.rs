@@ -18,7 +18,7 @@ const MAX_FN_LINES: usize = 80;
 /// Layers, lowest first: a node may import from its own layer or below.
 /// The longest matching prefix gives a node's layer.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("base", &["error", "failpoint", "exit_code"]),
+    ("base", &["error", "failpoint", "exit_code", "rng"]),
     ("io", &["io", "ops::memory"]),
     ("fold", &["fold"]),
     (

@@ -10,17 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::common::*;
+use logkeeper::testing::XorShift;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+use crate::common::*;
 
 type Key = (String, String);
 
@@ -70,7 +62,7 @@ fn killed_at_random_instants(strategy: &str, kills: usize) {
                 | 1
         });
     eprintln!("LOGKEEPER_KILL_SEED={seed}");
-    let mut rng = Rng(seed);
+    let mut rng = XorShift::new(seed);
 
     let env = Env::new();
     let log = env.path("events.jsonl");
@@ -117,7 +109,7 @@ fn killed_at_random_instants(strategy: &str, kills: usize) {
     let full = t.elapsed();
     let mut mid_run = 0;
     for k in 0..kills {
-        let at = Duration::from_micros(rng.next() % (full.as_micros() as u64 * 6 / 5 + 1));
+        let at = Duration::from_micros(rng.next_u64() % (full.as_micros() as u64 * 6 / 5 + 1));
         let mut child = env.lk(["sync", "now", "--force", "--wait"]).spawn();
         // The kill instant itself is the randomised variable under test.
         std::thread::sleep(at);
@@ -174,7 +166,7 @@ fn carry_window_killed_at_random_instants_loses_nothing() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x9E37_79B9_7F4A_7C15u64);
     eprintln!("LOGKEEPER_KILL_SEED={seed}");
-    let mut rng = Rng(seed);
+    let mut rng = XorShift::new(seed);
     let env = Env::new();
     let log = env.path("events.jsonl");
     gen_log(&log, 5_000, 500, 0, false);
@@ -258,7 +250,7 @@ while not os.path.exists(stop):
     let full = t.elapsed();
     let mut mid_run = 0;
     for k in 0..kills {
-        let at = Duration::from_micros(rng.next() % (full.as_micros() as u64 + 1));
+        let at = Duration::from_micros(rng.next_u64() % (full.as_micros() as u64 + 1));
         let mut child = env.lk(["sync", "now", "--force", "--wait"]).spawn();
         // The kill instant itself is the randomised variable under test.
         std::thread::sleep(at);

@@ -23,6 +23,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use logkeeper::testing::XorShift;
+
 use serde_json::Value;
 
 use crate::common::*;
@@ -786,13 +788,8 @@ fn app_scenario(kill: bool, deploy: Deploy) -> AppRun {
         gates: Default::default(),
         status: String::new(),
     };
-    let mut rng = 0x2545F4914F6CDD1Du64 ^ kill as u64;
-    let mut next = || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut rng = XorShift::new(0x2545F4914F6CDD1Du64 ^ kill as u64);
+    let mut next = || rng.next_u64();
     let ino = |p: &Path| std::fs::metadata(p).map(|m| m.ino()).unwrap();
     let lk = |args: &[&str]| lk_as(&env, user, args);
     let deadline = Instant::now() + Duration::from_secs(120);

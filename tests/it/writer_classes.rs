@@ -15,6 +15,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use logkeeper::testing::XorShift;
+
 use serde_json::Value;
 
 use crate::common::*;
@@ -107,16 +109,6 @@ struct Figures {
     duplicated: u64,
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 /// Run `classes` on one log while compacting it `runs` times (SIGKILLing
 /// about one run in three at a random instant when `kill`), stop them, run
 /// once more, and compare the fold with each writer's truth.
@@ -134,7 +126,7 @@ fn scenario(classes: &[char], keep_rotated: u32, runs: u64, kill: bool) -> Figur
             .all(|w| text.contains(&format!("\"{}\"", w.name)))
     });
     let mut f = Figures::default();
-    let mut rng = Rng(0x9e3779b97f4a7c15 ^ keep_rotated as u64 ^ (kill as u64) << 7);
+    let mut rng = XorShift::new(0x9e3779b97f4a7c15 ^ keep_rotated as u64 ^ (kill as u64) << 7);
     let deadline = Instant::now() + Duration::from_secs(120);
     while f.compactions < runs {
         assert!(
@@ -142,10 +134,10 @@ fn scenario(classes: &[char], keep_rotated: u32, runs: u64, kill: bool) -> Figur
             "only {} of {runs} runs rewrote the log in 120 s: {f:?}",
             f.compactions
         );
-        if kill && rng.next().is_multiple_of(3) {
+        if kill && rng.next_u64().is_multiple_of(3) {
             let mut child = env.lk(["sync", "now", "--force", "--wait"]).spawn();
             // The kill instant is the randomised variable under test.
-            std::thread::sleep(Duration::from_micros(rng.next() % 40_000));
+            std::thread::sleep(Duration::from_micros(rng.next_u64() % 40_000));
             if child.try_wait().unwrap().is_none() {
                 f.kills += 1;
             }

@@ -65,13 +65,8 @@ fn removal_keeps_every_other_key_reachable() {
 /// kept stays reachable from its home.
 #[test]
 fn keys_kept_by_a_retain_stay_reachable_when_probe_runs_wrap() {
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rng = crate::rng::XorShift::new(0x9e37_79b9_7f4a_7c15);
+    let mut next = move || rng.next_u64();
     for round in 0..300 {
         let mut m = KeyMap::default();
         // 1024 slots; up to 700 keys whose homes sit in a few windows,

@@ -192,13 +192,8 @@ fn split_eager(ranges: &[Range], newlines: &[u64]) -> Vec<(Range, bool)> {
 
 #[test]
 fn pieces_at_newlines_are_the_ranges_cut_at_each_newline() {
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = |m: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % m
-    };
+    let mut rng = crate::rng::XorShift::new(0x9e37_79b9_7f4a_7c15);
+    let mut next = |m: u64| rng.below(m);
     for _ in 0..2000 {
         let (mut ranges, mut at) = (Vec::new(), 0);
         for _ in 0..next(6) {

@@ -7,17 +7,9 @@ use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::*;
+use logkeeper::testing::XorShift;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+use super::*;
 
 fn runs() -> usize {
     if std::env::var("LOGKEEPER_LONG_TESTS").is_ok_and(|v| v == "1") {
@@ -97,7 +89,7 @@ fn runs_with_kills(
     env: &Env,
     dir: &Path,
     runs: usize,
-    rng: &mut Rng,
+    rng: &mut XorShift,
     mut check: impl FnMut(usize),
 ) -> usize {
     let t = Instant::now();
@@ -107,7 +99,7 @@ fn runs_with_kills(
     for k in 0..runs {
         let mut child = env.lk(["sync", "now", "--force", "--wait"]).spawn();
         if k % 4 != 3 {
-            let at = Duration::from_micros(rng.next() % (full.as_micros() as u64 * 6 / 5 + 1));
+            let at = Duration::from_micros(rng.next_u64() % (full.as_micros() as u64 * 6 / 5 + 1));
             // The kill instant itself is the randomised variable under test.
             std::thread::sleep(at);
             if child.try_wait().unwrap().is_none() {
@@ -171,7 +163,7 @@ fn pruned_ranges(env: &Env) -> Vec<(u64, u64)> {
 
 #[test]
 fn retention_under_random_kills_keeps_a_gap_free_suffix_and_names_every_prune() {
-    let mut rng = Rng(seed());
+    let mut rng = XorShift::new(seed());
     let env = Env::new();
     let dir = env.path("feed");
     let ledger = env.path("written.jsonl");
@@ -247,7 +239,7 @@ fn retention_under_random_kills_keeps_a_gap_free_suffix_and_names_every_prune() 
 
 #[test]
 fn compaction_under_random_kills_keeps_the_fold_of_everything_written() {
-    let mut rng = Rng(seed());
+    let mut rng = XorShift::new(seed());
     let env = Env::new();
     let dir = env.path("feed");
     let ledger = env.path("written.jsonl");
