@@ -348,7 +348,11 @@ impl KeyMap {
     }
 
     fn grow(&mut self) {
-        let cap = (self.slots.len() * 2).max(MIN_SLOTS);
+        let n = self.slots.len();
+        if self.slots.double_in_place() {
+            return rehash_doubled(&mut self.slots, n);
+        }
+        let cap = (n * 2).max(MIN_SLOTS);
         let old = std::mem::replace(&mut self.slots, Table::zeroed(cap));
         let mask = cap - 1;
         for &s in old.iter().filter(|s| s.hash != 0) {
@@ -379,7 +383,9 @@ impl KeyMap {
     }
 
     /// The bytes the map holds at the peak of its next growth: the old
-    /// slots, the doubled ones, and the arena.
+    /// slots, the doubled ones, and the arena. A doubling in place holds
+    /// only the doubled ones; the bound is the copy's, which any table
+    /// falls back to where it cannot grow in place.
     pub(crate) fn grow_peak_bytes(&self) -> usize {
         3 * self.slots.len().max(512) * std::mem::size_of::<Slot>() + self.arena.capacity()
     }
@@ -474,6 +480,9 @@ impl KeyMap {
             .map(|s| (s.hash, self.key_of(s), s.entry))
     }
 }
+
+mod doubling;
+use doubling::rehash_doubled;
 
 #[cfg(test)]
 mod tests;

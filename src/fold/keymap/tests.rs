@@ -192,3 +192,66 @@ fn a_map_with_room_holds_its_keys_without_growing_and_respects_the_budget() {
     assert_eq!(KeyMap::with_room(0, usize::MAX).slots(), 0);
     assert_eq!(KeyMap::with_room(1 << 30, 1000).slots(), 0);
 }
+
+/// Growth past a huge table doubles it in place (`rehash_doubled`): every
+/// key stays reachable, with a fifth of them under hashes whose homes are
+/// the last slots of any table, so probe runs wrap in the old table and in
+/// the new one, and whose equal hashes only the bytes tell apart.
+#[test]
+fn keys_stay_reachable_when_the_table_doubles_in_place_and_runs_wrap() {
+    let mut m = KeyMap::default();
+    let key = |i: u64| format!("k{i}").into_bytes();
+    let hash = |i: u64| match i % 5 {
+        0 => u64::MAX - i % 37,
+        _ => hash_key(&key(i)),
+    };
+    let n = 400_000;
+    for i in 0..n {
+        assert!(!m.upsert(hash(i), &key(i), e(i)), "key {i}");
+    }
+    assert!(m.slots() * std::mem::size_of::<Slot>() > 4 * crate::io::table::HUGE);
+    for i in 0..n {
+        assert_eq!(m.get(hash(i), &key(i)), Some(e(i)), "key {i}");
+    }
+    assert_eq!(m.len(), n as usize);
+    assert_eq!(m.iter().count(), n as usize);
+}
+
+/// `rehash_doubled` over fake tables: an old table of 8 slots with a run
+/// wrapping its end, doubled, puts each key at the slot a fresh insert
+/// order would allow: reachable from its home through full slots only.
+#[test]
+fn a_doubled_table_rehashes_each_key_reachable_from_its_home() {
+    for seed in 0..500u64 {
+        let mut rng = crate::rng::XorShift::new(seed + 1);
+        let n = 8;
+        let mut m = KeyMap {
+            slots: Table::zeroed(n),
+            ..KeyMap::default()
+        };
+        let keys = 1 + rng.next_u64() as usize % 5;
+        for k in 0..keys as u64 {
+            // Homes crowd the last slots; the bit above the old mask
+            // picks the new half.
+            let h = 1 + (rng.next_u64() % 4 + 4) + (rng.next_u64() % 2) * 8 + (k << 8);
+            m.upsert(h, &k.to_le_bytes(), e(k));
+        }
+        let mut big = Table::<Slot>::zeroed(2 * n);
+        big[..n].copy_from_slice(&m.slots);
+        rehash_doubled(&mut big, n);
+        m.slots = big;
+        for k in 0..keys as u64 {
+            let h = m
+                .iter()
+                .find(|(_, key, _)| *key == k.to_le_bytes())
+                .map(|(h, _, _)| h);
+            let h = h.unwrap_or_else(|| panic!("seed {seed}: key {k} lost"));
+            assert_eq!(
+                m.get(h, &k.to_le_bytes()),
+                Some(e(k)),
+                "seed {seed} key {k}"
+            );
+        }
+        assert_eq!(m.iter().count(), keys, "seed {seed}");
+    }
+}
