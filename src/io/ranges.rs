@@ -206,10 +206,10 @@ pub(crate) fn copy_share(
         let copied = copy_ranges_mapped(src, ranges, &mut out).and_then(|_| out.flush());
         *staging = std::mem::take(&mut out.buf);
         copied?;
-        // The part's last bytes too: the fsync then finds them on their way.
-        if out.at > out.synced {
-            start_writeback(dst, out.synced, out.at - out.synced);
-        }
+        // A part's bytes past its last step are left to the fsync, which
+        // runs beside the verification and is done well before it: each
+        // writeback started here (one per part, 16 on the standard
+        // workload) cost the write itself ~0.15 ms of submitting I/O.
         Ok(out.at - out_at)
     }
     #[cfg(not(target_os = "linux"))]
