@@ -45,13 +45,24 @@ pub(crate) struct Table<T: Zeroable> {
     map: Mapping,
 }
 
-/// A reservation of address space: the whole mapping, and how many bytes
-/// from the table's start it allows.
+/// A reservation of address space: the whole mapping (`base` `None`:
+/// none), and how many bytes from the table's start it allows.
 #[derive(Clone, Copy, Default)]
 struct Mapping {
-    base: usize,
+    base: Option<NonNull<u8>>,
     len: usize,
     room: usize,
+}
+
+impl Mapping {
+    /// Where a table in the reservation starts: its first [`HUGE`] boundary.
+    fn start(&self) -> Option<NonNull<u8>> {
+        let base = self.base?;
+        let skip = base.as_ptr().addr().next_multiple_of(HUGE) - base.as_ptr().addr();
+        // SAFETY: `reserve` maps `HUGE` bytes more than the room, so the
+        // boundary lies inside the mapping.
+        Some(unsafe { base.add(skip) })
+    }
 }
 
 // SAFETY: the table owns its elements like a `Box<[T]>`.
@@ -77,10 +88,13 @@ impl<T: Zeroable> Table<T> {
         };
         if layout.size() >= HUGE
             && let Some(map) = reserve(layout.size())
+            && let Some(start) = map.start()
         {
-            let ptr = NonNull::new((map.base.next_multiple_of(HUGE)) as *mut T)
-                .expect("a mapping is never at address 0");
-            return Table { ptr, len, map };
+            return Table {
+                ptr: start.cast::<T>(),
+                len,
+                map,
+            };
         }
         // SAFETY: the layout has a non-zero size (checked by `layout`).
         let raw = unsafe { alloc(layout) };
@@ -104,10 +118,10 @@ impl<T: Zeroable> Table<T> {
     /// reservation, another OS): the caller then copies into a new table.
     pub(crate) fn double_in_place(&mut self) -> bool {
         let (now, want) = (self.len * size_of::<T>(), 2 * self.len * size_of::<T>());
-        if self.map.len == 0 || want > self.map.room || want == 0 {
+        if self.map.base.is_none() || want > self.map.room || want == 0 {
             return false;
         }
-        if !allow(self.ptr.as_ptr() as usize + now, want - now) {
+        if !allow(self.ptr.cast::<u8>(), now, want) {
             return false;
         }
         self.len *= 2;
@@ -128,7 +142,7 @@ impl<T: Zeroable> Table<T> {
 
 impl<T: Zeroable> Drop for Table<T> {
     fn drop(&mut self) {
-        if self.map.len > 0 {
+        if self.map.base.is_some() {
             return unmap(self.map);
         }
         if let Some(layout) = Self::layout(self.len) {
@@ -154,13 +168,15 @@ impl<T: Zeroable> DerefMut for Table<T> {
 }
 
 /// The address space a huge table of `size` bytes reserves: room to
-/// double several times where it lies (address space is plentiful, and
-/// unused reservation costs no memory).
+/// double three times where it lies, more than a key map's budget lets it
+/// (unused reservation costs no memory; but it counts against a `ulimit
+/// -v`, which is why it is not larger).
+#[cfg(any(target_os = "linux", test))]
 fn room_for(size: usize) -> usize {
-    size.saturating_mul(16).max(64 << 20)
+    size.saturating_mul(8).max(32 << 20)
 }
 
-/// Map a reservation for a table of `size` bytes (a multiple of [`HUGE`]):
+/// Map a reservation for a table of `size` bytes (at least [`HUGE`]):
 /// [`room_for`] bytes from a [`HUGE`] boundary, inaccessible but for the
 /// first `size`, advised for huge pages. `None` if the kernel refuses (a
 /// `ulimit -v`, say): the table is then allocated as a small one is.
@@ -184,16 +200,16 @@ fn reserve(size: usize) -> Option<Mapping> {
         return None;
     }
     let map = Mapping {
-        base: base as usize,
+        base: NonNull::new(base.cast::<u8>()),
         len,
         room,
     };
-    let start = map.base.next_multiple_of(HUGE);
-    if !allow(start, size) {
+    let start = map.start()?;
+    if !allow(start, 0, size) {
         unmap(map);
         return None;
     }
-    madvise_huge(start, room);
+    madvise_huge(start.as_ptr().addr(), room);
     Some(map)
 }
 
@@ -202,32 +218,44 @@ fn reserve(_size: usize) -> Option<Mapping> {
     None
 }
 
-/// Make `[at, at + len)` of a reservation readable and writable (its
-/// pages, never touched, read as zeros).
+/// Make bytes `[from, to)` from `start` in a reservation readable and
+/// writable, whole pages (bytes before `from` on its page are already
+/// so; its pages, never touched, read as zeros).
 #[cfg(target_os = "linux")]
-fn allow(at: usize, len: usize) -> bool {
-    // SAFETY: the range lies inside a reservation this module mapped and
-    // still holds; no reference into it exists yet.
+fn allow(start: NonNull<u8>, from: usize, to: usize) -> bool {
+    // SAFETY: sysconf has no preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+        .ok()
+        .filter(|p| p.is_power_of_two())
+        .unwrap_or(4096);
+    let from = (start.as_ptr().addr() + from) / page * page - start.as_ptr().addr();
+    let to = to.next_multiple_of(page);
+    // SAFETY: `start` is a [`HUGE`] boundary, so `from` (rounded down to a
+    // page) is not before it, and `to` is within the room (a multiple of
+    // `HUGE`): the range lies inside a reservation this module mapped and
+    // still holds, and whatever of it is already in use stays readable
+    // and writable.
     unsafe {
         libc::mprotect(
-            at as *mut libc::c_void,
-            len,
+            start.as_ptr().add(from).cast(),
+            to - from,
             libc::PROT_READ | libc::PROT_WRITE,
         ) == 0
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn allow(_at: usize, _len: usize) -> bool {
+fn allow(_start: NonNull<u8>, _from: usize, _to: usize) -> bool {
     false
 }
 
 #[cfg(target_os = "linux")]
 fn unmap(map: Mapping) {
+    let Some(base) = map.base else { return };
     // SAFETY: the whole mapping `reserve` made; the table that lay in it is
     // being dropped, so nothing refers to it any more.
     unsafe {
-        libc::munmap(map.base as *mut libc::c_void, map.len);
+        libc::munmap(base.as_ptr().cast(), map.len);
     }
 }
 
@@ -302,6 +330,11 @@ mod tests {
         if cfg!(target_os = "linux") {
             assert_eq!(n * 8, room_for(len * 8));
         }
+        // A size off any page boundary doubles in place too.
+        let mut odd = Table::<u64>::zeroed(len + 1);
+        odd[len] = 9;
+        assert_eq!(odd.double_in_place(), cfg!(target_os = "linux"));
+        assert!(odd[len] == 9 && odd[len + 1..].iter().all(|&x| x == 0));
         let mut small = Table::<u64>::zeroed(1000);
         assert!(!small.double_in_place());
         assert_eq!(small.len(), 1000);

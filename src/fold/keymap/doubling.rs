@@ -16,7 +16,7 @@ use super::Slot;
 /// key never moves again. So every slot between a key's home and its slot
 /// held a placed key when it was put there, and still holds one: every key
 /// stays reachable, whichever way runs wrapped in the old table or wrap in
-/// the new one. Each step places a key, so it ends after at most `2n`.
+/// the new one. Each step places a key, so there are as many steps as keys.
 pub(super) fn rehash_doubled(slots: &mut [Slot], n: usize) {
     let mask = slots.len() - 1;
     let mut placed = vec![0u64; slots.len().div_ceil(64)];
