@@ -11,15 +11,23 @@
 //!   raise of the trim threshold: large buffers are then mapped and unmapped
 //!   on their own, and an arena's top is trimmed as soon as it is freed.
 //! - [`release_free_memory`] (after each of the daemon's runs) returns the
-//!   free pages left inside every arena.
+//!   free pages left inside every arena, and, in a process tuned so, drops
+//!   the mappings of the code pages the run touched ([`drop_code_pages`]).
 //!
 //! Elsewhere (musl, macOS) both are no-ops: those allocators return memory
 //! by themselves.
 
-/// Fix the allocator's thresholds for a process that idles between runs.
+/// Whether [`release_free_memory`] also drops the executable's code pages:
+/// set by [`tune_for_long_running`], as it acts on the whole process's
+/// code, which in a program that embeds the daemon is not ours to manage.
+static DROP_CODE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Fix the allocator's thresholds for a process that idles between runs,
+/// and have [`release_free_memory`] drop the code pages a run touched.
 /// Process-wide: the `logkeeper daemon` binary calls it; a program that
 /// embeds the daemon decides for itself.
 pub fn tune_for_long_running() {
+    DROP_CODE.store(true, std::sync::atomic::Ordering::Relaxed);
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters; called before the
     // daemon starts any thread that allocates.
@@ -28,21 +36,30 @@ pub fn tune_for_long_running() {
     }
 }
 
-/// Return freed heap memory to the OS, and let go of the program's code
-/// pages a run touched ([`drop_code_pages`]). Cheap when there is nothing
-/// to return.
+/// Return freed heap memory to the OS and, in a process that called
+/// [`tune_for_long_running`], let go of the code pages a run touched
+/// ([`drop_code_pages`]). Cheap when there is nothing to return.
 pub fn release_free_memory() {
+    release(DROP_CODE.load(std::sync::atomic::Ordering::Relaxed));
+}
+
+/// [`release_free_memory`]; returns the bytes of code mappings dropped.
+fn release(drop_code: bool) -> usize {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists.
     unsafe {
         libc::malloc_trim(0);
     }
     #[cfg(target_os = "linux")]
-    drop_code_pages();
+    if drop_code {
+        return drop_code_pages();
+    }
+    let _ = drop_code;
+    0
 }
 
-/// Unmap the pages of the executable's code that are mapped now; returns
-/// how many bytes of mappings it asked for.
+/// Drop the page-table entries of the executable's code (the pages stay
+/// in the page cache); returns how many bytes of mappings it asked for.
 ///
 /// Why: a run touches most of the program's code (4 of its 5.5 MiB on
 /// x86-64), and those pages stay mapped, counted in the daemon's RSS
@@ -151,5 +168,8 @@ Anonymous:           176 kB
             Some(((1, 2), "r-xp", "/x"))
         );
         assert!(drop_code_pages() > 0);
+        // Only a process tuned for it (the daemon binary) drops them.
+        assert_eq!(release(false), 0);
+        assert!(release(true) > 0);
     }
 }
